@@ -1,0 +1,52 @@
+export type { PluginErrorCode, CorralErrorCode, PluginDefinedErrorCode, FieldError, PluginErrorData, PluginErrorOptions } from './plugin-error.js'
+export { PluginError, isPluginError, isPluginErrorCode, isPluginErrorData, corralErrorCodes } from './plugin-error.js'
+export type {
+  AbortSignalLike,
+  CallOptions,
+  HealthStatus,
+  LoadOptions,
+  Plugin,
+  PluginState,
+  Runner,
+} from './plugin.js'
+export type {
+  BinaryEntry,
+  JsonSchema,
+  Manifest,
+  NodeEntry,
+  PluginEntry,
+  PluginRuntime,
+  ResourceRequest,
+  WasmEntry,
+  WasmPoolOptions,
+} from './manifest.js'
+export type {
+  ErrorCodeSpec,
+  GroupSpec,
+  HttpMethod,
+  I18nSpec,
+  JobSpec,
+  MenuItem,
+  MenuLocation,
+  PluginCapabilities,
+  PluginIdentity,
+  Registration,
+  RouteSpec,
+  TemplateSpec,
+  WidgetSize,
+  WidgetSpec,
+} from './registration.js'
+export type { Access, Permission, PermissionType } from './permission.js'
+export { permissionTypes } from './permission.js'
+export type { EffectiveGrant, PolicyStatus, RateLimits, ResourceLimits, ResourcePolicy } from './policy.js'
+export type {
+  HostApi,
+  HostApiMethods,
+  HostCallContext,
+  HostCallHandler,
+  HostMethod,
+  HostMethodArgs,
+  HostMethodResult,
+  LogLevel,
+} from './host-api.js'
+export { hostMethods, logLevels } from './host-api.js'

@@ -1,0 +1,61 @@
+import type { Permission } from './permission.js'
+
+/**
+ * The limits a plugin runs under. Times are in milliseconds. A manifest may ask for smaller or
+ * larger values; the effective value is never above the policy's.
+ */
+export interface ResourceLimits {
+  /** Guest linear memory (WASM) or resident set (gRPC process), in MiB. */
+  memory_mb: number
+  /** How long one `call` may run. */
+  call_timeout: number
+  /** How long `init` (and for gRPC plugins, start and handshake) may take. */
+  init_timeout: number
+  /** How long `shutdown` may take before the plugin is stopped by force. */
+  shutdown_timeout: number
+  /** The largest result one call may return, in bytes. */
+  max_output_bytes: number
+}
+
+/** Per-plugin rate limits; a refusal is `rate_limited` with a retry-after. */
+export interface RateLimits {
+  calls_per_second: number
+  db_queries_per_minute: number
+  http_requests_per_minute: number
+}
+
+/**
+ * Where an administrator stands on a plugin:
+ * - `pending_review`: loaded with the restrictive default grant only, until someone decides;
+ * - `approved`: the policy's grant as set;
+ * - `restricted`: an explicitly smaller grant;
+ * - `blocked`: never loaded.
+ */
+export type PolicyStatus = 'pending_review' | 'approved' | 'restricted' | 'blocked'
+
+/** An administrator's decision about one plugin: what it is granted, and under which limits. */
+export interface ResourcePolicy {
+  plugin: string
+  status: PolicyStatus
+  /** What the administrator grants. The effective grant is this intersected with the request. */
+  grants: Permission[]
+  limits: ResourceLimits
+  rate_limits: RateLimits
+  /** Config keys whose values are secrets: never returned by `config.get`, never logged. */
+  secret_config_keys?: string[]
+  updated_at?: string
+  updated_by?: string
+}
+
+/**
+ * What a plugin actually gets: the intersection of what its manifest requested and what its policy
+ * grants. The runners and the sandboxed host API enforce exactly this.
+ */
+export interface EffectiveGrant {
+  plugin: string
+  status: PolicyStatus
+  permissions: Permission[]
+  limits: ResourceLimits
+  rate_limits: RateLimits
+  secret_config_keys: string[]
+}
