@@ -1,14 +1,14 @@
-export type { PluginErrorCode, CorralErrorCode, PluginDefinedErrorCode, FieldError, PluginErrorData, PluginErrorOptions } from './plugin-error.js'
-export { PluginError, isPluginError, isPluginErrorCode, isPluginErrorData, corralErrorCodes } from './plugin-error.js'
 export type {
-  AbortSignalLike,
-  CallOptions,
-  HealthStatus,
-  LoadOptions,
-  Plugin,
-  PluginState,
-  Runner,
-} from './plugin.js'
+  HostApi,
+  HostApiMethods,
+  HostCallContext,
+  HostCallHandler,
+  HostMethod,
+  HostMethodArgs,
+  HostMethodResult,
+  LogLevel,
+} from './host-api.js'
+export { hostMethods, logLevels } from './host-api.js'
 export type {
   BinaryEntry,
   JsonSchema,
@@ -20,6 +20,33 @@ export type {
   WasmEntry,
   WasmPoolOptions,
 } from './manifest.js'
+export type { Access, Permission, PermissionType } from './permission.js'
+export { permissionTypes } from './permission.js'
+export type {
+  AbortSignalLike,
+  CallOptions,
+  HealthStatus,
+  LoadOptions,
+  Plugin,
+  PluginState,
+  Runner,
+} from './plugin.js'
+export type {
+  CorralErrorCode,
+  FieldError,
+  PluginDefinedErrorCode,
+  PluginErrorCode,
+  PluginErrorData,
+  PluginErrorOptions,
+} from './plugin-error.js'
+export {
+  corralErrorCodes,
+  isPluginError,
+  isPluginErrorCode,
+  isPluginErrorData,
+  PluginError,
+} from './plugin-error.js'
+export type { EffectiveGrant, PolicyStatus, RateLimits, ResourceLimits, ResourcePolicy } from './policy.js'
 export type {
   ErrorCodeSpec,
   GroupSpec,
@@ -36,17 +63,3 @@ export type {
   WidgetSize,
   WidgetSpec,
 } from './registration.js'
-export type { Access, Permission, PermissionType } from './permission.js'
-export { permissionTypes } from './permission.js'
-export type { EffectiveGrant, PolicyStatus, RateLimits, ResourceLimits, ResourcePolicy } from './policy.js'
-export type {
-  HostApi,
-  HostApiMethods,
-  HostCallContext,
-  HostCallHandler,
-  HostMethod,
-  HostMethodArgs,
-  HostMethodResult,
-  LogLevel,
-} from './host-api.js'
-export { hostMethods, logLevels } from './host-api.js'

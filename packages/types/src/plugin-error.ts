@@ -124,7 +124,10 @@ export class PluginError extends Error {
   readonly retryAfterMs: number | undefined
 
   constructor(code: PluginErrorCode, message: string, options: PluginErrorOptions = {}) {
-    super(formatMessage(code, message, options.plugin), options.cause === undefined ? {} : { cause: options.cause })
+    super(
+      formatMessage(code, message, options.plugin),
+      options.cause === undefined ? {} : { cause: options.cause },
+    )
     this.code = code
     this.rawMessage = message
     this.plugin = options.plugin
@@ -140,7 +143,10 @@ export class PluginError extends Error {
     if (reason instanceof PluginError) return reason
     if (isPluginErrorData(reason)) return PluginError.fromData(reason)
     if (reason instanceof Error) {
-      return new PluginError(code, reason.message, { cause: reason, ...(plugin === undefined ? {} : { plugin }) })
+      return new PluginError(code, reason.message, {
+        cause: reason,
+        ...(plugin === undefined ? {} : { plugin }),
+      })
     }
     return new PluginError(code, String(reason), plugin === undefined ? {} : { plugin })
   }

@@ -1,0 +1,118 @@
+import type { FieldError } from '@corral/types'
+import { closest, distance } from 'fastest-levenshtein'
+import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml'
+import type { z } from 'zod'
+
+type PathKey = string | number
+
+/** `resources.permissions[0].scope`: how a field path is written in every Corral error. */
+export function formatFieldPath(path: readonly PathKey[]): string {
+  let out = ''
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out === '' ? key : `.${key}`
+  }
+  return out
+}
+
+/** The keys an object schema at `path` accepts, looking through wrappers, arrays and records. */
+function knownKeysAt(schema: z.ZodType, path: readonly PathKey[]): string[] {
+  let current: z.ZodType | undefined = schema
+  let i = 0
+  while (current !== undefined) {
+    const def = current.def as unknown as Record<string, unknown> & { type: string }
+    switch (def.type) {
+      case 'optional':
+      case 'nullable':
+      case 'default':
+      case 'prefault':
+      case 'readonly':
+        current = def.innerType as z.ZodType
+        continue
+      case 'pipe':
+        current = def.in as z.ZodType
+        continue
+      case 'lazy':
+        current = (def.getter as () => z.ZodType)()
+        continue
+    }
+    if (i === path.length) {
+      return def.type === 'object' ? Object.keys(def.shape as object) : []
+    }
+    const key = path[i++]
+    if (def.type === 'object') current = (def.shape as Record<string, z.ZodType>)[String(key)]
+    else if (def.type === 'array') current = def.element as z.ZodType
+    else if (def.type === 'record') current = def.valueType as z.ZodType
+    else return []
+  }
+  return []
+}
+
+/** A "did you mean" suggestion for a misspelt key, when one is close enough to be a likely typo. */
+function suggestKey(key: string, known: readonly string[]): string | undefined {
+  if (known.length === 0) return undefined
+  const best = closest(key, known as string[])
+  return distance(key, best) <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined
+}
+
+/** Where a field is in the YAML source: the node at `path`, or its nearest ancestor that exists. */
+function positionOf(
+  doc: Document,
+  lines: LineCounter,
+  path: readonly PathKey[],
+  keyNode = false,
+): { line?: number; column?: number } {
+  for (let depth = path.length; depth >= 0; depth--) {
+    let node: Node | undefined
+    if (keyNode && depth === path.length && depth > 0) {
+      const parent = doc.getIn(path.slice(0, -1), true)
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[path.length - 1])
+        node = isScalar(pair?.key) ? pair.key : undefined
+      }
+    } else {
+      const found = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true)
+      node = found !== null && typeof found === 'object' && 'range' in found ? (found as Node) : undefined
+    }
+    const start = node?.range?.[0]
+    if (start !== undefined) {
+      const pos = lines.linePos(start)
+      return { line: pos.line, column: pos.col }
+    }
+  }
+  return {}
+}
+
+/**
+ * Every zod issue as a {@link FieldError}: dotted path, message, and (with a YAML document) the
+ * line and column of the field. Unknown keys become one error each, with a suggestion.
+ */
+export function fieldErrorsFromIssues(
+  issues: readonly z.core.$ZodIssue[],
+  schema: z.ZodType,
+  source?: { doc: Document; lines: LineCounter },
+): FieldError[] {
+  const errors: FieldError[] = []
+  const add = (path: readonly PathKey[], message: string, keyNode = false) => {
+    const error: FieldError = { field: formatFieldPath(path) || '(root)', message }
+    if (source !== undefined) Object.assign(error, positionOf(source.doc, source.lines, path, keyNode))
+    errors.push(error)
+  }
+  for (const issue of issues) {
+    const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol')
+    if (issue.code === 'unrecognized_keys') {
+      const known = knownKeysAt(schema, path)
+      for (const key of issue.keys) {
+        const suggestion = suggestKey(key, known)
+        add(
+          [...path, key],
+          `is not a known field${suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`}`,
+          true,
+        )
+      }
+    } else {
+      add(path, issue.message)
+    }
+  }
+  return errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
+}

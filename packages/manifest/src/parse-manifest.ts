@@ -1,0 +1,168 @@
+import { readFile, realpath, stat } from 'node:fs/promises'
+import path from 'node:path'
+import type { FieldError, Manifest } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { LineCounter, parseDocument } from 'yaml'
+import { fieldErrorsFromIssues } from './field-errors.js'
+import { manifestSchema } from './schema.js'
+
+/** Manifests larger than this are refused before parsing. */
+export const maxManifestBytes = 1 << 20
+
+/** Options of {@link parseManifest}. */
+export interface ParseManifestOptions {
+  /** Where the text came from, for messages (a file path). */
+  source?: string
+}
+
+function invalid(fields: FieldError[], source: string | undefined): PluginError {
+  const where = source === undefined ? 'plugin.yaml' : source
+  const count = fields.length === 1 ? '1 problem' : `${fields.length} problems`
+  const list = fields
+    .map((f) => `  ${f.line === undefined ? '' : `${f.line}:${f.column ?? 1} `}${f.field}: ${f.message}`)
+    .join('\n')
+  return new PluginError('manifest_invalid', `${where} has ${count}:\n${list}`, { fields })
+}
+
+/**
+ * Parses and validates the text of a `plugin.yaml` (JSON is YAML too). Fails with one
+ * `PluginError('manifest_invalid')` whose `fields` list every problem with its line and column.
+ *
+ * @example
+ * const manifest = parseManifest(await readFile('plugin.yaml', 'utf8'))
+ */
+export function parseManifest(text: string, options: ParseManifestOptions = {}): Manifest {
+  if (typeof text !== 'string') {
+    throw new PluginError('manifest_invalid', 'a manifest must be text', {
+      fields: [{ field: '(root)', message: 'must be text' }],
+    })
+  }
+  if (Buffer.byteLength(text) > maxManifestBytes) {
+    throw invalid([{ field: '(root)', message: `is larger than ${maxManifestBytes} bytes` }], options.source)
+  }
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    const fields = doc.errors.map((e): FieldError => {
+      const pos = e.linePos?.[0]
+      return {
+        field: '(yaml)',
+        message: e.message.split('\n')[0] ?? e.message,
+        line: pos?.line,
+        column: pos?.col,
+      }
+    })
+    throw invalid(fields, options.source)
+  }
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: 50 })
+  } catch (cause) {
+    // toJS throws for alias bombs and similar hostile documents.
+    throw new PluginError(
+      'manifest_invalid',
+      `${options.source ?? 'plugin.yaml'}: ${(cause as Error).message}`,
+      {
+        fields: [{ field: '(yaml)', message: (cause as Error).message }],
+        cause,
+      },
+    )
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(
+      [
+        {
+          field: '(root)',
+          message: 'must be a mapping of fields (name, version, runtime, ...)',
+          line: 1,
+          column: 1,
+        },
+      ],
+      options.source,
+    )
+  }
+  const result = manifestSchema.safeParse(value)
+  if (!result.success)
+    throw invalid(fieldErrorsFromIssues(result.error.issues, manifestSchema, { doc, lines }), options.source)
+  return result.data
+}
+
+/** The paths of a manifest that must resolve inside the plugin's folder, with their field paths. */
+function manifestPaths(manifest: Manifest): Array<{ field: string; value: string }> {
+  const entry = manifest.entry
+  const paths =
+    'wasm' in entry
+      ? [{ field: 'entry.wasm', value: entry.wasm }]
+      : 'binary' in entry
+        ? [{ field: 'entry.binary', value: entry.binary }]
+        : [{ field: 'entry.node', value: entry.node }]
+  manifest.resources.permissions.forEach((perm, i) => {
+    if (perm.type !== 'fs') return
+    perm.scope.forEach((dir, j) => {
+      paths.push({ field: `resources.permissions[${i}].scope[${j}]`, value: dir })
+    })
+  })
+  return paths
+}
+
+/** The deepest existing ancestor of `target` (itself included), resolved through every link. */
+async function realExistingAncestor(target: string): Promise<string> {
+  let current = target
+  for (;;) {
+    try {
+      return await realpath(current)
+    } catch {
+      const parent = path.dirname(current)
+      if (parent === current) return current
+      current = parent
+    }
+  }
+}
+
+/**
+ * Refuses paths of `manifest` that resolve outside `dir` through symbolic links. (Text-level escapes,
+ * `..` and absolute paths, are already refused by {@link parseManifest}.) Paths that do not exist
+ * yet, such as a module the build has not produced, are checked through their existing ancestors.
+ */
+export async function checkManifestPaths(manifest: Manifest, dir: string, source?: string): Promise<void> {
+  const root = await realpath(dir)
+  const fields: FieldError[] = []
+  for (const { field, value } of manifestPaths(manifest)) {
+    const resolved = await realExistingAncestor(path.resolve(root, value))
+    const relative = path.relative(root, resolved)
+    if (relative.startsWith('..') || path.isAbsolute(relative)) {
+      fields.push({ field, message: `resolves outside the plugin's folder (to ${resolved})` })
+    }
+  }
+  if (fields.length > 0) throw invalid(fields, source)
+}
+
+/** A manifest read from disk, with the folder its paths are relative to. */
+export interface LoadedManifest {
+  manifest: Manifest
+  /** The plugin's folder (the manifest file's folder). */
+  dir: string
+  /** The manifest file. */
+  file: string
+}
+
+/**
+ * Reads, parses and checks a `plugin.yaml` file, or the `plugin.yaml` inside a folder.
+ *
+ * @example
+ * const { manifest, dir } = await loadManifest('examples/plugins/hello-wasm')
+ */
+export async function loadManifest(fileOrDir: string): Promise<LoadedManifest> {
+  let file = path.resolve(fileOrDir)
+  let text: string
+  try {
+    if ((await stat(file)).isDirectory()) file = path.join(file, 'plugin.yaml')
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    throw new PluginError('not_found', `cannot read manifest ${file}: ${(cause as Error).message}`, { cause })
+  }
+  const manifest = parseManifest(text, { source: file })
+  const dir = path.dirname(file)
+  await checkManifestPaths(manifest, dir, file)
+  return { manifest, dir, file }
+}

@@ -1,0 +1,71 @@
+import type { FieldError, Manifest, Permission, Registration } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { fieldErrorsFromIssues } from './field-errors.js'
+import { registrationSchema } from './schema.js'
+import { scopeCovers } from './scope-glob.js'
+
+/** Whether some requested permission allows everything `claimed` does. */
+function isRequested(claimed: Permission, requested: readonly Permission[]): boolean {
+  return requested.some(
+    (r) =>
+      r.type === claimed.type &&
+      claimed.access.every((a) => r.access.includes(a)) &&
+      claimed.scope.every((s) => r.scope.some((rs) => scopeCovers(rs, s))),
+  )
+}
+
+/**
+ * Validates what a plugin's `register()` returned against the registration schema and its manifest:
+ * same name and version, and no permission beyond what the manifest requests. Fails with
+ * `load_failed` listing every problem.
+ */
+export function parseRegistration(value: unknown, manifest: Manifest): Registration {
+  const fail = (fields: FieldError[]) => {
+    const list = fields.map((f) => `  ${f.field}: ${f.message}`).join('\n')
+    return new PluginError('load_failed', `register() returned an invalid registration:\n${list}`, {
+      plugin: manifest.name,
+      fields,
+    })
+  }
+  const result = registrationSchema.safeParse(value)
+  if (!result.success) throw fail(fieldErrorsFromIssues(result.error.issues, registrationSchema))
+  const registration = result.data
+  const fields: FieldError[] = []
+  if (registration.name !== manifest.name) {
+    fields.push({ field: 'name', message: `is ${registration.name}, but the manifest says ${manifest.name}` })
+  }
+  if (registration.version !== manifest.version) {
+    fields.push({
+      field: 'version',
+      message: `is ${registration.version}, but the manifest says ${manifest.version}`,
+    })
+  }
+  registration.permissions.forEach((perm, i) => {
+    if (!isRequested(perm, manifest.resources.permissions)) {
+      fields.push({
+        field: `permissions[${i}]`,
+        message: `${perm.type} on ${perm.scope.join(', ')} is not requested by the manifest`,
+      })
+    }
+  })
+  if (fields.length > 0) throw fail(fields)
+  return registration
+}
+
+/** The registration of a plugin that does not describe itself: its manifest's identity and `provides`. */
+export function registrationFromManifest(manifest: Manifest): Registration {
+  const { provides = {} } = manifest
+  const identity = {
+    name: manifest.name,
+    version: manifest.version,
+    ...(manifest.description === undefined ? {} : { description: manifest.description }),
+    ...(manifest.author === undefined ? {} : { author: manifest.author }),
+    ...(manifest.license === undefined ? {} : { license: manifest.license }),
+    ...(manifest.homepage === undefined ? {} : { homepage: manifest.homepage }),
+    ...(manifest.min_host_version === undefined ? {} : { min_host_version: manifest.min_host_version }),
+  }
+  return parseRegistration(
+    { ...identity, ...provides, permissions: manifest.resources.permissions },
+    manifest,
+  )
+}
