@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest'
+import { parseManifest } from './parse-manifest.js'
+import { parseRegistration, registrationFromManifest } from './parse-registration.js'
+
+const manifest = parseManifest(`
+name: stats
+version: 1.0.0
+runtime: wasm
+entry: { wasm: a.wasm }
+resources:
+  permissions:
+    - { type: db, access: [read, write], scope: ["stats_*"] }
+provides:
+  widgets: [{ id: daily, title: Daily, handler: daily_widget }]
+`)
+
+describe('parseRegistration', () => {
+  it('fills defaults for everything a plugin leaves out', () => {
+    expect(parseRegistration({ name: 'stats', version: '1.0.0' }, manifest)).toEqual({
+      name: 'stats',
+      version: '1.0.0',
+      routes: [],
+      menu_items: [],
+      widgets: [],
+      jobs: [],
+      templates: [],
+      error_codes: [],
+      groups: [],
+      hidden_menu_items: [],
+      permissions: [],
+    })
+  })
+
+  it('refuses a registration whose identity differs from the manifest', () => {
+    expect(() => parseRegistration({ name: 'other', version: '2.0.0' }, manifest)).toThrow(
+      expect.objectContaining({
+        code: 'load_failed',
+        fields: [expect.objectContaining({ field: 'name' }), expect.objectContaining({ field: 'version' })],
+      }),
+    )
+  })
+
+  it('refuses a permission the manifest did not request', () => {
+    const claimed = [
+      { type: 'db', access: ['read'], scope: ['stats_daily'] },
+      { type: 'db', access: ['read'], scope: ['users'] },
+    ]
+    expect(() =>
+      parseRegistration({ name: 'stats', version: '1.0.0', permissions: claimed }, manifest),
+    ).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ field: 'permissions[1]' })] }))
+  })
+
+  it('reports malformed capabilities with their path', () => {
+    expect(() =>
+      parseRegistration(
+        { name: 'stats', version: '1.0.0', jobs: [{ id: 'x', cron: 'never', handler: 'x' }] },
+        manifest,
+      ),
+    ).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ field: 'jobs[0].cron' })] }))
+  })
+})
+
+describe('registrationFromManifest', () => {
+  it('builds the registration from identity, provides and requested permissions', () => {
+    const registration = registrationFromManifest(manifest)
+    expect(registration.widgets).toEqual([
+      { id: 'daily', title: 'Daily', handler: 'daily_widget', size: 'medium' },
+    ])
+    expect(registration.permissions).toEqual(manifest.resources.permissions)
+  })
+})
