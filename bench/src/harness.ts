@@ -52,7 +52,11 @@ export async function measureLatency(fn: () => unknown, options: LatencyOptions)
   }
   const elapsedS = (performance.now() - start) / 1000
   const sorted = [...samples].sort((a, b) => a - b)
-  return { median_us: percentile(sorted, 0.5), p99_us: percentile(sorted, 0.99), ops_per_s: options.iterations / elapsedS }
+  return {
+    median_us: percentile(sorted, 0.5),
+    p99_us: percentile(sorted, 0.99),
+    ops_per_s: options.iterations / elapsedS,
+  }
 }
 
 /**
@@ -81,7 +85,11 @@ export async function measureThroughput(
   await run(options.total, samples)
   const elapsedS = (performance.now() - start) / 1000
   samples.sort((a, b) => a - b)
-  return { median_us: percentile(samples, 0.5), p99_us: percentile(samples, 0.99), ops_per_s: options.total / elapsedS }
+  return {
+    median_us: percentile(samples, 0.5),
+    p99_us: percentile(samples, 0.99),
+    ops_per_s: options.total / elapsedS,
+  }
 }
 
 function describeTarget(target: Target, baseline: string | null): string {
@@ -104,7 +112,8 @@ export class BenchReport {
    * and the target judged; a row that misses its target is reported, never thrown.
    */
   add(name: string, m: Measurement, compare?: { baseline?: string; target?: Target }): BenchRow {
-    const baselineRow = compare?.baseline === undefined ? undefined : this.rows.find((r) => r.name === compare.baseline)
+    const baselineRow =
+      compare?.baseline === undefined ? undefined : this.rows.find((r) => r.name === compare.baseline)
     if (compare?.baseline !== undefined && baselineRow === undefined) {
       throw new Error(`bench row ${name}: baseline ${compare.baseline} was not measured before it`)
     }
@@ -115,7 +124,10 @@ export class BenchReport {
       if (target.kind === 'max_us') {
         met = m.median_us <= target.value
       } else if (baselineRow !== undefined) {
-        ratio = target.kind === 'max_ratio' ? m.median_us / baselineRow.median_us : m.ops_per_s / baselineRow.ops_per_s
+        ratio =
+          target.kind === 'max_ratio'
+            ? m.median_us / baselineRow.median_us
+            : m.ops_per_s / baselineRow.ops_per_s
         met = target.kind === 'max_ratio' ? ratio <= target.value : ratio >= target.value
       }
     } else if (baselineRow !== undefined) {

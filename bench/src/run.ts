@@ -18,7 +18,9 @@ const suiteFiles = (await readdir(path.join(here, 'suites')))
 const report = new BenchReport()
 for (const file of suiteFiles) {
   console.error(`bench: ${file}`)
-  const suite = (await import(path.join(here, 'suites', file))) as { default: (r: BenchReport) => Promise<void> }
+  const suite = (await import(path.join(here, 'suites', file))) as {
+    default: (r: BenchReport) => Promise<void>
+  }
   await suite.default(report)
 }
 
@@ -32,7 +34,16 @@ const line = (row: BenchRow) =>
     fmt(row.ratio, 2).padStart(7),
     `${row.target ?? ''}${row.met === false ? '  MISSED' : row.met ? '  met' : ''}`,
   ].join(' ')
-console.log(['row'.padEnd(34), 'median µs'.padStart(10), 'p99 µs'.padStart(10), 'ops/s'.padStart(10), 'ratio'.padStart(7), 'target'].join(' '))
+console.log(
+  [
+    'row'.padEnd(34),
+    'median µs'.padStart(10),
+    'p99 µs'.padStart(10),
+    'ops/s'.padStart(10),
+    'ratio'.padStart(7),
+    'target',
+  ].join(' '),
+)
 for (const row of report.rows) console.log(line(row))
 
 const resultsDir = path.join(here, '..', 'results')

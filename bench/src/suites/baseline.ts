@@ -58,6 +58,9 @@ export default async function baseline(report: BenchReport): Promise<void> {
       echoWorker.postMessage({ id, data: payload })
     })
   report.add('baseline.worker.postMessage', await measureLatency(roundTrip, { iterations: 20_000 }))
-  report.add('baseline.worker.postMessage.64', await measureThroughput(roundTrip, { total: 100_000, inFlight: 64 }))
+  report.add(
+    'baseline.worker.postMessage.64',
+    await measureThroughput(roundTrip, { total: 100_000, inFlight: 64 }),
+  )
   await echoWorker.terminate()
 }
