@@ -1,0 +1,133 @@
+import type { LogLevel } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
+import { checkExtismImports, extismImports } from './import-object.js'
+import type { ExtismVarAccess, SyncHostCall } from './kernel.js'
+import { ExtismKernel } from './kernel.js'
+
+/** Options of {@link ExtismInstance.create}. */
+export interface ExtismInstanceOptions {
+  /** The compiled plugin, its memory maximum already capped by the runner. */
+  module: WebAssembly.Module
+  hostCall: SyncHostCall
+  vars: ExtismVarAccess
+  /** Imports of other modules the plugin needs, such as `wasi_snapshot_preview1`. */
+  otherImports?: WebAssembly.Imports
+  /** Called with the instance once it exists, before `_initialize` (a WASI reactor binds its memory here). */
+  onInstance?: (instance: WebAssembly.Instance) => void
+  logLevel?: LogLevel
+  /** The cap on the kernel's own memory, in bytes. */
+  maxKernelBytes?: number
+}
+
+/**
+ * One instance of an Extism plugin with its own kernel: what a worker holds for an Extism module in
+ * place of a Corral-ABI instance. Calls are synchronous; the worker around it enforces time.
+ *
+ * @example
+ * const instance = ExtismInstance.create({ module, hostCall, vars: remoteVars(hostCall) })
+ * instance.init({ greeting: 'hi' })
+ * const output = instance.call('greet', new TextEncoder().encode('Ada'))
+ */
+export class ExtismInstance {
+  readonly kernel: ExtismKernel
+  readonly instance: WebAssembly.Instance
+
+  private constructor(kernel: ExtismKernel, instance: WebAssembly.Instance) {
+    this.kernel = kernel
+    this.instance = instance
+  }
+
+  /**
+   * Links `module` against a new kernel and instantiates it, running `_initialize` when exported.
+   * Fails with `load_failed` for an import the kernel does not provide or a failing start.
+   */
+  static create(options: ExtismInstanceOptions): ExtismInstance {
+    checkExtismImports(options.module)
+    const kernelOptions: ConstructorParameters<typeof ExtismKernel>[0] = {
+      hostCall: options.hostCall,
+      vars: options.vars,
+    }
+    if (options.logLevel !== undefined) kernelOptions.logLevel = options.logLevel
+    if (options.maxKernelBytes !== undefined) kernelOptions.maxMemoryBytes = options.maxKernelBytes
+    const kernel = new ExtismKernel(kernelOptions)
+    let instance: WebAssembly.Instance
+    try {
+      instance = new WebAssembly.Instance(options.module, {
+        ...options.otherImports,
+        ...extismImports(kernel),
+      })
+      options.onInstance?.(instance)
+      const initialize = instance.exports._initialize
+      if (typeof initialize === 'function') initialize()
+    } catch (cause) {
+      throw isPluginError(cause)
+        ? cause
+        : new PluginError('load_failed', `the Extism plugin failed to start: ${(cause as Error).message}`, {
+            cause,
+          })
+    }
+    return new ExtismInstance(kernel, instance)
+  }
+
+  /** Hands the plugin its config: what `config_get` reads from now on. */
+  init(config: Record<string, unknown>): void {
+    this.kernel.setConfig(config)
+  }
+
+  /**
+   * Runs export `fn` (`() -> i32`, or no result) with `input` and returns its output. Fails with
+   * `unimplemented` when there is no such export, `plugin_error` with the plugin's message on a set
+   * error or a non-zero return, `plugin_trap` on a trap (the caller discards the instance), or the
+   * code of a host function that failed (`permission_denied` for a refused HTTP host, ...).
+   */
+  call(fn: string, input: Uint8Array): Uint8Array {
+    const exported = Object.hasOwn(this.instance.exports, fn) ? this.instance.exports[fn] : undefined
+    if (typeof exported !== 'function') {
+      throw new PluginError('unimplemented', `the plugin exports no function ${fn}`)
+    }
+    this.kernel.beginCall(input)
+    let rc: unknown
+    try {
+      rc = exported()
+    } catch (cause) {
+      this.kernel.abortCall()
+      if (isPluginError(cause)) throw cause
+      throw new PluginError('plugin_trap', `${fn} trapped: ${(cause as Error).message}`, { cause })
+    }
+    return this.kernel.endCall(fn, typeof rc === 'number' ? rc : 0)
+  }
+}
+
+const encoder = new TextEncoder()
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The bytes an Extism export receives for call arguments: bytes as they are, a string as its UTF-8
+ * text (so `call('count_vowels', 'Hello')` means what it means under Extism), nothing as empty
+ * input, anything else as JSON.
+ */
+export function encodeExtismInput(args: unknown): Uint8Array {
+  if (args instanceof Uint8Array) return args
+  if (args === undefined || args === null) return new Uint8Array(0)
+  if (typeof args === 'string') return encoder.encode(args)
+  return encoder.encode(JSON.stringify(args))
+}
+
+/**
+ * The call result an Extism export's output becomes: `null` when empty, the value when it is JSON,
+ * else the text when it is UTF-8, else the bytes.
+ */
+export function decodeExtismOutput(output: Uint8Array): unknown {
+  if (output.byteLength === 0) return null
+  let text: string
+  try {
+    text = utf8.decode(output)
+  } catch {
+    return output
+  }
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}

@@ -1,0 +1,225 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { checkManifestPaths, formatFieldPath, manifestSchema } from '@corral/manifest'
+import type { FieldError, Manifest } from '@corral/types'
+import { PluginError } from '@corral/types'
+
+/** One module of an Extism manifest: a file in the plugin's folder, or the bytes themselves. */
+export type ExtismWasmSource =
+  | { path: string; name?: string; hash?: string }
+  | { data: Uint8Array | string; name?: string; hash?: string }
+
+/** An Extism manifest, as Extism's SDKs take it (the fields Corral understands). */
+export interface ExtismManifest {
+  wasm: ExtismWasmSource[]
+  /** Config values; what `config_get` returns. */
+  config?: Record<string, string>
+  /** Host globs the plugin may reach with `http_request`. */
+  allowed_hosts?: string[]
+  /** Host directory → guest path; a host directory written `ro:dir` is read-only. */
+  allowed_paths?: Record<string, string>
+  memory?: { max_pages?: number }
+  timeout_ms?: number
+}
+
+/** Options of {@link fromExtismManifest}. */
+export interface FromExtismManifestOptions {
+  /** The plugin's Corral name (an Extism manifest has none). */
+  name: string
+  /** The plugin's version. Default `0.0.0`. */
+  version?: string
+  /** The plugin's folder: `wasm[0].path` and `allowed_paths` are relative to it. */
+  dir: string
+}
+
+/** What an Extism manifest becomes. */
+export interface ExtismConversion {
+  /** A validated Corral manifest; its `resources` request what the Extism manifest allowed. */
+  manifest: Manifest
+  /** The module's bytes, their `hash` checked. */
+  wasm: Uint8Array
+}
+
+const pageBytes = 64 * 1024
+const mib = 1024 * 1024
+const knownFields = new Set(['wasm', 'config', 'allowed_hosts', 'allowed_paths', 'memory', 'timeout_ms'])
+
+/**
+ * Turns an Extism manifest into a Corral {@link Manifest}: `allowed_hosts` becomes an `http`
+ * permission, `allowed_paths` `fs` permissions (`ro:` ones read-only), `memory.max_pages` the
+ * `memory_mb` request (pages × 64 KiB, rounded up to whole MiB), `timeout_ms` the `call_timeout`,
+ * `config` the config defaults. The result is checked by `@corral/manifest`'s schema, so it is as
+ * valid as a parsed `plugin.yaml`.
+ *
+ * A manifest Corral cannot honour fails with `manifest_invalid`, its `fields` written as Extism
+ * fields (`allowed_hosts[1]`): more than one module, a `url` module, a path outside `dir`.
+ * A module whose SHA-256 differs from its `hash` fails with `load_failed`: the manifest is fine,
+ * the module is not the one it names, and a module that does not load is `load_failed` throughout
+ * Corral.
+ *
+ * @example
+ * const { manifest, wasm } = await fromExtismManifest(
+ *   { wasm: [{ path: 'count_vowels.wasm', hash: '93898457...' }], allowed_hosts: ['api.example.com'] },
+ *   { name: 'count-vowels', dir: '/plugins/count-vowels' },
+ * )
+ */
+export async function fromExtismManifest(
+  input: ExtismManifest,
+  options: FromExtismManifestOptions,
+): Promise<ExtismConversion> {
+  const fields = checkShape(input)
+  if (fields.length > 0) throw invalid(fields)
+  const source = input.wasm[0] as ExtismWasmSource
+  const permissions: Array<{ type: string; access?: string[]; scope: string[] }> = []
+  // Where each permission came from, to name Corral's findings in Extism's terms.
+  const origins: Array<(scopeIndex: number) => string> = []
+  if (input.allowed_hosts !== undefined && input.allowed_hosts.length > 0) {
+    permissions.push({ type: 'http', scope: input.allowed_hosts.map((h) => h.toLowerCase()) })
+    origins.push((j) => `allowed_hosts[${j}]`)
+  }
+  for (const hostDir of Object.keys(input.allowed_paths ?? {})) {
+    const readOnly = hostDir.startsWith('ro:')
+    permissions.push({
+      type: 'fs',
+      access: readOnly ? ['read'] : ['read', 'write'],
+      scope: [readOnly ? hostDir.slice(3) : hostDir],
+    })
+    origins.push(() => `allowed_paths.${hostDir}`)
+  }
+  const resources: Record<string, unknown> = { permissions }
+  if (input.memory?.max_pages !== undefined) {
+    resources.memory_mb = Math.max(1, Math.ceil((input.memory.max_pages * pageBytes) / mib))
+  }
+  if (input.timeout_ms !== undefined) resources.call_timeout = `${input.timeout_ms}ms`
+  const entry = 'path' in source ? source.path : `${source.name ?? options.name}.wasm`
+  const candidate = {
+    name: options.name,
+    version: options.version ?? '0.0.0',
+    runtime: 'wasm',
+    entry: { wasm: entry },
+    resources,
+    config: input.config ?? {},
+  }
+  const result = manifestSchema.safeParse(candidate)
+  if (!result.success) {
+    throw invalid(
+      result.error.issues.map((issue) => ({
+        field: extismField(issue.path as Array<string | number>, origins),
+        message: issue.message,
+      })),
+    )
+  }
+  // A path that leaves the folder through a symbolic link is refused like one written with '..'.
+  if ('path' in source) await checkManifestPaths(result.data, options.dir)
+  const wasm = 'path' in source ? await readModule(options.dir, source.path) : decodeData(source.data)
+  if (source.hash !== undefined) {
+    const actual = createHash('sha256').update(wasm).digest('hex')
+    if (actual !== source.hash.toLowerCase()) {
+      throw new PluginError(
+        'load_failed',
+        `wasm[0].hash: the module's SHA-256 is ${actual}, the manifest names ${source.hash}`,
+        { plugin: options.name },
+      )
+    }
+  }
+  return { manifest: result.data, wasm }
+}
+
+/** Corral's field path of a finding, as the Extism field it came from. */
+function extismField(
+  issuePath: Array<string | number>,
+  origins: Array<(scopeIndex: number) => string>,
+): string {
+  const [top, second, index, fourth, scopeIndex] = issuePath
+  if (top === 'resources' && second === 'permissions' && typeof index === 'number') {
+    const origin = origins[index]
+    if (origin !== undefined)
+      return origin(fourth === 'scope' && typeof scopeIndex === 'number' ? scopeIndex : 0)
+  }
+  if (top === 'resources' && second === 'memory_mb') return 'memory.max_pages'
+  if (top === 'resources' && second === 'call_timeout') return 'timeout_ms'
+  if (top === 'entry') return 'wasm[0].path'
+  return formatFieldPath(issuePath)
+}
+
+/** The shape checks Corral's schema cannot make, because they concern Extism's own fields. */
+function checkShape(input: ExtismManifest): FieldError[] {
+  const fields: FieldError[] = []
+  if (typeof input !== 'object' || input === null) return [{ field: '(root)', message: 'must be an object' }]
+  for (const key of Object.keys(input)) {
+    if (!knownFields.has(key))
+      fields.push({ field: key, message: 'is not an Extism manifest field Corral supports' })
+  }
+  if (!Array.isArray(input.wasm) || input.wasm.length !== 1) {
+    fields.push({
+      field: 'wasm',
+      message: 'must list exactly one module (Corral runs single-module plugins)',
+    })
+  } else {
+    const source = input.wasm[0] as Record<string, unknown>
+    const hasPath = typeof source.path === 'string'
+    const hasData = source.data instanceof Uint8Array || typeof source.data === 'string'
+    if ('url' in source)
+      fields.push({ field: 'wasm[0].url', message: 'is not supported: name a file or give the bytes' })
+    else if (hasPath === hasData) fields.push({ field: 'wasm[0]', message: 'must have either path or data' })
+    if (
+      source.hash !== undefined &&
+      (typeof source.hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(source.hash))
+    ) {
+      fields.push({ field: 'wasm[0].hash', message: 'must be a SHA-256 digest in hex' })
+    }
+  }
+  if (input.config !== undefined) {
+    if (typeof input.config !== 'object' || input.config === null || Array.isArray(input.config)) {
+      fields.push({ field: 'config', message: 'must be an object of strings' })
+    } else {
+      for (const [key, value] of Object.entries(input.config)) {
+        if (typeof value !== 'string') fields.push({ field: `config.${key}`, message: 'must be a string' })
+      }
+    }
+  }
+  if (input.allowed_hosts !== undefined && !isStringArray(input.allowed_hosts)) {
+    fields.push({ field: 'allowed_hosts', message: 'must be a list of host globs' })
+  }
+  if (input.allowed_paths !== undefined) {
+    const paths = input.allowed_paths as unknown
+    if (typeof paths !== 'object' || paths === null || Array.isArray(paths)) {
+      fields.push({ field: 'allowed_paths', message: 'must map host directories to guest paths' })
+    }
+  }
+  const pages = input.memory?.max_pages
+  if (pages !== undefined && (!Number.isInteger(pages) || pages < 1 || pages > 65_536)) {
+    fields.push({ field: 'memory.max_pages', message: 'must be a whole number of 64 KiB pages, 1 to 65536' })
+  }
+  const timeout = input.timeout_ms
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) {
+    fields.push({ field: 'timeout_ms', message: 'must be a whole number of milliseconds, at least 1' })
+  }
+  return fields
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string')
+}
+
+async function readModule(dir: string, file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path.resolve(dir, file)))
+  } catch (cause) {
+    throw new PluginError('load_failed', `cannot read wasm[0].path ${file}: ${(cause as Error).message}`, {
+      cause,
+    })
+  }
+}
+
+/** `data` is bytes, or base64 text as in an Extism manifest written as JSON. */
+function decodeData(data: Uint8Array | string): Uint8Array {
+  return typeof data === 'string' ? new Uint8Array(Buffer.from(data, 'base64')) : data
+}
+
+function invalid(fields: FieldError[]): PluginError {
+  const list = fields.map((f) => `  ${f.field}: ${f.message}`).join('\n')
+  const count = fields.length === 1 ? '1 problem' : `${fields.length} problems`
+  return new PluginError('manifest_invalid', `the Extism manifest has ${count}:\n${list}`, { fields })
+}
