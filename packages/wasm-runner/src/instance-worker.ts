@@ -1,0 +1,90 @@
+/**
+ * The instance worker: one guest instance per worker thread. It waits for its start message,
+ * instantiates the guest through its ABI's factory, reports `ready`, then serves calls from the
+ * shared-memory channel forever, blocking between them. The host stops it by terminating the
+ * thread, which is what makes a timeout stop a guest that never returns.
+ */
+import { parentPort } from 'node:worker_threads'
+import { logLevels } from '@corral/types'
+import { MessageKind, WorkerChannelEnd } from './channel.js'
+import { createCorralGuest } from './corral-guest.js'
+import type { AbiName, GuestFactory, GuestInstance, HostBridge } from './guest-abi.js'
+import { GuestCallError, guestFailure } from './guest-abi.js'
+import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
+
+/** How the worker instantiates a guest of each ABI. */
+const guestFactories: Partial<Record<AbiName, GuestFactory>> = { corral: createCorralGuest }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
+  for (;;) {
+    const message = end.receive()
+    if (message.kind !== MessageKind.call) continue
+    const fn = decoder.decode(message.payload.subarray(0, message.aux))
+    // A copy: the guest may make a host call (which reuses the channel) before it reads its input.
+    const input = message.payload.slice(message.aux)
+    try {
+      end.send(MessageKind.result, 0, 0, guest.call(fn, input))
+    } catch (error) {
+      const failure = guestFailure(error, fn)
+      end.send(
+        MessageKind.failure,
+        0,
+        failure.discard ? 1 : 0,
+        encoder.encode(JSON.stringify(failure.toData(plugin))),
+      )
+    }
+  }
+}
+
+function bridgeOver(end: WorkerChannelEnd): HostBridge {
+  const bridge: HostBridge = {
+    hostCall(method, args) {
+      const name = encoder.encode(method)
+      const payload = new Uint8Array(name.length + args.length)
+      payload.set(name)
+      payload.set(args, name.length)
+      end.send(MessageKind.hostCall, name.length, 0, payload)
+      const reply = end.receive()
+      if (reply.kind !== MessageKind.hostResult) {
+        throw new GuestCallError(
+          'internal',
+          `host call ${method}: unexpected channel message ${reply.kind}`,
+          true,
+        )
+      }
+      return reply.payload.slice()
+    },
+    log(level, message) {
+      bridge.hostCall('log', encoder.encode(JSON.stringify({ level: logLevels[level], message })))
+    },
+  }
+  return bridge
+}
+
+const port = parentPort
+if (port === null) throw new Error('instance-worker runs in a worker thread')
+port.once('message', async (start: WorkerStartMessage) => {
+  const end = new WorkerChannelEnd(start.buffer)
+  let guest: GuestInstance
+  try {
+    const factory = guestFactories[start.abi]
+    if (factory === undefined)
+      throw new GuestCallError('load_failed', `no guest support for the ${start.abi} ABI`, true)
+    guest = await factory({
+      module: start.module,
+      plugin: start.plugin,
+      bridge: bridgeOver(end),
+      maxOutputBytes: start.maxOutputBytes,
+      wasi: start.wasi,
+    })
+  } catch (error) {
+    const failure = guestFailure(error, 'instantiation')
+    port.postMessage({ type: 'failed', error: failure.toData(start.plugin) } satisfies WorkerStatusMessage)
+    return
+  }
+  port.postMessage({ type: 'ready' } satisfies WorkerStatusMessage)
+  serve(end, guest, start.plugin)
+})

@@ -1,0 +1,191 @@
+import { parseRegistration, registrationFromManifest } from '@corral/manifest'
+import type {
+  CallOptions,
+  EffectiveGrant,
+  HealthStatus,
+  Manifest,
+  Plugin,
+  PluginErrorData,
+  Registration,
+} from '@corral/types'
+import { PluginError } from '@corral/types'
+import type { LifecycleFunction } from './guest-abi.js'
+import type { GuestWorker } from './guest-worker.js'
+import type { WasmInstancePool } from './instance-pool.js'
+import type { CompiledModule } from './module-cache.js'
+
+/** What a loaded plugin is made of. */
+export interface WasmPluginParts {
+  manifest: Manifest
+  grant: EffectiveGrant
+  compiled: CompiledModule
+  pool: WasmInstancePool
+}
+
+/** The longest a `health()` probe waits for an instance, and runs. */
+const healthProbeMs = 1_000
+
+/**
+ * A loaded WASM plugin: the {@link Plugin} contract over a pool of instance workers.
+ * `call` is the hot path: one pool acquire, one channel exchange, one release.
+ */
+export class WasmPlugin implements Plugin {
+  readonly runtime = 'wasm'
+  readonly name: string
+  readonly #manifest: Manifest
+  readonly #limits: EffectiveGrant['limits']
+  readonly #compiled: CompiledModule
+  readonly #pool: WasmInstancePool
+  #config: Record<string, unknown> | undefined
+  /** Bumped by every init(); an instance whose generation differs runs corral_init before it serves. */
+  #configGeneration = 0
+  #inFlight = 0
+  #drained: (() => void) | undefined
+  #shutdown: Promise<void> | undefined
+  #lastError: PluginErrorData | undefined
+  #calls = 0
+
+  constructor(parts: WasmPluginParts) {
+    this.name = parts.manifest.name
+    this.#manifest = parts.manifest
+    this.#limits = parts.grant.limits
+    this.#compiled = parts.compiled
+    this.#pool = parts.pool
+  }
+
+  async register(): Promise<Registration> {
+    if (!this.#compiled.lifecycle.has('corral_register')) return registrationFromManifest(this.#manifest)
+    const value = await this.#run('corral_register', '', this.#limits.init_timeout)
+    return parseRegistration(value, this.#manifest)
+  }
+
+  async init(config: Record<string, unknown>): Promise<void> {
+    this.#config = config
+    this.#configGeneration++
+    // Other instances run corral_init before their next call; this one runs it now, so that a
+    // failing init fails here.
+    await this.#run(undefined, '', this.#limits.init_timeout)
+  }
+
+  /**
+   * Calls export `fn` with `args` as JSON. Fails with `unimplemented` for a function the module
+   * does not export, `deadline_exceeded` past `timeoutMs` (the instance is stopped and replaced),
+   * `canceled` when `signal` aborts, `resource_exhausted` when no instance frees up in time.
+   */
+  call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
+    if (!this.#compiled.callable.has(fn)) {
+      return Promise.reject(
+        new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name }),
+      )
+    }
+    if (this.#config === undefined) {
+      return Promise.reject(new PluginError('unavailable', 'init() has not run', { plugin: this.name }))
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(
+        new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name }),
+      )
+    }
+    return this.#run(
+      fn,
+      JSON.stringify(args ?? null),
+      options.timeoutMs ?? this.#limits.call_timeout,
+      options,
+    )
+  }
+
+  async health(): Promise<HealthStatus> {
+    const status = (ready: boolean, message: string): HealthStatus =>
+      this.#lastError === undefined ? { ready, message } : { ready, message, last_error: this.#lastError }
+    if (this.#shutdown !== undefined) return status(false, 'shut down')
+    if (this.#config === undefined) return status(false, 'not initialised')
+    if (!this.#compiled.lifecycle.has('corral_health')) return status(true, `${this.#calls} calls served`)
+    try {
+      const reported = (await this.#run('corral_health', '', healthProbeMs)) as {
+        ready?: unknown
+        message?: unknown
+      }
+      return status(reported?.ready === true, typeof reported?.message === 'string' ? reported.message : '')
+    } catch (error) {
+      const failure = PluginError.from(error)
+      if (failure.code === 'resource_exhausted' || failure.code === 'deadline_exceeded') {
+        return status(true, 'every instance is busy')
+      }
+      return status(false, failure.rawMessage)
+    }
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#stop()
+    return this.#shutdown
+  }
+
+  async #stop(): Promise<void> {
+    const deadline = Date.now() + this.#limits.shutdown_timeout
+    this.#pool.close()
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#limits.shutdown_timeout)
+        this.#drained = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+    if (this.#compiled.lifecycle.has('corral_shutdown')) {
+      await Promise.all(
+        this.#pool
+          .takeIdle()
+          .map((instance) =>
+            instance
+              .call('corral_shutdown', '', { deadline, context: { plugin: this.name } })
+              .catch(() => undefined),
+          ),
+      )
+    }
+    await this.#pool.terminateAll()
+  }
+
+  /**
+   * Runs `fn` on a free instance, after `corral_init` if that instance has not had the current
+   * config. `fn` undefined runs only the init.
+   */
+  async #run(
+    fn: string | undefined,
+    input: string,
+    timeoutMs: number,
+    options: CallOptions = {},
+  ): Promise<unknown> {
+    if (this.#shutdown !== undefined)
+      throw new PluginError('unavailable', 'the plugin is shut down', { plugin: this.name })
+    const deadline = Date.now() + timeoutMs
+    const context = { plugin: this.name, token: options.token, deadline, chain: options.chain }
+    this.#inFlight++
+    let instance: GuestWorker | undefined
+    try {
+      instance = await this.#pool.acquire(deadline)
+      if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
+      if (fn === undefined) return undefined
+      const result = await instance.call(fn, input, { deadline, signal: options.signal, context })
+      this.#calls++
+      return result
+    } catch (error) {
+      const failure = PluginError.from(error, 'internal', this.name)
+      if (!failure.code.includes(':')) this.#lastError = failure.toData()
+      throw failure
+    } finally {
+      if (instance !== undefined) this.#pool.release(instance)
+      if (--this.#inFlight === 0) this.#drained?.()
+    }
+  }
+
+  async #initialize(instance: GuestWorker, context: { plugin: string }): Promise<void> {
+    if (this.#compiled.lifecycle.has('corral_init' satisfies LifecycleFunction)) {
+      await instance.call('corral_init', JSON.stringify({ config: this.#config }), {
+        deadline: Date.now() + this.#limits.init_timeout,
+        context,
+      })
+    }
+    instance.configGeneration = this.#configGeneration
+  }
+}

@@ -1,0 +1,229 @@
+import type { HostCallContext } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { corralWat, type TestPlugin, writeTestPlugin } from './testing/wat-plugin.js'
+import { createWasmRunner } from './wasm-runner.js'
+
+const runner = createWasmRunner()
+const cleanups: TestPlugin[] = []
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((p) => p.remove()))
+})
+afterAll(() => runner.close())
+
+async function load(wat: string, options: Parameters<typeof writeTestPlugin>[1] = {}) {
+  const test = await writeTestPlugin(wat, options)
+  cleanups.push(test)
+  const plugin = await runner.load(test)
+  await plugin.init({})
+  return plugin
+}
+
+async function failure(promise: Promise<unknown>): Promise<PluginError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(isPluginError(error)).toBe(true)
+    return error as PluginError
+  }
+  throw new Error('expected a failure')
+}
+
+/** A data segment and an export that reports `text` as an error. */
+const failWith = (name: string, text: string) => `
+  (data (i32.const 1024) "${text.replaceAll('"', '\\"')}")
+  (func (export "${name}") (param i32 i32) (result i64)
+    (call $error (i32.const 1024) (i32.const ${Buffer.byteLength(text)}))
+    (i64.const 0))`
+
+describe('createWasmRunner', () => {
+  it('echoes JSON through a worker instance, small and large', async () => {
+    const plugin = await load(corralWat(''))
+    expect(await plugin.call('echo', { hello: 'world', n: [1, 2, 3] })).toEqual({
+      hello: 'world',
+      n: [1, 2, 3],
+    })
+    expect(await plugin.call('echo')).toBeNull()
+    // Larger than the channel's data area: travels in chunks both ways.
+    const big = { text: 'é'.repeat(400_000) }
+    expect(((await plugin.call('echo', big)) as typeof big).text === big.text).toBe(true)
+    await plugin.shutdown()
+  })
+
+  it('turns a guest error into a plugin-prefixed code, and plain text into plugin_error', async () => {
+    const plugin = await load(
+      corralWat(`${failWith('quota', '{"code":"quota","message":"too many"}')}
+        (data (i32.const 2048) "it broke")
+        (func (export "plain") (param i32 i32) (result i64)
+          (call $error (i32.const 2048) (i32.const 8)) (i64.const 0))`),
+      { name: 'stats' },
+    )
+    const quota = await failure(plugin.call('quota', {}))
+    expect(quota.code).toBe('stats:quota')
+    expect(quota.rawMessage).toBe('too many')
+    const plain = await failure(plugin.call('plain', {}))
+    expect(plain.code).toBe('plugin_error')
+    expect(plain.rawMessage).toBe('it broke')
+    // An error is not a trap: the same instance keeps serving.
+    expect(await plugin.call('echo', 1)).toBe(1)
+  })
+
+  it('refuses functions the module does not export, and ABI functions', async () => {
+    const plugin = await load(corralWat(''))
+    expect((await failure(plugin.call('nope'))).code).toBe('unimplemented')
+    expect((await failure(plugin.call('corral_alloc'))).code).toBe('unimplemented')
+  })
+
+  it('serves host calls with the plugin identity, token, chain and deadline, and returns errors to the guest', async () => {
+    const contexts: HostCallContext[] = []
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "cache.get")
+        (func (export "lookup") (param $ptr i32) (param $len i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 9) (local.get $ptr) (local.get $len)))`),
+      {
+        name: 'kv',
+        hostApi: async (method, args, context) => {
+          contexts.push(context)
+          if ((args as { key: string }).key === 'secret')
+            throw new PluginError('permission_denied', 'not yours')
+          return { method, value: (args as { key: string }).key.toUpperCase() }
+        },
+      },
+    )
+    const before = Date.now()
+    expect(
+      await plugin.call('lookup', { key: 'abc' }, { token: 't-1', chain: ['caller'], timeoutMs: 3_000 }),
+    ).toEqual({
+      ok: { method: 'cache.get', value: 'ABC' },
+    })
+    expect(contexts[0]).toMatchObject({ plugin: 'kv', token: 't-1', chain: ['caller'] })
+    expect(contexts[0]?.deadline).toBeGreaterThanOrEqual(before + 3_000)
+    expect(contexts[0]?.deadline).toBeLessThanOrEqual(Date.now() + 3_000)
+    expect(await plugin.call('lookup', { key: 'secret' })).toEqual({
+      error: { code: 'permission_denied', message: 'not yours' },
+    })
+  })
+
+  it('passes host-call payloads larger than the channel both ways', async () => {
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "blob.echo")
+        (func (export "relay") (param $ptr i32) (param $len i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 9) (local.get $ptr) (local.get $len)))`),
+      { hostApi: async (_method, args) => args },
+    )
+    const big = { data: 'x'.repeat(700_000) }
+    expect(((await plugin.call('relay', big)) as { ok: typeof big }).ok.data === big.data).toBe(true)
+  })
+
+  it('runs two CPU-bound calls on a pool of 2 in about the time of one', async () => {
+    const plugin = await load(
+      corralWat(`
+        (func (export "spin") (param i32 i32) (result i64)
+          (local $i i32)
+          (loop $again
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $again (i32.lt_u (local.get $i) (i32.const 400000000))))
+          (i64.const 0))`),
+      { maxInstances: 2 },
+    )
+    // Both instances exist before timing starts.
+    await Promise.all([plugin.call('echo', 1), plugin.call('echo', 2)])
+    let t0 = performance.now()
+    await plugin.call('spin')
+    const one = performance.now() - t0
+    t0 = performance.now()
+    await Promise.all([plugin.call('spin'), plugin.call('spin')])
+    const two = performance.now() - t0
+    expect(two).toBeLessThan(one * 1.7)
+  })
+
+  it('makes a caller wait for a busy pool at most wait_timeout, then resource_exhausted', async () => {
+    let release: () => void = () => {}
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "block")
+        (func (export "block") (param i32 i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
+      { waitTimeoutMs: 100, hostApi: () => new Promise((resolve) => (release = () => resolve({}))) },
+    )
+    const blocked = plugin.call('block')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect((await failure(plugin.call('echo', 1))).code).toBe('resource_exhausted')
+    release()
+    await blocked
+    expect(await plugin.call('echo', 2)).toBe(2)
+  })
+
+  it('cancels a running call through its AbortSignal, and the next call works', async () => {
+    const plugin = await load(
+      corralWat(`(func (export "forever") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))`),
+    )
+    const controller = new AbortController()
+    const call = plugin.call('forever', null, { signal: controller.signal })
+    setTimeout(() => controller.abort(), 50)
+    expect((await failure(call)).code).toBe('canceled')
+    expect(await plugin.call('echo', 'after')).toBe('after')
+  })
+
+  it('takes the registration from the manifest without corral_register, and from the guest with it', async () => {
+    const fromManifest = await load(corralWat(''), { name: 'plain-plugin' })
+    expect((await fromManifest.register()).name).toBe('plain-plugin')
+    const registration = JSON.stringify({
+      name: 'self-described',
+      version: '0.1.0',
+      description: 'from the guest',
+    })
+    const test = await writeTestPlugin(
+      corralWat(`
+        (data (i32.const 1024) "${registration.replaceAll('"', '\\"')}")
+        (func (export "corral_register") (param i32 i32) (result i64)
+          (call $pack (i32.const 1024) (i32.const ${registration.length})))`),
+      { name: 'self-described' },
+    )
+    cleanups.push(test)
+    const plugin = await runner.load(test)
+    expect(await plugin.register()).toMatchObject({ name: 'self-described', description: 'from the guest' })
+  })
+
+  it('runs corral_init with the config on every instance before it serves, and corral_shutdown at the end', async () => {
+    const seen: unknown[] = []
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "init")
+        (global $config_ptr (mut i32) (i32.const 0))
+        (global $config_len (mut i32) (i32.const 0))
+        (func (export "corral_init") (param $ptr i32) (param $len i32) (result i64)
+          (global.set $config_ptr (local.get $ptr))
+          (global.set $config_len (local.get $len))
+          (i64.const 0))
+        (func (export "config") (param i32 i32) (result i64)
+          (call $pack (global.get $config_ptr) (global.get $config_len)))
+        (func (export "corral_shutdown") (param i32 i32) (result i64)
+          (drop (call $host_call (i32.const 1024) (i32.const 4) (i32.const 0) (i32.const 0)))
+          (i64.const 0))`),
+      { maxInstances: 2, hostApi: async (method) => seen.push(method) },
+    )
+    await plugin.init({ greeting: 'hi' })
+    const both = await Promise.all([plugin.call('config'), plugin.call('config')])
+    expect(both).toEqual([{ config: { greeting: 'hi' } }, { config: { greeting: 'hi' } }])
+    await plugin.shutdown()
+    expect(seen).toEqual(['init', 'init'])
+    expect((await failure(plugin.call('config'))).code).toBe('unavailable')
+  })
+
+  it('reports health from corral_health, or readiness without it', async () => {
+    const health = JSON.stringify({ ready: false, message: 'warming up' })
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "${health.replaceAll('"', '\\"')}")
+        (func (export "corral_health") (param i32 i32) (result i64) (call $pack (i32.const 1024) (i32.const ${health.length})))`),
+    )
+    expect(await plugin.health()).toEqual({ ready: false, message: 'warming up' })
+    const simple = await load(corralWat(''))
+    expect((await simple.health()).ready).toBe(true)
+    await simple.shutdown()
+    expect((await simple.health()).ready).toBe(false)
+  })
+})

@@ -1,0 +1,114 @@
+import { readFile, realpath } from 'node:fs/promises'
+import path from 'node:path'
+import type { LoadOptions, Plugin, PluginErrorCode, Runner } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { resolvePreopens } from './fs-sandbox.js'
+import { GuestWorker, type GuestWorkerOptions } from './guest-worker.js'
+import { WasmInstancePool } from './instance-pool.js'
+import { ModuleCache } from './module-cache.js'
+import { SpareWorkers } from './spare-workers.js'
+import { WasmPlugin } from './wasm-plugin.js'
+
+/** Options of {@link createWasmRunner}. */
+export interface WasmRunnerOptions {
+  /** How many compiled modules to keep, by content hash. Default 64. */
+  moduleCacheSize?: number
+}
+
+/** Loads WASM plugins; see {@link createWasmRunner}. */
+export interface WasmRunner extends Runner {
+  readonly runtime: 'wasm'
+}
+
+/** The pool a manifest without `wasm.pool` gets. */
+const defaultPool = { max_instances: 4, wait_timeout: 5_000 }
+
+function loadFailure(plugin: string, error: unknown): PluginError {
+  const failure = PluginError.from(error, 'load_failed', plugin)
+  const code: PluginErrorCode = failure.code === 'incompatible' ? 'incompatible' : 'load_failed'
+  if (failure.code === code && failure.plugin === plugin) return failure
+  return new PluginError(code, failure.rawMessage, { plugin, cause: failure })
+}
+
+async function readModuleFile(dir: string, file: string, plugin: string): Promise<Uint8Array> {
+  const root = await realpath(dir)
+  let resolved: string
+  try {
+    resolved = await realpath(path.resolve(root, file))
+  } catch {
+    throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
+  }
+  const rel = path.relative(root, resolved)
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
+  }
+  return new Uint8Array(await readFile(resolved))
+}
+
+/**
+ * Creates the WASM runner: it loads plugins written against Corral ABI v1 and runs each in a pool
+ * of worker-thread instances, enforcing the grant's limits (memory cap, call/init/shutdown
+ * timeouts, output size) and its `fs` permissions (WASI preopens).
+ *
+ * @example
+ * const runner = createWasmRunner()
+ * const plugin = await runner.load({ manifest, dir, grant, hostApi })
+ * await plugin.register()
+ * await plugin.init({ greeting: 'Hello' })
+ * await plugin.call('greet', { name: 'Ada' }, { timeoutMs: 500 })
+ * await runner.close()
+ */
+export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
+  const cache = new ModuleCache(options.moduleCacheSize)
+  const spares = new SpareWorkers()
+  const loaded = new Set<Plugin>()
+  let closed = false
+
+  return {
+    runtime: 'wasm',
+
+    async load({ manifest, dir, grant, hostApi }: LoadOptions): Promise<Plugin> {
+      const plugin = manifest.name
+      if (closed) throw new PluginError('unavailable', 'the WASM runner is closed', { plugin })
+      if (manifest.runtime !== 'wasm' || !('wasm' in manifest.entry)) {
+        throw new PluginError('load_failed', `runtime ${manifest.runtime} is not a WASM plugin`, { plugin })
+      }
+      try {
+        const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
+        const compiled = await cache.get(bytes, grant.limits.memory_mb)
+        const instanceOptions: GuestWorkerOptions = {
+          module: compiled.module,
+          abi: compiled.abi,
+          plugin,
+          maxOutputBytes: grant.limits.max_output_bytes,
+          wasi: compiled.usesWasi ? { preopens: resolvePreopens(dir, grant.permissions) } : undefined,
+          hostApi,
+          spares,
+          startTimeoutMs: grant.limits.init_timeout,
+        }
+        const first = await GuestWorker.start(instanceOptions)
+        const { max_instances, wait_timeout } = manifest.wasm?.pool ?? defaultPool
+        const pool = new WasmInstancePool({
+          plugin,
+          maxInstances: max_instances,
+          waitTimeoutMs: wait_timeout,
+          create: () => GuestWorker.start(instanceOptions),
+        })
+        pool.add(first)
+        const wasmPlugin = new WasmPlugin({ manifest, grant, compiled, pool })
+        loaded.add(wasmPlugin)
+        return wasmPlugin
+      } catch (error) {
+        throw loadFailure(plugin, error)
+      }
+    },
+
+    async close(): Promise<void> {
+      closed = true
+      await Promise.all([...loaded].map((p) => p.shutdown()))
+      loaded.clear()
+      cache.clear()
+      await spares.close()
+    },
+  }
+}
