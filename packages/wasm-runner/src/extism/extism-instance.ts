@@ -97,37 +97,3 @@ export class ExtismInstance {
     return this.kernel.endCall(fn, typeof rc === 'number' ? rc : 0)
   }
 }
-
-const encoder = new TextEncoder()
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * The bytes an Extism export receives for call arguments: bytes as they are, a string as its UTF-8
- * text (so `call('count_vowels', 'Hello')` means what it means under Extism), nothing as empty
- * input, anything else as JSON.
- */
-export function encodeExtismInput(args: unknown): Uint8Array {
-  if (args instanceof Uint8Array) return args
-  if (args === undefined || args === null) return new Uint8Array(0)
-  if (typeof args === 'string') return encoder.encode(args)
-  return encoder.encode(JSON.stringify(args))
-}
-
-/**
- * The call result an Extism export's output becomes: `null` when empty, the value when it is JSON,
- * else the text when it is UTF-8, else the bytes.
- */
-export function decodeExtismOutput(output: Uint8Array): unknown {
-  if (output.byteLength === 0) return null
-  let text: string
-  try {
-    text = utf8.decode(output)
-  } catch {
-    return output
-  }
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}

@@ -44,7 +44,7 @@ describe('fromExtismManifest', () => {
         wasm: [{ path: 'plugin.wasm', hash }],
         config: { greeting: 'hi' },
         allowed_hosts: ['api.example.com', '*.Example.org'],
-        allowed_paths: { data: '/data', 'ro:assets': '/assets' },
+        allowed_paths: { './data/': '/data', 'ro:assets': '/assets/' },
         memory: { max_pages: 40 },
         timeout_ms: 250,
       },
@@ -150,6 +150,13 @@ describe('fromExtismManifest', () => {
       message: expect.stringContaining('relative'),
     })
     expect((await rejection({ wasm: [{ path: 'escape.wasm' }] })).code).toBe('manifest_invalid')
+  })
+
+  it('refuses a guest path other than where Corral shows the directory', async () => {
+    const error = await rejection({ wasm: [{ path: 'plugin.wasm' }], allowed_paths: { data: '/mnt/data' } })
+    expect(error.fields).toEqual([
+      { field: 'allowed_paths.data', message: 'must be /data: Corral shows the directory there' },
+    ])
   })
 
   it('refuses a plugin name Corral does not accept', async () => {

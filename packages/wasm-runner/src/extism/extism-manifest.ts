@@ -17,7 +17,10 @@ export interface ExtismManifest {
   config?: Record<string, string>
   /** Host globs the plugin may reach with `http_request`. */
   allowed_hosts?: string[]
-  /** Host directory → guest path; a host directory written `ro:dir` is read-only. */
+  /**
+   * Host directory (inside the plugin's folder) → guest path, which must be `/<directory>`: that is
+   * where Corral's WASI shows it. A host directory written `ro:dir` is read-only.
+   */
   allowed_paths?: Record<string, string>
   memory?: { max_pages?: number }
   timeout_ms?: number
@@ -78,14 +81,22 @@ export async function fromExtismManifest(
     permissions.push({ type: 'http', scope: input.allowed_hosts.map((h) => h.toLowerCase()) })
     origins.push((j) => `allowed_hosts[${j}]`)
   }
-  for (const hostDir of Object.keys(input.allowed_paths ?? {})) {
+  for (const [hostDir, guestPath] of Object.entries(input.allowed_paths ?? {})) {
     const readOnly = hostDir.startsWith('ro:')
-    permissions.push({
-      type: 'fs',
-      access: readOnly ? ['read'] : ['read', 'write'],
-      scope: [readOnly ? hostDir.slice(3) : hostDir],
-    })
+    const dir = path.posix.normalize(readOnly ? hostDir.slice(3) : hostDir).replace(/\/+$/, '')
+    permissions.push({ type: 'fs', access: readOnly ? ['read'] : ['read', 'write'], scope: [dir] })
     origins.push(() => `allowed_paths.${hostDir}`)
+    // Corral's WASI shows a granted directory at /<its path in the plugin's folder>; a plugin built
+    // to find it elsewhere would not, so such a mapping is refused rather than silently moved.
+    const insideFolder = !dir.startsWith('/') && dir !== '..' && !dir.startsWith('../')
+    const shown =
+      typeof guestPath === 'string' ? path.posix.normalize(guestPath).replace(/\/+$/, '') : undefined
+    if (insideFolder && shown !== `/${dir}`) {
+      fields.push({
+        field: `allowed_paths.${hostDir}`,
+        message: `must be /${dir}: Corral shows the directory there`,
+      })
+    }
   }
   const resources: Record<string, unknown> = { permissions }
   if (input.memory?.max_pages !== undefined) {
@@ -103,13 +114,14 @@ export async function fromExtismManifest(
   }
   const result = manifestSchema.safeParse(candidate)
   if (!result.success) {
-    throw invalid(
-      result.error.issues.map((issue) => ({
+    for (const issue of result.error.issues) {
+      fields.push({
         field: extismField(issue.path as Array<string | number>, origins),
         message: issue.message,
-      })),
-    )
+      })
+    }
   }
+  if (!result.success || fields.length > 0) throw invalid(fields)
   // A path that leaves the folder through a symbolic link is refused like one written with '..'.
   if ('path' in source) await checkManifestPaths(result.data, options.dir)
   const wasm = 'path' in source ? await readModule(options.dir, source.path) : decodeData(source.data)

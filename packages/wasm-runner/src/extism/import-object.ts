@@ -58,38 +58,49 @@ export function extismImports(
   return { [extismEnvModule]: env, [extismUserModule]: user }
 }
 
-/** Every function name of `extism:host/env` the kernel provides. */
-export const extismEnvFunctions: readonly string[] = [
-  'alloc',
-  'free',
-  'length',
-  'length_unsafe',
-  'load_u8',
-  'load_u64',
-  'store_u8',
-  'store_u64',
-  'input_length',
-  'input_offset',
-  'input_load_u8',
-  'input_load_u64',
-  'output_set',
-  'error_set',
-  'error_get',
-  'config_get',
-  'var_get',
-  'var_set',
-  'http_request',
-  'http_status_code',
-  'http_headers',
-  'log_trace',
-  'log_debug',
-  'log_info',
-  'log_warn',
-  'log_error',
-  'get_log_level',
+/** A function signature: parameter types, result types. */
+export type ExtismSignature = readonly [
+  params: readonly ('i32' | 'i64')[],
+  results: readonly ('i32' | 'i64')[],
 ]
 
-const envNames: ReadonlySet<string> = new Set(extismEnvFunctions)
+const handleIn: ExtismSignature = [['i64'], []]
+const handleOut: ExtismSignature = [[], ['i64']]
+const handleToHandle: ExtismSignature = [['i64'], ['i64']]
+
+/** Every function of `extism:host/env` the kernel provides, with its Extism signature. */
+export const extismEnvSignatures: Readonly<Record<string, ExtismSignature>> = {
+  alloc: handleToHandle,
+  free: handleIn,
+  length: handleToHandle,
+  length_unsafe: handleToHandle,
+  load_u8: [['i64'], ['i32']],
+  load_u64: handleToHandle,
+  store_u8: [['i64', 'i32'], []],
+  store_u64: [['i64', 'i64'], []],
+  input_length: handleOut,
+  input_offset: handleOut,
+  input_load_u8: [['i64'], ['i32']],
+  input_load_u64: handleToHandle,
+  output_set: [['i64', 'i64'], []],
+  error_set: handleIn,
+  error_get: handleOut,
+  config_get: handleToHandle,
+  var_get: handleToHandle,
+  var_set: [['i64', 'i64'], []],
+  http_request: [['i64', 'i64'], ['i64']],
+  http_status_code: [[], ['i32']],
+  http_headers: handleOut,
+  log_trace: handleIn,
+  log_debug: handleIn,
+  log_info: handleIn,
+  log_warn: handleIn,
+  log_error: handleIn,
+  get_log_level: [[], ['i32']],
+}
+
+/** The signature of `extism:host/user.corral_host_call`. */
+export const corralHostCallSignature: ExtismSignature = [['i64', 'i64'], ['i64']]
 
 /** Whether `module` is an Extism plugin: it imports from `extism:host/env`. */
 export function isExtismModule(module: WebAssembly.Module): boolean {
@@ -103,7 +114,7 @@ export function isExtismModule(module: WebAssembly.Module): boolean {
 export function checkExtismImports(module: WebAssembly.Module): void {
   for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
     const known =
-      (from === extismEnvModule && envNames.has(name)) ||
+      (from === extismEnvModule && Object.hasOwn(extismEnvSignatures, name)) ||
       (from === extismUserModule && name === 'corral_host_call')
     if ((from === extismEnvModule || from === extismUserModule) && (!known || kind !== 'function')) {
       throw new PluginError(

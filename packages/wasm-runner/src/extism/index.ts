@@ -1,6 +1,3 @@
-// Symbols below are for the runner's worker and for tests: the Extism kernel itself.
-export type { ExtismInstanceOptions } from './extism-instance.js'
-export { decodeExtismOutput, ExtismInstance, encodeExtismInput } from './extism-instance.js'
 export type {
   ExtismConversion,
   ExtismManifest,
@@ -8,10 +5,19 @@ export type {
   FromExtismManifestOptions,
 } from './extism-manifest.js'
 export { fromExtismManifest } from './extism-manifest.js'
+export { defaultMaxVarBytes, ExtismVarStore } from './var-store.js'
+
+// Symbols below are for the runner itself (its worker and module checks) and for tests.
+
+export { extismInputFromJson, extismOutputToJson } from './call-data.js'
+export type { ExtismInstanceOptions } from './extism-instance.js'
+export { ExtismInstance } from './extism-instance.js'
+export type { ExtismSignature } from './import-object.js'
 export {
   checkExtismImports,
-  extismEnvFunctions,
+  corralHostCallSignature,
   extismEnvModule,
+  extismEnvSignatures,
   extismImports,
   extismUserModule,
   isExtismModule,
@@ -19,4 +25,4 @@ export {
 export type { ExtismKernelOptions, ExtismVarAccess, SyncHostCall } from './kernel.js'
 export { ExtismKernel } from './kernel.js'
 export { KernelMemory } from './kernel-memory.js'
-export { defaultMaxVarBytes, ExtismVarStore, isVarMethod, remoteVars } from './var-store.js'
+export { isVarMethod, remoteVars } from './var-store.js'

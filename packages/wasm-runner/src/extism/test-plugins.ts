@@ -9,7 +9,7 @@ type Wabt = Awaited<ReturnType<typeof wabtInit>>
 let wabt: Promise<Wabt> | undefined
 
 /** Compiles WAT text to a module binary. */
-export async function compileWat(wat: string): Promise<Uint8Array> {
+export async function compileWat(wat: string): Promise<Uint8Array<ArrayBuffer>> {
   wabt ??= wabtInit()
   const module = (await wabt).parseWat('plugin.wat', wat, { bulk_memory: true })
   try {
