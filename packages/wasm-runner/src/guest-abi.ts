@@ -63,6 +63,8 @@ export interface GuestOptions {
   bridge: HostBridge
   /** The largest output one call may return. */
   maxOutputBytes: number
+  /** The grant's memory limit in MiB; an ABI that keeps memory beside the guest's caps it too. */
+  memoryMb: number
   /** Set when the module imports WASI. */
   wasi: WasiOptions | undefined
 }

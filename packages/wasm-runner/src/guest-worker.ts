@@ -13,6 +13,7 @@ export interface GuestWorkerOptions {
   abi: AbiName
   plugin: string
   maxOutputBytes: number
+  memoryMb: number
   wasi: WasiOptions | undefined
   hostApi: HostCallHandler
   spares: SpareWorkers
@@ -125,6 +126,7 @@ export class GuestWorker {
         plugin: options.plugin,
         buffer,
         maxOutputBytes: options.maxOutputBytes,
+        memoryMb: options.memoryMb,
         wasi: options.wasi,
       }
       worker.postMessage(start)

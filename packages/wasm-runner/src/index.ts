@@ -1,4 +1,11 @@
 export { corralAbiVersion } from './corral-abi.js'
+export type {
+  ExtismConversion,
+  ExtismManifest,
+  ExtismWasmSource,
+  FromExtismManifestOptions,
+} from './extism/extism-manifest.js'
+export { fromExtismManifest } from './extism/extism-manifest.js'
 export type { Preopen } from './fs-sandbox.js'
 export { resolveInside, resolvePreopens } from './fs-sandbox.js'
 // Symbols below are for other Corral packages (the manager, the bench, the Extism kernel beside

@@ -8,12 +8,16 @@ import { parentPort } from 'node:worker_threads'
 import { logLevels } from '@corral/types'
 import { MessageKind, WorkerChannelEnd } from './channel.js'
 import { createCorralGuest } from './corral-guest.js'
+import { createExtismGuest } from './extism/extism-guest.js'
 import type { AbiName, GuestFactory, GuestInstance, HostBridge } from './guest-abi.js'
 import { GuestCallError, guestFailure } from './guest-abi.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
 
 /** How the worker instantiates a guest of each ABI. */
-const guestFactories: Partial<Record<AbiName, GuestFactory>> = { corral: createCorralGuest }
+const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
+  corral: createCorralGuest,
+  extism: createExtismGuest,
+}
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -78,6 +82,7 @@ port.once('message', async (start: WorkerStartMessage) => {
       plugin: start.plugin,
       bridge: bridgeOver(end),
       maxOutputBytes: start.maxOutputBytes,
+      memoryMb: start.memoryMb,
       wasi: start.wasi,
     })
   } catch (error) {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { PluginError } from '@corral/types'
 import { corralAbiCheck } from './corral-abi.js'
+import { extismAbiCheck } from './extism/extism-abi.js'
 import type { AbiCheck, CheckedModule } from './guest-abi.js'
 import { capModuleMemory, readModuleInfo, wasmPageBytes } from './wasm-binary.js'
 
 /** The ABIs the runner recognises, in the order it tries them. */
-const abiChecks: AbiCheck[] = [corralAbiCheck]
+const abiChecks: AbiCheck[] = [corralAbiCheck, extismAbiCheck]
 
 /** A module checked against its ABI and compiled with its memory capped. */
 export interface CompiledModule extends CheckedModule {

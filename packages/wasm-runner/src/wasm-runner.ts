@@ -2,6 +2,7 @@ import { readFile, realpath } from 'node:fs/promises'
 import path from 'node:path'
 import type { LoadOptions, Plugin, PluginErrorCode, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
+import { ExtismVarStore } from './extism/var-store.js'
 import { resolvePreopens } from './fs-sandbox.js'
 import { GuestWorker, type GuestWorkerOptions } from './guest-worker.js'
 import { WasmInstancePool } from './instance-pool.js'
@@ -81,8 +82,10 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           abi: compiled.abi,
           plugin,
           maxOutputBytes: grant.limits.max_output_bytes,
+          memoryMb: grant.limits.memory_mb,
           wasi: compiled.usesWasi ? { preopens: resolvePreopens(dir, grant.permissions) } : undefined,
-          hostApi,
+          // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts).
+          hostApi: compiled.abi === 'extism' ? new ExtismVarStore().routeHostCalls(hostApi) : hostApi,
           spares,
           startTimeoutMs: grant.limits.init_timeout,
         }

@@ -9,6 +9,7 @@ export interface WorkerStartMessage {
   plugin: string
   buffer: SharedArrayBuffer
   maxOutputBytes: number
+  memoryMb: number
   wasi: WasiOptions | undefined
 }
 

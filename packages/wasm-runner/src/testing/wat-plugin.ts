@@ -14,7 +14,11 @@ let wabt: ReturnType<typeof wabtInit> | undefined
 /** Compiles WebAssembly text to a binary. */
 export async function wat2wasm(source: string): Promise<Uint8Array> {
   wabt ??= wabtInit()
-  const module = (await wabt).parseWat('plugin.wat', source, { multi_value: true, bulk_memory: true })
+  const module = (await wabt).parseWat('plugin.wat', source, {
+    multi_value: true,
+    bulk_memory: true,
+    threads: true,
+  })
   try {
     module.validate()
     return module.toBinary({}).buffer

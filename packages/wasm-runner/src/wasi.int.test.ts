@@ -1,0 +1,144 @@
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { Plugin } from '@corral/types'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { errno } from './fs-sandbox.js'
+import { corralWat, type TestPlugin, writeTestPlugin } from './testing/wat-plugin.js'
+import { createWasmRunner } from './wasm-runner.js'
+
+/**
+ * A guest that drives WASI by hand. Input is a JSON string `"<fd>|<path>"`: the preopen to use
+ * (3 = `data`, read-only; 4 = `out`, writable) and a path relative to it. Exports answer the WASI
+ * errno as a JSON number, or (`read`) the file's bytes.
+ */
+const wasiGuest = corralWat(
+  `
+  ;; errno (0..99) as a JSON number at 4096
+  (func $errno (param $e i32) (result i64)
+    (if (i32.lt_u (local.get $e) (i32.const 10))
+      (then
+        (i32.store8 (i32.const 4096) (i32.add (i32.const 48) (local.get $e)))
+        (return (call $pack (i32.const 4096) (i32.const 1)))))
+    (i32.store8 (i32.const 4096) (i32.add (i32.const 48) (i32.div_u (local.get $e) (i32.const 10))))
+    (i32.store8 (i32.const 4097) (i32.add (i32.const 48) (i32.rem_u (local.get $e) (i32.const 10))))
+    (call $pack (i32.const 4096) (i32.const 2)))
+  ;; path_open on the input's fd and path; the new fd lands at 4200
+  (func $open (param $ptr i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
+    (call $path_open
+      (i32.sub (i32.load8_u (i32.add (local.get $ptr) (i32.const 1))) (i32.const 48))
+      (i32.const 1)
+      (i32.add (local.get $ptr) (i32.const 3))
+      (i32.sub (local.get $len) (i32.const 4))
+      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 4200)))
+  (func (export "open_read") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $open (local.get $ptr) (local.get $len) (i32.const 0) (i64.const 2))))
+  (func (export "open_write") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $open (local.get $ptr) (local.get $len) (i32.const 9) (i64.const 66))))
+  (func (export "write") (param $ptr i32) (param $len i32) (result i64)
+    (local $e i32)
+    (local.set $e (call $open (local.get $ptr) (local.get $len) (i32.const 9) (i64.const 66)))
+    (if (local.get $e) (then (return (call $errno (local.get $e)))))
+    ;; one iovec at 4300 → the 2 bytes "42" at 4400
+    (i32.store16 (i32.const 4400) (i32.const 0x3234))
+    (i32.store (i32.const 4300) (i32.const 4400))
+    (i32.store (i32.const 4304) (i32.const 2))
+    (local.set $e (call $fd_write (i32.load (i32.const 4200)) (i32.const 4300) (i32.const 1) (i32.const 4308)))
+    (drop (call $fd_close (i32.load (i32.const 4200))))
+    (call $errno (local.get $e)))
+  (func (export "read") (param $ptr i32) (param $len i32) (result i64)
+    (local $e i32)
+    (local.set $e (call $open (local.get $ptr) (local.get $len) (i32.const 0) (i64.const 2)))
+    (if (local.get $e) (then (return (call $errno (local.get $e)))))
+    (i32.store (i32.const 4300) (i32.const 8192))
+    (i32.store (i32.const 4304) (i32.const 1000))
+    (drop (call $fd_read (i32.load (i32.const 4200)) (i32.const 4300) (i32.const 1) (i32.const 4308)))
+    (drop (call $fd_close (i32.load (i32.const 4200))))
+    (call $pack (i32.const 8192) (i32.load (i32.const 4308))))
+  (func (export "clock_random") (param i32 i32) (result i64)
+    (call $errno
+      (i32.add
+        (i32.add
+          (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 4500))
+          (call $random_get (i32.const 4508) (i32.const 32)))
+        (i32.add
+          (call $args_sizes_get (i32.const 4540) (i32.const 4544))
+          (i32.add (i32.load (i32.const 4540)) (i32.load (i32.const 4544)))))))`,
+  {
+    imports: `
+    (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+    (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))`,
+  },
+)
+
+describe('WASI preview 1', () => {
+  const runner = createWasmRunner()
+  let test: TestPlugin
+  let outside: string
+  let plugin: Plugin
+
+  beforeAll(async () => {
+    outside = await mkdtemp(path.join(tmpdir(), 'corral-outside-'))
+    await writeFile(path.join(outside, 'secret.json'), '{"secret":true}')
+    test = await writeTestPlugin(wasiGuest, {
+      files: { 'data/hello.json': '{"msg":"hi"}', 'out/.keep': '', 'private.json': '{"private":true}' },
+      permissions: [
+        { type: 'fs', access: ['read'], scope: ['data'] },
+        { type: 'fs', access: ['read', 'write'], scope: ['out'] },
+      ],
+    })
+    await symlink(path.join(outside, 'secret.json'), path.join(test.dir, 'data', 'escape.json'))
+    await symlink(outside, path.join(test.dir, 'data', 'escape-dir'))
+    await symlink(path.join(outside, 'missing.json'), path.join(test.dir, 'out', 'dangling.json'))
+    await symlink(path.join(test.dir, 'data', 'hello.json'), path.join(test.dir, 'data', 'alias.json'))
+    plugin = await runner.load(test)
+    await plugin.init({})
+  })
+  afterAll(async () => {
+    await runner.close()
+    await test.remove()
+    await rm(outside, { recursive: true, force: true })
+  })
+
+  it('reads a file in a granted directory, also through a symlink that stays inside', async () => {
+    expect(await plugin.call('read', '3|hello.json')).toEqual({ msg: 'hi' })
+    expect(await plugin.call('read', '3|alias.json')).toEqual({ msg: 'hi' })
+  })
+
+  it.each([
+    ['3|../private.json', '.. out of the granted directory'],
+    ['3|../../../../etc/passwd', '.. far out'],
+    ['3|/etc/passwd', 'an absolute path'],
+    ['3|escape.json', 'a symlink to a file outside'],
+    ['3|escape-dir/secret.json', 'a symlinked directory outside'],
+    ['4|../data/hello.json', '.. from one grant into another'],
+  ])('refuses %s (%s) with ENOTCAPABLE', async (input) => {
+    expect(await plugin.call('open_read', input)).toBe(errno.notcapable)
+  })
+
+  it('refuses writes where only read is granted, with EROFS', async () => {
+    expect(await plugin.call('open_write', '3|new.json')).toBe(errno.rofs)
+    expect(await plugin.call('open_write', '3|hello.json')).toBe(errno.rofs)
+  })
+
+  it('writes where write is granted, but not through a dangling symlink out', async () => {
+    expect(await plugin.call('write', '4|answer.json')).toBe(0)
+    expect(await readFile(path.join(test.dir, 'out', 'answer.json'), 'utf8')).toBe('42')
+    expect(await plugin.call('open_write', '4|dangling.json')).toBe(errno.notcapable)
+    await expect(readFile(path.join(outside, 'missing.json'))).rejects.toThrow()
+  })
+
+  it('answers ENOENT for a missing file and EBADF for a directory that is not granted', async () => {
+    expect(await plugin.call('open_read', '3|nope.json')).toBe(errno.noent)
+    expect(await plugin.call('open_read', '5|hello.json')).toBe(errno.badf)
+  })
+
+  it('gives clocks and random, and no arguments or environment', async () => {
+    expect(await plugin.call('clock_random')).toBe(0)
+  })
+})
