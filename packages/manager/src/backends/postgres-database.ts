@@ -1,0 +1,95 @@
+import { PluginError } from '@corral/types'
+import type { Pool, QueryConfig, QueryResult } from 'pg'
+import { jsonRow, type SqlDatabase } from './sql-database.js'
+
+/** Options of {@link createPostgresDatabase}. */
+export interface PostgresDatabaseOptions {
+  /** A `postgres://` connection URL (what `DATABASE_URL` holds). */
+  url: string
+  /** The most connections the pool opens. Default 10. */
+  maxConnections?: number
+}
+
+/** SQLSTATE classes that mean the server, not the statement, failed. */
+function postgresError(error: unknown): PluginError {
+  const code = (error as { code?: unknown }).code
+  if (typeof code !== 'string' || code.length !== 5) return PluginError.from(error, 'unavailable')
+  if (code === '57014') return PluginError.from(error, 'deadline_exceeded')
+  if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57')) return PluginError.from(error, 'unavailable')
+  // 25006: a write inside a READ ONLY transaction; 42501: the server's own privileges.
+  if (code === '25006' || code === '42501') return PluginError.from(error, 'permission_denied')
+  return PluginError.from(error, 'invalid_argument')
+}
+
+/**
+ * The database at scale: PostgreSQL through a `pg` pool. `pg` is loaded only when this is called,
+ * so a host that stays embedded does not load it (it is an optional peer dependency).
+ *
+ * Statements go through the extended query protocol even without parameters, so the server itself
+ * refuses more than one statement per call.
+ *
+ * @example
+ * const db = await createPostgresDatabase({ url: process.env.DATABASE_URL })
+ */
+export async function createPostgresDatabase(options: PostgresDatabaseOptions): Promise<SqlDatabase> {
+  let pg: (typeof import('pg'))['default']
+  try {
+    pg = (await import('pg')).default
+  } catch (error) {
+    throw new PluginError('unavailable', 'DATABASE_URL is set but the "pg" package is not installed', { cause: error })
+  }
+  // 64-bit integers (COUNT(*) among them) arrive as text; make them numbers where they fit.
+  const types = {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === 20
+        ? (text: string) => (Number.isSafeInteger(Number(text)) ? Number(text) : text)
+        : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+  }
+  const pool: Pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types })
+  // An idle client that loses its connection must not crash the host.
+  pool.on('error', () => {})
+  try {
+    await pool.query('SELECT 1')
+  } catch (error) {
+    await pool.end()
+    throw new PluginError('unavailable', `cannot reach PostgreSQL: ${(error as Error).message}`, { cause: error })
+  }
+
+  async function run(sql: string, params: readonly unknown[], readOnly: boolean): Promise<QueryResult> {
+    // queryMode is in pg, not yet in @types/pg.
+    const query = { text: sql, values: [...params], queryMode: 'extended' } as QueryConfig
+    try {
+      if (!readOnly) return await pool.query(query)
+      // A statement checked as a read runs in a READ ONLY transaction: the server refuses it if it writes.
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN READ ONLY')
+        const result = await client.query(query)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw error
+      } finally {
+        client.release()
+      }
+    } catch (error) {
+      throw postgresError(error)
+    }
+  }
+
+  return {
+    dialect: 'postgresql',
+    async query(sql, params, options) {
+      const result = await run(sql, params, options?.readOnly === true)
+      return (result.rows as Record<string, unknown>[]).map(jsonRow)
+    },
+    async exec(sql, params, options) {
+      const result = await run(sql, params, options?.readOnly === true)
+      return result.rowCount ?? 0
+    },
+    async close() {
+      await pool.end()
+    },
+  }
+}

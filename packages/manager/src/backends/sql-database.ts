@@ -1,0 +1,43 @@
+import type { SqlDialect } from '../host-api/sql-access.js'
+
+/** A value a plugin may bind to a `$n` placeholder. */
+export type SqlValue = string | number | boolean | null
+
+/** What running one statement may check on the way, besides running it. */
+export interface SqlRunOptions {
+  /**
+   * The statement was found to only read: a backend that can tell (SQLite's `readonly`) refuses
+   * it otherwise, a second line behind the parse.
+   */
+  readOnly?: boolean
+}
+
+/**
+ * A SQL database as the host API and the policy store use it: one statement per call, parameters
+ * bound as `$1`, `$2`, … on every backend (PostgreSQL's placeholders, which SQLite also reads).
+ * Results are plain JSON values: blobs come back base64, dates as ISO strings, 64-bit integers as
+ * strings where they do not fit a number.
+ */
+export interface SqlDatabase {
+  readonly dialect: SqlDialect
+  /** Runs a statement and returns its rows (none for a statement that returns no rows). */
+  query(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<Record<string, unknown>[]>
+  /** Runs a statement and returns how many rows it changed. */
+  exec(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<number>
+  close(): Promise<void>
+}
+
+/** Turns a driver's value into JSON: Buffers to base64, Dates to ISO strings, bigints to strings. */
+export function jsonValue(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return value.toString('base64')
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()
+  return value
+}
+
+/** A row with every value made JSON-safe. */
+export function jsonRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(row)) out[key] = jsonValue(value)
+  return out
+}

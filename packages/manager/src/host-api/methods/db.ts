@@ -1,0 +1,80 @@
+import { matchScope } from '@corral/manifest'
+import { PluginError } from '@corral/types'
+import { z } from 'zod'
+import { type HostCallScope, isGranted, defineMethod } from '../method-handler.js'
+import { analyzeSql, type SqlAccess } from '../sql-access.js'
+
+const sqlArgs = z.strictObject({
+  sql: z.string().min(1),
+  args: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(1000).default([]),
+})
+
+/**
+ * Tables no grant reaches: the host's own (`corral_*`, schema `corral`) and the databases'
+ * catalogs (`sqlite_*`; `pg_*`, which PostgreSQL resolves to `pg_catalog` even unqualified;
+ * `information_schema`). A grant of `*` means "every table of the application", not these.
+ */
+function isReserved(table: string): boolean {
+  const [schema, name] = table.includes('.') ? table.split('.', 2) : [undefined, table]
+  if (schema !== undefined && /^(pg_|information_schema$|corral$|temp$)/i.test(schema)) return true
+  return /^(sqlite_|pg_|corral_)/i.test(name ?? '')
+}
+
+/** Checks every table the statement touches against the grant; throws `permission_denied` on the first miss. */
+function checkAccess(access: SqlAccess, scope: HostCallScope): void {
+  const { grant, plugin } = scope
+  const deny = (message: string) => new PluginError('permission_denied', message, { plugin })
+  const own = scope.deps.ownTables(plugin)
+  for (const table of [...access.reads, ...access.writes, ...access.ddl]) {
+    if (isReserved(table)) throw deny(`table ${table} is reserved to the host`)
+  }
+  for (const table of access.reads) {
+    if (!isGranted(grant, 'db', table, 'read')) throw deny(`db read on table ${table} is not granted`)
+  }
+  for (const table of access.writes) {
+    if (!isGranted(grant, 'db', table, 'write')) throw deny(`db write on table ${table} is not granted`)
+  }
+  for (const table of access.ddl) {
+    if (!matchScope(own, table)) throw deny(`${access.statement.toUpperCase()} on ${table}: only tables matching ${own} are the plugin's own`)
+    if (!isGranted(grant, 'db', table, 'write')) throw deny(`db write on table ${table} is not granted`)
+  }
+}
+
+function analyze(sql: string, scope: HostCallScope): SqlAccess {
+  const access = analyzeSql(sql, scope.deps.database.dialect)
+  const tables = [...new Set([...access.reads, ...access.writes, ...access.ddl])]
+  scope.describe(`${access.statement} ${tables.join(',')}`.trim())
+  checkAccess(access, scope)
+  return access
+}
+
+const isReadOnly = (access: SqlAccess) => access.writes.length === 0 && access.ddl.length === 0
+
+/**
+ * `db.query`: runs one statement with bound parameters and returns its rows. Needs `db` read on
+ * every table it reads (and write on every table it writes).
+ */
+export const dbQuery = defineMethod({
+  args: sqlArgs,
+  rateLimit: 'db',
+  async run({ sql, args }, scope) {
+    const access = analyze(sql, scope)
+    const rows = await scope.deps.database.query(sql, args, { readOnly: isReadOnly(access) })
+    const max = scope.deps.limits.dbMaxRows
+    if (rows.length > max) {
+      throw new PluginError('resource_exhausted', `the query returned more than ${max} rows; add a LIMIT`)
+    }
+    return { rows }
+  },
+})
+
+/** `db.exec`: runs one statement with bound parameters and returns how many rows it changed. */
+export const dbExec = defineMethod({
+  args: sqlArgs,
+  rateLimit: 'db',
+  async run({ sql, args }, scope) {
+    const access = analyze(sql, scope)
+    const rowsAffected = await scope.deps.database.exec(sql, args, { readOnly: isReadOnly(access) })
+    return { rows_affected: rowsAffected }
+  },
+})

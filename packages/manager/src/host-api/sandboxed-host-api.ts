@@ -1,0 +1,273 @@
+import { lookup } from 'node:dns/promises'
+import { performance } from 'node:perf_hooks'
+import type { HostCallContext, HostCallHandler, HostMethod, LogLevel } from '@corral/types'
+import { PluginError } from '@corral/types'
+import type { Backends } from '../backends/create-backends.js'
+import type { Mailer } from '../backends/mailer.js'
+import { createOutboxMailer } from '../backends/outbox-mailer.js'
+import { type AuditLog, createSqlAuditLog } from '../policy-store/audit-log.js'
+import { HostCallMetrics, type HostCallMetricsSnapshot } from './call-metrics.js'
+import { enforceRateLimit, type HostCallScope, type MethodHandler } from './method-handler.js'
+import { cacheDelete, cacheGet, cacheSet } from './methods/cache.js'
+import { configGet } from './methods/config.js'
+import { dbExec, dbQuery } from './methods/db.js'
+import { emailSend } from './methods/email.js'
+import { eventsPublish } from './methods/events.js'
+import { httpRequest } from './methods/http.js'
+import { i18nTranslate } from './methods/i18n.js'
+import { log } from './methods/log.js'
+import { pluginCall } from './methods/plugin-call.js'
+import type {
+  ConfigSource,
+  GrantLookup,
+  HostLogger,
+  HostResolver,
+  PluginCaller,
+  SandboxDependencies,
+  SandboxLimits,
+  Translator,
+} from './sandbox-dependencies.js'
+
+/** The dispatch table: one handler per host API method. */
+const handlers: Record<HostMethod, MethodHandler> = {
+  'db.query': dbQuery,
+  'db.exec': dbExec,
+  'cache.get': cacheGet,
+  'cache.set': cacheSet,
+  'cache.delete': cacheDelete,
+  'http.request': httpRequest,
+  'email.send': emailSend,
+  log,
+  'config.get': configGet,
+  'i18n.translate': i18nTranslate,
+  'plugin.call': pluginCall,
+  'events.publish': eventsPublish,
+}
+
+/** Refusals the audit log keeps: the host said no, as opposed to a backend failing. */
+const auditedCodes = new Set([
+  'permission_denied',
+  'rate_limited',
+  'invalid_argument',
+  'resource_exhausted',
+  'deadline_exceeded',
+])
+
+/** The defaults of {@link SandboxLimits}. */
+export const defaultSandboxLimits: Readonly<SandboxLimits> = Object.freeze({
+  maxCallDepth: 8,
+  defaultTimeoutMs: 30_000,
+  httpTimeoutMs: 10_000,
+  httpMaxResponseBytes: 5 << 20,
+  httpMaxRedirects: 5,
+  logLinesPerSecond: 20,
+  cacheMaxValueBytes: 1 << 20,
+  dbMaxRows: 10_000,
+  eventMaxBytes: 64 << 10,
+})
+
+/** Options of {@link createSandboxedHostApi}. */
+export interface SandboxedHostApiOptions {
+  /** Where data, cache, rate-limit counters and events live (see `createBackends`). */
+  backends: Pick<Backends, 'database' | 'cache' | 'rateLimiter' | 'events'>
+  /** A plugin's effective grant, looked up on every call (see `createPolicyGrantLookup`). */
+  grants: GrantLookup
+  /** Where refusals are recorded. Default: table `corral_audit` of `backends.database`. */
+  audit?: AuditLog
+  /** How `email.send` delivers. Default: the outbox in `backends.database`. */
+  mailer?: Mailer
+  /** How `plugin.call` reaches another plugin; without it `plugin.call` is `unavailable`. */
+  callPlugin?: PluginCaller
+  /** A plugin's configuration, for `config.get`. Default: none (every key reads null). */
+  config?: ConfigSource
+  /** Translations for `i18n.translate`. Default: none (the key comes back). */
+  translate?: Translator
+  /** Where `log` lines go. Default: JSON lines on stderr, info and above. */
+  logger?: HostLogger
+  /** Host name resolution for `http.request`. Default: the system resolver (`dns.lookup`, all addresses). */
+  resolve?: HostResolver
+  /** Epoch milliseconds. Default `Date.now`. */
+  now?: () => number
+  limits?: Partial<SandboxLimits>
+  /** The table glob a plugin owns. Default `<plugin, "-" as "_">_*` (plugin `hello-wasm` owns `hello_wasm_*`). */
+  ownTables?: (plugin: string) => string
+  /** The sender of a plugin's emails. Default `<plugin>@corral.localhost`. */
+  emailFrom?: (plugin: string) => string
+}
+
+/** The per-plugin sandboxed host API: what the runners hand each plugin as its only way out. */
+export interface SandboxedHostApi {
+  /**
+   * The handler for one plugin's host calls: the plugin identity is bound here, whatever
+   * `context.plugin` says, so one plugin's runner cannot act as another.
+   */
+  forPlugin(plugin: string): HostCallHandler
+  /** Per plugin, per method: calls, failures by code and time spent, since creation (this replica). */
+  metrics(plugin?: string): HostCallMetricsSnapshot
+  /** The audit log refusals are written to. */
+  readonly audit: AuditLog
+}
+
+const systemResolver: HostResolver = async (hostname) =>
+  (await lookup(hostname, { all: true, verbatim: true })).map((a) => ({
+    address: a.address,
+    family: a.family === 6 ? 6 : 4,
+  }))
+
+const stderrLogger: HostLogger = {
+  log(level: LogLevel, message: string, fields: Record<string, unknown>) {
+    if (level === 'trace' || level === 'debug') return
+    process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`)
+  },
+}
+
+function invalidArguments(method: string, issues: { path: PropertyKey[]; message: string }[]): PluginError {
+  const fields = issues.map((issue) => ({
+    field: issue.path.length === 0 ? 'args' : issue.path.map(String).join('.'),
+    message: issue.message,
+  }))
+  return new PluginError(
+    'invalid_argument',
+    `${method}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`,
+    { fields },
+  )
+}
+
+/**
+ * Creates the sandboxed host API. Every call is checked against the calling plugin's effective
+ * grant (looked up per call) and rate limits, attributed to the plugin and the token of the call
+ * that caused it, counted, audited when refused, and bounded by the causing call's deadline.
+ *
+ * @example
+ * const backends = await createBackends()
+ * const policies = createSqlPolicyStore(backends.database)
+ * const hostApi = createSandboxedHostApi({
+ *   backends,
+ *   grants: createPolicyGrantLookup({ policies, requestOf: (name) => manifests.get(name)?.resources }),
+ * })
+ * const plugin = await wasm.load({ manifest, dir, grant, hostApi: hostApi.forPlugin(manifest.name) })
+ */
+export function createSandboxedHostApi(options: SandboxedHostApiOptions): SandboxedHostApi {
+  const { backends } = options
+  const now = options.now ?? Date.now
+  const audit = options.audit ?? createSqlAuditLog(backends.database)
+  const deps: SandboxDependencies = {
+    database: backends.database,
+    cache: backends.cache,
+    rateLimiter: backends.rateLimiter,
+    events: backends.events,
+    audit,
+    mailer: options.mailer ?? createOutboxMailer(backends.database, now),
+    grants: options.grants,
+    callPlugin: options.callPlugin,
+    config: options.config ?? (() => undefined),
+    translate: options.translate ?? (() => undefined),
+    logger: options.logger ?? stderrLogger,
+    resolve: options.resolve ?? systemResolver,
+    now,
+    limits: { ...defaultSandboxLimits, ...options.limits },
+    ownTables: options.ownTables ?? ((plugin) => `${plugin.replaceAll('-', '_')}_*`),
+    emailFrom: options.emailFrom ?? ((plugin) => `${plugin}@corral.localhost`),
+  }
+  const metrics = new HostCallMetrics()
+  // A plugin hammering past its rate limit is audited once per second and method, not once per call.
+  const lastRateLimitAudit = new Map<string, number>()
+
+  async function recordRefusal(
+    plugin: string,
+    method: string,
+    error: PluginError,
+    context: HostCallContext,
+    detail: string | undefined,
+  ): Promise<void> {
+    const at = now()
+    if (error.code === 'rate_limited') {
+      const key = `${plugin}|${method}`
+      if (at - (lastRateLimitAudit.get(key) ?? -Infinity) < 1000) return
+      lastRateLimitAudit.set(key, at)
+    }
+    try {
+      await audit.record({
+        at,
+        plugin,
+        method,
+        code: error.code,
+        message: error.rawMessage,
+        ...(context.token === undefined ? {} : { token: context.token }),
+        ...(context.chain === undefined ? {} : { chain: context.chain }),
+        ...(detail === undefined ? {} : { detail }),
+      })
+    } catch (auditError) {
+      deps.logger.log('error', 'audit log write failed', { plugin, method, error: String(auditError) })
+    }
+  }
+
+  async function dispatch(
+    handler: MethodHandler,
+    method: string,
+    args: unknown,
+    context: HostCallContext,
+    setDetail: (detail: string) => void,
+  ): Promise<unknown> {
+    const plugin = context.plugin
+    const start = now()
+    const deadline = Math.min(context.deadline ?? Infinity, start + deps.limits.defaultTimeoutMs)
+    if (deadline <= start) {
+      throw new PluginError('deadline_exceeded', `${method}: the calling plugin call is already past its deadline`)
+    }
+    const grant = await deps.grants(plugin)
+    if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)
+
+    const controller = new AbortController()
+    const scope: HostCallScope = { plugin, grant, context, deadline, signal: controller.signal, deps, describe: setDetail }
+    await enforceRateLimit(scope, 'calls')
+    const parsed = handler.args.safeParse(args)
+    if (!parsed.success) throw invalidArguments(method, parsed.error.issues)
+    if (handler.rateLimit !== undefined) await enforceRateLimit(scope, handler.rateLimit)
+
+    const capMs = method === 'http.request' ? deps.limits.httpTimeoutMs : deps.limits.defaultTimeoutMs
+    const remaining = Math.min(deadline - now(), capMs)
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
+        controller.abort(error)
+        reject(error)
+      }, Math.max(0, remaining))
+    })
+    try {
+      return await Promise.race([handler.run(parsed.data, scope), expired])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  function forPlugin(plugin: string): HostCallHandler {
+    return async (method, args, callContext) => {
+      const context: HostCallContext = { ...callContext, plugin }
+      const started = performance.now()
+      const handler = Object.hasOwn(handlers, method) ? handlers[method as HostMethod] : undefined
+      const metricName = handler === undefined ? '(unknown)' : method
+      let detail: string | undefined
+      try {
+        if (handler === undefined) throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
+        const result = await dispatch(handler, method, args, context, (d) => {
+          detail = d.slice(0, 500)
+        })
+        metrics.record(plugin, metricName, performance.now() - started)
+        return result
+      } catch (thrown) {
+        const error = PluginError.from(thrown, 'internal', plugin)
+        metrics.record(plugin, metricName, performance.now() - started, error.code)
+        if (auditedCodes.has(error.code)) await recordRefusal(plugin, metricName, error, context, detail)
+        throw error
+      }
+    }
+  }
+
+  return {
+    forPlugin,
+    metrics: (plugin) => metrics.snapshot(plugin),
+    audit,
+  }
+}

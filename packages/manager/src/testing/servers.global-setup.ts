@@ -1,0 +1,130 @@
+/**
+ * Vitest global set-up of @corral/manager: one private PostgreSQL and one private Redis server for
+ * the whole run, on 127.0.0.1 and unused ports, with data in temp directories; both are stopped and
+ * their directories deleted afterwards. The distributed half of the backend suite runs against them.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type {} from 'vitest'
+import type { TestProject } from 'vitest/node'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string
+    redisUrl: string
+  }
+}
+
+const postgresBin = '/usr/lib/postgresql/15/bin'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()))
+    })
+  })
+}
+
+/** PostgreSQL refuses to run as root: run it as the `postgres` user then (as CI does, it runs as root). */
+function asServerUser(command: string, args: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess): Promise<void> {
+  const until = Date.now() + 60_000
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`)
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`${what} did not start within 60 s`)
+}
+
+function canConnect(port: number, probe?: { send: string; expect: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket()
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('error', () => done(false))
+    socket.connect(port, '127.0.0.1', () => {
+      if (!probe) return done(true)
+      socket.write(probe.send)
+      socket.once('data', (data) => done(data.toString().includes(probe.expect)))
+    })
+  })
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    child.once('exit', () => {
+      clearTimeout(force)
+      resolve()
+    })
+    child.kill(signal)
+  })
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const children: ChildProcess[] = []
+  const dirs: string[] = []
+  const teardown = async () => {
+    // SIGINT is PostgreSQL's "fast shutdown"; Redis exits on SIGTERM without saving (no save configured).
+    await Promise.all(children.map((c) => stop(c, c === children[0] ? 'SIGINT' : 'SIGTERM')))
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    const pgDir = mkdtempSync(join(tmpdir(), 'corral-pg-'))
+    dirs.push(pgDir)
+    if (process.getuid?.() === 0) chownSync(pgDir, Number(execFileSync('id', ['-u', 'postgres'])), 0)
+    const [initCmd, initArgs] = asServerUser(join(postgresBin, 'initdb'), [
+      '-D', join(pgDir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8',
+    ])
+    execFileSync(initCmd, initArgs, { stdio: 'ignore' })
+    const pgPort = await freePort()
+    const [pgCmd, pgArgs] = asServerUser(join(postgresBin, 'postgres'), [
+      '-D', join(pgDir, 'data'), '-k', pgDir, '-h', '127.0.0.1', '-p', String(pgPort),
+      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+    ])
+    const pg = spawn(pgCmd, pgArgs, { stdio: 'ignore' })
+    children.push(pg)
+
+    const redisDir = mkdtempSync(join(tmpdir(), 'corral-redis-'))
+    dirs.push(redisDir)
+    const redisPort = await freePort()
+    const redis = spawn(
+      'redis-server',
+      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir],
+      { stdio: 'ignore' },
+    )
+    children.push(redis)
+
+    const pgReady = join(postgresBin, 'pg_isready')
+    await waitFor('postgres', async () => {
+      try {
+        execFileSync(pgReady, ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres'], { stdio: 'ignore' })
+        return true
+      } catch {
+        return false
+      }
+    }, pg)
+    await waitFor('redis-server', () => canConnect(redisPort, { send: 'PING\r\n', expect: '+PONG' }), redis)
+
+    project.provide('databaseUrl', `postgres://postgres@127.0.0.1:${pgPort}/postgres`)
+    project.provide('redisUrl', `redis://127.0.0.1:${redisPort}`)
+  } catch (error) {
+    await teardown()
+    throw error
+  }
+  return teardown
+}
