@@ -260,6 +260,11 @@ export const behaviourPluginWat = plugin((str) => {
     (call $output_number (i64.extend_i32_u (memory.size)))
     (i32.const 0))
 
+  ;; The guest memory's size in pages.
+  (func (export "memory_pages") (result i32)
+    (call $output_number (i64.extend_i32_u (memory.size)))
+    (i32.const 0))
+
   ;; Allocates 1 MiB kernel blocks until alloc returns 0; outputs how many it got.
   (func (export "alloc_bomb") (result i32)
     (local $count i64)
