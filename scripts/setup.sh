@@ -18,6 +18,7 @@ readonly SYSTEM_PACKAGES=(
   "/usr/share/gocode/src/github.com/hashicorp/go-plugin:golang-github-hashicorp-go-plugin-dev"
   "/usr/share/gocode/src/google.golang.org/grpc:golang-google-grpc-dev"
   "/usr/share/gocode/src/google.golang.org/protobuf:golang-google-protobuf-dev"
+  "/usr/share/gocode/src/github.com/golang/protobuf/protoc-gen-go:golang-github-golang-protobuf-1-3-dev"
   "protoc:protobuf-compiler"
   "/usr/lib/postgresql:postgresql"
   "redis-server:redis-server"

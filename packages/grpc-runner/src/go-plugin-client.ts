@@ -1,0 +1,359 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PluginError } from '@corral/types'
+import { Client, Metadata, status } from '@grpc/grpc-js'
+import { type CertificatePair, generateCertificate } from './auto-mtls.js'
+import { channelSecurity, GrpcBroker, type MtlsMaterial } from './grpc-broker.js'
+import { parseHandshakeLine } from './handshake-line.js'
+import { LineReader, type PluginLogger, stderrLogger } from './plugin-log.js'
+import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
+import { deadlineIn, unary } from './rpc.js'
+import {
+  controllerService,
+  healthService,
+  ServingStatus,
+  StdioChannel,
+  type StdioData,
+  stdioService,
+} from './wire.js'
+
+/** go-plugin's handshake config: both sides must agree on it. */
+export interface HandshakeConfig {
+  /** The application protocol version the host offers. */
+  protocolVersion: number
+  magicCookieKey: string
+  magicCookieValue: string
+}
+
+/** Options of {@link startGoPlugin}. */
+export interface StartGoPluginOptions {
+  command: string
+  args?: readonly string[]
+  cwd?: string
+  handshake: HandshakeConfig
+  /**
+   * Variables the plugin gets besides go-plugin's own. Nothing of the host's environment is passed
+   * unless listed here: a plugin never sees the host's secrets by accident.
+   */
+  env?: Record<string, string>
+  /** Generate a client certificate, hand it to the plugin, and speak TLS with its certificate pinned. */
+  autoMtls?: boolean
+  /** How long the plugin has to print its handshake line. Default 10 s. */
+  startTimeoutMs?: number
+  /** TCP ports the plugin may listen on, where it listens on TCP. */
+  portRange?: { min: number; max: number }
+  /** Where the plugin puts its unix socket. Default: a fresh private temporary folder, removed at stop. */
+  unixSocketDir?: string
+  logger?: PluginLogger
+  /** Names the plugin in errors and logs. Default: the command. */
+  name?: string
+}
+
+/** What {@link reattachGoPlugin} needs to reach a plugin already running: go-plugin's ReattachConfig. */
+export interface ReattachConfig {
+  network: 'unix' | 'tcp'
+  address: string
+  /** The plugin's process id, when it runs on this machine: the host then watches it and can kill it. */
+  pid?: number
+  protocolVersion: number
+  /** The AutoMTLS (or provisioned) material: the plugin's certificate and the host's own pair. */
+  tls?: MtlsMaterial
+}
+
+/** A connected go-plugin plugin. */
+export interface GoPluginClient {
+  readonly name: string
+  /** The plugin's process id (absent for a reattached service without one). */
+  readonly pid: number | undefined
+  readonly protocolVersion: number
+  /** One grpc-js client over the plugin's connection: make any service's calls with it. */
+  readonly rpc: Client
+  readonly broker: GrpcBroker
+  /** How to reattach to this plugin from another host process. */
+  readonly reattachConfig: ReattachConfig
+  /** Settles when the plugin process exits (for a reattached plugin with a pid, when it is gone). */
+  readonly exited: Promise<ProcessExit>
+  /** Whether the plugin answers `grpc.health.v1.Health/Check` for service `plugin` with SERVING. */
+  health(timeoutMs: number): Promise<boolean>
+  /**
+   * Stops the plugin: `GRPCController/Shutdown`, then `graceMs` to exit, then SIGKILL to its whole
+   * process group. Never rejects.
+   */
+  stop(graceMs?: number): Promise<void>
+}
+
+const defaultStartTimeoutMs = 10_000
+
+/**
+ * Starts a go-plugin gRPC plugin and connects to it: launch with the magic cookie and a minimal
+ * environment, handshake, optional AutoMTLS, broker, stdio forwarding.
+ *
+ * @example
+ * const plugin = await startGoPlugin({
+ *   command: './kv-plugin',
+ *   handshake: { protocolVersion: 1, magicCookieKey: 'KV_PLUGIN', magicCookieValue: 'hello' },
+ *   autoMtls: true,
+ * })
+ * const kv = new KvClient('unused', credentials.createInsecure(), { channelOverride: plugin.rpc.getChannel() })
+ * await plugin.stop()
+ */
+export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPluginClient> {
+  const name = options.name ?? options.command
+  const logger = options.logger ?? stderrLogger
+  const ownSocketDir = options.unixSocketDir === undefined
+  const socketDir = options.unixSocketDir ?? mkdtempSync(join(tmpdir(), 'corral-'))
+  const removeSocketDir = () => {
+    if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true })
+  }
+  let hostPair: CertificatePair | undefined
+  let proc: PluginProcess | undefined
+  try {
+    if (options.autoMtls) hostPair = await generateCertificate()
+    const env: Record<string, string> = {
+      ...options.env,
+      [options.handshake.magicCookieKey]: options.handshake.magicCookieValue,
+      PLUGIN_PROTOCOL_VERSIONS: String(options.handshake.protocolVersion),
+      PLUGIN_UNIX_SOCKET_DIR: socketDir,
+      // go-plugin before 1.5 makes its socket in the temporary folder: keep it in the private one.
+      TMPDIR: socketDir,
+    }
+    if (options.portRange !== undefined) {
+      env.PLUGIN_MIN_PORT = String(options.portRange.min)
+      env.PLUGIN_MAX_PORT = String(options.portRange.max)
+    }
+    if (hostPair !== undefined) env.PLUGIN_CLIENT_CERT = hostPair.certPem
+    const startTimeoutMs = options.startTimeoutMs ?? defaultStartTimeoutMs
+    proc = await spawnPluginProcess({
+      command: options.command,
+      args: options.args ?? [],
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      env,
+      startTimeoutMs,
+      logger,
+      name,
+    })
+    const line = parseHandshakeLine(proc.handshakeLine, [options.handshake.protocolVersion], name)
+    let tls: MtlsMaterial | undefined
+    if (hostPair !== undefined) {
+      if (line.serverCertPem === undefined) {
+        throw new PluginError('incompatible', 'AutoMTLS is on but the plugin sent no server certificate', {
+          plugin: name,
+        })
+      }
+      tls = { peerCertPem: line.serverCertPem, ...hostPair }
+    }
+    const started = proc
+    const client = await connect({
+      name,
+      logger,
+      socketDir,
+      reattach: {
+        network: line.network,
+        address: line.address,
+        pid: proc.pid,
+        protocolVersion: line.appVersion,
+        ...(tls ? { tls } : {}),
+      },
+      exited: proc.exited,
+      timeoutMs: startTimeoutMs,
+      kill: () => started.killGroup('SIGKILL'),
+      cleanup: removeSocketDir,
+    })
+    return client
+  } catch (error) {
+    proc?.killGroup('SIGKILL')
+    if (proc !== undefined) await proc.exited
+    removeSocketDir()
+    throw PluginError.from(error, 'load_failed', name)
+  }
+}
+
+/** Options of {@link reattachGoPlugin}. */
+export interface ReattachGoPluginOptions extends ReattachConfig {
+  name?: string
+  logger?: PluginLogger
+  /** How long to wait for the connection. Default 10 s. */
+  connectTimeoutMs?: number
+}
+
+/**
+ * Connects to a go-plugin plugin that is already running: one started by another host process, or
+ * one that runs as a service of its own (over TCP with mutual TLS).
+ *
+ * @example
+ * const plugin = await reattachGoPlugin({ network: 'tcp', address: '10.0.0.7:7001', protocolVersion: 1, tls })
+ */
+export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promise<GoPluginClient> {
+  const name = options.name ?? options.address
+  const socketDir = mkdtempSync(join(tmpdir(), 'corral-'))
+  const { pid } = options
+  const exited =
+    pid === undefined
+      ? new Promise<ProcessExit>(() => {})
+      : new Promise<ProcessExit>((resolve) => {
+          const timer = setInterval(() => {
+            if (!isAlive(pid)) {
+              clearInterval(timer)
+              resolve({ code: null, signal: null })
+            }
+          }, 500)
+          timer.unref()
+        })
+  try {
+    if (pid !== undefined && !isAlive(pid)) {
+      throw new PluginError('unavailable', `no process ${pid} to reattach to`, { plugin: name })
+    }
+    return await connect({
+      name,
+      logger: options.logger ?? stderrLogger,
+      socketDir,
+      reattach: options,
+      exited,
+      timeoutMs: options.connectTimeoutMs ?? defaultStartTimeoutMs,
+      kill: () => {
+        if (pid !== undefined) killQuietly(pid)
+      },
+      cleanup: () => rmSync(socketDir, { recursive: true, force: true }),
+    })
+  } catch (error) {
+    rmSync(socketDir, { recursive: true, force: true })
+    throw PluginError.from(error, 'unavailable', name)
+  }
+}
+
+interface ConnectOptions {
+  name: string
+  logger: PluginLogger
+  socketDir: string
+  reattach: ReattachConfig
+  exited: Promise<ProcessExit>
+  timeoutMs: number
+  kill(): void
+  cleanup(): void
+}
+
+async function connect(options: ConnectOptions): Promise<GoPluginClient> {
+  const { name, reattach } = options
+  const target = reattach.network === 'unix' ? `unix:${reattach.address}` : reattach.address
+  const security = channelSecurity(reattach.tls)
+  const rpc = new Client(target, security.credentials, security.options)
+  try {
+    await new Promise<void>((resolve, reject) =>
+      rpc.waitForReady(deadlineIn(options.timeoutMs), (error) => (error ? reject(error) : resolve())),
+    )
+  } catch (error) {
+    rpc.close()
+    throw new PluginError('load_failed', `cannot connect to ${target}: ${(error as Error).message}`, {
+      plugin: name,
+      cause: error,
+    })
+  }
+  const broker = new GrpcBroker(rpc, {
+    socketDir: options.socketDir,
+    ...(reattach.tls === undefined ? {} : { tls: reattach.tls }),
+    name,
+  })
+  const stdio = forwardStdio(rpc, name, options.logger)
+  let exitInfo: ProcessExit | undefined
+  void options.exited.then((info) => {
+    exitInfo = info
+  })
+  let stopping: Promise<void> | undefined
+  const health = async (timeoutMs: number) => {
+    try {
+      const response = await unary(
+        rpc,
+        healthService.check,
+        { service: 'plugin' },
+        { deadline: deadlineIn(timeoutMs) },
+      )
+      return response.status === ServingStatus.SERVING
+    } catch {
+      return false
+    }
+  }
+  const stop = (graceMs = 2000): Promise<void> => {
+    stopping ??= (async () => {
+      // The plugin's server waits for open streams before it exits: end ours first.
+      stdio.cancel()
+      broker.close()
+      if (exitInfo === undefined) {
+        await unary(rpc, controllerService.shutdown, {}, { deadline: deadlineIn(graceMs) }).catch(() => {})
+        const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())
+        await Promise.race([options.exited, timer])
+      }
+      // Whatever is left of the plugin (itself, if it ignored Shutdown, or children it started) goes.
+      options.kill()
+      if (reattach.pid !== undefined) await options.exited
+      rpc.close()
+      options.cleanup()
+    })()
+    return stopping
+  }
+  return {
+    name,
+    pid: reattach.pid,
+    protocolVersion: reattach.protocolVersion,
+    rpc,
+    broker,
+    reattachConfig: reattach,
+    exited: options.exited,
+    health,
+    stop,
+  }
+}
+
+/** Forwards what the plugin writes to stdout and stderr when it offers `plugin.GRPCStdio`. */
+function forwardStdio(rpc: Client, name: string, logger: PluginLogger): { cancel(): void } {
+  const stream = rpc.makeServerStreamRequest(
+    stdioService.streamStdio.path,
+    stdioService.streamStdio.requestSerialize,
+    stdioService.streamStdio.responseDeserialize,
+    {},
+    new Metadata(),
+    {},
+  )
+  const reader = (channel: string) =>
+    new LineReader({
+      maxLineBytes: 16 * 1024,
+      maxLinesPerSecond: 200,
+      onLine: (line) => logger.log('info', line, { plugin: name, stream: channel }),
+      onDropped: (count) => logger.log('warn', `dropped ${count} ${channel} lines`, { plugin: name }),
+    })
+  const stdout = reader('stdout')
+  const stderr = reader('stderr')
+  stream.on('data', (data: StdioData) => {
+    const bytes = Buffer.from(data.data ?? [])
+    if (data.channel === StdioChannel.STDOUT) stdout.push(bytes)
+    else if (data.channel === StdioChannel.STDERR) stderr.push(bytes)
+  })
+  stream.on('error', (error: { code?: number }) => {
+    // Plugins before go-plugin 1.4 do not offer it; their pipes are read instead.
+    if (
+      error.code !== status.UNIMPLEMENTED &&
+      error.code !== status.CANCELLED &&
+      error.code !== status.UNAVAILABLE
+    ) {
+      logger.log('debug', `stdio stream ended: ${String(error)}`, { plugin: name })
+    }
+  })
+  return stream
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,545 @@
+import { randomBytes } from 'node:crypto'
+import { isAbsolute, relative, resolve } from 'node:path'
+import { parseRegistration } from '@corral/manifest'
+import {
+  type CallOptions,
+  type HealthStatus,
+  type LoadOptions,
+  type Plugin,
+  PluginError,
+  type Registration,
+} from '@corral/types'
+import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
+import { CallStream } from './call-stream.js'
+import { type GoPluginClient, startGoPlugin } from './go-plugin-client.js'
+import { errorFromStatus, parseErrorJson } from './grpc-status.js'
+import type { PluginLogger } from './plugin-log.js'
+import { residentSetMiB } from './resident-memory.js'
+import { deadlineIn, unary } from './rpc.js'
+import {
+  type CallResult,
+  type HostCallRequest,
+  type HostCallResponse,
+  hostService,
+  pluginService,
+} from './wire.js'
+
+/** Corral's go-plugin handshake; `@corral/plugin-sdk` holds the same values. */
+export const corralHandshake = {
+  protocolVersion: 1,
+  magicCookieKey: 'CORRAL_PLUGIN',
+  magicCookieValue: 'b6c1d0a4-corral-plugin',
+} as const
+
+/** How the runner watches its plugin processes. */
+export interface SupervisionOptions {
+  /** Health-check every this many ms. Default 10 s. */
+  healthIntervalMs: number
+  /** A health check not answered SERVING within this is a failure. Default 2 s. */
+  healthTimeoutMs: number
+  /** This many failed checks in a row restart the plugin. Default 2. */
+  healthFailures: number
+  /** Check the resident set against `memory_mb` every this many ms. Default 5 s. */
+  memoryIntervalMs: number
+  /** More restarts than this within `restartWindowMs` quarantine the plugin until {@link GrpcPlugin.reset}. Default 5. */
+  maxRestarts: number
+  restartWindowMs: number
+  /** The first restart waits this long; each further one in the window twice as long. Default 200 ms. */
+  initialBackoffMs: number
+  maxBackoffMs: number
+}
+
+/** @internal What a {@link GrpcPlugin} shares with its runner. */
+export interface GrpcPluginSettings {
+  hostVersion: string
+  logger: PluginLogger
+  autoMtls: boolean
+  supervision: SupervisionOptions
+}
+
+type State = 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
+
+interface CallRecord {
+  deadline: number | undefined
+  chain: string[] | undefined
+  reject(error: PluginError): void
+}
+
+let tokenCounter = 0
+const tokenPrefix = randomBytes(4).toString('hex')
+
+/**
+ * A Corral plugin in a process of its own, reached over gRPC: the {@link Plugin} contract on
+ * PluginService, HostService served back over the broker, and supervision (crash restart with
+ * backoff, quarantine, health, memory).
+ */
+export class GrpcPlugin implements Plugin {
+  readonly name: string
+  readonly runtime = 'grpc' as const
+  readonly #options: LoadOptions
+  readonly #settings: GrpcPluginSettings
+  #client: GoPluginClient | undefined
+  #stream: CallStream | undefined
+  #useStream = false
+  #brokerId = 0
+  #state: State = 'starting'
+  #config: Record<string, unknown> | undefined
+  #registered = false
+  readonly #calls = new Map<string, CallRecord>()
+  #restarts: number[] = []
+  #restartTimer: NodeJS.Timeout | undefined
+  #watchTimers: NodeJS.Timeout[] = []
+  #healthFailures = 0
+  #lastError: PluginError | undefined
+  #restartReason: string | undefined
+
+  /** @internal Made by the runner's `load`; call {@link GrpcPlugin.start} next. */
+  constructor(options: LoadOptions, settings: GrpcPluginSettings) {
+    this.name = options.manifest.name
+    this.#options = options
+    this.#settings = settings
+  }
+
+  /** The process's id while one runs. */
+  get pid(): number | undefined {
+    return this.#client?.pid
+  }
+
+  /** `running`, `restarting`, `quarantined`, ... */
+  get state(): State {
+    return this.#state
+  }
+
+  /** @internal Starts the process and connects; bounded by the grant's `init_timeout`. */
+  async start(): Promise<void> {
+    const { manifest, dir, grant } = this.#options
+    const entry = manifest.entry
+    let command: string
+    let args: string[]
+    if ('binary' in entry) {
+      command = insideDir(dir, entry.binary, this.name)
+      args = entry.args
+    } else if ('node' in entry) {
+      command = process.execPath
+      args = [insideDir(dir, entry.node, this.name), ...entry.args]
+    } else {
+      throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', {
+        plugin: this.name,
+      })
+    }
+    const env: Record<string, string> = {}
+    for (const key of entry.env) {
+      const value = process.env[key]
+      if (value !== undefined) env[key] = value
+    }
+    const client = await startGoPlugin({
+      command,
+      args,
+      cwd: dir,
+      env,
+      handshake: corralHandshake,
+      autoMtls: this.#settings.autoMtls,
+      startTimeoutMs: grant.limits.init_timeout,
+      logger: this.#settings.logger,
+      name: this.name,
+    })
+    try {
+      this.#brokerId = client.broker.nextId()
+      await client.broker.serve(this.#brokerId, (server) => this.#serveHost(server))
+    } catch (error) {
+      await client.stop(0)
+      throw PluginError.from(error, 'load_failed', this.name)
+    }
+    this.#client = client
+    this.#stream = undefined
+    this.#healthFailures = 0
+    void client.exited.then((exit) => this.#onExit(client, exit.code, exit.signal))
+    this.#state = 'running'
+    this.#watch(client)
+  }
+
+  async register(): Promise<Registration> {
+    const client = this.#running()
+    let response: { registrationJson?: Uint8Array | null }
+    try {
+      response = await this.#register(client)
+    } catch (error) {
+      throw errorFromStatus(error, this.name, 'register')
+    }
+    const value: unknown = JSON.parse(Buffer.from(response.registrationJson ?? []).toString('utf8') || 'null')
+    const registration = parseRegistration(value, this.#options.manifest)
+    this.#registered = true
+    return registration
+  }
+
+  async init(config: Record<string, unknown>): Promise<void> {
+    const client = this.#running()
+    await this.#init(client, config)
+    this.#config = config
+  }
+
+  async call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
+    const client = this.#running()
+    if (options.signal?.aborted)
+      throw new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
+    const timeoutMs = options.timeoutMs ?? this.#options.grant.limits.call_timeout
+    const token = options.token ?? `${tokenPrefix}-${++tokenCounter}`
+    const argsJson = Buffer.from(JSON.stringify(args ?? null))
+    let result: CallResult
+    const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: options.chain, reject: () => {} }
+    this.#calls.set(token, record)
+    try {
+      if (this.#useStream) {
+        if (this.#stream === undefined || !this.#stream.usable)
+          this.#stream = new CallStream(client.rpc, this.name)
+        result = await this.#stream.call({ function: fn, argsJson, timeoutMs, token }, options.signal)
+      } else {
+        result = await this.#unaryCall(client, { function: fn, argsJson, timeoutMs, token }, record, options)
+      }
+    } finally {
+      if (this.#calls.get(token) === record) this.#calls.delete(token)
+    }
+    if (result.errorJson && result.errorJson.length > 0) {
+      throw PluginError.fromData(parseErrorJson(result.errorJson, this.name))
+    }
+    const json = result.resultJson
+    if (json === undefined || json === null || json.length === 0) return null
+    const limit = this.#options.grant.limits.max_output_bytes
+    if (json.length > limit) {
+      throw new PluginError('resource_exhausted', `${fn} returned ${json.length} bytes, more than ${limit}`, {
+        plugin: this.name,
+      })
+    }
+    try {
+      return JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))
+    } catch (error) {
+      throw new PluginError('plugin_error', `${fn} returned a result that is not JSON`, {
+        plugin: this.name,
+        cause: error,
+      })
+    }
+  }
+
+  async health(): Promise<HealthStatus> {
+    const lastError = this.#lastError?.toData()
+    const withLast = (status: HealthStatus): HealthStatus =>
+      lastError && !status.last_error ? { ...status, last_error: lastError } : status
+    if (this.#state !== 'running' || this.#client === undefined) {
+      return withLast({ ready: false, message: `plugin is ${this.#state}` })
+    }
+    try {
+      const response = await unary(
+        this.#client.rpc,
+        pluginService.health,
+        {},
+        { deadline: deadlineIn(this.#settings.supervision.healthTimeoutMs) },
+      )
+      const status: HealthStatus = { ready: response.ready === true }
+      if (response.message) status.message = response.message
+      if (response.lastErrorJson && response.lastErrorJson.length > 0) {
+        status.last_error = parseErrorJson(response.lastErrorJson, this.name)
+      }
+      return withLast(status)
+    } catch (error) {
+      return withLast({ ready: false, message: errorFromStatus(error, this.name, 'health').rawMessage })
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#state === 'stopped') return
+    this.#state = 'stopping'
+    clearTimeout(this.#restartTimer)
+    this.#unwatch()
+    const client = this.#client
+    this.#client = undefined
+    if (client === undefined) {
+      this.#state = 'stopped'
+      return
+    }
+    const timeoutMs = this.#options.grant.limits.shutdown_timeout
+    try {
+      await unary(client.rpc, pluginService.shutdown, { timeoutMs }, { deadline: deadlineIn(timeoutMs) })
+    } catch {
+      // A plugin that cannot finish its work in time is stopped all the same.
+    }
+    this.#failInFlight(new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.name }))
+    this.#stream?.close()
+    await client.stop(Math.min(timeoutMs, 2000))
+    this.#state = 'stopped'
+  }
+
+  /**
+   * Lifts a quarantine (or restarts a plugin whose restart failed): the restart history is
+   * forgotten and the process started again, initialised with the last config.
+   */
+  async reset(): Promise<void> {
+    if (this.#state !== 'quarantined') return
+    this.#restarts = []
+    this.#state = 'restarting'
+    await this.#restartNow()
+  }
+
+  #running(): GoPluginClient {
+    const client = this.#client
+    if (this.#state !== 'running' || client === undefined) {
+      throw new PluginError('unavailable', `plugin is ${this.#state}`, { plugin: this.name })
+    }
+    return client
+  }
+
+  async #register(client: GoPluginClient) {
+    const response = await unary(
+      client.rpc,
+      pluginService.register,
+      { hostVersion: this.#settings.hostVersion },
+      { deadline: deadlineIn(this.#options.grant.limits.init_timeout) },
+    )
+    this.#useStream = response.callStream === true
+    return response
+  }
+
+  async #init(client: GoPluginClient, config: Record<string, unknown>): Promise<void> {
+    const timeoutMs = this.#options.grant.limits.init_timeout
+    const token = `${tokenPrefix}-init-${++tokenCounter}`
+    const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: undefined, reject: () => {} }
+    this.#calls.set(token, record)
+    try {
+      await unary(
+        client.rpc,
+        pluginService.init,
+        {
+          configJson: Buffer.from(JSON.stringify(config)),
+          hostBrokerId: this.#brokerId,
+          plugin: this.name,
+          token,
+        },
+        { deadline: deadlineIn(timeoutMs) },
+      )
+    } catch (error) {
+      throw errorFromStatus(error, this.name, 'init')
+    } finally {
+      this.#calls.delete(token)
+    }
+  }
+
+  #unaryCall(
+    client: GoPluginClient,
+    request: { function: string; argsJson: Uint8Array; timeoutMs: number; token: string },
+    record: CallRecord,
+    options: CallOptions,
+  ): Promise<CallResult> {
+    return new Promise<CallResult>((resolvePromise, reject) => {
+      const fail = (error: PluginError) => {
+        options.signal?.removeEventListener('abort', onAbort)
+        reject(error)
+      }
+      record.reject = fail
+      const call = client.rpc.makeUnaryRequest(
+        pluginService.call.path,
+        pluginService.call.requestSerialize,
+        pluginService.call.responseDeserialize,
+        request,
+        { deadline: deadlineIn(request.timeoutMs) },
+        (error, response) => {
+          options.signal?.removeEventListener('abort', onAbort)
+          if (error) reject(errorFromStatus(error, this.name, request.function))
+          else resolvePromise(response as CallResult)
+        },
+      )
+      const onAbort = () => {
+        call.cancel()
+        fail(new PluginError('canceled', `${request.function} was canceled`, { plugin: this.name }))
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** HostService, served to the plugin over the broker. */
+  #serveHost(server: Server): void {
+    server.addService(hostService, {
+      call: (
+        call: ServerUnaryCall<HostCallRequest, HostCallResponse>,
+        callback: sendUnaryData<HostCallResponse>,
+      ) => {
+        void this.#hostCall(call.request).then((response) => callback(null, response))
+      },
+    })
+  }
+
+  async #hostCall(request: HostCallRequest): Promise<HostCallResponse> {
+    const method = request.method ?? ''
+    const token = request.token ?? ''
+    try {
+      const record = token === '' ? undefined : this.#calls.get(token)
+      if (token !== '' && record === undefined) {
+        throw new PluginError(
+          'invalid_argument',
+          `host call ${method}: no call of this plugin has token ${token}`,
+          {
+            plugin: this.name,
+          },
+        )
+      }
+      let args: unknown = null
+      const bytes = request.argsJson
+      if (bytes && bytes.length > 0) {
+        try {
+          args = JSON.parse(Buffer.from(bytes).toString('utf8'))
+        } catch {
+          throw new PluginError('invalid_argument', `host call ${method}: the arguments are not JSON`, {
+            plugin: this.name,
+          })
+        }
+      }
+      const context = {
+        plugin: this.name,
+        ...(token === '' ? {} : { token }),
+        ...(record?.deadline === undefined ? {} : { deadline: record.deadline }),
+        ...(record?.chain === undefined ? {} : { chain: record.chain }),
+      }
+      const work = this.#options.hostApi(method, args, context)
+      const result =
+        record?.deadline === undefined
+          ? await work
+          : await withDeadline(work, record.deadline, method, this.name)
+      return { resultJson: Buffer.from(JSON.stringify(result ?? null)) }
+    } catch (error) {
+      return {
+        errorJson: Buffer.from(JSON.stringify(PluginError.from(error, 'internal', this.name).toData())),
+      }
+    }
+  }
+
+  /** Health and memory checks of the running process. */
+  #watch(client: GoPluginClient): void {
+    const { supervision } = this.#settings
+    const health = setInterval(() => {
+      void client.health(supervision.healthTimeoutMs).then((ok) => {
+        if (client !== this.#client || this.#state !== 'running') return
+        this.#healthFailures = ok ? 0 : this.#healthFailures + 1
+        if (this.#healthFailures >= supervision.healthFailures) {
+          this.#kill(client, `it failed ${this.#healthFailures} health checks in a row`)
+        }
+      })
+    }, supervision.healthIntervalMs)
+    const memory = setInterval(() => {
+      const pid = client.pid
+      if (pid === undefined) return
+      void residentSetMiB(pid).then((mib) => {
+        const limit = this.#options.grant.limits.memory_mb
+        if (mib === undefined || mib <= limit || client !== this.#client || this.#state !== 'running') return
+        this.#kill(client, `its resident set is ${mib.toFixed(0)} MiB, above its memory_mb of ${limit}`)
+      })
+    }, supervision.memoryIntervalMs)
+    health.unref()
+    memory.unref()
+    this.#watchTimers = [health, memory]
+  }
+
+  #unwatch(): void {
+    for (const timer of this.#watchTimers) clearInterval(timer)
+    this.#watchTimers = []
+  }
+
+  #kill(client: GoPluginClient, reason: string): void {
+    this.#restartReason = reason
+    this.#settings.logger.log('warn', `restarting plugin ${this.name}: ${reason}`, { plugin: this.name })
+    void client.stop(0)
+  }
+
+  #failInFlight(error: PluginError): void {
+    this.#stream?.failAll(error)
+    for (const record of this.#calls.values()) record.reject(error)
+  }
+
+  #onExit(client: GoPluginClient, code: number | null, signal: NodeJS.Signals | null): void {
+    if (client !== this.#client || this.#state === 'stopping' || this.#state === 'stopped') return
+    const reason =
+      this.#restartReason ?? `the process exited ${signal === null ? `with code ${code}` : `by ${signal}`}`
+    this.#restartReason = undefined
+    const error = new PluginError('unavailable', `plugin process is gone: ${reason}`, { plugin: this.name })
+    this.#lastError = error
+    this.#unwatch()
+    this.#client = undefined
+    this.#failInFlight(error)
+    this.#stream = undefined
+    void client.stop(0)
+    this.#scheduleRestart(reason)
+  }
+
+  #scheduleRestart(reason: string): void {
+    const { supervision, logger } = this.#settings
+    const now = Date.now()
+    this.#restarts = this.#restarts.filter((at) => now - at < supervision.restartWindowMs)
+    if (this.#restarts.length >= supervision.maxRestarts) {
+      this.#state = 'quarantined'
+      logger.log(
+        'error',
+        `plugin ${this.name} quarantined: ${this.#restarts.length} restarts within ${supervision.restartWindowMs} ms; last: ${reason}`,
+        {
+          plugin: this.name,
+        },
+      )
+      return
+    }
+    this.#restarts.push(now)
+    const backoff = Math.min(
+      supervision.initialBackoffMs * 2 ** (this.#restarts.length - 1),
+      supervision.maxBackoffMs,
+    )
+    this.#state = 'restarting'
+    logger.log('warn', `plugin ${this.name} restarts in ${backoff} ms: ${reason}`, { plugin: this.name })
+    this.#restartTimer = setTimeout(() => void this.#restartNow(), backoff)
+  }
+
+  async #restartNow(): Promise<void> {
+    try {
+      await this.start()
+      const client = this.#running()
+      if (this.#registered) await this.#register(client)
+      if (this.#config !== undefined) await this.#init(client, this.#config)
+    } catch (error) {
+      if (this.#state === 'stopping' || this.#state === 'stopped') return
+      const failure = PluginError.from(error, 'load_failed', this.name)
+      this.#lastError = failure
+      const client = this.#client
+      this.#client = undefined
+      this.#unwatch()
+      if (client !== undefined) await client.stop(0)
+      this.#scheduleRestart(`restart failed: ${failure.rawMessage}`)
+    }
+  }
+}
+
+function insideDir(dir: string, path: string, plugin: string): string {
+  const full = resolve(dir, path)
+  const rel = relative(dir, full)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new PluginError('load_failed', `entry ${path} is outside the plugin folder`, { plugin })
+  }
+  return full
+}
+
+function withDeadline<T>(work: Promise<T>, deadline: number, method: string, plugin: string): Promise<T> {
+  const left = deadline - Date.now()
+  if (left <= 0) {
+    return Promise.reject(
+      new PluginError('deadline_exceeded', `host call ${method}: the calling call's deadline has passed`, {
+        plugin,
+      }),
+    )
+  }
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new PluginError('deadline_exceeded', `host call ${method} outlived the calling call's deadline`, {
+            plugin,
+          }),
+        ),
+      left,
+    )
+  })
+  return Promise.race([work, limit]).finally(() => clearTimeout(timer))
+}

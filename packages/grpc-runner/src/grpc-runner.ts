@@ -1,0 +1,77 @@
+import type { LoadOptions, Plugin, Runner } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { GrpcPlugin, type SupervisionOptions } from './grpc-plugin.js'
+import { type PluginLogger, stderrLogger } from './plugin-log.js'
+
+/** Options of {@link createGrpcRunner}. */
+export interface GrpcRunnerOptions {
+  /** Sent to plugins in `Register`. Default `0.0.0`. */
+  hostVersion?: string
+  /** Receives plugins' logs (hclog stderr lines, forwarded stdio) and the runner's notes. */
+  logger?: PluginLogger
+  /**
+   * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS). Off by
+   * default: plugin sockets live in a private folder only the host's user can open.
+   */
+  autoMtls?: boolean
+  supervision?: Partial<SupervisionOptions>
+}
+
+const defaultSupervision: SupervisionOptions = {
+  healthIntervalMs: 10_000,
+  healthTimeoutMs: 2_000,
+  healthFailures: 2,
+  memoryIntervalMs: 5_000,
+  maxRestarts: 5,
+  restartWindowMs: 60_000,
+  initialBackoffMs: 200,
+  maxBackoffMs: 10_000,
+}
+
+/**
+ * The runner for `runtime: grpc` plugins: each plugin a process started from its manifest entry
+ * (`binary`, or `node` run with the host's own Node), spoken to as a hashicorp/go-plugin gRPC plugin.
+ *
+ * @example
+ * const runner = createGrpcRunner({ hostVersion: '0.1.0' })
+ * const plugin = await runner.load({ manifest, dir, grant, hostApi })
+ * await plugin.register()
+ * await plugin.init({})
+ * await plugin.call('greet', { name: 'Ada' })
+ * await runner.close()
+ */
+export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
+  const settings = {
+    hostVersion: options.hostVersion ?? '0.0.0',
+    logger: options.logger ?? stderrLogger,
+    autoMtls: options.autoMtls ?? false,
+    supervision: { ...defaultSupervision, ...options.supervision },
+  }
+  const loaded = new Set<GrpcPlugin>()
+  let closed = false
+  return {
+    runtime: 'grpc',
+    async load(load: LoadOptions): Promise<Plugin> {
+      if (closed)
+        throw new PluginError('unavailable', 'the gRPC runner is closed', { plugin: load.manifest.name })
+      if (load.manifest.runtime !== 'grpc') {
+        throw new PluginError('load_failed', `runtime ${load.manifest.runtime} is not grpc`, {
+          plugin: load.manifest.name,
+        })
+      }
+      const plugin = new GrpcPlugin(load, settings)
+      await plugin.start()
+      loaded.add(plugin)
+      const shutdown = plugin.shutdown.bind(plugin)
+      plugin.shutdown = async () => {
+        await shutdown()
+        loaded.delete(plugin)
+      }
+      return plugin
+    },
+    async close(): Promise<void> {
+      closed = true
+      await Promise.all([...loaded].map((plugin) => plugin.shutdown()))
+    },
+  }
+}

@@ -1,0 +1,179 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { PluginError } from '@corral/types'
+import { LineReader, type PluginLogger, parseHclogLine } from './plugin-log.js'
+
+/** How a plugin process ended. */
+export interface ProcessExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+/** What {@link spawnPluginProcess} needs. */
+export interface SpawnPluginOptions {
+  command: string
+  args: readonly string[]
+  cwd?: string
+  /** The plugin's whole environment: nothing of the host's is added. */
+  env: Record<string, string>
+  /** How long until the handshake line must have arrived. */
+  startTimeoutMs: number
+  logger: PluginLogger
+  /** Names the plugin in errors and log lines. */
+  name: string
+}
+
+/** A started plugin process and its handshake line. */
+export interface PluginProcess {
+  readonly pid: number
+  readonly handshakeLine: string
+  /** Settles when the process has exited (never rejects). */
+  readonly exited: Promise<ProcessExit>
+  hasExited(): boolean
+  /** Signals the plugin's whole process group (the plugin and anything it started). */
+  killGroup(signal: NodeJS.Signals): void
+}
+
+// util-linux's setpriv sets the parent-death signal and then execs the plugin: if the host dies,
+// even by SIGKILL, the kernel kills the plugin. Node has no prctl of its own.
+const setpriv =
+  process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined
+
+const maxHandshakeBytes = 64 * 1024
+const stderrTailBytes = 2048
+
+/**
+ * Starts a plugin in a process group of its own, with exactly the environment given, and waits for
+ * its handshake line. Every failure kills the group before it is thrown.
+ */
+export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginProcess> {
+  const { name, logger } = options
+  const [file, args] =
+    setpriv === undefined
+      ? [options.command, [...options.args]]
+      : [setpriv, ['--pdeathsig', 'SIGKILL', '--', options.command, ...options.args]]
+  let child: ChildProcess
+  try {
+    child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      // stdin stays an open pipe: its end tells a Corral SDK plugin that the host is gone.
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+  } catch (error) {
+    return Promise.reject(PluginError.from(error, 'load_failed', name))
+  }
+  let exitInfo: ProcessExit | undefined
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitInfo = { code, signal }
+      // The plugin is gone; anything it started in its group goes too.
+      killGroup(child.pid, 'SIGKILL')
+      resolve(exitInfo)
+    })
+  })
+  child.stdin?.on('error', () => {})
+
+  let stderrTail = ''
+  let handshakeDone = false
+  const stderrLines = new LineReader({
+    maxLineBytes: 16 * 1024,
+    maxLinesPerSecond: 200,
+    onLine(line) {
+      if (!handshakeDone) stderrTail = `${stderrTail}${line}\n`.slice(-stderrTailBytes)
+      const entry = parseHclogLine(line)
+      logger.log(entry.level, entry.message, { plugin: name, ...entry.fields })
+    },
+    onDropped(count) {
+      logger.log('warn', `dropped ${count} stderr lines of a plugin writing too fast`, { plugin: name })
+    },
+  })
+  child.stderr?.on('data', (chunk: Buffer) => stderrLines.push(chunk))
+  child.stderr?.on('end', () => stderrLines.end())
+
+  return new Promise<PluginProcess>((resolve, reject) => {
+    let stdout = Buffer.alloc(0)
+    let settled = false
+    const fail = (error: PluginError) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      child.stdout?.off('data', onData)
+      killGroup(child.pid, 'SIGKILL')
+      child.kill('SIGKILL')
+      reject(error)
+    }
+    const timer = setTimeout(() => {
+      fail(
+        new PluginError('deadline_exceeded', `no handshake line within ${options.startTimeoutMs} ms`, {
+          plugin: name,
+        }),
+      )
+    }, options.startTimeoutMs)
+    const onData = (chunk: Buffer) => {
+      stdout = Buffer.concat([stdout, chunk])
+      const newline = stdout.indexOf(10)
+      if (newline === -1) {
+        if (stdout.length > maxHandshakeBytes) {
+          fail(
+            new PluginError(
+              'load_failed',
+              `handshake: no newline in the first ${maxHandshakeBytes} bytes of stdout`,
+              { plugin: name },
+            ),
+          )
+        }
+        return
+      }
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      handshakeDone = true
+      child.stdout?.off('data', onData)
+      child.off('exit', onEarlyExit)
+      const stdoutLines = new LineReader({
+        maxLineBytes: 16 * 1024,
+        maxLinesPerSecond: 200,
+        onLine: (line) => logger.log('info', line, { plugin: name, stream: 'stdout' }),
+        onDropped: (count) => logger.log('warn', `dropped ${count} stdout lines`, { plugin: name }),
+      })
+      const rest = stdout.subarray(newline + 1)
+      if (rest.length > 0) stdoutLines.push(rest)
+      child.stdout?.on('data', (more: Buffer) => stdoutLines.push(more))
+      child.stdout?.on('end', () => stdoutLines.end())
+      resolve({
+        pid: child.pid as number,
+        handshakeLine: stdout.subarray(0, newline).toString('utf8'),
+        exited,
+        hasExited: () => exitInfo !== undefined,
+        killGroup: (signal) => killGroup(child.pid, signal),
+      })
+    }
+    const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      // Let stderr drain first (bounded: a grandchild may hold it open): it usually says why, such
+      // as a wrong magic cookie or a missing library.
+      const report = () => {
+        clearTimeout(drained)
+        const how = signal === null ? `with code ${code}` : `by ${signal}`
+        const why = stderrTail.trim() === '' ? '' : `; stderr: ${stderrTail.trim()}`
+        fail(new PluginError('load_failed', `exited ${how} before the handshake${why}`, { plugin: name }))
+      }
+      const drained = setTimeout(report, 200)
+      child.once('close', report)
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', onEarlyExit)
+    child.once('error', (error) => fail(PluginError.from(error, 'load_failed', name)))
+  })
+}
+
+/** Signals a process group; a group already gone is no error. */
+export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // ESRCH: nothing left in the group.
+  }
+}

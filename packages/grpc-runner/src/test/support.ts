@@ -1,0 +1,127 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
+import type {
+  EffectiveGrant,
+  HostCallContext,
+  HostCallHandler,
+  Manifest,
+  ResourceLimits,
+} from '@corral/types'
+import { PluginError } from '@corral/types'
+import type { PluginLogger } from '../plugin-log.js'
+
+/** The repository root. */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
+export const examplesDir = join(repoRoot, 'examples/plugins')
+export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures')
+
+/** A manifest and grant of an example plugin, with limits changed as given. */
+export async function examplePlugin(name: string, limits: Partial<ResourceLimits> = {}) {
+  const { manifest, dir } = await loadManifest(join(examplesDir, name))
+  return { manifest, dir, grant: grantFor(manifest, limits) }
+}
+
+export function grantFor(manifest: Manifest, limits: Partial<ResourceLimits> = {}): EffectiveGrant {
+  const policy = defaultPolicy(manifest.name)
+  policy.status = 'approved'
+  policy.grants = manifest.resources.permissions
+  const grant = effectiveGrant(manifest.resources, policy)
+  return { ...grant, limits: { ...grant.limits, ...limits } }
+}
+
+/** A manifest for a fixture script run with Node (`fixtures/<script>`). */
+export function fixtureManifest(name: string, script: string, args: string[] = []): Manifest {
+  return {
+    name,
+    version: '0.1.0',
+    runtime: 'grpc',
+    entry: { node: script, args, env: [] },
+    resources: { permissions: [] },
+    config: {},
+  }
+}
+
+/**
+ * The host side of host calls as a test needs it: an in-memory cache, a `db.exec` that accepts
+ * everything, and a record of every call with its context.
+ */
+export function recordingHost() {
+  const calls: Array<{ method: string; args: unknown; context: HostCallContext }> = []
+  const cache = new Map<string, string>()
+  const handler: HostCallHandler = async (method, args, context) => {
+    calls.push({ method, args, context })
+    const a = args as { key: string; value: string }
+    switch (method) {
+      case 'cache.get':
+        return { value: cache.get(a.key) ?? null }
+      case 'cache.set':
+        cache.set(a.key, a.value)
+        return {}
+      case 'cache.delete':
+        return { deleted: cache.delete(a.key) }
+      case 'db.exec':
+        return { rows_affected: 0 }
+      case 'log':
+        return {}
+      default:
+        throw new PluginError('unimplemented', `no host method ${method} in this test`)
+    }
+  }
+  return { handler, calls, cache }
+}
+
+/** A logger that keeps what it is given. */
+export function memoryLogger() {
+  const entries: Array<{ level: string; message: string; fields?: Record<string, unknown> }> = []
+  const logger: PluginLogger = {
+    log: (level, message, fields) => {
+      entries.push({ level, message, ...(fields === undefined ? {} : { fields }) })
+    },
+  }
+  return { logger, entries }
+}
+
+/** Whether a process with this id exists (a zombie counts as gone). */
+export function processExists(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return false
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** Every live process in process group `pgid`, from /proc. */
+export function processGroupMembers(pgid: number): number[] {
+  const members: number[] = []
+  for (const entry of readdirProc()) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry))
+    } catch {
+      // Gone while reading.
+    }
+  }
+  return members
+}
+
+function readdirProc(): string[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+}
+
+/** Waits until `check` holds, polling; fails after `timeoutMs`. */
+export async function eventually(
+  check: () => boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const start = Date.now()
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -1,0 +1,103 @@
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js'
+import { corral, google, grpc as grpcHealth, plugin } from './gen/proto.js'
+
+/** A protobuf.js static message class, as the generated code has them. */
+interface MessageType<T> {
+  encode(message: T): { finish(): Uint8Array }
+  decode(data: Uint8Array): T
+}
+
+function method<Req, Res>(
+  path: string,
+  request: MessageType<Req>,
+  response: MessageType<Res>,
+  requestStream: boolean,
+  responseStream: boolean,
+): MethodDefinition<Req, Res> {
+  const encode =
+    <T>(type: MessageType<T>) =>
+    (value: T): Buffer => {
+      const bytes = type.encode(value).finish()
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    }
+  return {
+    path,
+    requestStream,
+    responseStream,
+    requestSerialize: encode(request),
+    requestDeserialize: (data: Buffer) => request.decode(data),
+    responseSerialize: encode(response),
+    responseDeserialize: (data: Buffer) => response.decode(data),
+  }
+}
+
+export type ConnInfo = plugin.ConnInfo.$Properties
+export type StdioData = plugin.StdioData.$Properties
+export type CallRequest = corral.plugin.v1.CallRequest.$Properties
+export type CallResult = corral.plugin.v1.CallResult.$Properties
+export type HostCallRequest = corral.host.v1.HostCallRequest.$Properties
+export type HostCallResponse = corral.host.v1.HostCallResponse.$Properties
+export const StdioChannel = plugin.StdioData.Channel
+export const ServingStatus = grpcHealth.health.v1.HealthCheckResponse.ServingStatus
+
+const v1 = corral.plugin.v1
+const empty = google.protobuf.Empty
+
+/** `grpc.health.v1.Health`: go-plugin answers for the service named `plugin`. */
+export const healthService = {
+  check: method(
+    '/grpc.health.v1.Health/Check',
+    grpcHealth.health.v1.HealthCheckRequest,
+    grpcHealth.health.v1.HealthCheckResponse,
+    false,
+    false,
+  ),
+} satisfies ServiceDefinition
+
+/** go-plugin's broker. */
+export const brokerService = {
+  startStream: method('/plugin.GRPCBroker/StartStream', plugin.ConnInfo, plugin.ConnInfo, true, true),
+} satisfies ServiceDefinition
+
+/** go-plugin's controller. */
+export const controllerService = {
+  shutdown: method('/plugin.GRPCController/Shutdown', plugin.Empty, plugin.Empty, false, false),
+} satisfies ServiceDefinition
+
+/** go-plugin's stdio forwarding. */
+export const stdioService = {
+  streamStdio: method('/plugin.GRPCStdio/StreamStdio', empty, plugin.StdioData, false, true),
+} satisfies ServiceDefinition
+
+/** `corral.plugin.v1.PluginService`, served by the plugin. */
+export const pluginService = {
+  register: method(
+    '/corral.plugin.v1.PluginService/Register',
+    v1.RegisterRequest,
+    v1.RegisterResponse,
+    false,
+    false,
+  ),
+  init: method('/corral.plugin.v1.PluginService/Init', v1.InitRequest, v1.InitResponse, false, false),
+  call: method('/corral.plugin.v1.PluginService/Call', v1.CallRequest, v1.CallResult, false, false),
+  callStream: method('/corral.plugin.v1.PluginService/CallStream', v1.CallRequest, v1.CallResult, true, true),
+  health: method('/corral.plugin.v1.PluginService/Health', v1.HealthRequest, v1.HealthResponse, false, false),
+  shutdown: method(
+    '/corral.plugin.v1.PluginService/Shutdown',
+    v1.ShutdownRequest,
+    v1.ShutdownResponse,
+    false,
+    false,
+  ),
+} satisfies ServiceDefinition
+
+/** `corral.host.v1.HostService`, served by the host over the broker. */
+export const hostService = {
+  call: method(
+    '/corral.host.v1.HostService/Call',
+    corral.host.v1.HostCallRequest,
+    corral.host.v1.HostCallResponse,
+    false,
+    false,
+  ),
+} satisfies ServiceDefinition

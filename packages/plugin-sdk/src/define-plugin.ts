@@ -1,0 +1,61 @@
+import type { HealthStatus, HostApi, Registration } from '@corral/types'
+
+/** What a plugin function gets besides its arguments. */
+export interface CallContext {
+  /** The host API, bound to this call: every host call is attributed to it and bounded by its deadline. */
+  readonly host: HostApi
+  /** Aborted when the host cancels the call or its deadline passes. */
+  readonly signal: AbortSignal
+  /** Epoch milliseconds after which the host no longer waits for the result, if the call has a deadline. */
+  readonly deadline: number | undefined
+  /** Identifies the call (what the host attributes its host calls to). */
+  readonly token: string
+}
+
+/** What `init` gets. */
+export interface InitContext {
+  /** The plugin's name as the host knows it. */
+  readonly plugin: string
+  /** The host API, bound to the init call. */
+  readonly host: HostApi
+  /**
+   * The host API for work no call caused (timers, background jobs): attributed to the plugin only.
+   */
+  readonly backgroundHost: HostApi
+}
+
+/** A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. */
+export type PluginFunction = (args: unknown, context: CallContext) => unknown
+
+/** A TypeScript gRPC plugin, as {@link definePlugin} takes it. */
+export interface PluginDefinition {
+  /** What the plugin provides: its identity and capabilities (see `Registration`). */
+  register: Registration | (() => Registration | Promise<Registration>)
+  /** Receives the plugin's config before any call. */
+  init?: (config: Record<string, unknown>, context: InitContext) => void | Promise<void>
+  /** The functions the host may call, by name. */
+  functions: Record<string, PluginFunction>
+  /** Readiness; by default ready once `init` has succeeded. */
+  health?: () => HealthStatus | Promise<HealthStatus>
+  /** Finishes pending work before the process exits; bounded by the host's shutdown timeout. */
+  shutdown?: () => void | Promise<void>
+}
+
+/**
+ * Declares a plugin. It only checks the shape and returns it typed; {@link serve} runs it.
+ *
+ * @example
+ * export default definePlugin({
+ *   register: { name: 'hello', version: '1.0.0', routes: [], ... },
+ *   functions: { greet: (args) => ({ text: `Hello, ${(args as { name: string }).name}` }) },
+ * })
+ */
+export function definePlugin<const T extends PluginDefinition>(definition: T): T {
+  if (typeof definition.functions !== 'object' || definition.functions === null) {
+    throw new TypeError('definePlugin: functions must be an object of named functions')
+  }
+  for (const [name, fn] of Object.entries(definition.functions)) {
+    if (typeof fn !== 'function') throw new TypeError(`definePlugin: functions.${name} is not a function`)
+  }
+  return definition
+}

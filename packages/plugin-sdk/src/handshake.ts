@@ -1,0 +1,9 @@
+/**
+ * Corral's go-plugin handshake: the magic cookie the host sets and the application protocol version
+ * both sides speak. The host (`@corral/grpc-runner`) holds the same values.
+ */
+export const corralHandshake = {
+  protocolVersion: 1,
+  magicCookieKey: 'CORRAL_PLUGIN',
+  magicCookieValue: 'b6c1d0a4-corral-plugin',
+} as const

@@ -1,0 +1,71 @@
+import { type ChannelCredentials, credentials, type ServerDuplexStream } from '@grpc/grpc-js'
+import type { ConnInfo } from './wire.js'
+
+/** TLS material of the plugin side of AutoMTLS. */
+export interface PluginTls {
+  /** The host's client certificate: the one root trusted. */
+  hostCertPem: string
+  certPem: string
+  keyPem: string
+}
+
+/**
+ * The plugin's side of go-plugin's broker: the host's StartStream tells it where the host serves a
+ * service under an id; {@link PluginBroker.dial} waits for that and says how to reach it.
+ */
+export class PluginBroker {
+  readonly #offered = new Map<number, ConnInfo>()
+  readonly #waiting = new Map<number, Array<(info: ConnInfo) => void>>()
+  readonly #tls: PluginTls | undefined
+
+  constructor(tls: PluginTls | undefined) {
+    this.#tls = tls
+  }
+
+  /** Serves the host's `StartStream`. */
+  attach(stream: ServerDuplexStream<ConnInfo, ConnInfo>): void {
+    stream.on('data', (info: ConnInfo) => {
+      const id = info.serviceId ?? 0
+      this.#offered.set(id, info)
+      for (const resolve of this.#waiting.get(id) ?? []) resolve(info)
+      this.#waiting.delete(id)
+    })
+    stream.on('error', () => {})
+    stream.on('end', () => stream.end())
+  }
+
+  /** Where the host serves service `id`: waits up to `timeoutMs` for the host to say. */
+  async dial(
+    id: number,
+    timeoutMs = 5000,
+  ): Promise<{ target: string; credentials: ChannelCredentials; options: Record<string, string | number> }> {
+    const info =
+      this.#offered.get(id) ??
+      (await new Promise<ConnInfo>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`the host offered no broker service ${id}`)),
+          timeoutMs,
+        )
+        const list = this.#waiting.get(id) ?? []
+        list.push((received) => {
+          clearTimeout(timer)
+          resolve(received)
+        })
+        this.#waiting.set(id, list)
+      }))
+    const target = info.network === 'unix' ? `unix:${info.address}` : String(info.address)
+    const options: Record<string, string | number> = { 'grpc.max_receive_message_length': -1 }
+    if (this.#tls === undefined) return { target, credentials: credentials.createInsecure(), options }
+    options['grpc.ssl_target_name_override'] = 'localhost'
+    options['grpc.default_authority'] = 'localhost'
+    return {
+      target,
+      credentials: credentials.createSsl(
+        Buffer.from(this.#tls.hostCertPem),
+        Buffer.from(this.#tls.keyPem),
+        Buffer.from(this.#tls.certPem),
+      ),
+      options,
+    }
+  }
+}

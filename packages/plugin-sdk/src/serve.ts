@@ -1,0 +1,395 @@
+import { fstatSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type HealthStatus, PluginError, type PluginErrorData } from '@corral/types'
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js'
+import { generateCertificate } from './auto-mtls.js'
+import type { CallContext, PluginDefinition } from './define-plugin.js'
+import { corralHandshake } from './handshake.js'
+import { HostConnection } from './host-client.js'
+import { PluginBroker, type PluginTls } from './plugin-broker.js'
+import {
+  brokerService,
+  type CallRequest,
+  type CallResult,
+  type ConnInfo,
+  controllerService,
+  healthService,
+  pluginService,
+  ServingStatus,
+  StdioChannel,
+  type StdioData,
+  stdioService,
+} from './wire.js'
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /**
+   * `unix` (the default) or `tcp` on 127.0.0.1 within `PLUGIN_MIN_PORT`–`PLUGIN_MAX_PORT`; the
+   * environment variable `CORRAL_PLUGIN_NETWORK` sets it too.
+   */
+  network?: 'unix' | 'tcp'
+}
+
+/** A plugin being served. */
+export interface ServedPlugin {
+  /** Where the plugin listens. */
+  readonly address: string
+  /** Stops serving and exits the process. */
+  stop(): Promise<never>
+}
+
+const cookieMessage =
+  'This binary is a plugin. These are not meant to be executed directly.\n' +
+  'Please execute the program that consumes these plugins, which will\n' +
+  'load any plugins automatically\n'
+
+/**
+ * Serves a plugin the way a go-plugin gRPC plugin serves: checks the magic cookie (with go-plugin's
+ * message when run by hand), listens, prints the handshake line, and answers health, broker,
+ * controller, stdio and Corral's PluginService until the host stops it or goes away.
+ *
+ * @example
+ * import { definePlugin, serve } from '@corral/plugin-sdk'
+ * await serve(definePlugin({ register, functions: { echo: (args) => args } }))
+ */
+export async function serve(plugin: PluginDefinition, options: ServeOptions = {}): Promise<ServedPlugin> {
+  if (process.env[corralHandshake.magicCookieKey] !== corralHandshake.magicCookieValue) {
+    process.stderr.write(cookieMessage)
+    process.exit(1)
+  }
+  const clientCert = process.env.PLUGIN_CLIENT_CERT
+  let tls: PluginTls | undefined
+  if (clientCert !== undefined && clientCert !== '') {
+    tls = { hostCertPem: clientCert, ...(await generateCertificate()) }
+  }
+  const broker = new PluginBroker(tls)
+  const host = new HostConnection(broker)
+  const runtime = new PluginRuntime(plugin, host)
+  const stdio = new StdioForwarder()
+
+  const server = new Server({ 'grpc.max_receive_message_length': -1 })
+  server.addService(healthService, {
+    check: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<{ status: number }>) =>
+      callback(null, { status: ServingStatus.SERVING }),
+  })
+  server.addService(brokerService, {
+    startStream: (stream: ServerDuplexStream<ConnInfo, ConnInfo>) => broker.attach(stream),
+  })
+  const exit = async (): Promise<never> => {
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown()
+        resolve()
+      }, 2000)
+      server.tryShutdown(() => {
+        clearTimeout(force)
+        resolve()
+      })
+    })
+    host.close()
+    process.exit(0)
+  }
+  server.addService(controllerService, {
+    shutdown: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
+      callback(null, {})
+      setImmediate(() => void exit())
+    },
+  })
+  server.addService(stdioService, {
+    streamStdio: (stream: ServerWritableStream<unknown, StdioData>) => stdio.attach(stream),
+  })
+  server.addService(pluginService, runtime.handlers())
+
+  const network = options.network ?? (process.env.CORRAL_PLUGIN_NETWORK === 'tcp' ? 'tcp' : 'unix')
+  const address = network === 'tcp' ? await bindTcp(server, tls) : await bindUnix(server, tls)
+  const cert = tls === undefined ? '' : certificateBase64(tls.certPem)
+  // go-plugin's handshake line; the certificate in base64 without padding, as go-plugin reads it.
+  writeSync(1, `1|${corralHandshake.protocolVersion}|${network}|${address}|grpc|${cert}\n`)
+  stdio.capture()
+  watchHost(() => void exit())
+  return { address, stop: exit }
+}
+
+const serverCredentials = (tls: PluginTls | undefined) =>
+  tls === undefined
+    ? ServerCredentials.createInsecure()
+    : ServerCredentials.createSsl(
+        Buffer.from(tls.hostCertPem),
+        [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
+        true,
+      )
+
+function bind(server: Server, address: string, tls: PluginTls | undefined): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, serverCredentials(tls), (error, port) =>
+      error ? reject(error) : resolve(port),
+    ),
+  )
+}
+
+async function bindUnix(server: Server, tls: PluginTls | undefined): Promise<string> {
+  const dir = process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir()
+  const path = join(dir, `plugin${process.pid}-${Math.random().toString(36).slice(2, 10)}.sock`)
+  await bind(server, `unix:${path}`, tls)
+  return path
+}
+
+async function bindTcp(server: Server, tls: PluginTls | undefined): Promise<string> {
+  const min = Number(process.env.PLUGIN_MIN_PORT || 0)
+  const max = Number(process.env.PLUGIN_MAX_PORT || 0)
+  if (min === 0 && max === 0) return `127.0.0.1:${await bind(server, '127.0.0.1:0', tls)}`
+  for (let port = min; port <= max; port++) {
+    try {
+      return `127.0.0.1:${await bind(server, `127.0.0.1:${port}`, tls)}`
+    } catch {
+      // Taken: try the next one.
+    }
+  }
+  throw new Error(`no free port between ${min} and ${max}`)
+}
+
+function certificateBase64(pem: string): string {
+  return pem
+    .replace(/-----(BEGIN|END) CERTIFICATE-----/g, '')
+    .replace(/\s+/g, '')
+    .replace(/=+$/, '')
+}
+
+/**
+ * The host keeps the plugin's stdin open for as long as it lives: its end means the host is gone
+ * (even killed outright), and the plugin must not outlive it.
+ */
+function watchHost(onGone: () => void): void {
+  let stat: ReturnType<typeof fstatSync>
+  try {
+    stat = fstatSync(0)
+  } catch {
+    return
+  }
+  if (process.stdin.isTTY || !(stat.isFIFO() || stat.isSocket())) return
+  process.stdin.on('end', onGone)
+  process.stdin.on('error', onGone)
+  process.stdin.resume()
+}
+
+/**
+ * After the handshake, what the plugin writes to stdout and stderr goes to the host over
+ * `plugin.GRPCStdio` while the host listens, and to the pipes otherwise.
+ */
+class StdioForwarder {
+  readonly #streams = new Set<ServerWritableStream<unknown, StdioData>>()
+
+  attach(stream: ServerWritableStream<unknown, StdioData>): void {
+    this.#streams.add(stream)
+    const drop = () => this.#streams.delete(stream)
+    stream.on('cancelled', drop)
+    stream.on('error', drop)
+    stream.on('close', drop)
+  }
+
+  capture(): void {
+    for (const [target, channel] of [
+      [process.stdout, StdioChannel.STDOUT],
+      [process.stderr, StdioChannel.STDERR],
+    ] as const) {
+      const original = target.write.bind(target)
+      target.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        if (this.#streams.size === 0) return (original as (...args: unknown[]) => boolean)(chunk, ...rest)
+        const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+        for (const stream of this.#streams) stream.write({ channel, data })
+        const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined
+        callback?.()
+        return true
+      }) as typeof target.write
+    }
+  }
+}
+
+/** Runs the plugin's own code behind PluginService. */
+class PluginRuntime {
+  readonly #plugin: PluginDefinition
+  readonly #host: HostConnection
+  #name = ''
+  #initialized = false
+  #lastError: PluginErrorData | undefined
+
+  constructor(plugin: PluginDefinition, host: HostConnection) {
+    this.#plugin = plugin
+    this.#host = host
+  }
+
+  handlers() {
+    return {
+      register: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
+        this.#unary(callback, async () => {
+          const { register } = this.#plugin
+          const registration = typeof register === 'function' ? await register() : register
+          return { registrationJson: Buffer.from(JSON.stringify(registration)), callStream: true }
+        })
+      },
+      init: (
+        call: ServerUnaryCall<
+          { configJson?: Uint8Array; hostBrokerId?: number; plugin?: string; token?: string },
+          unknown
+        >,
+        callback: sendUnaryData<object>,
+      ) => {
+        this.#unary(callback, async () => {
+          const request = call.request
+          this.#name = request.plugin ?? ''
+          this.#host.setBrokerId(request.hostBrokerId ?? 0)
+          const config = decodeJson(request.configJson) ?? {}
+          await this.#plugin.init?.(config as Record<string, unknown>, {
+            plugin: this.#name,
+            host: this.#host.bind(request.token ?? '', undefined),
+            backgroundHost: this.#host.bind('', undefined),
+          })
+          this.#initialized = true
+          return {}
+        })
+      },
+      call: (call: ServerUnaryCall<CallRequest, CallResult>, callback: sendUnaryData<CallResult>) => {
+        const controller = new AbortController()
+        call.on('cancelled', () =>
+          controller.abort(new PluginError('canceled', 'the host canceled the call')),
+        )
+        void this.#run(call.request, controller).then((result) => callback(null, result))
+      },
+      callStream: (stream: ServerDuplexStream<CallRequest, CallResult>) => this.#serveStream(stream),
+      health: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
+        this.#unary(callback, async () => {
+          const health: HealthStatus = this.#plugin.health
+            ? await this.#plugin.health()
+            : { ready: this.#initialized, ...(this.#initialized ? {} : { message: 'not initialized' }) }
+          const lastError = health.last_error ?? this.#lastError
+          return {
+            ready: health.ready,
+            message: health.message ?? '',
+            lastErrorJson: lastError === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(lastError)),
+          }
+        })
+      },
+      shutdown: (call: ServerUnaryCall<{ timeoutMs?: number }, unknown>, callback: sendUnaryData<object>) => {
+        this.#unary(callback, async () => {
+          const work = Promise.resolve(this.#plugin.shutdown?.())
+          const timeoutMs = call.request.timeoutMs ?? 0
+          if (timeoutMs > 0) {
+            let timer: NodeJS.Timeout | undefined
+            const limit = new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, timeoutMs)
+            })
+            await Promise.race([work, limit])
+            clearTimeout(timer)
+          } else {
+            await work
+          }
+          return {}
+        })
+      },
+    }
+  }
+
+  #serveStream(stream: ServerDuplexStream<CallRequest, CallResult>): void {
+    const running = new Map<number, AbortController>()
+    stream.on('data', (request: CallRequest) => {
+      const id = request.id ?? 0
+      if (request.cancel) {
+        running.get(id)?.abort(new PluginError('canceled', 'the host canceled the call'))
+        return
+      }
+      const controller = new AbortController()
+      running.set(id, controller)
+      void this.#run(request, controller).then((result) => {
+        running.delete(id)
+        if (!controller.signal.aborted) stream.write(result)
+      })
+    })
+    const abortAll = () => {
+      for (const controller of running.values())
+        controller.abort(new PluginError('canceled', 'the call stream ended'))
+      running.clear()
+    }
+    stream.on('end', () => {
+      abortAll()
+      stream.end()
+    })
+    stream.on('error', abortAll)
+  }
+
+  /** Runs one call; never rejects: a failure becomes the result's error. */
+  async #run(request: CallRequest, controller: AbortController): Promise<CallResult> {
+    const id = request.id ?? 0
+    const name = request.function ?? ''
+    const fn = Object.hasOwn(this.#plugin.functions, name) ? this.#plugin.functions[name] : undefined
+    if (fn === undefined) {
+      return {
+        id,
+        errorJson: encodeError(new PluginError('unimplemented', `no function ${JSON.stringify(name)}`)),
+      }
+    }
+    const timeoutMs = request.timeoutMs ?? 0
+    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : undefined
+    let timer: NodeJS.Timeout | undefined
+    if (timeoutMs > 0) {
+      timer = setTimeout(
+        () =>
+          controller.abort(new PluginError('deadline_exceeded', `${name} ran out of its ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+    }
+    const token = request.token ?? ''
+    const context: CallContext = {
+      host: this.#host.bind(token, deadline),
+      signal: controller.signal,
+      deadline,
+      token,
+    }
+    try {
+      const result = await fn(decodeJson(request.argsJson), context)
+      return { id, resultJson: Buffer.from(JSON.stringify(result ?? null)) }
+    } catch (error) {
+      const failure = asPluginError(error)
+      this.#lastError = failure.toData()
+      return { id, errorJson: encodeError(failure) }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #unary<T>(callback: sendUnaryData<T>, work: () => Promise<T>): void {
+    work().then(
+      (value) => callback(null, value),
+      (error: unknown) => {
+        const failure = asPluginError(error)
+        this.#lastError = failure.toData()
+        const metadata = new Metadata()
+        metadata.set('corral-error', JSON.stringify(failure.toData()))
+        callback({ code: status.UNKNOWN, details: failure.rawMessage, metadata })
+      },
+    )
+  }
+}
+
+/** A plugin's own failure without a code is `plugin_error`. */
+function asPluginError(error: unknown): PluginError {
+  return PluginError.from(error, 'plugin_error')
+}
+
+function encodeError(error: PluginError): Buffer {
+  return Buffer.from(JSON.stringify(error.toData()))
+}
+
+function decodeJson(bytes: Uint8Array | null | undefined): unknown {
+  if (bytes === null || bytes === undefined || bytes.length === 0) return null
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+}
