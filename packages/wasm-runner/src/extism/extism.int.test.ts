@@ -193,6 +193,23 @@ describe('Extism plugins under the WASM runner', () => {
     await plugin.shutdown()
   })
 
+  it('bounds the vars of a plugin: a var_set past 1 MiB fails with resource_exhausted', async () => {
+    const plugin = await load('hoarder')
+    await plugin.call('store_blob', 'x'.repeat(600_000))
+    const error = await failure(plugin.call('store_blob', 'y'.repeat(1_100_000)))
+    expect(error.code).toBe('resource_exhausted')
+    expect(((await plugin.call('get_blob')) as string).length).toBe(600_000)
+    await plugin.shutdown()
+  })
+
+  it("fails an output above the grant's max_output_bytes with resource_exhausted", async () => {
+    const plugin = await load('talker')
+    expect(((await plugin.call('echo', 'z'.repeat(500_000))) as string).length).toBe(500_000)
+    expect((await failure(plugin.call('echo', 'z'.repeat(1_100_000)))).code).toBe('resource_exhausted')
+    expect(await plugin.call('echo', 'short')).toBe('short')
+    await plugin.shutdown()
+  })
+
   it('reaches an allowed host over HTTP, and is refused one outside allowed_hosts before any request', async () => {
     const port = new URL(origin).port
     const plugin = await load('fetcher', { allowed_hosts: [`127.0.0.1:${port}`] })

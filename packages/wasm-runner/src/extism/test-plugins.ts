@@ -28,7 +28,7 @@ interface StringConstant {
 /** Builds the WAT of one plugin: `body` declares exports and gets string constants from `str`. */
 function plugin(
   body: (str: (text: string) => StringConstant) => string,
-  memory = '(memory (export "memory") 8)',
+  memory = '(memory (export "memory") 40)',
 ) {
   const segments: string[] = []
   let next = 0x400
