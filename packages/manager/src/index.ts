@@ -1,39 +1,39 @@
+// Symbols below are for other Corral packages and for hosts that assemble their own backends.
+export type { CacheStore } from './backends/cache-store.js'
 export type { Backends, BackendsOptions } from './backends/create-backends.js'
 export { createBackends } from './backends/create-backends.js'
+export type { EventBus, HostEvent, HostEventListener } from './backends/event-bus.js'
+export { createLocalEventBus } from './backends/event-bus.js'
+export type { Mailer, OutgoingEmail } from './backends/mailer.js'
+export { createMemoryCache } from './backends/memory-cache.js'
+export type { OutboxEmail, OutboxMailer } from './backends/outbox-mailer.js'
+export { createOutboxMailer } from './backends/outbox-mailer.js'
+export { createPostgresDatabase } from './backends/postgres-database.js'
+export type { SmtpMailerOptions } from './backends/smtp-mailer.js'
+export { createSmtpMailer } from './backends/smtp-mailer.js'
+export type { SqlDatabase, SqlRunOptions, SqlValue } from './backends/sql-database.js'
+export { createSqliteDatabase } from './backends/sqlite-database.js'
 export type { HostCallMetricsSnapshot, MethodMetrics } from './host-api/call-metrics.js'
 export type { PolicyGrantLookupOptions } from './host-api/grant-lookup.js'
 export { createPolicyGrantLookup } from './host-api/grant-lookup.js'
-export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
-export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
 export type {
   ConfigSource,
   GrantLookup,
   HostLogger,
   HostResolver,
-  PluginCallOptions,
   PluginCaller,
+  PluginCallOptions,
   SandboxLimits,
   TranslationRequest,
   Translator,
 } from './host-api/sandbox-dependencies.js'
+export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
+export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
+export type { SqlAccess, SqlDialect } from './host-api/sql-access.js'
+export { allowedSqlFunctions, analyzeSql } from './host-api/sql-access.js'
 export type { AuditEntry, AuditLog, AuditQuery } from './policy-store/audit-log.js'
 export { createSqlAuditLog } from './policy-store/audit-log.js'
 export type { PolicyStore, SqlPolicyStoreOptions } from './policy-store/policy-store.js'
 export { createSqlPolicyStore } from './policy-store/policy-store.js'
-export type { OutboxEmail, OutboxMailer } from './backends/outbox-mailer.js'
-export { createOutboxMailer } from './backends/outbox-mailer.js'
-export type { SmtpMailerOptions } from './backends/smtp-mailer.js'
-export { createSmtpMailer } from './backends/smtp-mailer.js'
-export type { Mailer, OutgoingEmail } from './backends/mailer.js'
-// Symbols below are for other Corral packages and for hosts that assemble their own backends.
-export type { CacheStore } from './backends/cache-store.js'
-export type { EventBus, HostEvent, HostEventListener } from './backends/event-bus.js'
-export { createLocalEventBus } from './backends/event-bus.js'
-export { createMemoryCache } from './backends/memory-cache.js'
-export type { SqlDatabase, SqlRunOptions, SqlValue } from './backends/sql-database.js'
-export { createSqliteDatabase } from './backends/sqlite-database.js'
-export { createPostgresDatabase } from './backends/postgres-database.js'
 export type { RateDecision, RateLimiter } from './rate-limit/rate-limiter.js'
 export { createMemoryRateLimiter } from './rate-limit/rate-limiter.js'
-export type { SqlAccess, SqlDialect } from './host-api/sql-access.js'
-export { allowedSqlFunctions, analyzeSql } from './host-api/sql-access.js'

@@ -1,3 +1,4 @@
+import { PluginError } from '@corral/types'
 import type { Redis } from 'ioredis'
 import { createMemoryRateLimiter, type RateLimiter } from '../rate-limit/rate-limiter.js'
 import { createRedisRateLimiter } from '../rate-limit/redis-rate-limiter.js'
@@ -9,7 +10,6 @@ import { createRedisCache } from './redis-cache.js'
 import { createRedisEventBus } from './redis-event-bus.js'
 import type { SqlDatabase } from './sql-database.js'
 import { createSqliteDatabase } from './sqlite-database.js'
-import { PluginError } from '@corral/types'
 
 /** Everything the host API and the manager keep state in. */
 export interface Backends {
@@ -41,7 +41,9 @@ async function connectRedis(url: string): Promise<{ client: Redis; subscriber: R
   try {
     RedisClient = (await import('ioredis')).Redis
   } catch (error) {
-    throw new PluginError('unavailable', 'REDIS_URL is set but the "ioredis" package is not installed', { cause: error })
+    throw new PluginError('unavailable', 'REDIS_URL is set but the "ioredis" package is not installed', {
+      cause: error,
+    })
   }
   const open = async () => {
     const redis = new RedisClient(url, { lazyConnect: true, maxRetriesPerRequest: 2 })
@@ -51,7 +53,9 @@ async function connectRedis(url: string): Promise<{ client: Redis; subscriber: R
       await redis.connect()
     } catch (error) {
       redis.disconnect()
-      throw new PluginError('unavailable', `cannot reach Redis: ${(error as Error).message}`, { cause: error })
+      throw new PluginError('unavailable', `cannot reach Redis: ${(error as Error).message}`, {
+        cause: error,
+      })
     }
     return redis
   }

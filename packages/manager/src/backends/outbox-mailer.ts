@@ -31,7 +31,16 @@ export function createOutboxMailer(database: SqlDatabase, now: () => number = Da
       const messageId = `<${randomUUID()}@corral.outbox>`
       await database.exec(
         'INSERT INTO corral_outbox (at, plugin, message_id, sender, recipients, subject, body, html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-        [now(), email.plugin, messageId, email.from, JSON.stringify(email.to), email.subject, email.text, email.html ?? null],
+        [
+          now(),
+          email.plugin,
+          messageId,
+          email.from,
+          JSON.stringify(email.to),
+          email.subject,
+          email.text,
+          email.html ?? null,
+        ],
       )
       return { messageId }
     },
@@ -41,9 +50,10 @@ export function createOutboxMailer(database: SqlDatabase, now: () => number = Da
       const rows =
         query.plugin === undefined
           ? await database.query(`SELECT * FROM corral_outbox ORDER BY id DESC LIMIT ${limit}`, [])
-          : await database.query(`SELECT * FROM corral_outbox WHERE plugin = $1 ORDER BY id DESC LIMIT ${limit}`, [
-              query.plugin,
-            ])
+          : await database.query(
+              `SELECT * FROM corral_outbox WHERE plugin = $1 ORDER BY id DESC LIMIT ${limit}`,
+              [query.plugin],
+            )
       return rows.map((row) => {
         const email: OutboxEmail = {
           messageId: String(row.message_id),

@@ -15,7 +15,8 @@ function postgresError(error: unknown): PluginError {
   const code = (error as { code?: unknown }).code
   if (typeof code !== 'string' || code.length !== 5) return PluginError.from(error, 'unavailable')
   if (code === '57014') return PluginError.from(error, 'deadline_exceeded')
-  if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57')) return PluginError.from(error, 'unavailable')
+  if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57'))
+    return PluginError.from(error, 'unavailable')
   // 25006: a write inside a READ ONLY transaction; 42501: the server's own privileges.
   if (code === '25006' || code === '42501') return PluginError.from(error, 'permission_denied')
   return PluginError.from(error, 'invalid_argument')
@@ -32,11 +33,13 @@ function postgresError(error: unknown): PluginError {
  * const db = await createPostgresDatabase({ url: process.env.DATABASE_URL })
  */
 export async function createPostgresDatabase(options: PostgresDatabaseOptions): Promise<SqlDatabase> {
-  let pg: (typeof import('pg'))['default']
+  let pg: typeof import('pg')['default']
   try {
     pg = (await import('pg')).default
   } catch (error) {
-    throw new PluginError('unavailable', 'DATABASE_URL is set but the "pg" package is not installed', { cause: error })
+    throw new PluginError('unavailable', 'DATABASE_URL is set but the "pg" package is not installed', {
+      cause: error,
+    })
   }
   // 64-bit integers (COUNT(*) among them) arrive as text; make them numbers where they fit.
   const types = {
@@ -52,7 +55,9 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     await pool.query('SELECT 1')
   } catch (error) {
     await pool.end()
-    throw new PluginError('unavailable', `cannot reach PostgreSQL: ${(error as Error).message}`, { cause: error })
+    throw new PluginError('unavailable', `cannot reach PostgreSQL: ${(error as Error).message}`, {
+      cause: error,
+    })
   }
 
   async function run(sql: string, params: readonly unknown[], readOnly: boolean): Promise<QueryResult> {

@@ -29,7 +29,9 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
         })
         return { messageId: String(info.messageId) }
       } catch (error) {
-        throw new PluginError('unavailable', `SMTP delivery failed: ${(error as Error).message}`, { cause: error })
+        throw new PluginError('unavailable', `SMTP delivery failed: ${(error as Error).message}`, {
+          cause: error,
+        })
       }
     },
     async close() {

@@ -41,7 +41,10 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
       throw sqlError(error)
     }
     if (run?.readOnly === true && !statement.readonly) {
-      throw new PluginError('permission_denied', 'the statement writes to the database but was checked as a read')
+      throw new PluginError(
+        'permission_denied',
+        'the statement writes to the database but was checked as a read',
+      )
     }
     return statement
   }

@@ -36,7 +36,8 @@ function matchingScopes(grant: EffectiveGrant, host: string, port: number, defau
     if (permission.type !== 'http') continue
     for (const pattern of permission.scope) {
       const scope = splitScope(pattern.toLowerCase(), defaultPort)
-      if (matchScope(scope.host, host) && matchScope(scope.port, String(port))) matches.push({ hostGlob: scope.host })
+      if (matchScope(scope.host, host) && matchScope(scope.port, String(port)))
+        matches.push({ hostGlob: scope.host })
     }
   }
   return matches
@@ -55,7 +56,10 @@ export function parseRequestUrl(raw: string): URL {
   }
   if (url.username !== '' || url.password !== '') {
     // "https://granted.example@evil.example/" names evil.example; credentials go in headers.
-    throw new PluginError('invalid_argument', 'URLs with credentials (user@host) are not allowed; send an Authorization header')
+    throw new PluginError(
+      'invalid_argument',
+      'URLs with credentials (user@host) are not allowed; send an Authorization header',
+    )
   }
   return url
 }
@@ -89,7 +93,9 @@ export async function checkTarget(
     try {
       addresses = await resolve(host)
     } catch (error) {
-      throw new PluginError('unavailable', `cannot resolve ${host}: ${(error as Error).message}`, { cause: error })
+      throw new PluginError('unavailable', `cannot resolve ${host}: ${(error as Error).message}`, {
+        cause: error,
+      })
     }
     if (addresses.length === 0) throw new PluginError('unavailable', `${host} has no address`)
   }
@@ -98,7 +104,9 @@ export async function checkTarget(
     try {
       range = ipaddr.process(address).range()
     } catch {
-      throw new PluginError('permission_denied', `${host} resolved to an unusable address ${address}`, { plugin })
+      throw new PluginError('permission_denied', `${host} resolved to an unusable address ${address}`, {
+        plugin,
+      })
     }
     if (range !== 'unicast' && !grantedByName) {
       throw new PluginError(

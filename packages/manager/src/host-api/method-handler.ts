@@ -35,9 +35,15 @@ export function defineMethod<S extends z.ZodType>(handler: MethodHandler<S>): Me
  * Whether the grant has a permission of `type` (with `access`, for db and cache) whose scope
  * matches `value`.
  */
-export function isGranted(grant: EffectiveGrant, type: PermissionType, value: string, access?: Access): boolean {
+export function isGranted(
+  grant: EffectiveGrant,
+  type: PermissionType,
+  value: string,
+  access?: Access,
+): boolean {
   return grant.permissions.some(
-    (p) => p.type === type && (access === undefined || p.access.includes(access)) && matchAnyScope(p.scope, value),
+    (p) =>
+      p.type === type && (access === undefined || p.access.includes(access)) && matchAnyScope(p.scope, value),
   )
 }
 
@@ -50,7 +56,9 @@ export function requireGrant(
 ): void {
   if (!isGranted(scope.grant, type, value, access)) {
     const what = access === undefined ? type : `${type} ${access}`
-    throw new PluginError('permission_denied', `${what} on "${value}" is not granted`, { plugin: scope.plugin })
+    throw new PluginError('permission_denied', `${what} on "${value}" is not granted`, {
+      plugin: scope.plugin,
+    })
   }
 }
 

@@ -23,7 +23,12 @@ export interface PluginCallOptions {
 }
 
 /** Calls a function of another plugin: what `plugin.call` is made of (the manager provides it). */
-export type PluginCaller = (plugin: string, fn: string, args: unknown, options: PluginCallOptions) => Promise<unknown>
+export type PluginCaller = (
+  plugin: string,
+  fn: string,
+  args: unknown,
+  options: PluginCallOptions,
+) => Promise<unknown>
 
 /** Where `config.get` reads a plugin's configuration from (its defaults with the host's values laid over). */
 export type ConfigSource = (

@@ -213,13 +213,24 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const start = now()
     const deadline = Math.min(context.deadline ?? Infinity, start + deps.limits.defaultTimeoutMs)
     if (deadline <= start) {
-      throw new PluginError('deadline_exceeded', `${method}: the calling plugin call is already past its deadline`)
+      throw new PluginError(
+        'deadline_exceeded',
+        `${method}: the calling plugin call is already past its deadline`,
+      )
     }
     const grant = await deps.grants(plugin)
     if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)
 
     const controller = new AbortController()
-    const scope: HostCallScope = { plugin, grant, context, deadline, signal: controller.signal, deps, describe: setDetail }
+    const scope: HostCallScope = {
+      plugin,
+      grant,
+      context,
+      deadline,
+      signal: controller.signal,
+      deps,
+      describe: setDetail,
+    }
     await enforceRateLimit(scope, 'calls')
     const parsed = handler.args.safeParse(args)
     if (!parsed.success) throw invalidArguments(method, parsed.error.issues)
@@ -229,11 +240,14 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const remaining = Math.min(deadline - now(), capMs)
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
-        controller.abort(error)
-        reject(error)
-      }, Math.max(0, remaining))
+      timer = setTimeout(
+        () => {
+          const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
+          controller.abort(error)
+          reject(error)
+        },
+        Math.max(0, remaining),
+      )
     })
     try {
       return await Promise.race([handler.run(parsed.data, scope), expired])
@@ -250,7 +264,8 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
       const metricName = handler === undefined ? '(unknown)' : method
       let detail: string | undefined
       try {
-        if (handler === undefined) throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
+        if (handler === undefined)
+          throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
         const result = await dispatch(handler, method, args, context, (d) => {
           detail = d.slice(0, 500)
         })

@@ -32,24 +32,116 @@ export const maxSqlLength = 64 * 1024
  */
 export const allowedSqlFunctions: ReadonlySet<string> = new Set([
   // aggregates
-  'count', 'sum', 'avg', 'min', 'max', 'total', 'group_concat', 'string_agg', 'array_agg', 'json_agg',
-  'jsonb_agg', 'json_group_array', 'json_group_object', 'bool_and', 'bool_or', 'every',
+  'count',
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'total',
+  'group_concat',
+  'string_agg',
+  'array_agg',
+  'json_agg',
+  'jsonb_agg',
+  'json_group_array',
+  'json_group_object',
+  'bool_and',
+  'bool_or',
+  'every',
   // window functions
-  'row_number', 'rank', 'dense_rank', 'ntile', 'lag', 'lead', 'first_value', 'last_value', 'nth_value',
-  'percent_rank', 'cume_dist',
+  'row_number',
+  'rank',
+  'dense_rank',
+  'ntile',
+  'lag',
+  'lead',
+  'first_value',
+  'last_value',
+  'nth_value',
+  'percent_rank',
+  'cume_dist',
   // scalar: null handling, numbers, strings
-  'exists', 'coalesce', 'nullif', 'ifnull', 'iif', 'greatest', 'least', 'abs', 'round', 'ceil', 'ceiling', 'floor',
-  'mod', 'power', 'sqrt', 'sign', 'trunc', 'random', 'length', 'char_length', 'octet_length', 'lower',
-  'upper', 'trim', 'ltrim', 'rtrim', 'substr', 'substring', 'replace', 'instr', 'position', 'concat',
-  'concat_ws', 'left', 'right', 'lpad', 'rpad', 'split_part', 'starts_with', 'printf', 'format', 'hex',
-  'char', 'unicode', 'typeof', 'md5', 'regexp_replace', 'gen_random_uuid',
+  'exists',
+  'coalesce',
+  'nullif',
+  'ifnull',
+  'iif',
+  'greatest',
+  'least',
+  'abs',
+  'round',
+  'ceil',
+  'ceiling',
+  'floor',
+  'mod',
+  'power',
+  'sqrt',
+  'sign',
+  'trunc',
+  'random',
+  'length',
+  'char_length',
+  'octet_length',
+  'lower',
+  'upper',
+  'trim',
+  'ltrim',
+  'rtrim',
+  'substr',
+  'substring',
+  'replace',
+  'instr',
+  'position',
+  'concat',
+  'concat_ws',
+  'left',
+  'right',
+  'lpad',
+  'rpad',
+  'split_part',
+  'starts_with',
+  'printf',
+  'format',
+  'hex',
+  'char',
+  'unicode',
+  'typeof',
+  'md5',
+  'regexp_replace',
+  'gen_random_uuid',
   // dates
-  'date', 'time', 'datetime', 'julianday', 'strftime', 'unixepoch', 'now', 'date_trunc', 'date_part',
-  'to_char', 'to_timestamp', 'to_date', 'age',
+  'date',
+  'time',
+  'datetime',
+  'julianday',
+  'strftime',
+  'unixepoch',
+  'now',
+  'date_trunc',
+  'date_part',
+  'to_char',
+  'to_timestamp',
+  'to_date',
+  'age',
   // JSON and arrays
-  'json', 'json_extract', 'json_array', 'json_object', 'json_array_length', 'json_type', 'json_valid',
-  'json_build_object', 'jsonb_build_object', 'json_build_array', 'jsonb_build_array', 'to_json', 'to_jsonb',
-  'jsonb_extract_path_text', 'array_length', 'array_to_string', 'string_to_array', 'unnest',
+  'json',
+  'json_extract',
+  'json_array',
+  'json_object',
+  'json_array_length',
+  'json_type',
+  'json_valid',
+  'json_build_object',
+  'jsonb_build_object',
+  'json_build_array',
+  'jsonb_build_array',
+  'to_json',
+  'to_jsonb',
+  'jsonb_extract_path_text',
+  'array_length',
+  'array_to_string',
+  'string_to_array',
+  'unnest',
   'generate_series',
 ])
 
@@ -256,7 +348,9 @@ function walkCreate(stmt: Node, scope: Scope, acc: AccessCollector): void {
   }
   if (stmt.keyword === 'index') {
     // PostgreSQL's tree names the index as a string, SQLite's as { schema, name }.
-    const index = isNode(stmt.index) ? { db: stmt.index.schema, table: stmt.index.name } : { db: null, table: stmt.index }
+    const index = isNode(stmt.index)
+      ? { db: stmt.index.schema, table: stmt.index.name }
+      : { db: null, table: stmt.index }
     if (typeof index.table !== 'string') throw denied('CREATE INDEX needs an index name')
     acc.ddl.add(acc.tableName(index.db, index.table))
     for (const t of tableRefs(stmt.table, 'table')) acc.table(t, 'ddl', new Set())
@@ -274,7 +368,8 @@ function walkDrop(stmt: Node, scope: Scope, acc: AccessCollector): void {
   }
   if (stmt.keyword === 'index') {
     const name = stmt.name
-    const column = isNode(name) && isNode(name.column) && isNode(name.column.expr) ? name.column.expr.value : undefined
+    const column =
+      isNode(name) && isNode(name.column) && isNode(name.column.expr) ? name.column.expr.value : undefined
     if (typeof column !== 'string' || (isNode(name) && name.table !== null)) {
       throw denied('the index of DROP INDEX could not be analysed')
     }

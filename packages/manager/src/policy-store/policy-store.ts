@@ -25,6 +25,17 @@ export interface SqlPolicyStoreOptions {
   now?: () => number
 }
 
+/**
+ * A policy as an administrator writes it, which `parsePolicy` reads back: `access` only on the
+ * permission types that have one.
+ */
+function wireForm(policy: ResourcePolicy): unknown {
+  return {
+    ...policy,
+    grants: policy.grants.map(({ access, ...rest }) => (access.length > 0 ? { ...rest, access } : rest)),
+  }
+}
+
 /** Creates the host's own tables once per database; both dialects read this DDL the same way. */
 const migrations = new WeakMap<SqlDatabase, Promise<void>>()
 
@@ -56,7 +67,10 @@ export function migrateHostTables(database: SqlDatabase): Promise<void> {
  * const policies = createSqlPolicyStore(backends.database)
  * await policies.put({ plugin: 'stats', status: 'approved', grants: [{ type: 'db', access: ['read'], scope: ['stats_*'] }] })
  */
-export function createSqlPolicyStore(database: SqlDatabase, options: SqlPolicyStoreOptions = {}): PolicyStore {
+export function createSqlPolicyStore(
+  database: SqlDatabase,
+  options: SqlPolicyStoreOptions = {},
+): PolicyStore {
   const cacheMs = options.cacheMs ?? 1000
   const now = options.now ?? Date.now
   const cache = new Map<string, { policy: ResourcePolicy; until: number }>()
@@ -67,7 +81,8 @@ export function createSqlPolicyStore(database: SqlDatabase, options: SqlPolicySt
       if (cached !== undefined && cached.until > now()) return cached.policy
       await migrateHostTables(database)
       const rows = await database.query('SELECT policy FROM corral_policies WHERE plugin = $1', [plugin])
-      const policy = rows[0] === undefined ? defaultPolicy(plugin) : parsePolicy(JSON.parse(String(rows[0].policy)))
+      const policy =
+        rows[0] === undefined ? defaultPolicy(plugin) : parsePolicy(JSON.parse(String(rows[0].policy)))
       if (cacheMs > 0) cache.set(plugin, { policy, until: now() + cacheMs })
       return policy
     },
@@ -78,7 +93,7 @@ export function createSqlPolicyStore(database: SqlDatabase, options: SqlPolicySt
       await migrateHostTables(database)
       await database.exec(
         'INSERT INTO corral_policies (plugin, policy, updated_at) VALUES ($1, $2, $3) ON CONFLICT (plugin) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at',
-        [policy.plugin, JSON.stringify(policy), policy.updated_at ?? ''],
+        [policy.plugin, JSON.stringify(wireForm(policy)), policy.updated_at ?? ''],
       )
       cache.delete(policy.plugin)
       return policy

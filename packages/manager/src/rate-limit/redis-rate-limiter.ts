@@ -16,7 +16,9 @@ export function createRedisRateLimiter(redis: Redis, now: () => number = Date.no
     async hit(key, limit, windowMs): Promise<RateDecision> {
       const t = now()
       const window = Math.floor(t / windowMs)
-      const count = Number(await redis.eval(hitScript, 1, `corral:rate:${key}:${windowMs}:${window}`, windowMs * 2))
+      const count = Number(
+        await redis.eval(hitScript, 1, `corral:rate:${key}:${windowMs}:${window}`, windowMs * 2),
+      )
       if (count <= limit) return { allowed: true, retryAfterMs: 0 }
       return { allowed: false, retryAfterMs: (window + 1) * windowMs - t }
     },

@@ -31,9 +31,14 @@ function freePort(): Promise<number> {
   })
 }
 
-/** PostgreSQL refuses to run as root: run it as the `postgres` user then (as CI does, it runs as root). */
-function asServerUser(command: string, args: string[]): [string, string[]] {
-  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]
+/**
+ * PostgreSQL refuses to run as root: when we are root (as CI is), run it as the `postgres` user,
+ * directly (no wrapper process, so stopping the child stops the server).
+ */
+function serverUser(): { uid: number; gid: number } | Record<string, never> {
+  if (process.getuid?.() !== 0) return {}
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim())
+  return { uid: id('-u'), gid: id('-g') }
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess): Promise<void> {
@@ -86,17 +91,34 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     const pgDir = mkdtempSync(join(tmpdir(), 'corral-pg-'))
     dirs.push(pgDir)
-    if (process.getuid?.() === 0) chownSync(pgDir, Number(execFileSync('id', ['-u', 'postgres'])), 0)
-    const [initCmd, initArgs] = asServerUser(join(postgresBin, 'initdb'), [
-      '-D', join(pgDir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8',
-    ])
-    execFileSync(initCmd, initArgs, { stdio: 'ignore' })
+    const user = serverUser()
+    if ('uid' in user) chownSync(pgDir, user.uid, user.gid)
+    execFileSync(
+      join(postgresBin, 'initdb'),
+      ['-D', join(pgDir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'],
+      { stdio: 'ignore', cwd: pgDir, ...user },
+    )
     const pgPort = await freePort()
-    const [pgCmd, pgArgs] = asServerUser(join(postgresBin, 'postgres'), [
-      '-D', join(pgDir, 'data'), '-k', pgDir, '-h', '127.0.0.1', '-p', String(pgPort),
-      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-    ])
-    const pg = spawn(pgCmd, pgArgs, { stdio: 'ignore' })
+    const pg = spawn(
+      join(postgresBin, 'postgres'),
+      [
+        '-D',
+        join(pgDir, 'data'),
+        '-k',
+        pgDir,
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pgPort),
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+      ],
+      { stdio: 'ignore', cwd: pgDir, ...user },
+    )
     children.push(pg)
 
     const redisDir = mkdtempSync(join(tmpdir(), 'corral-redis-'))
@@ -104,20 +126,37 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const redisPort = await freePort()
     const redis = spawn(
       'redis-server',
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', redisDir],
+      [
+        '--port',
+        String(redisPort),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        redisDir,
+      ],
       { stdio: 'ignore' },
     )
     children.push(redis)
 
     const pgReady = join(postgresBin, 'pg_isready')
-    await waitFor('postgres', async () => {
-      try {
-        execFileSync(pgReady, ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres'], { stdio: 'ignore' })
-        return true
-      } catch {
-        return false
-      }
-    }, pg)
+    await waitFor(
+      'postgres',
+      async () => {
+        try {
+          execFileSync(pgReady, ['-h', '127.0.0.1', '-p', String(pgPort), '-U', 'postgres'], {
+            stdio: 'ignore',
+          })
+          return true
+        } catch {
+          return false
+        }
+      },
+      pg,
+    )
     await waitFor('redis-server', () => canConnect(redisPort, { send: 'PING\r\n', expect: '+PONG' }), redis)
 
     project.provide('databaseUrl', `postgres://postgres@127.0.0.1:${pgPort}/postgres`)

@@ -21,14 +21,21 @@ export const cacheSet = defineMethod({
   args: z.strictObject({
     key,
     value: z.string().regex(base64, 'must be base64'),
-    ttl_seconds: z.number().positive().max(365 * 24 * 3600).optional(),
+    ttl_seconds: z
+      .number()
+      .positive()
+      .max(365 * 24 * 3600)
+      .optional(),
   }),
   async run(args, scope) {
     scope.describe(args.key)
     requireGrant(scope, 'cache', args.key, 'write')
     const value = Buffer.from(args.value, 'base64')
     if (value.length > scope.deps.limits.cacheMaxValueBytes) {
-      throw new PluginError('resource_exhausted', `cache values are at most ${scope.deps.limits.cacheMaxValueBytes} bytes`)
+      throw new PluginError(
+        'resource_exhausted',
+        `cache values are at most ${scope.deps.limits.cacheMaxValueBytes} bytes`,
+      )
     }
     const ttlMs = args.ttl_seconds === undefined ? undefined : args.ttl_seconds * 1000
     await scope.deps.cache.set(scope.plugin, args.key, value, ttlMs)

@@ -35,7 +35,9 @@ export const configGet = defineMethod({
     requireGrant(scope, 'config', args.key)
     const secrets = scope.grant.secret_config_keys
     if (matchAnyScope(secrets, args.key)) {
-      throw new PluginError('permission_denied', `config key ${args.key} is a secret`, { plugin: scope.plugin })
+      throw new PluginError('permission_denied', `config key ${args.key} is a secret`, {
+        plugin: scope.plugin,
+      })
     }
     let value: unknown = (await scope.deps.config(scope.plugin)) ?? {}
     for (const part of args.key.split('.')) {

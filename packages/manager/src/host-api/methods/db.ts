@@ -1,12 +1,15 @@
 import { matchScope } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { z } from 'zod'
-import { type HostCallScope, isGranted, defineMethod } from '../method-handler.js'
+import { defineMethod, type HostCallScope, isGranted } from '../method-handler.js'
 import { analyzeSql, type SqlAccess } from '../sql-access.js'
 
 const sqlArgs = z.strictObject({
   sql: z.string().min(1),
-  args: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(1000).default([]),
+  args: z
+    .array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
+    .max(1000)
+    .default([]),
 })
 
 /**
@@ -35,7 +38,10 @@ function checkAccess(access: SqlAccess, scope: HostCallScope): void {
     if (!isGranted(grant, 'db', table, 'write')) throw deny(`db write on table ${table} is not granted`)
   }
   for (const table of access.ddl) {
-    if (!matchScope(own, table)) throw deny(`${access.statement.toUpperCase()} on ${table}: only tables matching ${own} are the plugin's own`)
+    if (!matchScope(own, table))
+      throw deny(
+        `${access.statement.toUpperCase()} on ${table}: only tables matching ${own} are the plugin's own`,
+      )
     if (!isGranted(grant, 'db', table, 'write')) throw deny(`db write on table ${table} is not granted`)
   }
 }

@@ -13,7 +13,11 @@ function recipient(entry: string): { address: string; domain: string } {
   const parsed = addressparser(entry)
   const only = parsed.length === 1 ? parsed[0] : undefined
   const address = only !== undefined && 'address' in only ? only.address : undefined
-  if (address === undefined || address !== entry.trim() || !/^[^\s@"<>(),;:]+@[^\s@"<>(),;:]+$/.test(address)) {
+  if (
+    address === undefined ||
+    address !== entry.trim() ||
+    !/^[^\s@"<>(),;:]+@[^\s@"<>(),;:]+$/.test(address)
+  ) {
     throw new PluginError('invalid_argument', `recipient "${entry}" must be one plain address (local@domain)`)
   }
   return { address, domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() }
@@ -28,7 +32,10 @@ export const emailSend = defineMethod({
     to: z.array(z.string().min(3).max(320)).min(1).max(50),
     subject: z.string().max(998).regex(noLineBreaks, 'must be one line'),
     body: z.string().max(1 << 20),
-    html: z.string().max(1 << 20).optional(),
+    html: z
+      .string()
+      .max(1 << 20)
+      .optional(),
   }),
   async run(args, scope) {
     const recipients = args.to.map(recipient)

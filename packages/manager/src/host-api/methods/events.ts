@@ -5,7 +5,9 @@ import { defineMethod, requireGrant } from '../method-handler.js'
 /** `events.publish`: fans an event out through the host's event bus. Needs `events` on the type. */
 export const eventsPublish = defineMethod({
   args: z.strictObject({
-    type: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1-128 characters of A-Z, a-z, 0-9, "_", ".", ":", "-"'),
+    type: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1-128 characters of A-Z, a-z, 0-9, "_", ".", ":", "-"'),
     data: z.unknown().optional(),
   }),
   async run(args, scope) {
@@ -14,7 +16,10 @@ export const eventsPublish = defineMethod({
     const data = args.data ?? null
     const size = Buffer.byteLength(JSON.stringify(data))
     if (size > scope.deps.limits.eventMaxBytes) {
-      throw new PluginError('resource_exhausted', `event data is ${size} bytes, at most ${scope.deps.limits.eventMaxBytes}`)
+      throw new PluginError(
+        'resource_exhausted',
+        `event data is ${size} bytes, at most ${scope.deps.limits.eventMaxBytes}`,
+      )
     }
     await scope.deps.events.publish({
       type: args.type,

@@ -8,7 +8,14 @@ import { defineMethod, enforceRateLimit } from '../method-handler.js'
 
 const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 /** Headers the host sets itself: a plugin setting Host could reach another site behind the checked address. */
-const hostOwnedHeaders = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'proxy-authorization'])
+const hostOwnedHeaders = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+])
 /** Headers not carried to another host when a redirect leaves the original one. */
 const credentialHeaders = new Set(['authorization', 'cookie'])
 
@@ -69,9 +76,15 @@ function send(
         }
         chunks.push(chunk)
       })
-      response.on('error', (error) => reject(signal.aborted ? signal.reason : PluginError.from(error, 'unavailable')))
+      response.on('error', (error) =>
+        reject(signal.aborted ? signal.reason : PluginError.from(error, 'unavailable')),
+      )
       response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, headers: flattenHeaders(response.headers), body: Buffer.concat(chunks) }),
+        resolve({
+          status: response.statusCode ?? 0,
+          headers: flattenHeaders(response.headers),
+          body: Buffer.concat(chunks),
+        }),
       )
     })
     request.end(body)
@@ -86,11 +99,18 @@ function send(
  */
 export const httpRequest = defineMethod({
   args: z.strictObject({
-    method: z.string().transform((m) => m.toUpperCase()).pipe(z.enum(methods)),
+    method: z
+      .string()
+      .transform((m) => m.toUpperCase())
+      .pipe(z.enum(methods)),
     url: z.string().min(1).max(8192),
     headers: z.record(z.string().max(256), z.string().max(16_384)).default({}),
-    body: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').optional(),
+    body: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
+      .optional(),
   }),
+  rateLimit: 'http',
   async run(args, scope) {
     const headers: Record<string, string> = {}
     for (const [name, value] of Object.entries(args.headers)) {
@@ -114,7 +134,12 @@ export const httpRequest = defineMethod({
         throw PluginError.from(error, 'unavailable')
       }
       const location = response.headers.location
-      if (response.status < 300 || response.status > 399 || response.status === 304 || location === undefined) {
+      if (
+        response.status < 300 ||
+        response.status > 399 ||
+        response.status === 304 ||
+        location === undefined
+      ) {
         return { status: response.status, headers: response.headers, body: response.body.toString('base64') }
       }
       if (hop >= limits.httpMaxRedirects) {
@@ -126,7 +151,10 @@ export const httpRequest = defineMethod({
         for (const name of credentialHeaders) delete headers[name]
       }
       // As browsers do: 303 always, and 301/302 after POST, turn into a GET without a body.
-      if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) {
+      if (
+        response.status === 303 ||
+        ((response.status === 301 || response.status === 302) && method === 'POST')
+      ) {
         method = 'GET'
         body = undefined
       }

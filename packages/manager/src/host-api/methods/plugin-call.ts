@@ -20,9 +20,13 @@ export const pluginCall = defineMethod({
     requireGrant(scope, 'plugin_call', args.plugin)
     const chain = [...(scope.context.chain ?? []), scope.plugin]
     if (chain.includes(args.plugin)) {
-      throw new PluginError('permission_denied', `call cycle refused: ${[...chain, args.plugin].join(' -> ')}`, {
-        plugin: scope.plugin,
-      })
+      throw new PluginError(
+        'permission_denied',
+        `call cycle refused: ${[...chain, args.plugin].join(' -> ')}`,
+        {
+          plugin: scope.plugin,
+        },
+      )
     }
     if (chain.length >= scope.deps.limits.maxCallDepth) {
       throw new PluginError(
