@@ -14,6 +14,7 @@ readonly SYSTEM_PACKAGES=(
   "clang:clang"
   "wasm-ld:lld"
   "/usr/lib/wasm32-wasi/libc.a:wasi-libc"
+  "/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a:libclang-rt-14-dev-wasm32"
   "go:golang-go"
   "/usr/share/gocode/src/github.com/hashicorp/go-plugin:golang-github-hashicorp-go-plugin-dev"
   "/usr/share/gocode/src/google.golang.org/grpc:golang-google-grpc-dev"

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builds the plugin with Debian's clang, lld and wasi-libc (scripts/setup.sh installs them).
+# No compiler means a failed build, never a skipped one.
+set -eu
+cd "$(dirname "$0")"
+if ! command -v clang >/dev/null 2>&1; then
+  echo "c-wasm: clang is not installed; run scripts/setup.sh (clang, lld, wasi-libc)" >&2
+  exit 1
+fi
+mkdir -p build
+clang --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Wextra -Werror -Wl,--strip-all \
+  -o build/plugin.wasm src/plugin.c

@@ -1,0 +1,31 @@
+// hello-wasm: greets people with the configured greeting, counts greetings per name in the host
+// cache, fails with its own error code on bad input, and renders a dashboard widget.
+import { cache, config, fail, handle, hostLog, JsonValue } from '@corral/plugin-sdk/assembly'
+
+export { corral_abi_version, corral_alloc, corral_init } from '@corral/plugin-sdk/assembly'
+
+/** `{"name": "Ada"}` → `{"message": "Hello, Ada!", "count": 3}`; `hello-wasm:missing_name` without a name. */
+export function greet(ptr: usize, len: usize): u64 {
+  return handle(ptr, len, (input: JsonValue): JsonValue => {
+    const name = input.getString('name')
+    if (name.length == 0) return fail('missing_name', 'say who to greet: {"name": "..."}')
+    const key = `greetings:${name}`
+    const stored = cache.get(key)
+    const readError = stored.error
+    if (readError !== null) return fail('cache_unavailable', readError.message)
+    const count = (stored.value.isNull ? 0 : <i32>parseInt(stored.value.text, 10)) + 1
+    const writeError = cache.set(key, count.toString()).error
+    if (writeError !== null) return fail('cache_unavailable', writeError.message)
+    hostLog.write('info', `greeted ${name}`)
+    return JsonValue.object()
+      .set('message', JsonValue.str(`${config().getString('greeting', 'Hello')}, ${name}!`))
+      .set('count', JsonValue.num(count))
+  })
+}
+
+/** The dashboard widget: a small HTML fragment. */
+export function widget(ptr: usize, len: usize): u64 {
+  return handle(ptr, len, (_input: JsonValue): JsonValue => {
+    return JsonValue.str(`<p>${config().getString('greeting', 'Hello')} from WebAssembly.</p>`)
+  })
+}

@@ -1,0 +1,34 @@
+// @corral/plugin-sdk for AssemblyScript: the guest side of Corral ABI v1 (see ABI.md).
+// A plugin's entry file re-exports the ABI functions and exports its own functions through `handle`:
+//
+//   export { corral_abi_version, corral_alloc, corral_init } from '@corral/plugin-sdk/assembly'
+//   export function greet(ptr: usize, len: usize): u64 {
+//     return handle(ptr, len, (input: JsonValue): JsonValue => JsonValue.str('Hello, ' + input.getString('name')))
+//   }
+export { decodeBase64, encodeBase64 } from './base64'
+export {
+  cache,
+  db,
+  email,
+  events,
+  HostError,
+  HostResult,
+  hostCall,
+  hostConfig,
+  hostLog,
+  http,
+  i18n,
+  plugins,
+} from './host'
+export { JsonKind, JsonValue, quote } from './json'
+export {
+  config,
+  corral_abi_version,
+  corral_alloc,
+  corral_init,
+  corralAbort,
+  fail,
+  handle,
+  logMessage,
+  takeInput,
+} from './plugin'
