@@ -1,3 +1,6 @@
 import { defineProject } from 'vitest/config'
 
-export default defineProject({ test: { name: 'grpc-runner', include: ['src/**/*.test.ts'] } })
+// Integration tests start real plugin processes on a shared 2-core machine: generous timeouts.
+export default defineProject({
+  test: { name: 'grpc-runner', include: ['src/**/*.test.ts'], testTimeout: 30_000, hookTimeout: 30_000 },
+})

@@ -109,6 +109,19 @@ export function processGroupMembers(pgid: number): number[] {
   return members
 }
 
+/** Pids of live processes whose command line contains `needle`. */
+export function processesWithCommandLine(needle: string): number[] {
+  return readdirProc()
+    .filter((entry) => {
+      try {
+        return readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle) && processExists(Number(entry))
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
 function readdirProc(): string[] {
   return readdirSync('/proc').filter((name) => /^\d+$/.test(name))
 }

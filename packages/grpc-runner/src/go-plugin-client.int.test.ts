@@ -1,0 +1,131 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { isPluginError, type Plugin } from '@corral/types'
+import { afterAll, describe, expect, it } from 'vitest'
+import { generateCertificate } from './auto-mtls.js'
+import { type GoPluginClient, reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
+import { corralHandshake } from './grpc-plugin.js'
+import { createGrpcRunner } from './grpc-runner.js'
+import { unary } from './rpc.js'
+import {
+  eventually,
+  examplePlugin,
+  examplesDir,
+  fixturesDir,
+  memoryLogger,
+  processExists,
+  recordingHost,
+} from './test/support.js'
+import { pluginService } from './wire.js'
+
+const helloGrpc = join(examplesDir, 'hello-grpc/dist/main.js')
+const goKv = join(examplesDir, 'go-kv/build/go-kv')
+const logs = memoryLogger()
+
+describe('AutoMTLS', () => {
+  const runner = createGrpcRunner({ autoMtls: true, logger: logs.logger })
+  afterAll(() => runner.close())
+
+  it('serves a TypeScript plugin over TLS both ways: calls, and host calls over the broker', async () => {
+    const host = recordingHost()
+    const { manifest, dir, grant } = await examplePlugin('hello-grpc')
+    const plugin: Plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
+    await plugin.register()
+    await plugin.init({})
+    expect(await plugin.call('greet', { name: 'TLS' })).toEqual({ text: 'Hello, TLS!', count: 1 })
+    expect(host.calls.map((c) => c.method)).toEqual(['db.exec', 'cache.get', 'cache.set'])
+  })
+
+  it('starts go-plugin 1.0.1’s AutoMTLS server and health-checks it', async () => {
+    const client = await startGoPlugin({
+      command: goKv,
+      handshake: corralHandshake,
+      autoMtls: true,
+      logger: logs.logger,
+    })
+    try {
+      expect(client.reattachConfig.tls?.peerCertPem).toContain('BEGIN CERTIFICATE')
+      expect(await client.health(5000)).toBe(true)
+      const response = await unary(client.rpc, pluginService.register, {})
+      expect(JSON.parse(Buffer.from(response.registrationJson ?? []).toString())).toMatchObject({
+        name: 'go-kv',
+      })
+    } finally {
+      await client.stop()
+    }
+    await eventually(() => !processExists(client.pid as number), 5000, 'go-kv to exit')
+  })
+})
+
+describe('reattachGoPlugin', () => {
+  let started: GoPluginClient | undefined
+  afterAll(async () => {
+    await started?.stop()
+  })
+
+  it('reattaches over TCP with mutual TLS, and refuses a client the plugin does not trust', async () => {
+    started = await startGoPlugin({
+      command: process.execPath,
+      args: [helloGrpc],
+      handshake: corralHandshake,
+      autoMtls: true,
+      env: { CORRAL_PLUGIN_NETWORK: 'tcp' },
+      portRange: { min: 42_000, max: 42_999 },
+      logger: logs.logger,
+    })
+    const config = started.reattachConfig
+    expect(config.network).toBe('tcp')
+    expect(config.address).toMatch(/^127\.0\.0\.1:42\d{3}$/)
+
+    const reattached = await reattachGoPlugin({ ...config, logger: logs.logger })
+    expect(await reattached.health(5000)).toBe(true)
+    const response = await unary(reattached.rpc, pluginService.register, {})
+    expect(JSON.parse(Buffer.from(response.registrationJson ?? []).toString())).toMatchObject({
+      name: 'hello-grpc',
+    })
+
+    const stranger = await generateCertificate()
+    const refused = await reattachGoPlugin({
+      ...config,
+      tls: { peerCertPem: config.tls?.peerCertPem ?? '', ...stranger },
+      connectTimeoutMs: 1000,
+      logger: logs.logger,
+    }).catch((e: unknown) => e)
+    expect(isPluginError(refused) && refused.code).toBe('load_failed')
+
+    // The reattached client stops the plugin: Shutdown through the controller.
+    const pid = started.pid as number
+    await reattached.stop()
+    await eventually(() => !processExists(pid), 5000, 'the plugin to exit')
+  })
+
+  it('refuses a pid that is not running with unavailable', async () => {
+    const error = await reattachGoPlugin({
+      network: 'unix',
+      address: '/nonexistent.sock',
+      pid: 2 ** 22 + 1,
+      protocolVersion: 1,
+    }).catch((e: unknown) => e)
+    expect(isPluginError(error) && error.code).toBe('unavailable')
+  })
+})
+
+describe('a host killed outright', () => {
+  it('takes its plugins with it: a Go binary (parent-death signal) and an SDK plugin', async () => {
+    const hostProcess = spawn(process.execPath, [join(fixturesDir, 'host-process.mjs'), goKv, helloGrpc], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const [line] = await new Promise<string[]>((resolve) => {
+      createInterface({ input: hostProcess.stdout }).once('line', (first) => resolve([first]))
+    })
+    const pids = JSON.parse(line ?? '{}') as { go: number; node: number }
+    expect(processExists(pids.go) && processExists(pids.node)).toBe(true)
+    hostProcess.kill('SIGKILL')
+    await eventually(
+      () => !processExists(pids.go) && !processExists(pids.node),
+      10_000,
+      'both plugins to die with the host',
+    )
+  })
+})

@@ -1,0 +1,291 @@
+import { join } from 'node:path'
+import { isPluginError, type Plugin, type PluginError } from '@corral/types'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startGoPlugin } from './go-plugin-client.js'
+import { corralHandshake, type GrpcPlugin } from './grpc-plugin.js'
+import { createGrpcRunner } from './grpc-runner.js'
+import {
+  eventually,
+  examplesDir,
+  fixtureManifest,
+  fixturesDir,
+  grantFor,
+  memoryLogger,
+  processExists,
+  processesWithCommandLine,
+  processGroupMembers,
+  recordingHost,
+} from './test/support.js'
+
+const host = recordingHost()
+const logs = memoryLogger()
+const runner = createGrpcRunner({
+  logger: logs.logger,
+  supervision: { initialBackoffMs: 50, maxBackoffMs: 200, maxRestarts: 2, restartWindowMs: 60_000 },
+})
+
+async function loadFixture(name: string, mode: string, script = 'sdk-plugin.mjs', limits = {}) {
+  const manifest = fixtureManifest(name, script, [mode, name])
+  const grant = grantFor(manifest, {
+    init_timeout: 5000,
+    shutdown_timeout: 1000,
+    call_timeout: 30_000,
+    ...limits,
+  })
+  return (await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })) as GrpcPlugin
+}
+
+async function failure(work: Promise<unknown>): Promise<PluginError> {
+  const error = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
+  return error
+}
+
+/** The plugin's whole process group is gone: no process, no orphan. */
+async function expectNoProcessLeft(pid: number): Promise<void> {
+  await eventually(
+    () => !processExists(pid) && processGroupMembers(pid).length === 0,
+    10_000,
+    `process group ${pid} to be gone`,
+  )
+}
+
+describe('misbehaving plugins harm only themselves', () => {
+  let bystander: Plugin
+
+  beforeAll(async () => {
+    bystander = await loadFixture('bystander', 'well')
+    await bystander.register()
+    await bystander.init({})
+  })
+  afterAll(() => runner.close())
+
+  // After every misbehaviour the other plugin still answers.
+  const bystanderServes = async () => expect(await bystander.call('echo', { ok: 1 })).toEqual({ ok: 1 })
+
+  it('sees none of the host’s environment but the variables its manifest lists', async () => {
+    process.env.CORRAL_TEST_SECRET = 'host-secret'
+    process.env.CORRAL_TEST_PASSED = 'passed-through'
+    try {
+      const manifest = fixtureManifest('env-reader', 'sdk-plugin.mjs', ['well', 'env-reader'])
+      manifest.entry = { node: 'sdk-plugin.mjs', args: ['well', 'env-reader'], env: ['CORRAL_TEST_PASSED'] }
+      const plugin = await runner.load({
+        manifest,
+        dir: fixturesDir,
+        grant: grantFor(manifest),
+        hostApi: host.handler,
+      })
+      await plugin.register()
+      await plugin.init({})
+      const env = (await plugin.call('env')) as Record<string, string>
+      expect(env.CORRAL_TEST_PASSED).toBe('passed-through')
+      expect(Object.values(env)).not.toContain('host-secret')
+      expect(env.PATH).toBeUndefined()
+      expect(Object.keys(env).sort()).toEqual(
+        [
+          'CORRAL_PLUGIN',
+          'CORRAL_TEST_PASSED',
+          'PLUGIN_PROTOCOL_VERSIONS',
+          'PLUGIN_UNIX_SOCKET_DIR',
+          'TMPDIR',
+        ].sort(),
+      )
+      await plugin.shutdown()
+    } finally {
+      delete process.env.CORRAL_TEST_SECRET
+      delete process.env.CORRAL_TEST_PASSED
+    }
+  })
+
+  it('wrong magic cookie: load_failed with the plugin’s own message', async () => {
+    const error = await failure(
+      startGoPlugin({
+        command: process.execPath,
+        args: [join(examplesDir, 'hello-grpc/dist/main.js')],
+        handshake: { ...corralHandshake, magicCookieValue: 'not-the-cookie' },
+        logger: logs.logger,
+      }),
+    )
+    expect(error.code).toBe('load_failed')
+    expect(error.message).toMatch(/exited with code 1 before the handshake.*This binary is a plugin/s)
+    await bystanderServes()
+  })
+
+  it('garbage handshake: load_failed showing the offending line, process killed', async () => {
+    const error = await failure(loadFixture('garbage', 'x', 'garbage-handshake.mjs'))
+    expect(error.code).toBe('load_failed')
+    expect(error.message).toContain('protocol "carrier-pigeon" is not grpc')
+    expect(error.message).toContain('1|1|unix|/tmp/x.sock|carrier-pigeon|')
+    await eventually(
+      () => processesWithCommandLine('garbage-handshake.mjs').length === 0,
+      5000,
+      'the plugin to be killed',
+    )
+    await bystanderServes()
+  })
+
+  it('no handshake: deadline_exceeded after init_timeout, process killed', async () => {
+    const error = await failure(loadFixture('silent', 'x', 'no-handshake.mjs', { init_timeout: 500 }))
+    expect(error.code).toBe('deadline_exceeded')
+    await eventually(
+      () => processesWithCommandLine('no-handshake.mjs').length === 0,
+      5000,
+      'the plugin to be killed',
+    )
+    await bystanderServes()
+  })
+
+  it('crash mid-call: in-flight calls fail at once with unavailable, then restart, then quarantine', async () => {
+    const plugin = await loadFixture('crasher', 'well')
+    await plugin.register()
+    await plugin.init({})
+    const firstPid = plugin.pid as number
+    // A call that would run for a minute (and may wait 30 s) fails as soon as the process dies.
+    const inFlight = failure(plugin.call('slow', { ms: 60_000 }))
+    await plugin.call('crash', { afterMs: 50 })
+    const error = await inFlight
+    expect(error.code).toBe('unavailable')
+    await expectNoProcessLeft(firstPid)
+
+    // Restarted with backoff, initialised again, serving.
+    await eventually(() => plugin.state === 'running' && plugin.pid !== firstPid, 10_000, 'the restart')
+    expect(await plugin.call('echo', 'again')).toBe('again')
+
+    // Two restarts in the window are allowed; the third crash quarantines it.
+    const secondPid = plugin.pid as number
+    await plugin.call('crash')
+    await eventually(
+      () => plugin.state === 'running' && plugin.pid !== secondPid,
+      10_000,
+      'the second restart',
+    )
+    const lastPid = plugin.pid as number
+    await plugin.call('crash')
+    await eventually(() => plugin.state === 'quarantined', 10_000, 'the quarantine')
+    await expectNoProcessLeft(lastPid)
+    expect((await failure(plugin.call('echo', 1))).code).toBe('unavailable')
+    expect(await plugin.health()).toMatchObject({ ready: false, message: 'plugin is quarantined' })
+    expect(logs.entries.some((e) => e.level === 'error' && e.message.includes('quarantined'))).toBe(true)
+
+    await plugin.reset()
+    expect(await plugin.call('echo', 'back')).toBe('back')
+    await plugin.shutdown()
+    await bystanderServes()
+  })
+
+  it('exit during init: init fails with unavailable, nothing left behind', async () => {
+    const plugin = await loadFixture('init-exit', 'exit-in-init')
+    const pid = plugin.pid as number
+    await plugin.register()
+    const error = await failure(plugin.init({}))
+    expect(error.code).toBe('unavailable')
+    await plugin.shutdown()
+    await expectNoProcessLeft(pid)
+    await bystanderServes()
+  })
+
+  it('ignores Shutdown: stopped by SIGKILL after the grace period', async () => {
+    const plugin = await loadFixture('stubborn', 'ignore-stop')
+    await plugin.register()
+    await plugin.init({})
+    const pid = plugin.pid as number
+    await plugin.shutdown()
+    await expectNoProcessLeft(pid)
+    await bystanderServes()
+  })
+
+  it('floods stderr: lines are capped and counted, the host keeps serving it and others', async () => {
+    const plugin = await loadFixture('flooder', 'flood')
+    await plugin.register()
+    await plugin.init({})
+    await eventually(
+      () => logs.entries.some((e) => e.message.includes('dropped') && e.fields?.plugin === 'flooder'),
+      10_000,
+      'a dropped-lines report',
+    )
+    const floodLines = logs.entries.filter(
+      (e) => e.fields?.plugin === 'flooder' && e.message.startsWith('flood'),
+    )
+    expect(floodLines.every((e) => e.message.length <= 16 * 1024 + 1)).toBe(true)
+    expect(floodLines.some((e) => e.message.endsWith('…'))).toBe(true)
+    expect(await plugin.call('echo', 'still here')).toBe('still here')
+    const pid = plugin.pid as number
+    await plugin.shutdown()
+    await expectNoProcessLeft(pid)
+    await bystanderServes()
+  })
+
+  it('spawns a child and exits: the child goes with it', async () => {
+    const plugin = await loadFixture('spawner', 'spawn-child')
+    await plugin.register()
+    await plugin.init({})
+    const pid = plugin.pid as number
+    expect(processGroupMembers(pid).length).toBeGreaterThan(1)
+    await plugin.call('crash')
+    await expectNoProcessLeft(pid)
+    await plugin.shutdown()
+    await bystanderServes()
+  })
+
+  it('memory above memory_mb: restarted with the reason logged', async () => {
+    const manifest = fixtureManifest('hog', 'sdk-plugin.mjs', ['well', 'hog'])
+    const grant = grantFor(manifest, { memory_mb: 120, init_timeout: 5000 })
+    const watched = createGrpcRunner({
+      logger: logs.logger,
+      supervision: { memoryIntervalMs: 100, initialBackoffMs: 50 },
+    })
+    try {
+      const hog = (await watched.load({
+        manifest,
+        dir: fixturesDir,
+        grant,
+        hostApi: host.handler,
+      })) as GrpcPlugin
+      await hog.register()
+      await hog.init({})
+      const pid = hog.pid as number
+      // The limit may strike while `grow` still runs: then the call fails with unavailable.
+      const grown = await hog.call('grow').catch((e: unknown) => e)
+      expect(grown === 40 || (isPluginError(grown) && grown.code === 'unavailable')).toBe(true)
+      await expectNoProcessLeft(pid)
+      expect(logs.entries.some((e) => e.message.includes('above its memory_mb of 120'))).toBe(true)
+      await eventually(() => hog.state === 'running' && hog.pid !== pid, 10_000, 'the restart')
+      expect(await hog.call('echo', 1)).toBe(1)
+    } finally {
+      await watched.close()
+    }
+    await bystanderServes()
+  })
+
+  it('stops answering health checks: restarted', async () => {
+    const manifest = fixtureManifest('frozen', 'sdk-plugin.mjs', ['well', 'frozen'])
+    const grant = grantFor(manifest, { init_timeout: 5000 })
+    const watched = createGrpcRunner({
+      logger: logs.logger,
+      supervision: { healthIntervalMs: 100, healthTimeoutMs: 100, healthFailures: 2, initialBackoffMs: 50 },
+    })
+    try {
+      const frozen = (await watched.load({
+        manifest,
+        dir: fixturesDir,
+        grant,
+        hostApi: host.handler,
+      })) as GrpcPlugin
+      await frozen.register()
+      await frozen.init({})
+      const pid = frozen.pid as number
+      // SIGSTOP: the process is there but answers nothing.
+      process.kill(pid, 'SIGSTOP')
+      await expectNoProcessLeft(pid)
+      expect(logs.entries.some((e) => e.message.includes('health checks in a row'))).toBe(true)
+      await eventually(() => frozen.state === 'running' && frozen.pid !== pid, 10_000, 'the restart')
+      expect(await frozen.call('echo', 2)).toBe(2)
+    } finally {
+      await watched.close()
+    }
+    await bystanderServes()
+  })
+})
