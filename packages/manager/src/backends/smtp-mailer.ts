@@ -1,5 +1,5 @@
 import { PluginError } from '@corral/types'
-import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { Mailer } from './mailer.js'
 
 /** Options of {@link createSmtpMailer}. */
@@ -9,17 +9,20 @@ export interface SmtpMailerOptions {
 }
 
 /**
- * A mailer that sends through an SMTP server (nodemailer).
+ * A mailer that sends through an SMTP server (nodemailer, loaded on the first email, so a host
+ * that keeps the embedded outbox does not load it).
  *
  * @example
  * const mailer = createSmtpMailer({ url: process.env.SMTP_URL })
  */
 export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
-  const transport = nodemailer.createTransport(options.url)
+  let transport: Promise<Transporter> | undefined
+  const open = async () => (await import('nodemailer')).default.createTransport(options.url)
   return {
     async send(email) {
       try {
-        const info = await transport.sendMail({
+        transport ??= open()
+        const info = await (await transport).sendMail({
           from: email.from,
           to: email.to,
           subject: email.subject,
@@ -35,7 +38,7 @@ export function createSmtpMailer(options: SmtpMailerOptions): Mailer {
       }
     },
     async close() {
-      transport.close()
+      if (transport !== undefined) (await transport).close()
     },
   }
 }
