@@ -1,0 +1,258 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { defaultRateLimits, loadManifest } from '@corral/manifest'
+import type { EffectiveGrant, HostCallHandler, Manifest, Plugin } from '@corral/types'
+import { createWasmRunner } from '@corral/wasm-runner'
+import wabtInit from 'wabt'
+import type { BenchReport, Measurement } from '../harness.js'
+import { measureLatency, measureThroughput } from '../harness.js'
+
+/**
+ * A Corral ABI echo plugin in WAT. `corral_alloc` hands out a bump region that starts over for each
+ * call's input (outside a call), so a long benchmark never grows memory; `lookup` makes one
+ * `cache.get` host call and returns its response.
+ */
+const echoWat = `(module
+  (import "corral" "host_call" (func $host_call (param i32 i32 i32 i32) (result i64)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (global $in_call (mut i32) (i32.const 0))
+  (data (i32.const 1024) "cache.get")
+  (func (export "corral_abi_version") (result i32) (i32.const 1))
+  (func (export "corral_alloc") (param $size i32) (result i32)
+    (local $ptr i32) (local $end i32)
+    (if (i32.eqz (global.get $in_call)) (then (global.set $heap (i32.const 65536))))
+    (local.set $ptr (global.get $heap))
+    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq (memory.grow (i32.add (i32.shr_u (local.get $size) (i32.const 16)) (i32.const 1))) (i32.const -1))
+          (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $ptr))
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+  (func (export "lookup") (param $ptr i32) (param $len i32) (result i64)
+    (local $out i64)
+    (global.set $in_call (i32.const 1))
+    (local.set $out (call $host_call (i32.const 1024) (i32.const 9) (local.get $ptr) (local.get $len)))
+    (global.set $in_call (i32.const 0))
+    (local.get $out)))`
+
+const payload = { text: 'x'.repeat(80), n: 1 }
+const here = path.dirname(fileURLToPath(import.meta.url))
+const helloWasm = path.resolve(here, '../../../examples/plugins/hello-wasm')
+
+async function compileWat(source: string): Promise<Uint8Array> {
+  const wabt = await wabtInit()
+  const module = wabt.parseWat('echo.wat', source)
+  try {
+    return new Uint8Array(module.toBinary({}).buffer)
+  } finally {
+    module.destroy()
+  }
+}
+
+function grantFor(plugin: string): EffectiveGrant {
+  return {
+    plugin,
+    status: 'approved',
+    permissions: [],
+    limits: {
+      memory_mb: 16,
+      call_timeout: 5_000,
+      init_timeout: 10_000,
+      shutdown_timeout: 2_000,
+      max_output_bytes: 1 << 20,
+    },
+    rate_limits: { ...defaultRateLimits },
+    secret_config_keys: [],
+  }
+}
+
+function echoManifest(maxInstances: number): Manifest {
+  return {
+    name: 'bench-echo',
+    version: '0.1.0',
+    runtime: 'wasm',
+    entry: { wasm: 'echo.wasm' },
+    wasm: { pool: { max_instances: maxInstances, wait_timeout: 5_000 } },
+    resources: { permissions: [] },
+    config: {},
+  }
+}
+
+/** The same echo on the measuring thread: JSON encode, copy in, call, copy out, JSON decode. */
+async function sameThreadEcho(wasm: Uint8Array): Promise<() => unknown> {
+  const { instance } = await WebAssembly.instantiate(wasm as Uint8Array<ArrayBuffer>, {
+    corral: { host_call: () => 0n },
+  })
+  const { exports } = instance
+  const memory = exports.memory as WebAssembly.Memory
+  const alloc = exports.corral_alloc as (size: number) => number
+  const echo = exports.echo as (ptr: number, len: number) => bigint
+  const encoder = new TextEncoder()
+  const decoder = new TextDecoder()
+  return () => {
+    const input = encoder.encode(JSON.stringify(payload))
+    const ptr = alloc(input.length)
+    new Uint8Array(memory.buffer).set(input, ptr)
+    const packed = echo(ptr, input.length)
+    const outPtr = Number(packed >> 32n)
+    const outLen = Number(packed & 0xffffffffn)
+    return JSON.parse(decoder.decode(new Uint8Array(memory.buffer, outPtr, outLen)))
+  }
+}
+
+/** Median and p99 of samples taken one by one (µs). */
+function summarize(samples: number[], elapsedMs: number): Measurement {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
+  return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: samples.length / (elapsedMs / 1000) }
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A module that differs from `wasm` only by a custom section: same code, another content hash. */
+function variant(wasm: Uint8Array, i: number): Uint8Array {
+  const name = new TextEncoder().encode(`bench-${i}`)
+  const section = new Uint8Array([0, name.length + 1, name.length, ...name])
+  const out = new Uint8Array(wasm.length + section.length)
+  out.set(wasm)
+  out.set(section, wasm.length)
+  return out
+}
+
+/**
+ * `wasm.load`: compile + instantiate + init of hello-wasm, with the module not yet compiled (cold)
+ * and with it in the runner's cache. Between loads the runner gets time to start its spare worker,
+ * as a host between two plugin loads would; that wait is not timed.
+ */
+async function measureLoads(report: BenchReport, dir: string): Promise<void> {
+  const { manifest } = await loadManifest(helloWasm)
+  const original = new Uint8Array(await readFile(path.join(helloWasm, manifest.entry.wasm as string)))
+  const runner = createWasmRunner()
+  const hostApi: HostCallHandler = async () => ({})
+  const loadOnce = async (variantDir: string) => {
+    await pause(250)
+    const t0 = performance.now()
+    const plugin = await runner.load({ manifest, dir: variantDir, grant: grantFor(manifest.name), hostApi })
+    await plugin.init({ greeting: 'Hello' })
+    const elapsed = (performance.now() - t0) * 1000
+    await plugin.shutdown()
+    return elapsed
+  }
+  try {
+    const iterations = 25
+    const dirs: string[] = []
+    for (let i = 0; i <= iterations; i++) {
+      const variantDir = path.join(dir, `hello-${i}`)
+      await mkdir(path.join(variantDir, 'build'), { recursive: true })
+      await writeFile(path.join(variantDir, 'build', 'plugin.wasm'), variant(original, i))
+      dirs.push(variantDir)
+    }
+    const cold: number[] = []
+    let start = performance.now()
+    for (const variantDir of dirs.slice(1)) cold.push(await loadOnce(variantDir))
+    report.add('wasm.load.cold', summarize(cold, performance.now() - start), {
+      target: { kind: 'max_us', value: 10_000 },
+    })
+    const cached: number[] = []
+    start = performance.now()
+    await loadOnce(dirs[0] as string)
+    for (let i = 0; i < iterations; i++) cached.push(await loadOnce(dirs[0] as string))
+    report.add('wasm.load.cached', summarize(cached, performance.now() - start), {
+      target: { kind: 'max_us', value: 3_000 },
+    })
+  } finally {
+    await runner.close()
+  }
+}
+
+/**
+ * The Corral WASM rows of PERFORMANCE.md: `wasm.call` (one echo at a time, worker isolation)
+ * against a raw Atomics round trip plus the same echo on this thread, and against Extism's
+ * `runInWorker` (row `extism.js.runInWorker`, measured by `wasm-extism.ts` earlier in the run);
+ * `wasm.throughput` (64 in flight, pool of 2) against the raw postMessage pipeline;
+ * `wasm.host_call` against `wasm.call`; `wasm.load` cold and cached.
+ */
+export default async function wasm(report: BenchReport): Promise<void> {
+  const echo = await compileWat(echoWat)
+  const dir = await mkdtemp(path.join(tmpdir(), 'corral-bench-wasm-'))
+  const runner = createWasmRunner()
+  try {
+    await writeFile(path.join(dir, 'echo.wasm'), echo)
+
+    const jsonEcho = report.add(
+      'baseline.wasm.json_echo',
+      await measureLatency(await sameThreadEcho(echo), { iterations: 50_000 }),
+    )
+    const atomics = report.rows.find((r) => r.name === 'baseline.worker.atomics')
+    const baselineName = 'baseline.atomics+json_echo'
+    if (atomics !== undefined) {
+      const median = atomics.median_us + jsonEcho.median_us
+      report.add(baselineName, {
+        median_us: median,
+        p99_us: atomics.p99_us + jsonEcho.p99_us,
+        ops_per_s: 1e6 / median,
+      })
+    }
+
+    const load = async (maxInstances: number): Promise<Plugin> => {
+      const plugin = await runner.load({
+        manifest: echoManifest(maxInstances),
+        dir,
+        grant: grantFor('bench-echo'),
+        hostApi: async () => ({ value: null }),
+      })
+      await plugin.init({})
+      return plugin
+    }
+
+    const single = await load(1)
+    const call = await measureLatency(() => single.call('echo', payload), { iterations: 20_000 })
+    report.add(
+      'wasm.call',
+      call,
+      atomics === undefined
+        ? undefined
+        : { baseline: baselineName, target: { kind: 'max_ratio', value: 1.5 } },
+    )
+    if (report.rows.some((r) => r.name === 'extism.js.runInWorker')) {
+      // ≥ 4 × faster than Extism's runInWorker: at most a quarter of its median.
+      report.add('wasm.call.vs_extism', call, {
+        baseline: 'extism.js.runInWorker',
+        target: { kind: 'max_ratio', value: 0.25 },
+      })
+    }
+    report.add(
+      'wasm.host_call',
+      await measureLatency(() => single.call('lookup', { key: 'greetings:Ada' }), { iterations: 20_000 }),
+      { baseline: 'wasm.call', target: { kind: 'max_ratio', value: 2.5 } },
+    )
+    await single.shutdown()
+
+    const pooled = await load(2)
+    await Promise.all([pooled.call('echo', payload), pooled.call('echo', payload)])
+    const throughput = await measureThroughput(() => pooled.call('echo', payload), {
+      total: 100_000,
+      inFlight: 64,
+    })
+    const pipeline = report.rows.some((r) => r.name === 'baseline.worker.postMessage.64')
+    report.add(
+      'wasm.throughput',
+      throughput,
+      pipeline
+        ? { baseline: 'baseline.worker.postMessage.64', target: { kind: 'min_ratio', value: 0.5 } }
+        : undefined,
+    )
+    await pooled.shutdown()
+
+    await measureLoads(report, dir)
+  } finally {
+    await runner.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
