@@ -84,13 +84,17 @@ function echoManifest(maxInstances: number): Manifest {
   }
 }
 
+/** The part of the WebAssembly JS API the same-thread baseline uses (bench's tsconfig has no DOM lib). */
+interface WasmApi {
+  instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: Record<string, unknown> } }>
+}
+
 /** The same echo on the measuring thread: JSON encode, copy in, call, copy out, JSON decode. */
 async function sameThreadEcho(wasm: Uint8Array): Promise<() => unknown> {
-  const { instance } = await WebAssembly.instantiate(wasm as Uint8Array<ArrayBuffer>, {
-    corral: { host_call: () => 0n },
-  })
+  const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly
+  const { instance } = await api.instantiate(wasm, { corral: { host_call: () => 0n } })
   const { exports } = instance
-  const memory = exports.memory as WebAssembly.Memory
+  const memory = exports.memory as { buffer: ArrayBuffer }
   const alloc = exports.corral_alloc as (size: number) => number
   const echo = exports.echo as (ptr: number, len: number) => bigint
   const encoder = new TextEncoder()
@@ -132,7 +136,8 @@ function variant(wasm: Uint8Array, i: number): Uint8Array {
  */
 async function measureLoads(report: BenchReport, dir: string): Promise<void> {
   const { manifest } = await loadManifest(helloWasm)
-  const original = new Uint8Array(await readFile(path.join(helloWasm, manifest.entry.wasm as string)))
+  if (!('wasm' in manifest.entry)) throw new Error('hello-wasm is a WASM plugin')
+  const original = new Uint8Array(await readFile(path.join(helloWasm, manifest.entry.wasm)))
   const runner = createWasmRunner()
   const hostApi: HostCallHandler = async () => ({})
   const loadOnce = async (variantDir: string) => {
