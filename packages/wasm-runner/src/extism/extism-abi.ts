@@ -11,9 +11,12 @@ import {
   extismUserModule,
 } from './import-object.js'
 
+/** Start functions of language runtimes, run once by the instance and never by `Plugin.call`. */
+const startFunctions: ReadonlySet<string> = new Set(['_initialize', '_start', '__wasm_call_ctors', 'hs_init'])
+
 /** Exports `Plugin.call` never reaches: start functions, and names of the Corral lifecycle. */
 function isReservedExport(name: string): boolean {
-  return name === '_initialize' || name === '_start' || name.startsWith('corral_')
+  return startFunctions.has(name) || name.startsWith('corral_')
 }
 
 function matches(type: FuncType | undefined, [params, results]: ExtismSignature): boolean {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { ExtismInstance } from './extism-instance.js'
 import { isExtismModule } from './import-object.js'
 import type { SyncHostCall } from './kernel.js'
-import { behaviourPluginWat, compileWat, unknownImportWat } from './test-plugins.js'
+import { behaviourPluginWat, compileWat, runtimeStartWat, unknownImportWat } from './test-plugins.js'
 import { ExtismVarStore } from './var-store.js'
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
@@ -99,6 +99,12 @@ describe('ExtismInstance', () => {
     expect(text(instance.call('get_config', bytes('greeting')))).toBe('hi there')
     expect(text(instance.call('get_config', bytes('limits')))).toBe('{"max":3}')
     expect(instance.call('get_config', bytes('missing')).byteLength).toBe(0)
+  })
+
+  it('keeps a value when the plugin also frees the key that config_get consumed', () => {
+    const instance = create()
+    instance.init({ greeting: 'Howdy' })
+    expect(text(instance.call('get_config_freeing_key', bytes('greeting')))).toBe('Howdy')
   })
 
   it('keeps vars across calls, and shares them between instances of one plugin', () => {
@@ -271,6 +277,23 @@ describe('ExtismInstance', () => {
     for (let i = 0; i < 5000; i++) expect(text(instance.call('count_vowels', input))).toBe('{"count":11}')
     expect(instance.kernel.memory.byteLength).toBe(kernelBytes)
     expect(guestMemory.buffer.byteLength).toBe(guestBytes)
+  })
+
+  it("starts the guest's language runtime as Extism does", async () => {
+    const order = async (starts: Parameters<typeof runtimeStartWat>[0]) => {
+      const started = ExtismInstance.create({
+        module: new WebAssembly.Module(await compileWat(runtimeStartWat(starts))),
+        hostCall: testHost().hostCall,
+        vars: new ExtismVarStore(),
+      })
+      const out = started.call('order', new Uint8Array(0))
+      return new DataView(out.buffer, out.byteOffset).getBigUint64(0, true)
+    }
+    expect(await order(['_initialize', 'hs_init'])).toBe(12n)
+    expect(await order(['hs_init'])).toBe(2n)
+    expect(await order(['_initialize', '__wasm_call_ctors'])).toBe(3n)
+    expect(await order(['_initialize'])).toBe(1n)
+    expect(await order([])).toBe(0n)
   })
 
   it('fails to load a module importing a kernel function that does not exist, naming it', async () => {

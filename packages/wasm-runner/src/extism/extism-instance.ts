@@ -12,7 +12,7 @@ export interface ExtismInstanceOptions {
   vars: ExtismVarAccess
   /** Imports of other modules the plugin needs, such as `wasi_snapshot_preview1`. */
   otherImports?: WebAssembly.Imports
-  /** Called with the instance once it exists, before `_initialize` (a WASI reactor binds its memory here). */
+  /** Called with the instance once it exists, before its runtime starts (WASI binds its memory here). */
   onInstance?: (instance: WebAssembly.Instance) => void
   logLevel?: LogLevel
   /** The cap on the kernel's own memory, in bytes. */
@@ -38,7 +38,8 @@ export class ExtismInstance {
   }
 
   /**
-   * Links `module` against a new kernel and instantiates it, running `_initialize` when exported.
+   * Links `module` against a new kernel, instantiates it and starts its language runtime as Extism
+   * does (see {@link startGuestRuntime}).
    * Fails with `load_failed` for an import the kernel does not provide or a failing start.
    */
   static create(options: ExtismInstanceOptions): ExtismInstance {
@@ -57,8 +58,7 @@ export class ExtismInstance {
         ...extismImports(kernel),
       })
       options.onInstance?.(instance)
-      const initialize = instance.exports._initialize
-      if (typeof initialize === 'function') initialize()
+      startGuestRuntime(instance.exports)
     } catch (cause) {
       throw isPluginError(cause)
         ? cause
@@ -96,4 +96,23 @@ export class ExtismInstance {
     }
     return this.kernel.endCall(fn, typeof rc === 'number' ? rc : 0)
   }
+}
+
+/**
+ * Starts the guest's language runtime once, as Extism does: a Haskell module gets `_initialize`
+ * (when it is a reactor) then `hs_init(0, 0)`; any other gets `__wasm_call_ctors`, or failing that
+ * `_initialize`.
+ */
+function startGuestRuntime(exports: WebAssembly.Exports): void {
+  const fn = (name: string) => {
+    const value = Object.hasOwn(exports, name) ? exports[name] : undefined
+    return typeof value === 'function' ? (value as (...args: number[]) => unknown) : undefined
+  }
+  const hsInit = fn('hs_init')
+  if (hsInit !== undefined) {
+    fn('_initialize')?.()
+    hsInit(0, 0)
+    return
+  }
+  ;(fn('__wasm_call_ctors') ?? fn('_initialize'))?.()
 }

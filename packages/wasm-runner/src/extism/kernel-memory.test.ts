@@ -49,7 +49,7 @@ describe('KernelMemory', () => {
     expect(memory.range(h, 8)).toEqual(new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1]))
   })
 
-  it('reuses a freed block of the same size, and ignores frees of what is not a block', () => {
+  it('does not hand a freed block out again while it can grow, and ignores frees of what is not a block', () => {
     const memory = new KernelMemory(1 << 20)
     const a = memory.alloc(64)
     memory.free(a)
@@ -57,8 +57,21 @@ describe('KernelMemory', () => {
     memory.free(12345)
     expect(memory.length(a)).toBe(0)
     expect(memory.block(a)).toBeUndefined()
-    expect(memory.alloc(60)).toBe(a)
-    expect(memory.length(a)).toBe(60)
+    expect(memory.alloc(60)).not.toBe(a)
+  })
+
+  it('reuses freed blocks once it reaches its cap, the smallest that fits first', () => {
+    const memory = new KernelMemory(128 * 1024)
+    const big = memory.alloc(40 * 1024)
+    const small = memory.alloc(1024)
+    while (memory.alloc(8 * 1024) !== 0) {}
+    while (memory.alloc(8) !== 0) {}
+    memory.free(big)
+    memory.free(small)
+    expect(memory.alloc(1000)).toBe(small)
+    expect(memory.alloc(1000)).toBe(big)
+    expect(memory.length(big)).toBe(1000)
+    expect(memory.alloc(1000)).toBe(0)
   })
 
   it('drops every block on reset and shrinks after a large call', () => {

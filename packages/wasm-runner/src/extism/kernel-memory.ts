@@ -13,7 +13,7 @@ const initialBytes = 64 * 1024
 const keepBytes = 1024 * 1024
 
 /**
- * A bump allocator over a growable buffer, with exact-size reuse of freed blocks. Everything is
+ * A bump allocator over a growable buffer that reuses freed blocks once it reaches its cap. Everything is
  * dropped at {@link KernelMemory.reset}, which the kernel does before every call, so the memory of a
  * long-lived instance does not grow with the number of calls.
  *
@@ -30,7 +30,7 @@ export class KernelMemory {
   readonly #used = new Map<number, number>()
   /** Every block made since the last reset: offset → capacity. */
   readonly #capacity = new Map<number, number>()
-  /** Freed blocks by capacity, for reuse. */
+  /** Freed blocks by capacity, for reuse at the cap. */
   readonly #freed = new Map<number, number[]>()
 
   /** @param maxBytes the most this memory may grow to; allocations past it fail with `0`. */
@@ -47,17 +47,28 @@ export class KernelMemory {
   alloc(size: number): number {
     if (!Number.isSafeInteger(size) || size <= 0 || size > this.#maxBytes) return 0
     const capacity = Math.ceil(size / blockAlign) * blockAlign
-    const reusable = this.#freed.get(capacity)?.pop()
-    if (reusable !== undefined) {
-      this.#used.set(reusable, size)
-      return reusable
-    }
     const offset = this.#end
-    if (offset + capacity > this.#bytes.byteLength && !this.#grow(offset + capacity)) return 0
+    if (offset + capacity > this.#bytes.byteLength && !this.#grow(offset + capacity)) return this.#reuse(size)
     this.#end = offset + capacity
     this.#used.set(offset, size)
     this.#capacity.set(offset, capacity)
     return offset
+  }
+
+  /**
+   * A freed block of at least `size` bytes, for when the cap is reached; `0` when there is none.
+   * Reusing only then, as Extism's kernel does, keeps a handle the guest freed from coming back as
+   * a new one at once: PDKs that free what a host function already consumed stay harmless.
+   */
+  #reuse(size: number): number {
+    let best: number | undefined
+    for (const [capacity, handles] of this.#freed) {
+      if (capacity >= size && handles.length > 0 && (best === undefined || capacity < best)) best = capacity
+    }
+    const handle = best === undefined ? undefined : this.#freed.get(best)?.pop()
+    if (handle === undefined) return 0
+    this.#used.set(handle, size)
+    return handle
   }
 
   /** Frees a block; anything that is not a live block is ignored. */

@@ -201,6 +201,16 @@ export const behaviourPluginWat = plugin((str) => {
     (call $output_block (call $config_get (call $mem_to_block (i32.const 0x1000) (local.get $n))))
     (i32.const 0))
 
+  ;; As get_config, but frees the key afterwards although config_get consumed it, as some PDKs
+  ;; (Haskell's) do: the value must survive.
+  (func (export "get_config_freeing_key") (result i32)
+    (local $key i64) (local $value i64)
+    (local.set $key (call $mem_to_block (i32.const 0x1000) (call $input_to_mem (i32.const 0x1000))))
+    (local.set $value (call $config_get (local.get $key)))
+    (call $free (local.get $key))
+    (call $output_block (local.get $value))
+    (i32.const 0))
+
   ;; Increments the var "calls" (a u64) and outputs its new value.
   (func (export "count_calls") (result i32)
     (local $h i64) (local $count i64) (local $v i64)
@@ -395,3 +405,29 @@ export const unknownImportWat = `(module
   (import "extism:host/env" "teleport" (func (param i64) (result i64)))
   (memory (export "memory") 1)
   (func (export "run") (result i32) (i32.const 0)))`
+
+/**
+ * A module with language-runtime start functions, each of which appends its digit to a global
+ * (`_initialize` 1, `hs_init` 2, `__wasm_call_ctors` 3); `order` outputs the global as a u64.
+ */
+export function runtimeStartWat(starts: Array<'_initialize' | 'hs_init' | '__wasm_call_ctors'>): string {
+  const digit = { _initialize: 1, hs_init: 2, __wasm_call_ctors: 3 }
+  const bodies = starts.map(
+    (name) => `(func (export "${name}") ${name === 'hs_init' ? '(param i32 i32)' : ''}
+    ${name === 'hs_init' ? '(if (i32.or (local.get 0) (local.get 1)) (then unreachable))' : ''}
+    (global.set $log (i64.add (i64.mul (global.get $log) (i64.const 10)) (i64.const ${digit[name]}))))`,
+  )
+  return `(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (global $log (mut i64) (i64.const 0))
+  ${bodies.join('\n  ')}
+  (func (export "order") (result i32)
+    (local $h i64)
+    (local.set $h (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $h) (global.get $log))
+    (call $output_set (local.get $h) (i64.const 8))
+    (i32.const 0)))`
+}
