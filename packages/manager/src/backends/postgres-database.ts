@@ -1,6 +1,6 @@
 import { PluginError } from '@corral/types'
 import type { Pool, QueryConfig, QueryResult } from 'pg'
-import { jsonRow, type SqlDatabase } from './sql-database.js'
+import { jsonRow, type SqlDatabase, type SqlRunOptions } from './sql-database.js'
 
 /** Options of {@link createPostgresDatabase}. */
 export interface PostgresDatabaseOptions {
@@ -60,15 +60,25 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     })
   }
 
-  async function run(sql: string, params: readonly unknown[], readOnly: boolean): Promise<QueryResult> {
+  async function run(
+    sql: string,
+    params: readonly unknown[],
+    options: SqlRunOptions = {},
+  ): Promise<QueryResult> {
     // queryMode is in pg, not yet in @types/pg.
     const query = { text: sql, values: [...params], queryMode: 'extended' } as QueryConfig
     try {
-      if (!readOnly) return await pool.query(query)
-      // A statement checked as a read runs in a READ ONLY transaction: the server refuses it if it writes.
+      if (options.readOnly !== true && options.timeoutMs === undefined) return await pool.query(query)
+      // In a transaction of its own: READ ONLY when the statement was checked as a read (the
+      // server refuses a write), and a server-side timeout that really cancels the statement.
       const client = await pool.connect()
       try {
-        await client.query('BEGIN READ ONLY')
+        const begin = options.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN'
+        const timeout =
+          options.timeoutMs === undefined
+            ? ''
+            : `; SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(options.timeoutMs))}`
+        await client.query(begin + timeout)
         const result = await client.query(query)
         await client.query('COMMIT')
         return result
@@ -86,11 +96,11 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
   return {
     dialect: 'postgresql',
     async query(sql, params, options) {
-      const result = await run(sql, params, options?.readOnly === true)
+      const result = await run(sql, params, options)
       return (result.rows as Record<string, unknown>[]).map(jsonRow)
     },
     async exec(sql, params, options) {
-      const result = await run(sql, params, options?.readOnly === true)
+      const result = await run(sql, params, options)
       return result.rowCount ?? 0
     },
     async close() {

@@ -10,6 +10,12 @@ export interface SqlRunOptions {
    * it otherwise, a second line behind the parse.
    */
   readOnly?: boolean
+  /**
+   * The statement must not run longer (the causing call's deadline). PostgreSQL cancels it on the
+   * server (`statement_timeout`); SQLite runs on the host's thread and cannot be interrupted, so
+   * the host API can only report the deadline once the statement returns.
+   */
+  timeoutMs?: number
 }
 
 /**

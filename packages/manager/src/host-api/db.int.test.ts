@@ -330,6 +330,23 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
     expect(entry?.detail).toContain('shared_config')
   })
 
+  it('does not let a statement outlive the causing call', async () => {
+    const slow =
+      'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3000000) SELECT count(*) AS c FROM r'
+    await expectRefused(
+      host.call('stats', 'db.query', { sql: slow }, { deadline: Date.now() + 50 }),
+      'deadline_exceeded',
+    )
+    if (dialect === 'postgresql') {
+      // Cancelled on the server, not only abandoned by the host.
+      const active = await backends.database.query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH RECURSIVE r(n)%'",
+        [],
+      )
+      expect(active).toEqual([{ n: 0 }])
+    }
+  })
+
   it('refuses malformed arguments with the field', async () => {
     await expect(
       host.call('stats', 'db.query', { sql: 'SELECT 1', args: [{ nested: true }] }),

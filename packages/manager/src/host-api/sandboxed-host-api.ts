@@ -211,8 +211,9 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
   ): Promise<unknown> {
     const plugin = context.plugin
     const start = now()
-    const deadline = Math.min(context.deadline ?? Infinity, start + deps.limits.defaultTimeoutMs)
-    if (deadline <= start) {
+    const capMs = method === 'http.request' ? deps.limits.httpTimeoutMs : deps.limits.defaultTimeoutMs
+    const deadline = Math.min(context.deadline ?? Infinity, start + capMs)
+    if (context.deadline !== undefined && context.deadline <= start) {
       throw new PluginError(
         'deadline_exceeded',
         `${method}: the calling plugin call is already past its deadline`,
@@ -236,8 +237,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     if (!parsed.success) throw invalidArguments(method, parsed.error.issues)
     if (handler.rateLimit !== undefined) await enforceRateLimit(scope, handler.rateLimit)
 
-    const capMs = method === 'http.request' ? deps.limits.httpTimeoutMs : deps.limits.defaultTimeoutMs
-    const remaining = Math.min(deadline - now(), capMs)
+    const remaining = deadline - now()
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -250,7 +250,12 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
       )
     })
     try {
-      return await Promise.race([handler.run(parsed.data, scope), expired])
+      const result = await Promise.race([handler.run(parsed.data, scope), expired])
+      // Work that blocks the thread (an embedded SQLite statement) cannot be raced; its result is
+      // still too late for the caller.
+      if (now() > deadline)
+        throw new PluginError('deadline_exceeded', `${method} finished after the deadline`)
+      return result
     } finally {
       clearTimeout(timer)
     }

@@ -34,6 +34,21 @@ describe.each(dialects)('analyzeSql (%s)', (dialect) => {
       { reads: ['u'], writes: ['t'], ddl: [] },
     ],
     ['DELETE', 'DELETE FROM t WHERE a = $1', { reads: [], writes: ['t'], ddl: [] }],
+    [
+      'ANY over a subquery',
+      'SELECT * FROM t WHERE a = ANY (SELECT b FROM u)',
+      { reads: ['t', 'u'], writes: [], ddl: [] },
+    ],
+    [
+      'a foreign key: the referenced table is read (a constraint error tells what it holds)',
+      'CREATE TABLE p_x (a INTEGER REFERENCES u (id))',
+      { reads: ['u'], writes: [], ddl: ['p_x'] },
+    ],
+    [
+      'a CHECK constraint with a subquery',
+      'CREATE TABLE p_x (a INTEGER CHECK (a > (SELECT count(*) FROM u)))',
+      { reads: ['u'], writes: [], ddl: ['p_x'] },
+    ],
     ['CREATE TABLE', 'CREATE TABLE p_x (a INTEGER)', { reads: [], writes: [], ddl: ['p_x'] }],
     [
       'CREATE INDEX: index and table',
@@ -73,6 +88,14 @@ describe.each(dialects)('analyzeSql (%s)', (dialect) => {
 })
 
 describe('analyzeSql across dialects', () => {
+  it('reads the DO UPDATE of a PostgreSQL upsert as part of the INSERT', () => {
+    const access = analyzeSql(
+      'INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = (SELECT max(b) FROM u)',
+      'postgresql',
+    )
+    expect(access).toMatchObject({ reads: ['u'], writes: ['t'] })
+  })
+
   it('compares SQLite names case-insensitively and PostgreSQL names as written', () => {
     expect(analyzeSql('SELECT * FROM Stats_Daily', 'sqlite').reads).toEqual(['stats_daily'])
     expect(analyzeSql('SELECT * FROM "Stats_Daily"', 'postgresql').reads).toEqual(['Stats_Daily'])

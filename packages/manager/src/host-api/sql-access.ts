@@ -60,6 +60,11 @@ export const allowedSqlFunctions: ReadonlySet<string> = new Set([
   'nth_value',
   'percent_rank',
   'cume_dist',
+  // syntax the parser reads as a call; a subquery inside is walked like any other
+  'exists',
+  'any',
+  'all',
+  'some',
   // scalar: null handling, numbers, strings
   'exists',
   'coalesce',
@@ -143,6 +148,13 @@ export const allowedSqlFunctions: ReadonlySet<string> = new Set([
   'string_to_array',
   'unnest',
   'generate_series',
+  'json_each',
+  'json_tree',
+  'json_array_elements',
+  'jsonb_array_elements',
+  'json_each_text',
+  'jsonb_each',
+  'jsonb_each_text',
 ])
 
 const { Parser } = sqlParser
@@ -219,6 +231,16 @@ function functionName(node: Node): string {
   throw denied('a function call could not be analysed')
 }
 
+/**
+ * Whether a node is a statement of its own. The `DO UPDATE SET …` of an upsert is typed `update`
+ * but has no target table: it writes the INSERT's target, and its expressions are walked as such.
+ */
+function isStatement(node: Node): boolean {
+  if (typeof node.type !== 'string') return false
+  if (ddlStatements.has(node.type) || node.type === 'select') return true
+  return dataStatements.has(node.type) && 'table' in node
+}
+
 /** Walks any part of the tree: expressions, FROM lists, subqueries. Tables met here are read. */
 function walkNode(node: unknown, scope: Scope, acc: AccessCollector): void {
   if (Array.isArray(node)) {
@@ -230,7 +252,7 @@ function walkNode(node: unknown, scope: Scope, acc: AccessCollector): void {
     walkStatement(node.ast, scope, acc)
     return
   }
-  if (typeof node.type === 'string' && (dataStatements.has(node.type) || ddlStatements.has(node.type))) {
+  if (isStatement(node)) {
     walkStatement(node, scope, acc)
     return
   }

@@ -54,7 +54,13 @@ function analyze(sql: string, scope: HostCallScope): SqlAccess {
   return access
 }
 
-const isReadOnly = (access: SqlAccess) => access.writes.length === 0 && access.ddl.length === 0
+/** How the database runs a checked statement: read-only if it only reads, and not past the deadline. */
+function runOptions(access: SqlAccess, scope: HostCallScope) {
+  return {
+    readOnly: access.writes.length === 0 && access.ddl.length === 0,
+    timeoutMs: Math.max(1, scope.deadline - scope.deps.now()),
+  }
+}
 
 /**
  * `db.query`: runs one statement with bound parameters and returns its rows. Needs `db` read on
@@ -65,7 +71,7 @@ export const dbQuery = defineMethod({
   rateLimit: 'db',
   async run({ sql, args }, scope) {
     const access = analyze(sql, scope)
-    const rows = await scope.deps.database.query(sql, args, { readOnly: isReadOnly(access) })
+    const rows = await scope.deps.database.query(sql, args, runOptions(access, scope))
     const max = scope.deps.limits.dbMaxRows
     if (rows.length > max) {
       throw new PluginError('resource_exhausted', `the query returned more than ${max} rows; add a LIMIT`)
@@ -80,7 +86,7 @@ export const dbExec = defineMethod({
   rateLimit: 'db',
   async run({ sql, args }, scope) {
     const access = analyze(sql, scope)
-    const rowsAffected = await scope.deps.database.exec(sql, args, { readOnly: isReadOnly(access) })
+    const rowsAffected = await scope.deps.database.exec(sql, args, runOptions(access, scope))
     return { rows_affected: rowsAffected }
   },
 })
