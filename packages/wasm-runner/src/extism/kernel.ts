@@ -248,8 +248,12 @@ export class ExtismKernel {
 
   /** Sends the text in `handle` to the plugin's log at `level`, unless the level is filtered out. */
   log(level: LogLevel, handle: number): void {
+    if (logLevels.indexOf(level) < this.#logLevel) {
+      // Filtered out: the handle is still consumed, but the message is never read.
+      this.free(handle)
+      return
+    }
     const message = this.#take(handle, 'log message')
-    if (logLevels.indexOf(level) < this.#logLevel) return
     try {
       this.#hostCall('log', { level, message })
     } catch {
