@@ -75,6 +75,7 @@ describe('fromExtismManifest', () => {
     expect(fromBytes.wasm).toEqual(wasm)
     expect(fromBytes.manifest.resources).toEqual({ permissions: [] })
     expect(fromBytes.manifest.version).toBe('0.0.0')
+    expect(fromBytes.manifest.entry).toEqual({ wasm: 'inline.wasm' })
     const fromText = await fromExtismManifest(
       { wasm: [{ data: Buffer.from(wasm).toString('base64') }] },
       { name: 'inline', dir },

@@ -40,7 +40,11 @@ export interface FromExtismManifestOptions {
 export interface ExtismConversion {
   /** A validated Corral manifest; its `resources` request what the Extism manifest allowed. */
   manifest: Manifest
-  /** The module's bytes, their `hash` checked. */
+  /**
+   * The module's bytes, their `hash` checked. For a `data` module, `manifest.entry.wasm` is
+   * `<name>.wasm` (the module's `name`, else the plugin's): write these bytes there, in the plugin's
+   * folder, before the runner loads it.
+   */
   wasm: Uint8Array
 }
 
