@@ -1,3 +1,4 @@
+import type { AbortSignalLike } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { GuestWorker } from './guest-worker.js'
 
@@ -53,8 +54,11 @@ export class WasmInstancePool {
     this.release(instance)
   }
 
-  /** A free instance, started if there is room, or the next one released. */
-  acquire(deadline: number): Promise<GuestWorker> {
+  /**
+   * A free instance, started if there is room, or the next one released. A caller who waits gives
+   * up at `waitTimeoutMs`, at its deadline, or when its `signal` aborts.
+   */
+  acquire(deadline: number, signal?: AbortSignalLike): Promise<GuestWorker> {
     if (this.#closed) return Promise.reject(this.#unavailable())
     for (let instance = this.#idle.pop(); instance !== undefined; instance = this.#idle.pop()) {
       if (instance.alive) return Promise.resolve(instance)
@@ -65,12 +69,31 @@ export class WasmInstancePool {
       const left = deadline - Date.now()
       const waitMs = Math.max(0, Math.min(this.#options.waitTimeoutMs, left))
       const byDeadline = left < this.#options.waitTimeoutMs
+      const giveUp = (error: PluginError) => {
+        const at = this.#waiters.indexOf(waiter)
+        if (at < 0) return
+        this.#waiters.splice(at, 1)
+        clearTimeout(waiter.timer)
+        signal?.removeEventListener('abort', onAbort)
+        reject(error)
+      }
+      const onAbort = () =>
+        giveUp(
+          new PluginError('canceled', 'canceled while waiting for a free instance', {
+            plugin: this.#options.plugin,
+          }),
+        )
       const waiter: Waiter = {
-        resolve,
-        reject,
+        resolve: (instance) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(instance)
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(error)
+        },
         timer: setTimeout(() => {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1)
-          reject(
+          giveUp(
             byDeadline
               ? new PluginError(
                   'deadline_exceeded',
@@ -88,6 +111,7 @@ export class WasmInstancePool {
         }, waitMs),
       }
       this.#waiters.push(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 

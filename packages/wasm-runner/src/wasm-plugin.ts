@@ -20,6 +20,8 @@ export interface WasmPluginParts {
   grant: EffectiveGrant
   compiled: CompiledModule
   pool: WasmInstancePool
+  /** Called once the plugin has shut down. */
+  onShutdown?: () => void
 }
 
 /** The longest a `health()` probe waits for an instance, and runs. */
@@ -36,6 +38,7 @@ export class WasmPlugin implements Plugin {
   readonly #limits: EffectiveGrant['limits']
   readonly #compiled: CompiledModule
   readonly #pool: WasmInstancePool
+  readonly #onShutdown: (() => void) | undefined
   #config: Record<string, unknown> | undefined
   /** Bumped by every init(); an instance whose generation differs runs corral_init before it serves. */
   #configGeneration = 0
@@ -51,6 +54,7 @@ export class WasmPlugin implements Plugin {
     this.#limits = parts.grant.limits
     this.#compiled = parts.compiled
     this.#pool = parts.pool
+    this.#onShutdown = parts.onShutdown
   }
 
   async register(): Promise<Registration> {
@@ -144,6 +148,7 @@ export class WasmPlugin implements Plugin {
       )
     }
     await this.#pool.terminateAll()
+    this.#onShutdown?.()
   }
 
   /**
@@ -163,7 +168,7 @@ export class WasmPlugin implements Plugin {
     this.#inFlight++
     let instance: GuestWorker | undefined
     try {
-      instance = await this.#pool.acquire(deadline)
+      instance = await this.#pool.acquire(deadline, options.signal)
       if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
       if (fn === undefined) return undefined
       const result = await instance.call(fn, input, { deadline, signal: options.signal, context })

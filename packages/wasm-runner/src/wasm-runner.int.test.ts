@@ -151,6 +151,11 @@ describe('createWasmRunner', () => {
     const blocked = plugin.call('block')
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect((await failure(plugin.call('echo', 1))).code).toBe('resource_exhausted')
+    // A waiting caller who cancels does not wait for the pool.
+    const controller = new AbortController()
+    const waiting = plugin.call('echo', 1, { signal: controller.signal })
+    controller.abort()
+    expect((await failure(waiting)).code).toBe('canceled')
     release()
     await blocked
     expect(await plugin.call('echo', 2)).toBe(2)

@@ -98,7 +98,13 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           create: () => GuestWorker.start(instanceOptions),
         })
         pool.add(first)
-        const wasmPlugin = new WasmPlugin({ manifest, grant, compiled, pool })
+        const wasmPlugin: WasmPlugin = new WasmPlugin({
+          manifest,
+          grant,
+          compiled,
+          pool,
+          onShutdown: () => loaded.delete(wasmPlugin),
+        })
         loaded.add(wasmPlugin)
         return wasmPlugin
       } catch (error) {
