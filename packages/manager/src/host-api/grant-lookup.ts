@@ -1,5 +1,5 @@
 import { effectiveGrant } from '@corral/manifest'
-import type { ResourceRequest } from '@corral/types'
+import type { EffectiveGrant, ResourcePolicy, ResourceRequest } from '@corral/types'
 import type { PolicyStore } from '../policy-store/policy-store.js'
 import type { GrantLookup } from './sandbox-dependencies.js'
 
@@ -19,6 +19,17 @@ export interface PolicyGrantLookupOptions {
  * const grants = createPolicyGrantLookup({ policies, requestOf: (name) => manifests.get(name)?.resources })
  */
 export function createPolicyGrantLookup(options: PolicyGrantLookupOptions): GrantLookup {
-  return async (plugin) =>
-    effectiveGrant(options.requestOf(plugin) ?? { permissions: [] }, await options.policies.get(plugin))
+  // While the store hands out the same policy object (its cache) for the same request, the grant
+  // is the same: computed once, not on every host call.
+  const computed = new WeakMap<ResourcePolicy, { request: ResourceRequest; grant: EffectiveGrant }>()
+  const noRequest: ResourceRequest = { permissions: [] }
+  return async (plugin) => {
+    const request = options.requestOf(plugin) ?? noRequest
+    const policy = await options.policies.get(plugin)
+    const known = computed.get(policy)
+    if (known !== undefined && known.request === request) return known.grant
+    const grant = effectiveGrant(request, policy)
+    computed.set(policy, { request, grant })
+    return grant
+  }
 }

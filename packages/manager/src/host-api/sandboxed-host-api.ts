@@ -222,13 +222,18 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const grant = await deps.grants(plugin)
     if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)
 
-    const controller = new AbortController()
+    // Made only for the methods that wait on something abortable (HTTP, plugin.call): most host
+    // calls never need it, and a signal per call is not free.
+    let controller: AbortController | undefined
     const scope: HostCallScope = {
       plugin,
       grant,
       context,
       deadline,
-      signal: controller.signal,
+      get signal() {
+        controller ??= new AbortController()
+        return controller.signal
+      },
       deps,
       describe: setDetail,
     }
@@ -243,7 +248,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
       timer = setTimeout(
         () => {
           const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
-          controller.abort(error)
+          controller?.abort(error)
           reject(error)
         },
         Math.max(0, remaining),

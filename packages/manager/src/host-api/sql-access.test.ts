@@ -62,7 +62,9 @@ describe.each(dialects)('analyzeSql (%s)', (dialect) => {
     ],
   ])('finds the tables of %s', (_name, sql, expected) => {
     const access = analyzeSql(sql, dialect)
-    expect({ reads: access.reads.sort(), writes: access.writes, ddl: access.ddl.sort() }).toEqual(expected)
+    expect({ reads: [...access.reads].sort(), writes: access.writes, ddl: [...access.ddl].sort() }).toEqual(
+      expected,
+    )
   })
 
   it('keeps a non-default schema and drops the default one', () => {

@@ -13,11 +13,11 @@ export interface SqlAccess {
   /** The statement kind: `select`, `insert`, `replace`, `update`, `delete`, `create`, `drop`, `alter`. */
   statement: string
   /** Tables whose rows the statement reads. */
-  reads: string[]
+  readonly reads: readonly string[]
   /** Tables whose rows the statement writes. */
-  writes: string[]
+  readonly writes: readonly string[]
   /** Tables and indexes whose definition the statement creates, changes or drops. */
-  ddl: string[]
+  readonly ddl: readonly string[]
 }
 
 /** The largest SQL text a plugin may send: parsing is not free. */
@@ -434,6 +434,26 @@ function walkAlter(stmt: Node, scope: Scope, acc: AccessCollector): void {
  * // { statement: 'select', reads: ['stats_daily'], writes: [], ddl: [] }
  */
 export function analyzeSql(sql: string, dialect: SqlDialect): SqlAccess {
+  // Plugins send the same statements over and over with other parameters: the analysis is a pure
+  // function of the text, so it is kept (most recently used last) for the next time.
+  const key = `${dialect}\0${sql}`
+  const cached = analysisCache.get(key)
+  if (cached !== undefined) {
+    analysisCache.delete(key)
+    analysisCache.set(key, cached)
+    return cached
+  }
+  const access = analyze(sql, dialect)
+  analysisCache.set(key, access)
+  if (analysisCache.size > analysisCacheSize)
+    analysisCache.delete(analysisCache.keys().next().value as string)
+  return access
+}
+
+const analysisCacheSize = 1000
+const analysisCache = new Map<string, SqlAccess>()
+
+function analyze(sql: string, dialect: SqlDialect): SqlAccess {
   if (sql.length > maxSqlLength) {
     throw new PluginError('invalid_argument', `SQL is longer than ${maxSqlLength} characters`)
   }
@@ -458,10 +478,10 @@ export function analyzeSql(sql: string, dialect: SqlDialect): SqlAccess {
     const [, db, table] = entry.split('::')
     if (!acc.seen.has(`${db}::${table}`)) throw denied(`table ${table} could not be placed in the statement`)
   }
-  return {
+  return Object.freeze({
     statement: String(stmt.type),
-    reads: [...acc.reads],
-    writes: [...acc.writes],
-    ddl: [...acc.ddl],
-  }
+    reads: Object.freeze([...acc.reads]),
+    writes: Object.freeze([...acc.writes]),
+    ddl: Object.freeze([...acc.ddl]),
+  })
 }
