@@ -116,8 +116,9 @@ describe('a host killed outright', () => {
     const hostProcess = spawn(process.execPath, [join(fixturesDir, 'host-process.mjs'), goKv, helloGrpc], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
-    const [line] = await new Promise<string[]>((resolve) => {
+    const [line] = await new Promise<string[]>((resolve, reject) => {
       createInterface({ input: hostProcess.stdout }).once('line', (first) => resolve([first]))
+      hostProcess.once('exit', (code) => reject(new Error(`the host process exited with ${code}`)))
     })
     const pids = JSON.parse(line ?? '{}') as { go: number; node: number }
     expect(processExists(pids.go) && processExists(pids.node)).toBe(true)

@@ -1,5 +1,5 @@
 import { type CorralErrorCode, isPluginErrorData, PluginError, type PluginErrorData } from '@corral/types'
-import { Metadata, type ServiceError, status } from '@grpc/grpc-js'
+import { type ServiceError, status } from '@grpc/grpc-js'
 
 /**
  * The one table between gRPC status codes and Corral error codes, both ways. A status without an
@@ -60,13 +60,6 @@ export function errorFromStatus(error: unknown, plugin: string, what: string): P
       cause: error,
     },
   )
-}
-
-/** A gRPC error a server handler can pass to its callback, carrying the PluginErrorData. */
-export function statusFromError(error: PluginError): Partial<ServiceError> {
-  const metadata = new Metadata()
-  metadata.set(errorMetadataKey, JSON.stringify(error.toData()))
-  return { code: statusFromCode(error.code), details: error.rawMessage, metadata }
 }
 
 /**

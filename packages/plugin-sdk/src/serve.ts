@@ -13,10 +13,11 @@ import {
   status,
 } from '@grpc/grpc-js'
 import { generateCertificate } from './auto-mtls.js'
-import type { CallContext, PluginDefinition } from './define-plugin.js'
+import type { PluginDefinition } from './define-plugin.js'
 import { corralHandshake } from './handshake.js'
 import { HostConnection } from './host-client.js'
 import { PluginBroker, type PluginTls } from './plugin-broker.js'
+import { RunningCall } from './running-call.js'
 import {
   brokerService,
   type CallRequest,
@@ -259,11 +260,9 @@ class PluginRuntime {
         })
       },
       call: (call: ServerUnaryCall<CallRequest, CallResult>, callback: sendUnaryData<CallResult>) => {
-        const controller = new AbortController()
-        call.on('cancelled', () =>
-          controller.abort(new PluginError('canceled', 'the host canceled the call')),
-        )
-        void this.#run(call.request, controller).then((result) => callback(null, result))
+        const running = this.#start(call.request)
+        call.on('cancelled', () => running.abort(new PluginError('canceled', 'the host canceled the call')))
+        void Promise.resolve(this.#run(call.request, running)).then((result) => callback(null, result))
       },
       callStream: (stream: ServerDuplexStream<CallRequest, CallResult>) => this.#serveStream(stream),
       health: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
@@ -300,24 +299,27 @@ class PluginRuntime {
   }
 
   #serveStream(stream: ServerDuplexStream<CallRequest, CallResult>): void {
-    const running = new Map<number, AbortController>()
+    const calls = new Map<number, RunningCall>()
     stream.on('data', (request: CallRequest) => {
       const id = request.id ?? 0
       if (request.cancel) {
-        running.get(id)?.abort(new PluginError('canceled', 'the host canceled the call'))
+        calls.get(id)?.abort(new PluginError('canceled', 'the host canceled the call'))
         return
       }
-      const controller = new AbortController()
-      running.set(id, controller)
-      void this.#run(request, controller).then((result) => {
-        running.delete(id)
-        if (!controller.signal.aborted) stream.write(result)
-      })
+      const running = this.#start(request)
+      calls.set(id, running)
+      const send = (result: CallResult) => {
+        calls.delete(id)
+        if (!running.aborted) stream.write(result)
+      }
+      const result = this.#run(request, running)
+      if (result instanceof Promise) void result.then(send)
+      else send(result)
     })
     const abortAll = () => {
-      for (const controller of running.values())
-        controller.abort(new PluginError('canceled', 'the call stream ended'))
-      running.clear()
+      for (const running of calls.values())
+        running.abort(new PluginError('canceled', 'the call stream ended'))
+      calls.clear()
     }
     stream.on('end', () => {
       abortAll()
@@ -326,44 +328,57 @@ class PluginRuntime {
     stream.on('error', abortAll)
   }
 
-  /** Runs one call; never rejects: a failure becomes the result's error. */
-  async #run(request: CallRequest, controller: AbortController): Promise<CallResult> {
+  #start(request: CallRequest): RunningCall {
+    const timeoutMs = request.timeoutMs ?? 0
+    return new RunningCall(
+      this.#host,
+      request.token ?? '',
+      timeoutMs > 0 ? Date.now() + timeoutMs : undefined,
+    )
+  }
+
+  /**
+   * Runs one call; never rejects: a failure becomes the result's error. A function that returns a
+   * plain value is answered in the same tick (no promise on the way), the common case of a fast call.
+   */
+  #run(request: CallRequest, running: RunningCall): CallResult | Promise<CallResult> {
     const id = request.id ?? 0
     const name = request.function ?? ''
     const fn = Object.hasOwn(this.#plugin.functions, name) ? this.#plugin.functions[name] : undefined
-    if (fn === undefined) {
-      return {
-        id,
-        errorJson: encodeError(new PluginError('unimplemented', `no function ${JSON.stringify(name)}`)),
-      }
-    }
-    const timeoutMs = request.timeoutMs ?? 0
-    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : undefined
-    let timer: NodeJS.Timeout | undefined
-    if (timeoutMs > 0) {
-      timer = setTimeout(
-        () =>
-          controller.abort(new PluginError('deadline_exceeded', `${name} ran out of its ${timeoutMs} ms`)),
-        timeoutMs,
-      )
-    }
-    const token = request.token ?? ''
-    const context: CallContext = {
-      host: this.#host.bind(token, deadline),
-      signal: controller.signal,
-      deadline,
-      token,
-    }
+    let value: unknown
     try {
-      const result = await fn(decodeJson(request.argsJson), context)
+      if (fn === undefined) throw new PluginError('unimplemented', `no function ${JSON.stringify(name)}`)
+      let args: unknown
+      try {
+        args = decodeJson(request.argsJson)
+      } catch {
+        throw new PluginError('invalid_argument', `the arguments of ${name} are not JSON`)
+      }
+      value = fn(args, running)
+    } catch (error) {
+      return this.#failed(id, running, error)
+    }
+    if (!isThenable(value)) return this.#succeeded(id, running, value)
+    return Promise.resolve(value).then(
+      (result) => this.#succeeded(id, running, result),
+      (error: unknown) => this.#failed(id, running, error),
+    )
+  }
+
+  #succeeded(id: number, running: RunningCall, result: unknown): CallResult {
+    running.finish()
+    try {
       return { id, resultJson: Buffer.from(JSON.stringify(result ?? null)) }
     } catch (error) {
-      const failure = asPluginError(error)
-      this.#lastError = failure.toData()
-      return { id, errorJson: encodeError(failure) }
-    } finally {
-      clearTimeout(timer)
+      return this.#failed(id, running, error)
     }
+  }
+
+  #failed(id: number, running: RunningCall, error: unknown): CallResult {
+    running.finish()
+    const failure = asPluginError(error)
+    this.#lastError = failure.toData()
+    return { id, errorJson: encodeError(failure) }
   }
 
   #unary<T>(callback: sendUnaryData<T>, work: () => Promise<T>): void {
@@ -387,6 +402,10 @@ function asPluginError(error: unknown): PluginError {
 
 function encodeError(error: PluginError): Buffer {
   return Buffer.from(JSON.stringify(error.toData()))
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
 }
 
 function decodeJson(bytes: Uint8Array | null | undefined): unknown {

@@ -1,0 +1,169 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { createGrpcRunner } from '@corral/grpc-runner'
+import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
+import type { HostCallHandler, Plugin } from '@corral/types'
+import { Client, credentials, Metadata } from '@grpc/grpc-js'
+import type { BenchReport, Measurement } from '../harness.js'
+import { measureLatency, measureThroughput } from '../harness.js'
+
+const benchDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const examplesDir = path.join(benchDir, '../examples/plugins')
+const payload = { text: 'x'.repeat(80), n: 1 }
+
+/**
+ * The raw baseline: a grpc-js server in a Node child echoing bytes, unary and on a bidi stream,
+ * with no protobuf and no Corral in the way. Run from the bench folder so it finds @grpc/grpc-js.
+ */
+const rawServer = `
+const grpc = require('@grpc/grpc-js')
+const id = (b) => b
+const method = (name, stream) => ({ path: '/bench.Echo/' + name, requestStream: stream, responseStream: stream,
+  requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id })
+const server = new grpc.Server()
+server.addService({ echo: method('Echo', false), stream: method('Stream', true) }, {
+  echo: (call, callback) => callback(null, call.request),
+  stream: (call) => { call.on('data', (d) => call.write(d)); call.on('end', () => call.end()) },
+})
+server.bindAsync('unix:' + process.argv[1], grpc.ServerCredentials.createInsecure(), (error) => {
+  if (error) throw error
+  process.stdout.write('ready\\n')
+})
+`
+const identity = (b: Buffer) => b
+
+async function startRawServer(socket: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['-e', rawServer, socket], { cwd: benchDir, stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
+    child.once('exit', (code) => reject(new Error(`raw grpc-js server exited with ${code}`)))
+  })
+  return child
+}
+
+function rawUnary(client: Client): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(
+      '/bench.Echo/Echo',
+      identity,
+      identity,
+      Buffer.from(JSON.stringify(payload)),
+      new Metadata(),
+      {},
+      (error, value) => (error ? reject(error) : resolve(JSON.parse(String(value)))),
+    ),
+  )
+}
+
+/** Echo calls on one bidi stream; replies come back in order, so a queue pairs them. */
+function rawStream(client: Client): { call(): Promise<unknown>; end(): void } {
+  const stream = client.makeBidiStreamRequest('/bench.Echo/Stream', identity, identity, new Metadata(), {})
+  const waiting: Array<(value: unknown) => void> = []
+  stream.on('data', (data: Buffer) => waiting.shift()?.(JSON.parse(String(data))))
+  stream.on('error', () => {})
+  return {
+    call: () =>
+      new Promise((resolve) => {
+        waiting.push(resolve)
+        stream.write(Buffer.from(JSON.stringify(payload)))
+      }),
+    end: () => stream.end(),
+  }
+}
+
+/** Times `start` alone (each run's own cleanup is not timed). */
+async function measureStarts(runs: number, start: () => Promise<() => Promise<void>>): Promise<Measurement> {
+  const samples: number[] = []
+  for (let i = 0; i < runs + 1; i++) {
+    const t0 = performance.now()
+    const stop = await start()
+    const us = (performance.now() - t0) * 1000
+    await stop()
+    if (i > 0) samples.push(us) // the first run warms caches
+  }
+  samples.sort((a, b) => a - b)
+  const median = samples[Math.floor(samples.length / 2)] ?? Number.NaN
+  return { median_us: median, p99_us: samples[samples.length - 1] ?? Number.NaN, ops_per_s: 1e6 / median }
+}
+
+async function example(name: string) {
+  const { manifest, dir } = await loadManifest(path.join(examplesDir, name))
+  const policy = { ...defaultPolicy(manifest.name), status: 'approved' as const, grants: manifest.resources.permissions }
+  return { manifest, dir, grant: effectiveGrant(manifest.resources, policy) }
+}
+
+const hostApi: HostCallHandler = async () => ({})
+
+/**
+ * The gRPC runner beside raw grpc-js in the same run: a call (one in flight and 64), a cold start of
+ * a TypeScript plugin and of the Go example.
+ */
+export default async function grpc(report: BenchReport): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
+  const server = await startRawServer(path.join(dir, 'echo.sock'))
+  const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
+  const stream = rawStream(client)
+  report.add('grpc.baseline.unary', await measureLatency(() => rawUnary(client), { iterations: 2_000 }))
+  report.add('grpc.baseline.bidi', await measureLatency(stream.call, { iterations: 10_000 }))
+  report.add('grpc.baseline.bidi.64', await measureThroughput(stream.call, { total: 50_000, inFlight: 64 }))
+  stream.end()
+  client.close()
+  server.kill()
+
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: { log() {} } })
+  const hello = await example('hello-grpc')
+  const plugin: Plugin = await runner.load({ ...hello, hostApi })
+  await plugin.register()
+  await plugin.init({})
+  const call = () => plugin.call('echo', payload)
+  report.add('grpc.call', await measureLatency(call, { iterations: 10_000 }), {
+    baseline: 'grpc.baseline.bidi',
+    target: { kind: 'max_ratio', value: 1.3 },
+  })
+  report.add('grpc.throughput', await measureThroughput(call, { total: 50_000, inFlight: 64 }), {
+    baseline: 'grpc.baseline.bidi.64',
+    target: { kind: 'min_ratio', value: 0.8 },
+  })
+  await plugin.shutdown()
+
+  let run = 0
+  report.add(
+    'grpc.baseline.start',
+    await measureStarts(8, async () => {
+      const socket = path.join(dir, `start-${run++}.sock`)
+      const child = await startRawServer(socket)
+      const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
+      await rawUnary(startClient)
+      return async () => {
+        startClient.close()
+        child.kill()
+      }
+    }),
+  )
+  report.add(
+    'grpc.start',
+    await measureStarts(8, async () => {
+      const started = await runner.load({ ...hello, hostApi })
+      await started.register()
+      await started.call('echo', payload)
+      return () => started.shutdown()
+    }),
+    { baseline: 'grpc.baseline.start', target: { kind: 'max_ratio', value: 1.15 } },
+  )
+  const goKv = await example('go-kv')
+  report.add(
+    'grpc.start.go',
+    await measureStarts(8, async () => {
+      const started = await runner.load({ ...goKv, hostApi })
+      await started.register()
+      return () => started.shutdown()
+    }),
+    { target: { kind: 'max_us', value: 30_000 } },
+  )
+  await runner.close()
+  rmSync(dir, { recursive: true, force: true })
+}
