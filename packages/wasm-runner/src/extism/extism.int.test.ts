@@ -221,7 +221,9 @@ describe('Extism plugins under the WASM runner', () => {
     })
     const refused = await failure(plugin.call('fetch', `http://localhost:${port}/secret`))
     expect(refused.code).toBe('permission_denied')
-    expect(serverHits).toEqual(['/hello', '/hello', '/hello'])
+    // A host function that failed does not hang or poison the next call.
+    expect(await plugin.call('fetch', `${origin}/again`)).toBe('served GET /again')
+    expect(serverHits).toEqual(['/hello', '/hello', '/hello', '/again'])
     await plugin.shutdown()
   })
 
