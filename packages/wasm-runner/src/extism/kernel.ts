@@ -33,7 +33,7 @@ export interface ExtismKernelOptions {
 }
 
 /** Host API method names no plugin may reach through `corral_host_call`. */
-export const reservedMethodPrefix = 'extism.'
+const reservedMethodPrefix = 'extism.'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
