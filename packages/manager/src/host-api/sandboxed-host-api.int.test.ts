@@ -481,6 +481,10 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
         host.hostApi.forPlugin('nothing')('cache.get', { key: 'x' }, { plugin: 'stats' }),
         'permission_denied',
       )
+      // A name is a namespace and a rate-limit key: only real plugin names get a handler.
+      expect(() => host.hostApi.forPlugin('stats:evil')).toThrow(
+        expect.objectContaining({ code: 'invalid_argument' }),
+      )
     })
 
     it('applies a policy change to the next call, and refuses everything once blocked', async () => {

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import { performance } from 'node:perf_hooks'
+import { pluginNamePattern } from '@corral/manifest'
 import type { HostCallContext, HostCallHandler, HostMethod, LogLevel } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { Backends } from '../backends/create-backends.js'
@@ -267,6 +268,9 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
   }
 
   function forPlugin(plugin: string): HostCallHandler {
+    // The name becomes a cache namespace and a rate-limit key: it must be a real plugin name.
+    if (!pluginNamePattern.test(plugin))
+      throw new PluginError('invalid_argument', `"${plugin}" is not a plugin name`)
     return async (method, args, callContext) => {
       const context: HostCallContext = { ...callContext, plugin }
       const started = performance.now()
