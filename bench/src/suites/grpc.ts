@@ -37,7 +37,10 @@ server.bindAsync('unix:' + process.argv[1], grpc.ServerCredentials.createInsecur
 const identity = (b: Buffer) => b
 
 async function startRawServer(socket: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', rawServer, socket], { cwd: benchDir, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['-e', rawServer, socket], {
+    cwd: benchDir,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
     child.once('exit', (code) => reject(new Error(`raw grpc-js server exited with ${code}`)))
@@ -92,7 +95,11 @@ async function measureStarts(runs: number, start: () => Promise<() => Promise<vo
 
 async function example(name: string) {
   const { manifest, dir } = await loadManifest(path.join(examplesDir, name))
-  const policy = { ...defaultPolicy(manifest.name), status: 'approved' as const, grants: manifest.resources.permissions }
+  const policy = {
+    ...defaultPolicy(manifest.name),
+    status: 'approved' as const,
+    grants: manifest.resources.permissions,
+  }
   return { manifest, dir, grant: effectiveGrant(manifest.resources, policy) }
 }
 
