@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { isPluginError, type Plugin } from '@corral/types'
+import { Client } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
 import { generateCertificate } from './auto-mtls.js'
 import { type GoPluginClient, reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
@@ -128,5 +129,36 @@ describe('a host killed outright', () => {
       10_000,
       'both plugins to die with the host',
     )
+  })
+})
+
+describe('GrpcBroker.dial', () => {
+  it('reaches a service the plugin offers over the broker', async () => {
+    const client = await startGoPlugin({
+      command: process.execPath,
+      args: [join(fixturesDir, 'broker-offer.mjs')],
+      handshake: corralHandshake,
+      logger: logs.logger,
+    })
+    try {
+      const { target, credentials, options } = await client.broker.dial(7)
+      const offered = new Client(target, credentials, options)
+      const echoed = await new Promise<Buffer>((resolve, reject) =>
+        offered.makeUnaryRequest(
+          '/fixture.Echo/Echo',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.from('over the broker'),
+          (error, value) => (error ? reject(error) : resolve(value as Buffer)),
+        ),
+      )
+      offered.close()
+      expect(echoed.toString()).toBe('over the broker')
+      const missing = await client.broker.dial(8, 200).catch((e: unknown) => e)
+      expect(isPluginError(missing) && missing.code).toBe('unavailable')
+    } finally {
+      await client.stop()
+    }
+    await eventually(() => !processExists(client.pid as number), 5000, 'the plugin to exit')
   })
 })

@@ -69,6 +69,8 @@ export interface GoPluginClient {
   readonly protocolVersion: number
   /** One grpc-js client over the plugin's connection: make any service's calls with it. */
   readonly rpc: Client
+  /** The connection itself: pass it as `channelOverride` to generated grpc-js clients. */
+  readonly channel: ReturnType<Client['getChannel']>
   readonly broker: GrpcBroker
   /** How to reattach to this plugin from another host process. */
   readonly reattachConfig: ReattachConfig
@@ -95,7 +97,7 @@ const defaultStartTimeoutMs = 10_000
  *   handshake: { protocolVersion: 1, magicCookieKey: 'KV_PLUGIN', magicCookieValue: 'hello' },
  *   autoMtls: true,
  * })
- * const kv = new KvClient('unused', credentials.createInsecure(), { channelOverride: plugin.rpc.getChannel() })
+ * const kv = new KvClient('unused', credentials.createInsecure(), { channelOverride: plugin.channel })
  * await plugin.stop()
  */
 export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPluginClient> {
@@ -296,6 +298,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
     pid: reattach.pid,
     protocolVersion: reattach.protocolVersion,
     rpc,
+    channel: rpc.getChannel(),
     broker,
     reattachConfig: reattach,
     exited: options.exited,
