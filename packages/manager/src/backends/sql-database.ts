@@ -1,4 +1,4 @@
-import type { SqlDialect } from '../host-api/sql-access.js'
+import type { SqlAccess, SqlDialect } from '../host-api/sql-access.js'
 
 /** A value a plugin may bind to a `$n` placeholder. */
 export type SqlValue = string | number | boolean | null
@@ -30,6 +30,12 @@ export interface SqlDatabase {
   query(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<Record<string, unknown>[]>
   /** Runs a statement and returns how many rows it changed. */
   exec(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<number>
+  /**
+   * The tables the database itself would open to run a statement, from its own plan — a second
+   * opinion behind the parse, where the backend can give one (SQLite: `EXPLAIN` opcodes; absent on
+   * PostgreSQL). Names are normalised like {@link SqlAccess}'s.
+   */
+  opened?(sql: string, params: readonly SqlValue[]): Promise<{ reads: string[]; writes: string[] }>
   close(): Promise<void>
 }
 

@@ -49,8 +49,66 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     return statement
   }
 
+  const mainVersion = db.prepare('PRAGMA main.schema_version').pluck()
+  const tempVersion = db.prepare('PRAGMA temp.schema_version').pluck()
+  const version = () => `${mainVersion.get()}/${tempVersion.get()}`
+  // Root page → table, per schema version: the plan names pages, not tables.
+  let pages: { version: string; byPage: Map<string, string> } | undefined
+  // The tables a statement opens depend on its text and the schema, not on its parameters.
+  const plans = new Map<string, { version: string; opened: { reads: string[]; writes: string[] } }>()
+  function tableOfPage(version: string): Map<string, string> {
+    if (pages?.version !== version) {
+      const byPage = new Map<string, string>([
+        ['0:1', 'sqlite_schema'],
+        ['1:1', 'temp.sqlite_schema'],
+      ])
+      for (const [index, schema] of [
+        [0, 'main'],
+        [1, 'temp'],
+      ] as const) {
+        const rows = db
+          .prepare(`SELECT tbl_name, rootpage FROM ${schema}.sqlite_schema WHERE rootpage > 0`)
+          .all() as {
+          tbl_name: string
+          rootpage: number
+        }[]
+        for (const row of rows) {
+          const name = row.tbl_name.toLowerCase()
+          byPage.set(`${index}:${row.rootpage}`, index === 0 ? name : `temp.${name}`)
+        }
+      }
+      pages = { version, byPage }
+    }
+    return pages.byPage
+  }
+
   return {
     dialect: 'sqlite',
+    async opened(sql, params) {
+      const current = version()
+      const known = plans.get(sql)
+      if (known?.version === current) return known.opened
+      let plan: { opcode: string; p2: number; p3: number }[]
+      try {
+        plan = db.prepare(`EXPLAIN ${sql}`).all(bindings(params)) as typeof plan
+      } catch (error) {
+        throw sqlError(error)
+      }
+      const byPage = tableOfPage(current)
+      const reads = new Set<string>()
+      const writes = new Set<string>()
+      for (const op of plan) {
+        if (op.opcode !== 'OpenRead' && op.opcode !== 'OpenWrite') continue
+        // An attached database (p3 > 1) cannot be named by a grant: report it as such.
+        const table = byPage.get(`${op.p3}:${op.p2}`) ?? `db${op.p3}.page${op.p2}`
+        ;(op.opcode === 'OpenRead' ? reads : writes).add(table)
+      }
+      const opened = { reads: [...reads], writes: [...writes] }
+      plans.delete(sql)
+      plans.set(sql, { version: current, opened })
+      if (plans.size > 1000) plans.delete(plans.keys().next().value as string)
+      return opened
+    },
     async query(sql, params, run) {
       const statement = prepare(sql, run)
       try {

@@ -97,6 +97,16 @@ const bypasses: Bypass[] = [
     code: 'invalid_argument',
   },
   { name: 'two statements', method: 'db.exec', sql: 'SELECT 1; DELETE FROM users', code: 'invalid_argument' },
+  {
+    name: 'a backslash that ends a string for the database but not for a parser',
+    sql: "SELECT 'x\\' AS a, (SELECT password FROM users) AS b, 'y' AS c FROM stats_daily",
+    code: 'invalid_argument',
+  },
+  {
+    name: 'a doubled quote inside an identifier',
+    sql: 'SELECT * FROM "stats_daily""users"',
+    code: 'invalid_argument',
+  },
   { name: 'SQL that does not parse', sql: 'SELEC * FROM stats_daily', code: 'invalid_argument' },
   { name: 'DROP of another table', method: 'db.exec', sql: 'DROP TABLE users', code: 'permission_denied' },
   {
@@ -344,6 +354,24 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
         [],
       )
       expect(active).toEqual([{ n: 0 }])
+    }
+  })
+
+  it("checks the tables the database's own plan opens, where it can tell (SQLite)", async () => {
+    // A foreign key check reads the referenced table: whether 'root' exists in users would leak.
+    await backends.database.exec('CREATE TABLE stats_fk (u TEXT REFERENCES users (name))', [])
+    const insert = host.call('stats', 'db.exec', {
+      sql: 'INSERT INTO stats_fk (u) VALUES ($1)',
+      args: ['root'],
+    })
+    if (dialect === 'sqlite') {
+      await expect(insert).rejects.toMatchObject({
+        code: 'permission_denied',
+        message: expect.stringContaining('users'),
+      })
+    } else {
+      // PostgreSQL checks foreign keys in triggers at run time: no plan shows them (see README).
+      await expect(insert).resolves.toEqual({ rows_affected: 1 })
     }
   })
 

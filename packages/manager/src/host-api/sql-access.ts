@@ -453,9 +453,24 @@ export function analyzeSql(sql: string, dialect: SqlDialect): SqlAccess {
 const analysisCacheSize = 1000
 const analysisCache = new Map<string, SqlAccess>()
 
+/**
+ * Spellings where the parser and a database may not cut the text into the same tokens: a
+ * backslash (an escape to the parser, a plain character in standard SQL strings), a doubled `""`
+ * inside a quoted identifier, and PostgreSQL's `U&"…"` Unicode escapes. If the two disagreed on
+ * where a string ends, the database could run a table reference the check never saw; such SQL is
+ * refused, and the values belong in bound parameters anyway.
+ */
+const ambiguousSpelling = /\\|""|u&["']/i
+
 function analyze(sql: string, dialect: SqlDialect): SqlAccess {
   if (sql.length > maxSqlLength) {
     throw new PluginError('invalid_argument', `SQL is longer than ${maxSqlLength} characters`)
+  }
+  if (ambiguousSpelling.test(sql)) {
+    throw new PluginError(
+      'invalid_argument',
+      'SQL with backslashes, doubled "" or U& escapes is refused (parsers disagree on it); bind the value as a parameter',
+    )
   }
   let parsed: { tableList: string[]; ast: unknown }
   try {

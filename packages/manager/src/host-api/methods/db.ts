@@ -1,6 +1,7 @@
 import { matchScope } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { z } from 'zod'
+import type { SqlValue } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope, isGranted } from '../method-handler.js'
 import { analyzeSql, type SqlAccess } from '../sql-access.js'
 
@@ -46,11 +47,41 @@ function checkAccess(access: SqlAccess, scope: HostCallScope): void {
   }
 }
 
-function analyze(sql: string, scope: HostCallScope): SqlAccess {
+/** Tables SQLite opens for its own bookkeeping on a plugin's behalf (AUTOINCREMENT counters). */
+const bookkeepingTables = new Set(['sqlite_sequence'])
+
+/**
+ * The second opinion: the tables the database's own plan opens must be granted too. It catches
+ * what a parser could misread, and reads the parse cannot see (a foreign key check reads the
+ * referenced table). DDL is left to the parse: it only ever touches the plugin's own tables.
+ */
+async function checkPlan(
+  sql: string,
+  args: SqlValue[],
+  access: SqlAccess,
+  scope: HostCallScope,
+): Promise<void> {
+  const database = scope.deps.database
+  if (database.opened === undefined || access.ddl.length > 0) return
+  const opened = await database.opened(sql, args)
+  const reads = opened.reads.filter((t) => !bookkeepingTables.has(t))
+  const writes = opened.writes.filter((t) => !bookkeepingTables.has(t))
+  const planned: SqlAccess = { statement: access.statement, reads, writes, ddl: [] }
+  try {
+    checkAccess(planned, scope)
+  } catch (error) {
+    throw new PluginError('permission_denied', `the database's plan: ${(error as PluginError).rawMessage}`, {
+      plugin: scope.plugin,
+    })
+  }
+}
+
+async function analyze(sql: string, args: SqlValue[], scope: HostCallScope): Promise<SqlAccess> {
   const access = analyzeSql(sql, scope.deps.database.dialect)
   const tables = [...new Set([...access.reads, ...access.writes, ...access.ddl])]
   scope.describe(`${access.statement} ${tables.join(',')}`.trim())
   checkAccess(access, scope)
+  await checkPlan(sql, args, access, scope)
   return access
 }
 
@@ -70,7 +101,7 @@ export const dbQuery = defineMethod({
   args: sqlArgs,
   rateLimit: 'db',
   async run({ sql, args }, scope) {
-    const access = analyze(sql, scope)
+    const access = await analyze(sql, args, scope)
     const rows = await scope.deps.database.query(sql, args, runOptions(access, scope))
     const max = scope.deps.limits.dbMaxRows
     if (rows.length > max) {
@@ -85,7 +116,7 @@ export const dbExec = defineMethod({
   args: sqlArgs,
   rateLimit: 'db',
   async run({ sql, args }, scope) {
-    const access = analyze(sql, scope)
+    const access = await analyze(sql, args, scope)
     const rowsAffected = await scope.deps.database.exec(sql, args, runOptions(access, scope))
     return { rows_affected: rowsAffected }
   },
