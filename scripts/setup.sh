@@ -23,6 +23,7 @@ readonly SYSTEM_PACKAGES=(
   "protoc:protobuf-compiler"
   "/usr/lib/postgresql:postgresql"
   "redis-server:redis-server"
+  "openssl:openssl"
 )
 
 install_system_packages() {

@@ -1,5 +1,11 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Backends } from '../backends/create-backends.js'
 import {
@@ -19,6 +25,12 @@ let port: number
 let otherServer: Server
 let otherPort: number
 let otherHits = 0
+/** An HTTPS server with a self-signed certificate for named.internal.test: what name did TLS ask for? */
+let tlsServer: TlsServer
+let tlsPort: number
+const tlsNames: string[] = []
+let tlsHits = 0
+let certDir: string
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
@@ -68,15 +80,57 @@ beforeAll(async () => {
     otherHits += 1
     response.end('other')
   })
-  for (const s of [server, otherServer]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  certDir = mkdtempSync(join(tmpdir(), 'corral-tls-'))
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=named.internal.test',
+      '-addext',
+      'subjectAltName=DNS:named.internal.test',
+      '-keyout',
+      join(certDir, 'key.pem'),
+      '-out',
+      join(certDir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  )
+  const keys = { key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) }
+  const context = createSecureContext(keys)
+  tlsServer = createTlsServer(
+    {
+      ...keys,
+      // Called with the name the client sent in its ClientHello (SNI).
+      SNICallback: (name, callback) => {
+        tlsNames.push(name)
+        callback(null, context)
+      },
+    },
+    (_request, response) => {
+      tlsHits += 1
+      response.end('secret')
+    },
+  )
+  tlsServer.on('tlsClientError', () => {})
+  for (const s of [server, otherServer, tlsServer])
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
   port = (server.address() as AddressInfo).port
   otherPort = (otherServer.address() as AddressInfo).port
+  tlsPort = (tlsServer.address() as AddressInfo).port
 })
 afterAll(async () => {
-  for (const s of [server, otherServer]) {
+  for (const s of [server, otherServer, tlsServer]) {
     s.closeAllConnections()
     await new Promise((r) => s.close(r))
   }
+  rmSync(certDir, { recursive: true, force: true })
 })
 
 describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
@@ -99,6 +153,7 @@ describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
                 `127.0.0.1:${port}`,
                 `localhost:${port}`,
                 `named.internal.test:${port}`,
+                `named.internal.test:${tlsPort}`,
                 'api.example.test',
               ],
             },
@@ -334,6 +389,16 @@ describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
     expect(seen.at(-1)).toMatchObject({ path: '/named', host: `named.internal.test:${port}` })
     // Resolved once: the connection used the checked answer, not a second lookup.
     expect(resolverCalls).toEqual(['named.internal.test'])
+  })
+
+  it('speaks TLS to the checked address under the granted name, and verifies the certificate', async () => {
+    // The certificate is self-signed: the host must not accept it, and the server must not serve.
+    await expect(get('fetcher', `https://named.internal.test:${tlsPort}/`)).rejects.toMatchObject({
+      code: 'unavailable',
+      message: expect.stringMatching(/self[- ]signed|certificate/i),
+    })
+    expect(tlsHits).toBe(0)
+    expect(tlsNames.at(-1)).toBe('named.internal.test')
   })
 
   it('reaches localhost through the system resolver when the grant names it', async () => {
