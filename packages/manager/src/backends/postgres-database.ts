@@ -10,6 +10,14 @@ export interface PostgresDatabaseOptions {
   maxConnections?: number
 }
 
+/** One node of PostgreSQL's `EXPLAIN (FORMAT JSON)` plan, as far as the check reads it. */
+interface PlanNode {
+  'Node Type'?: string
+  'Relation Name'?: string
+  Schema?: string
+  Plans?: PlanNode[]
+}
+
 /** SQLSTATE classes that mean the server, not the statement, failed. */
 function postgresError(error: unknown): PluginError {
   const code = (error as { code?: unknown }).code
@@ -93,8 +101,37 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     }
   }
 
+  // The relations a statement's plan touches depend on its text (and the schema), not on its
+  // parameters: kept a short while, so a changed schema is seen soon.
+  const plans = new Map<string, { until: number; opened: { reads: string[]; writes: string[] } }>()
+
   return {
     dialect: 'postgresql',
+    async opened(sql, params) {
+      const known = plans.get(sql)
+      if (known !== undefined && known.until > Date.now()) return known.opened
+      const result = await run(`EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`, params)
+      const reads = new Set<string>()
+      const writes = new Set<string>()
+      const visit = (node: PlanNode) => {
+        const relation = node['Relation Name']
+        if (typeof relation === 'string') {
+          const schema = node.Schema
+          const name = schema === undefined || schema === 'public' ? relation : `${schema}.${relation}`
+          ;(node['Node Type'] === 'ModifyTable' ? writes : reads).add(name)
+        }
+        for (const child of node.Plans ?? []) visit(child)
+      }
+      const plan = (result.rows[0] as { 'QUERY PLAN'?: { Plan: PlanNode }[] } | undefined)?.['QUERY PLAN']
+      for (const entry of plan ?? []) visit(entry.Plan)
+      // The target of an UPDATE or DELETE is scanned to find its rows: that is the write, as in SQLite.
+      for (const table of writes) reads.delete(table)
+      const opened = { reads: [...reads], writes: [...writes] }
+      plans.delete(sql)
+      plans.set(sql, { until: Date.now() + 30_000, opened })
+      if (plans.size > 1000) plans.delete(plans.keys().next().value as string)
+      return opened
+    },
     async query(sql, params, options) {
       const result = await run(sql, params, options)
       return (result.rows as Record<string, unknown>[]).map(jsonRow)

@@ -32,8 +32,9 @@ export interface SqlDatabase {
   exec(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<number>
   /**
    * The tables the database itself would open to run a statement, from its own plan — a second
-   * opinion behind the parse, where the backend can give one (SQLite: `EXPLAIN` opcodes; absent on
-   * PostgreSQL). Names are normalised like {@link SqlAccess}'s.
+   * opinion behind the parse (SQLite: `EXPLAIN` opcodes, foreign-key checks included; PostgreSQL:
+   * `EXPLAIN (FORMAT JSON)` relations, which do not show foreign-key checks, run in triggers).
+   * Names are normalised like {@link SqlAccess}'s.
    */
   opened?(sql: string, params: readonly SqlValue[]): Promise<{ reads: string[]; writes: string[] }>
   close(): Promise<void>

@@ -357,6 +357,21 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
     }
   })
 
+  it("reads the tables a statement opens from the database's own plan", async () => {
+    expect(backends.database.opened).toBeDefined()
+    const join = await backends.database.opened?.(
+      'SELECT d.day FROM stats_daily d WHERE d.day IN (SELECT day FROM stats_hourly WHERE hits > $1)',
+      [1],
+    )
+    expect(join?.reads.sort()).toEqual(['stats_daily', 'stats_hourly'])
+    expect(join?.writes).toEqual([])
+    const update = await backends.database.opened?.('UPDATE stats_hourly SET hits = $1 WHERE day = $2', [
+      1,
+      'x',
+    ])
+    expect(update).toEqual({ reads: [], writes: ['stats_hourly'] })
+  })
+
   it("checks the tables the database's own plan opens, where it can tell (SQLite)", async () => {
     // A foreign key check reads the referenced table: whether 'root' exists in users would leak.
     await backends.database.exec('CREATE TABLE stats_fk (u TEXT REFERENCES users (name))', [])
