@@ -257,6 +257,7 @@ export class GrpcPlugin implements Plugin {
       return
     }
     const timeoutMs = this.#options.grant.limits.shutdown_timeout
+    const started = Date.now()
     try {
       await unary(client.rpc, pluginService.shutdown, { timeoutMs }, { deadline: deadlineIn(timeoutMs) })
     } catch {
@@ -264,7 +265,8 @@ export class GrpcPlugin implements Plugin {
     }
     this.#failInFlight(new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.name }))
     this.#stream?.close()
-    await client.stop(Math.min(timeoutMs, 2000))
+    // What is left of shutdown_timeout (at least a moment to exit) before SIGKILL.
+    await client.stop(Math.max(250, timeoutMs - (Date.now() - started)))
     this.#state = 'stopped'
   }
 

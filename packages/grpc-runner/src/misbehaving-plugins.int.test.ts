@@ -66,6 +66,26 @@ describe('misbehaving plugins harm only themselves', () => {
   // After every misbehaviour the other plugin still answers.
   const bystanderServes = async () => expect(await bystander.call('echo', { ok: 1 })).toEqual({ ok: 1 })
 
+  it('forwards what a plugin prints over plugin.GRPCStdio, by stream', async () => {
+    await bystander.call('say', { out: 'to stdout', err: 'to stderr' })
+    await eventually(
+      () => logs.entries.filter((e) => e.fields?.plugin === 'bystander').length >= 2,
+      5000,
+      'the lines',
+    )
+    const lines = logs.entries.filter((e) => e.fields?.plugin === 'bystander')
+    expect(lines).toContainEqual({
+      level: 'info',
+      message: 'to stdout',
+      fields: { plugin: 'bystander', stream: 'stdout' },
+    })
+    expect(lines).toContainEqual({
+      level: 'info',
+      message: 'to stderr',
+      fields: { plugin: 'bystander', stream: 'stderr' },
+    })
+  })
+
   it('sees none of the host’s environment but the variables its manifest lists', async () => {
     process.env.CORRAL_TEST_SECRET = 'host-secret'
     process.env.CORRAL_TEST_PASSED = 'passed-through'
