@@ -41,6 +41,8 @@ const setpriv =
 
 const maxHandshakeBytes = 64 * 1024
 const stderrTailBytes = 2048
+/** Beyond this a second, the host stops reading a plugin's output pipe until the second is over. */
+const maxOutputBytesPerSecond = 1 << 20
 
 /**
  * Starts a plugin in a process group of its own, with exactly the environment given, and waits for
@@ -90,6 +92,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     },
   })
   child.stderr?.on('data', (chunk: Buffer) => stderrLines.push(chunk))
+  if (child.stderr) throttle(child.stderr)
   child.stderr?.on('end', () => stderrLines.end())
 
   return new Promise<PluginProcess>((resolve, reject) => {
@@ -141,6 +144,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       const rest = stdout.subarray(newline + 1)
       if (rest.length > 0) stdoutLines.push(rest)
       child.stdout?.on('data', (more: Buffer) => stdoutLines.push(more))
+      if (child.stdout) throttle(child.stdout)
       child.stdout?.on('end', () => stdoutLines.end())
       resolve({
         pid: child.pid as number,
@@ -165,6 +169,34 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     child.stdout?.on('data', onData)
     child.once('exit', onEarlyExit)
     child.once('error', (error) => fail(PluginError.from(error, 'load_failed', name)))
+  })
+}
+
+/**
+ * Bounds what reading a plugin's output costs the host: past {@link maxOutputBytesPerSecond} in a
+ * second the pipe is left unread for the rest of that second, so a plugin that floods it blocks on
+ * its own writes.
+ */
+function throttle(stream: NodeJS.ReadableStream): void {
+  let windowStart = Date.now()
+  let bytes = 0
+  stream.on('data', (chunk: Buffer) => {
+    const now = Date.now()
+    if (now - windowStart >= 1000) {
+      windowStart = now
+      bytes = 0
+    }
+    bytes += chunk.length
+    if (bytes <= maxOutputBytesPerSecond || stream.isPaused()) return
+    stream.pause()
+    setTimeout(
+      () => {
+        windowStart = Date.now()
+        bytes = 0
+        stream.resume()
+      },
+      1000 - (now - windowStart),
+    ).unref()
   })
 }
 
