@@ -36,7 +36,7 @@ describe('createSqliteDatabase', () => {
     )
     expect(await db.opened?.('INSERT INTO tmp (x) SELECT a FROM t', [])).toEqual({
       reads: ['t'],
-      writes: ['temp.tmp'],
+      writes: ['tmp'],
     })
   })
 

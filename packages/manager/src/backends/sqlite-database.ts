@@ -73,8 +73,8 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
           rootpage: number
         }[]
         for (const row of rows) {
-          const name = row.tbl_name.toLowerCase()
-          byPage.set(`${index}:${row.rootpage}`, index === 0 ? name : `temp.${name}`)
+          // A bare name finds a temp table first: the plan names it as the statement did.
+          byPage.set(`${index}:${row.rootpage}`, row.tbl_name.toLowerCase())
         }
       }
       pages = { version, byPage }

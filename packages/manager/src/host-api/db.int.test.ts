@@ -128,6 +128,12 @@ const bypasses: Bypass[] = [
     code: 'permission_denied',
   },
   {
+    name: 'a temporary table (per connection; shadows a table of the same name)',
+    method: 'db.exec',
+    sql: 'CREATE TEMP TABLE stats_scratch (v TEXT)',
+    code: 'permission_denied',
+  },
+  {
     name: 'CREATE VIEW (runs SQL later, unchecked)',
     method: 'db.exec',
     sql: 'CREATE VIEW stats_v AS SELECT * FROM users',

@@ -364,6 +364,10 @@ function walkStatement(stmt: Node, outer: Scope, acc: AccessCollector): void {
 
 function walkCreate(stmt: Node, scope: Scope, acc: AccessCollector): void {
   if (stmt.keyword === 'table') {
+    // A temporary table lives on one connection: behind a pool (PostgreSQL) it would vanish
+    // between calls, and on SQLite's one connection it would shadow the table of the same name.
+    if (stmt.temporary !== null && stmt.temporary !== undefined)
+      throw denied('temporary tables are not allowed')
     for (const t of tableRefs(stmt.table, 'table')) acc.table(t, 'ddl', new Set())
     walkRest(stmt, ['table', 'with'], scope, acc)
     return

@@ -20,7 +20,7 @@ const sqlArgs = z.strictObject({
  */
 function isReserved(table: string): boolean {
   const [schema, name] = table.includes('.') ? table.split('.', 2) : [undefined, table]
-  if (schema !== undefined && /^(pg_|information_schema$|corral$|temp$)/i.test(schema)) return true
+  if (schema !== undefined && /^(pg_|information_schema$|corral$)/i.test(schema)) return true
   return /^(sqlite_|pg_|corral_)/i.test(name ?? '')
 }
 
