@@ -1,0 +1,74 @@
+import {
+  createBackends,
+  createMemoryCache,
+  createPolicyGrantLookup,
+  createSandboxedHostApi,
+  createSqlPolicyStore,
+} from '@corral/manager'
+import Database from 'better-sqlite3'
+import type { BenchReport } from '../harness.js'
+import { measureLatency } from '../harness.js'
+
+/**
+ * The sandboxed host API on the embedded backends, each row beside the bare backend operation it
+ * wraps (same run): what a permission check, rate limit, argument validation, metrics and the
+ * deadline timer add to one host call.
+ */
+export default async function hostApi(report: BenchReport): Promise<void> {
+  const value = Buffer.alloc(100, 'x')
+  const bareCache = createMemoryCache()
+  await bareCache.set('bench', 'key', value)
+  report.add(
+    'baseline.cache.memory_get',
+    await measureLatency(() => bareCache.get('bench', 'key'), { iterations: 50_000 }),
+  )
+
+  const backends = await createBackends({ databaseUrl: '', redisUrl: '' })
+  const policies = createSqlPolicyStore(backends.database)
+  const permissions = [
+    { type: 'cache' as const, access: ['read' as const, 'write' as const], scope: ['*'] },
+    { type: 'db' as const, access: ['read' as const], scope: ['bench_*'] },
+  ]
+  // As a manager holds it: one request object per loaded manifest.
+  const request = { permissions }
+  await policies.put({
+    plugin: 'bench',
+    status: 'approved',
+    grants: permissions,
+    rate_limits: { calls_per_second: 1e6, db_queries_per_minute: 1e7 },
+  })
+  const api = createSandboxedHostApi({
+    backends,
+    grants: createPolicyGrantLookup({ policies, requestOf: () => request }),
+  })
+  const call = api.forPlugin('bench')
+  const context = { plugin: 'bench', token: 't' }
+  await call('cache.set', { key: 'key', value: value.toString('base64') }, context)
+  report.add(
+    'hostapi.cache_get',
+    await measureLatency(() => call('cache.get', { key: 'key' }, context), { iterations: 50_000 }),
+    { baseline: 'baseline.cache.memory_get' },
+  )
+
+  const sql = 'SELECT day, hits FROM bench_daily WHERE day = $1'
+  const raw = new Database(':memory:')
+  for (const db of [raw]) {
+    db.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)')
+    db.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)")
+  }
+  await backends.database.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)', [])
+  await backends.database.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)", [])
+  report.add(
+    'baseline.sqlite.query',
+    await measureLatency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), { iterations: 20_000 }),
+  )
+  report.add(
+    'hostapi.db_query',
+    await measureLatency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), {
+      iterations: 20_000,
+    }),
+    { baseline: 'baseline.sqlite.query' },
+  )
+  raw.close()
+  await backends.close()
+}
