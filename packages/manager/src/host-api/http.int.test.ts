@@ -353,6 +353,14 @@ describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
       extra: { headers: { Host: 'evil.test' } },
     },
     {
+      because: 'must be one line',
+      name: 'a header value that would start another header',
+      plugin: 'fetcher',
+      url: () => `http://127.0.0.1:${port}/`,
+      code: 'invalid_argument',
+      extra: { headers: { 'x-a': 'b\r\nHost: evil.test' } },
+    },
+    {
       because: 'larger than',
       name: 'a response over the size cap',
       plugin: 'fetcher',

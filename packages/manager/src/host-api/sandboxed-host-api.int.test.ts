@@ -293,6 +293,10 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
         expect(
           results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code),
         ).toEqual(['rate_limited', 'rate_limited'])
+        // A flood is audited once per second and method, not once per refused call.
+        expect(
+          await host.hostApi.audit.list({ plugin: 'stats', method: 'log', code: 'rate_limited' }),
+        ).toHaveLength(1)
       } finally {
         clock.unfreeze()
       }

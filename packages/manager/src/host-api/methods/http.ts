@@ -104,9 +104,19 @@ export const httpRequest = defineMethod({
       .transform((m) => m.toUpperCase())
       .pipe(z.enum(methods)),
     url: z.string().min(1).max(8192),
-    headers: z.record(z.string().max(256), z.string().max(16_384)).default({}),
+    headers: z
+      .record(
+        z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/, 'must be an HTTP header name'),
+        // No CR, LF or NUL: a header value must not start another header.
+        z
+          .string()
+          .max(16_384)
+          .regex(/^[^\r\n\0]*$/, 'must be one line'),
+      )
+      .default({}),
     body: z
       .string()
+      .max(16 << 20)
       .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
       .optional(),
   }),
