@@ -8,6 +8,7 @@ import pg from 'pg'
 import { inject } from 'vitest'
 import { type Backends, createBackends } from '../backends/create-backends.js'
 
+/** `embedded`: SQLite and in-process; `distributed`: PostgreSQL and Redis. */
 export type BackendSetKind = 'embedded' | 'distributed'
 
 /** Both kinds, for `describe.each`. */
@@ -20,6 +21,7 @@ export interface TestClock {
   unfreeze(): void
 }
 
+/** A {@link TestClock} that starts unfrozen. */
 export function createTestClock(): TestClock {
   let frozen: number | undefined
   return {

@@ -14,6 +14,7 @@ export interface TestPlugin {
   secretConfigKeys?: string[]
 }
 
+/** A host API with its policy store, and a short way to call it as a plugin. */
 export interface TestHost {
   hostApi: ReturnType<typeof createSandboxedHostApi>
   policies: PolicyStore
@@ -21,6 +22,7 @@ export interface TestHost {
   call(plugin: string, method: string, args: unknown, context?: Partial<HostCallContext>): Promise<unknown>
 }
 
+/** Stores an approved policy for each plugin and builds the sandboxed host API over `backends`. */
 export async function createTestHost(
   backends: Backends,
   plugins: TestPlugin[],

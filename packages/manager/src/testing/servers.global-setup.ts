@@ -80,6 +80,7 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   })
 }
 
+/** Starts both servers, provides their URLs to the tests, and returns the teardown that stops them. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const children: ChildProcess[] = []
   const dirs: string[] = []
