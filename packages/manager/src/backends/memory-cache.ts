@@ -4,8 +4,11 @@ import type { CacheStore } from './cache-store.js'
 export interface MemoryCacheOptions {
   /** The clock TTLs are measured on (epoch milliseconds). Default `Date.now`. */
   now?: () => number
-  /** The most entries kept; the oldest are dropped first. Default 100 000. */
-  maxEntries?: number
+  /**
+   * The most entries one namespace (one plugin) keeps; its least recently written are dropped
+   * first, so a plugin that floods the cache evicts only its own entries. Default 10 000.
+   */
+  maxEntriesPerNamespace?: number
 }
 
 interface Entry {
@@ -14,7 +17,8 @@ interface Entry {
 }
 
 /**
- * The embedded cache: a Map in this process, with TTLs checked on read and a bound on entries.
+ * The embedded cache: Maps in this process, one per namespace, with TTLs checked on read and a
+ * bound on entries per namespace.
  *
  * @example
  * const cache = createMemoryCache()
@@ -22,25 +26,31 @@ interface Entry {
  */
 export function createMemoryCache(options: MemoryCacheOptions = {}): CacheStore {
   const now = options.now ?? Date.now
-  const maxEntries = options.maxEntries ?? 100_000
-  // One map with the namespace in the key: "<namespace>\0<key>"; NUL cannot be in a namespace.
-  const entries = new Map<string, Entry>()
-  const id = (namespace: string, key: string) => `${namespace}\0${key}`
+  const maxEntries = options.maxEntriesPerNamespace ?? 10_000
+  const namespaces = new Map<string, Map<string, Entry>>()
 
   return {
     async get(namespace, key) {
-      const entry = entries.get(id(namespace, key))
-      if (entry === undefined) return null
+      const entries = namespaces.get(namespace)
+      const entry = entries?.get(key)
+      if (entries === undefined || entry === undefined) return null
       if (entry.expiresAt <= now()) {
-        entries.delete(id(namespace, key))
+        entries.delete(key)
         return null
       }
       return entry.value
     },
     async set(namespace, key, value, ttlMs) {
-      const k = id(namespace, key)
-      entries.delete(k)
-      entries.set(k, { value: Buffer.from(value), expiresAt: ttlMs === undefined ? Infinity : now() + ttlMs })
+      let entries = namespaces.get(namespace)
+      if (entries === undefined) {
+        entries = new Map()
+        namespaces.set(namespace, entries)
+      }
+      entries.delete(key)
+      entries.set(key, {
+        value: Buffer.from(value),
+        expiresAt: ttlMs === undefined ? Infinity : now() + ttlMs,
+      })
       while (entries.size > maxEntries) {
         const oldest = entries.keys().next().value
         if (oldest === undefined) break
@@ -48,13 +58,13 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): CacheStore 
       }
     },
     async delete(namespace, key) {
-      const k = id(namespace, key)
-      const entry = entries.get(k)
-      entries.delete(k)
+      const entries = namespaces.get(namespace)
+      const entry = entries?.get(key)
+      entries?.delete(key)
       return entry !== undefined && entry.expiresAt > now()
     },
     async close() {
-      entries.clear()
+      namespaces.clear()
     },
   }
 }
