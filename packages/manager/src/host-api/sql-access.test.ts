@@ -82,6 +82,11 @@ describe.each(dialects)('analyzeSql (%s)', (dialect) => {
     ['unparsable SQL', 'SELEC 1', 'invalid_argument'],
     ['a function outside the allowlist', "SELECT lo_import('/etc/passwd')", 'permission_denied'],
     ['a schema-qualified function', 'SELECT pg_catalog.lower(a) FROM t', 'permission_denied'],
+    [
+      'a three-part name',
+      'SELECT * FROM postgres.other.t',
+      dialect === 'sqlite' ? 'invalid_argument' : 'permission_denied',
+    ],
     ['CREATE VIEW', 'CREATE VIEW v AS SELECT 1', 'permission_denied'],
     ['DROP of something that is not a table or index', 'DROP VIEW v', 'permission_denied'],
   ])('refuses %s', (_name, sql, code) => {

@@ -206,6 +206,11 @@ class AccessCollector {
   table(ref: Node, role: 'read' | 'write' | 'ddl', scope: Scope): string | undefined {
     const table = ref.table as string
     const db = ref.db
+    if (ref.schema !== undefined && ref.schema !== null) {
+      throw denied(
+        `database.schema.table names are not allowed (${String(db)}.${String(ref.schema)}.${table})`,
+      )
+    }
     this.seen.add(`${db ?? 'null'}::${table}`)
     if ((db === null || db === undefined) && scope.has(this.fold(table))) return undefined
     const name = this.tableName(db, table)
