@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads'
 import type { AbortSignalLike, HostCallContext, HostCallHandler, PluginErrorData } from '@corral/types'
 import { PluginError } from '@corral/types'
+import type { ChannelMessage } from './channel.js'
 import { createChannelBuffer, HostChannelEnd, MessageKind } from './channel.js'
 import type { AbiName } from './guest-abi.js'
 import type { SpareWorkers } from './spare-workers.js'
@@ -29,10 +30,38 @@ export interface GuestCallOptions {
   context: HostCallContext
 }
 
-interface PendingCall {
+/** One call on an instance, from dispatch to settlement. */
+interface GuestCall {
+  /** This instance's sequence number of the call. */
+  seq: number
+  fn: string
+  input: string
+  context: HostCallContext
   resolve(value: unknown): void
   reject(error: PluginError): void
+  /** Left in the mailbox behind the running call; false once it is known to run. */
+  queued: boolean
 }
+
+/** How a call ended, read from the worker's final message. */
+type Outcome = { ok: true; value: unknown } | { ok: false; error: PluginError; discard: boolean }
+
+/**
+ * A call whose instance stopped before the call started: nothing of it ran, so the caller may run
+ * it on another instance.
+ */
+export class CallNotStarted extends PluginError {
+  constructor(plugin: string) {
+    super('unavailable', 'the instance stopped before the call started', { plugin })
+  }
+}
+
+/**
+ * How long a call may have been running and still get the next one queued behind it. Pipelining
+ * pays off for short calls; a call that runs longer keeps its queue empty, so that a slow call
+ * holds up at most what was queued in its first moments.
+ */
+const pipelineWindowMs = 2
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -57,15 +86,25 @@ function workerExitError(plugin: string, error: unknown): PluginError {
 
 /**
  * One guest instance in its own worker thread, seen from the host: it runs one call at a time over
- * the shared-memory channel, serves the guest's host calls asynchronously, and is stopped for real
- * (the thread is terminated) when a call runs past its deadline or is canceled.
+ * the shared-memory channel (and may hold the next one queued, see `channel.ts`), serves the
+ * guest's host calls asynchronously, and is stopped for real (the thread is terminated) when a call
+ * runs past its deadline or is canceled.
  */
 export class GuestWorker {
   readonly #worker: Worker
   readonly #end: HostChannelEnd
   readonly #options: GuestWorkerOptions
   #alive = true
-  #pending: PendingCall | undefined
+  /** The running call first, then at most one queued in the mailbox. */
+  readonly #calls: GuestCall[] = []
+  /** A second call that found the mailbox busy: it goes out when the instance drains. */
+  #waiting: GuestCall | undefined
+  /** A chunked call still going out. */
+  #posting: Promise<void> | undefined
+  #pumping = false
+  #lastSeq = 0
+  /** When the running call went out (performance.now()). */
+  #runningSince = 0
   /** The plugin config generation this instance ran `corral_init` with (0: none). */
   configGeneration = 0
 
@@ -139,99 +178,197 @@ export class GuestWorker {
   }
 
   /**
-   * Calls `fn` with `input` (JSON text) and resolves with the parsed JSON output (`null` for none).
-   * Rejects with a {@link PluginError}; after a trap, a limit, a deadline or a cancellation the
-   * instance is no longer {@link GuestWorker.alive}.
+   * Whether a call can be queued behind the running one now: exactly one call runs, it started
+   * moments ago, and nothing else waits.
    */
-  call(fn: string, input: string, options: GuestCallOptions): Promise<unknown> {
-    if (!this.#alive) return Promise.reject(new PluginError('unavailable', 'instance stopped'))
-    if (this.#pending !== undefined) return Promise.reject(new PluginError('internal', 'instance is busy'))
-    return new Promise<unknown>((resolve, reject) => {
-      const { plugin } = this.#options
-      const { signal, deadline } = options
-      const onAbort = () => this.kill(new PluginError('canceled', `${fn} was canceled`, { plugin }))
-      const timer = setTimeout(
-        () => this.kill(new PluginError('deadline_exceeded', `${fn} ran past its deadline`, { plugin })),
-        Math.max(0, deadline - Date.now()),
-      )
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const settle = () => {
-        this.#pending = undefined
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      this.#pending = {
-        resolve: (value) => {
-          settle()
-          resolve(value)
-        },
-        reject: (error) => {
-          settle()
-          reject(error)
-        },
-      }
-      this.#exchange(this.#post(fn, input), options.context).then(
-        (value) => this.#pending?.resolve(value),
-        (error: unknown) => this.#pending?.reject(PluginError.from(error, 'internal', plugin)),
-      )
-    })
+  get canQueue(): boolean {
+    return (
+      this.#alive &&
+      this.#calls.length === 1 &&
+      this.#waiting === undefined &&
+      performance.now() - this.#runningSince < pipelineWindowMs
+    )
   }
 
   /**
-   * Writes the call into the channel: straight into shared memory when it fits; otherwise chunked,
-   * and the returned promise settles once the last chunk is across.
+   * Calls `fn` with `input` (JSON text) and resolves with the parsed JSON output (`null` for none).
+   * Rejects with a {@link PluginError}; after a trap, a limit, a deadline or a cancellation the
+   * instance is no longer {@link GuestWorker.alive}. A call queued behind another that the instance
+   * never started rejects with {@link CallNotStarted}.
    */
-  #post(fn: string, input: string): Promise<void> | undefined {
+  call(fn: string, input: string, options: GuestCallOptions): Promise<unknown> {
+    if (!this.#alive) return Promise.reject(new CallNotStarted(this.#options.plugin))
+    if (this.#calls.length >= 2 || this.#waiting !== undefined) {
+      return Promise.reject(new PluginError('internal', 'instance is busy', { plugin: this.#options.plugin }))
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const { plugin } = this.#options
+      const { signal, deadline } = options
+      const finish = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const call: GuestCall = {
+        seq: ++this.#lastSeq | 0,
+        fn,
+        input,
+        context: options.context,
+        queued: false,
+        resolve: (value) => {
+          finish()
+          resolve(value)
+        },
+        reject: (error) => {
+          finish()
+          reject(error)
+        },
+      }
+      const onAbort = () => this.#expire(call, new PluginError('canceled', `${fn} was canceled`, { plugin }))
+      const timer = setTimeout(
+        () =>
+          this.#expire(call, new PluginError('deadline_exceeded', `${fn} ran past its deadline`, { plugin })),
+        Math.max(0, deadline - Date.now()),
+      )
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#dispatch(call)
+    })
+  }
+
+  /** Sends a call now, queues it behind the running one, or keeps it until the instance drains. */
+  #dispatch(call: GuestCall): void {
+    if (this.#calls.length === 0) {
+      this.#calls.push(call)
+      this.#send(call)
+      void this.#pump()
+    } else if (this.#end.queue(call.fn, call.input, call.seq, (this.#calls[0] as GuestCall).seq)) {
+      call.queued = true
+      this.#calls.push(call)
+    } else {
+      this.#waiting = call
+    }
+  }
+
+  /**
+   * Writes a call into the channel: straight into shared memory when it fits; otherwise chunked,
+   * and the pump waits for the last chunk to be across before it reads.
+   */
+  #send(call: GuestCall): void {
+    this.#runningSince = performance.now()
+    const { fn, input } = call
+    this.#end.setCallSeq(call.seq)
     const area = this.#end.area
     const name = encoder.encodeInto(fn, area)
     const body = encoder.encodeInto(input, area.subarray(name.written))
     if (body.read === input.length) {
       this.#end.postInPlace(MessageKind.call, name.written, name.written + body.written)
-      return undefined
+      return
     }
     const nameBytes = encoder.encode(fn)
     const inputBytes = encoder.encode(input)
     const payload = new Uint8Array(nameBytes.length + inputBytes.length)
     payload.set(nameBytes)
     payload.set(inputBytes, nameBytes.length)
-    return this.#end.send(MessageKind.call, nameBytes.length, payload)
+    this.#posting = this.#end.send(MessageKind.call, nameBytes.length, payload)
   }
 
-  /** Answers the worker's messages until the call's result or failure arrives. */
-  async #exchange(posting: Promise<void> | undefined, context: HostCallContext): Promise<unknown> {
+  /**
+   * Reads the worker's messages while calls are in flight: serves host calls for the running call,
+   * settles each call as its result or failure arrives, and moves the queue along.
+   */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
     const { plugin } = this.#options
-    if (posting !== undefined) await posting
-    for (;;) {
-      const message = await this.#end.receive()
-      if (message === undefined || !this.#alive) return undefined // stopped; the call was already failed
-      switch (message.kind) {
-        case MessageKind.result: {
-          if (message.payload.length === 0) return null
-          const text = decoder.decode(message.payload)
-          try {
-            return JSON.parse(text)
-          } catch {
-            throw new PluginError('plugin_error', 'the plugin returned output that is not JSON', { plugin })
-          }
+    try {
+      while (this.#alive && this.#calls.length > 0) {
+        if (this.#posting !== undefined) {
+          const posting = this.#posting
+          this.#posting = undefined
+          await posting
         }
-        case MessageKind.failure: {
-          const data = JSON.parse(decoder.decode(message.payload)) as PluginErrorData & { discard: boolean }
-          const error = PluginError.fromData({ ...data, plugin })
-          if (data.discard) this.kill(error)
-          throw error
-        }
-        case MessageKind.hostCall: {
+        const message = await this.#end.receive()
+        if (message === undefined || !this.#alive) return
+        const running = this.#calls[0] as GuestCall
+        if (message.kind === MessageKind.hostCall) {
           const method = decoder.decode(message.payload.subarray(0, message.aux))
           const args = decoder.decode(message.payload.subarray(message.aux))
-          const response = await this.#hostCall(method, args, context)
-          if (!this.#alive) return undefined
+          const response = await this.#hostCall(method, args, running.context)
+          if (!this.#alive) return
           await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
-          break
+          continue
         }
-        default:
+        if (message.kind !== MessageKind.result && message.kind !== MessageKind.failure) {
           throw new PluginError('internal', `unexpected channel message ${message.kind}`, { plugin })
+        }
+        this.#calls.shift()
+        const outcome = this.#outcome(message)
+        this.#end.markRead()
+        if (!outcome.ok && outcome.discard) {
+          // The worker takes no queued call after a discarding failure: it can run elsewhere.
+          running.reject(outcome.error)
+          this.kill(outcome.error)
+          return
+        }
+        this.#advance()
+        if (outcome.ok) running.resolve(outcome.value)
+        else running.reject(outcome.error)
+      }
+    } catch (error) {
+      this.kill(PluginError.from(error, 'internal', plugin))
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /** After a call settled: the queued call runs now (the worker gets its ack), or a waiting one goes out. */
+  #advance(): void {
+    const next = this.#calls[0]
+    if (next !== undefined) {
+      next.queued = false
+      this.#runningSince = performance.now()
+      this.#end.ack()
+    } else if (this.#waiting !== undefined) {
+      const waiting = this.#waiting
+      this.#waiting = undefined
+      this.#calls.push(waiting)
+      this.#send(waiting)
+    }
+  }
+
+  /** What a result or failure message means for its call. */
+  #outcome(message: ChannelMessage): Outcome {
+    const { plugin } = this.#options
+    if (message.kind === MessageKind.result) {
+      if (message.payload.length === 0) return { ok: true, value: null }
+      try {
+        return { ok: true, value: JSON.parse(decoder.decode(message.payload)) }
+      } catch {
+        const error = new PluginError('plugin_error', 'the plugin returned output that is not JSON', {
+          plugin,
+        })
+        return { ok: false, error, discard: false }
       }
     }
+    const data = JSON.parse(decoder.decode(message.payload)) as PluginErrorData & { discard: boolean }
+    return { ok: false, error: PluginError.fromData({ ...data, plugin }), discard: data.discard }
+  }
+
+  /** A call's deadline passed or its signal aborted: drop it if it has not started, else stop the instance. */
+  #expire(call: GuestCall, error: PluginError): void {
+    if (!this.#alive) return
+    if (this.#waiting === call) {
+      this.#waiting = undefined
+      call.reject(error)
+      return
+    }
+    const at = this.#calls.indexOf(call)
+    if (at < 0) return
+    if (call.queued && this.#end.unqueue()) {
+      this.#calls.splice(at, 1)
+      call.reject(error)
+      return
+    }
+    this.kill(error)
   }
 
   /** Runs one host call; whatever happens, the guest gets `{"ok": …}` or `{"error": …}`. */
@@ -251,20 +388,40 @@ export class GuestWorker {
     }
   }
 
-  /** Stops the instance now: the thread is terminated and a pending call fails with `error`. */
+  /** Stops the instance now: the thread is terminated and the running call fails with `error`. */
   kill(error: PluginError): void {
     this.#stop(error)
     void this.#worker.terminate()
   }
 
+  /**
+   * Marks the instance stopped and settles what was in flight: a call whose result already sits in
+   * the channel keeps it; the running call fails with `error`; a queued call the worker had not
+   * taken, and a waiting one, fail with {@link CallNotStarted}.
+   */
   #stop(error: PluginError): void {
     if (!this.#alive) return
     this.#alive = false
+    const { plugin } = this.#options
+    const calls = this.#calls.splice(0)
+    const finished = calls.length > 0 ? this.#end.peekFinal() : undefined
     this.#end.wake()
-    this.#pending?.reject(error)
+    if (finished !== undefined) {
+      const call = calls.shift() as GuestCall
+      const outcome = this.#outcome(finished)
+      if (outcome.ok) call.resolve(outcome.value)
+      else call.reject(outcome.error)
+    }
+    for (const call of calls) {
+      if (call.queued && this.#end.unqueue()) call.reject(new CallNotStarted(plugin))
+      else call.reject(error)
+    }
+    const waiting = this.#waiting
+    this.#waiting = undefined
+    waiting?.reject(new CallNotStarted(plugin))
   }
 
-  /** Terminates the thread; a pending call fails with `unavailable`. */
+  /** Terminates the thread; calls in flight fail with `unavailable`. */
   async terminate(): Promise<void> {
     this.#stop(
       new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.#options.plugin }),

@@ -14,22 +14,27 @@ export interface InstancePoolOptions {
 }
 
 interface Waiter {
+  /** Whether the caller's call may be queued behind a running one on this instance. */
+  mayQueueOn(instance: GuestWorker): boolean
   resolve(instance: GuestWorker): void
   reject(error: PluginError): void
   timer: ReturnType<typeof setTimeout>
 }
 
 /**
- * The instances of one plugin: up to `maxInstances`, each serving one call at a time. Instances
+ * The instances of one plugin: up to `maxInstances`, each running one call at a time. Instances
  * start on demand; one that was stopped (timeout, trap, cancellation) is dropped, and the next
- * caller who finds no free instance starts its replacement. A caller waits at most `waitTimeoutMs`
- * (or until its own deadline), then fails.
+ * caller who finds no free instance starts its replacement. When every instance is busy, a call
+ * may be queued behind one that has just started (pipelining, see `channel.ts`); otherwise the
+ * caller waits at most `waitTimeoutMs` (or until its own deadline), then fails.
  */
 export class WasmInstancePool {
   readonly #options: InstancePoolOptions
   readonly #idle: GuestWorker[] = []
   readonly #all = new Set<GuestWorker>()
   readonly #waiters: Waiter[] = []
+  /** Calls handed out per live instance: 1 running, 2 with one queued behind it. */
+  readonly #reserved = new Map<GuestWorker, number>()
   /** Instances being started. */
   #starting = 0
   #closed = false
@@ -43,28 +48,57 @@ export class WasmInstancePool {
     return this.#all.size
   }
 
-  /** Instances running a call. */
-  get busy(): number {
-    return this.#all.size - this.#idle.length
-  }
-
   /** Adds an instance started elsewhere (the one a plugin is loaded with). */
   add(instance: GuestWorker): void {
     this.#all.add(instance)
+    this.#reserved.set(instance, 1)
     this.release(instance)
   }
 
-  /**
-   * A free instance, started if there is room, or the next one released. A caller who waits gives
-   * up at `waitTimeoutMs`, at its deadline, or when its `signal` aborts.
-   */
-  acquire(deadline: number, signal?: AbortSignalLike): Promise<GuestWorker> {
-    if (this.#closed) return Promise.reject(this.#unavailable())
+  /** An idle live instance, reserved for one call. */
+  #idleInstance(): GuestWorker | undefined {
     for (let instance = this.#idle.pop(); instance !== undefined; instance = this.#idle.pop()) {
-      if (instance.alive) return Promise.resolve(instance)
-      this.#all.delete(instance)
+      if (instance.alive) {
+        this.#reserved.set(instance, 1)
+        return instance
+      }
+      this.#forget(instance)
     }
+    return undefined
+  }
+
+  /** A busy instance that can take a call queued behind its running one, reserved for it. */
+  #queueableInstance(mayQueueOn: (instance: GuestWorker) => boolean): GuestWorker | undefined {
+    for (const instance of this.#all) {
+      if (this.#reserved.get(instance) === 1 && instance.canQueue && mayQueueOn(instance)) {
+        this.#reserved.set(instance, 2)
+        return instance
+      }
+    }
+    return undefined
+  }
+
+  #forget(instance: GuestWorker): void {
+    this.#all.delete(instance)
+    this.#reserved.delete(instance)
+  }
+
+  /**
+   * A free instance, started if there is room, one whose running call the caller's call may queue
+   * behind (`mayQueueOn` says where it may), or the next one released. A caller who waits gives up
+   * at `waitTimeoutMs`, at its deadline, or when its `signal` aborts.
+   */
+  acquire(
+    deadline: number,
+    signal?: AbortSignalLike,
+    mayQueueOn: (instance: GuestWorker) => boolean = () => true,
+  ): Promise<GuestWorker> {
+    if (this.#closed) return Promise.reject(this.#unavailable())
+    const idle = this.#idleInstance()
+    if (idle !== undefined) return Promise.resolve(idle)
     if (this.#all.size + this.#starting < this.#options.maxInstances) return this.#start()
+    const queueable = this.#queueableInstance(mayQueueOn)
+    if (queueable !== undefined) return Promise.resolve(queueable)
     return new Promise<GuestWorker>((resolve, reject) => {
       const left = deadline - Date.now()
       const waitMs = Math.max(0, Math.min(this.#options.waitTimeoutMs, left))
@@ -73,9 +107,7 @@ export class WasmInstancePool {
         const at = this.#waiters.indexOf(waiter)
         if (at < 0) return
         this.#waiters.splice(at, 1)
-        clearTimeout(waiter.timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(error)
+        waiter.reject(error)
       }
       const onAbort = () =>
         giveUp(
@@ -84,11 +116,14 @@ export class WasmInstancePool {
           }),
         )
       const waiter: Waiter = {
+        mayQueueOn,
         resolve: (instance) => {
+          clearTimeout(waiter.timer)
           signal?.removeEventListener('abort', onAbort)
           resolve(instance)
         },
         reject: (error) => {
+          clearTimeout(waiter.timer)
           signal?.removeEventListener('abort', onAbort)
           reject(error)
         },
@@ -120,6 +155,7 @@ export class WasmInstancePool {
     try {
       const instance = await this.#options.create()
       this.#all.add(instance)
+      this.#reserved.set(instance, 1)
       if (this.#closed) {
         void instance.terminate()
         throw this.#unavailable()
@@ -130,16 +166,30 @@ export class WasmInstancePool {
     }
   }
 
-  /** Gives an instance back after a call; a stopped one makes room for a replacement. */
+  /**
+   * Gives back one call's reservation. An instance left with a running call may take a waiter's
+   * call queued behind it; an idle one goes to the next waiter; a stopped one makes room for a
+   * replacement.
+   */
   release(instance: GuestWorker): void {
+    if (!this.#all.has(instance)) return // stopped and already forgotten
     if (!instance.alive || this.#closed) {
-      this.#all.delete(instance)
+      this.#forget(instance)
       if (this.#closed) void instance.terminate()
       const waiter = this.#waiters.shift()
       if (waiter !== undefined) {
-        clearTimeout(waiter.timer)
         this.#start().then(waiter.resolve, (error: unknown) => waiter.reject(PluginError.from(error)))
       }
+      return
+    }
+    const left = (this.#reserved.get(instance) ?? 1) - 1
+    this.#reserved.set(instance, left)
+    if (left > 0) {
+      const waiter = this.#waiters[0]
+      if (waiter === undefined || !instance.canQueue || !waiter.mayQueueOn(instance)) return
+      this.#waiters.shift()
+      this.#reserved.set(instance, left + 1)
+      waiter.resolve(instance)
       return
     }
     const waiter = this.#waiters.shift()
@@ -147,7 +197,7 @@ export class WasmInstancePool {
       this.#idle.push(instance)
       return
     }
-    clearTimeout(waiter.timer)
+    this.#reserved.set(instance, 1)
     waiter.resolve(instance)
   }
 
@@ -159,16 +209,14 @@ export class WasmInstancePool {
   /** Refuses new callers and fails the waiting ones with `unavailable`. */
   close(): void {
     this.#closed = true
-    for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer)
-      waiter.reject(this.#unavailable())
-    }
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#unavailable())
   }
 
   /** Terminates every instance, busy or not. */
   async terminateAll(): Promise<void> {
     const all = [...this.#all]
     this.#all.clear()
+    this.#reserved.clear()
     this.#idle.length = 0
     await Promise.all(all.map((instance) => instance.terminate()))
   }

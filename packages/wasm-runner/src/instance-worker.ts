@@ -6,6 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { logLevels } from '@corral/types'
+import type { ChannelCall } from './channel.js'
 import { MessageKind, WorkerChannelEnd } from './channel.js'
 import { createCorralGuest } from './corral-guest.js'
 import { createExtismGuest } from './extism/extism-guest.js'
@@ -20,26 +21,40 @@ const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
 }
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
+  let next: ChannelCall | undefined
+  let lastSeq = 0
   for (;;) {
-    const message = end.receive()
-    if (message.kind !== MessageKind.call) continue
-    const fn = decoder.decode(message.payload.subarray(0, message.aux))
-    // A copy: the guest may make a host call (which reuses the channel) before it reads its input.
-    const input = message.payload.slice(message.aux)
+    let call = next
+    next = undefined
+    if (call === undefined) {
+      const message = end.receive()
+      if (message.kind === MessageKind.ack) {
+        call = end.takeQueued(lastSeq, true)
+        if (call === undefined) throw new Error('channel: ack without a queued call')
+      } else if (message.kind === MessageKind.call) {
+        call = end.callFrom(message)
+      } else {
+        continue
+      }
+    }
+    lastSeq = call.seq
+    let discard = false
     try {
-      end.send(MessageKind.result, 0, 0, guest.call(fn, input))
+      end.send(MessageKind.result, 0, 0, guest.call(call.fn, call.input))
     } catch (error) {
-      const failure = guestFailure(error, fn)
+      const failure = guestFailure(error, call.fn)
+      discard = failure.discard
       end.send(
         MessageKind.failure,
         0,
-        failure.discard ? 1 : 0,
+        discard ? 1 : 0,
         encoder.encode(JSON.stringify(failure.toData(plugin))),
       )
     }
+    // Straight on with a call the host queued behind this one; an instance about to be discarded takes none.
+    if (!discard) next = end.takeQueued(lastSeq, false)
   }
 }
 

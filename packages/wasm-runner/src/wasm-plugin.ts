@@ -10,7 +10,7 @@ import type {
 } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { LifecycleFunction } from './guest-abi.js'
-import type { GuestWorker } from './guest-worker.js'
+import { CallNotStarted, type GuestWorker } from './guest-worker.js'
 import type { WasmInstancePool } from './instance-pool.js'
 import type { CompiledModule } from './module-cache.js'
 
@@ -166,23 +166,35 @@ export class WasmPlugin implements Plugin {
     const deadline = Date.now() + timeoutMs
     const context = { plugin: this.name, token: options.token, deadline, chain: options.chain }
     this.#inFlight++
-    let instance: GuestWorker | undefined
     try {
-      instance = await this.#pool.acquire(deadline, options.signal)
-      if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
-      if (fn === undefined) return undefined
-      const result = await instance.call(fn, input, { deadline, signal: options.signal, context })
-      this.#calls++
-      return result
+      for (;;) {
+        const instance = await this.#pool.acquire(deadline, options.signal, this.#initialized)
+        try {
+          if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
+          if (fn === undefined) return undefined
+          const result = await instance.call(fn, input, { deadline, signal: options.signal, context })
+          this.#calls++
+          return result
+        } catch (error) {
+          // Queued behind a call that stopped its instance, it never ran: run it on another one.
+          if (error instanceof CallNotStarted && Date.now() < deadline) continue
+          throw error
+        } finally {
+          this.#pool.release(instance)
+        }
+      }
     } catch (error) {
       const failure = PluginError.from(error, 'internal', this.name)
       if (!failure.code.includes(':')) this.#lastError = failure.toData()
       throw failure
     } finally {
-      if (instance !== undefined) this.#pool.release(instance)
       if (--this.#inFlight === 0) this.#drained?.()
     }
   }
+
+  /** Only behind a call on an instance initialised with the current config may a call be queued. */
+  readonly #initialized = (instance: GuestWorker): boolean =>
+    instance.configGeneration === this.#configGeneration
 
   async #initialize(instance: GuestWorker, context: { plugin: string }): Promise<void> {
     if (this.#compiled.lifecycle.has('corral_init' satisfies LifecycleFunction)) {

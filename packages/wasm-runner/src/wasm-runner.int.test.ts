@@ -161,6 +161,45 @@ describe('createWasmRunner', () => {
     expect(await plugin.call('echo', 2)).toBe(2)
   })
 
+  it('matches every result to its caller with many calls in flight (calls queue behind running ones)', async () => {
+    const plugin = await load(corralWat(''), { maxInstances: 2 })
+    const lanes = Array.from({ length: 16 }, async (_, lane) => {
+      for (let i = 0; i < 300; i++) expect(await plugin.call('echo', { lane, i })).toEqual({ lane, i })
+    })
+    await Promise.all(lanes)
+  })
+
+  it('runs a call queued behind one that times out on a fresh instance', async () => {
+    const plugin = await load(
+      corralWat(`(func (export "forever") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))`),
+    )
+    const stuck = plugin.call('forever', null, { timeoutMs: 300 })
+    const behind = plugin.call('echo', 'behind', { timeoutMs: 5_000 })
+    expect((await failure(stuck)).code).toBe('deadline_exceeded')
+    expect(await behind).toBe('behind')
+  })
+
+  it('fails a queued call at its own deadline without stopping the call it waits behind', async () => {
+    let release: () => void = () => {}
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "block")
+        (func (export "block") (param i32 i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
+      { hostApi: () => new Promise((resolve) => (release = () => resolve('released'))) },
+    )
+    const blocked = plugin.call('block', null, { timeoutMs: 5_000 })
+    const queued = failure(plugin.call('echo', 'late', { timeoutMs: 100 }))
+    const controller = new AbortController()
+    const canceled = failure(plugin.call('echo', 'canceled', { signal: controller.signal }))
+    controller.abort()
+    expect((await queued).code).toBe('deadline_exceeded')
+    expect((await canceled).code).toBe('canceled')
+    release()
+    expect(await blocked).toEqual({ ok: 'released' })
+    expect(await plugin.call('echo', 'after')).toBe('after')
+  })
+
   it('cancels a running call through its AbortSignal, and the next call works', async () => {
     const plugin = await load(
       corralWat(`(func (export "forever") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))`),
