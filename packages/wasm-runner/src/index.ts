@@ -6,10 +6,15 @@ export type {
   FromExtismManifestOptions,
 } from './extism/extism-manifest.js'
 export { fromExtismManifest } from './extism/extism-manifest.js'
-export type { Preopen } from './fs-sandbox.js'
-export { resolveInside, resolvePreopens } from './fs-sandbox.js'
+export type { WasmPlugin } from './wasm-plugin.js'
+export type { WasmRunner, WasmRunnerOptions } from './wasm-runner.js'
+export { createWasmRunner } from './wasm-runner.js'
+
 // Symbols below are for other Corral packages (the manager, the bench, the Extism kernel beside
 // the Corral ABI). They are not part of the plugin-author or host-author surface.
+
+export type { Preopen } from './fs-sandbox.js'
+export { resolveInside, resolvePreopens } from './fs-sandbox.js'
 export type {
   AbiCheck,
   AbiName,
@@ -34,6 +39,3 @@ export type {
   ValueType,
 } from './wasm-binary.js'
 export { capModuleMemory, formatFuncType, isFuncType, readModuleInfo, wasmPageBytes } from './wasm-binary.js'
-export type { WasmPlugin } from './wasm-plugin.js'
-export type { WasmRunner, WasmRunnerOptions } from './wasm-runner.js'
-export { createWasmRunner } from './wasm-runner.js'
