@@ -162,9 +162,19 @@ describe('createWasmRunner', () => {
   })
 
   it('matches every result to its caller with many calls in flight (calls queue behind running ones)', async () => {
-    const plugin = await load(corralWat(''), { maxInstances: 2 })
+    const plugin = await load(
+      corralWat(`
+        (data (i32.const 1024) "relay")
+        (func (export "relay") (param $ptr i32) (param $len i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 5) (local.get $ptr) (local.get $len)))`),
+      { maxInstances: 2, limits: { memory_mb: 64 }, hostApi: async (_method, args) => args },
+    )
+    // Half the lanes make a host call in every call: host calls of queued calls interleave too.
     const lanes = Array.from({ length: 16 }, async (_, lane) => {
-      for (let i = 0; i < 300; i++) expect(await plugin.call('echo', { lane, i })).toEqual({ lane, i })
+      for (let i = 0; i < 300; i++) {
+        if (lane % 2 === 0) expect(await plugin.call('echo', { lane, i })).toEqual({ lane, i })
+        else expect(await plugin.call('relay', { lane, i })).toEqual({ ok: { lane, i } })
+      }
     })
     await Promise.all(lanes)
   })
