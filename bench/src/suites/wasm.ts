@@ -141,7 +141,7 @@ async function measureLoads(report: BenchReport, dir: string): Promise<void> {
   const runner = createWasmRunner()
   const hostApi: HostCallHandler = async () => ({})
   const loadOnce = async (variantDir: string) => {
-    await pause(250)
+    await pause(400)
     const t0 = performance.now()
     const plugin = await runner.load({ manifest, dir: variantDir, grant: grantFor(manifest.name), hostApi })
     await plugin.init({ greeting: 'Hello' })
@@ -150,7 +150,7 @@ async function measureLoads(report: BenchReport, dir: string): Promise<void> {
     return elapsed
   }
   try {
-    const iterations = 25
+    const iterations = 20
     const dirs: string[] = []
     for (let i = 0; i <= iterations; i++) {
       const variantDir = path.join(dir, `hello-${i}`)
