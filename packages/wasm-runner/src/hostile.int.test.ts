@@ -93,6 +93,19 @@ describe('hostile plugins', () => {
     await stillServing(plugin)
   })
 
+  it('shutdown is bounded by shutdown_timeout even while a call spins: the call fails with unavailable', async () => {
+    const plugin = await loadPlugin(corralWat(spin), { limits: { call_timeout: 60_000, shutdown_timeout: 300 } })
+    const spinning = misbehave(() => plugin.call('spin'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // Without the bound, shutdown would wait for the 60 s call timeout, past this test's own.
+    await plugin.shutdown()
+    const { error, ticks } = await spinning
+    expect(error.code).toBe('unavailable')
+    expect(ticks).toBeGreaterThanOrEqual(5)
+    expect((await plugin.health()).ready).toBe(false)
+    await stillServing()
+  })
+
   it('a memory bomb stops at the granted cap: memory.grow fails inside the guest', async () => {
     const plugin = await loadPlugin(
       corralWat(`
