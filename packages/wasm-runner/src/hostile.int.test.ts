@@ -94,7 +94,9 @@ describe('hostile plugins', () => {
   })
 
   it('shutdown is bounded by shutdown_timeout even while a call spins: the call fails with unavailable', async () => {
-    const plugin = await loadPlugin(corralWat(spin), { limits: { call_timeout: 60_000, shutdown_timeout: 300 } })
+    const plugin = await loadPlugin(corralWat(spin), {
+      limits: { call_timeout: 60_000, shutdown_timeout: 300 },
+    })
     const spinning = misbehave(() => plugin.call('spin'))
     await new Promise((resolve) => setTimeout(resolve, 50))
     // Without the bound, shutdown would wait for the 60 s call timeout, past this test's own.
