@@ -78,6 +78,7 @@ export class GrpcPlugin implements Plugin {
   readonly runtime = 'grpc' as const
   readonly #options: LoadOptions
   readonly #settings: GrpcPluginSettings
+  readonly #onStopped: () => void
   #client: GoPluginClient | undefined
   #stream: CallStream | undefined
   #useStream = false
@@ -94,10 +95,11 @@ export class GrpcPlugin implements Plugin {
   #restartReason: string | undefined
 
   /** @internal Made by the runner's `load`; call {@link GrpcPlugin.start} next. */
-  constructor(options: LoadOptions, settings: GrpcPluginSettings) {
+  constructor(options: LoadOptions, settings: GrpcPluginSettings, onStopped: () => void = () => {}) {
     this.name = options.manifest.name
     this.#options = options
     this.#settings = settings
+    this.#onStopped = onStopped
   }
 
   /** The process's id while one runs. */
@@ -254,6 +256,7 @@ export class GrpcPlugin implements Plugin {
     this.#client = undefined
     if (client === undefined) {
       this.#state = 'stopped'
+      this.#onStopped()
       return
     }
     const timeoutMs = this.#options.grant.limits.shutdown_timeout
@@ -268,6 +271,7 @@ export class GrpcPlugin implements Plugin {
     // What is left of shutdown_timeout (at least a moment to exit) before SIGKILL.
     await client.stop(Math.max(250, timeoutMs - (Date.now() - started)))
     this.#state = 'stopped'
+    this.#onStopped()
   }
 
   /**

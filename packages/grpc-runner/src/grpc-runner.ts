@@ -59,14 +59,9 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
           plugin: load.manifest.name,
         })
       }
-      const plugin = new GrpcPlugin(load, settings)
+      const plugin: GrpcPlugin = new GrpcPlugin(load, settings, () => loaded.delete(plugin))
       await plugin.start()
       loaded.add(plugin)
-      const shutdown = plugin.shutdown.bind(plugin)
-      plugin.shutdown = async () => {
-        await shutdown()
-        loaded.delete(plugin)
-      }
       return plugin
     },
     async close(): Promise<void> {
