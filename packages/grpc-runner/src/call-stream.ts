@@ -1,7 +1,7 @@
 import { type AbortSignalLike, PluginError } from '@corral/types'
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js'
 import { bidi } from './rpc.js'
-import { type CallRequest, type CallResult, pluginService } from './wire.js'
+import { type CallBatch, type CallRequest, type CallResult, pluginService, type ResultBatch } from './wire.js'
 
 interface PendingCall {
   resolve(result: CallResult): void
@@ -21,13 +21,16 @@ export interface StreamCall {
 
 /**
  * Every call to one plugin process over one `PluginService/CallStream`: requests tagged with ids
- * go out as frames of one HTTP/2 stream and results come back in any order, which costs a fraction
- * of a unary RPC per call. Deadlines and cancellation are kept per call: the host fails the call on
- * time and tells the plugin with a cancel frame.
+ * go out on one HTTP/2 stream and results come back in any order, which costs a fraction of a
+ * unary RPC per call. Requests made in the same turn of the event loop leave as one batch (one
+ * message), as the plugin's results do. Deadlines and cancellation are kept per call: the host fails
+ * the call on time and tells the plugin with a cancel request.
  */
 export class CallStream {
-  readonly #stream: ClientDuplexStream<CallRequest, CallResult>
+  readonly #stream: ClientDuplexStream<CallBatch, ResultBatch>
   readonly #pending = new Map<number, PendingCall>()
+  #outbox: CallRequest[] = []
+  #flushing = false
   readonly #plugin: string
   #nextId = 1
   #broken: PluginError | undefined
@@ -35,11 +38,13 @@ export class CallStream {
   constructor(rpc: Client, plugin: string) {
     this.#plugin = plugin
     this.#stream = bidi(rpc, pluginService.callStream)
-    this.#stream.on('data', (result: CallResult) => {
-      const pending = this.#pending.get(result.id ?? 0)
-      if (pending === undefined) return
-      this.#settle(result.id ?? 0, pending)
-      pending.resolve(result)
+    this.#stream.on('data', (batch: ResultBatch) => {
+      for (const result of batch.results ?? []) {
+        const pending = this.#pending.get(result.id ?? 0)
+        if (pending === undefined) continue
+        this.#settle(result.id ?? 0, pending)
+        pending.resolve(result)
+      }
     })
     const broken = (error?: Error) =>
       this.failAll(
@@ -90,7 +95,7 @@ export class CallStream {
         signal.addEventListener('abort', pending.onAbort, { once: true })
       }
       this.#pending.set(id, pending)
-      this.#stream.write({
+      this.#send({
         id,
         function: request.function,
         argsJson: request.argsJson,
@@ -116,7 +121,22 @@ export class CallStream {
 
   #cancel(id: number, pending: PendingCall): void {
     this.#settle(id, pending)
-    if (this.#broken === undefined) this.#stream.write({ id, cancel: true })
+    this.#send({ id, cancel: true })
+  }
+
+  /** Queues a request; what is queued leaves as one batch once this turn's callbacks have run. */
+  #send(request: CallRequest): void {
+    this.#outbox.push(request)
+    if (this.#flushing) return
+    this.#flushing = true
+    setImmediate(this.#flush)
+  }
+
+  readonly #flush = (): void => {
+    this.#flushing = false
+    const requests = this.#outbox
+    this.#outbox = []
+    if (this.#broken === undefined) this.#stream.write({ requests })
   }
 
   #settle(id: number, pending: PendingCall): void {

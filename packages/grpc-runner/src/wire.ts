@@ -35,6 +35,8 @@ export type ConnInfo = plugin.ConnInfo.$Properties
 export type StdioData = plugin.StdioData.$Properties
 export type CallRequest = corral.plugin.v1.CallRequest.$Properties
 export type CallResult = corral.plugin.v1.CallResult.$Properties
+export type CallBatch = corral.plugin.v1.CallBatch.$Properties
+export type ResultBatch = corral.plugin.v1.ResultBatch.$Properties
 export type HostCallRequest = corral.host.v1.HostCallRequest.$Properties
 export type HostCallResponse = corral.host.v1.HostCallResponse.$Properties
 export const StdioChannel = plugin.StdioData.Channel
@@ -80,7 +82,7 @@ export const pluginService = {
   ),
   init: method('/corral.plugin.v1.PluginService/Init', v1.InitRequest, v1.InitResponse, false, false),
   call: method('/corral.plugin.v1.PluginService/Call', v1.CallRequest, v1.CallResult, false, false),
-  callStream: method('/corral.plugin.v1.PluginService/CallStream', v1.CallRequest, v1.CallResult, true, true),
+  callStream: method('/corral.plugin.v1.PluginService/CallStream', v1.CallBatch, v1.ResultBatch, true, true),
   health: method('/corral.plugin.v1.PluginService/Health', v1.HealthRequest, v1.HealthResponse, false, false),
   shutdown: method(
     '/corral.plugin.v1.PluginService/Shutdown',

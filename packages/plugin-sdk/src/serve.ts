@@ -20,12 +20,14 @@ import { PluginBroker, type PluginTls } from './plugin-broker.js'
 import { RunningCall } from './running-call.js'
 import {
   brokerService,
+  type CallBatch,
   type CallRequest,
   type CallResult,
   type ConnInfo,
   controllerService,
   healthService,
   pluginService,
+  type ResultBatch,
   ServingStatus,
   StdioChannel,
   type StdioData,
@@ -264,7 +266,7 @@ class PluginRuntime {
         call.on('cancelled', () => running.abort(new PluginError('canceled', 'the host canceled the call')))
         void Promise.resolve(this.#run(call.request, running)).then((result) => callback(null, result))
       },
-      callStream: (stream: ServerDuplexStream<CallRequest, CallResult>) => this.#serveStream(stream),
+      callStream: (stream: ServerDuplexStream<CallBatch, ResultBatch>) => this.#serveStream(stream),
       health: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
         this.#unary(callback, async () => {
           const health: HealthStatus = this.#plugin.health
@@ -298,23 +300,43 @@ class PluginRuntime {
     }
   }
 
-  #serveStream(stream: ServerDuplexStream<CallRequest, CallResult>): void {
+  /**
+   * Serves the host's CallStream: each batch of requests runs at once; results ready by the end of
+   * the batch leave as one batch, later ones as a batch per turn of the event loop.
+   */
+  #serveStream(stream: ServerDuplexStream<CallBatch, ResultBatch>): void {
     const calls = new Map<number, RunningCall>()
-    stream.on('data', (request: CallRequest) => {
-      const id = request.id ?? 0
-      if (request.cancel) {
-        calls.get(id)?.abort(new PluginError('canceled', 'the host canceled the call'))
-        return
+    let outbox: CallResult[] = []
+    let scheduled = false
+    const flush = () => {
+      scheduled = false
+      if (outbox.length === 0) return
+      const results = outbox
+      outbox = []
+      stream.write({ results })
+    }
+    const send = (id: number, running: RunningCall, result: CallResult) => {
+      calls.delete(id)
+      if (running.aborted) return
+      outbox.push(result)
+      if (scheduled) return
+      scheduled = true
+      setImmediate(flush)
+    }
+    stream.on('data', (batch: CallBatch) => {
+      for (const request of batch.requests ?? []) {
+        const id = request.id ?? 0
+        if (request.cancel) {
+          calls.get(id)?.abort(new PluginError('canceled', 'the host canceled the call'))
+          continue
+        }
+        const running = this.#start(request)
+        calls.set(id, running)
+        const result = this.#run(request, running)
+        if (result instanceof Promise) void result.then((done) => send(id, running, done))
+        else send(id, running, result)
       }
-      const running = this.#start(request)
-      calls.set(id, running)
-      const send = (result: CallResult) => {
-        calls.delete(id)
-        if (!running.aborted) stream.write(result)
-      }
-      const result = this.#run(request, running)
-      if (result instanceof Promise) void result.then(send)
-      else send(result)
+      flush()
     })
     const abortAll = () => {
       for (const running of calls.values())
