@@ -124,12 +124,15 @@ export class CallStream {
     this.#send({ id, cancel: true })
   }
 
-  /** Queues a request; what is queued leaves as one batch once this turn's callbacks have run. */
+  /**
+   * Queues a request; what is queued leaves as one batch at the end of the current microtask
+   * checkpoint (a lone call waits for nothing; calls started together travel together).
+   */
   #send(request: CallRequest): void {
     this.#outbox.push(request)
     if (this.#flushing) return
     this.#flushing = true
-    setImmediate(this.#flush)
+    queueMicrotask(this.#flush)
   }
 
   readonly #flush = (): void => {
