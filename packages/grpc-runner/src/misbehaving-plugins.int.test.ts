@@ -120,6 +120,31 @@ describe('misbehaving plugins harm only themselves', () => {
     }
   })
 
+  it('lies about the call behind a host call: an unknown token is refused, no token is background work', async () => {
+    const manifest = fixtureManifest('forger', 'token-forger.mjs')
+    const plugin = await runner.load({
+      manifest,
+      dir: fixturesDir,
+      grant: grantFor(manifest),
+      hostApi: host.handler,
+    })
+    await plugin.register()
+    await plugin.init({})
+    const before = host.calls.length
+    expect(await plugin.call('forge')).toEqual({
+      error: {
+        code: 'invalid_argument',
+        message: expect.stringContaining('no call of this plugin has token'),
+        plugin: 'forger',
+      },
+    })
+    expect(await plugin.call('background')).toEqual({ error: null })
+    expect(await plugin.call('honest', null, { token: 'real-1' })).toEqual({ error: null })
+    expect(host.calls.slice(before).map((c) => c.context.token)).toEqual([undefined, 'real-1'])
+    await plugin.shutdown()
+    await bystanderServes()
+  })
+
   it('wrong magic cookie: load_failed with the plugin’s own message', async () => {
     const error = await failure(
       startGoPlugin({
