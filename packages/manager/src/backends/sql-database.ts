@@ -12,10 +12,16 @@ export interface SqlRunOptions {
   readOnly?: boolean
   /**
    * The statement must not run longer (the causing call's deadline). PostgreSQL cancels it on the
-   * server (`statement_timeout`); SQLite runs on the host's thread and cannot be interrupted, so
-   * the host API can only report the deadline once the statement returns.
+   * server (`statement_timeout`); SQLite runs it in an executor process and kills that process.
    */
   timeoutMs?: number
+  /**
+   * Asked once a writing statement has run, just before its changes are committed: `false` (the
+   * caller was answered meanwhile, with `deadline_exceeded`) rolls them back and the call fails
+   * with `deadline_exceeded`; `true` makes them final, and the caller must then get the result.
+   * SQLite asks it; PostgreSQL commits as soon as the statement is done.
+   */
+  keep?: () => boolean
 }
 
 /**

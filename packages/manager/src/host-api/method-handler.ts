@@ -13,6 +13,12 @@ export interface HostCallScope {
   deadline: number
   /** Aborted when the deadline passes: handlers pass it to whatever they wait on. */
   signal: AbortSignal
+  /**
+   * For a handler about to make its effects final (commit a write): `true` while the call is
+   * within its deadline, and from then on the deadline no longer fails it (its result is returned);
+   * `false` once the caller is answered `deadline_exceeded`, and the effects must be dropped.
+   */
+  commitBeforeDeadline(): boolean
   deps: SandboxDependencies
   /** Sets the short description of what was asked that an audit entry keeps (never a secret). */
   describe(detail: string): void

@@ -226,6 +226,8 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     // Made only for the methods that wait on something abortable (HTTP, plugin.call): most host
     // calls never need it, and a signal per call is not free.
     let controller: AbortController | undefined
+    // Who decided the outcome first: the deadline, or a handler that committed within it.
+    let outcome: 'expired' | 'committed' | undefined
     const scope: HostCallScope = {
       plugin,
       grant,
@@ -234,6 +236,10 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
       get signal() {
         controller ??= new AbortController()
         return controller.signal
+      },
+      commitBeforeDeadline() {
+        outcome ??= now() <= deadline ? 'committed' : 'expired'
+        return outcome === 'committed'
       },
       deps,
       describe: setDetail,
@@ -248,6 +254,9 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => {
+          // A handler that committed in time is waited for: its changes are final, so is its result.
+          if (outcome === 'committed') return
+          outcome = 'expired'
           const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
           controller?.abort(error)
           reject(error)
@@ -257,9 +266,9 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     })
     try {
       const result = await Promise.race([handler.run(parsed.data, scope), expired])
-      // Work that blocks the thread (an embedded SQLite statement) cannot be raced; its result is
-      // still too late for the caller.
-      if (now() > deadline)
+      // Work that blocked the thread past the deadline could not be raced; its result is still too
+      // late for the caller (unless it committed in time).
+      if (outcome !== 'committed' && now() > deadline)
         throw new PluginError('deadline_exceeded', `${method} finished after the deadline`)
       return result
     } finally {

@@ -1,7 +1,7 @@
 import { matchScope } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { z } from 'zod'
-import type { SqlValue } from '../../backends/sql-database.js'
+import type { SqlRunOptions, SqlValue } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope, isGranted } from '../method-handler.js'
 import { analyzeSql, type SqlAccess } from '../sql-access.js'
 
@@ -85,11 +85,15 @@ async function analyze(sql: string, args: SqlValue[], scope: HostCallScope): Pro
   return access
 }
 
-/** How the database runs a checked statement: read-only if it only reads, and not past the deadline. */
-function runOptions(access: SqlAccess, scope: HostCallScope) {
+/**
+ * How the database runs a checked statement: read-only if it only reads, not past the deadline,
+ * and its changes kept only if the caller still waits for them.
+ */
+function runOptions(access: SqlAccess, scope: HostCallScope): SqlRunOptions {
   return {
     readOnly: access.writes.length === 0 && access.ddl.length === 0,
     timeoutMs: Math.max(1, scope.deadline - scope.deps.now()),
+    keep: () => scope.commitBeforeDeadline(),
   }
 }
 

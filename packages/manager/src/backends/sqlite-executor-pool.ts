@@ -1,0 +1,240 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { PluginError } from '@corral/types'
+import type { SqlValue } from './sql-database.js'
+import type { ExecutorReply, ExecutorRequest } from './sqlite-executor-protocol.js'
+
+/**
+ * The executor's file: `sqlite-executor.js` beside this module once built. Run from the TypeScript
+ * sources (the package's own tests), it is the bundle in `dist/`, which the build makes first.
+ */
+function executorFile(): string {
+  const here = import.meta.url
+  return fileURLToPath(
+    new URL(here.endsWith('.ts') ? '../../dist/sqlite-executor.js' : './sqlite-executor.js', here),
+  )
+}
+
+/** A statement for an executor, and what decides its fate. */
+export interface ExecutorRun {
+  sql: string
+  params: readonly SqlValue[]
+  readOnly: boolean
+  /** Past this, the caller gets `deadline_exceeded` and the executor running it is killed. */
+  timeoutMs: number
+  /** Asked once a writing statement has run: `false` drops its changes (see `SqlRunOptions.keep`). */
+  keep?: () => boolean
+}
+
+/** What a statement gave: its rows (if it returns any) and how many rows it changed. */
+export interface ExecutorResult {
+  rows: Record<string, unknown>[]
+  changes: number
+}
+
+interface Job {
+  id: number
+  run: ExecutorRun
+  resolve(result: ExecutorResult): void
+  reject(error: PluginError): void
+  timer: NodeJS.Timeout
+  executor?: Executor
+  /** A write that ran and is being committed: the result to give once the commit is done. */
+  committing?: ExecutorResult
+}
+
+interface Executor {
+  child: ChildProcess
+  ready: boolean
+  job?: Job
+  exited: Promise<void>
+}
+
+/** Options of {@link SqliteExecutorPool}. */
+export interface SqliteExecutorPoolOptions {
+  /** The database file (WAL mode), shared with the host's own connection. */
+  path: string
+  /** The most executor processes at once, each running one statement. Default 4. */
+  maxExecutors?: number
+}
+
+/**
+ * Runs plugins' SQLite statements in child processes (`sqlite-executor.ts`), so that none of them
+ * blocks the host's thread, and a statement still running at its deadline is stopped for real: its
+ * process is killed (SQLite rolls back what it had not committed, and the OS drops its locks) and
+ * the caller gets `deadline_exceeded` at once. Replacements start without waiting for anything;
+ * one executor is kept started ahead of need. A statement that writes commits only once the pool,
+ * on the host's thread, has confirmed that its caller is still waiting for it.
+ */
+export class SqliteExecutorPool {
+  readonly #file = executorFile()
+  readonly #path: string
+  readonly #max: number
+  readonly #executors = new Set<Executor>()
+  #waiting: Job[] = []
+  #nextId = 1
+  #closed = false
+
+  constructor(options: SqliteExecutorPoolOptions) {
+    this.#path = options.path
+    this.#max = Math.max(1, options.maxExecutors ?? 4)
+  }
+
+  /** Runs one statement in an executor, within `run.timeoutMs` (waiting for a free executor included). */
+  run(run: ExecutorRun): Promise<ExecutorResult> {
+    if (this.#closed) return Promise.reject(new PluginError('unavailable', 'the database is closed'))
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        id: this.#nextId++,
+        run,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.#expire(job), Math.max(1, run.timeoutMs)),
+      }
+      this.#waiting.push(job)
+      this.#dispatch()
+    })
+  }
+
+  /** Stops every executor (a statement still running is rolled back) and refuses further work. */
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const job of this.#waiting.splice(0))
+      this.#fail(job, new PluginError('unavailable', 'the database is closed'))
+    const exits: Promise<void>[] = []
+    for (const executor of [...this.#executors]) {
+      if (executor.job !== undefined) {
+        this.#fail(executor.job, new PluginError('unavailable', 'the database is closed'))
+      }
+      exits.push(executor.exited)
+      this.#kill(executor)
+    }
+    await Promise.all(exits)
+  }
+
+  /** Gives waiting jobs to idle executors, starting executors as needed, and keeps a spare. */
+  #dispatch(): void {
+    if (this.#closed) return
+    for (const executor of this.#executors) {
+      if (this.#waiting.length === 0) break
+      if (executor.ready && executor.job === undefined) this.#assign(executor, this.#waiting.shift() as Job)
+    }
+    const starting = [...this.#executors].filter((e) => !e.ready).length
+    let wanted = Math.max(this.#waiting.length - starting, 0)
+    // One idle executor ahead of need: the next statement (or a killed one's successor) does not
+    // wait for a process to start.
+    const idle = [...this.#executors].filter((e) => e.job === undefined).length
+    if (this.#waiting.length === 0 && idle === 0) wanted = 1
+    while (wanted-- > 0 && this.#executors.size < this.#max) this.#start()
+  }
+
+  #assign(executor: Executor, job: Job): void {
+    executor.job = job
+    job.executor = executor
+    // A statement in flight keeps the host alive until it is answered (idle executors do not).
+    executor.child.channel?.ref()
+    const { sql, params, readOnly } = job.run
+    this.#send(executor, { kind: 'run', id: job.id, sql, params: [...params], readOnly })
+  }
+
+  #send(executor: Executor, request: ExecutorRequest): void {
+    executor.child.send(request, (error) => {
+      if (error !== null && error !== undefined) this.#kill(executor)
+    })
+  }
+
+  #start(): void {
+    const child = fork(this.#file, [this.#path], {
+      serialization: 'advanced',
+      // The executor's heap is capped: a plugin's huge result kills its executor, not the host.
+      execArgv: ['--max-old-space-size=256'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
+    // Idle executors must not keep the host alive (a statement in flight refs the channel).
+    child.unref()
+    child.channel?.unref()
+    let exited!: () => void
+    const executor: Executor = { child, ready: false, exited: new Promise((r) => (exited = r)) }
+    this.#executors.add(executor)
+    child.on('message', (reply: ExecutorReply) => this.#onReply(executor, reply))
+    child.on('error', () => this.#kill(executor))
+    child.once('exit', (code, signal) => {
+      exited()
+      if (!this.#executors.delete(executor)) return
+      const reason = `the SQLite executor stopped (${signal ?? `exit code ${code}`})`
+      if (executor.job !== undefined) this.#fail(executor.job, new PluginError('unavailable', reason))
+      // One that never started will not start the next time either: do not spin.
+      if (!executor.ready) {
+        for (const job of this.#waiting.splice(0)) this.#fail(job, new PluginError('unavailable', reason))
+      }
+      this.#dispatch()
+    })
+  }
+
+  #onReply(executor: Executor, reply: ExecutorReply): void {
+    if (reply.kind === 'ready') {
+      executor.ready = true
+      this.#dispatch()
+      return
+    }
+    const job = executor.job
+    if (job === undefined || job.id !== reply.id) return
+    switch (reply.kind) {
+      case 'done':
+        this.#release(executor)
+        job.resolve({ rows: reply.rows, changes: reply.changes })
+        return
+      case 'ran':
+        // Still wanted? The host API says no once it has answered the caller deadline_exceeded.
+        if (job.run.keep?.() === false) {
+          this.#expire(job)
+          return
+        }
+        clearTimeout(job.timer)
+        job.committing = { rows: reply.rows, changes: reply.changes }
+        this.#send(executor, { kind: 'settle', id: job.id, commit: true })
+        return
+      case 'settled':
+        this.#release(executor)
+        job.resolve(job.committing ?? { rows: [], changes: 0 })
+        return
+      case 'error':
+        this.#release(executor)
+        job.reject(new PluginError(reply.code, reply.message))
+        return
+    }
+  }
+
+  #release(executor: Executor): void {
+    const job = executor.job
+    if (job !== undefined) clearTimeout(job.timer)
+    executor.job = undefined
+    executor.child.channel?.unref()
+    this.#dispatch()
+  }
+
+  /** The deadline passed: the caller is answered now, and the executor running it (if any) killed. */
+  #expire(job: Job): void {
+    const executor = job.executor
+    const error = new PluginError('deadline_exceeded', 'the statement did not finish before the deadline')
+    this.#fail(job, error)
+    if (executor !== undefined) this.#kill(executor)
+    this.#dispatch()
+  }
+
+  #fail(job: Job, error: PluginError): void {
+    clearTimeout(job.timer)
+    this.#waiting = this.#waiting.filter((j) => j !== job)
+    if (job.executor?.job === job) job.executor.job = undefined
+    job.reject(error)
+  }
+
+  /** Stops an executor without waiting for it: a statement it runs dies with it, uncommitted. */
+  #kill(executor: Executor): void {
+    if (!this.#executors.delete(executor)) return
+    if (executor.job !== undefined) {
+      this.#fail(executor.job, new PluginError('unavailable', 'the SQLite executor failed'))
+    }
+    executor.child.kill('SIGKILL')
+  }
+}

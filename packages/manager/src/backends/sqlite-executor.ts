@@ -1,0 +1,123 @@
+/**
+ * The SQLite executor: a child process that runs plugins' statements on its own connection to the
+ * host's database file, one at a time, for `SqliteExecutorPool`. It is a process, not a worker
+ * thread, because a runaway statement cannot be interrupted (better-sqlite3 12 has no
+ * `sqlite3_interrupt`): only killing the process stops it at once, and with it its CPU use and its
+ * write lock, which a terminated thread would keep until the statement ends on its own. SQLite
+ * rolls back whatever a killed process had not committed.
+ *
+ * Started as `sqlite-executor.js <database file>`; speaks {@link ExecutorRequest} /
+ * {@link ExecutorReply} over the IPC channel.
+ */
+import Database from 'better-sqlite3'
+import { jsonRow } from './sql-database.js'
+import {
+  type ExecutorReply,
+  type ExecutorRequest,
+  executorBusyTimeoutMs,
+  sqlBindings,
+} from './sqlite-executor-protocol.js'
+
+const path = process.argv[2]
+if (path === undefined || process.send === undefined) {
+  process.stderr.write('sqlite-executor: start me with fork(file, [databaseFile])\n')
+  process.exit(2)
+}
+
+function reply(message: ExecutorReply): void {
+  process.send?.(message)
+}
+
+function failure(
+  id: number,
+  error: unknown,
+  code: 'invalid_argument' | 'permission_denied' = 'invalid_argument',
+) {
+  const sqliteCode = (error as { code?: unknown }).code
+  // Another connection's write lock outlasted the wait: the database is busy, the statement is fine.
+  const busy = sqliteCode === 'SQLITE_BUSY' || sqliteCode === 'SQLITE_LOCKED'
+  reply({ id, kind: 'error', code: busy ? 'unavailable' : code, message: (error as Error).message })
+}
+
+// A writer waits here, not on the host's thread; the pool kills this process at the deadline anyway.
+const db = new Database(path, { fileMustExist: true, timeout: executorBusyTimeoutMs })
+db.pragma('foreign_keys = ON')
+const begin = db.prepare('BEGIN IMMEDIATE')
+const commit = db.prepare('COMMIT')
+const rollback = db.prepare('ROLLBACK')
+/** The writing statement whose changes wait for the pool's verdict. */
+let pending: number | undefined
+
+function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
+  const { id } = request
+  let statement: Database.Statement
+  try {
+    statement = db.prepare(request.sql)
+  } catch (error) {
+    failure(id, error)
+    return
+  }
+  if (request.readOnly && !statement.readonly) {
+    reply({
+      id,
+      kind: 'error',
+      code: 'permission_denied',
+      message: 'the statement writes to the database but was checked as a read',
+    })
+    return
+  }
+  const params = sqlBindings(request.params)
+  if (statement.readonly) {
+    try {
+      const rows = statement.reader ? (statement.all(params) as Record<string, unknown>[]).map(jsonRow) : []
+      reply({ id, kind: 'done', rows, changes: 0 })
+    } catch (error) {
+      failure(id, error)
+    }
+    return
+  }
+  // A write is kept only if the pool says so once it has run: the caller may have been told
+  // `deadline_exceeded` meanwhile, and then nothing of it may stay.
+  try {
+    begin.run()
+  } catch (error) {
+    failure(id, error)
+    return
+  }
+  try {
+    let rows: Record<string, unknown>[] = []
+    let changes: number
+    if (statement.reader) {
+      // INSERT … RETURNING: it changed as many rows as it returned.
+      rows = (statement.all(params) as Record<string, unknown>[]).map(jsonRow)
+      changes = rows.length
+    } else {
+      changes = statement.run(params).changes
+    }
+    pending = id
+    reply({ id, kind: 'ran', rows, changes })
+  } catch (error) {
+    if (db.inTransaction) rollback.run()
+    failure(id, error)
+  }
+}
+
+function settle(request: Extract<ExecutorRequest, { kind: 'settle' }>): void {
+  if (pending !== request.id) return
+  pending = undefined
+  try {
+    ;(request.commit ? commit : rollback).run()
+    reply({ id: request.id, kind: 'settled' })
+  } catch (error) {
+    if (db.inTransaction) rollback.run()
+    failure(request.id, error)
+  }
+}
+
+process.on('message', (message: ExecutorRequest) => {
+  if (message.kind === 'run') run(message)
+  else settle(message)
+})
+// The host went away: nothing is left to answer to.
+process.on('disconnect', () => process.exit(0))
+reply({ id: 0, kind: 'ready' })
