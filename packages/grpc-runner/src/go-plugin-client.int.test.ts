@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { isPluginError, type Plugin } from '@corral/types'
@@ -114,8 +116,11 @@ describe('reattachGoPlugin', () => {
 
 describe('a host killed outright', () => {
   it('takes its plugins with it: a Go binary (parent-death signal) and an SDK plugin', async () => {
+    // The killed host cannot remove its plugins' socket folders: they go in one this test removes.
+    const scratch = mkdtempSync(join(tmpdir(), 'corral-test-'))
     const hostProcess = spawn(process.execPath, [join(fixturesDir, 'host-process.mjs'), goKv, helloGrpc], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: scratch },
     })
     const [line] = await new Promise<string[]>((resolve, reject) => {
       createInterface({ input: hostProcess.stdout }).once('line', (first) => resolve([first]))
@@ -129,6 +134,7 @@ describe('a host killed outright', () => {
       10_000,
       'both plugins to die with the host',
     )
+    rmSync(scratch, { recursive: true, force: true })
   })
 })
 

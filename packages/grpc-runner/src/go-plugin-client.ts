@@ -104,7 +104,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
   const name = options.name ?? options.command
   const logger = options.logger ?? stderrLogger
   const ownSocketDir = options.unixSocketDir === undefined
-  const socketDir = options.unixSocketDir ?? mkdtempSync(join(tmpdir(), 'corral-'))
+  const socketDir = options.unixSocketDir ?? mkdtempSync(join(tmpdir(), 'corral-grpc-'))
   const removeSocketDir = () => {
     if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true })
   }
@@ -188,7 +188,7 @@ export interface ReattachGoPluginOptions extends ReattachConfig {
  */
 export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promise<GoPluginClient> {
   const name = options.name ?? options.address
-  const socketDir = mkdtempSync(join(tmpdir(), 'corral-'))
+  const socketDir = mkdtempSync(join(tmpdir(), 'corral-grpc-'))
   const { pid } = options
   const exited =
     pid === undefined
