@@ -346,21 +346,93 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
     expect(entry?.detail).toContain('shared_config')
   })
 
-  it('does not let a statement outlive the causing call', async () => {
-    const slow =
-      'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3000000) SELECT count(*) AS c FROM r'
-    await expectRefused(
-      host.call('stats', 'db.query', { sql: slow }, { deadline: Date.now() + 50 }),
-      'deadline_exceeded',
-    )
-    if (dialect === 'postgresql') {
-      // Cancelled on the server, not only abandoned by the host.
-      const active = await backends.database.query(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'WITH RECURSIVE r(n)%'",
-        [],
-      )
-      expect(active).toEqual([{ n: 0 }])
+  describe('a runaway statement', () => {
+    // Unbounded, each runs for minutes on both databases (10^9 rows of recursion).
+    const runawayRead =
+      'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000000) SELECT count(*) AS c FROM r'
+    const runawayWrite =
+      'INSERT INTO stats_runaway (n) WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000000) SELECT n FROM r'
+
+    /** Runs `work` while a 10 ms host timer ticks; returns the longest gap between ticks. */
+    async function longestTimerGap(work: () => Promise<unknown>): Promise<number> {
+      let last = Date.now()
+      let longest = 0
+      const ticker = setInterval(() => {
+        longest = Math.max(longest, Date.now() - last)
+        last = Date.now()
+      }, 10)
+      try {
+        await work()
+      } finally {
+        clearInterval(ticker)
+      }
+      return Math.max(longest, Date.now() - last)
     }
+
+    beforeAll(async () => {
+      await backends.database.exec('CREATE TABLE stats_runaway (n INTEGER)', [])
+    })
+
+    it.each([
+      ['a read', 'db.query', runawayRead],
+      ['a write to its own table', 'db.exec', runawayWrite],
+    ])('%s fails at its deadline, with the host thread free meanwhile', async (_name, method, sql) => {
+      const started = Date.now()
+      const gap = await longestTimerGap(() =>
+        expectRefused(host.call('stats', method, { sql }, { deadline: started + 100 }), 'deadline_exceeded'),
+      )
+      // Generous bounds on a shared machine; blocking until the statement ended would take minutes.
+      expect(Date.now() - started).toBeLessThan(2000)
+      expect(gap).toBeLessThan(1000)
+    })
+
+    it('leaves nothing behind: no row of the stopped write, no lock, no statement still running', async () => {
+      await expectRefused(
+        host.call('stats', 'db.exec', { sql: runawayWrite }, { deadline: Date.now() + 100 }),
+        'deadline_exceeded',
+      )
+      // The host writes at once (the write lock was released) and the plugin's next calls work.
+      await backends.database.exec('INSERT INTO stats_runaway (n) VALUES ($1)', [-1])
+      expect(await host.call('stats', 'db.query', { sql: 'SELECT n FROM stats_runaway' })).toEqual({
+        rows: [{ n: -1 }],
+      })
+      expect(
+        await host.call('stats', 'db.exec', { sql: 'DELETE FROM stats_runaway WHERE n = $1', args: [-1] }),
+      ).toEqual({ rows_affected: 1 })
+      if (dialect === 'postgresql') {
+        // Cancelled on the server, not only abandoned by the host.
+        const active = await backends.database.query(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%WITH RECURSIVE r(n)%' AND pid <> pg_backend_pid()",
+          [],
+        )
+        expect(active).toEqual([{ n: 0 }])
+      } else {
+        expect(await backends.database.query('PRAGMA integrity_check', [])).toEqual([
+          { integrity_check: 'ok' },
+        ])
+      }
+    })
+
+    it("does not hold up other plugins' calls, nor the host's own statements", async () => {
+      let runawaySettled = false
+      const runaway = host
+        .call('stats', 'db.query', { sql: runawayRead }, { deadline: Date.now() + 3000 })
+        .finally(() => {
+          runawaySettled = true
+        })
+      const reads: unknown[] = []
+      for (let i = 0; i < 3; i++) {
+        reads.push(await host.call('wide', 'db.query', { sql: 'SELECT count(*) AS n FROM stats_daily' }))
+        await backends.database.exec('INSERT INTO stats_runaway (n) VALUES ($1)', [i])
+        await host.hostApi.audit.list({ plugin: 'stats', limit: 1 })
+      }
+      expect(await host.call('stats', 'db.exec', { sql: 'DELETE FROM stats_runaway' })).toEqual({
+        rows_affected: 3,
+      })
+      expect(runawaySettled).toBe(false)
+      expect(reads).toEqual(Array(3).fill({ rows: [{ n: 2 }] }))
+      await expectRefused(runaway, 'deadline_exceeded')
+    })
   })
 
   it("reads the tables a statement opens from the database's own plan", async () => {

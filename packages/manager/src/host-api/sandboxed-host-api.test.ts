@@ -1,0 +1,83 @@
+import type { EffectiveGrant } from '@corral/types'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createLocalEventBus } from '../backends/event-bus.js'
+import { createMemoryCache } from '../backends/memory-cache.js'
+import type { SqlDatabase, SqlRunOptions } from '../backends/sql-database.js'
+import { createMemoryRateLimiter } from '../rate-limit/rate-limiter.js'
+import { createSandboxedHostApi } from './sandboxed-host-api.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const grant: EffectiveGrant = {
+  plugin: 'writer',
+  status: 'approved',
+  permissions: [{ type: 'db', access: ['read', 'write'], scope: ['writer_*'] }],
+  limits: {
+    memory_mb: 64,
+    call_timeout: 1000,
+    init_timeout: 1000,
+    shutdown_timeout: 1000,
+    max_output_bytes: 1 << 20,
+  },
+  rate_limits: { calls_per_second: 1000, db_queries_per_minute: 1000, http_requests_per_minute: 1000 },
+  secret_config_keys: [],
+}
+
+/**
+ * A database whose write runs `ranMs`, then asks `keep()`, then commits for `commitMs`: the
+ * boundary between a write the caller still waits for and one it has given up on.
+ */
+function timedDatabase(ranMs: number, commitMs: number): SqlDatabase & { kept: boolean[] } {
+  const kept: boolean[] = []
+  return {
+    dialect: 'sqlite',
+    kept,
+    async query() {
+      return []
+    },
+    async exec(_sql: string, _params: unknown, run?: SqlRunOptions) {
+      await sleep(ranMs)
+      const keep = run?.keep?.() ?? true
+      kept.push(keep)
+      if (!keep) throw new Error('rolled back')
+      await sleep(commitMs)
+      return 1
+    },
+    async close() {},
+  }
+}
+
+describe('createSandboxedHostApi: a write at the deadline', () => {
+  const cache = createMemoryCache()
+  const rateLimiter = createMemoryRateLimiter()
+  const events = createLocalEventBus()
+  afterAll(async () => {
+    await Promise.all([cache.close(), rateLimiter.close(), events.close()])
+  })
+
+  function hostOver(database: SqlDatabase) {
+    const hostApi = createSandboxedHostApi({
+      backends: { database, cache, rateLimiter, events },
+      grants: () => grant,
+      audit: { record: async () => {}, list: async () => [] },
+      logger: { log() {} },
+    })
+    return hostApi.forPlugin('writer')
+  }
+  const insert = { sql: "INSERT INTO writer_log (v) VALUES ('a')" }
+
+  it('returns the result of a write committed within the deadline, even if the commit ends after it', async () => {
+    const database = timedDatabase(10, 300)
+    const call = hostOver(database)('db.exec', insert, { plugin: 'writer', deadline: Date.now() + 150 })
+    await expect(call).resolves.toEqual({ rows_affected: 1 })
+    expect(database.kept).toEqual([true])
+  })
+
+  it('drops a write that ran past the deadline: the caller already has deadline_exceeded', async () => {
+    const database = timedDatabase(300, 0)
+    const call = hostOver(database)('db.exec', insert, { plugin: 'writer', deadline: Date.now() + 100 })
+    await expect(call).rejects.toMatchObject({ code: 'deadline_exceeded' })
+    await sleep(300)
+    expect(database.kept).toEqual([false])
+  })
+})
