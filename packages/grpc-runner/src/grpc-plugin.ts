@@ -152,6 +152,11 @@ export class GrpcPlugin implements Plugin {
       await client.stop(0)
       throw PluginError.from(error, 'load_failed', this.name)
     }
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      // Shut down while a restart was starting this process: it must not outlive the plugin.
+      await client.stop(0)
+      throw new PluginError('unavailable', 'the plugin was shut down while it started', { plugin: this.name })
+    }
     this.#client = client
     this.#stream = undefined
     this.#healthFailures = 0
