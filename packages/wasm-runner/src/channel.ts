@@ -297,6 +297,14 @@ export class HostChannelEnd extends ChannelEnd {
     return Atomics.load(this.control, slot.turn) === turn.worker
   }
 
+  /** Hands the worker a message of UTF-8 text, encoded straight into shared memory; false if it does not fit. */
+  postText(kind: number, text: string): boolean {
+    const { read, written } = encoder.encodeInto(text, this.data)
+    if (read !== text.length) return false
+    this.postInPlace(kind, 0, written)
+    return true
+  }
+
   /**
    * Hands the worker a message of `length` bytes already written into {@link ChannelEnd.area}
    * (the fast path: the caller encoded straight into shared memory).

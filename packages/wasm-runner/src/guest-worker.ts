@@ -294,7 +294,9 @@ export class GuestWorker {
           const args = decoder.decode(message.payload.subarray(message.aux))
           const response = await this.#hostCall(method, args, running.context)
           if (!this.#alive) return
-          await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
+          if (!this.#end.postText(MessageKind.hostResult, response)) {
+            await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
+          }
           continue
         }
         if (message.kind !== MessageKind.result && message.kind !== MessageKind.failure) {
