@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import {
   createBackends,
   createMemoryCache,
@@ -12,7 +13,9 @@ import { measureLatency } from '../harness.js'
 /**
  * The sandboxed host API on the embedded backends, each row beside the bare backend operation it
  * wraps (same run): what a permission check, rate limit, argument validation, metrics and the
- * deadline timer add to one host call.
+ * deadline timer add to one host call. A plugin's SQLite statement runs in an executor process
+ * (so that it can be stopped at its deadline): `baseline.process.ipc` is the bare round trip to a
+ * child process that this adds.
  */
 export default async function hostApi(report: BenchReport): Promise<void> {
   const value = Buffer.alloc(100, 'x')
@@ -62,6 +65,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
     'baseline.sqlite.query',
     await measureLatency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), { iterations: 20_000 }),
   )
+  report.add('baseline.process.ipc', await measureIpcRoundTrip())
   report.add(
     'hostapi.db_query',
     await measureLatency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), {
@@ -71,4 +75,27 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   )
   raw.close()
   await backends.close()
+}
+
+/** One message to a child process and its echo, over the IPC channel the SQLite executors use. */
+async function measureIpcRoundTrip() {
+  const child = spawn(process.execPath, ['-e', "process.on('message', (m) => process.send(m))"], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    serialization: 'json',
+  })
+  let answer: (() => void) | undefined
+  child.on('message', () => answer?.())
+  const message = { id: 1, sql: 'SELECT day, hits FROM bench_daily WHERE day = $1', params: ['2026-11-21'] }
+  try {
+    return await measureLatency(
+      () =>
+        new Promise<void>((resolve) => {
+          answer = resolve
+          child.send(message)
+        }),
+      { iterations: 20_000 },
+    )
+  } finally {
+    child.kill()
+  }
 }

@@ -145,7 +145,9 @@ export class SqliteExecutorPool {
 
   #start(): void {
     const child = fork(this.#file, [this.#path], {
-      serialization: 'advanced',
+      // Statements, parameters and rows are JSON values (rows are made so in the executor), and
+      // JSON crosses the channel faster than the structured clone.
+      serialization: 'json',
       // The executor's heap is capped: a plugin's huge result kills its executor, not the host.
       execArgv: ['--max-old-space-size=256'],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -157,7 +159,11 @@ export class SqliteExecutorPool {
     const executor: Executor = { child, ready: false, exited: new Promise((r) => (exited = r)) }
     this.#executors.add(executor)
     child.on('message', (reply: ExecutorReply) => this.#onReply(executor, reply))
-    child.on('error', () => this.#kill(executor))
+    child.on('error', () => {
+      // A process that failed to start may never emit 'exit': close() must not wait for it.
+      exited()
+      this.#kill(executor)
+    })
     child.once('exit', (code, signal) => {
       exited()
       if (!this.#executors.delete(executor)) return
@@ -192,9 +198,9 @@ export class SqliteExecutorPool {
         }
         clearTimeout(job.timer)
         job.committing = { rows: reply.rows, changes: reply.changes }
-        this.#send(executor, { kind: 'settle', id: job.id, commit: true })
+        this.#send(executor, { kind: 'commit', id: job.id })
         return
-      case 'settled':
+      case 'committed':
         this.#release(executor)
         job.resolve(job.committing ?? { rows: [], changes: 0 })
         return
@@ -235,6 +241,8 @@ export class SqliteExecutorPool {
     if (executor.job !== undefined) {
       this.#fail(executor.job, new PluginError('unavailable', 'the SQLite executor failed'))
     }
+    // Until it is gone (at once: SIGKILL), it keeps the host alive: close() waits for its exit.
+    executor.child.ref()
     executor.child.kill('SIGKILL')
   }
 }

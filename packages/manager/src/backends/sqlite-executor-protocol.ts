@@ -11,8 +11,8 @@ export type ExecutorRequest =
       /** The statement was checked as a read: refuse it if SQLite says it writes. */
       readOnly: boolean
     }
-  /** Keep (commit) or drop (roll back) the changes of the writing statement `id`. */
-  | { kind: 'settle'; id: number; commit: boolean }
+  /** Commit the changes of the writing statement `id` (the pool kills an executor whose changes must go). */
+  | { kind: 'commit'; id: number }
 
 /** What an executor answers. */
 export type ExecutorReply =
@@ -20,10 +20,10 @@ export type ExecutorReply =
   | { kind: 'ready'; id: 0 }
   /** A statement that only reads has run. */
   | { kind: 'done'; id: number; rows: Record<string, unknown>[]; changes: number }
-  /** A writing statement has run, inside a transaction that waits for a `settle`. */
+  /** A writing statement has run, inside a transaction that waits for a `commit`. */
   | { kind: 'ran'; id: number; rows: Record<string, unknown>[]; changes: number }
-  /** The `settle` is done: committed or rolled back as asked. */
-  | { kind: 'settled'; id: number }
+  /** The `commit` is done. */
+  | { kind: 'committed'; id: number }
   | {
       kind: 'error'
       id: number

@@ -28,15 +28,16 @@ function reply(message: ExecutorReply): void {
   process.send?.(message)
 }
 
-function failure(
-  id: number,
-  error: unknown,
-  code: 'invalid_argument' | 'permission_denied' = 'invalid_argument',
-) {
+function failure(id: number, error: unknown): void {
   const sqliteCode = (error as { code?: unknown }).code
   // Another connection's write lock outlasted the wait: the database is busy, the statement is fine.
   const busy = sqliteCode === 'SQLITE_BUSY' || sqliteCode === 'SQLITE_LOCKED'
-  reply({ id, kind: 'error', code: busy ? 'unavailable' : code, message: (error as Error).message })
+  reply({
+    id,
+    kind: 'error',
+    code: busy ? 'unavailable' : 'invalid_argument',
+    message: (error as Error).message,
+  })
 }
 
 // A writer waits here, not on the host's thread; the pool kills this process at the deadline anyway.
@@ -45,14 +46,25 @@ db.pragma('foreign_keys = ON')
 const begin = db.prepare('BEGIN IMMEDIATE')
 const commit = db.prepare('COMMIT')
 const rollback = db.prepare('ROLLBACK')
-/** The writing statement whose changes wait for the pool's verdict. */
+/** The writing statement whose changes wait for the pool's `commit`. */
 let pending: number | undefined
+
+/** Statements prepared before, most recently used last: plugins repeat theirs. */
+const statements = new Map<string, Database.Statement>()
+function prepared(sql: string): Database.Statement {
+  let statement = statements.get(sql)
+  if (statement === undefined) statement = db.prepare(sql)
+  statements.delete(sql)
+  statements.set(sql, statement)
+  if (statements.size > 200) statements.delete(statements.keys().next().value as string)
+  return statement
+}
 
 function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   const { id } = request
   let statement: Database.Statement
   try {
-    statement = db.prepare(request.sql)
+    statement = prepared(request.sql)
   } catch (error) {
     failure(id, error)
     return
@@ -76,8 +88,8 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
     }
     return
   }
-  // A write is kept only if the pool says so once it has run: the caller may have been told
-  // `deadline_exceeded` meanwhile, and then nothing of it may stay.
+  // A write is committed only when the pool says so once it has run: the caller may have been told
+  // `deadline_exceeded` meanwhile, and then the pool kills this process and nothing of it stays.
   try {
     begin.run()
   } catch (error) {
@@ -102,12 +114,12 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   }
 }
 
-function settle(request: Extract<ExecutorRequest, { kind: 'settle' }>): void {
+function commitPending(request: Extract<ExecutorRequest, { kind: 'commit' }>): void {
   if (pending !== request.id) return
   pending = undefined
   try {
-    ;(request.commit ? commit : rollback).run()
-    reply({ id: request.id, kind: 'settled' })
+    commit.run()
+    reply({ id: request.id, kind: 'committed' })
   } catch (error) {
     if (db.inTransaction) rollback.run()
     failure(request.id, error)
@@ -116,7 +128,7 @@ function settle(request: Extract<ExecutorRequest, { kind: 'settle' }>): void {
 
 process.on('message', (message: ExecutorRequest) => {
   if (message.kind === 'run') run(message)
-  else settle(message)
+  else commitPending(message)
 })
 // The host went away: nothing is left to answer to.
 process.on('disconnect', () => process.exit(0))
