@@ -130,13 +130,19 @@ describe('createWasmRunner', () => {
     )
     // Both instances exist before timing starts.
     await Promise.all([plugin.call('echo', 1), plugin.call('echo', 2)])
-    let t0 = performance.now()
-    await plugin.call('spin')
-    const one = performance.now() - t0
-    t0 = performance.now()
-    await Promise.all([plugin.call('spin'), plugin.call('spin')])
-    const two = performance.now() - t0
-    expect(two).toBeLessThan(one * 1.7)
+    const timed = async (calls: number) => {
+      const t0 = performance.now()
+      await Promise.all(Array.from({ length: calls }, () => plugin.call('spin')))
+      return performance.now() - t0
+    }
+    // Run one after the other, two calls take twice as long; in parallel, about as long as one.
+    // Up to three tries, so that a moment of contention from elsewhere on the machine is not a failure.
+    const ratios: number[] = []
+    for (let attempt = 0; attempt < 3 && !ratios.some((r) => r < 1.6); attempt++) {
+      const one = await timed(1)
+      ratios.push((await timed(2)) / one)
+    }
+    expect(Math.min(...ratios)).toBeLessThan(1.6)
   })
 
   it('makes a caller wait for a busy pool at most wait_timeout, then resource_exhausted', async () => {
