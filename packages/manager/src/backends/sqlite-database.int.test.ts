@@ -64,6 +64,17 @@ describe('createSqliteDatabase: statements with a deadline, in executor processe
     })
   })
 
+  it('fails statements with unavailable when no executor can start', async () => {
+    const lost = join(dir, 'lost.db')
+    const broken = createSqliteDatabase({ path: lost })
+    // The host's connection keeps the file open; an executor, opening it by name, cannot.
+    rmSync(lost)
+    await expect(broken.query('SELECT 1 AS one', [], { timeoutMs: 10_000 })).rejects.toMatchObject({
+      code: 'unavailable',
+    })
+    await broken.close()
+  })
+
   it('stops a running statement on close, and removes the file of a :memory: database', async () => {
     const memory = createSqliteDatabase()
     await memory.exec('CREATE TABLE m (v)', [])

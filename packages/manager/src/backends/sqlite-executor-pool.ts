@@ -74,6 +74,8 @@ export class SqliteExecutorPool {
   #waiting: Job[] = []
   #nextId = 1
   #closed = false
+  /** The last executor started died before it was ready: start more only for statements that wait. */
+  #failingToStart = false
 
   constructor(options: SqliteExecutorPoolOptions) {
     this.#path = options.path
@@ -124,7 +126,7 @@ export class SqliteExecutorPool {
     // One idle executor ahead of need: the next statement (or a killed one's successor) does not
     // wait for a process to start.
     const idle = [...this.#executors].filter((e) => e.job === undefined).length
-    if (this.#waiting.length === 0 && idle === 0) wanted = 1
+    if (this.#waiting.length === 0 && idle === 0 && !this.#failingToStart) wanted = 1
     while (wanted-- > 0 && this.#executors.size < this.#max) this.#start()
   }
 
@@ -171,6 +173,7 @@ export class SqliteExecutorPool {
       if (executor.job !== undefined) this.#fail(executor.job, new PluginError('unavailable', reason))
       // One that never started will not start the next time either: do not spin.
       if (!executor.ready) {
+        this.#failingToStart = true
         for (const job of this.#waiting.splice(0)) this.#fail(job, new PluginError('unavailable', reason))
       }
       this.#dispatch()
@@ -180,6 +183,7 @@ export class SqliteExecutorPool {
   #onReply(executor: Executor, reply: ExecutorReply): void {
     if (reply.kind === 'ready') {
       executor.ready = true
+      this.#failingToStart = false
       this.#dispatch()
       return
     }

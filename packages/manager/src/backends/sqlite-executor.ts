@@ -40,8 +40,18 @@ function failure(id: number, error: unknown): void {
   })
 }
 
-// A writer waits here, not on the host's thread; the pool kills this process at the deadline anyway.
-const db = new Database(path, { fileMustExist: true, timeout: executorBusyTimeoutMs })
+function open(file: string): Database.Database {
+  try {
+    // A writer waits here, not on the host's thread; the pool kills this process at the deadline anyway.
+    return new Database(file, { fileMustExist: true, timeout: executorBusyTimeoutMs })
+  } catch (error) {
+    // The pool fails the waiting statements with `unavailable`; the host's log says why.
+    process.stderr.write(`sqlite-executor: cannot open ${file}: ${(error as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
+const db = open(path)
 db.pragma('foreign_keys = ON')
 const begin = db.prepare('BEGIN IMMEDIATE')
 const commit = db.prepare('COMMIT')
