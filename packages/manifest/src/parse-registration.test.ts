@@ -69,3 +69,25 @@ describe('registrationFromManifest', () => {
     expect(registration.permissions).toEqual(manifest.resources.permissions)
   })
 })
+
+describe('registrationFromManifest with permissions of every type', () => {
+  it('accepts the parsed form of each permission type (a parsed permission parses again to itself)', () => {
+    const everyType = parseManifest(`
+name: everything
+version: 1.0.0
+runtime: grpc
+entry: { node: main.js }
+resources:
+  permissions:
+    - { type: db, access: [read], scope: ["everything_*"] }
+    - { type: cache, scope: ["*"] }
+    - { type: http, scope: [api.example.com] }
+    - { type: email, scope: [example.com] }
+    - { type: config, scope: ["smtp.*"] }
+    - { type: plugin_call, scope: [billing] }
+    - { type: events, scope: ["ticket.*"] }
+    - { type: fs, access: [read], scope: [data] }
+`)
+    expect(registrationFromManifest(everyType).permissions).toEqual(everyType.resources.permissions)
+  })
+})

@@ -91,7 +91,7 @@ const typesWithAccess: ReadonlySet<PermissionType> = new Set(['db', 'cache', 'fs
 export const permissionSchema = z
   .strictObject({
     type: z.enum(permissionTypes as [PermissionType, ...PermissionType[]]),
-    access: z.array(access).min(1, 'must list read, write or both').optional(),
+    access: z.array(access).optional(),
     scope: z.array(z.string().min(1, 'must not be empty')).min(1, 'must list at least one glob'),
   })
   .superRefine((perm, ctx) => {
@@ -110,12 +110,18 @@ export const permissionSchema = z
         }
       }
     })
-    if (perm.access !== undefined && !typesWithAccess.has(perm.type)) {
+    // An empty list is what the parsed form holds for types without access, so it is accepted there:
+    // a parsed permission must parse again to itself (registrations carry parsed permissions).
+    const listed = perm.access !== undefined && perm.access.length > 0
+    if (listed && !typesWithAccess.has(perm.type)) {
       ctx.addIssue({
         code: 'custom',
         path: ['access'],
         message: 'applies only to db, cache and fs permissions',
       })
+    }
+    if (!listed && perm.access !== undefined && typesWithAccess.has(perm.type)) {
+      ctx.addIssue({ code: 'custom', path: ['access'], message: 'must list read, write or both' })
     }
     if (perm.access === undefined && (perm.type === 'db' || perm.type === 'fs')) {
       ctx.addIssue({
