@@ -67,8 +67,8 @@ describe('createSandboxedHostApi: a write at the deadline', () => {
   const insert = { sql: "INSERT INTO writer_log (v) VALUES ('a')" }
 
   it('returns the result of a write committed within the deadline, even if the commit ends after it', async () => {
-    const database = timedDatabase(10, 300)
-    const call = hostOver(database)('db.exec', insert, { plugin: 'writer', deadline: Date.now() + 150 })
+    const database = timedDatabase(10, 600)
+    const call = hostOver(database)('db.exec', insert, { plugin: 'writer', deadline: Date.now() + 400 })
     await expect(call).resolves.toEqual({ rows_affected: 1 })
     expect(database.kept).toEqual([true])
   })
