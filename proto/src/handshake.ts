@@ -1,6 +1,6 @@
 /**
- * Corral's go-plugin handshake: the magic cookie the host sets and the application protocol version
- * both sides speak. The host (`@corral/grpc-runner`) holds the same values.
+ * Corral's go-plugin handshake: the magic cookie the host sets in a plugin's environment and the
+ * application protocol version both sides speak.
  */
 export const corralHandshake = {
   protocolVersion: 1,

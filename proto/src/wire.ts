@@ -31,15 +31,25 @@ function method<Req, Res>(
   }
 }
 
+/** go-plugin's broker message: where a service offered under `serviceId` listens. */
 export type ConnInfo = plugin.ConnInfo.$Properties
+/** A chunk of a plugin's stdout or stderr, forwarded over `plugin.GRPCStdio`. */
 export type StdioData = plugin.StdioData.$Properties
+/** One call (or cancel request, `cancel` set) of `PluginService`. */
 export type CallRequest = corral.plugin.v1.CallRequest.$Properties
+/** The outcome of one call: `resultJson` or `errorJson`. */
 export type CallResult = corral.plugin.v1.CallResult.$Properties
+/** Requests the host sends together on `CallStream`. */
 export type CallBatch = corral.plugin.v1.CallBatch.$Properties
+/** Results the plugin sends together on `CallStream`. */
 export type ResultBatch = corral.plugin.v1.ResultBatch.$Properties
+/** A plugin's call of the host API, with the token of the call that caused it. */
 export type HostCallRequest = corral.host.v1.HostCallRequest.$Properties
+/** The host API's answer: `resultJson` or `errorJson`. */
 export type HostCallResponse = corral.host.v1.HostCallResponse.$Properties
+/** Which stream a {@link StdioData} chunk came from. */
 export const StdioChannel = plugin.StdioData.Channel
+/** `grpc.health.v1` serving status. */
 export const ServingStatus = grpcHealth.health.v1.HealthCheckResponse.ServingStatus
 
 const v1 = corral.plugin.v1

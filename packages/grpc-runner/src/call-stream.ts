@@ -1,7 +1,13 @@
+import {
+  bidi,
+  type CallBatch,
+  type CallRequest,
+  type CallResult,
+  pluginService,
+  type ResultBatch,
+} from '@corral/proto'
 import { type AbortSignalLike, PluginError } from '@corral/types'
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js'
-import { bidi } from './rpc.js'
-import { type CallBatch, type CallRequest, type CallResult, pluginService, type ResultBatch } from './wire.js'
 
 interface PendingCall {
   resolve(result: CallResult): void

@@ -3,14 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { corralHandshake, generateCertificate, pluginService, unary } from '@corral/proto'
 import { isPluginError, type Plugin } from '@corral/types'
 import { Client } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
-import { generateCertificate } from './auto-mtls.js'
 import { type GoPluginClient, reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
-import { corralHandshake } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { unary } from './rpc.js'
 import {
   eventually,
   examplePlugin,
@@ -20,7 +18,6 @@ import {
   processExists,
   recordingHost,
 } from './test/support.js'
-import { pluginService } from './wire.js'
 
 const helloGrpc = join(examplesDir, 'hello-grpc/dist/main.js')
 const goKv = join(examplesDir, 'go-kv/build/go-kv')

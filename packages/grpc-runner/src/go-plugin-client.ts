@@ -1,22 +1,26 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PluginError } from '@corral/types'
-import { Client, Metadata, status } from '@grpc/grpc-js'
-import { type CertificatePair, generateCertificate } from './auto-mtls.js'
-import { channelSecurity, GrpcBroker, type MtlsMaterial } from './grpc-broker.js'
-import { parseHandshakeLine } from './handshake-line.js'
-import { LineReader, type PluginLogger, stderrLogger } from './plugin-log.js'
-import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
-import { deadlineIn, unary } from './rpc.js'
 import {
+  type CertificatePair,
+  channelSecurity,
   controllerService,
+  deadlineIn,
+  generateCertificate,
   healthService,
+  type MtlsMaterial,
   ServingStatus,
   StdioChannel,
   type StdioData,
   stdioService,
-} from './wire.js'
+  unary,
+} from '@corral/proto'
+import { PluginError } from '@corral/types'
+import { Client, Metadata, status } from '@grpc/grpc-js'
+import { GrpcBroker } from './grpc-broker.js'
+import { parseHandshakeLine } from './handshake-line.js'
+import { LineReader, type PluginLogger, stderrLogger } from './plugin-log.js'
+import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */
 export interface HandshakeConfig {

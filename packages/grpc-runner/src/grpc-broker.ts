@@ -1,24 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { PluginError } from '@corral/types'
 import {
-  type ChannelCredentials,
-  type Client,
-  type ClientDuplexStream,
-  credentials,
-  Server,
-  ServerCredentials,
-} from '@grpc/grpc-js'
-import { bidi } from './rpc.js'
-import { brokerService, type ConnInfo } from './wire.js'
-
-/** TLS material of one side of an AutoMTLS connection. */
-export interface MtlsMaterial {
-  /** The peer's certificate: the one root trusted. */
-  peerCertPem: string
-  certPem: string
-  keyPem: string
-}
+  bidi,
+  brokerService,
+  type ConnInfo,
+  channelSecurity,
+  type MtlsMaterial,
+  serverOptions,
+  serverSecurity,
+} from '@corral/proto'
+import { PluginError } from '@corral/types'
+import type { ChannelCredentials, Client, ClientDuplexStream } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 
 /** Where to reach a service the plugin offers over the broker. */
 export interface BrokerTarget {
@@ -74,19 +67,13 @@ export class GrpcBroker {
    */
   async serve(id: number, addServices: (server: Server) => void): Promise<void> {
     if (this.#closed) throw new PluginError('unavailable', 'the broker is closed', { plugin: this.#name })
-    const server = new Server({ 'grpc.max_receive_message_length': -1 })
+    const server = new Server(serverOptions)
     addServices(server)
     const address = join(this.#socketDir, `broker-${id}-${randomBytes(4).toString('hex')}.sock`)
-    const serverCredentials =
-      this.#tls === undefined
-        ? ServerCredentials.createInsecure()
-        : ServerCredentials.createSsl(
-            Buffer.from(this.#tls.peerCertPem),
-            [{ private_key: Buffer.from(this.#tls.keyPem), cert_chain: Buffer.from(this.#tls.certPem) }],
-            true,
-          )
     await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${address}`, serverCredentials, (error) => (error ? reject(error) : resolve())),
+      server.bindAsync(`unix:${address}`, serverSecurity(this.#tls), (error) =>
+        error ? reject(error) : resolve(),
+      ),
     )
     this.#servers.push(server)
     this.#stream.write({ serviceId: id, network: 'unix', address })
@@ -121,28 +108,5 @@ export class GrpcBroker {
     this.#closed = true
     for (const server of this.#servers) server.forceShutdown()
     this.#stream.cancel()
-  }
-}
-
-/** Client credentials and channel options for a plain or AutoMTLS connection to a plugin. */
-export function channelSecurity(tls: MtlsMaterial | undefined): {
-  credentials: ChannelCredentials
-  options: Record<string, string | number>
-} {
-  const options: Record<string, string | number> = {
-    'grpc.max_receive_message_length': -1,
-    'grpc.max_send_message_length': -1,
-  }
-  if (tls === undefined) return { credentials: credentials.createInsecure(), options }
-  // go-plugin's certificates name localhost; the address is a socket path or an IP.
-  options['grpc.ssl_target_name_override'] = 'localhost'
-  options['grpc.default_authority'] = 'localhost'
-  return {
-    credentials: credentials.createSsl(
-      Buffer.from(tls.peerCertPem),
-      Buffer.from(tls.keyPem),
-      Buffer.from(tls.certPem),
-    ),
-    options,
   }
 }

@@ -2,6 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { isAbsolute, relative, resolve } from 'node:path'
 import { parseRegistration } from '@corral/manifest'
 import {
+  type CallResult,
+  corralHandshake,
+  deadlineIn,
+  type HostCallRequest,
+  type HostCallResponse,
+  hostService,
+  pluginService,
+  unary,
+} from '@corral/proto'
+import {
   type CallOptions,
   type HealthStatus,
   type LoadOptions,
@@ -15,21 +25,6 @@ import { type GoPluginClient, startGoPlugin } from './go-plugin-client.js'
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import type { PluginLogger } from './plugin-log.js'
 import { residentSetMiB } from './resident-memory.js'
-import { deadlineIn, unary } from './rpc.js'
-import {
-  type CallResult,
-  type HostCallRequest,
-  type HostCallResponse,
-  hostService,
-  pluginService,
-} from './wire.js'
-
-/** Corral's go-plugin handshake; `@corral/plugin-sdk` holds the same values. */
-export const corralHandshake = {
-  protocolVersion: 1,
-  magicCookieKey: 'CORRAL_PLUGIN',
-  magicCookieValue: 'b6c1d0a4-corral-plugin',
-} as const
 
 /** How the runner watches its plugin processes. */
 export interface SupervisionOptions {

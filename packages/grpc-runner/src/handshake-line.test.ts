@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto'
+import { generateCertificate } from '@corral/proto'
 import { isPluginError } from '@corral/types'
 import { describe, expect, it } from 'vitest'
-import { generateCertificate } from './auto-mtls.js'
 import { parseHandshakeLine } from './handshake-line.js'
 
 function failure(line: string) {

@@ -1,3 +1,13 @@
+export type { MtlsMaterial } from '@corral/proto'
+export {
+  brokerService,
+  controllerService,
+  corralHandshake,
+  healthService,
+  hostService,
+  pluginService,
+  stdioService,
+} from '@corral/proto'
 export type {
   GoPluginClient,
   HandshakeConfig,
@@ -6,10 +16,10 @@ export type {
   StartGoPluginOptions,
 } from './go-plugin-client.js'
 export { reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
-export type { BrokerTarget, MtlsMaterial } from './grpc-broker.js'
+export type { BrokerTarget } from './grpc-broker.js'
 export { GrpcBroker } from './grpc-broker.js'
 export type { SupervisionOptions } from './grpc-plugin.js'
-export { corralHandshake, GrpcPlugin } from './grpc-plugin.js'
+export { GrpcPlugin } from './grpc-plugin.js'
 export type { GrpcRunnerOptions } from './grpc-runner.js'
 export { createGrpcRunner } from './grpc-runner.js'
 // Symbols below are for other libraries (tests, the bench, other hosts' services over the broker).
@@ -19,11 +29,3 @@ export { parseHandshakeLine } from './handshake-line.js'
 export type { LogEntry, PluginLogger } from './plugin-log.js'
 export { parseHclogLine, stderrLogger } from './plugin-log.js'
 export type { ProcessExit } from './plugin-process.js'
-export {
-  brokerService,
-  controllerService,
-  healthService,
-  hostService,
-  pluginService,
-  stdioService,
-} from './wire.js'

@@ -1,8 +1,9 @@
 import { join } from 'node:path'
+import { corralHandshake } from '@corral/proto'
 import { isPluginError, type Plugin, type PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGoPlugin } from './go-plugin-client.js'
-import { corralHandshake, type GrpcPlugin } from './grpc-plugin.js'
+import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
 import {
   eventually,

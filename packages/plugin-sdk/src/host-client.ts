@@ -1,3 +1,4 @@
+import { type HostCallResponse, hostService, unary } from '@corral/proto'
 import {
   type HostApi,
   type HostMethod,
@@ -8,8 +9,6 @@ import {
 } from '@corral/types'
 import { Client } from '@grpc/grpc-js'
 import type { PluginBroker } from './plugin-broker.js'
-import { unary } from './rpc.js'
-import { type HostCallResponse, hostService } from './wire.js'
 
 /**
  * The host's `HostService`, reached over the broker once `Init` named its id. One connection per

@@ -1,7 +1,7 @@
+export { corralHandshake } from '@corral/proto'
 export type { HostApi, HostMethod, HostMethodArgs, HostMethodResult, Registration } from '@corral/types'
 export { PluginError } from '@corral/types'
 export type { CallContext, InitContext, PluginDefinition, PluginFunction } from './define-plugin.js'
 export { definePlugin } from './define-plugin.js'
-export { corralHandshake } from './handshake.js'
 export type { ServedPlugin, ServeOptions } from './serve.js'
 export { serve } from './serve.js'

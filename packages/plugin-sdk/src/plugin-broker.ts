@@ -1,13 +1,5 @@
-import { type ChannelCredentials, credentials, type ServerDuplexStream } from '@grpc/grpc-js'
-import type { ConnInfo } from './wire.js'
-
-/** TLS material of the plugin side of AutoMTLS. */
-export interface PluginTls {
-  /** The host's client certificate: the one root trusted. */
-  hostCertPem: string
-  certPem: string
-  keyPem: string
-}
+import { type ConnInfo, channelSecurity, type MtlsMaterial } from '@corral/proto'
+import type { ChannelCredentials, ServerDuplexStream } from '@grpc/grpc-js'
 
 /**
  * The plugin's side of go-plugin's broker: the host's StartStream tells it where the host serves a
@@ -16,9 +8,10 @@ export interface PluginTls {
 export class PluginBroker {
   readonly #offered = new Map<number, ConnInfo>()
   readonly #waiting = new Map<number, Array<(info: ConnInfo) => void>>()
-  readonly #tls: PluginTls | undefined
+  readonly #tls: MtlsMaterial | undefined
 
-  constructor(tls: PluginTls | undefined) {
+  /** `tls`: the plugin's AutoMTLS pair, with the host's certificate as the peer's. */
+  constructor(tls: MtlsMaterial | undefined) {
     this.#tls = tls
   }
 
@@ -54,18 +47,6 @@ export class PluginBroker {
         this.#waiting.set(id, list)
       }))
     const target = info.network === 'unix' ? `unix:${info.address}` : String(info.address)
-    const options: Record<string, string | number> = { 'grpc.max_receive_message_length': -1 }
-    if (this.#tls === undefined) return { target, credentials: credentials.createInsecure(), options }
-    options['grpc.ssl_target_name_override'] = 'localhost'
-    options['grpc.default_authority'] = 'localhost'
-    return {
-      target,
-      credentials: credentials.createSsl(
-        Buffer.from(this.#tls.hostCertPem),
-        Buffer.from(this.#tls.keyPem),
-        Buffer.from(this.#tls.certPem),
-      ),
-      options,
-    }
+    return { target, ...channelSecurity(this.#tls) }
   }
 }

@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { corralHandshake, generateCertificate } from '@corral/proto'
 import { describe, expect, it } from 'vitest'
-import { generateCertificate } from './auto-mtls.js'
-import { corralHandshake } from './handshake.js'
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'test/echo-plugin.mjs')
 const cookie = {

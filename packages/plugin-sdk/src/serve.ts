@@ -1,23 +1,6 @@
 import { fstatSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type HealthStatus, PluginError, type PluginErrorData } from '@corral/types'
-import {
-  Metadata,
-  Server,
-  ServerCredentials,
-  type ServerDuplexStream,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type sendUnaryData,
-  status,
-} from '@grpc/grpc-js'
-import { generateCertificate } from './auto-mtls.js'
-import type { PluginDefinition } from './define-plugin.js'
-import { corralHandshake } from './handshake.js'
-import { HostConnection } from './host-client.js'
-import { PluginBroker, type PluginTls } from './plugin-broker.js'
-import { RunningCall } from './running-call.js'
 import {
   brokerService,
   type CallBatch,
@@ -25,14 +8,33 @@ import {
   type CallResult,
   type ConnInfo,
   controllerService,
+  corralHandshake,
+  generateCertificate,
   healthService,
+  type MtlsMaterial,
   pluginService,
   type ResultBatch,
   ServingStatus,
   StdioChannel,
   type StdioData,
+  serverOptions,
+  serverSecurity,
   stdioService,
-} from './wire.js'
+} from '@corral/proto'
+import { type HealthStatus, PluginError, type PluginErrorData } from '@corral/types'
+import {
+  Metadata,
+  Server,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js'
+import type { PluginDefinition } from './define-plugin.js'
+import { HostConnection } from './host-client.js'
+import { PluginBroker } from './plugin-broker.js'
+import { RunningCall } from './running-call.js'
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -71,16 +73,16 @@ export async function serve(plugin: PluginDefinition, options: ServeOptions = {}
     process.exit(1)
   }
   const clientCert = process.env.PLUGIN_CLIENT_CERT
-  let tls: PluginTls | undefined
+  let tls: MtlsMaterial | undefined
   if (clientCert !== undefined && clientCert !== '') {
-    tls = { hostCertPem: clientCert, ...(await generateCertificate()) }
+    tls = { peerCertPem: clientCert, ...(await generateCertificate()) }
   }
   const broker = new PluginBroker(tls)
   const host = new HostConnection(broker)
   const runtime = new PluginRuntime(plugin, host)
   const stdio = new StdioForwarder()
 
-  const server = new Server({ 'grpc.max_receive_message_length': -1 })
+  const server = new Server(serverOptions)
   server.addService(healthService, {
     check: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<{ status: number }>) =>
       callback(null, { status: ServingStatus.SERVING }),
@@ -123,31 +125,20 @@ export async function serve(plugin: PluginDefinition, options: ServeOptions = {}
   return { address, stop: exit }
 }
 
-const serverCredentials = (tls: PluginTls | undefined) =>
-  tls === undefined
-    ? ServerCredentials.createInsecure()
-    : ServerCredentials.createSsl(
-        Buffer.from(tls.hostCertPem),
-        [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }],
-        true,
-      )
-
-function bind(server: Server, address: string, tls: PluginTls | undefined): Promise<number> {
+function bind(server: Server, address: string, tls: MtlsMaterial | undefined): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, serverCredentials(tls), (error, port) =>
-      error ? reject(error) : resolve(port),
-    ),
+    server.bindAsync(address, serverSecurity(tls), (error, port) => (error ? reject(error) : resolve(port))),
   )
 }
 
-async function bindUnix(server: Server, tls: PluginTls | undefined): Promise<string> {
+async function bindUnix(server: Server, tls: MtlsMaterial | undefined): Promise<string> {
   const dir = process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir()
   const path = join(dir, `plugin${process.pid}-${Math.random().toString(36).slice(2, 10)}.sock`)
   await bind(server, `unix:${path}`, tls)
   return path
 }
 
-async function bindTcp(server: Server, tls: PluginTls | undefined): Promise<string> {
+async function bindTcp(server: Server, tls: MtlsMaterial | undefined): Promise<string> {
   const min = Number(process.env.PLUGIN_MIN_PORT || 0)
   const max = Number(process.env.PLUGIN_MAX_PORT || 0)
   if (min === 0 && max === 0) return `127.0.0.1:${await bind(server, '127.0.0.1:0', tls)}`

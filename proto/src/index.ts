@@ -1,0 +1,24 @@
+export type { CertificatePair, MtlsMaterial } from './auto-mtls.js'
+export { channelSecurity, generateCertificate, serverOptions, serverSecurity } from './auto-mtls.js'
+export { corralHandshake } from './handshake.js'
+export { bidi, deadlineIn, unary } from './rpc.js'
+export type {
+  CallBatch,
+  CallRequest,
+  CallResult,
+  ConnInfo,
+  HostCallRequest,
+  HostCallResponse,
+  ResultBatch,
+  StdioData,
+} from './wire.js'
+export {
+  brokerService,
+  controllerService,
+  healthService,
+  hostService,
+  pluginService,
+  ServingStatus,
+  StdioChannel,
+  stdioService,
+} from './wire.js'
