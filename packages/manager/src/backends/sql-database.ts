@@ -22,6 +22,11 @@ export interface SqlRunOptions {
    * SQLite asks it; PostgreSQL commits as soon as the statement is done.
    */
   keep?: () => boolean
+  /**
+   * Whose statement it is (the plugin). SQLite always runs one statement per owner at once, so one
+   * plugin's slow statements never take every executor from the others.
+   */
+  owner?: string
 }
 
 /**

@@ -58,6 +58,25 @@ describe('createSqliteDatabase: statements with a deadline, in executor processe
     expect(await db.query('SELECT 1 AS one', [], { timeoutMs: 5000 })).toEqual([{ one: 1 }])
   })
 
+  it("serves every owner's first statement, however busy another owner keeps the executors", async () => {
+    const small = createSqliteDatabase({ path: join(dir, 'data.db'), maxExecutors: 1 })
+    let hogDone = false
+    const hog = small.query(runaway, [], { timeoutMs: 3000, owner: 'hog' }).finally(() => {
+      hogDone = true
+    })
+    // The hog's second statement waits for its first (the pool is full) and gives up at its deadline…
+    await expect(small.query('SELECT 1 AS one', [], { timeoutMs: 300, owner: 'hog' })).rejects.toMatchObject({
+      code: 'deadline_exceeded',
+    })
+    // …while another owner's statement runs at once, on one more executor.
+    expect(
+      await small.query('SELECT count(*) AS n FROM t', [], { timeoutMs: 5000, owner: 'polite' }),
+    ).toEqual([{ n: 3 }])
+    expect(hogDone).toBe(false)
+    await expect(hog).rejects.toMatchObject({ code: 'deadline_exceeded' })
+    await small.close()
+  })
+
   it('reports SQL errors from an executor as invalid_argument', async () => {
     await expect(db.query('SELECT * FROM missing', [], { timeoutMs: 5000 })).rejects.toMatchObject({
       code: 'invalid_argument',

@@ -16,7 +16,10 @@ export interface SqliteDatabaseOptions {
    * processes, which cannot share an in-memory database).
    */
   path?: string
-  /** The most plugin statements running at once, each in an executor process. Default 4. */
+  /**
+   * Executor processes kept for plugin statements, each running one at a time. Default 4; a plugin
+   * with none running gets one even when all are busy.
+   */
   maxExecutors?: number
   /** How long a host statement waits, without blocking the thread, for a plugin's write lock. Default 30 000 ms. */
   hostBusyTimeoutMs?: number
@@ -126,6 +129,7 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
       readOnly: run.readOnly === true,
       timeoutMs: run.timeoutMs,
       ...(run.keep === undefined ? {} : { keep: run.keep }),
+      ...(run.owner === undefined ? {} : { owner: run.owner }),
     })
   }
 

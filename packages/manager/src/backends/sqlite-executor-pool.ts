@@ -24,6 +24,8 @@ export interface ExecutorRun {
   timeoutMs: number
   /** Asked once a writing statement has run: `false` drops its changes (see `SqlRunOptions.keep`). */
   keep?: () => boolean
+  /** Whose statement it is (see `SqlRunOptions.owner`). */
+  owner?: string
 }
 
 /** What a statement gave: its rows (if it returns any) and how many rows it changed. */
@@ -43,6 +45,11 @@ interface Job {
   committing?: ExecutorResult
 }
 
+/** Statements without an owner count as one owner's. */
+function ownerOf(job: Job): string {
+  return job.run.owner ?? ''
+}
+
 interface Executor {
   child: ChildProcess
   ready: boolean
@@ -54,7 +61,10 @@ interface Executor {
 export interface SqliteExecutorPoolOptions {
   /** The database file (WAL mode), shared with the host's own connection. */
   path: string
-  /** The most executor processes at once, each running one statement. Default 4. */
+  /**
+   * The executor processes kept, each running one statement at a time. Default 4. An owner with no
+   * statement running gets an executor even when all are busy (one more, stopped once idle).
+   */
   maxExecutors?: number
 }
 
@@ -114,20 +124,54 @@ export class SqliteExecutorPool {
     await Promise.all(exits)
   }
 
-  /** Gives waiting jobs to idle executors, starting executors as needed, and keeps a spare. */
+  /**
+   * Gives waiting jobs to idle executors and starts executors as needed. First come the statements
+   * of owners with none running: each owner always gets one, beyond the pool's size if need be, so
+   * that one plugin's runaway statements never hold up another's. Then the others, within the size.
+   * Executors beyond the size are stopped once idle; one idle executor is kept ahead of need.
+   */
   #dispatch(): void {
     if (this.#closed) return
-    for (const executor of this.#executors) {
-      if (this.#waiting.length === 0) break
-      if (executor.ready && executor.job === undefined) this.#assign(executor, this.#waiting.shift() as Job)
+    const executors = [...this.#executors]
+    const idle = executors.filter((e) => e.ready && e.job === undefined)
+    let starting = executors.filter((e) => !e.ready).length
+    let busy = 0
+    const running = new Set<string>()
+    for (const executor of executors) {
+      if (executor.job === undefined) continue
+      busy++
+      running.add(ownerOf(executor.job))
     }
-    const starting = [...this.#executors].filter((e) => !e.ready).length
-    let wanted = Math.max(this.#waiting.length - starting, 0)
+    // Owners served in the first pass: their next statements wait for the second.
+    const served = new Set<string>()
+    for (const first of [true, false]) {
+      for (const job of [...this.#waiting]) {
+        const owner = ownerOf(job)
+        const hasOne = running.has(owner) || served.has(owner)
+        if (first === hasOne) continue
+        if (!first && busy >= this.#max) break
+        served.add(owner)
+        const executor = idle.shift()
+        if (executor !== undefined) {
+          this.#waiting.splice(this.#waiting.indexOf(job), 1)
+          this.#assign(executor, job)
+          busy++
+        } else if (starting > 0) {
+          // An executor on its way will take it.
+          starting--
+        } else if (first || this.#executors.size < this.#max) {
+          this.#start()
+        } else {
+          break
+        }
+      }
+    }
+    if (this.#waiting.length > 0) return
+    while (this.#executors.size > this.#max && idle.length > 0) this.#kill(idle.pop() as Executor)
     // One idle executor ahead of need: the next statement (or a killed one's successor) does not
     // wait for a process to start.
-    const idle = [...this.#executors].filter((e) => e.job === undefined).length
-    if (this.#waiting.length === 0 && idle === 0 && !this.#failingToStart) wanted = 1
-    while (wanted-- > 0 && this.#executors.size < this.#max) this.#start()
+    const spare = idle.length + starting > 0
+    if (!spare && this.#executors.size < this.#max && !this.#failingToStart) this.#start()
   }
 
   #assign(executor: Executor, job: Job): void {

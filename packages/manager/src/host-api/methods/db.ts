@@ -94,6 +94,7 @@ function runOptions(access: SqlAccess, scope: HostCallScope): SqlRunOptions {
     readOnly: access.writes.length === 0 && access.ddl.length === 0,
     timeoutMs: Math.max(1, scope.deadline - scope.deps.now()),
     keep: () => scope.commitBeforeDeadline(),
+    owner: scope.plugin,
   }
 }
 
