@@ -59,14 +59,18 @@ const plugin = definePlugin({
       await sleep(Number((args as { ms?: unknown } | null)?.ms ?? 1000), signal)
       return { done: true }
     },
+    /** Keeps a note for a day (`YYYY-MM-DD`) in the plugin's own table. */
     async addNote(args, { host }) {
-      const { day, text } = args as { day: string; text: string }
+      const { day, text } = (args ?? {}) as { day?: unknown; text?: unknown }
+      if (typeof day !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(day) || typeof text !== 'string')
+        throw new PluginError('invalid_argument', 'a note needs a day (YYYY-MM-DD) and a text')
       await host.call('db.exec', {
-        sql: 'INSERT INTO hello_grpc_notes (day, text) VALUES (?, ?)',
+        sql: 'INSERT INTO hello_grpc_notes (day, text) VALUES ($1, $2)',
         args: [day, text],
       })
       return { ok: true }
     },
+    /** How many notes each day has. */
     async stats(_args, { host }) {
       const { rows } = await host.call('db.query', {
         sql: 'SELECT day, COUNT(*) AS notes FROM hello_grpc_notes GROUP BY day ORDER BY day',
