@@ -27,6 +27,11 @@ export interface SqlRunOptions {
    * plugin's slow statements never take every executor from the others.
    */
   owner?: string
+  /**
+   * The most rows a query may return. SQLite fails it with `resource_exhausted` at the first row
+   * past it, without reading the rest; PostgreSQL returns them all (the host API counts them).
+   */
+  maxRows?: number
 }
 
 /**

@@ -77,6 +77,27 @@ describe('createSqliteDatabase: statements with a deadline, in executor processe
     await small.close()
   })
 
+  it('stops reading at the first row past maxRows', async () => {
+    const endless =
+      'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000000) SELECT n FROM r'
+    // Reading every row would take minutes: the deadline would come first, not this refusal.
+    await expect(db.query(endless, [], { timeoutMs: 20_000, maxRows: 100 })).rejects.toMatchObject({
+      code: 'resource_exhausted',
+    })
+    expect(await db.query('SELECT a FROM t WHERE b = $1', [1], { timeoutMs: 5000, maxRows: 1 })).toEqual([
+      { a: 'x' },
+    ])
+  })
+
+  it('counts the rows a write returns when only its changes are asked for', async () => {
+    expect(
+      await db.exec("INSERT INTO t (a, b) VALUES ('r1', 10), ('r2', 11) RETURNING a", [], {
+        timeoutMs: 5000,
+      }),
+    ).toBe(2)
+    expect(await db.exec('DELETE FROM t WHERE b >= 10', [], { timeoutMs: 5000 })).toBe(2)
+  })
+
   it('reports SQL errors from an executor as invalid_argument', async () => {
     await expect(db.query('SELECT * FROM missing', [], { timeoutMs: 5000 })).rejects.toMatchObject({
       code: 'invalid_argument',

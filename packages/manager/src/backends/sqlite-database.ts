@@ -122,12 +122,15 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     sql: string,
     params: readonly SqlValue[],
     run: SqlRunOptions & { timeoutMs: number },
+    returnRows: boolean,
   ) {
     return executors.run({
       sql,
       params,
       readOnly: run.readOnly === true,
+      returnRows,
       timeoutMs: run.timeoutMs,
+      ...(run.maxRows === undefined ? {} : { maxRows: run.maxRows }),
       ...(run.keep === undefined ? {} : { keep: run.keep }),
       ...(run.owner === undefined ? {} : { owner: run.owner }),
     })
@@ -183,7 +186,7 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     opened: (sql, params) => withoutBlocking(() => plan(sql, params)),
     async query(sql, params, run) {
       if (run?.timeoutMs !== undefined) {
-        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs })).rows
+        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs }, true)).rows
       }
       return runHere(sql, run, (statement) => {
         if (!statement.reader) {
@@ -195,7 +198,7 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     },
     async exec(sql, params, run) {
       if (run?.timeoutMs !== undefined) {
-        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs })).changes
+        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs }, false)).changes
       }
       return runHere(sql, run, (statement) => {
         if (statement.reader) {

@@ -20,6 +20,10 @@ export interface ExecutorRun {
   sql: string
   params: readonly SqlValue[]
   readOnly: boolean
+  /** Send back the rows it returns, or only count them. */
+  returnRows: boolean
+  /** Returned rows past this fail it with `resource_exhausted` (see `SqlRunOptions.maxRows`). */
+  maxRows?: number
   /** Past this, the caller gets `deadline_exceeded` and the executor running it is killed. */
   timeoutMs: number
   /** Asked once a writing statement has run: `false` drops its changes (see `SqlRunOptions.keep`). */
@@ -179,8 +183,16 @@ export class SqliteExecutorPool {
     job.executor = executor
     // A statement in flight keeps the host alive until it is answered (idle executors do not).
     executor.child.channel?.ref()
-    const { sql, params, readOnly } = job.run
-    this.#send(executor, { kind: 'run', id: job.id, sql, params: [...params], readOnly })
+    const { sql, params, readOnly, returnRows, maxRows } = job.run
+    this.#send(executor, {
+      kind: 'run',
+      id: job.id,
+      sql,
+      params: [...params],
+      readOnly,
+      returnRows,
+      ...(maxRows === undefined ? {} : { maxRows }),
+    })
   }
 
   #send(executor: Executor, request: ExecutorRequest): void {

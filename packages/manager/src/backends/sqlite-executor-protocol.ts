@@ -10,6 +10,10 @@ export type ExecutorRequest =
       params: SqlValue[]
       /** The statement was checked as a read: refuse it if SQLite says it writes. */
       readOnly: boolean
+      /** Send back the rows it returns (`db.query`), or only count them (`db.exec`). */
+      returnRows: boolean
+      /** Returned rows past this fail the statement with `resource_exhausted`, unread. */
+      maxRows?: number
     }
   /** Commit the changes of the writing statement `id` (the pool kills an executor whose changes must go). */
   | { kind: 'commit'; id: number }
@@ -27,7 +31,7 @@ export type ExecutorReply =
   | {
       kind: 'error'
       id: number
-      code: 'invalid_argument' | 'permission_denied' | 'unavailable'
+      code: 'invalid_argument' | 'permission_denied' | 'resource_exhausted' | 'unavailable'
       message: string
     }
 

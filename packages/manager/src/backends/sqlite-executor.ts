@@ -10,7 +10,7 @@
  * {@link ExecutorReply} over the IPC channel.
  */
 import Database from 'better-sqlite3'
-import { jsonRow } from './sql-database.js'
+import { jsonRow, type SqlValue } from './sql-database.js'
 import {
   type ExecutorReply,
   type ExecutorRequest,
@@ -28,6 +28,9 @@ function reply(message: ExecutorReply): void {
   process.send?.(message)
 }
 
+/** A statement returned more rows than the caller takes. */
+class TooManyRows extends Error {}
+
 function failure(id: number, error: unknown): void {
   const sqliteCode = (error as { code?: unknown }).code
   // Another connection's write lock outlasted the wait: the database is busy, the statement is fine.
@@ -35,9 +38,31 @@ function failure(id: number, error: unknown): void {
   reply({
     id,
     kind: 'error',
-    code: busy ? 'unavailable' : 'invalid_argument',
+    code: error instanceof TooManyRows ? 'resource_exhausted' : busy ? 'unavailable' : 'invalid_argument',
     message: (error as Error).message,
   })
+}
+
+/**
+ * Reads the rows a statement returns, one at a time: kept as JSON values (and past `maxRows`, the
+ * rest is never read) or only counted.
+ */
+function readRows(
+  statement: Database.Statement,
+  params: Record<string, SqlValue>,
+  request: Extract<ExecutorRequest, { kind: 'run' }>,
+): { rows: Record<string, unknown>[]; count: number } {
+  const rows: Record<string, unknown>[] = []
+  let count = 0
+  for (const row of statement.iterate(params) as IterableIterator<Record<string, unknown>>) {
+    count++
+    if (!request.returnRows) continue
+    if (request.maxRows !== undefined && count > request.maxRows) {
+      throw new TooManyRows(`the query returned more than ${request.maxRows} rows; add a LIMIT`)
+    }
+    rows.push(jsonRow(row))
+  }
+  return { rows, count }
 }
 
 function open(file: string): Database.Database {
@@ -91,7 +116,7 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   const params = sqlBindings(request.params)
   if (statement.readonly) {
     try {
-      const rows = statement.reader ? (statement.all(params) as Record<string, unknown>[]).map(jsonRow) : []
+      const rows = statement.reader ? readRows(statement, params, request).rows : []
       reply({ id, kind: 'done', rows, changes: 0 })
     } catch (error) {
       failure(id, error)
@@ -111,8 +136,9 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
     let changes: number
     if (statement.reader) {
       // INSERT … RETURNING: it changed as many rows as it returned.
-      rows = (statement.all(params) as Record<string, unknown>[]).map(jsonRow)
-      changes = rows.length
+      const read = readRows(statement, params, request)
+      rows = read.rows
+      changes = read.count
     } else {
       changes = statement.run(params).changes
     }

@@ -346,6 +346,15 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
     expect(entry?.detail).toContain('shared_config')
   })
 
+  it('refuses a query that returns more rows than the host allows', async () => {
+    const many =
+      'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 20000) SELECT n FROM r'
+    await expectRefused(host.call('stats', 'db.query', { sql: many }), 'resource_exhausted')
+    expect(await host.call('stats', 'db.query', { sql: `${many} LIMIT 2` })).toEqual({
+      rows: [{ n: 1 }, { n: 2 }],
+    })
+  })
+
   describe('a runaway statement', () => {
     // Unbounded, each runs for minutes on both databases (10^9 rows of recursion).
     const runawayRead =

@@ -107,8 +107,8 @@ export const dbQuery = defineMethod({
   rateLimit: 'db',
   async run({ sql, args }, scope) {
     const access = await analyze(sql, args, scope)
-    const rows = await scope.deps.database.query(sql, args, runOptions(access, scope))
     const max = scope.deps.limits.dbMaxRows
+    const rows = await scope.deps.database.query(sql, args, { ...runOptions(access, scope), maxRows: max })
     if (rows.length > max) {
       throw new PluginError('resource_exhausted', `the query returned more than ${max} rows; add a LIMIT`)
     }
