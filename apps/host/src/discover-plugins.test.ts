@@ -35,7 +35,8 @@ describe('discoverPlugins', () => {
       ['good', 'ok'],
     ])
     const good = found[2]
-    expect(good?.ok && good.grant.status).toBe('pending_review')
-    expect(good?.ok && good.grant.permissions).toEqual([])
+    expect(good?.ok && good.manifest.resources.permissions).toEqual([
+      { type: 'cache', access: ['read', 'write'], scope: ['*'] },
+    ])
   })
 })

@@ -1,29 +1,72 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { discoverPlugins } from './discover-plugins.js'
+import type { LogLevel } from '@corral/types'
+import { isPluginError } from '@corral/types'
+import { type DemoHost, startDemoHost } from './demo-host.js'
+import { readPolicies } from './read-policies.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-const pluginsDir = process.env.CORRAL_PLUGINS_DIR ?? path.join(root, 'examples/plugins')
+const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const pluginsDir = process.env.CORRAL_PLUGINS_DIR ?? path.resolve(appDir, '../../examples/plugins')
+const policiesFile = process.env.CORRAL_POLICIES ?? path.join(appDir, 'policies.yaml')
 
-const plugins = await discoverPlugins(pluginsDir, hostVersion)
-console.log(`Corral host ${hostVersion}: ${plugins.length} plugin folders in ${pluginsDir}\n`)
-for (const plugin of plugins) {
-  if (!plugin.ok) {
-    console.log(`✗ ${path.basename(plugin.dir)}: ${plugin.error.message}`)
-    continue
+const shown: ReadonlySet<LogLevel> = new Set(['info', 'warn', 'error'])
+const logger = {
+  log(level: LogLevel, message: string, fields: Record<string, unknown> = {}) {
+    if (shown.has(level)) console.log(`    [${level}] ${message} ${JSON.stringify(fields)}`)
+  },
+}
+
+/** One call of the tour: its result, or its error code and message. */
+async function tryCall(host: DemoHost, plugin: string, fn: string, args: unknown): Promise<void> {
+  const target = host.running.get(plugin)
+  if (target === undefined) return
+  try {
+    const result = await target.plugin.call(fn, args, { token: `tour-${plugin}-${fn}` })
+    console.log(`  ${plugin}.${fn}(${JSON.stringify(args)}) → ${JSON.stringify(result)}`)
+  } catch (error) {
+    const code = isPluginError(error) ? error.code : 'internal'
+    console.log(
+      `  ${plugin}.${fn}(${JSON.stringify(args)}) ✗ ${code}: ${isPluginError(error) ? error.rawMessage : error}`,
+    )
   }
-  const { manifest, grant } = plugin
-  const requested =
-    manifest.resources.permissions.map((p) => `${p.type}(${p.scope.join(',')})`).join(' ') || 'none'
-  console.log(`✓ ${manifest.name} ${manifest.version} [${manifest.runtime}] ${manifest.description ?? ''}`)
-  console.log(`    requests: ${requested}`)
+}
+
+console.log(`Corral demo host ${hostVersion}\n  plugins:  ${pluginsDir}\n  policies: ${policiesFile}\n`)
+const host = await startDemoHost({
+  pluginsDir,
+  hostVersion,
+  policies: await readPolicies(policiesFile),
+  logger,
+})
+
+for (const { manifest, registration } of host.running.values()) {
+  const policy = await host.policyOf(manifest.name)
+  const provides = [
+    registration.routes.length > 0 ? `${registration.routes.length} routes` : '',
+    registration.widgets.length > 0 ? `${registration.widgets.length} widgets` : '',
+  ].filter(Boolean)
   console.log(
-    `    granted under '${grant.status}': ${grant.permissions.length} permissions, ${grant.limits.memory_mb} MiB, ` +
-      `${grant.limits.call_timeout} ms per call`,
+    `✓ ${manifest.name} ${manifest.version} [${manifest.runtime}] policy: ${policy.status}; ${provides.join(', ') || 'no routes'}`,
   )
 }
-const failed = plugins.filter((p) => !p.ok).length
-if (failed > 0) process.exitCode = 1
+for (const { name, error } of host.failed) console.log(`✗ ${name}: ${error.message.split('\n')[0]}`)
+
+console.log('\nA short tour:')
+await tryCall(host, 'hello-wasm', 'greet', { name: 'Ada' })
+await tryCall(host, 'hello-wasm', 'greet', { name: 'Ada' })
+await tryCall(host, 'hello-wasm', 'greet', {})
+await tryCall(host, 'c-wasm', 'count', { text: 'Plugins, sandboxed and fast' })
+await tryCall(host, 'hello-grpc', 'greet', { name: 'Grace' })
+await tryCall(host, 'hello-grpc', 'addNote', { day: '2026-11-22', text: 'shipped the demo' })
+await tryCall(host, 'hello-grpc', 'stats', {})
+await tryCall(host, 'go-kv', 'set', { key: 'colour', value: 'teal' })
+
+const refusals = await host.hostApi.audit.list({})
+console.log(`\nRefused host calls (audit log): ${refusals.length}`)
+for (const entry of refusals) console.log(`  ${JSON.stringify(entry)}`)
+
+await host.close()
+if (host.running.size === 0) process.exitCode = 1

@@ -1,0 +1,75 @@
+import { mkdtemp, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type DemoHost, startDemoHost } from './demo-host.js'
+import { readPolicies } from './read-policies.js'
+
+const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const examplesDir = path.resolve(appDir, '../../examples/plugins')
+const quiet = { log() {} }
+
+describe('the demo host over the example plugins (real workers and processes)', () => {
+  let host: DemoHost
+  let pluginsDir: string
+
+  beforeAll(async () => {
+    // The examples, plus a folder whose manifest is broken: it must not stop the others.
+    pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-demo-'))
+    for (const name of ['hello-wasm', 'hello-grpc', 'c-wasm', 'go-kv']) {
+      await symlink(path.join(examplesDir, name), path.join(pluginsDir, name))
+    }
+    await symlink(path.join(appDir, 'src'), path.join(pluginsDir, 'not-a-plugin'))
+    host = await startDemoHost({
+      pluginsDir,
+      hostVersion: '0.1.0',
+      policies: await readPolicies(path.join(appDir, 'policies.yaml')),
+      logger: quiet,
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await host?.close()
+    await rm(pluginsDir, { recursive: true, force: true })
+  })
+
+  it('runs every example and reports the broken folder', () => {
+    expect([...host.running.keys()].sort()).toEqual(['c-wasm', 'go-kv', 'hello-grpc', 'hello-wasm'])
+    expect(host.failed.map((f) => [f.name, f.error.code])).toEqual([['not-a-plugin', 'not_found']])
+  })
+
+  it('serves a WASM plugin through the sandboxed cache, counting per name', async () => {
+    const wasm = host.running.get('hello-wasm')?.plugin
+    const first = (await wasm?.call('greet', { name: 'Lin' })) as { count: number; message: string }
+    const second = (await wasm?.call('greet', { name: 'Lin' })) as { count: number }
+    expect(first.message).toBe('Hello, Lin!')
+    expect(second.count).toBe(first.count + 1)
+    await expect(wasm?.call('greet', {})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+  })
+
+  it('serves a gRPC plugin whose notes live in its own SQLite table', async () => {
+    const grpc = host.running.get('hello-grpc')?.plugin
+    await grpc?.call('addNote', { day: '2026-11-22', text: 'a' })
+    await grpc?.call('addNote', { day: '2026-11-22', text: 'b' })
+    expect(await grpc?.call('stats', {})).toEqual({ days: [{ day: '2026-11-22', notes: 2 }] })
+  })
+
+  it('refuses and audits what a pending_review plugin was not granted', async () => {
+    const kv = host.running.get('go-kv')?.plugin
+    expect((await host.policyOf('go-kv')).status).toBe('pending_review')
+    await expect(kv?.call('set', { key: 'k', value: 'v' })).rejects.toMatchObject({
+      code: 'permission_denied',
+    })
+    const audit = await host.hostApi.audit.list({ plugin: 'go-kv' })
+    expect(audit.some((entry) => entry.method === 'cache.set' && entry.code === 'permission_denied')).toBe(
+      true,
+    )
+  })
+
+  it('runs the C plugin under its approved policy', async () => {
+    expect(await host.running.get('c-wasm')?.plugin.call('count', { text: 'one two' })).toMatchObject({
+      words: 2,
+    })
+  })
+})
