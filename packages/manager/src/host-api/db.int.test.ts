@@ -108,6 +108,11 @@ const bypasses: Bypass[] = [
     code: 'invalid_argument',
   },
   { name: 'SQL that does not parse', sql: 'SELEC * FROM stats_daily', code: 'invalid_argument' },
+  {
+    name: 'SQL too long to parse without stalling the host',
+    sql: `SELECT * FROM stats_daily WHERE ${Array.from({ length: 1500 }, (_, i) => `day = '${i}'`).join(' OR ')}`,
+    code: 'invalid_argument',
+  },
   { name: 'DROP of another table', method: 'db.exec', sql: 'DROP TABLE users', code: 'permission_denied' },
   {
     name: 'CREATE outside the own prefix',

@@ -5,8 +5,14 @@ import type { SqlRunOptions, SqlValue } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope, isGranted } from '../method-handler.js'
 import { analyzeSql, type SqlAccess } from '../sql-access.js'
 
+/**
+ * Plugin SQL is parsed on the host thread (about 7 ms per KiB with node-sql-parser): the cap keeps one
+ * statement from stalling the host. Values belong in `args`, which are not parsed.
+ */
+const maxSqlLength = 16_384
+
 const sqlArgs = z.strictObject({
-  sql: z.string().min(1),
+  sql: z.string().min(1).max(maxSqlLength, `must be at most ${maxSqlLength} characters; bind values as args`),
   args: z
     .array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
     .max(1000)
