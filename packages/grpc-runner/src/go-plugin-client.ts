@@ -87,6 +87,11 @@ export interface GoPluginClient {
    * process group. Never rejects.
    */
   stop(graceMs?: number): Promise<void>
+  /**
+   * Closes the connection and the broker and leaves the plugin running: for a plugin this host does
+   * not own, such as a service of its own it reattached to. Never rejects.
+   */
+  disconnect(): Promise<void>
 }
 
 const defaultStartTimeoutMs = 10_000
@@ -181,6 +186,12 @@ export interface ReattachGoPluginOptions extends ReattachConfig {
   logger?: PluginLogger
   /** How long to wait for the connection. Default 10 s. */
   connectTimeoutMs?: number
+  /**
+   * Over TCP: the address of this host the plugin reaches it by. The broker listens there (on a
+   * fresh port, with the connection's mutual TLS) for the services the host offers the plugin.
+   * Default 127.0.0.1; any other address needs `tls`.
+   */
+  brokerHost?: string
 }
 
 /**
@@ -194,18 +205,23 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
   const name = options.name ?? options.address
   const socketDir = mkdtempSync(join(tmpdir(), 'corral-grpc-'))
   const { pid } = options
+  let watch: NodeJS.Timeout | undefined
   const exited =
     pid === undefined
       ? new Promise<ProcessExit>(() => {})
       : new Promise<ProcessExit>((resolve) => {
-          const timer = setInterval(() => {
+          watch = setInterval(() => {
             if (!isAlive(pid)) {
-              clearInterval(timer)
+              clearInterval(watch)
               resolve({ code: null, signal: null })
             }
           }, 500)
-          timer.unref()
+          watch.unref()
         })
+  const cleanup = () => {
+    clearInterval(watch)
+    rmSync(socketDir, { recursive: true, force: true })
+  }
   try {
     if (pid !== undefined && !isAlive(pid)) {
       throw new PluginError('unavailable', `no process ${pid} to reattach to`, { plugin: name })
@@ -214,16 +230,23 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
       name,
       logger: options.logger ?? stderrLogger,
       socketDir,
-      reattach: options,
+      reattach: {
+        network: options.network,
+        address: options.address,
+        protocolVersion: options.protocolVersion,
+        ...(pid === undefined ? {} : { pid }),
+        ...(options.tls === undefined ? {} : { tls: options.tls }),
+      },
+      ...(options.brokerHost === undefined ? {} : { brokerHost: options.brokerHost }),
       exited,
       timeoutMs: options.connectTimeoutMs ?? defaultStartTimeoutMs,
       kill: () => {
         if (pid !== undefined) killQuietly(pid)
       },
-      cleanup: () => rmSync(socketDir, { recursive: true, force: true }),
+      cleanup,
     })
   } catch (error) {
-    rmSync(socketDir, { recursive: true, force: true })
+    cleanup()
     throw PluginError.from(error, 'unavailable', name)
   }
 }
@@ -233,6 +256,8 @@ interface ConnectOptions {
   logger: PluginLogger
   socketDir: string
   reattach: ReattachConfig
+  /** Where a TCP broker listens; default 127.0.0.1. */
+  brokerHost?: string
   exited: Promise<ProcessExit>
   timeoutMs: number
   kill(): void
@@ -255,17 +280,35 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       cause: error,
     })
   }
-  const broker = new GrpcBroker(rpc, {
-    socketDir: options.socketDir,
-    ...(reattach.tls === undefined ? {} : { tls: reattach.tls }),
-    name,
-  })
+  let broker: GrpcBroker
+  try {
+    broker = new GrpcBroker(rpc, {
+      listen:
+        reattach.network === 'tcp'
+          ? { network: 'tcp', host: options.brokerHost ?? '127.0.0.1' }
+          : { network: 'unix', socketDir: options.socketDir },
+      ...(reattach.tls === undefined ? {} : { tls: reattach.tls }),
+      name,
+    })
+  } catch (error) {
+    rpc.close()
+    throw error
+  }
   const stdio = forwardStdio(rpc, name, options.logger)
   let exitInfo: ProcessExit | undefined
   void options.exited.then((info) => {
     exitInfo = info
   })
   let stopping: Promise<void> | undefined
+  let disconnected = false
+  const closeConnection = () => {
+    if (disconnected) return
+    disconnected = true
+    stdio.cancel()
+    broker.close()
+    rpc.close()
+    options.cleanup()
+  }
   const health = async (timeoutMs: number) => {
     try {
       const response = await unary(
@@ -292,10 +335,13 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       // Whatever is left of the plugin (itself, if it ignored Shutdown, or children it started) goes.
       options.kill()
       if (reattach.pid !== undefined) await options.exited
-      rpc.close()
-      options.cleanup()
+      closeConnection()
     })()
     return stopping
+  }
+  const disconnect = async (): Promise<void> => {
+    stopping ??= Promise.resolve().then(closeConnection)
+    await stopping
   }
   return {
     name,
@@ -308,6 +354,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
     exited: options.exited,
     health,
     stop,
+    disconnect,
   }
 }
 

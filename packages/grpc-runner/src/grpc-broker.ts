@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import {
   bidi,
@@ -12,6 +13,19 @@ import {
 import { PluginError } from '@corral/types'
 import type { ChannelCredentials, Client, ClientDuplexStream } from '@grpc/grpc-js'
 import { Server } from '@grpc/grpc-js'
+
+/**
+ * Where the host's broker listens: unix sockets in a private folder for a plugin on this machine,
+ * TCP on `host` (an address of this host the plugin can reach; bound as given) for a plugin reached
+ * over TCP, such as one running as its own service elsewhere.
+ */
+export type BrokerListen = { network: 'unix'; socketDir: string } | { network: 'tcp'; host: string }
+
+/** The address of a service the host offers over the broker, as the plugin is told it. */
+export interface BrokerAddress {
+  network: 'unix' | 'tcp'
+  address: string
+}
 
 /** Where to reach a service the plugin offers over the broker. */
 export interface BrokerTarget {
@@ -27,7 +41,7 @@ export interface BrokerTarget {
  */
 export class GrpcBroker {
   readonly #stream: ClientDuplexStream<ConnInfo, ConnInfo>
-  readonly #socketDir: string
+  readonly #listen: BrokerListen
   readonly #tls: MtlsMaterial | undefined
   readonly #name: string
   readonly #offered = new Map<number, ConnInfo>()
@@ -37,8 +51,15 @@ export class GrpcBroker {
   #closed = false
 
   /** @internal Opened by the go-plugin client once connected. */
-  constructor(client: Client, options: { socketDir: string; tls?: MtlsMaterial; name: string }) {
-    this.#socketDir = options.socketDir
+  constructor(client: Client, options: { listen: BrokerListen; tls?: MtlsMaterial; name: string }) {
+    if (options.listen.network === 'tcp' && options.tls === undefined && !isLoopback(options.listen.host)) {
+      throw new PluginError(
+        'invalid_argument',
+        `a broker listening on ${options.listen.host} needs mutual TLS: without it anyone who reaches the address could call the host`,
+        { plugin: options.name },
+      )
+    }
+    this.#listen = options.listen
     this.#tls = options.tls
     this.#name = options.name
     this.#stream = bidi(client, brokerService.startStream)
@@ -62,21 +83,44 @@ export class GrpcBroker {
   }
 
   /**
-   * Serves a gRPC server (filled by `addServices`) on a fresh unix socket and tells the plugin its
-   * address under `id`; the plugin dials it with its broker.
+   * Serves a gRPC server (filled by `addServices`) on a fresh unix socket, or a fresh TCP port where
+   * the plugin is reached over TCP (with the connection's mutual TLS), and tells the plugin its
+   * address under `id`; the plugin dials it with its broker. Returns what the plugin was told.
    */
-  async serve(id: number, addServices: (server: Server) => void): Promise<void> {
+  async serve(id: number, addServices: (server: Server) => void): Promise<BrokerAddress> {
     if (this.#closed) throw new PluginError('unavailable', 'the broker is closed', { plugin: this.#name })
     const server = new Server(serverOptions)
     addServices(server)
-    const address = join(this.#socketDir, `broker-${id}-${randomBytes(4).toString('hex')}.sock`)
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix:${address}`, serverSecurity(this.#tls), (error) =>
-        error ? reject(error) : resolve(),
-      ),
-    )
+    const listen = this.#listen
+    const bindTo =
+      listen.network === 'unix'
+        ? `unix:${join(listen.socketDir, `broker-${id}-${randomBytes(4).toString('hex')}.sock`)}`
+        : hostPort(listen.host, 0)
+    let port: number
+    try {
+      port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync(bindTo, serverSecurity(this.#tls), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        ),
+      )
+    } catch (error) {
+      server.forceShutdown()
+      throw new PluginError(
+        'unavailable',
+        `the broker cannot listen on ${bindTo}: ${(error as Error).message}`,
+        {
+          plugin: this.#name,
+          cause: error,
+        },
+      )
+    }
     this.#servers.push(server)
-    this.#stream.write({ serviceId: id, network: 'unix', address })
+    const offered: BrokerAddress =
+      listen.network === 'unix'
+        ? { network: 'unix', address: bindTo.slice('unix:'.length) }
+        : { network: 'tcp', address: hostPort(listen.host, port) }
+    this.#stream.write({ serviceId: id, ...offered })
+    return offered
   }
 
   /** Waits (up to `timeoutMs`) for the plugin to offer service `id`, and says how to reach it. */
@@ -109,4 +153,12 @@ export class GrpcBroker {
     for (const server of this.#servers) server.forceShutdown()
     this.#stream.cancel()
   }
+}
+
+function hostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
 }

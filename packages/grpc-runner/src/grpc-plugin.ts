@@ -21,7 +21,12 @@ import {
 } from '@corral/types'
 import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import { CallStream } from './call-stream.js'
-import { type GoPluginClient, startGoPlugin } from './go-plugin-client.js'
+import {
+  type GoPluginClient,
+  type ReattachConfig,
+  reattachGoPlugin,
+  startGoPlugin,
+} from './go-plugin-client.js'
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import type { PluginLogger } from './plugin-log.js'
 import { residentSetMiB } from './resident-memory.js'
@@ -50,6 +55,20 @@ export interface GrpcPluginSettings {
   logger: PluginLogger
   autoMtls: boolean
   supervision: SupervisionOptions
+  /** Plugins that run as services of their own, by name. */
+  reattach: Readonly<Record<string, ReattachTarget>>
+}
+
+/**
+ * Where a plugin that runs as a service of its own listens (go-plugin's ReattachConfig: `tcp` with
+ * `tls` for one on another machine), and the address of this host it reaches the broker by.
+ */
+export interface ReattachTarget extends ReattachConfig {
+  /**
+   * Over TCP: the address of this host the plugin can reach; the broker serves HostService there on
+   * a fresh port with the connection's mutual TLS. Default 127.0.0.1; any other address needs `tls`.
+   */
+  brokerHost?: string
 }
 
 type State = 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
@@ -74,6 +93,7 @@ export class GrpcPlugin implements Plugin {
   readonly #options: LoadOptions
   readonly #settings: GrpcPluginSettings
   readonly #onStopped: () => void
+  readonly #target: ReattachTarget | undefined
   #client: GoPluginClient | undefined
   #stream: CallStream | undefined
   #useStream = false
@@ -95,6 +115,8 @@ export class GrpcPlugin implements Plugin {
     this.#options = options
     this.#settings = settings
     this.#onStopped = onStopped
+    const { reattach } = settings
+    this.#target = Object.hasOwn(reattach, this.name) ? reattach[this.name] : undefined
   }
 
   /** The process's id while one runs. */
@@ -107,49 +129,27 @@ export class GrpcPlugin implements Plugin {
     return this.#state
   }
 
-  /** @internal Starts the process and connects; bounded by the grant's `init_timeout`. */
+  /** Whether this plugin is a service of its own the runner reattached to (not a process it owns). */
+  get reattached(): boolean {
+    return this.#target !== undefined
+  }
+
+  /**
+   * @internal Starts the process (or reattaches to the service) and connects; bounded by the
+   * grant's `init_timeout`.
+   */
   async start(): Promise<void> {
-    const { manifest, dir, grant } = this.#options
-    const entry = manifest.entry
-    let command: string
-    let args: string[]
-    if ('binary' in entry) {
-      command = insideDir(dir, entry.binary, this.name)
-      args = entry.args
-    } else if ('node' in entry) {
-      command = process.execPath
-      args = [insideDir(dir, entry.node, this.name), ...entry.args]
-    } else {
-      throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', {
-        plugin: this.name,
-      })
-    }
-    const env: Record<string, string> = {}
-    for (const key of entry.env) {
-      const value = process.env[key]
-      if (value !== undefined) env[key] = value
-    }
-    const client = await startGoPlugin({
-      command,
-      args,
-      cwd: dir,
-      env,
-      handshake: corralHandshake,
-      autoMtls: this.#settings.autoMtls,
-      startTimeoutMs: grant.limits.init_timeout,
-      logger: this.#settings.logger,
-      name: this.name,
-    })
+    const client = this.#target === undefined ? await this.#launch() : await this.#reattach(this.#target)
     try {
       this.#brokerId = client.broker.nextId()
       await client.broker.serve(this.#brokerId, (server) => this.#serveHost(server))
     } catch (error) {
-      await client.stop(0)
+      await this.#release(client)
       throw PluginError.from(error, 'load_failed', this.name)
     }
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       // Shut down while a restart was starting this process: it must not outlive the plugin.
-      await client.stop(0)
+      await this.#release(client)
       throw new PluginError('unavailable', 'the plugin was shut down while it started', { plugin: this.name })
     }
     this.#client = client
@@ -282,15 +282,18 @@ export class GrpcPlugin implements Plugin {
     }
     const timeoutMs = this.#options.grant.limits.shutdown_timeout
     const started = Date.now()
-    try {
-      await unary(client.rpc, pluginService.shutdown, { timeoutMs }, { deadline: deadlineIn(timeoutMs) })
-    } catch {
-      // A plugin that cannot finish its work in time is stopped all the same.
+    // A service of its own keeps running for whoever else it serves: only our calls end.
+    if (this.#target === undefined) {
+      try {
+        await unary(client.rpc, pluginService.shutdown, { timeoutMs }, { deadline: deadlineIn(timeoutMs) })
+      } catch {
+        // A plugin that cannot finish its work in time is stopped all the same.
+      }
     }
     this.#failInFlight(new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.name }))
     this.#stream?.close()
     // What is left of shutdown_timeout (at least a moment to exit) before SIGKILL.
-    await client.stop(Math.max(250, timeoutMs - (Date.now() - started)))
+    await this.#release(client, Math.max(250, timeoutMs - (Date.now() - started)))
     this.#state = 'stopped'
     this.#onStopped()
   }
@@ -304,6 +307,66 @@ export class GrpcPlugin implements Plugin {
     this.#restarts = []
     this.#state = 'restarting'
     await this.#restartNow()
+  }
+
+  #launch(): Promise<GoPluginClient> {
+    const { manifest, dir, grant } = this.#options
+    const entry = manifest.entry
+    let command: string
+    let args: string[]
+    if ('binary' in entry) {
+      command = insideDir(dir, entry.binary, this.name)
+      args = entry.args
+    } else if ('node' in entry) {
+      command = process.execPath
+      args = [insideDir(dir, entry.node, this.name), ...entry.args]
+    } else {
+      throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', {
+        plugin: this.name,
+      })
+    }
+    const env: Record<string, string> = {}
+    for (const key of entry.env) {
+      const value = process.env[key]
+      if (value !== undefined) env[key] = value
+    }
+    return startGoPlugin({
+      command,
+      args,
+      cwd: dir,
+      env,
+      handshake: corralHandshake,
+      autoMtls: this.#settings.autoMtls,
+      startTimeoutMs: grant.limits.init_timeout,
+      logger: this.#settings.logger,
+      name: this.name,
+    })
+  }
+
+  #reattach(target: ReattachTarget): Promise<GoPluginClient> {
+    if (target.protocolVersion !== corralHandshake.protocolVersion) {
+      return Promise.reject(
+        new PluginError(
+          'incompatible',
+          `the service speaks protocol version ${target.protocolVersion}, not ${corralHandshake.protocolVersion}`,
+          { plugin: this.name },
+        ),
+      )
+    }
+    return reattachGoPlugin({
+      ...target,
+      name: this.name,
+      logger: this.#settings.logger,
+      connectTimeoutMs: this.#options.grant.limits.init_timeout,
+    })
+  }
+
+  /**
+   * Lets go of a connected plugin: a process the runner started is stopped (`graceMs` to exit, then
+   * SIGKILL); a service it reattached to is only disconnected, for its own deployment runs it.
+   */
+  #release(client: GoPluginClient, graceMs = 0): Promise<void> {
+    return this.#target === undefined ? client.stop(graceMs) : client.disconnect()
   }
 
   #running(): GoPluginClient {
@@ -451,7 +514,8 @@ export class GrpcPlugin implements Plugin {
     }, supervision.healthIntervalMs)
     const memory = setInterval(() => {
       const pid = client.pid
-      if (pid === undefined) return
+      // A service's memory is its own deployment's to limit.
+      if (pid === undefined || this.#target !== undefined) return
       void residentSetMiB(pid).then((mib) => {
         const limit = this.#options.grant.limits.memory_mb
         if (mib === undefined || mib <= limit || client !== this.#client || this.#state !== 'running') return
@@ -471,7 +535,12 @@ export class GrpcPlugin implements Plugin {
   #kill(client: GoPluginClient, reason: string): void {
     this.#restartReason = reason
     this.#settings.logger.log('warn', `restarting plugin ${this.name}: ${reason}`, { plugin: this.name })
-    void client.stop(0)
+    if (this.#target === undefined) {
+      void client.stop(0)
+      return
+    }
+    // A service is not ours to kill: drop the connection and reattach.
+    void client.disconnect().then(() => this.#onExit(client, null, null))
   }
 
   #failInFlight(error: PluginError): void {
@@ -490,7 +559,7 @@ export class GrpcPlugin implements Plugin {
     this.#client = undefined
     this.#failInFlight(error)
     this.#stream = undefined
-    void client.stop(0)
+    void this.#release(client)
     this.#scheduleRestart(reason)
   }
 
@@ -532,7 +601,7 @@ export class GrpcPlugin implements Plugin {
       const client = this.#client
       this.#client = undefined
       this.#unwatch()
-      if (client !== undefined) await client.stop(0)
+      if (client !== undefined) await this.#release(client)
       this.#scheduleRestart(`restart failed: ${failure.rawMessage}`)
     }
   }

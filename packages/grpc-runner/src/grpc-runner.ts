@@ -1,6 +1,6 @@
 import type { LoadOptions, Plugin, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { GrpcPlugin, type SupervisionOptions } from './grpc-plugin.js'
+import { GrpcPlugin, type ReattachTarget, type SupervisionOptions } from './grpc-plugin.js'
 import { type PluginLogger, stderrLogger } from './plugin-log.js'
 
 /** Options of {@link createGrpcRunner}. */
@@ -15,6 +15,14 @@ export interface GrpcRunnerOptions {
    */
   autoMtls?: boolean
   supervision?: Partial<SupervisionOptions>
+  /**
+   * Plugins that run as services of their own (started by their own deployment, possibly on another
+   * machine), by plugin name: `load` connects to the address given (go-plugin reattach) instead of
+   * starting the manifest's entry, and serves HostService back over the broker (over TCP: on
+   * `brokerHost`, with the connection's mutual TLS). The runner does not own such a plugin:
+   * `shutdown` disconnects and leaves it running; a lost connection is reattached with backoff.
+   */
+  reattach?: Readonly<Record<string, ReattachTarget>>
 }
 
 const defaultSupervision: SupervisionOptions = {
@@ -39,6 +47,11 @@ const defaultSupervision: SupervisionOptions = {
  * await plugin.init({})
  * await plugin.call('greet', { name: 'Ada' })
  * await runner.close()
+ *
+ * // A plugin that runs as its own service, over TCP with mutual TLS:
+ * const remote = createGrpcRunner({
+ *   reattach: { reports: { network: 'tcp', address: '10.0.0.7:7001', protocolVersion: 1, tls, brokerHost: '10.0.0.2' } },
+ * })
  */
 export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
   const settings = {
@@ -46,6 +59,7 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
     logger: options.logger ?? stderrLogger,
     autoMtls: options.autoMtls ?? false,
     supervision: { ...defaultSupervision, ...options.supervision },
+    reattach: options.reattach ?? {},
   }
   const loaded = new Set<GrpcPlugin>()
   let closed = false

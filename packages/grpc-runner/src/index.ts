@@ -16,9 +16,9 @@ export type {
   StartGoPluginOptions,
 } from './go-plugin-client.js'
 export { reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
-export type { BrokerTarget } from './grpc-broker.js'
+export type { BrokerAddress, BrokerListen, BrokerTarget } from './grpc-broker.js'
 export { GrpcBroker } from './grpc-broker.js'
-export type { SupervisionOptions } from './grpc-plugin.js'
+export type { ReattachTarget, SupervisionOptions } from './grpc-plugin.js'
 export { GrpcPlugin } from './grpc-plugin.js'
 export type { GrpcRunnerOptions } from './grpc-runner.js'
 export { createGrpcRunner } from './grpc-runner.js'

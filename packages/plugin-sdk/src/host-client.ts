@@ -23,9 +23,14 @@ export class HostConnection {
     this.#broker = broker
   }
 
-  /** Set by `Init`. */
+  /**
+   * Set by `Init`. A host that reattaches after losing its connection inits again with a new broker
+   * address (maybe under the same id): the old connection goes.
+   */
   setBrokerId(id: number): void {
     this.#brokerId = id
+    this.close()
+    this.#client = undefined
   }
 
   /** A typed host API whose calls carry `token` and end by `deadline` (epoch ms). */

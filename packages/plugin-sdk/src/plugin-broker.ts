@@ -17,14 +17,23 @@ export class PluginBroker {
 
   /** Serves the host's `StartStream`. */
   attach(stream: ServerDuplexStream<ConnInfo, ConnInfo>): void {
+    const fromThisStream = new Map<number, ConnInfo>()
     stream.on('data', (info: ConnInfo) => {
       const id = info.serviceId ?? 0
       this.#offered.set(id, info)
+      fromThisStream.set(id, info)
       for (const resolve of this.#waiting.get(id) ?? []) resolve(info)
       this.#waiting.delete(id)
     })
-    stream.on('error', () => {})
-    stream.on('end', () => stream.end())
+    // What a host that went away offered is gone with it (a host that comes back offers anew).
+    const forget = () => {
+      for (const [id, info] of fromThisStream) if (this.#offered.get(id) === info) this.#offered.delete(id)
+    }
+    stream.on('error', forget)
+    stream.on('end', () => {
+      forget()
+      stream.end()
+    })
   }
 
   /** Where the host serves service `id`: waits up to `timeoutMs` for the host to say. */

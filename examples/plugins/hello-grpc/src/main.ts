@@ -36,7 +36,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 const plugin = definePlugin({
   register: registration,
   async init(config, { host }) {
-    if (typeof config.greeting === 'string') greeting = config.greeting
+    greeting = typeof config.greeting === 'string' ? config.greeting : 'Hello'
     await host.call('db.exec', {
       sql: 'CREATE TABLE IF NOT EXISTS hello_grpc_notes (day TEXT, text TEXT)',
     })
