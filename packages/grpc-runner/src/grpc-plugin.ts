@@ -198,18 +198,15 @@ export class GrpcPlugin implements Plugin {
     const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: options.chain, reject: () => {} }
     this.#calls.set(token, record)
     const request = { function: fn, argsJson, timeoutMs, token }
-    let pending: Promise<CallResult>
-    if (this.#useStream) {
-      if (this.#stream === undefined || !this.#stream.usable)
-        this.#stream = new CallStream(client.rpc, this.name)
-      pending = this.#stream.call(request, options.signal)
-    } else {
-      pending = this.#unaryCall(client, request, record, options)
-    }
     const done = () => {
       if (this.#calls.get(token) === record) this.#calls.delete(token)
     }
-    return pending.then(
+    if (this.#useStream) {
+      if (this.#stream === undefined || !this.#stream.usable)
+        this.#stream = new CallStream(client.rpc, this.name)
+      return this.#stream.call(request, options.signal, (result) => this.#decodeResult(fn, result), done)
+    }
+    return this.#unaryCall(client, request, record, options).then(
       (result) => {
         done()
         return this.#decodeResult(fn, result)

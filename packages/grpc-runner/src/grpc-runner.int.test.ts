@@ -54,6 +54,24 @@ describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)'
     expect(await plugin.call('echo', 1)).toBe(1)
   })
 
+  it('keeps each call to its own deadline when a shorter one starts after a longer one', async () => {
+    const settled: string[] = []
+    const long = plugin.call('slow', { ms: 5000 }, { timeoutMs: 1500 }).catch((e: unknown) => {
+      settled.push('long')
+      return e
+    })
+    const short = plugin.call('slow', { ms: 5000 }, { timeoutMs: 100 }).catch((e: unknown) => {
+      settled.push('short')
+      return e
+    })
+    const [longError, shortError] = await Promise.all([long, short])
+    expect(settled).toEqual(['short', 'long'])
+    for (const error of [longError, shortError]) {
+      expect(isPluginError(error) && error.code).toBe('deadline_exceeded')
+    }
+    expect(await plugin.call('echo', 2)).toBe(2)
+  })
+
   it('cancels a call on abort with canceled', async () => {
     const controller = new AbortController()
     const pending = plugin.call('slow', { ms: 5000 }, { signal: controller.signal })

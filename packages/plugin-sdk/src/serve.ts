@@ -298,6 +298,8 @@ class PluginRuntime {
   #serveStream(stream: ServerDuplexStream<CallBatch, ResultBatch>): void {
     const calls = new Map<number, RunningCall>()
     let outbox: CallResult[] = []
+    // While a batch is being run, results wait for the flush at its end: no timer for them.
+    let inBatch = false
     let scheduled = false
     const flush = () => {
       scheduled = false
@@ -310,11 +312,12 @@ class PluginRuntime {
       calls.delete(id)
       if (running.aborted) return
       outbox.push(result)
-      if (scheduled) return
+      if (inBatch || scheduled) return
       scheduled = true
       setImmediate(flush)
     }
     stream.on('data', (batch: CallBatch) => {
+      inBatch = true
       for (const request of batch.requests ?? []) {
         const id = request.id ?? 0
         if (request.cancel) {
@@ -327,6 +330,7 @@ class PluginRuntime {
         if (result instanceof Promise) void result.then((done) => send(id, running, done))
         else send(id, running, result)
       }
+      inBatch = false
       flush()
     })
     const abortAll = () => {
