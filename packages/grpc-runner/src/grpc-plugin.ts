@@ -193,7 +193,9 @@ export class GrpcPlugin implements Plugin {
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
-    const timeoutMs = options.timeoutMs ?? this.#options.grant.limits.call_timeout
+    // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
+    const limit = this.#options.grant.limits.call_timeout
+    const timeoutMs = Math.min(options.timeoutMs ?? limit, limit)
     const token = options.token ?? `${tokenPrefix}-${++tokenCounter}`
     const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: options.chain, reject: () => {} }
     this.#calls.set(token, record)

@@ -48,6 +48,11 @@ describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)'
     expect(results).toEqual(Array.from({ length: 50 }, (_, i) => ({ i })))
   })
 
+  it('never lets a caller run a call past the grant call_timeout (2s here)', async () => {
+    const error = await plugin.call('slow', { ms: 4000 }, { timeoutMs: 60_000 }).catch((e: unknown) => e)
+    expect(isPluginError(error) && error.code).toBe('deadline_exceeded')
+  })
+
   it('fails a call past its deadline with deadline_exceeded and keeps serving', async () => {
     const error = await plugin.call('slow', { ms: 5000 }, { timeoutMs: 100 }).catch((e: unknown) => e)
     expect(isPluginError(error) && error.code).toBe('deadline_exceeded')

@@ -17,7 +17,10 @@ export interface AbortSignalLike {
 
 /** Options of one {@link Plugin.call}. */
 export interface CallOptions {
-  /** Fails the call with `deadline_exceeded` after this long; defaults to the grant's `call_timeout`. */
+  /**
+   * Fails the call with `deadline_exceeded` after this long. Defaults to the grant's `call_timeout`,
+   * which is also a ceiling: a caller may shorten a call, never lengthen it.
+   */
   timeoutMs?: number
   /** Aborting fails the call with `canceled` and stops the work. */
   signal?: AbortSignalLike

@@ -66,7 +66,7 @@ export interface JobSpec {
   /** A five-field cron expression. */
   cron: string
   handler: string
-  /** Milliseconds; absent means the plugin's call timeout. */
+  /** Milliseconds; absent means the plugin's call timeout, which also caps it. */
   timeout?: number
   enabled: boolean
 }
