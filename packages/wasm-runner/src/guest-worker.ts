@@ -128,6 +128,7 @@ export class GuestWorker {
         reject(error)
       }
       const onStatus = (status: WorkerStatusMessage) => {
+        if (status.type === 'warmed') return // the spare's answer to its warm-up (spare-workers.ts)
         if (status.type === 'ready') {
           cleanup()
           resolve(guest)
@@ -160,6 +161,7 @@ export class GuestWorker {
       worker.on('error', onError)
       worker.on('exit', onExit)
       const start: WorkerStartMessage = {
+        type: 'start',
         module: options.module,
         abi: options.abi,
         plugin: options.plugin,

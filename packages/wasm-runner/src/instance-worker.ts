@@ -12,7 +12,7 @@ import { createCorralGuest } from './corral-guest.js'
 import { createExtismGuest } from './extism/extism-guest.js'
 import type { AbiName, GuestFactory, GuestInstance, HostBridge } from './guest-abi.js'
 import { GuestCallError, guestFailure } from './guest-abi.js'
-import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
+import type { WorkerStartMessage, WorkerStatusMessage, WorkerWarmUpMessage } from './worker-messages.js'
 
 /** How the worker instantiates a guest of each ABI. */
 const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
@@ -85,7 +85,13 @@ function bridgeOver(end: WorkerChannelEnd): HostBridge {
 
 const port = parentPort
 if (port === null) throw new Error('instance-worker runs in a worker thread')
-port.once('message', async (start: WorkerStartMessage) => {
+port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerStartMessage) {
+  if (message.type === 'warm-up') {
+    port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
+    return
+  }
+  port.off('message', onStart)
+  const start = message
   const end = new WorkerChannelEnd(start.buffer)
   let guest: GuestInstance
   try {
