@@ -60,6 +60,13 @@ describe('hostile plugins', () => {
     await stillServing(plugin)
   })
 
+  it('a caller cannot lengthen a call past the grant call_timeout: deadline_exceeded', async () => {
+    const plugin = await loadPlugin(corralWat(spin), { limits: { call_timeout: 300 } })
+    const { error } = await misbehave(() => plugin.call('spin', null, { timeoutMs: 60_000 }))
+    expect(error.code).toBe('deadline_exceeded')
+    await stillServing(plugin)
+  })
+
   it('an infinite loop of host calls is stopped at its deadline: deadline_exceeded', async () => {
     let hostCalls = 0
     const plugin = await loadPlugin(

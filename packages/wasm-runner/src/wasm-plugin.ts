@@ -90,12 +90,9 @@ export class WasmPlugin implements Plugin {
         new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name }),
       )
     }
-    return this.#run(
-      fn,
-      JSON.stringify(args ?? null),
-      options.timeoutMs ?? this.#limits.call_timeout,
-      options,
-    )
+    // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
+    const limit = this.#limits.call_timeout
+    return this.#run(fn, JSON.stringify(args ?? null), Math.min(options.timeoutMs ?? limit, limit), options)
   }
 
   async health(): Promise<HealthStatus> {
