@@ -54,6 +54,11 @@ async function expectNoProcessLeft(pid: number): Promise<void> {
   )
 }
 
+/** No process runs `script` any more: for plugins that failed before the runner learnt their pid. */
+async function expectNoProcessRunning(script: string): Promise<void> {
+  await eventually(() => processesWithCommandLine(script).length === 0, 5000, `${script} to be killed`)
+}
+
 describe('misbehaving plugins harm only themselves', () => {
   let bystander: Plugin
 
@@ -165,22 +170,14 @@ describe('misbehaving plugins harm only themselves', () => {
     expect(error.code).toBe('load_failed')
     expect(error.message).toContain('protocol "carrier-pigeon" is not grpc')
     expect(error.message).toContain('1|1|unix|/tmp/x.sock|carrier-pigeon|')
-    await eventually(
-      () => processesWithCommandLine('garbage-handshake.mjs').length === 0,
-      5000,
-      'the plugin to be killed',
-    )
+    await expectNoProcessRunning('garbage-handshake.mjs')
     await bystanderServes()
   })
 
   it('no handshake: deadline_exceeded after init_timeout, process killed', async () => {
     const error = await failure(loadFixture('silent', 'x', 'no-handshake.mjs', { init_timeout: 500 }))
     expect(error.code).toBe('deadline_exceeded')
-    await eventually(
-      () => processesWithCommandLine('no-handshake.mjs').length === 0,
-      5000,
-      'the plugin to be killed',
-    )
+    await expectNoProcessRunning('no-handshake.mjs')
     await bystanderServes()
   })
 
