@@ -1,12 +1,14 @@
-export { parseDuration } from './duration.js'
-export { formatFieldPath } from './field-errors.js'
 export { checkHostVersion } from './host-version.js'
 export type { LoadedManifest, ParseManifestOptions } from './parse-manifest.js'
 export { checkManifestPaths, loadManifest, maxManifestBytes, parseManifest } from './parse-manifest.js'
 export { parsePolicy } from './parse-policy.js'
 export { parseRegistration, registrationFromManifest } from './parse-registration.js'
 export { defaultLimits, defaultPolicy, defaultRateLimits, effectiveGrant } from './policy.js'
-export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
-// Symbols below are for other Corral packages (the manager and the runners).
-export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'
 export { validateConfig } from './validate-config.js'
+
+// Symbols below are for other Corral packages (the manager, the runners, the demo host).
+
+export { parseDuration } from './duration.js'
+export { formatFieldPath } from './field-errors.js'
+export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
+export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'
