@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { isAbsolute, relative, resolve } from 'node:path'
 import { parseRegistration } from '@corral/manifest'
 import {
@@ -611,6 +612,10 @@ function insideDir(dir: string, path: string, plugin: string): string {
   const rel = relative(dir, full)
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
     throw new PluginError('load_failed', `entry ${path} is outside the plugin folder`, { plugin })
+  }
+  // Said here, plainly: otherwise the failure surfaces as the launcher's own exit code and message.
+  if (!existsSync(full)) {
+    throw new PluginError('load_failed', `no entry at ${path} (was the plugin built?)`, { plugin })
   }
   return full
 }

@@ -48,6 +48,18 @@ describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)'
     expect(results).toEqual(Array.from({ length: 50 }, (_, i) => ({ i })))
   })
 
+  it('says plainly when the entry was never built', async () => {
+    const { manifest, dir, grant } = await examplePlugin('hello-grpc')
+    const unbuilt = { ...manifest, entry: { node: 'dist/not-built.js', args: [], env: [] } }
+    const error = await runner
+      .load({ manifest: unbuilt, dir, grant, hostApi: host.handler })
+      .catch((e: unknown) => e)
+    expect(isPluginError(error) && error.code).toBe('load_failed')
+    expect(isPluginError(error) && error.rawMessage).toBe(
+      'no entry at dist/not-built.js (was the plugin built?)',
+    )
+  })
+
   it('never lets a caller run a call past the grant call_timeout (2s here)', async () => {
     const error = await plugin.call('slow', { ms: 4000 }, { timeoutMs: 60_000 }).catch((e: unknown) => e)
     expect(isPluginError(error) && error.code).toBe('deadline_exceeded')
