@@ -5,11 +5,18 @@ import {
   createPolicyGrantLookup,
   createSandboxedHostApi,
   createSqlPolicyStore,
-  type HostLogger,
   type SandboxedHostApi,
 } from '@corral/manager'
 import { validateConfig } from '@corral/manifest'
-import type { Manifest, Plugin, PluginRuntime, Registration, ResourcePolicy, Runner } from '@corral/types'
+import type {
+  Logger,
+  Manifest,
+  Plugin,
+  PluginRuntime,
+  Registration,
+  ResourcePolicy,
+  Runner,
+} from '@corral/types'
 import { PluginError } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { discoverPlugins } from './discover-plugins.js'
@@ -19,7 +26,7 @@ export interface DemoHostOptions {
   hostVersion: string
   /** The administrator's decisions; plugins not listed stay pending_review. */
   policies: ResourcePolicy[]
-  logger: HostLogger
+  logger: Logger
 }
 
 /** A plugin that loaded, registered and initialised. */

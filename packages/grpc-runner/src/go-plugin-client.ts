@@ -15,11 +15,12 @@ import {
   stdioService,
   unary,
 } from '@corral/proto'
+import type { Logger } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
 import { parseHandshakeLine } from './handshake-line.js'
-import { LineReader, type PluginLogger, stderrLogger } from './plugin-log.js'
+import { LineReader, stderrLogger } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */
@@ -49,7 +50,7 @@ export interface StartGoPluginOptions {
   portRange?: { min: number; max: number }
   /** Where the plugin puts its unix socket. Default: a fresh private temporary folder, removed at stop. */
   unixSocketDir?: string
-  logger?: PluginLogger
+  logger?: Logger
   /** Names the plugin in errors and logs. Default: the command. */
   name?: string
 }
@@ -183,7 +184,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
 /** Options of {@link reattachGoPlugin}. */
 export interface ReattachGoPluginOptions extends ReattachConfig {
   name?: string
-  logger?: PluginLogger
+  logger?: Logger
   /** How long to wait for the connection. Default 10 s. */
   connectTimeoutMs?: number
   /**
@@ -253,7 +254,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
 
 interface ConnectOptions {
   name: string
-  logger: PluginLogger
+  logger: Logger
   socketDir: string
   reattach: ReattachConfig
   /** Where a TCP broker listens; default 127.0.0.1. */
@@ -359,7 +360,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
 }
 
 /** Forwards what the plugin writes to stdout and stderr when it offers `plugin.GRPCStdio`. */
-function forwardStdio(rpc: Client, name: string, logger: PluginLogger): { cancel(): void } {
+function forwardStdio(rpc: Client, name: string, logger: Logger): { cancel(): void } {
   const stream = rpc.makeServerStreamRequest(
     stdioService.streamStdio.path,
     stdioService.streamStdio.requestSerialize,

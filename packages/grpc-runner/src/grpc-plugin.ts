@@ -16,6 +16,7 @@ import {
   type CallOptions,
   type HealthStatus,
   type LoadOptions,
+  type Logger,
   type Plugin,
   PluginError,
   type Registration,
@@ -29,7 +30,6 @@ import {
   startGoPlugin,
 } from './go-plugin-client.js'
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
-import type { PluginLogger } from './plugin-log.js'
 import { residentSetMiB } from './resident-memory.js'
 
 /** How the runner watches its plugin processes. */
@@ -53,7 +53,7 @@ export interface SupervisionOptions {
 /** @internal What a {@link GrpcPlugin} shares with its runner. */
 export interface GrpcPluginSettings {
   hostVersion: string
-  logger: PluginLogger
+  logger: Logger
   autoMtls: boolean
   supervision: SupervisionOptions
   /** Plugins that run as services of their own, by name. */

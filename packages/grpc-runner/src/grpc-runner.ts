@@ -1,14 +1,14 @@
-import type { LoadOptions, Plugin, Runner } from '@corral/types'
+import type { LoadOptions, Logger, Plugin, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { GrpcPlugin, type ReattachTarget, type SupervisionOptions } from './grpc-plugin.js'
-import { type PluginLogger, stderrLogger } from './plugin-log.js'
+import { stderrLogger } from './plugin-log.js'
 
 /** Options of {@link createGrpcRunner}. */
 export interface GrpcRunnerOptions {
   /** Sent to plugins in `Register`. Default `0.0.0`. */
   hostVersion?: string
   /** Receives plugins' logs (hclog stderr lines, forwarded stdio) and the runner's notes. */
-  logger?: PluginLogger
+  logger?: Logger
   /**
    * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS). Off by
    * default: plugin sockets live in a private folder only the host's user can open.

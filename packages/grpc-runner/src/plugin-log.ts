@@ -1,12 +1,7 @@
-import type { LogLevel } from '@corral/types'
-
-/** Where a plugin's logs go: its hclog stderr lines, its forwarded stdio, and the runner's own notes. */
-export interface PluginLogger {
-  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void
-}
+import type { Logger, LogLevel } from '@corral/types'
 
 /** The default logger: warnings and errors to the host's stderr, prefixed with the plugin. */
-export const stderrLogger: PluginLogger = {
+export const stderrLogger: Logger = {
   log(level, message, fields) {
     if (level !== 'warn' && level !== 'error') return
     const extra = fields === undefined ? '' : ` ${JSON.stringify(fields)}`

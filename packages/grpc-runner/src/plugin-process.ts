@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import type { Logger } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { LineReader, type PluginLogger, parseHclogLine } from './plugin-log.js'
+import { LineReader, parseHclogLine } from './plugin-log.js'
 
 /** How a plugin process ended. */
 export interface ProcessExit {
@@ -18,7 +19,7 @@ export interface SpawnPluginOptions {
   env: Record<string, string>
   /** How long until the handshake line must have arrived. */
   startTimeoutMs: number
-  logger: PluginLogger
+  logger: Logger
   /** Names the plugin in errors and log lines. */
   name: string
 }

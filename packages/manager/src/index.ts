@@ -20,7 +20,6 @@ export { createPolicyGrantLookup } from './host-api/grant-lookup.js'
 export type {
   ConfigSource,
   GrantLookup,
-  HostLogger,
   HostResolver,
   PluginCaller,
   PluginCallOptions,

@@ -5,6 +5,14 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error'
 export const logLevels: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error']
 
 /**
+ * Where Corral writes logs: a plugin's `log` lines (attributed by the host API), its stderr and
+ * stdio (gRPC plugins), and the runners' own notes. Any structured logger fits in one line.
+ */
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void
+}
+
+/**
  * The host API: every method a plugin may call on the host, with its arguments and result.
  * One dispatch table serves both runtimes (WASM `host_call`, gRPC `HostService.Call`).
  * Binary values travel as base64 strings.

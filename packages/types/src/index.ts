@@ -6,6 +6,7 @@ export type {
   HostMethod,
   HostMethodArgs,
   HostMethodResult,
+  Logger,
   LogLevel,
 } from './host-api.js'
 export { hostMethods, logLevels } from './host-api.js'

@@ -6,11 +6,11 @@ import type {
   EffectiveGrant,
   HostCallContext,
   HostCallHandler,
+  Logger,
   Manifest,
   ResourceLimits,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
-import type { PluginLogger } from '../plugin-log.js'
 
 /** The repository root. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
@@ -75,7 +75,7 @@ export function recordingHost() {
 /** A logger that keeps what it is given. */
 export function memoryLogger() {
   const entries: Array<{ level: string; message: string; fields?: Record<string, unknown> }> = []
-  const logger: PluginLogger = {
+  const logger: Logger = {
     log: (level, message, fields) => {
       entries.push({ level, message, ...(fields === undefined ? {} : { fields }) })
     },

@@ -1,4 +1,4 @@
-import type { EffectiveGrant, LogLevel } from '@corral/types'
+import type { EffectiveGrant, Logger } from '@corral/types'
 import type { CacheStore } from '../backends/cache-store.js'
 import type { EventBus } from '../backends/event-bus.js'
 import type { Mailer } from '../backends/mailer.js'
@@ -46,11 +46,6 @@ export interface TranslationRequest {
 /** Translates a key; `undefined` when the host has no translation (the key is returned then). */
 export type Translator = (request: TranslationRequest) => string | undefined | Promise<string | undefined>
 
-/** The host's log, where a plugin's `log` lines go, attributed. */
-export interface HostLogger {
-  log(level: LogLevel, message: string, fields: Record<string, unknown>): void
-}
-
 /** Resolves a host name to the addresses a connection may use (the system resolver by default). */
 export type HostResolver = (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>
 
@@ -88,7 +83,7 @@ export interface SandboxDependencies {
   callPlugin: PluginCaller | undefined
   config: ConfigSource
   translate: Translator
-  logger: HostLogger
+  logger: Logger
   resolve: HostResolver
   now: () => number
   limits: SandboxLimits

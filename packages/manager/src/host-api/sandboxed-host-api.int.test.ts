@@ -112,7 +112,7 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
           : undefined,
       translate: ({ key, args, language }) =>
         key === 'greeting' ? `${language === 'de' ? 'Hallo' : 'Hello'}, ${String(args[0])}` : undefined,
-      logger: { log: (level, message, fields) => logLines.push({ level, message, fields }) },
+      logger: { log: (level, message, fields) => logLines.push({ level, message, fields: fields ?? {} }) },
     })
   })
   afterAll(async () => {

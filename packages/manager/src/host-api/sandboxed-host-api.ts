@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { performance } from 'node:perf_hooks'
 import { pluginNamePattern } from '@corral/manifest'
-import type { HostCallContext, HostCallHandler, HostMethod, LogLevel } from '@corral/types'
+import type { HostCallContext, HostCallHandler, HostMethod, Logger, LogLevel } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { Backends } from '../backends/create-backends.js'
 import type { Mailer } from '../backends/mailer.js'
@@ -21,7 +21,6 @@ import { pluginCall } from './methods/plugin-call.js'
 import type {
   ConfigSource,
   GrantLookup,
-  HostLogger,
   HostResolver,
   PluginCaller,
   SandboxDependencies,
@@ -84,7 +83,7 @@ export interface SandboxedHostApiOptions {
   /** Translations for `i18n.translate`. Default: none (the key comes back). */
   translate?: Translator
   /** Where `log` lines go. Default: JSON lines on stderr, info and above. */
-  logger?: HostLogger
+  logger?: Logger
   /** Host name resolution for `http.request`. Default: the system resolver (`dns.lookup`, all addresses). */
   resolve?: HostResolver
   /** Epoch milliseconds. Default `Date.now`. */
@@ -115,7 +114,7 @@ const systemResolver: HostResolver = async (hostname) =>
     family: a.family === 6 ? 6 : 4,
   }))
 
-const stderrLogger: HostLogger = {
+const stderrLogger: Logger = {
   log(level: LogLevel, message: string, fields: Record<string, unknown>) {
     if (level === 'trace' || level === 'debug') return
     process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`)
