@@ -36,6 +36,14 @@ async function loadFixture(name: string, mode: string, script = 'sdk-plugin.mjs'
   return (await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })) as GrpcPlugin
 }
 
+/** A fixture loaded, registered and initialised: ready to misbehave. */
+async function startFixture(...args: Parameters<typeof loadFixture>): Promise<GrpcPlugin> {
+  const plugin = await loadFixture(...args)
+  await plugin.register()
+  await plugin.init({})
+  return plugin
+}
+
 async function failure(work: Promise<unknown>): Promise<PluginError> {
   const error = await work.then(
     () => undefined,
@@ -63,9 +71,7 @@ describe('misbehaving plugins harm only themselves', () => {
   let bystander: Plugin
 
   beforeAll(async () => {
-    bystander = await loadFixture('bystander', 'well')
-    await bystander.register()
-    await bystander.init({})
+    bystander = await startFixture('bystander', 'well')
   })
   afterAll(() => runner.close())
 
@@ -182,9 +188,7 @@ describe('misbehaving plugins harm only themselves', () => {
   })
 
   it('crash mid-call: in-flight calls fail at once with unavailable, then restart, then quarantine', async () => {
-    const plugin = await loadFixture('crasher', 'well')
-    await plugin.register()
-    await plugin.init({})
+    const plugin = await startFixture('crasher', 'well')
     const firstPid = plugin.pid as number
     // A call that would run for a minute (and may wait 30 s) fails as soon as the process dies.
     const inFlight = failure(plugin.call('slow', { ms: 60_000 }))
@@ -231,9 +235,7 @@ describe('misbehaving plugins harm only themselves', () => {
   })
 
   it('ignores Shutdown: stopped by SIGKILL after the grace period', async () => {
-    const plugin = await loadFixture('stubborn', 'ignore-stop')
-    await plugin.register()
-    await plugin.init({})
+    const plugin = await startFixture('stubborn', 'ignore-stop')
     const pid = plugin.pid as number
     await plugin.shutdown()
     await expectNoProcessLeft(pid)
@@ -241,9 +243,7 @@ describe('misbehaving plugins harm only themselves', () => {
   })
 
   it('floods stderr: lines are capped and counted, the host keeps serving it and others', async () => {
-    const plugin = await loadFixture('flooder', 'flood')
-    await plugin.register()
-    await plugin.init({})
+    const plugin = await startFixture('flooder', 'flood')
     await eventually(
       () => logs.entries.some((e) => e.message.includes('dropped') && e.fields?.plugin === 'flooder'),
       10_000,
@@ -262,9 +262,7 @@ describe('misbehaving plugins harm only themselves', () => {
   })
 
   it('spawns a child and exits: the child goes with it', async () => {
-    const plugin = await loadFixture('spawner', 'spawn-child')
-    await plugin.register()
-    await plugin.init({})
+    const plugin = await startFixture('spawner', 'spawn-child')
     const pid = plugin.pid as number
     expect(processGroupMembers(pid).length).toBeGreaterThan(1)
     await plugin.call('crash')
