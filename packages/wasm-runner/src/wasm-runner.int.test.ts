@@ -19,6 +19,19 @@ async function load(wat: string, options: Parameters<typeof writeTestPlugin>[1] 
   return plugin
 }
 
+/** A plugin whose `block` export waits in a host call until `release()`; the call then returns `{ok: 'released'}`. */
+async function loadBlocking(options: Parameters<typeof writeTestPlugin>[1] = {}) {
+  let release: () => void = () => {}
+  const plugin = await load(
+    corralWat(`
+      (data (i32.const 1024) "block")
+      (func (export "block") (param i32 i32) (result i64)
+        (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
+    { ...options, hostApi: () => new Promise((resolve) => (release = () => resolve('released'))) },
+  )
+  return { plugin, release: () => release() }
+}
+
 async function failure(promise: Promise<unknown>): Promise<PluginError> {
   try {
     await promise
@@ -146,14 +159,7 @@ describe('createWasmRunner', () => {
   })
 
   it('makes a caller wait for a busy pool at most wait_timeout, then resource_exhausted', async () => {
-    let release: () => void = () => {}
-    const plugin = await load(
-      corralWat(`
-        (data (i32.const 1024) "block")
-        (func (export "block") (param i32 i32) (result i64)
-          (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
-      { waitTimeoutMs: 100, hostApi: () => new Promise((resolve) => (release = () => resolve({}))) },
-    )
+    const { plugin, release } = await loadBlocking({ waitTimeoutMs: 100 })
     const blocked = plugin.call('block')
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect((await failure(plugin.call('echo', 1))).code).toBe('resource_exhausted')
@@ -196,14 +202,7 @@ describe('createWasmRunner', () => {
   })
 
   it('fails a queued call at its own deadline without stopping the call it waits behind', async () => {
-    let release: () => void = () => {}
-    const plugin = await load(
-      corralWat(`
-        (data (i32.const 1024) "block")
-        (func (export "block") (param i32 i32) (result i64)
-          (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
-      { hostApi: () => new Promise((resolve) => (release = () => resolve('released'))) },
-    )
+    const { plugin, release } = await loadBlocking()
     const blocked = plugin.call('block', null, { timeoutMs: 5_000 })
     const queued = failure(plugin.call('echo', 'late', { timeoutMs: 100 }))
     const controller = new AbortController()
