@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { effectiveGrant } from '@corral/manifest'
 import { createWasmRunner, fromExtismManifest } from '@corral/wasm-runner'
-import wabtInit from 'wabt'
+import { compileWat } from '../compile-wat.js'
 import type { BenchReport, Measurement } from '../harness.js'
 import { measureLatency } from '../harness.js'
 
@@ -38,16 +38,6 @@ const echoWat = `(module
       (br $next)))
     (call $output_set (local.get $h) (local.get $n))
     (i32.const 0)))`
-
-async function compileEcho(): Promise<Uint8Array> {
-  const wabt = await wabtInit()
-  const module = wabt.parseWat('echo.wat', echoWat)
-  try {
-    return new Uint8Array(module.toBinary({}).buffer)
-  } finally {
-    module.destroy()
-  }
-}
 
 /**
  * Times Extism's JS SDK with `runInWorker` on the echo plugin, from a thread of its own started
@@ -104,7 +94,7 @@ async function measureExtismInWorker(
  * a ~100-byte JSON payload, call, and decode the JSON output.
  */
 export default async function wasmExtism(report: BenchReport): Promise<void> {
-  const wasm = await compileEcho()
+  const wasm = await compileWat(echoWat)
   const payload = { text: 'x'.repeat(80), n: 1 }
 
   const extismRow = report.add('extism.js.runInWorker', await measureExtismInWorker(wasm, payload, 5_000))

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { defaultRateLimits, loadManifest } from '@corral/manifest'
 import type { EffectiveGrant, HostCallHandler, Manifest, Plugin } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
-import wabtInit from 'wabt'
+import { compileWat } from '../compile-wat.js'
 import type { BenchReport, Measurement } from '../harness.js'
 import { measureLatency, measureThroughput } from '../harness.js'
 
@@ -44,16 +44,6 @@ const echoWat = `(module
 const payload = { text: 'x'.repeat(80), n: 1 }
 const here = path.dirname(fileURLToPath(import.meta.url))
 const helloWasm = path.resolve(here, '../../../examples/plugins/hello-wasm')
-
-async function compileWat(source: string): Promise<Uint8Array> {
-  const wabt = await wabtInit()
-  const module = wabt.parseWat('echo.wat', source)
-  try {
-    return new Uint8Array(module.toBinary({}).buffer)
-  } finally {
-    module.destroy()
-  }
-}
 
 function grantFor(plugin: string): EffectiveGrant {
   return {
