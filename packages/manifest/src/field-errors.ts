@@ -15,6 +15,13 @@ export function formatFieldPath(path: readonly PathKey[]): string {
   return out
 }
 
+/** Every problem on a line of its own, `  7:17 resources.call_timeout: must …` (position when known). */
+export function formatFieldErrors(fields: readonly FieldError[]): string {
+  return fields
+    .map((f) => `  ${f.line === undefined ? '' : `${f.line}:${f.column ?? 1} `}${f.field}: ${f.message}`)
+    .join('\n')
+}
+
 /** The keys an object schema at `path` accepts, looking through wrappers, arrays and records. */
 function knownKeysAt(schema: z.ZodType, path: readonly PathKey[]): string[] {
   let current: z.ZodType | undefined = schema

@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { LineCounter, parseDocument } from 'yaml'
-import { fieldErrorsFromIssues } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
 import { manifestSchema } from './schema.js'
 
 /** Manifests larger than this are refused before parsing. */
@@ -18,9 +18,7 @@ export interface ParseManifestOptions {
 function invalid(fields: FieldError[], source: string | undefined): PluginError {
   const where = source === undefined ? 'plugin.yaml' : source
   const count = fields.length === 1 ? '1 problem' : `${fields.length} problems`
-  const list = fields
-    .map((f) => `  ${f.line === undefined ? '' : `${f.line}:${f.column ?? 1} `}${f.field}: ${f.message}`)
-    .join('\n')
+  const list = formatFieldErrors(fields)
   return new PluginError('manifest_invalid', `${where} has ${count}:\n${list}`, { fields })
 }
 

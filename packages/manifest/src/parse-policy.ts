@@ -1,6 +1,6 @@
 import type { ResourcePolicy } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { fieldErrorsFromIssues } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
 import { defaultLimits, defaultRateLimits } from './policy.js'
 import { policyInputSchema } from './schema.js'
 
@@ -15,7 +15,7 @@ export function parsePolicy(value: unknown): ResourcePolicy {
   const result = policyInputSchema.safeParse(value)
   if (!result.success) {
     const fields = fieldErrorsFromIssues(result.error.issues, policyInputSchema)
-    const list = fields.map((f) => `  ${f.field}: ${f.message}`).join('\n')
+    const list = formatFieldErrors(fields)
     throw new PluginError('invalid_argument', `policy is invalid:\n${list}`, { fields })
   }
   const input = result.data

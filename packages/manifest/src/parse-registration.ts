@@ -1,6 +1,6 @@
 import type { FieldError, Manifest, Permission, Registration } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { fieldErrorsFromIssues } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
 import { registrationSchema } from './schema.js'
 import { scopeCovers } from './scope-glob.js'
 
@@ -21,7 +21,7 @@ function isRequested(claimed: Permission, requested: readonly Permission[]): boo
  */
 export function parseRegistration(value: unknown, manifest: Manifest): Registration {
   const fail = (fields: FieldError[]) => {
-    const list = fields.map((f) => `  ${f.field}: ${f.message}`).join('\n')
+    const list = formatFieldErrors(fields)
     return new PluginError('load_failed', `register() returned an invalid registration:\n${list}`, {
       plugin: manifest.name,
       fields,

@@ -3,6 +3,7 @@ import { PluginError } from '@corral/types'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
+import { formatFieldErrors } from './field-errors.js'
 
 const draft2020 = 'https://json-schema.org/draft/2020-12/schema'
 
@@ -62,7 +63,7 @@ export function validateConfig(
   const validate = compile(manifest.config_schema, manifest.name)
   if (!validate(merged)) {
     const fields = (validate.errors ?? []).map(toFieldError)
-    const list = fields.map((f) => `  ${f.field}: ${f.message}`).join('\n')
+    const list = formatFieldErrors(fields)
     throw new PluginError('config_invalid', `config does not match config_schema:\n${list}`, {
       plugin: manifest.name,
       fields,
