@@ -118,7 +118,7 @@ export async function startDemoHost(options: DemoHostOptions): Promise<DemoHost>
     hostApi,
     policyOf: (plugin) => policies.get(plugin),
     async close() {
-      await Promise.allSettled([...running.values()].map((r) => r.plugin.shutdown()))
+      // Each runner shuts down every plugin it loaded.
       await Promise.allSettled([runners.wasm.close(), runners.grpc.close()])
       await backends.close()
     },
