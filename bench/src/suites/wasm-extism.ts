@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { effectiveGrant } from '@corral/manifest'
+import { defaultLimits, effectiveGrant } from '@corral/manifest'
 import { createWasmRunner, fromExtismManifest } from '@corral/wasm-runner'
 import { compileWat } from '../compile-wat.js'
 import type { BenchReport, Measurement } from '../harness.js'
@@ -112,6 +112,7 @@ export default async function wasmExtism(report: BenchReport): Promise<void> {
       status: 'approved',
       grants: [],
       limits: {
+        ...defaultLimits,
         memory_mb: 16,
         call_timeout: 5_000,
         init_timeout: 10_000,

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { defaultRateLimits, loadManifest } from '@corral/manifest'
+import { defaultLimits, defaultRateLimits, loadManifest } from '@corral/manifest'
 import type { EffectiveGrant, HostCallHandler, Manifest, Plugin } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { compileWat } from '../compile-wat.js'
@@ -51,6 +51,7 @@ function grantFor(plugin: string): EffectiveGrant {
     status: 'approved',
     permissions: [],
     limits: {
+      ...defaultLimits,
       memory_mb: 16,
       call_timeout: 5_000,
       init_timeout: 10_000,

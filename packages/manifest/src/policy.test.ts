@@ -114,6 +114,21 @@ describe('effectiveGrant', () => {
     })
   })
 
+  it('takes the limits only an administrator sets from the policy, whatever the manifest asks', () => {
+    const adminOnly = {
+      max_host_call_bytes: 4096,
+      max_instances: 2,
+      max_open_files: 8,
+      max_concurrent_calls: 3,
+      max_queued_calls: 0,
+    }
+    const grant = effectiveGrant(
+      { permissions: [], memory_mb: 16 },
+      policy([], { limits: { ...defaultLimits, ...adminOnly } }),
+    )
+    expect(grant.limits).toMatchObject({ ...adminOnly, memory_mb: 16 })
+  })
+
   it('gives a pending_review plugin only the default grant, whatever the policy lists', () => {
     const grant = effectiveGrant(
       { permissions: [db(['read'], 'stats_*')], memory_mb: 4096 },

@@ -15,6 +15,11 @@ export const defaultLimits: Readonly<ResourceLimits> = Object.freeze({
   init_timeout: 10_000,
   shutdown_timeout: 5_000,
   max_output_bytes: 4 << 20,
+  max_host_call_bytes: 2 << 20,
+  max_instances: 4,
+  max_open_files: 64,
+  max_concurrent_calls: 64,
+  max_queued_calls: 256,
 })
 
 export const defaultRateLimits: Readonly<RateLimits> = Object.freeze({
@@ -94,6 +99,12 @@ export function effectiveGrant(request: ResourceRequest, policy: ResourcePolicy)
       init_timeout: smaller(request.init_timeout, limits.init_timeout),
       shutdown_timeout: smaller(request.shutdown_timeout, limits.shutdown_timeout),
       max_output_bytes: smaller(request.max_output_bytes, limits.max_output_bytes),
+      // Set by the administrator alone: the manifest cannot ask for these.
+      max_host_call_bytes: limits.max_host_call_bytes,
+      max_instances: limits.max_instances,
+      max_open_files: limits.max_open_files,
+      max_concurrent_calls: limits.max_concurrent_calls,
+      max_queued_calls: limits.max_queued_calls,
     },
     rate_limits: { ...applied.rate_limits },
     secret_config_keys: [...(policy.secret_config_keys ?? [])],

@@ -369,6 +369,15 @@ export const policyInputSchema = z.strictObject({
         .int()
         .min(1)
         .max(1 << 30),
+      max_host_call_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1 << 30),
+      max_instances: z.number().int().min(1).max(64),
+      max_open_files: z.number().int().min(1).max(4096),
+      max_concurrent_calls: z.number().int().min(1).max(100_000),
+      max_queued_calls: z.number().int().min(0).max(1_000_000),
     })
     .partial()
     .default({}),

@@ -15,6 +15,23 @@ export interface ResourceLimits {
   shutdown_timeout: number
   /** The largest result one call may return, in bytes. */
   max_output_bytes: number
+  /**
+   * The largest argument one host call may carry, in bytes; larger ones are refused at the
+   * transport, before the host reads them whole.
+   */
+  max_host_call_bytes: number
+  /**
+   * WASM: at most this many instances (the manifest's `wasm.pool.max_instances` is capped by it),
+   * so a plugin's memory is at most `max_instances × memory_mb`: the administrator's total, not the
+   * author's.
+   */
+  max_instances: number
+  /** WASM: files and directories one instance may hold open through WASI at once. */
+  max_open_files: number
+  /** Calls running in the plugin at once; more wait in its queue. */
+  max_concurrent_calls: number
+  /** Calls waiting for a free slot; beyond this a call is refused at once with `resource_exhausted`. */
+  max_queued_calls: number
 }
 
 /** Per-plugin rate limits; a refusal is `rate_limited` with a retry-after. */

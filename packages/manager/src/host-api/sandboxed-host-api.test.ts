@@ -1,3 +1,4 @@
+import { defaultLimits } from '@corral/manifest'
 import type { EffectiveGrant } from '@corral/types'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLocalEventBus } from '../backends/event-bus.js'
@@ -13,6 +14,7 @@ const grant: EffectiveGrant = {
   status: 'approved',
   permissions: [{ type: 'db', access: ['read', 'write'], scope: ['writer_*'] }],
   limits: {
+    ...defaultLimits,
     memory_mb: 64,
     call_timeout: 1000,
     init_timeout: 1000,

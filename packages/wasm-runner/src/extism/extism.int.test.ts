@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { effectiveGrant, matchAnyScope } from '@corral/manifest'
+import { defaultLimits, effectiveGrant, matchAnyScope } from '@corral/manifest'
 import type { HostCallHandler, Plugin, ResourcePolicy } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -55,6 +55,7 @@ const approved = (plugin: string, grants: ResourcePolicy['grants']): ResourcePol
   status: 'approved',
   grants,
   limits: {
+    ...defaultLimits,
     memory_mb: 64,
     call_timeout: 5_000,
     init_timeout: 10_000,

@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { defaultRateLimits } from '@corral/manifest'
+import { defaultLimits, defaultRateLimits } from '@corral/manifest'
 import type { EffectiveGrant, HostCallHandler, Manifest, Permission, ResourceLimits } from '@corral/types'
 import wabtInit from 'wabt'
 
@@ -66,6 +66,7 @@ export function corralWat(
 
 /** Limits generous enough for tests, small enough to hit on purpose. */
 export const testLimits: ResourceLimits = {
+  ...defaultLimits,
   memory_mb: 4,
   call_timeout: 5_000,
   init_timeout: 10_000,
