@@ -30,7 +30,9 @@ const fieldNames = [
   'constructor',
 ]
 
-describe('parseManifest (property)', () => {
+// Each property runs hundreds of parses: seconds of CPU on a busy 2-core machine, so the default
+// 5 s per test is too tight for a count of runs (nothing here measures time).
+describe('parseManifest (property)', { timeout: 60_000 }, () => {
   it('throws only PluginError for arbitrary text', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 400 }), onlyPluginErrors), { numRuns: 500 })
   })
