@@ -4,8 +4,10 @@ import { PluginError } from '@corral/types'
 import type { ChannelMessage } from './channel.js'
 import { createChannelBuffer, HostChannelEnd, MessageKind } from './channel.js'
 import type { AbiName } from './guest-abi.js'
+import { closeDescriptors, createDescriptorBuffer, sealDescriptors } from './host-descriptors.js'
 import type { SpareWorkers } from './spare-workers.js'
-import type { WasiOptions } from './wasi.js'
+import type { WasiGrant } from './wasi.js'
+import { descriptorCapacity } from './wasi.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
 
 /** What every instance of one plugin is started with. */
@@ -15,7 +17,7 @@ export interface GuestWorkerOptions {
   plugin: string
   maxOutputBytes: number
   memoryMb: number
-  wasi: WasiOptions | undefined
+  wasi: WasiGrant | undefined
   hostApi: HostCallHandler
   spares: SpareWorkers
   /** How long instantiation (and `_initialize`) may take. */
@@ -94,6 +96,8 @@ export class GuestWorker {
   readonly #worker: Worker
   readonly #end: HostChannelEnd
   readonly #options: GuestWorkerOptions
+  /** The host descriptors the guest's WASI holds, released when the worker exits (`host-descriptors.ts`). */
+  readonly #descriptors: SharedArrayBuffer | undefined
   #alive = true
   /** The running call first, then at most one queued in the mailbox. */
   readonly #calls: GuestCall[] = []
@@ -112,6 +116,10 @@ export class GuestWorker {
     this.#worker = worker
     this.#end = new HostChannelEnd(buffer)
     this.#options = options
+    const descriptors = options.wasi && createDescriptorBuffer(descriptorCapacity(options.wasi))
+    this.#descriptors = descriptors
+    // However the worker ends (terminated, crashed), its descriptors are the host's to close.
+    if (descriptors !== undefined) worker.once('exit', () => closeDescriptors(descriptors))
     worker.on('error', (error) => this.#stop(workerExitError(options.plugin, error)))
     worker.on('exit', (code) => this.#stop(workerExitError(options.plugin, new Error(`exit code ${code}`))))
   }
@@ -168,7 +176,7 @@ export class GuestWorker {
         buffer,
         maxOutputBytes: options.maxOutputBytes,
         memoryMb: options.memoryMb,
-        wasi: options.wasi,
+        wasi: options.wasi && { ...options.wasi, descriptors: guest.#descriptors as SharedArrayBuffer },
       }
       worker.postMessage(start)
     })
@@ -395,7 +403,13 @@ export class GuestWorker {
   /** Stops the instance now: the thread is terminated and the running call fails with `error`. */
   kill(error: PluginError): void {
     this.#stop(error)
-    void this.#worker.terminate()
+    void this.#terminateWorker()
+  }
+
+  /** Terminates the thread, once it is not between opening a file and recording it. */
+  async #terminateWorker(): Promise<void> {
+    if (this.#descriptors !== undefined) await sealDescriptors(this.#descriptors)
+    await this.#worker.terminate()
   }
 
   /**
@@ -430,6 +444,6 @@ export class GuestWorker {
     this.#stop(
       new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.#options.plugin }),
     )
-    await this.#worker.terminate()
+    await this.#terminateWorker()
   }
 }

@@ -14,7 +14,7 @@ export { createWasmRunner } from './wasm-runner.js'
 // the Corral ABI). They are not part of the plugin-author or host-author surface.
 
 export type { Preopen } from './fs-sandbox.js'
-export { resolveInside, resolvePreopens } from './fs-sandbox.js'
+export { resolvePreopens } from './fs-sandbox.js'
 export type {
   AbiCheck,
   AbiName,
@@ -26,9 +26,10 @@ export type {
   LifecycleFunction,
 } from './guest-abi.js'
 export { GuestCallError, guestFailure, lifecycleFunctions } from './guest-abi.js'
+export { closeDescriptors, createDescriptorBuffer } from './host-descriptors.js'
 export { checkModule, ModuleCache } from './module-cache.js'
-export type { WasiOptions } from './wasi.js'
-export { createWasiImports, wasiFunctionNames, wasiModuleName } from './wasi.js'
+export type { WasiGrant, WasiOptions } from './wasi.js'
+export { createWasiImports, descriptorCapacity, wasiFunctionNames, wasiModuleName } from './wasi.js'
 export type {
   ExternKind,
   FuncType,
