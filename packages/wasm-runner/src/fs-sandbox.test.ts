@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SandboxDir } from './fs-sandbox.js'
 import { errno, pathAt, resolvePreopens, SandboxRefusal, walkBeneath } from './fs-sandbox.js'
-import { closeDescriptors, createDescriptorBuffer, DescriptorTable } from './host-descriptors.js'
 
 let root: string
 let plugin: string
@@ -47,22 +46,17 @@ describe('resolvePreopens', () => {
 })
 
 describe('walkBeneath', () => {
-  const capacity = 4
-  let buffer: SharedArrayBuffer
-  let table: DescriptorTable
   let data: SandboxDir
   beforeAll(() => {
-    buffer = createDescriptorBuffer(capacity + 1)
-    table = new DescriptorTable(buffer)
     const [preopen] = resolvePreopens(plugin, [{ type: 'fs', access: ['read'], scope: ['data'] }])
     if (preopen === undefined) throw new Error('no preopen')
-    data = { fd: table.open(preopen.hostPath, 0), preopen, components: [] }
+    data = { fd: openSync(preopen.hostPath, 'r'), preopen, components: [] }
   })
-  afterAll(() => closeDescriptors(buffer))
+  afterAll(() => closeSync(data.fd))
 
   /** Reads the file the walk leads to, through its parent's descriptor. */
   const read = (guestPath: string) =>
-    walkBeneath(table, data, guestPath, true, (parent, name) => readFileSync(pathAt(parent, name), 'utf8'))
+    walkBeneath(data, guestPath, true, (parent, name) => readFileSync(pathAt(parent, name), 'utf8'))
   const refusal = (fn: () => unknown) => {
     try {
       fn()
@@ -72,8 +66,15 @@ describe('walkBeneath', () => {
     }
     throw new Error('expected a refusal')
   }
-  /** Descriptors the table holds beside the preopen: the walks' own must all be closed again. */
-  const held = () => new Int32Array(buffer).subarray(1).filter((fd) => fd !== -1).length - 1
+  /** Descriptors of this process inside the plugin's folder beside the preopen: a walk closes its own. */
+  const held = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${data.preopen.hostPath}/`)
+      } catch {
+        return false
+      }
+    }).length
 
   it('reaches files inside, also through symlinks that stay inside, and closes what it opened', () => {
     expect(read('nested/./x.txt')).toBe('x')
@@ -84,9 +85,9 @@ describe('walkBeneath', () => {
   })
 
   it('gives the names from the preopen down to the parent', () => {
-    expect(
-      walkBeneath(table, data, 'nested/x.txt', true, (_parent, _name, components) => components),
-    ).toEqual(['nested'])
+    expect(walkBeneath(data, 'nested/x.txt', true, (_parent, _name, components) => components)).toEqual([
+      'nested',
+    ])
   })
 
   it('refuses absolute paths, .. past the root, NUL bytes, symlinks out and symlink loops', () => {
@@ -100,9 +101,9 @@ describe('walkBeneath', () => {
   })
 
   it('leaves a last symlink alone unless told to follow it', () => {
-    expect(
-      walkBeneath(table, data, 'out-abs', false, (parent, name) => `${parent === data.fd}:${name}`),
-    ).toBe('true:out-abs')
+    expect(walkBeneath(data, 'out-abs', false, (parent, name) => `${parent === data.fd}:${name}`)).toBe(
+      'true:out-abs',
+    )
   })
 
   it('refuses a missing directory on the way with ENOENT', () => {

@@ -3,7 +3,6 @@ import { realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
 import type { Permission } from '@corral/types'
 import { PluginError } from '@corral/types'
-import type { DescriptorTable } from './host-descriptors.js'
 
 /** A directory a guest may reach through WASI, as the host resolved it. */
 export interface Preopen {
@@ -93,7 +92,7 @@ export function resolvePreopens(pluginDir: string, permissions: readonly Permiss
 
 /** A directory the guest holds open: a host descriptor, never a path to open again. */
 export interface SandboxDir {
-  /** The host descriptor (recorded in the instance's {@link DescriptorTable}). */
+  /** The host descriptor. */
   fd: number
   /** The preopen it lies in. */
   preopen: Preopen
@@ -137,7 +136,6 @@ const walkFlags =
  * change which file inside the preopen is reached, never lead outside it.
  */
 export function walkBeneath<T>(
-  table: DescriptorTable,
   dir: SandboxDir,
   guestPath: string,
   followLast: boolean,
@@ -167,8 +165,8 @@ export function walkBeneath<T>(
         const isLast = i === rest.length - 1
         try {
           if (isLast) return last(cur, name, [...base.components, ...walked])
-          const next = table.open(pathAt(cur, name), walkFlags)
-          if (cur !== start) table.close(cur)
+          const next = fs.openSync(pathAt(cur, name), walkFlags)
+          if (cur !== start) fs.closeSync(cur)
           cur = next
           walked.push(name)
         } catch (error) {
@@ -192,7 +190,7 @@ export function walkBeneath<T>(
         names = [...walked, ...link.target.split('/'), ...link.remaining]
       }
     } finally {
-      if (cur !== start) table.close(cur)
+      if (cur !== start) fs.closeSync(cur)
     }
   }
 }

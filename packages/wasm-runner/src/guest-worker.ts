@@ -4,10 +4,8 @@ import { PluginError } from '@corral/types'
 import type { ChannelMessage } from './channel.js'
 import { createChannelBuffer, HostChannelEnd, MessageKind } from './channel.js'
 import type { AbiName } from './guest-abi.js'
-import { closeDescriptors, createDescriptorBuffer, sealDescriptors } from './host-descriptors.js'
 import type { SpareWorkers } from './spare-workers.js'
-import type { WasiGrant } from './wasi.js'
-import { descriptorCapacity } from './wasi.js'
+import type { WasiOptions } from './wasi.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
 
 /** What every instance of one plugin is started with. */
@@ -17,7 +15,7 @@ export interface GuestWorkerOptions {
   plugin: string
   maxOutputBytes: number
   memoryMb: number
-  wasi: WasiGrant | undefined
+  wasi: WasiOptions | undefined
   hostApi: HostCallHandler
   spares: SpareWorkers
   /** How long instantiation (and `_initialize`) may take. */
@@ -96,8 +94,6 @@ export class GuestWorker {
   readonly #worker: Worker
   readonly #end: HostChannelEnd
   readonly #options: GuestWorkerOptions
-  /** The host descriptors the guest's WASI holds, released when the worker exits (`host-descriptors.ts`). */
-  readonly #descriptors: SharedArrayBuffer | undefined
   #alive = true
   /** The running call first, then at most one queued in the mailbox. */
   readonly #calls: GuestCall[] = []
@@ -116,10 +112,6 @@ export class GuestWorker {
     this.#worker = worker
     this.#end = new HostChannelEnd(buffer)
     this.#options = options
-    const descriptors = options.wasi && createDescriptorBuffer(descriptorCapacity(options.wasi))
-    this.#descriptors = descriptors
-    // However the worker ends (terminated, crashed), its descriptors are the host's to close.
-    if (descriptors !== undefined) worker.once('exit', () => closeDescriptors(descriptors))
     worker.on('error', (error) => this.#stop(workerExitError(options.plugin, error)))
     worker.on('exit', (code) => this.#stop(workerExitError(options.plugin, new Error(`exit code ${code}`))))
   }
@@ -176,7 +168,7 @@ export class GuestWorker {
         buffer,
         maxOutputBytes: options.maxOutputBytes,
         memoryMb: options.memoryMb,
-        wasi: options.wasi && { ...options.wasi, descriptors: guest.#descriptors as SharedArrayBuffer },
+        wasi: options.wasi,
       }
       worker.postMessage(start)
     })
@@ -403,13 +395,7 @@ export class GuestWorker {
   /** Stops the instance now: the thread is terminated and the running call fails with `error`. */
   kill(error: PluginError): void {
     this.#stop(error)
-    void this.#terminateWorker()
-  }
-
-  /** Terminates the thread, once it is not between opening a file and recording it. */
-  async #terminateWorker(): Promise<void> {
-    if (this.#descriptors !== undefined) await sealDescriptors(this.#descriptors)
-    await this.#worker.terminate()
+    void this.#worker.terminate()
   }
 
   /**
@@ -444,6 +430,6 @@ export class GuestWorker {
     this.#stop(
       new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.#options.plugin }),
     )
-    await this.#terminateWorker()
+    await this.#worker.terminate()
   }
 }

@@ -26,10 +26,9 @@ export type {
   LifecycleFunction,
 } from './guest-abi.js'
 export { GuestCallError, guestFailure, lifecycleFunctions } from './guest-abi.js'
-export { closeDescriptors, createDescriptorBuffer } from './host-descriptors.js'
 export { checkModule, ModuleCache } from './module-cache.js'
-export type { WasiGrant, WasiOptions } from './wasi.js'
-export { createWasiImports, descriptorCapacity, wasiFunctionNames, wasiModuleName } from './wasi.js'
+export type { WasiOptions } from './wasi.js'
+export { createWasiImports, wasiFunctionNames, wasiModuleName } from './wasi.js'
 export type {
   ExternKind,
   FuncType,

@@ -269,19 +269,22 @@ describe('WASI against a racing renamer', () => {
     )
     const outcomes: string[] = []
     try {
-      for (let round = 0; round < 10; round++) outcomes.push((await plugin.call('race', null)) as string)
+      for (let round = 0; round < 10; round++) {
+        outcomes.push((await plugin.call('race', null, { timeoutMs: 60_000 })) as string)
+      }
     } finally {
       Atomics.store(stop, 0, 1)
       await new Promise((resolve) => renamer.once('exit', resolve))
     }
     const all = outcomes.join('')
+    const count = (letter: string) => all.split(letter).length - 1
     expect(all).toHaveLength(10 * 2000 * 2)
-    expect(all).not.toContain('o') // a read of outside/f.json
+    expect(count('o')).toBe(0) // reads of outside/f.json
     expect(await readdir(outside)).toEqual(['f.json']) // no w.json created outside
     expect(await readFile(path.join(outside, 'f.json'), 'utf8')).toBe('outside')
     // The race ran both ways: reads inside succeeded, and some were refused.
-    expect(all).toContain('i')
-    expect(all).toContain('x')
+    expect(count('i')).toBeGreaterThan(0)
+    expect(count('x')).toBeGreaterThan(0)
   })
 })
 

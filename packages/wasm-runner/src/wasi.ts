@@ -3,7 +3,6 @@ import * as fs from 'node:fs'
 import type { Preopen, SandboxDir } from './fs-sandbox.js'
 import { errno, pathAt, SandboxRefusal, verifyInside, walkBeneath } from './fs-sandbox.js'
 import { GuestCallError } from './guest-abi.js'
-import { DescriptorTable } from './host-descriptors.js'
 
 /**
  * WASI preview 1, written for the sandbox rather than borrowed from `node:wasi` (which says it is
@@ -63,24 +62,14 @@ export const wasiFunctionNames: ReadonlySet<string> = new Set([
   'sock_shutdown',
 ])
 
-/** What a plugin's WASI may reach, from its grant. */
-export interface WasiGrant {
+/** What the guest's WASI may reach. */
+export interface WasiOptions {
   preopens: Preopen[]
-  /** How many files and directories the guest may hold open at once beside its preopens (`limits.max_open_files`). */
+  /**
+   * How many files and directories the guest may hold open at once beside its preopens
+   * (`limits.max_open_files`); past it, `path_open` fails with `EMFILE`.
+   */
   maxOpenFiles: number
-}
-
-/** One instance's WASI: its grant, and the shared table of host descriptors it holds (`host-descriptors.ts`). */
-export interface WasiOptions extends WasiGrant {
-  descriptors: SharedArrayBuffer
-}
-
-/**
- * The descriptor-table slots one instance needs: its preopens, the guest's own files, and the
- * directories a path walk holds for a moment (two per walk, two walks in `path_rename`).
- */
-export function descriptorCapacity(grant: WasiGrant): number {
-  return grant.preopens.length + grant.maxOpenFiles + 4
 }
 
 const filetype = { unknown: 0, characterDevice: 2, directory: 3, regularFile: 4, symbolicLink: 7 } as const
@@ -148,13 +137,12 @@ export function createWasiImports(
   memory: () => WebAssembly.Memory,
   write: (stream: 1 | 2, text: string) => void,
 ): Record<string, (...args: never[]) => unknown> {
-  const descriptors = new DescriptorTable(options.descriptors)
   const table = new Map<number, OpenEntry>()
   for (const stream of [0, 1, 2]) {
     table.set(stream, { kind: 'stdio', position: 0n, writable: stream !== 0, append: false })
   }
   options.preopens.forEach((preopen, i) => {
-    const fd = descriptors.open(
+    const fd = fs.openSync(
       preopen.hostPath,
       fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
     )
@@ -298,7 +286,7 @@ export function createWasiImports(
       const closing = entry(fd)
       if (closing.kind === 'stdio') return errno.badf
       if (fd < 3 + options.preopens.length) return errno.badf // a preopen stays open
-      descriptors.close(closing.fd as number)
+      fs.closeSync(closing.fd as number)
       table.delete(fd)
       held--
     }),
@@ -389,26 +377,20 @@ export function createWasiImports(
         if (open & oflags.creat) flags |= O_CREAT
         if (open & oflags.excl) flags |= O_EXCL
         if (open & oflags.directory) flags |= O_DIRECTORY
-        const opened = walkBeneath(
-          descriptors,
-          from,
-          readString(pathPtr, pathLen),
-          true,
-          (parentFd, name, components) => {
-            const hostFd = descriptors.open(pathAt(parentFd, name), flags, 0o644)
-            try {
-              const stats = fs.fstatSync(hostFd)
-              if (!stats.isFile() && !stats.isDirectory())
-                throw new SandboxRefusal(errno.notsup, `${name} is not a regular file or a directory`)
-              verifyInside(hostFd, from.preopen)
-              if (stats.isFile() && open & oflags.trunc) fs.ftruncateSync(hostFd, 0)
-              return { hostFd, isDirectory: stats.isDirectory(), components: [...components, name] }
-            } catch (error) {
-              descriptors.close(hostFd)
-              throw error
-            }
-          },
-        )
+        const opened = walkBeneath(from, readString(pathPtr, pathLen), true, (parentFd, name, components) => {
+          const hostFd = fs.openSync(pathAt(parentFd, name), flags, 0o644)
+          try {
+            const stats = fs.fstatSync(hostFd)
+            if (!stats.isFile() && !stats.isDirectory())
+              throw new SandboxRefusal(errno.notsup, `${name} is not a regular file or a directory`)
+            verifyInside(hostFd, from.preopen)
+            if (stats.isFile() && open & oflags.trunc) fs.ftruncateSync(hostFd, 0)
+            return { hostFd, isDirectory: stats.isDirectory(), components: [...components, name] }
+          } catch (error) {
+            fs.closeSync(hostFd)
+            throw error
+          }
+        })
         if (opened.isDirectory) {
           const dir: SandboxDir = {
             fd: opened.hostFd,
@@ -440,38 +422,32 @@ export function createWasiImports(
     ),
     path_filestat_get: sys((fd: number, flags: number, pathPtr: number, pathLen: number, ptr: number) => {
       const follow = (flags & lookupSymlinkFollow) !== 0
-      const stats = walkBeneath(
-        descriptors,
-        dirEntry(fd),
-        readString(pathPtr, pathLen),
-        follow,
-        (parentFd, name) => {
-          const found = fs.lstatSync(pathAt(parentFd, name))
-          // The walk follows a symlink it is told is one, as it would after an O_NOFOLLOW open.
-          if (follow && found.isSymbolicLink()) throw Object.assign(new Error('symlink'), { code: 'ELOOP' })
-          return found
-        },
-      )
+      const stats = walkBeneath(dirEntry(fd), readString(pathPtr, pathLen), follow, (parentFd, name) => {
+        const found = fs.lstatSync(pathAt(parentFd, name))
+        // The walk follows a symlink it is told is one, as it would after an O_NOFOLLOW open.
+        if (follow && found.isSymbolicLink()) throw Object.assign(new Error('symlink'), { code: 'ELOOP' })
+        return found
+      })
       writeFilestat(ptr, stats)
     }),
     path_create_directory: sys((fd: number, pathPtr: number, pathLen: number) => {
       const dir = dirEntry(fd)
       if (!dir.preopen.writable) return errno.rofs
-      walkBeneath(descriptors, dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
         fs.mkdirSync(pathAt(parentFd, name)),
       )
     }),
     path_unlink_file: sys((fd: number, pathPtr: number, pathLen: number) => {
       const dir = dirEntry(fd)
       if (!dir.preopen.writable) return errno.rofs
-      walkBeneath(descriptors, dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
         fs.unlinkSync(pathAt(parentFd, name)),
       )
     }),
     path_remove_directory: sys((fd: number, pathPtr: number, pathLen: number) => {
       const dir = dirEntry(fd)
       if (!dir.preopen.writable) return errno.rofs
-      walkBeneath(descriptors, dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
         fs.rmdirSync(pathAt(parentFd, name)),
       )
     }),
@@ -481,8 +457,8 @@ export function createWasiImports(
         const to = dirEntry(toFd)
         if (!from.preopen.writable || !to.preopen.writable) return errno.rofs
         const toPath = readString(toPtr, toLen)
-        walkBeneath(descriptors, from, readString(fromPtr, fromLen), false, (fromParent, fromName) =>
-          walkBeneath(descriptors, to, toPath, false, (toParent, toName) =>
+        walkBeneath(from, readString(fromPtr, fromLen), false, (fromParent, fromName) =>
+          walkBeneath(to, toPath, false, (toParent, toName) =>
             fs.renameSync(pathAt(fromParent, fromName), pathAt(toParent, toName)),
           ),
         )
