@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { closeSync, openSync, readdirSync, readlinkSync, realpathSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -51,6 +51,35 @@ const wasiGuest = corralWat(
       (i32.add (local.get $ptr) (i32.const 3))
       (i32.sub (local.get $len) (i32.const 4))
       (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 4200)))
+  ;; the input's fd
+  (func $fdIn (param $ptr i32) (result i32)
+    (i32.sub (i32.load8_u (i32.add (local.get $ptr) (i32.const 1))) (i32.const 48)))
+  (func (export "mkdir") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $path_create_directory
+      (call $fdIn (local.get $ptr)) (i32.add (local.get $ptr) (i32.const 3)) (i32.sub (local.get $len) (i32.const 4)))))
+  (func (export "rmdir") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $path_remove_directory
+      (call $fdIn (local.get $ptr)) (i32.add (local.get $ptr) (i32.const 3)) (i32.sub (local.get $len) (i32.const 4)))))
+  (func (export "unlink") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $path_unlink_file
+      (call $fdIn (local.get $ptr)) (i32.add (local.get $ptr) (i32.const 3)) (i32.sub (local.get $len) (i32.const 4)))))
+  ;; renames the input's path to "renamed" in the same directory
+  (data (i32.const 5040) "renamed")
+  (func (export "rename") (param $ptr i32) (param $len i32) (result i64)
+    (call $errno (call $path_rename
+      (call $fdIn (local.get $ptr)) (i32.add (local.get $ptr) (i32.const 3)) (i32.sub (local.get $len) (i32.const 4))
+      (call $fdIn (local.get $ptr)) (i32.const 5040) (i32.const 7))))
+  ;; opens the input's directory and keeps its fd at 4800 for readdir_held
+  (func (export "open_dir") (param $ptr i32) (param $len i32) (result i64)
+    (local $e i32)
+    (local.set $e (call $open (local.get $ptr) (local.get $len) (i32.const 2) (i64.const 2)))
+    (i32.store (i32.const 4800) (i32.load (i32.const 4200)))
+    (call $errno (local.get $e)))
+  ;; fd_readdir on the kept directory: the bytes of entries it wrote, as a JSON number
+  (func (export "readdir_held") (param i32 i32) (result i64)
+    (i32.store (i32.const 4308) (i32.const 0))
+    (drop (call $fd_readdir (i32.load (i32.const 4800)) (i32.const 8192) (i32.const 4096) (i64.const 0) (i32.const 4308)))
+    (call $pack (i32.const 4600) (i32.sub (call $itoa (i32.load (i32.const 4308)) (i32.const 4600)) (i32.const 4600))))
   (func (export "open_read") (param $ptr i32) (param $len i32) (result i64)
     (call $errno (call $open (local.get $ptr) (local.get $len) (i32.const 0) (i64.const 2))))
   (func (export "open_write") (param $ptr i32) (param $len i32) (result i64)
@@ -140,6 +169,11 @@ const wasiGuest = corralWat(
     (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
     (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
     (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "path_create_directory" (func $path_create_directory (param i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "path_remove_directory" (func $path_remove_directory (param i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "path_unlink_file" (func $path_unlink_file (param i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "path_rename" (func $path_rename (param i32 i32 i32 i32 i32 i32) (result i32)))
     (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
     (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
     (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))`,
@@ -156,7 +190,12 @@ describe('WASI preview 1', () => {
     outside = await mkdtemp(path.join(tmpdir(), 'corral-outside-'))
     await writeFile(path.join(outside, 'secret.json'), '{"secret":true}')
     test = await writeTestPlugin(wasiGuest, {
-      files: { 'data/hello.json': '{"msg":"hi"}', 'out/.keep': '', 'private.json': '{"private":true}' },
+      files: {
+        'data/hello.json': '{"msg":"hi"}',
+        'data/sub/a': '',
+        'out/.keep': '',
+        'private.json': '{"private":true}',
+      },
       permissions: [
         { type: 'fs', access: ['read'], scope: ['data'] },
         { type: 'fs', access: ['read', 'write'], scope: ['out'] },
@@ -164,6 +203,7 @@ describe('WASI preview 1', () => {
     })
     await symlink(path.join(outside, 'secret.json'), path.join(test.dir, 'data', 'escape.json'))
     await symlink(outside, path.join(test.dir, 'data', 'escape-dir'))
+    await symlink(outside, path.join(test.dir, 'out', 'escape-dir'))
     await symlink(path.join(outside, 'missing.json'), path.join(test.dir, 'out', 'dangling.json'))
     await symlink(path.join(test.dir, 'data', 'hello.json'), path.join(test.dir, 'data', 'alias.json'))
     plugin = await runner.load(test)
@@ -201,6 +241,27 @@ describe('WASI preview 1', () => {
     expect(await readFile(path.join(test.dir, 'out', 'answer.json'), 'utf8')).toBe('42')
     expect(await plugin.call('open_write', '4|dangling.json')).toBe(errno.notcapable)
     await expect(readFile(path.join(outside, 'missing.json'))).rejects.toThrow()
+  })
+
+  it('creates, renames and removes inside a writable grant, and nowhere else', async () => {
+    expect(await plugin.call('mkdir', '4|made')).toBe(0)
+    expect(await plugin.call('rename', '4|made')).toBe(0)
+    expect(await plugin.call('rmdir', '4|renamed')).toBe(0)
+    expect(await readdir(path.join(test.dir, 'out'))).not.toContain('renamed')
+    expect(await plugin.call('mkdir', '3|made')).toBe(errno.rofs)
+    expect(await plugin.call('mkdir', '4|../made')).toBe(errno.notcapable)
+    expect(await plugin.call('mkdir', '4|escape-dir/made')).toBe(errno.notcapable)
+    expect(await plugin.call('rename', '4|escape-dir/secret.json')).toBe(errno.notcapable)
+    expect(await plugin.call('unlink', '4|escape-dir/secret.json')).toBe(errno.notcapable)
+    expect(await readdir(outside)).toEqual(['secret.json'])
+  })
+
+  it('keeps a directory handle on the directory it opened, not on a symlink renamed into its path', async () => {
+    expect(await plugin.call('open_dir', '3|sub')).toBe(0)
+    await rename(path.join(test.dir, 'data', 'sub'), path.join(test.dir, 'data', 'sub-moved'))
+    await symlink(outside, path.join(test.dir, 'data', 'sub'))
+    // Three entries of 24 bytes and their names: '.', '..' and 'a' (outside would be 'secret.json').
+    expect(await plugin.call('readdir_held')).toBe(3 * 24 + 1 + 2 + 1)
   })
 
   it('answers ENOENT for a missing file and EBADF for a directory that is not granted', async () => {
