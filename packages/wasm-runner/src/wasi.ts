@@ -128,6 +128,26 @@ function errnoOf(error: unknown): number {
   }
 }
 
+/** Opens a granted directory, which must still be where the plugin's load found it. */
+function openPreopen(preopen: Preopen): number {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(
+      preopen.hostPath,
+      fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
+    )
+    if (fs.readlinkSync(`/proc/self/fd/${fd}`) === preopen.hostPath) return fd
+  } catch {
+    // reported below
+  }
+  if (fd !== undefined) fs.closeSync(fd)
+  throw new GuestCallError(
+    'load_failed',
+    `${preopen.guestPath} is no longer where the plugin loaded it`,
+    true,
+  )
+}
+
 /**
  * Builds the `wasi_snapshot_preview1` import object for one guest. `memory` gives the guest's
  * memory once it exists; `write` receives what the guest prints (fd 1 and 2).
@@ -142,12 +162,7 @@ export function createWasiImports(
     table.set(stream, { kind: 'stdio', position: 0n, writable: stream !== 0, append: false })
   }
   options.preopens.forEach((preopen, i) => {
-    const fd = fs.openSync(
-      preopen.hostPath,
-      fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
-    )
-    if (fs.readlinkSync(`/proc/self/fd/${fd}`) !== preopen.hostPath)
-      throw new GuestCallError('load_failed', `${preopen.guestPath} moved since the plugin loaded`, true)
+    const fd = openPreopen(preopen)
     const dir: SandboxDir = { fd, preopen, components: [] }
     table.set(3 + i, { kind: 'dir', dir, fd, position: 0n, writable: preopen.writable, append: false })
   })
