@@ -14,7 +14,7 @@ export { createWasmRunner } from './wasm-runner.js'
 // the Corral ABI). They are not part of the plugin-author or host-author surface.
 
 export type { Preopen } from './fs-sandbox.js'
-export { resolveInside, resolvePreopens } from './fs-sandbox.js'
+export { resolvePreopens } from './fs-sandbox.js'
 export type {
   AbiCheck,
   AbiName,

@@ -51,7 +51,9 @@ export class SpareWorkers {
   }
 
   #spawn(): Worker {
-    const worker = new Worker(this.#url, { resourceLimits: workerResourceLimits })
+    // trackUnmanagedFds (Node's default, stated because the sandbox relies on it): the files a guest
+    // opens through WASI are closed when its worker exits, even when terminated mid-call.
+    const worker = new Worker(this.#url, { resourceLimits: workerResourceLimits, trackUnmanagedFds: true })
     // A spare nobody took must not keep the host alive, nor crash it if it fails to start.
     worker.unref()
     const onFailure = () => {

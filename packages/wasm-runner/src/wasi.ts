@@ -1,15 +1,14 @@
 import { randomFillSync } from 'node:crypto'
 import * as fs from 'node:fs'
-import path from 'node:path'
-import type { Preopen } from './fs-sandbox.js'
-import { errno, resolveInside, SandboxRefusal } from './fs-sandbox.js'
+import type { Preopen, SandboxDir } from './fs-sandbox.js'
+import { errno, pathAt, SandboxRefusal, verifyInside, walkBeneath } from './fs-sandbox.js'
 import { GuestCallError } from './guest-abi.js'
 
 /**
  * WASI preview 1, written for the sandbox rather than borrowed from `node:wasi` (which says it is
  * not one): clocks and random always; no arguments and no environment; stdout and stderr go to the
- * host's log; files only inside the granted directories, through {@link resolveInside}; everything
- * else answers `ENOSYS`.
+ * host's log; files only inside the granted directories, through {@link walkBeneath}, and only
+ * regular files and directories; everything else answers `ENOSYS`.
  */
 export const wasiModuleName = 'wasi_snapshot_preview1'
 
@@ -66,20 +65,25 @@ export const wasiFunctionNames: ReadonlySet<string> = new Set([
 /** What the guest's WASI may reach. */
 export interface WasiOptions {
   preopens: Preopen[]
+  /**
+   * How many files and directories the guest may hold open at once beside its preopens
+   * (`limits.max_open_files`); past it, `path_open` fails with `EMFILE`.
+   */
+  maxOpenFiles: number
 }
 
 const filetype = { unknown: 0, characterDevice: 2, directory: 3, regularFile: 4, symbolicLink: 7 } as const
 const rights = { fdRead: 1n << 1n, fdWrite: 1n << 6n } as const
 const oflags = { creat: 1, directory: 2, excl: 4, trunc: 8 } as const
 const fdflagsAppend = 1
+const lookupSymlinkFollow = 1
 const allRights = (1n << 30n) - 1n
 
 interface OpenEntry {
   kind: 'stdio' | 'dir' | 'file'
-  /** The preopen this entry lives in. */
-  root?: Preopen
-  hostPath: string
-  /** Node's descriptor, for files. */
+  /** For a directory: its handle. */
+  dir?: SandboxDir
+  /** The host descriptor, for files and directories. */
   fd?: number
   position: bigint
   writable: boolean
@@ -113,9 +117,35 @@ function errnoOf(error: unknown): number {
       return errno.perm
     case 'ELOOP':
       return errno.notcapable
+    case 'EMFILE':
+      return errno.mfile
+    case 'ENFILE':
+      return errno.nfile
+    case 'ENXIO':
+      return errno.notsup
     default:
       return errno.io
   }
+}
+
+/** Opens a granted directory, which must still be where the plugin's load found it. */
+function openPreopen(preopen: Preopen): number {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(
+      preopen.hostPath,
+      fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW,
+    )
+    if (fs.readlinkSync(`/proc/self/fd/${fd}`) === preopen.hostPath) return fd
+  } catch {
+    // reported below
+  }
+  if (fd !== undefined) fs.closeSync(fd)
+  throw new GuestCallError(
+    'load_failed',
+    `${preopen.guestPath} is no longer where the plugin loaded it`,
+    true,
+  )
 }
 
 /**
@@ -129,19 +159,16 @@ export function createWasiImports(
 ): Record<string, (...args: never[]) => unknown> {
   const table = new Map<number, OpenEntry>()
   for (const stream of [0, 1, 2]) {
-    table.set(stream, { kind: 'stdio', hostPath: '', position: 0n, writable: stream !== 0, append: false })
+    table.set(stream, { kind: 'stdio', position: 0n, writable: stream !== 0, append: false })
   }
-  options.preopens.forEach((root, i) => {
-    table.set(3 + i, {
-      kind: 'dir',
-      root,
-      hostPath: root.hostPath,
-      position: 0n,
-      writable: root.writable,
-      append: false,
-    })
+  options.preopens.forEach((preopen, i) => {
+    const fd = openPreopen(preopen)
+    const dir: SandboxDir = { fd, preopen, components: [] }
+    table.set(3 + i, { kind: 'dir', dir, fd, position: 0n, writable: preopen.writable, append: false })
   })
   let nextFd = 3 + options.preopens.length
+  /** Files and directories the guest opened and holds, against `maxOpenFiles`. */
+  let held = 0
   const decoder = new TextDecoder()
   const encoder = new TextEncoder()
 
@@ -167,10 +194,7 @@ export function createWasiImports(
       throw new SandboxRefusal(errno.badf, 'bad fd')
     return found
   }
-  const dirEntry = (fd: number) => {
-    const dir = entry(fd, 'dir')
-    return { dir, root: dir.root as Preopen }
-  }
+  const dirEntry = (fd: number) => entry(fd, 'dir').dir as SandboxDir
   const writeFilestat = (ptr: number, stats: fs.Stats) => {
     const dv = view()
     dv.setBigUint64(ptr, BigInt(stats.dev), true)
@@ -275,16 +299,11 @@ export function createWasiImports(
     }),
     fd_close: sys((fd: number) => {
       const closing = entry(fd)
-      if (closing.kind !== 'file' && closing.kind !== 'dir') return errno.badf
-      if (
-        closing.kind === 'dir' &&
-        closing.hostPath === closing.root?.hostPath &&
-        fd < 3 + options.preopens.length
-      ) {
-        return errno.badf // a preopen stays open
-      }
-      if (closing.fd !== undefined) fs.closeSync(closing.fd)
+      if (closing.kind === 'stdio') return errno.badf
+      if (fd < 3 + options.preopens.length) return errno.badf // a preopen stays open
+      fs.closeSync(closing.fd as number)
       table.delete(fd)
+      held--
     }),
     fd_sync: sys((fd: number) => void entry(fd)),
     fd_datasync: sys((fd: number) => void entry(fd)),
@@ -310,7 +329,7 @@ export function createWasiImports(
         view().setUint8(ptr + 16, filetype.characterDevice)
         return
       }
-      writeFilestat(ptr, target.fd === undefined ? fs.statSync(target.hostPath) : fs.fstatSync(target.fd))
+      writeFilestat(ptr, fs.fstatSync(target.fd as number))
     }),
     fd_prestat_get: sys((fd: number, ptr: number) => {
       const pre = options.preopens[fd - 3]
@@ -325,8 +344,8 @@ export function createWasiImports(
       bytes().set(name.subarray(0, len), ptr)
     }),
     fd_readdir: sys((fd: number, buf: number, bufLen: number, cookie: bigint, usedPtr: number) => {
-      const { dir } = dirEntry(fd)
-      const names = ['.', '..', ...fs.readdirSync(dir.hostPath).sort()]
+      const dir = dirEntry(fd)
+      const names = ['.', '..', ...fs.readdirSync(`/proc/self/fd/${dir.fd}`).sort()]
       const mem = bytes()
       const dv = view()
       let used = 0
@@ -335,7 +354,7 @@ export function createWasiImports(
         const header = new Uint8Array(24)
         const hv = new DataView(header.buffer)
         hv.setBigUint64(0, BigInt(i + 1), true)
-        const stats = i < 2 ? undefined : fs.lstatSync(path.join(dir.hostPath, names[i] as string))
+        const stats = i < 2 ? undefined : fs.lstatSync(pathAt(dir.fd, names[i] as string))
         hv.setBigUint64(8, BigInt(stats?.ino ?? 0), true)
         hv.setUint32(16, name.length, true)
         hv.setUint8(20, stats === undefined ? filetype.directory : typeOf(stats))
@@ -360,82 +379,103 @@ export function createWasiImports(
         fdflags: number,
         resultPtr: number,
       ) => {
-        const { dir, root } = dirEntry(fd)
-        const hostPath = resolveInside(root.hostPath, dir.hostPath, readString(pathPtr, pathLen))
+        const from = dirEntry(fd)
         const wantsWrite =
           (rightsBase & rights.fdWrite) !== 0n ||
           (open & (oflags.creat | oflags.trunc)) !== 0 ||
           (fdflags & fdflagsAppend) !== 0
-        if (wantsWrite && !root.writable) return errno.rofs
-        let exists = true
-        try {
-          fs.lstatSync(hostPath)
-        } catch {
-          exists = false
-        }
-        if (exists && open & oflags.creat && open & oflags.excl) return errno.exist
-        if (!exists && !(open & oflags.creat)) return errno.noent
-        if (exists && fs.statSync(hostPath).isDirectory()) {
-          if (wantsWrite) return errno.isdir
+        if (wantsWrite && !from.preopen.writable) return errno.rofs
+        if (held >= options.maxOpenFiles) return errno.mfile
+        const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR } = fs.constants
+        // O_NONBLOCK: opening a FIFO must not wait for its other end. O_TRUNC waits for the checks below.
+        let flags = O_NOFOLLOW | O_NONBLOCK | (wantsWrite ? O_RDWR : O_RDONLY)
+        if (open & oflags.creat) flags |= O_CREAT
+        if (open & oflags.excl) flags |= O_EXCL
+        if (open & oflags.directory) flags |= O_DIRECTORY
+        const opened = walkBeneath(from, readString(pathPtr, pathLen), true, (parentFd, name, components) => {
+          const hostFd = fs.openSync(pathAt(parentFd, name), flags, 0o644)
+          try {
+            const stats = fs.fstatSync(hostFd)
+            if (!stats.isFile() && !stats.isDirectory())
+              throw new SandboxRefusal(errno.notsup, `${name} is not a regular file or a directory`)
+            verifyInside(hostFd, from.preopen)
+            if (stats.isFile() && open & oflags.trunc) fs.ftruncateSync(hostFd, 0)
+            return { hostFd, isDirectory: stats.isDirectory(), components: [...components, name] }
+          } catch (error) {
+            fs.closeSync(hostFd)
+            throw error
+          }
+        })
+        if (opened.isDirectory) {
+          const dir: SandboxDir = {
+            fd: opened.hostFd,
+            preopen: from.preopen,
+            root: from.root ?? from,
+            components: opened.components.filter((name) => name !== '.'),
+          }
           table.set(nextFd, {
             kind: 'dir',
-            root,
-            hostPath,
+            dir,
+            fd: opened.hostFd,
             position: 0n,
-            writable: root.writable,
+            writable: from.preopen.writable,
             append: false,
           })
         } else {
-          if (open & oflags.directory) return errno.notdir
-          let flags = fs.constants.O_NOFOLLOW | (wantsWrite ? fs.constants.O_RDWR : fs.constants.O_RDONLY)
-          if (open & oflags.creat) flags |= fs.constants.O_CREAT
-          if (open & oflags.trunc) flags |= fs.constants.O_TRUNC
-          const nodeFd = fs.openSync(hostPath, flags, 0o644)
-          const append = (fdflags & fdflagsAppend) !== 0
           table.set(nextFd, {
             kind: 'file',
-            root,
-            hostPath,
-            fd: nodeFd,
+            fd: opened.hostFd,
             position: 0n,
             writable: wantsWrite,
-            append,
+            append: (fdflags & fdflagsAppend) !== 0,
           })
         }
+        held++
         view().setUint32(resultPtr, nextFd, true)
         nextFd++
       },
     ),
-    path_filestat_get: sys((fd: number, _flags: number, pathPtr: number, pathLen: number, ptr: number) => {
-      const { dir, root } = dirEntry(fd)
-      writeFilestat(
-        ptr,
-        fs.statSync(resolveInside(root.hostPath, dir.hostPath, readString(pathPtr, pathLen))),
-      )
+    path_filestat_get: sys((fd: number, flags: number, pathPtr: number, pathLen: number, ptr: number) => {
+      const follow = (flags & lookupSymlinkFollow) !== 0
+      const stats = walkBeneath(dirEntry(fd), readString(pathPtr, pathLen), follow, (parentFd, name) => {
+        const found = fs.lstatSync(pathAt(parentFd, name))
+        // The walk follows a symlink it is told is one, as it would after an O_NOFOLLOW open.
+        if (follow && found.isSymbolicLink()) throw Object.assign(new Error('symlink'), { code: 'ELOOP' })
+        return found
+      })
+      writeFilestat(ptr, stats)
     }),
     path_create_directory: sys((fd: number, pathPtr: number, pathLen: number) => {
-      const { dir, root } = dirEntry(fd)
-      if (!root.writable) return errno.rofs
-      fs.mkdirSync(resolveInside(root.hostPath, dir.hostPath, readString(pathPtr, pathLen)))
+      const dir = dirEntry(fd)
+      if (!dir.preopen.writable) return errno.rofs
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+        fs.mkdirSync(pathAt(parentFd, name)),
+      )
     }),
     path_unlink_file: sys((fd: number, pathPtr: number, pathLen: number) => {
-      const { dir, root } = dirEntry(fd)
-      if (!root.writable) return errno.rofs
-      fs.unlinkSync(resolveInside(root.hostPath, dir.hostPath, readString(pathPtr, pathLen)))
+      const dir = dirEntry(fd)
+      if (!dir.preopen.writable) return errno.rofs
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+        fs.unlinkSync(pathAt(parentFd, name)),
+      )
     }),
     path_remove_directory: sys((fd: number, pathPtr: number, pathLen: number) => {
-      const { dir, root } = dirEntry(fd)
-      if (!root.writable) return errno.rofs
-      fs.rmdirSync(resolveInside(root.hostPath, dir.hostPath, readString(pathPtr, pathLen)))
+      const dir = dirEntry(fd)
+      if (!dir.preopen.writable) return errno.rofs
+      walkBeneath(dir, readString(pathPtr, pathLen), false, (parentFd, name) =>
+        fs.rmdirSync(pathAt(parentFd, name)),
+      )
     }),
     path_rename: sys(
       (fd: number, fromPtr: number, fromLen: number, toFd: number, toPtr: number, toLen: number) => {
         const from = dirEntry(fd)
         const to = dirEntry(toFd)
-        if (!from.root.writable || !to.root.writable) return errno.rofs
-        fs.renameSync(
-          resolveInside(from.root.hostPath, from.dir.hostPath, readString(fromPtr, fromLen)),
-          resolveInside(to.root.hostPath, to.dir.hostPath, readString(toPtr, toLen)),
+        if (!from.preopen.writable || !to.preopen.writable) return errno.rofs
+        const toPath = readString(toPtr, toLen)
+        walkBeneath(from, readString(fromPtr, fromLen), false, (fromParent, fromName) =>
+          walkBeneath(to, toPath, false, (toParent, toName) =>
+            fs.renameSync(pathAt(fromParent, fromName), pathAt(toParent, toName)),
+          ),
         )
       },
     ),

@@ -83,7 +83,9 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           plugin,
           maxOutputBytes: grant.limits.max_output_bytes,
           memoryMb: grant.limits.memory_mb,
-          wasi: compiled.usesWasi ? { preopens: resolvePreopens(dir, grant.permissions) } : undefined,
+          wasi: compiled.usesWasi
+            ? { preopens: resolvePreopens(dir, grant.permissions), maxOpenFiles: grant.limits.max_open_files }
+            : undefined,
           // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts).
           hostApi: compiled.abi === 'extism' ? new ExtismVarStore().routeHostCalls(hostApi) : hostApi,
           spares,
