@@ -654,6 +654,8 @@ export class GrpcPlugin implements Plugin {
       this.#lastError = failure
       const client = this.#client
       this.#client = undefined
+      // Not `running` while the failed process is let go: no caller may take it for a live one.
+      this.#state = 'restarting'
       this.#unwatch()
       if (client !== undefined) await this.#release(client)
       this.#scheduleRestart(`restart failed: ${failure.rawMessage}`)
