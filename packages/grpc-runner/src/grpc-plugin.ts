@@ -45,6 +45,11 @@ export interface SupervisionOptions {
   healthFailures: number
   /** Check the resident set against `memory_mb` every this many ms. Default 5 s. */
   memoryIntervalMs: number
+  /**
+   * This many checks in a row above `memory_mb` restart the plugin: a passing spike (a large
+   * argument, a garbage collection not yet run) is not a restart. Default 3.
+   */
+  memoryChecks: number
   /** More restarts than this within `restartWindowMs` quarantine the plugin until {@link GrpcPlugin.reset}. Default 5. */
   maxRestarts: number
   restartWindowMs: number
@@ -565,14 +570,22 @@ export class GrpcPlugin implements Plugin {
         }
       })
     }, supervision.healthIntervalMs)
+    // The samples above the limit in a row, MiB.
+    let above: number[] = []
     const memory = setInterval(() => {
       const pid = client.pid
       // A service's memory is its own deployment's to limit.
       if (pid === undefined || this.#target !== undefined) return
       void residentSetMiB(pid).then((mib) => {
         const limit = this.#options.grant.limits.memory_mb
-        if (mib === undefined || mib <= limit || client !== this.#client || this.#state !== 'running') return
-        this.#kill(client, `its resident set is ${mib.toFixed(0)} MiB, above its memory_mb of ${limit}`)
+        if (mib === undefined || client !== this.#client || this.#state !== 'running') return
+        above = mib > limit ? [...above, mib] : []
+        if (above.length < supervision.memoryChecks) return
+        const seen = above.map((sample) => sample.toFixed(0)).join(', ')
+        this.#kill(
+          client,
+          `its resident set stayed above its memory_mb of ${limit} for ${above.length} checks ${supervision.memoryIntervalMs} ms apart (${seen} MiB)`,
+        )
       })
     }, supervision.memoryIntervalMs)
     health.unref()
