@@ -53,7 +53,10 @@ export async function generateCertificate(): Promise<CertificatePair> {
   return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey }
 }
 
-/** Channel options every Corral connection uses: no message size limit (the grant bounds results). */
+/**
+ * Channel options every Corral connection starts from: no message size limit. The host narrows what
+ * it receives from a plugin to the grant (see `resultBatchBytes`); a plugin trusts its host.
+ */
 const unlimited = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 }
 
 /**

@@ -113,3 +113,13 @@ export const hostService = {
     false,
   ),
 } satisfies ServiceDefinition
+
+/**
+ * A plugin sends a `ResultBatch` before its results would pass this many bytes (a larger result
+ * travels alone), so the host may refuse any message above `max(max_output_bytes, resultBatchBytes)`
+ * plus {@link messageEnvelopeBytes} without ever refusing a well-formed batch.
+ */
+export const resultBatchBytes = 256 << 10
+
+/** Room for what a message carries besides its payload: ids, tokens, method names, framing. */
+export const messageEnvelopeBytes = 16 << 10

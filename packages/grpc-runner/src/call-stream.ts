@@ -7,7 +7,7 @@ import {
   type ResultBatch,
 } from '@corral/proto'
 import { type AbortSignalLike, PluginError } from '@corral/types'
-import type { Client, ClientDuplexStream } from '@grpc/grpc-js'
+import { type Client, type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
 
 interface PendingCall {
   /** Turns the plugin's result into the call's value (or throws the call's error). */
@@ -54,7 +54,8 @@ export class CallStream {
   #deadlineTimer: NodeJS.Timeout | undefined
   #deadlineAt = Number.POSITIVE_INFINITY
 
-  constructor(rpc: Client, plugin: string) {
+  /** `maxOutputBytes` only names the limit when the plugin sends a message too large to take. */
+  constructor(rpc: Client, plugin: string, maxOutputBytes: number) {
     this.#plugin = plugin
     this.#stream = bidi(rpc, pluginService.callStream)
     this.#stream.on('data', (batch: ResultBatch) => {
@@ -73,12 +74,18 @@ export class CallStream {
         pending.resolve(value)
       }
     })
-    const broken = (error?: Error) =>
+    const broken = (error?: Partial<ServiceError>) =>
       this.failAll(
-        new PluginError('unavailable', `the call stream ended${error ? `: ${error.message}` : ''}`, {
-          plugin,
-          ...(error ? { cause: error } : {}),
-        }),
+        error?.code === status.RESOURCE_EXHAUSTED
+          ? new PluginError(
+              'resource_exhausted',
+              `the plugin sent a message larger than its max_output_bytes (${maxOutputBytes}) allows: ${error.details}`,
+              { plugin, cause: error },
+            )
+          : new PluginError('unavailable', `the call stream ended${error ? `: ${error.message}` : ''}`, {
+              plugin,
+              ...(error ? { cause: error } : {}),
+            }),
       )
     this.#stream.on('error', broken)
     this.#stream.on('end', () => broken())

@@ -53,6 +53,8 @@ export interface StartGoPluginOptions {
   logger?: Logger
   /** Names the plugin in errors and logs. Default: the command. */
   name?: string
+  /** The largest message taken from the plugin; larger ones are refused before they are read whole. Default: no limit. */
+  maxReceiveBytes?: number
 }
 
 /** What {@link reattachGoPlugin} needs to reach a plugin already running: go-plugin's ReattachConfig. */
@@ -159,6 +161,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
     const client = await connect({
       name,
       logger,
+      ...(options.maxReceiveBytes === undefined ? {} : { maxReceiveBytes: options.maxReceiveBytes }),
       socketDir,
       reattach: {
         network: line.network,
@@ -193,6 +196,8 @@ export interface ReattachGoPluginOptions extends ReattachConfig {
    * Default 127.0.0.1; any other address needs `tls`.
    */
   brokerHost?: string
+  /** The largest message taken from the plugin; larger ones are refused before they are read whole. Default: no limit. */
+  maxReceiveBytes?: number
 }
 
 /**
@@ -239,6 +244,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
         ...(options.tls === undefined ? {} : { tls: options.tls }),
       },
       ...(options.brokerHost === undefined ? {} : { brokerHost: options.brokerHost }),
+      ...(options.maxReceiveBytes === undefined ? {} : { maxReceiveBytes: options.maxReceiveBytes }),
       exited,
       timeoutMs: options.connectTimeoutMs ?? defaultStartTimeoutMs,
       kill: () => {
@@ -259,6 +265,7 @@ interface ConnectOptions {
   reattach: ReattachConfig
   /** Where a TCP broker listens; default 127.0.0.1. */
   brokerHost?: string
+  maxReceiveBytes?: number
   exited: Promise<ProcessExit>
   timeoutMs: number
   kill(): void
@@ -269,7 +276,10 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
   const { name, reattach } = options
   const target = reattach.network === 'unix' ? `unix:${reattach.address}` : reattach.address
   const security = channelSecurity(reattach.tls)
-  const rpc = new Client(target, security.credentials, security.options)
+  const rpc = new Client(target, security.credentials, {
+    ...security.options,
+    'grpc.max_receive_message_length': options.maxReceiveBytes ?? -1,
+  })
   try {
     await new Promise<void>((resolve, reject) =>
       rpc.waitForReady(deadlineIn(options.timeoutMs), (error) => (error ? reject(error) : resolve())),

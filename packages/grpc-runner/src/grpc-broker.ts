@@ -86,10 +86,15 @@ export class GrpcBroker {
    * Serves a gRPC server (filled by `addServices`) on a fresh unix socket, or a fresh TCP port where
    * the plugin is reached over TCP (with the connection's mutual TLS), and tells the plugin its
    * address under `id`; the plugin dials it with its broker. Returns what the plugin was told.
+   * `maxReceiveBytes` bounds each message the server takes from the plugin (refused before it is read whole).
    */
-  async serve(id: number, addServices: (server: Server) => void): Promise<BrokerAddress> {
+  async serve(
+    id: number,
+    addServices: (server: Server) => void,
+    maxReceiveBytes = -1,
+  ): Promise<BrokerAddress> {
     if (this.#closed) throw new PluginError('unavailable', 'the broker is closed', { plugin: this.#name })
-    const server = new Server(serverOptions)
+    const server = new Server({ ...serverOptions, 'grpc.max_receive_message_length': maxReceiveBytes })
     addServices(server)
     const listen = this.#listen
     const bindTo =

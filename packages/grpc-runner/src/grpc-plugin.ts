@@ -9,7 +9,9 @@ import {
   type HostCallRequest,
   type HostCallResponse,
   hostService,
+  messageEnvelopeBytes,
   pluginService,
+  resultBatchBytes,
   unary,
 } from '@corral/proto'
 import {
@@ -22,6 +24,7 @@ import {
   type Registration,
 } from '@corral/types'
 import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
+import { CallLimiter } from './call-limiter.js'
 import { CallStream } from './call-stream.js'
 import {
   type GoPluginClient,
@@ -42,6 +45,11 @@ export interface SupervisionOptions {
   healthFailures: number
   /** Check the resident set against `memory_mb` every this many ms. Default 5 s. */
   memoryIntervalMs: number
+  /**
+   * This many checks in a row above `memory_mb` restart the plugin: a passing spike (a large
+   * argument, a garbage collection not yet run) is not a restart. Default 3.
+   */
+  memoryChecks: number
   /** More restarts than this within `restartWindowMs` quarantine the plugin until {@link GrpcPlugin.reset}. Default 5. */
   maxRestarts: number
   restartWindowMs: number
@@ -75,7 +83,8 @@ export interface ReattachTarget extends ReattachConfig {
 type State = 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
 
 interface CallRecord {
-  deadline: number | undefined
+  /** Epoch ms: host calls made for this call must finish by then. */
+  deadline: number
   chain: string[] | undefined
   reject(error: PluginError): void
 }
@@ -103,6 +112,7 @@ export class GrpcPlugin implements Plugin {
   #config: Record<string, unknown> | undefined
   #registered = false
   readonly #calls = new Map<string, CallRecord>()
+  readonly #limiter: CallLimiter
   #restarts: number[] = []
   #restartTimer: NodeJS.Timeout | undefined
   #watchTimers: NodeJS.Timeout[] = []
@@ -118,6 +128,7 @@ export class GrpcPlugin implements Plugin {
     this.#onStopped = onStopped
     const { reattach } = settings
     this.#target = Object.hasOwn(reattach, this.name) ? reattach[this.name] : undefined
+    this.#limiter = new CallLimiter(options.grant.limits, this.name)
   }
 
   /** The process's id while one runs. */
@@ -143,7 +154,9 @@ export class GrpcPlugin implements Plugin {
     const client = this.#target === undefined ? await this.#launch() : await this.#reattach(this.#target)
     try {
       this.#brokerId = client.broker.nextId()
-      await client.broker.serve(this.#brokerId, (server) => this.#serveHost(server))
+      // Refused at the transport before the host reads it whole: a host call larger than the grant allows.
+      const maxReceiveBytes = this.#options.grant.limits.max_host_call_bytes + messageEnvelopeBytes
+      await client.broker.serve(this.#brokerId, (server) => this.#serveHost(server), maxReceiveBytes)
     } catch (error) {
       await this.#release(client)
       throw PluginError.from(error, 'load_failed', this.name)
@@ -183,10 +196,9 @@ export class GrpcPlugin implements Plugin {
 
   call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
     // Not async: the hot path takes as few promise hops as it can (PERFORMANCE.md, grpc.call).
-    let client: GoPluginClient
     let argsJson: Buffer
     try {
-      client = this.#running()
+      this.#running()
       if (options.signal?.aborted) {
         throw new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
       }
@@ -197,16 +209,41 @@ export class GrpcPlugin implements Plugin {
     // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
     const limit = this.#options.grant.limits.call_timeout
     const timeoutMs = Math.min(options.timeoutMs ?? limit, limit)
-    const token = options.token ?? `${tokenPrefix}-${++tokenCounter}`
-    const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: options.chain, reject: () => {} }
+    const deadline = Date.now() + timeoutMs
+    if (this.#limiter.tryAcquire()) return this.#dispatch(fn, argsJson, timeoutMs, deadline, options)
+    // Queued: it keeps its deadline, so it runs for what is left of it.
+    return this.#limiter
+      .wait(fn, deadline, options.signal)
+      .then(() => this.#dispatch(fn, argsJson, Math.max(1, deadline - Date.now()), deadline, options))
+  }
+
+  /** Sends a call that holds one of the limiter's slots; the slot is given back when the call settles. */
+  #dispatch(
+    fn: string,
+    argsJson: Buffer,
+    timeoutMs: number,
+    deadline: number,
+    options: CallOptions,
+  ): Promise<unknown> {
+    let client: GoPluginClient
+    try {
+      client = this.#running()
+    } catch (error) {
+      this.#limiter.release()
+      return Promise.reject(error)
+    }
+    const token = options.token || `${tokenPrefix}-${++tokenCounter}`
+    const record: CallRecord = { deadline, chain: options.chain, reject: () => {} }
     this.#calls.set(token, record)
     const request = { function: fn, argsJson, timeoutMs, token }
+    // Runs exactly once per call, however it ends.
     const done = () => {
+      this.#limiter.release()
       if (this.#calls.get(token) === record) this.#calls.delete(token)
     }
     if (this.#useStream) {
       if (this.#stream === undefined || !this.#stream.usable)
-        this.#stream = new CallStream(client.rpc, this.name)
+        this.#stream = new CallStream(client.rpc, this.name, this.#options.grant.limits.max_output_bytes)
       return this.#stream.call(request, options.signal, (result) => this.#decodeResult(fn, result), done)
     }
     return this.#unaryCall(client, request, record, options).then(
@@ -338,6 +375,7 @@ export class GrpcPlugin implements Plugin {
       handshake: corralHandshake,
       autoMtls: this.#settings.autoMtls,
       startTimeoutMs: grant.limits.init_timeout,
+      maxReceiveBytes: receiveLimit(grant.limits.max_output_bytes),
       logger: this.#settings.logger,
       name: this.name,
     })
@@ -358,6 +396,7 @@ export class GrpcPlugin implements Plugin {
       name: this.name,
       logger: this.#settings.logger,
       connectTimeoutMs: this.#options.grant.limits.init_timeout,
+      maxReceiveBytes: receiveLimit(this.#options.grant.limits.max_output_bytes),
     })
   }
 
@@ -460,18 +499,36 @@ export class GrpcPlugin implements Plugin {
     const method = request.method ?? ''
     const token = request.token ?? ''
     try {
-      const record = token === '' ? undefined : this.#calls.get(token)
-      if (token !== '' && record === undefined) {
+      // Every host call belongs to a call of this plugin in flight: its record carries the call's
+      // plugin.call chain (depth and cycle rules) and deadline, which a call without one would escape.
+      const record = this.#calls.get(token)
+      if (record === undefined) {
+        throw token === ''
+          ? new PluginError(
+              'permission_denied',
+              `host call ${method}: a host call must carry its call's token`,
+              {
+                plugin: this.name,
+              },
+            )
+          : new PluginError(
+              'invalid_argument',
+              `host call ${method}: no call of this plugin has token ${token}`,
+              {
+                plugin: this.name,
+              },
+            )
+      }
+      const bytes = request.argsJson
+      const cap = this.#options.grant.limits.max_host_call_bytes
+      if (bytes && bytes.length > cap) {
         throw new PluginError(
-          'invalid_argument',
-          `host call ${method}: no call of this plugin has token ${token}`,
-          {
-            plugin: this.name,
-          },
+          'resource_exhausted',
+          `host call ${method}: ${bytes.length} bytes of arguments, more than max_host_call_bytes ${cap}`,
+          { plugin: this.name },
         )
       }
       let args: unknown = null
-      const bytes = request.argsJson
       if (bytes && bytes.length > 0) {
         try {
           args = JSON.parse(Buffer.from(bytes).toString('utf8'))
@@ -483,15 +540,16 @@ export class GrpcPlugin implements Plugin {
       }
       const context = {
         plugin: this.name,
-        ...(token === '' ? {} : { token }),
-        ...(record?.deadline === undefined ? {} : { deadline: record.deadline }),
-        ...(record?.chain === undefined ? {} : { chain: record.chain }),
+        token,
+        deadline: record.deadline,
+        ...(record.chain === undefined ? {} : { chain: record.chain }),
       }
-      const work = this.#options.hostApi(method, args, context)
-      const result =
-        record?.deadline === undefined
-          ? await work
-          : await withDeadline(work, record.deadline, method, this.name)
+      const result = await withDeadline(
+        () => this.#options.hostApi(method, args, context),
+        record.deadline,
+        method,
+        this.name,
+      )
       return { resultJson: Buffer.from(JSON.stringify(result ?? null)) }
     } catch (error) {
       return {
@@ -512,14 +570,22 @@ export class GrpcPlugin implements Plugin {
         }
       })
     }, supervision.healthIntervalMs)
+    // The samples above the limit in a row, MiB.
+    let above: number[] = []
     const memory = setInterval(() => {
       const pid = client.pid
       // A service's memory is its own deployment's to limit.
       if (pid === undefined || this.#target !== undefined) return
       void residentSetMiB(pid).then((mib) => {
         const limit = this.#options.grant.limits.memory_mb
-        if (mib === undefined || mib <= limit || client !== this.#client || this.#state !== 'running') return
-        this.#kill(client, `its resident set is ${mib.toFixed(0)} MiB, above its memory_mb of ${limit}`)
+        if (mib === undefined || client !== this.#client || this.#state !== 'running') return
+        above = mib > limit ? [...above, mib] : []
+        if (above.length < supervision.memoryChecks) return
+        const seen = above.map((sample) => sample.toFixed(0)).join(', ')
+        this.#kill(
+          client,
+          `its resident set stayed above its memory_mb of ${limit} for ${above.length} checks ${supervision.memoryIntervalMs} ms apart (${seen} MiB)`,
+        )
       })
     }, supervision.memoryIntervalMs)
     health.unref()
@@ -546,6 +612,7 @@ export class GrpcPlugin implements Plugin {
   #failInFlight(error: PluginError): void {
     this.#stream?.failAll(error)
     for (const record of this.#calls.values()) record.reject(error)
+    this.#limiter.failQueued(error)
   }
 
   #onExit(client: GoPluginClient, code: number | null, signal: NodeJS.Signals | null): void {
@@ -600,11 +667,21 @@ export class GrpcPlugin implements Plugin {
       this.#lastError = failure
       const client = this.#client
       this.#client = undefined
+      // Not `running` while the failed process is let go: no caller may take it for a live one.
+      this.#state = 'restarting'
       this.#unwatch()
       if (client !== undefined) await this.#release(client)
       this.#scheduleRestart(`restart failed: ${failure.rawMessage}`)
     }
   }
+}
+
+/**
+ * The largest message the host takes from a plugin's connection: a result of `max_output_bytes`, or
+ * a batch of smaller ones as the SDK sends them, plus the fields around them.
+ */
+function receiveLimit(maxOutputBytes: number): number {
+  return Math.max(maxOutputBytes, resultBatchBytes) + messageEnvelopeBytes
 }
 
 function insideDir(dir: string, path: string, plugin: string): string {
@@ -620,15 +697,29 @@ function insideDir(dir: string, path: string, plugin: string): string {
   return full
 }
 
-function withDeadline<T>(work: Promise<T>, deadline: number, method: string, plugin: string): Promise<T> {
+/**
+ * Runs `start()` (a host call) bounded by `deadline`. Nothing is started once the deadline has
+ * passed, and what is started is always awaited here: a host call that lands after its call's
+ * deadline must not leave the host API's promise behind, whose rejection would then go unhandled
+ * and end the host process.
+ */
+async function withDeadline<T>(
+  start: () => Promise<T>,
+  deadline: number,
+  method: string,
+  plugin: string,
+): Promise<T> {
   const left = deadline - Date.now()
   if (left <= 0) {
-    return Promise.reject(
-      new PluginError('deadline_exceeded', `host call ${method}: the calling call's deadline has passed`, {
+    throw new PluginError(
+      'deadline_exceeded',
+      `host call ${method}: the calling call's deadline has passed`,
+      {
         plugin,
-      }),
+      },
     )
   }
+  const work = start()
   let timer: NodeJS.Timeout | undefined
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -641,5 +732,9 @@ function withDeadline<T>(work: Promise<T>, deadline: number, method: string, plu
       left,
     )
   })
-  return Promise.race([work, limit]).finally(() => clearTimeout(timer))
+  try {
+    return await Promise.race([work, limit])
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -30,6 +30,7 @@ const defaultSupervision: SupervisionOptions = {
   healthTimeoutMs: 2_000,
   healthFailures: 2,
   memoryIntervalMs: 5_000,
+  memoryChecks: 3,
   maxRestarts: 5,
   restartWindowMs: 60_000,
   initialBackoffMs: 200,

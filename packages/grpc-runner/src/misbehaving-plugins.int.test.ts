@@ -132,7 +132,7 @@ describe('misbehaving plugins harm only themselves', () => {
     }
   })
 
-  it('lies about the call behind a host call: an unknown token is refused, no token is background work', async () => {
+  it('lies about the call behind a host call: an unknown token and no token are refused', async () => {
     const manifest = fixtureManifest('forger', 'token-forger.mjs')
     const plugin = await runner.load({
       manifest,
@@ -150,9 +150,19 @@ describe('misbehaving plugins harm only themselves', () => {
         plugin: 'forger',
       },
     })
-    expect(await plugin.call('background')).toEqual({ error: null })
-    expect(await plugin.call('honest', null, { token: 'real-1' })).toEqual({ error: null })
-    expect(host.calls.slice(before).map((c) => c.context.token)).toEqual([undefined, 'real-1'])
+    // A host call without a token would carry no call chain: plugin.call depth and cycle rules
+    // would not hold for it.
+    expect(await plugin.call('background')).toEqual({
+      error: {
+        code: 'permission_denied',
+        message: expect.stringContaining("must carry its call's token"),
+        plugin: 'forger',
+      },
+    })
+    expect(await plugin.call('honest', null, { token: 'real-1', chain: ['caller'] })).toEqual({ error: null })
+    expect(host.calls.slice(before).map((c) => [c.context.token, c.context.chain])).toEqual([
+      ['real-1', ['caller']],
+    ])
     await plugin.shutdown()
     await bystanderServes()
   })

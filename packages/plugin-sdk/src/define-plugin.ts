@@ -16,12 +16,11 @@ export interface CallContext {
 export interface InitContext {
   /** The plugin's name as the host knows it. */
   readonly plugin: string
-  /** The host API, bound to the init call. */
-  readonly host: HostApi
   /**
-   * The host API for work no call caused (timers, background jobs): attributed to the plugin only.
+   * The host API, bound to the init call. Every host call belongs to a call in flight (its token
+   * carries the call's deadline and plugin.call chain): the host refuses one made after its call ended.
    */
-  readonly backgroundHost: HostApi
+  readonly host: HostApi
 }
 
 /** A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. */

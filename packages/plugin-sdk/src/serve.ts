@@ -14,6 +14,7 @@ import {
   type MtlsMaterial,
   pluginService,
   type ResultBatch,
+  resultBatchBytes,
   ServingStatus,
   StdioChannel,
   type StdioData,
@@ -176,6 +177,9 @@ function watchHost(onGone: () => void): void {
   process.stdin.resume()
 }
 
+/** The largest piece of stdout or stderr sent as one message. */
+const stdioChunkBytes = 64 << 10
+
 /**
  * After the handshake, what the plugin writes to stdout and stderr goes to the host over
  * `plugin.GRPCStdio` while the host listens, and to the pipes otherwise.
@@ -200,7 +204,11 @@ class StdioForwarder {
       target.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
         if (this.#streams.size === 0) return (original as (...args: unknown[]) => boolean)(chunk, ...rest)
         const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-        for (const stream of this.#streams) stream.write({ channel, data })
+        // In pieces: the host takes no message above its limit, and a huge write is still output.
+        for (let at = 0; at < data.length; at += stdioChunkBytes) {
+          const piece = data.subarray(at, at + stdioChunkBytes)
+          for (const stream of this.#streams) stream.write({ channel, data: piece })
+        }
         const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined
         callback?.()
         return true
@@ -246,7 +254,6 @@ class PluginRuntime {
           await this.#plugin.init?.(config as Record<string, unknown>, {
             plugin: this.#name,
             host: this.#host.bind(request.token ?? '', undefined),
-            backgroundHost: this.#host.bind('', undefined),
           })
           this.#initialized = true
           return {}
@@ -298,6 +305,7 @@ class PluginRuntime {
   #serveStream(stream: ServerDuplexStream<CallBatch, ResultBatch>): void {
     const calls = new Map<number, RunningCall>()
     let outbox: CallResult[] = []
+    let outboxBytes = 0
     // While a batch is being run, results wait for the flush at its end: no timer for them.
     let inBatch = false
     let scheduled = false
@@ -306,12 +314,18 @@ class PluginRuntime {
       if (outbox.length === 0) return
       const results = outbox
       outbox = []
+      outboxBytes = 0
       stream.write({ results })
     }
     const send = (id: number, running: RunningCall, result: CallResult) => {
       calls.delete(id)
       if (running.aborted) return
+      // The host refuses a message above max(max_output_bytes, resultBatchBytes): a batch leaves
+      // before it would pass resultBatchBytes, so only a result too large on its own is refused.
+      const bytes = (result.resultJson?.length ?? 0) + (result.errorJson?.length ?? 0) + 16
+      if (outboxBytes > 0 && outboxBytes + bytes > resultBatchBytes) flush()
       outbox.push(result)
+      outboxBytes += bytes
       if (inBatch || scheduled) return
       scheduled = true
       setImmediate(flush)

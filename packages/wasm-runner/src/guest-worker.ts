@@ -14,6 +14,8 @@ export interface GuestWorkerOptions {
   abi: AbiName
   plugin: string
   maxOutputBytes: number
+  /** The largest host call argument taken (`max_host_call_bytes`). */
+  maxHostCallBytes: number
   memoryMb: number
   wasi: WasiOptions | undefined
   hostApi: HostCallHandler
@@ -293,8 +295,20 @@ export class GuestWorker {
         const running = this.#calls[0] as GuestCall
         if (message.kind === MessageKind.hostCall) {
           const method = decoder.decode(message.payload.subarray(0, message.aux))
-          const args = decoder.decode(message.payload.subarray(message.aux))
-          const response = await this.#hostCall(method, args, running.context)
+          const argsBytes = message.payload.length - message.aux
+          const response =
+            argsBytes > this.#options.maxHostCallBytes
+              ? JSON.stringify({
+                  error: {
+                    code: 'resource_exhausted',
+                    message: `host call ${method}: ${argsBytes} bytes of arguments, more than max_host_call_bytes ${this.#options.maxHostCallBytes}`,
+                  },
+                })
+              : await this.#hostCall(
+                  method,
+                  decoder.decode(message.payload.subarray(message.aux)),
+                  running.context,
+                )
           if (!this.#alive) return
           if (!this.#end.postText(MessageKind.hostResult, response)) {
             await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))

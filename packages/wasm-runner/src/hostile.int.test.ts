@@ -86,6 +86,22 @@ describe('hostile plugins', () => {
     await stillServing(plugin)
   })
 
+  it('a host call larger than max_host_call_bytes never reaches the host API: resource_exhausted', async () => {
+    let hostCalls = 0
+    const plugin = await loadPlugin(
+      corralWat(`
+        (data (i32.const 1024) "log")
+        (func (export "big") (param i32 i32) (result i64)
+          (call $host_call (i32.const 1024) (i32.const 3) (i32.const 2048) (i32.const 8192)))`),
+      { hostApi: async () => ++hostCalls, limits: { max_host_call_bytes: 4096 } },
+    )
+    const answer = (await plugin.call('big')) as { error?: { code: string; message: string } }
+    expect(answer.error?.code).toBe('resource_exhausted')
+    expect(answer.error?.message).toContain('max_host_call_bytes 4096')
+    expect(hostCalls).toBe(0)
+    await stillServing(plugin)
+  })
+
   it('a host call that never answers is cut off at the deadline: deadline_exceeded', async () => {
     const plugin = await loadPlugin(
       corralWat(`

@@ -82,6 +82,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           abi: compiled.abi,
           plugin,
           maxOutputBytes: grant.limits.max_output_bytes,
+          maxHostCallBytes: grant.limits.max_host_call_bytes,
           memoryMb: grant.limits.memory_mb,
           wasi: compiled.usesWasi
             ? { preopens: resolvePreopens(dir, grant.permissions), maxOpenFiles: grant.limits.max_open_files }
