@@ -27,7 +27,8 @@ describe('pluginLogFields', () => {
         a: 1,
         big: 'x'.repeat(maxPluginLogFieldsLength),
         b: 2,
-        ...{ c: 'y'.repeat(3000), d: 'z'.repeat(3000) },
+        c: 'y'.repeat(3000),
+        d: 'z'.repeat(3000),
       },
       { plugin: 'stats' },
     )
