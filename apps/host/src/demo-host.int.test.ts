@@ -1,4 +1,4 @@
-import { mkdtemp, rm, symlink } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -72,4 +72,34 @@ describe('the demo host over the example plugins (real workers and processes)', 
       words: 2,
     })
   })
+})
+
+describe('two plugin folders declaring one name (real folders, real workers)', () => {
+  it('loads neither and reports both, while the other plugins run', async () => {
+    const pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-twins-'))
+    let host: DemoHost | undefined
+    try {
+      await symlink(path.join(examplesDir, 'hello-wasm'), path.join(pluginsDir, 'hello-wasm'))
+      await symlink(path.join(examplesDir, 'c-wasm'), path.join(pluginsDir, 'c-wasm'))
+      // Another plugin's code under hello-wasm's name: it would run under hello-wasm's approved policy.
+      const impostor = path.join(pluginsDir, 'impostor')
+      await cp(path.join(examplesDir, 'c-wasm', 'build'), path.join(impostor, 'build'), { recursive: true })
+      const yaml = await readFile(path.join(examplesDir, 'c-wasm', 'plugin.yaml'), 'utf8')
+      await writeFile(path.join(impostor, 'plugin.yaml'), yaml.replace(/^name: c-wasm$/m, 'name: hello-wasm'))
+      host = await startDemoHost({
+        pluginsDir,
+        hostVersion: '0.1.0',
+        policies: await readPolicies(path.join(appDir, 'policies.yaml')),
+        logger: quiet,
+      })
+      expect([...host.running.keys()]).toEqual(['c-wasm'])
+      expect(host.failed.map((f) => [f.name, f.error.code])).toEqual([
+        ['hello-wasm', 'already_exists'],
+        ['impostor', 'already_exists'],
+      ])
+    } finally {
+      await host?.close()
+      await rm(pluginsDir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { discoverPlugins } from './discover-plugins.js'
+import { discoverPlugins, pluginNameKey } from './discover-plugins.js'
 
 describe('discoverPlugins', () => {
   let dir: string
@@ -38,5 +38,28 @@ describe('discoverPlugins', () => {
     expect(good?.ok && good.manifest.resources.permissions).toEqual([
       { type: 'cache', access: ['read', 'write'], scope: ['*'] },
     ])
+  })
+
+  it('refuses every folder of a name two folders declare, reporting each with the other', async () => {
+    const manifest = (scope: string) =>
+      `name: twin\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\nresources:\n  permissions: [{type: cache, scope: ["${scope}"]}]\n`
+    await plugin('twin', manifest('twin:*'))
+    await plugin('impostor', manifest('*'))
+    await plugin('other', 'name: other\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n')
+    const found = await discoverPlugins(dir, '0.1.0')
+    expect(found.map((p) => [path.basename(p.dir), p.ok ? 'ok' : p.error.code])).toEqual([
+      ['impostor', 'already_exists'],
+      ['other', 'ok'],
+      ['twin', 'already_exists'],
+    ])
+    expect(found[0]?.ok === false && found[0].error.message).toMatch(/also declared by twin/)
+    expect(found[2]?.ok === false && found[2].error.message).toMatch(/also declared by impostor/)
+  })
+
+  it('keys names by their folded form, so names differing only in case or Unicode form collide', () => {
+    expect(pluginNameKey('Hello-Wasm')).toBe(pluginNameKey('hello-wasm'))
+    // U+FF48 FULLWIDTH LATIN SMALL LETTER H folds (NFKC) to "h".
+    expect(pluginNameKey('\uff48ello')).toBe(pluginNameKey('hello'))
+    expect(pluginNameKey('hello')).not.toBe(pluginNameKey('hallo'))
   })
 })

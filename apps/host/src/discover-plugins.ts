@@ -10,8 +10,19 @@ export type DiscoveredPlugin =
   | { dir: string; ok: false; error: PluginError }
 
 /**
+ * The form of a plugin name two folders may not share. The manifest schema admits only a-z, 0-9
+ * and "-" today, so this changes nothing there; it keeps names that only look different (case,
+ * Unicode compatibility forms) from naming two plugins if the schema ever admits more.
+ */
+export function pluginNameKey(name: string): string {
+  return name.normalize('NFKC').toLowerCase()
+}
+
+/**
  * Reads every `<pluginsDir>/<name>/plugin.yaml` and checks it against this host's version.
- * A bad plugin is reported, never fatal.
+ * A bad plugin is reported, never fatal. Folders whose manifests declare the same name (after
+ * {@link pluginNameKey}) are all refused: a name is what policies, grants, data and audit are
+ * keyed by, so no folder may take over another's.
  */
 export async function discoverPlugins(pluginsDir: string, hostVersion: string): Promise<DiscoveredPlugin[]> {
   const entries = await readdir(pluginsDir, { withFileTypes: true })
@@ -23,7 +34,7 @@ export async function discoverPlugins(pluginsDir: string, hostVersion: string): 
       (await stat(path.join(pluginsDir, entry.name)).catch(() => null))?.isDirectory() === true)
   const folders = await Promise.all(entries.map(async (e) => ((await isFolder(e)) ? [e.name] : [])))
   const dirs = folders.flat().map((name) => path.join(pluginsDir, name))
-  return Promise.all(
+  const found = await Promise.all(
     dirs.sort().map(async (dir): Promise<DiscoveredPlugin> => {
       try {
         const { manifest } = await loadManifest(dir)
@@ -34,4 +45,27 @@ export async function discoverPlugins(pluginsDir: string, hostVersion: string): 
       }
     }),
   )
+  return refuseDuplicateNames(found)
+}
+
+/** Turns every folder whose plugin name another folder also declares into a failure naming them all. */
+function refuseDuplicateNames(found: DiscoveredPlugin[]): DiscoveredPlugin[] {
+  const dirsByName = new Map<string, string[]>()
+  for (const plugin of found) {
+    if (!plugin.ok) continue
+    const key = pluginNameKey(plugin.manifest.name)
+    dirsByName.set(key, [...(dirsByName.get(key) ?? []), plugin.dir])
+  }
+  return found.map((plugin) => {
+    if (!plugin.ok) return plugin
+    const dirs = dirsByName.get(pluginNameKey(plugin.manifest.name)) ?? []
+    if (dirs.length < 2) return plugin
+    const others = dirs.filter((dir) => dir !== plugin.dir).map((dir) => path.basename(dir))
+    const error = new PluginError(
+      'already_exists',
+      `plugin name ${plugin.manifest.name} is also declared by ${others.join(', ')}; none of them is loaded`,
+      { plugin: plugin.manifest.name },
+    )
+    return { dir: plugin.dir, ok: false, error }
+  })
 }

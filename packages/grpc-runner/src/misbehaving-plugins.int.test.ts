@@ -98,6 +98,33 @@ describe('misbehaving plugins harm only themselves', () => {
     })
   })
 
+  it('logs a stderr line’s own fields capped, never letting them replace the host’s attribution', async () => {
+    const line = {
+      '@level': 'error',
+      '@message': 'forged attribution',
+      plugin: 'admin',
+      token: 'forged',
+      level: 'trace',
+      message: 'other',
+      // Over the fields cap, within the 16 KiB a stderr line may take.
+      huge: 'x'.repeat(8000),
+      disk: '/var',
+    }
+    await bystander.call('stderr', { line: JSON.stringify(line) })
+    await eventually(
+      () => logs.entries.some((e) => e.message === 'forged attribution'),
+      5000,
+      'the stderr line',
+    )
+    expect(logs.entries.filter((e) => e.message === 'forged attribution')).toEqual([
+      {
+        level: 'error',
+        message: 'forged attribution',
+        fields: { disk: '/var', plugin: 'bystander', dropped_fields: 5 },
+      },
+    ])
+  })
+
   it('sees none of the host’s environment but the variables its manifest lists', async () => {
     process.env.CORRAL_TEST_SECRET = 'host-secret'
     process.env.CORRAL_TEST_PASSED = 'passed-through'

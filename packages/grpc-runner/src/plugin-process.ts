@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import type { Logger } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { PluginError, pluginLogFields } from '@corral/types'
 import { LineReader, parseHclogLine } from './plugin-log.js'
 
 /** How a plugin process ended. */
@@ -86,7 +86,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     onLine(line) {
       if (!handshakeDone) stderrTail = `${stderrTail}${line}\n`.slice(-stderrTailBytes)
       const entry = parseHclogLine(line)
-      logger.log(entry.level, entry.message, { plugin: name, ...entry.fields })
+      logger.log(entry.level, entry.message, pluginLogFields(entry.fields, { plugin: name }))
     },
     onDropped(count) {
       logger.log('warn', `dropped ${count} stderr lines of a plugin writing too fast`, { plugin: name })

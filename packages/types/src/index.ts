@@ -10,6 +10,7 @@ export type {
   LogLevel,
 } from './host-api.js'
 export { hostMethods, logLevels } from './host-api.js'
+export { hostLogFieldNames, maxPluginLogFieldsLength, pluginLogFields } from './log-fields.js'
 export type {
   BinaryEntry,
   JsonSchema,

@@ -49,6 +49,9 @@ const stubAnswers: Record<string, { address: string; family: 4 | 6 }[]> = {
   ],
   'v6.public.test': [{ address: '::ffff:127.0.0.1', family: 6 }],
   'named.internal.test': [{ address: '127.0.0.1', family: 4 }],
+  // As Node's resolver prints an AAAA record of ::7f00:1 (IPv4-compatible loopback).
+  'compat.public.test': [{ address: '::127.0.0.1', family: 6 }],
+  'tunnel.internal.test': [{ address: '2002:7f00:1::1', family: 6 }],
 }
 let resolverCalls: string[] = []
 const systemResolve = async (name: string) => {
@@ -154,6 +157,7 @@ describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
                 `localhost:${port}`,
                 `named.internal.test:${port}`,
                 `named.internal.test:${tlsPort}`,
+                `tunnel.internal.test:${port}`,
                 'api.example.test',
               ],
             },
@@ -268,10 +272,66 @@ describe.each(backendSetKinds)('http.request on the %s backends', (kind) => {
       code: 'permission_denied',
     },
     {
-      because: 'rfc6052',
+      because: 'embeds 127.0.0.1 \\(loopback\\)',
+      name: 'loopback as IPv4-mapped IPv6 in hex',
+      plugin: 'wide',
+      url: () => `http://[::ffff:7f00:1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: 'embeds 127.0.0.1 \\(loopback\\)',
+      name: 'loopback as IPv4-translated IPv6',
+      plugin: 'wide',
+      url: () => `http://[::ffff:0:127.0.0.1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: 'embeds 127.0.0.1 \\(loopback\\)',
       name: 'NAT64 form of loopback',
       plugin: 'wide',
       url: () => `http://[64:ff9b::7f00:1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(IPv4-compatible\\), an IPv6 transition form no plugin may reach',
+      name: 'loopback as deprecated IPv4-compatible IPv6',
+      plugin: 'wide',
+      url: () => `http://[::127.0.0.1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(IPv4-compatible\\), an IPv6 transition form no plugin may reach',
+      name: 'a name resolving to IPv4-compatible loopback',
+      plugin: 'wide',
+      url: () => `http://compat.public.test:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(NAT64 local-use\\), an IPv6 transition form no plugin may reach',
+      name: 'loopback under the NAT64 local-use prefix',
+      plugin: 'wide',
+      url: () => `http://[64:ff9b:1::7f00:1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(6to4\\), an IPv6 transition form no plugin may reach',
+      name: 'loopback as a 6to4 address',
+      plugin: 'wide',
+      url: () => `http://[2002:7f00:1::1]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(Teredo\\), an IPv6 transition form no plugin may reach',
+      name: 'loopback as a Teredo client address',
+      plugin: 'wide',
+      url: () => `http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:${port}/`,
+      code: 'permission_denied',
+    },
+    {
+      because: '\\(6to4\\), an IPv6 transition form no plugin may reach',
+      name: 'a granted name resolving to a 6to4 address (even named, never reached)',
+      plugin: 'fetcher',
+      url: () => `http://tunnel.internal.test:${port}/`,
       code: 'permission_denied',
     },
     {

@@ -279,7 +279,32 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
       expect(logLines.at(-1)).toEqual({
         level: 'warn',
         message: 'disk low',
-        fields: { free: 3, plugin: 'nothing', token: 'call-7' },
+        fields: { free: 3, plugin: 'nothing', token: 'call-7', dropped_fields: 2 },
+      })
+    })
+
+    it('drops the fields a plugin may not set even without a causing call, and caps the rest', async () => {
+      await host.call(
+        'nothing',
+        'log',
+        {
+          level: 'info',
+          message: 'forged',
+          fields: {
+            token: 'forged',
+            level: 'error',
+            message: 'x',
+            plugin: 'admin',
+            huge: 'x'.repeat(1 << 20),
+            ok: 1,
+          },
+        },
+        { token: undefined },
+      )
+      expect(logLines.at(-1)).toEqual({
+        level: 'info',
+        message: 'forged',
+        fields: { ok: 1, plugin: 'nothing', dropped_fields: 5 },
       })
     })
 

@@ -1,10 +1,11 @@
-import { logLevels } from '@corral/types'
+import { logLevels, pluginLogFields } from '@corral/types'
 import { z } from 'zod'
 import { defineMethod } from '../method-handler.js'
 
 /**
- * `log`: one line to the host's log, attributed to the plugin and the call that caused it (the
- * plugin cannot override those fields). Always allowed, capped at `logLinesPerSecond`.
+ * `log`: one line to the host's log, attributed to the plugin and the call that caused it. The
+ * plugin's fields are capped and cannot set `level`, `message`, `plugin` or `token`
+ * ({@link pluginLogFields}). Always allowed, capped at `logLinesPerSecond`.
  */
 export const log = defineMethod({
   args: z.strictObject({
@@ -14,9 +15,13 @@ export const log = defineMethod({
   }),
   rateLimit: 'log',
   async run(args, scope) {
-    const fields: Record<string, unknown> = { ...args.fields, plugin: scope.plugin }
-    if (scope.context.token !== undefined) fields.token = scope.context.token
-    scope.deps.logger.log(args.level as (typeof logLevels)[number], args.message, fields)
+    const { token } = scope.context
+    const attribution = token === undefined ? { plugin: scope.plugin } : { plugin: scope.plugin, token }
+    scope.deps.logger.log(
+      args.level as (typeof logLevels)[number],
+      args.message,
+      pluginLogFields(args.fields, attribution),
+    )
     return {}
   },
 })
