@@ -272,6 +272,57 @@ describe('createWasmRunner', () => {
     expect((await failure(plugin.call('config'))).code).toBe('unavailable')
   })
 
+  it('reads guest pointers at or above 2 GiB as unsigned: input, output, host_call, log and error', async () => {
+    const above = 0x8000_0000
+    const text = (at: number, value: string) => `(data (i32.const ${at}) "${value.replaceAll('"', '\\"')}")`
+    const errorJson = JSON.stringify({ code: 'high', message: 'failed from above 2 GiB' })
+    const seen: Array<[string, unknown]> = []
+    const plugin = await load(
+      `(module
+        (import "corral" "host_call" (func $host_call (param i32 i32 i32 i32) (result i64)))
+        (import "corral" "error" (func $error (param i32 i32)))
+        (import "corral" "log" (func $log (param i32 i32 i32)))
+        ;; 2 GiB and 2 pages: the data and the heap both live above 2^31.
+        (memory (export "memory") 32770)
+        (global $heap (mut i32) (i32.const ${above + 0x1_0000}))
+        ${text(above, 'relay')}
+        ${text(above + 0x100, 'hello from above 2 GiB')}
+        ${text(above + 0x200, errorJson)}
+        (func (export "corral_abi_version") (result i32) (i32.const 1))
+        (func (export "corral_alloc") (param $size i32) (result i32)
+          (local $ptr i32)
+          (local.set $ptr (global.get $heap))
+          (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+          (local.get $ptr))
+        (func $pack (param $ptr i32) (param $len i32) (result i64)
+          (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+        (func (export "echo") (param i32 i32) (result i64) (call $pack (local.get 0) (local.get 1)))
+        (func (export "relay") (param i32 i32) (result i64)
+          (call $host_call (i32.const ${above}) (i32.const 5) (local.get 0) (local.get 1)))
+        (func (export "shout") (param i32 i32) (result i64)
+          (call $log (i32.const 2) (i32.const ${above + 0x100}) (i32.const 22))
+          (i64.const 0))
+        (func (export "fail") (param i32 i32) (result i64)
+          (call $error (i32.const ${above + 0x200}) (i32.const ${errorJson.length}))
+          (i64.const 0)))`,
+      {
+        name: 'high-memory',
+        limits: { memory_mb: 2049 },
+        hostApi: async (method, args) => {
+          seen.push([method, args])
+          return { method, args }
+        },
+      },
+    )
+    expect(await plugin.call('echo', { from: 'above' })).toEqual({ from: 'above' })
+    expect(await plugin.call('relay', 'x')).toEqual({ ok: { method: 'relay', args: 'x' } })
+    expect(await plugin.call('shout')).toBeNull()
+    expect(seen.at(-1)).toEqual(['log', { level: 'info', message: 'hello from above 2 GiB' }])
+    const error = await failure(plugin.call('fail'))
+    expect([error.code, error.rawMessage]).toEqual(['high-memory:high', 'failed from above 2 GiB'])
+    await plugin.shutdown()
+  })
+
   it('reports health from corral_health, or readiness without it', async () => {
     const health = JSON.stringify({ ready: false, message: 'warming up' })
     const plugin = await load(
