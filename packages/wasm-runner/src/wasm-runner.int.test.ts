@@ -323,6 +323,43 @@ describe('createWasmRunner', () => {
     await plugin.shutdown()
   })
 
+  it('refuses arguments JSON cannot hold (a BigInt, a cycle, a function) with invalid_argument', async () => {
+    const plugin = await load(corralWat(''))
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    for (const args of [{ n: 1n }, cycle, () => 1]) {
+      const error = await failure(plugin.call('echo', args))
+      expect([error.code, error.plugin]).toEqual(['invalid_argument', 'test-plugin'])
+    }
+    expect(await plugin.call('echo', 2)).toBe(2)
+  })
+
+  it('is not ready after a failed init: calls fail fast with unavailable, without re-running it, until an init succeeds', async () => {
+    const inits: string[] = []
+    const test = await writeTestPlugin(
+      corralWat(`
+        (data (i32.const 1024) "init")
+        ;; Fails on the empty config, {"config":{}} (13 bytes); succeeds on any other.
+        (func (export "corral_init") (param i32 i32) (result i64)
+          (drop (call $host_call (i32.const 1024) (i32.const 4) (i32.const 0) (i32.const 0)))
+          (if (i32.eq (local.get 1) (i32.const 13)) (then (call $error (i32.const 1024) (i32.const 4))))
+          (i64.const 0))`),
+      { maxInstances: 2, hostApi: async (method) => inits.push(method) },
+    )
+    cleanups.push(test)
+    const plugin = await runner.load(test)
+    expect((await failure(plugin.init({}))).code).toBe('plugin_error')
+    const health = await plugin.health()
+    expect([health.ready, health.message]).toEqual([false, 'init() failed: init'])
+    const refused = await failure(plugin.call('echo', 1))
+    expect([refused.code, refused.rawMessage]).toEqual(['unavailable', 'init() failed: init'])
+    expect(inits).toEqual(['init'])
+    await plugin.init({ greeting: 'hi' })
+    expect(await plugin.call('echo', 1)).toBe(1)
+    expect((await plugin.health()).ready).toBe(true)
+    await plugin.shutdown()
+  })
+
   it('reports health from corral_health, or readiness without it', async () => {
     const health = JSON.stringify({ ready: false, message: 'warming up' })
     const plugin = await load(
