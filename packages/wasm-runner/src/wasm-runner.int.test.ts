@@ -19,17 +19,50 @@ async function load(wat: string, options: Parameters<typeof writeTestPlugin>[1] 
   return plugin
 }
 
-/** A plugin whose `block` export waits in a host call until `release()`; the call then returns `{ok: 'released'}`. */
+/**
+ * A plugin whose `block` export waits in a host call until `release()`, which releases every call
+ * waiting; each then returns `{ok: 'released'}`. `entered(n)` resolves once `n` calls have come in.
+ */
 async function loadBlocking(options: Parameters<typeof writeTestPlugin>[1] = {}) {
-  let release: () => void = () => {}
+  const pending: Array<() => void> = []
+  let entered = 0
+  const watchers: Array<{ count: number; resolve: () => void }> = []
   const plugin = await load(
     corralWat(`
       (data (i32.const 1024) "block")
       (func (export "block") (param i32 i32) (result i64)
         (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
-    { ...options, hostApi: () => new Promise((resolve) => (release = () => resolve('released'))) },
+    {
+      ...options,
+      hostApi: () =>
+        new Promise((resolve) => {
+          pending.push(() => resolve('released'))
+          entered++
+          for (const watcher of watchers) if (entered >= watcher.count) watcher.resolve()
+        }),
+    },
   )
-  return { plugin, release: () => release() }
+  return {
+    plugin,
+    release: () => {
+      for (const release of pending.splice(0)) release()
+    },
+    entered: (count: number) =>
+      new Promise<void>((resolve) => (entered >= count ? resolve() : watchers.push({ count, resolve }))),
+    /** How many `block` calls have come in so far. */
+    get count() {
+      return entered
+    },
+  }
+}
+
+/** The failure of `call`, or undefined if `count` calls reach the blocking plugin first. */
+function failureUnless(
+  call: Promise<unknown>,
+  blocking: { entered(count: number): Promise<void> },
+  count: number,
+): Promise<PluginError | undefined> {
+  return Promise.race([failure(call), blocking.entered(count).then(() => undefined)])
 }
 
 async function failure(promise: Promise<unknown>): Promise<PluginError> {
@@ -189,6 +222,44 @@ describe('createWasmRunner', () => {
       }
     })
     await Promise.all(lanes)
+  })
+
+  it('sizes the pool by the grant: a manifest asking for 8 instances gets max_instances 2', async () => {
+    const blocking = await loadBlocking({ maxInstances: 8, waitTimeoutMs: 300, limits: { max_instances: 2 } })
+    const calls = [1, 2, 3].map(() => blocking.plugin.call('block', null, { timeoutMs: 10_000 }))
+    // Two instances hold the first two calls; the third waits for one and none frees up.
+    const third = await failureUnless(calls[2] as Promise<unknown>, blocking, 3)
+    expect(third?.code).toBe('resource_exhausted')
+    expect(third?.rawMessage).toMatch(/max_instances 2\b/)
+    expect(blocking.count).toBe(2)
+    blocking.release()
+    expect(await Promise.all(calls.slice(0, 2))).toEqual([{ ok: 'released' }, { ok: 'released' }])
+  })
+
+  it('bounds calls in flight by max_concurrent_calls and waiting ones by max_queued_calls, per plugin', async () => {
+    const blocking = await loadBlocking({
+      maxInstances: 4,
+      waitTimeoutMs: 300,
+      limits: { max_concurrent_calls: 1, max_queued_calls: 1 },
+    })
+    const other = await load(corralWat(''), { name: 'other-plugin' })
+    const running = blocking.plugin.call('block', null, { timeoutMs: 10_000 })
+    const waiting = blocking.plugin.call('block', null, { timeoutMs: 10_000 })
+    // The queue holds one: the next call is refused at once, naming the limit.
+    const refused = await failureUnless(blocking.plugin.call('block'), blocking, 2)
+    expect([refused?.code, refused?.rawMessage]).toEqual([
+      'resource_exhausted',
+      "the plugin's call queue is full (max_queued_calls 1)",
+    ])
+    // The burst stays at its plugin: another one serves meanwhile.
+    expect(await other.call('echo', 'still serving')).toBe('still serving')
+    // With one call in flight allowed, the waiting call never gets one of the idle instances.
+    const waited = await failureUnless(waiting, blocking, 2)
+    expect(waited?.code).toBe('resource_exhausted')
+    expect(blocking.count).toBe(1)
+    blocking.release()
+    expect(await running).toEqual({ ok: 'released' })
+    expect(await blocking.plugin.call('echo', 'after')).toBe('after')
   })
 
   it('runs a call queued behind one that times out on a fresh instance', async () => {
