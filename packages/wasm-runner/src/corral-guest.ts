@@ -1,7 +1,7 @@
 import { isPluginErrorCode, logLevels } from '@corral/types'
 import { corralAbiVersion, corralImportModule } from './corral-abi.js'
 import type { GuestFactory, GuestInstance, GuestOptions } from './guest-abi.js'
-import { GuestCallError, guestFailure } from './guest-abi.js'
+import { GuestCallError, type GuestMemoryCap, guestFailure, memoryCapFailure } from './guest-abi.js'
 import { createWasiImports, wasiModuleName } from './wasi.js'
 
 type ExportFn = (ptr: number, len: number) => bigint
@@ -125,6 +125,7 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
       true,
     )
   }
+  const cap: GuestMemoryCap = { memory, startBytes: memory.buffer.byteLength, memoryMb: options.memoryMb }
 
   return {
     call(fn: string, input: Uint8Array): Uint8Array {
@@ -147,7 +148,7 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
         }
         packed = (exported as ExportFn)(ptr, input.length)
       } catch (error) {
-        throw guestFailure(error, fn)
+        throw memoryCapFailure(error, fn, cap) ?? guestFailure(error, fn)
       }
       if (callError !== undefined) throw callError
       const outPtr = Number(BigInt.asUintN(64, packed) >> 32n)
