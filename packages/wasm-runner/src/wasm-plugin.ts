@@ -207,9 +207,17 @@ export class WasmPlugin implements Plugin {
           this.#calls++
           return result
         } catch (error) {
-          // Queued behind a call that stopped its instance, it never ran: run it on another one.
-          if (error instanceof CallNotStarted && Date.now() < deadline) continue
-          throw error
+          if (!(error instanceof CallNotStarted)) throw error
+          // Queued behind a call that stopped its instance, it never ran: run it on another one,
+          // or, its time being up, fail as any call past its deadline does.
+          if (Date.now() < deadline) continue
+          throw new PluginError(
+            'deadline_exceeded',
+            `${fn ?? 'corral_init'} reached its deadline before it could start`,
+            {
+              plugin: this.name,
+            },
+          )
         } finally {
           this.#pool.release(instance)
         }

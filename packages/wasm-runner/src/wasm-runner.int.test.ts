@@ -272,6 +272,25 @@ describe('createWasmRunner', () => {
     expect(await behind).toBe('behind')
   })
 
+  it('fails a queued call whose instance stops after its deadline passed with deadline_exceeded, not unavailable', async () => {
+    const blocking = await loadBlocking()
+    const controller = new AbortController()
+    const running = failure(blocking.plugin.call('block', null, { signal: controller.signal }))
+    // A few microtask turns: the running call is sent, and the next one queues behind it.
+    for (let turn = 0; turn < 5; turn++) await null
+    const deadline = Date.now() + 100
+    const behind = failure(blocking.plugin.call('echo', 'behind', { timeoutMs: 100 }))
+    // Past the queued call's deadline before its timer can run (this thread is held), the running
+    // call is canceled: the instance stops with the queued call never started, and out of time.
+    while (Date.now() <= deadline) {
+      // held on purpose
+    }
+    controller.abort()
+    expect((await running).code).toBe('canceled')
+    expect((await behind).code).toBe('deadline_exceeded')
+    expect(await blocking.plugin.call('echo', 'after')).toBe('after')
+  })
+
   it('fails a queued call at its own deadline without stopping the call it waits behind', async () => {
     const { plugin, release } = await loadBlocking()
     const blocked = plugin.call('block', null, { timeoutMs: 5_000 })
