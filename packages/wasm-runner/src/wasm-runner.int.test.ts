@@ -231,6 +231,8 @@ describe('createWasmRunner', () => {
     const third = await failureUnless(calls[2] as Promise<unknown>, blocking, 3)
     expect(third?.code).toBe('resource_exhausted')
     expect(third?.rawMessage).toMatch(/max_instances 2\b/)
+    // The second instance may still be starting on a loaded machine; no third one ever does.
+    await blocking.entered(2)
     expect(blocking.count).toBe(2)
     blocking.release()
     expect(await Promise.all(calls.slice(0, 2))).toEqual([{ ok: 'released' }, { ok: 'released' }])
@@ -256,6 +258,7 @@ describe('createWasmRunner', () => {
     // With one call in flight allowed, the waiting call never gets one of the idle instances.
     const waited = await failureUnless(waiting, blocking, 2)
     expect(waited?.code).toBe('resource_exhausted')
+    await blocking.entered(1)
     expect(blocking.count).toBe(1)
     blocking.release()
     expect(await running).toEqual({ ok: 'released' })
