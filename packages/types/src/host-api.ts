@@ -102,4 +102,19 @@ export interface HostCallContext {
  * How a runner reaches the host: one function for every method. It resolves with the method's
  * result or rejects with a {@link PluginError}.
  */
-export type HostCallHandler = (method: string, args: unknown, context: HostCallContext) => Promise<unknown>
+export interface HostCallHandler {
+  (method: string, args: unknown, context: HostCallContext): Promise<unknown>
+  /**
+   * Counts work a runner does for the plugin without a host method (an Extism plugin's vars, which
+   * the WASM runner keeps) against the plugin's rate limits, as one host call. The sandboxed host
+   * API's handlers have it; a handler without it counts nothing.
+   */
+  meter?: HostWorkMeter
+}
+
+/**
+ * Counts one piece of host work named `work` for the plugin of `context`, as a host call is
+ * counted; rejects as a host call would (`rate_limited`, or `permission_denied` for a blocked
+ * plugin) when the work must not be done.
+ */
+export type HostWorkMeter = (work: string, context: HostCallContext) => Promise<void>

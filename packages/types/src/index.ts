@@ -6,6 +6,7 @@ export type {
   HostMethod,
   HostMethodArgs,
   HostMethodResult,
+  HostWorkMeter,
   Logger,
   LogLevel,
 } from './host-api.js'

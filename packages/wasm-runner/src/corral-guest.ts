@@ -1,7 +1,7 @@
 import { isPluginErrorCode, logLevels } from '@corral/types'
 import { corralAbiVersion, corralImportModule } from './corral-abi.js'
 import type { GuestFactory, GuestInstance, GuestOptions } from './guest-abi.js'
-import { GuestCallError, guestFailure } from './guest-abi.js'
+import { GuestCallError, type GuestMemoryCap, guestFailure, memoryCapFailure } from './guest-abi.js'
 import { createWasiImports, wasiModuleName } from './wasi.js'
 
 type ExportFn = (ptr: number, len: number) => bigint
@@ -48,17 +48,23 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
     if (memoryBytes.buffer !== buffer) memoryBytes = new Uint8Array(buffer)
     return memoryBytes
   }
-  /** A region the guest named; out of bounds is a trap. */
-  const region = (ptr: number, len: number, what: string): Uint8Array => {
+  /**
+   * A region the guest named; out of bounds is a trap. Pointers and lengths are wasm32 `i32`s, which
+   * reach JavaScript signed: read them as unsigned (`>>> 0`), or an address at or above 2 GiB (a
+   * grant above 2048 MiB) would turn negative.
+   */
+  const region = (signedPtr: number, signedLen: number, what: string): Uint8Array => {
     const bytes = mem()
-    if (ptr < 0 || len < 0 || ptr + len > bytes.length) {
+    const ptr = signedPtr >>> 0
+    const len = signedLen >>> 0
+    if (ptr + len > bytes.length) {
       throw new GuestCallError('plugin_trap', `${what} [${ptr}, +${len}) is outside guest memory`, true)
     }
     return bytes.subarray(ptr, ptr + len)
   }
   /** Copies `data` into memory the guest allocates; 0 when it cannot. */
   const handOver = (data: Uint8Array): number => {
-    const ptr = alloc(data.length)
+    const ptr = alloc(data.length) >>> 0
     if (ptr === 0) return 0
     region(ptr, data.length, 'corral_alloc result').set(data)
     return ptr
@@ -119,6 +125,7 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
       true,
     )
   }
+  const cap: GuestMemoryCap = { memory, startBytes: memory.buffer.byteLength, memoryMb: options.memoryMb }
 
   return {
     call(fn: string, input: Uint8Array): Uint8Array {
@@ -141,7 +148,7 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
         }
         packed = (exported as ExportFn)(ptr, input.length)
       } catch (error) {
-        throw guestFailure(error, fn)
+        throw memoryCapFailure(error, fn, cap) ?? guestFailure(error, fn)
       }
       if (callError !== undefined) throw callError
       const outPtr = Number(BigInt.asUintN(64, packed) >> 32n)

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
-import type { HostCallHandler, Plugin } from '@corral/types'
+import type { HostCallHandler, Plugin, ResourceLimits } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createWasmRunner } from './wasm-runner.js'
@@ -37,13 +37,19 @@ function fakeHost(calls: HostLog[], cacheScope: string): HostCallHandler {
   }
 }
 
-async function loadExample(name: string, calls: HostLog[], cacheScope = ''): Promise<Plugin> {
+async function loadExample(
+  name: string,
+  calls: HostLog[],
+  cacheScope = '',
+  limits: Partial<ResourceLimits> = {},
+): Promise<Plugin> {
   const { manifest, dir } = await loadManifest(`${examples}${name}`)
   const grant = effectiveGrant(manifest.resources, {
     ...defaultPolicy(manifest.name),
     status: 'approved',
     grants: manifest.resources.permissions,
   })
+  Object.assign(grant.limits, limits)
   return runner.load({ manifest, dir, grant, hostApi: fakeHost(calls, cacheScope) })
 }
 
@@ -77,6 +83,20 @@ describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
     // 2000 × ~100 KB in and out is far above the 16 MiB cap: only freed memory gets there.
     for (let i = 0; i < 2_000; i++) await plugin.call('widget', { text })
     expect(await plugin.call('widget')).toBe('<p>Hi from WebAssembly.</p>')
+    await plugin.shutdown()
+  })
+
+  it('runs out of memory at its 16 MiB cap on a name too long for it: resource_exhausted naming the cap', async () => {
+    // A long call_timeout: the guest must get as far as its memory cap, however loaded the machine.
+    const plugin = await loadExample('hello-wasm', [], 'greetings:', { call_timeout: 20_000 })
+    await plugin.init({ greeting: 'Hi' })
+    const error = await plugin.call('greet', { name: 'x'.repeat(2_000_000) }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'resource_exhausted' })
+    expect((error as PluginError).rawMessage).toMatch(
+      /could not grow within its cap of 16 MiB \(memory_mb\)$/,
+    )
+    // The instance that ran out is replaced.
+    expect(await plugin.call('greet', { name: 'Ada' })).toEqual({ message: 'Hi, Ada!', count: 1 })
     await plugin.shutdown()
   })
 })

@@ -1,4 +1,5 @@
 import type { PluginErrorCode, PluginErrorData } from '@corral/types'
+import { isPluginError } from '@corral/types'
 import type { WasiOptions } from './wasi.js'
 import type { ModuleInfo } from './wasm-binary.js'
 
@@ -120,3 +121,42 @@ export function guestFailure(error: unknown, during: string): GuestCallError {
   const message = error instanceof Error ? error.message : String(error)
   return new GuestCallError('internal', `${during} failed: ${message}`, true)
 }
+
+/** What {@link memoryCapFailure} knows of a guest's memory. */
+export interface GuestMemoryCap {
+  /** The guest's memory, once instantiated. */
+  memory: WebAssembly.Memory | undefined
+  /** Its size once the guest had started: memory that never grew past it never hit the cap. */
+  startBytes: number
+  /** The grant's `memory_mb`: the guest's memory cannot grow past it. */
+  memoryMb: number
+}
+
+/**
+ * A trap in a guest whose memory grew to more than half its cap: its runtime's `memory.grow` failed
+ * and it gave up (AssemblyScript traps, or aborts, when it runs out), so this is `resource_exhausted`
+ * naming the cap, not a bug in the plugin. Undefined for any other failure.
+ *
+ * The worker cannot see a `memory.grow` fail, only where memory stands when the trap comes. Half
+ * the cap is the line because allocators grow by doubling (AssemblyScript asks for as much memory
+ * again, then for what it needs): one that ran out below half its cap could still have doubled.
+ * Memory that never grew past its start did not run out.
+ */
+export function memoryCapFailure(
+  error: unknown,
+  during: string,
+  { memory, startBytes, memoryMb }: GuestMemoryCap,
+): GuestCallError | undefined {
+  const trapped =
+    error instanceof WebAssembly.RuntimeError || (isPluginError(error) && error.code === 'plugin_trap')
+  if (!trapped || memory === undefined) return undefined
+  const size = memory.buffer.byteLength
+  if (size <= startBytes || size * 2 <= memoryMb * mib) return undefined
+  return new GuestCallError(
+    'resource_exhausted',
+    `${during} ran out of memory: the guest's memory (${(size / mib).toFixed(1)} MiB) could not grow within its cap of ${memoryMb} MiB (memory_mb)`,
+    true,
+  )
+}
+
+const mib = 1024 * 1024

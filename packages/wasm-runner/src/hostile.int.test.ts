@@ -155,6 +155,35 @@ describe('hostile plugins', () => {
     await stillServing()
   })
 
+  it('a guest that gives up when its memory cannot grow past the cap: resource_exhausted naming the cap', async () => {
+    const plugin = await loadPlugin(
+      corralWat(`
+        ;; As AssemblyScript's allocator grows memory: double it, else grow by what is needed, and
+        ;; when neither can be had, trap.
+        (func $grow (param $pages i32)
+          (if (i32.lt_s (memory.grow (memory.size)) (i32.const 0))
+            (then (if (i32.lt_s (memory.grow (local.get $pages)) (i32.const 0)) (then unreachable)))))
+        (func (export "hoard") (param i32 i32) (result i64)
+          (loop $more (call $grow (i32.const 1)) (br $more))
+          (i64.const 0))`),
+      { limits: { memory_mb: 4 } },
+    )
+    const { error } = await misbehave(() => plugin.call('hoard'))
+    expect([error.code, error.rawMessage]).toEqual([
+      'resource_exhausted',
+      "hoard ran out of memory: the guest's memory (4.0 MiB) could not grow within its cap of 4 MiB (memory_mb)",
+    ])
+    await stillServing(plugin)
+    // A guest that starts at its cap and traps did not run out of memory: plugin_trap.
+    const full = await loadPlugin(
+      corralWat(`(func (export "crash") (param i32 i32) (result i64) unreachable)`, { pages: 64 }),
+      {
+        limits: { memory_mb: 4 },
+      },
+    )
+    expect((await misbehave(() => full.call('crash'))).error.code).toBe('plugin_trap')
+  })
+
   it('a guest that cannot allocate its input: resource_exhausted, and the instance is replaced', async () => {
     const plugin = await loadPlugin(corralWat(''), { limits: { memory_mb: 2 } })
     const { error } = await misbehave(() => plugin.call('echo', { data: 'x'.repeat(3 << 20) }))

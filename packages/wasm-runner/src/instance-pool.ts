@@ -7,6 +7,10 @@ export interface InstancePoolOptions {
   plugin: string
   /** At most this many instances. */
   maxInstances: number
+  /** At most this many calls hold an instance at once (running, or queued behind a running one). */
+  maxConcurrentCalls: number
+  /** At most this many callers wait for an instance; one more fails at once with `resource_exhausted`. */
+  maxQueuedCalls: number
   /** How long a caller waits for a free instance before `resource_exhausted`. */
   waitTimeoutMs: number
   /** Starts one more instance. */
@@ -26,7 +30,9 @@ interface Waiter {
  * start on demand; one that was stopped (timeout, trap, cancellation) is dropped, and the next
  * caller who finds no free instance starts its replacement. When every instance is busy, a call
  * may be queued behind one that has just started (pipelining, see `channel.ts`); otherwise the
- * caller waits at most `waitTimeoutMs` (or until its own deadline), then fails.
+ * caller waits at most `waitTimeoutMs` (or until its own deadline), then fails. Calls holding an
+ * instance are at most `maxConcurrentCalls`, callers waiting at most `maxQueuedCalls`: a burst at
+ * one plugin is refused here, at once, and never piles up on the host.
  */
 export class WasmInstancePool {
   readonly #options: InstancePoolOptions
@@ -37,6 +43,8 @@ export class WasmInstancePool {
   readonly #reserved = new Map<GuestWorker, number>()
   /** Instances being started. */
   #starting = 0
+  /** Calls handed an instance (or an instance being started for them) and not yet released. */
+  #inFlight = 0
   #closed = false
 
   constructor(options: InstancePoolOptions) {
@@ -52,6 +60,7 @@ export class WasmInstancePool {
   add(instance: GuestWorker): void {
     this.#all.add(instance)
     this.#reserved.set(instance, 1)
+    this.#inFlight++
     this.release(instance)
   }
 
@@ -84,9 +93,26 @@ export class WasmInstancePool {
   }
 
   /**
+   * An instance for one call, reserved for it, if the concurrency limit leaves room: an idle one,
+   * one started now, or one whose running call the caller's may queue behind.
+   */
+  #grant(mayQueueOn: (instance: GuestWorker) => boolean): GuestWorker | Promise<GuestWorker> | undefined {
+    if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
+    let instance = this.#idleInstance()
+    if (instance === undefined) {
+      if (this.#all.size + this.#starting < this.#options.maxInstances) return this.#start()
+      instance = this.#queueableInstance(mayQueueOn)
+      if (instance === undefined) return undefined
+    }
+    this.#inFlight++
+    return instance
+  }
+
+  /**
    * A free instance, started if there is room, one whose running call the caller's call may queue
    * behind (`mayQueueOn` says where it may), or the next one released. A caller who waits gives up
-   * at `waitTimeoutMs`, at its deadline, or when its `signal` aborts.
+   * at `waitTimeoutMs`, at its deadline, or when its `signal` aborts; when `maxQueuedCalls` callers
+   * already wait, it fails at once with `resource_exhausted`.
    */
   acquire(
     deadline: number,
@@ -94,11 +120,18 @@ export class WasmInstancePool {
     mayQueueOn: (instance: GuestWorker) => boolean = () => true,
   ): Promise<GuestWorker> {
     if (this.#closed) return Promise.reject(this.#unavailable())
-    const idle = this.#idleInstance()
-    if (idle !== undefined) return Promise.resolve(idle)
-    if (this.#all.size + this.#starting < this.#options.maxInstances) return this.#start()
-    const queueable = this.#queueableInstance(mayQueueOn)
-    if (queueable !== undefined) return Promise.resolve(queueable)
+    const granted = this.#grant(mayQueueOn)
+    if (granted !== undefined) return Promise.resolve(granted)
+    const { maxQueuedCalls, plugin } = this.#options
+    if (this.#waiters.length >= maxQueuedCalls) {
+      return Promise.reject(
+        new PluginError(
+          'resource_exhausted',
+          `the plugin's call queue is full (max_queued_calls ${maxQueuedCalls})`,
+          { plugin },
+        ),
+      )
+    }
     return new Promise<GuestWorker>((resolve, reject) => {
       const left = deadline - Date.now()
       const waitMs = Math.max(0, Math.min(this.#options.waitTimeoutMs, left))
@@ -139,7 +172,7 @@ export class WasmInstancePool {
                 )
               : new PluginError(
                   'resource_exhausted',
-                  `all ${this.#options.maxInstances} instances stayed busy for ${this.#options.waitTimeoutMs} ms`,
+                  `no instance freed up in ${this.#options.waitTimeoutMs} ms (max_instances ${this.#options.maxInstances}, max_concurrent_calls ${this.#options.maxConcurrentCalls})`,
                   { plugin: this.#options.plugin },
                 ),
           )
@@ -150,8 +183,10 @@ export class WasmInstancePool {
     })
   }
 
+  /** Starts an instance for one call: it counts as in flight from now, and stops counting if the start fails. */
   async #start(): Promise<GuestWorker> {
     this.#starting++
+    this.#inFlight++
     try {
       const instance = await this.#options.create()
       this.#all.add(instance)
@@ -161,44 +196,46 @@ export class WasmInstancePool {
         throw this.#unavailable()
       }
       return instance
+    } catch (error) {
+      this.#inFlight--
+      throw error
     } finally {
       this.#starting--
     }
   }
 
   /**
-   * Gives back one call's reservation. An instance left with a running call may take a waiter's
-   * call queued behind it; an idle one goes to the next waiter; a stopped one makes room for a
-   * replacement.
+   * Gives back one call's reservation. An instance left idle is kept; a stopped one is dropped,
+   * which makes room for a replacement. Then waiting callers get what the release freed.
    */
   release(instance: GuestWorker): void {
-    if (!this.#all.has(instance)) return // stopped and already forgotten
-    if (!instance.alive || this.#closed) {
-      this.#forget(instance)
-      if (this.#closed) void instance.terminate()
-      const waiter = this.#waiters.shift()
-      if (waiter !== undefined) {
-        this.#start().then(waiter.resolve, (error: unknown) => waiter.reject(PluginError.from(error)))
+    this.#inFlight--
+    if (this.#all.has(instance)) {
+      if (!instance.alive || this.#closed) {
+        this.#forget(instance)
+        if (this.#closed) void instance.terminate()
+      } else {
+        const left = (this.#reserved.get(instance) ?? 1) - 1
+        this.#reserved.set(instance, left)
+        if (left === 0) this.#idle.push(instance)
       }
-      return
     }
-    const left = (this.#reserved.get(instance) ?? 1) - 1
-    this.#reserved.set(instance, left)
-    if (left > 0) {
-      const waiter = this.#waiters[0]
-      if (waiter === undefined || !instance.canQueue || !waiter.mayQueueOn(instance)) return
+    if (this.#waiters.length > 0) this.#serveWaiters()
+  }
+
+  /** Hands waiting callers, first come first served, what the concurrency limit and the instances allow. */
+  #serveWaiters(): void {
+    for (let waiter = this.#waiters[0]; waiter !== undefined && !this.#closed; waiter = this.#waiters[0]) {
+      const granted = this.#grant(waiter.mayQueueOn)
+      if (granted === undefined) return
       this.#waiters.shift()
-      this.#reserved.set(instance, left + 1)
-      waiter.resolve(instance)
-      return
+      if (granted instanceof Promise) {
+        const { resolve, reject } = waiter
+        granted.then(resolve, (error: unknown) => reject(PluginError.from(error)))
+      } else {
+        waiter.resolve(granted)
+      }
     }
-    const waiter = this.#waiters.shift()
-    if (waiter === undefined) {
-      this.#idle.push(instance)
-      return
-    }
-    this.#reserved.set(instance, 1)
-    waiter.resolve(instance)
   }
 
   /** The idle instances, taken out of the pool (for shutdown). */

@@ -39,9 +39,14 @@ export class WasmPlugin implements Plugin {
   readonly #compiled: CompiledModule
   readonly #pool: WasmInstancePool
   readonly #onShutdown: (() => void) | undefined
-  #config: Record<string, unknown> | undefined
+  #config: Record<string, unknown> = {}
   /** Bumped by every init(); an instance whose generation differs runs corral_init before it serves. */
   #configGeneration = 0
+  /**
+   * Why the plugin cannot take calls (no init() yet, or the last one failed), or undefined once an
+   * init() has started: until an init() succeeds, calls fail fast and never re-run a failing init.
+   */
+  #unready: PluginError | undefined
   #inFlight = 0
   #drained: (() => void) | undefined
   #shutdown: Promise<void> | undefined
@@ -55,6 +60,7 @@ export class WasmPlugin implements Plugin {
     this.#compiled = parts.compiled
     this.#pool = parts.pool
     this.#onShutdown = parts.onShutdown
+    this.#unready = new PluginError('unavailable', 'init() has not run', { plugin: this.name })
   }
 
   async register(): Promise<Registration> {
@@ -63,18 +69,34 @@ export class WasmPlugin implements Plugin {
     return parseRegistration(value, this.#manifest)
   }
 
+  /**
+   * Runs `corral_init` with `config` on one instance now (the others before their next call). When
+   * it fails, the plugin is not ready: calls fail with `unavailable` until an init() succeeds.
+   */
   async init(config: Record<string, unknown>): Promise<void> {
     this.#config = config
-    this.#configGeneration++
-    // Other instances run corral_init before their next call; this one runs it now, so that a
-    // failing init fails here.
-    await this.#run(undefined, '', this.#limits.init_timeout)
+    const generation = ++this.#configGeneration
+    this.#unready = undefined
+    try {
+      await this.#run(undefined, '', this.#limits.init_timeout)
+    } catch (error) {
+      // Only the latest init() decides: an earlier one failing late does not undo a newer one.
+      if (generation === this.#configGeneration) {
+        const failure = PluginError.from(error, 'internal', this.name)
+        this.#unready = new PluginError('unavailable', `init() failed: ${failure.rawMessage}`, {
+          plugin: this.name,
+          cause: failure,
+        })
+      }
+      throw error
+    }
   }
 
   /**
    * Calls export `fn` with `args` as JSON. Fails with `unimplemented` for a function the module
    * does not export, `deadline_exceeded` past `timeoutMs` (the instance is stopped and replaced),
-   * `canceled` when `signal` aborts, `resource_exhausted` when no instance frees up in time.
+   * `canceled` when `signal` aborts, `resource_exhausted` when no instance frees up in time,
+   * `unavailable` before a successful init(), `invalid_argument` for `args` JSON cannot hold.
    */
   call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
     if (!this.#compiled.callable.has(fn)) {
@@ -82,24 +104,36 @@ export class WasmPlugin implements Plugin {
         new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name }),
       )
     }
-    if (this.#config === undefined) {
-      return Promise.reject(new PluginError('unavailable', 'init() has not run', { plugin: this.name }))
-    }
+    if (this.#unready !== undefined) return Promise.reject(this.#unready)
     if (options.signal?.aborted) {
       return Promise.reject(
         new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name }),
       )
     }
+    let input: string | undefined
+    try {
+      input = JSON.stringify(args ?? null)
+    } catch (error) {
+      // A BigInt, a cycle: the caller's mistake, reported as such (a TypeError would look like a host bug).
+      return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
+    }
+    if (input === undefined) {
+      return Promise.reject(
+        new PluginError('invalid_argument', `the arguments of ${fn} are not JSON (${typeof args})`, {
+          plugin: this.name,
+        }),
+      )
+    }
     // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
     const limit = this.#limits.call_timeout
-    return this.#run(fn, JSON.stringify(args ?? null), Math.min(options.timeoutMs ?? limit, limit), options)
+    return this.#run(fn, input, Math.min(options.timeoutMs ?? limit, limit), options)
   }
 
   async health(): Promise<HealthStatus> {
     const status = (ready: boolean, message: string): HealthStatus =>
       this.#lastError === undefined ? { ready, message } : { ready, message, last_error: this.#lastError }
     if (this.#shutdown !== undefined) return status(false, 'shut down')
-    if (this.#config === undefined) return status(false, 'not initialised')
+    if (this.#unready !== undefined) return status(false, this.#unready.rawMessage)
     if (!this.#compiled.lifecycle.has('corral_health')) return status(true, `${this.#calls} calls served`)
     try {
       const reported = (await this.#run('corral_health', '', healthProbeMs)) as {
@@ -173,9 +207,17 @@ export class WasmPlugin implements Plugin {
           this.#calls++
           return result
         } catch (error) {
-          // Queued behind a call that stopped its instance, it never ran: run it on another one.
-          if (error instanceof CallNotStarted && Date.now() < deadline) continue
-          throw error
+          if (!(error instanceof CallNotStarted)) throw error
+          // Queued behind a call that stopped its instance, it never ran: run it on another one,
+          // or, its time being up, fail as any call past its deadline does.
+          if (Date.now() < deadline) continue
+          throw new PluginError(
+            'deadline_exceeded',
+            `${fn ?? 'corral_init'} reached its deadline before it could start`,
+            {
+              plugin: this.name,
+            },
+          )
         } finally {
           this.#pool.release(instance)
         }

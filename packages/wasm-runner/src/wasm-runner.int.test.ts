@@ -19,17 +19,50 @@ async function load(wat: string, options: Parameters<typeof writeTestPlugin>[1] 
   return plugin
 }
 
-/** A plugin whose `block` export waits in a host call until `release()`; the call then returns `{ok: 'released'}`. */
+/**
+ * A plugin whose `block` export waits in a host call until `release()`, which releases every call
+ * waiting; each then returns `{ok: 'released'}`. `entered(n)` resolves once `n` calls have come in.
+ */
 async function loadBlocking(options: Parameters<typeof writeTestPlugin>[1] = {}) {
-  let release: () => void = () => {}
+  const pending: Array<() => void> = []
+  let entered = 0
+  const watchers: Array<{ count: number; resolve: () => void }> = []
   const plugin = await load(
     corralWat(`
       (data (i32.const 1024) "block")
       (func (export "block") (param i32 i32) (result i64)
         (call $host_call (i32.const 1024) (i32.const 5) (i32.const 0) (i32.const 0)))`),
-    { ...options, hostApi: () => new Promise((resolve) => (release = () => resolve('released'))) },
+    {
+      ...options,
+      hostApi: () =>
+        new Promise((resolve) => {
+          pending.push(() => resolve('released'))
+          entered++
+          for (const watcher of watchers) if (entered >= watcher.count) watcher.resolve()
+        }),
+    },
   )
-  return { plugin, release: () => release() }
+  return {
+    plugin,
+    release: () => {
+      for (const release of pending.splice(0)) release()
+    },
+    entered: (count: number) =>
+      new Promise<void>((resolve) => (entered >= count ? resolve() : watchers.push({ count, resolve }))),
+    /** How many `block` calls have come in so far. */
+    get count() {
+      return entered
+    },
+  }
+}
+
+/** The failure of `call`, or undefined if `count` calls reach the blocking plugin first. */
+function failureUnless(
+  call: Promise<unknown>,
+  blocking: { entered(count: number): Promise<void> },
+  count: number,
+): Promise<PluginError | undefined> {
+  return Promise.race([failure(call), blocking.entered(count).then(() => undefined)])
 }
 
 async function failure(promise: Promise<unknown>): Promise<PluginError> {
@@ -191,6 +224,47 @@ describe('createWasmRunner', () => {
     await Promise.all(lanes)
   })
 
+  it('sizes the pool by the grant: a manifest asking for 8 instances gets max_instances 2', async () => {
+    const blocking = await loadBlocking({ maxInstances: 8, waitTimeoutMs: 300, limits: { max_instances: 2 } })
+    const calls = [1, 2, 3].map(() => blocking.plugin.call('block', null, { timeoutMs: 10_000 }))
+    // Two instances hold the first two calls; the third waits for one and none frees up.
+    const third = await failureUnless(calls[2] as Promise<unknown>, blocking, 3)
+    expect(third?.code).toBe('resource_exhausted')
+    expect(third?.rawMessage).toMatch(/max_instances 2\b/)
+    // The second instance may still be starting on a loaded machine; no third one ever does.
+    await blocking.entered(2)
+    expect(blocking.count).toBe(2)
+    blocking.release()
+    expect(await Promise.all(calls.slice(0, 2))).toEqual([{ ok: 'released' }, { ok: 'released' }])
+  })
+
+  it('bounds calls in flight by max_concurrent_calls and waiting ones by max_queued_calls, per plugin', async () => {
+    const blocking = await loadBlocking({
+      maxInstances: 4,
+      waitTimeoutMs: 300,
+      limits: { max_concurrent_calls: 1, max_queued_calls: 1 },
+    })
+    const other = await load(corralWat(''), { name: 'other-plugin' })
+    const running = blocking.plugin.call('block', null, { timeoutMs: 10_000 })
+    const waiting = blocking.plugin.call('block', null, { timeoutMs: 10_000 })
+    // The queue holds one: the next call is refused at once, naming the limit.
+    const refused = await failureUnless(blocking.plugin.call('block'), blocking, 2)
+    expect([refused?.code, refused?.rawMessage]).toEqual([
+      'resource_exhausted',
+      "the plugin's call queue is full (max_queued_calls 1)",
+    ])
+    // The burst stays at its plugin: another one serves meanwhile.
+    expect(await other.call('echo', 'still serving')).toBe('still serving')
+    // With one call in flight allowed, the waiting call never gets one of the idle instances.
+    const waited = await failureUnless(waiting, blocking, 2)
+    expect(waited?.code).toBe('resource_exhausted')
+    await blocking.entered(1)
+    expect(blocking.count).toBe(1)
+    blocking.release()
+    expect(await running).toEqual({ ok: 'released' })
+    expect(await blocking.plugin.call('echo', 'after')).toBe('after')
+  })
+
   it('runs a call queued behind one that times out on a fresh instance', async () => {
     const plugin = await load(
       corralWat(`(func (export "forever") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))`),
@@ -199,6 +273,25 @@ describe('createWasmRunner', () => {
     const behind = plugin.call('echo', 'behind', { timeoutMs: 5_000 })
     expect((await failure(stuck)).code).toBe('deadline_exceeded')
     expect(await behind).toBe('behind')
+  })
+
+  it('fails a queued call whose instance stops after its deadline passed with deadline_exceeded, not unavailable', async () => {
+    const blocking = await loadBlocking()
+    const controller = new AbortController()
+    const running = failure(blocking.plugin.call('block', null, { signal: controller.signal }))
+    // A few microtask turns: the running call is sent, and the next one queues behind it.
+    for (let turn = 0; turn < 5; turn++) await null
+    const deadline = Date.now() + 100
+    const behind = failure(blocking.plugin.call('echo', 'behind', { timeoutMs: 100 }))
+    // Past the queued call's deadline before its timer can run (this thread is held), the running
+    // call is canceled: the instance stops with the queued call never started, and out of time.
+    while (Date.now() <= deadline) {
+      // held on purpose
+    }
+    controller.abort()
+    expect((await running).code).toBe('canceled')
+    expect((await behind).code).toBe('deadline_exceeded')
+    expect(await blocking.plugin.call('echo', 'after')).toBe('after')
   })
 
   it('fails a queued call at its own deadline without stopping the call it waits behind', async () => {
@@ -270,6 +363,94 @@ describe('createWasmRunner', () => {
     await plugin.shutdown()
     expect(seen).toEqual(['init', 'init'])
     expect((await failure(plugin.call('config'))).code).toBe('unavailable')
+  })
+
+  it('reads guest pointers at or above 2 GiB as unsigned: input, output, host_call, log and error', async () => {
+    const above = 0x8000_0000
+    const text = (at: number, value: string) => `(data (i32.const ${at}) "${value.replaceAll('"', '\\"')}")`
+    const errorJson = JSON.stringify({ code: 'high', message: 'failed from above 2 GiB' })
+    const seen: Array<[string, unknown]> = []
+    const plugin = await load(
+      `(module
+        (import "corral" "host_call" (func $host_call (param i32 i32 i32 i32) (result i64)))
+        (import "corral" "error" (func $error (param i32 i32)))
+        (import "corral" "log" (func $log (param i32 i32 i32)))
+        ;; 2 GiB and 2 pages: the data and the heap both live above 2^31.
+        (memory (export "memory") 32770)
+        (global $heap (mut i32) (i32.const ${above + 0x1_0000}))
+        ${text(above, 'relay')}
+        ${text(above + 0x100, 'hello from above 2 GiB')}
+        ${text(above + 0x200, errorJson)}
+        (func (export "corral_abi_version") (result i32) (i32.const 1))
+        (func (export "corral_alloc") (param $size i32) (result i32)
+          (local $ptr i32)
+          (local.set $ptr (global.get $heap))
+          (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
+          (local.get $ptr))
+        (func $pack (param $ptr i32) (param $len i32) (result i64)
+          (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+        (func (export "echo") (param i32 i32) (result i64) (call $pack (local.get 0) (local.get 1)))
+        (func (export "relay") (param i32 i32) (result i64)
+          (call $host_call (i32.const ${above}) (i32.const 5) (local.get 0) (local.get 1)))
+        (func (export "shout") (param i32 i32) (result i64)
+          (call $log (i32.const 2) (i32.const ${above + 0x100}) (i32.const 22))
+          (i64.const 0))
+        (func (export "fail") (param i32 i32) (result i64)
+          (call $error (i32.const ${above + 0x200}) (i32.const ${errorJson.length}))
+          (i64.const 0)))`,
+      {
+        name: 'high-memory',
+        limits: { memory_mb: 2049 },
+        hostApi: async (method, args) => {
+          seen.push([method, args])
+          return { method, args }
+        },
+      },
+    )
+    expect(await plugin.call('echo', { from: 'above' })).toEqual({ from: 'above' })
+    expect(await plugin.call('relay', 'x')).toEqual({ ok: { method: 'relay', args: 'x' } })
+    expect(await plugin.call('shout')).toBeNull()
+    expect(seen.at(-1)).toEqual(['log', { level: 'info', message: 'hello from above 2 GiB' }])
+    const error = await failure(plugin.call('fail'))
+    expect([error.code, error.rawMessage]).toEqual(['high-memory:high', 'failed from above 2 GiB'])
+    await plugin.shutdown()
+  })
+
+  it('refuses arguments JSON cannot hold (a BigInt, a cycle, a function) with invalid_argument', async () => {
+    const plugin = await load(corralWat(''))
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    for (const args of [{ n: 1n }, cycle, () => 1]) {
+      const error = await failure(plugin.call('echo', args))
+      expect([error.code, error.plugin]).toEqual(['invalid_argument', 'test-plugin'])
+    }
+    expect(await plugin.call('echo', 2)).toBe(2)
+  })
+
+  it('is not ready after a failed init: calls fail fast with unavailable, without re-running it, until an init succeeds', async () => {
+    const inits: string[] = []
+    const test = await writeTestPlugin(
+      corralWat(`
+        (data (i32.const 1024) "init")
+        ;; Fails on the empty config, {"config":{}} (13 bytes); succeeds on any other.
+        (func (export "corral_init") (param i32 i32) (result i64)
+          (drop (call $host_call (i32.const 1024) (i32.const 4) (i32.const 0) (i32.const 0)))
+          (if (i32.eq (local.get 1) (i32.const 13)) (then (call $error (i32.const 1024) (i32.const 4))))
+          (i64.const 0))`),
+      { maxInstances: 2, hostApi: async (method) => inits.push(method) },
+    )
+    cleanups.push(test)
+    const plugin = await runner.load(test)
+    expect((await failure(plugin.init({}))).code).toBe('plugin_error')
+    const health = await plugin.health()
+    expect([health.ready, health.message]).toEqual([false, 'init() failed: init'])
+    const refused = await failure(plugin.call('echo', 1))
+    expect([refused.code, refused.rawMessage]).toEqual(['unavailable', 'init() failed: init'])
+    expect(inits).toEqual(['init'])
+    await plugin.init({ greeting: 'hi' })
+    expect(await plugin.call('echo', 1)).toBe(1)
+    expect((await plugin.health()).ready).toBe(true)
+    await plugin.shutdown()
   })
 
   it('reports health from corral_health, or readiness without it', async () => {

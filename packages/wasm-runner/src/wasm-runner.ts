@@ -94,9 +94,14 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
         }
         const first = await GuestWorker.start(instanceOptions)
         const { max_instances, wait_timeout } = manifest.wasm?.pool ?? defaultPool
+        const { limits } = grant
         const pool = new WasmInstancePool({
           plugin,
-          maxInstances: max_instances,
+          // The manifest asks; the administrator's max_instances caps it, so that the plugin's guest
+          // memory is at most max_instances × memory_mb, both the administrator's.
+          maxInstances: Math.min(max_instances, limits.max_instances),
+          maxConcurrentCalls: limits.max_concurrent_calls,
+          maxQueuedCalls: limits.max_queued_calls,
           waitTimeoutMs: wait_timeout,
           create: () => GuestWorker.start(instanceOptions),
         })

@@ -83,3 +83,33 @@ describe('createSandboxedHostApi: a write at the deadline', () => {
     expect(database.kept).toEqual([false])
   })
 })
+
+describe('createSandboxedHostApi: work a runner does for a plugin (meter)', () => {
+  it('counts it against the same host calls per second as the plugin host calls, and records it', async () => {
+    // A clock that stands still: every hit falls in one rate-limit window.
+    const rateLimiter = createMemoryRateLimiter({ now: () => 0 })
+    const cache = createMemoryCache()
+    const events = createLocalEventBus()
+    const hostApi = createSandboxedHostApi({
+      backends: { database: timedDatabase(0, 0), cache, rateLimiter, events },
+      grants: () => ({ ...grant, rate_limits: { ...grant.rate_limits, calls_per_second: 3 } }),
+      audit: { record: async () => {}, list: async () => [] },
+      logger: { log() {} },
+      now: () => 0,
+    })
+    const writer = hostApi.forPlugin('writer')
+    const context = { plugin: 'writer' }
+    await writer.meter?.('extism.var_set', context)
+    await writer.meter?.('extism.var_set', context)
+    await writer('i18n.translate', { key: 'hello' }, context)
+    await expect(writer.meter?.('extism.var_set', context)).rejects.toMatchObject({ code: 'rate_limited' })
+    await expect(writer('i18n.translate', { key: 'hello' }, context)).rejects.toMatchObject({
+      code: 'rate_limited',
+    })
+    expect(hostApi.metrics('writer').writer?.['extism.var_set']).toMatchObject({
+      calls: 3,
+      failures: { rate_limited: 1 },
+    })
+    await Promise.all([cache.close(), rateLimiter.close(), events.close()])
+  })
+})

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { pluginNamePattern } from '@corral/manifest'
 import type { HostCallContext, HostCallHandler, HostMethod, Logger, LogLevel } from '@corral/types'
 import { PluginError } from '@corral/types'
+import { z } from 'zod'
 import type { Backends } from '../backends/create-backends.js'
 import type { Mailer } from '../backends/mailer.js'
 import { createOutboxMailer } from '../backends/outbox-mailer.js'
@@ -43,6 +44,9 @@ const handlers: Record<HostMethod, MethodHandler> = {
   'plugin.call': pluginCall,
   'events.publish': eventsPublish,
 }
+
+/** What a runner's metered work runs once it passed the checks a host call passes: nothing more. */
+const meteredWork: MethodHandler = { args: z.unknown(), run: async () => undefined }
 
 /** Refusals the audit log keeps: the host said no, as opposed to a backend failing. */
 const auditedCodes = new Set([
@@ -99,7 +103,8 @@ export interface SandboxedHostApiOptions {
 export interface SandboxedHostApi {
   /**
    * The handler for one plugin's host calls: the plugin identity is bound here, whatever
-   * `context.plugin` says, so one plugin's runner cannot act as another.
+   * `context.plugin` says, so one plugin's runner cannot act as another. Its `meter` counts work a
+   * runner does for the plugin itself (an Extism plugin's vars) exactly as a host call.
    */
   forPlugin(plugin: string): HostCallHandler
   /** Per plugin, per method: calls, failures by code and time spent, since creation (this replica). */
@@ -275,31 +280,52 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     }
   }
 
+  /** One host call, or one piece of metered work, from checks to metrics and audit. */
+  async function serve(
+    plugin: string,
+    handler: MethodHandler | undefined,
+    method: string,
+    args: unknown,
+    callContext: HostCallContext,
+  ): Promise<unknown> {
+    const context: HostCallContext = { ...callContext, plugin }
+    const started = performance.now()
+    const metricName = handler === undefined ? '(unknown)' : method
+    let detail: string | undefined
+    try {
+      if (handler === undefined)
+        throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
+      const result = await dispatch(handler, method, args, context, (d) => {
+        detail = d.slice(0, 500)
+      })
+      metrics.record(plugin, metricName, performance.now() - started)
+      return result
+    } catch (thrown) {
+      const error = PluginError.from(thrown, 'internal', plugin)
+      metrics.record(plugin, metricName, performance.now() - started, error.code)
+      if (auditedCodes.has(error.code)) await recordRefusal(plugin, metricName, error, context, detail)
+      throw error
+    }
+  }
+
   function forPlugin(plugin: string): HostCallHandler {
     // The name becomes a cache namespace and a rate-limit key: it must be a real plugin name.
     if (!pluginNamePattern.test(plugin))
       throw new PluginError('invalid_argument', `"${plugin}" is not a plugin name`)
-    return async (method, args, callContext) => {
-      const context: HostCallContext = { ...callContext, plugin }
-      const started = performance.now()
-      const handler = Object.hasOwn(handlers, method) ? handlers[method as HostMethod] : undefined
-      const metricName = handler === undefined ? '(unknown)' : method
-      let detail: string | undefined
-      try {
-        if (handler === undefined)
-          throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
-        const result = await dispatch(handler, method, args, context, (d) => {
-          detail = d.slice(0, 500)
-        })
-        metrics.record(plugin, metricName, performance.now() - started)
-        return result
-      } catch (thrown) {
-        const error = PluginError.from(thrown, 'internal', plugin)
-        metrics.record(plugin, metricName, performance.now() - started, error.code)
-        if (auditedCodes.has(error.code)) await recordRefusal(plugin, metricName, error, context, detail)
-        throw error
-      }
+    const handler: HostCallHandler = (method, args, callContext) =>
+      serve(
+        plugin,
+        Object.hasOwn(handlers, method) ? handlers[method as HostMethod] : undefined,
+        method,
+        args,
+        callContext,
+      )
+    // Work a runner does itself goes through the same checks, rate limit, metrics and audit as a
+    // host call, with nothing to run: a plugin cannot dodge its limits by the road it takes.
+    handler.meter = async (work, callContext) => {
+      await serve(plugin, meteredWork, work, undefined, callContext)
     }
+    return handler
   }
 
   return {

@@ -1,7 +1,7 @@
 import type { PluginErrorCode } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import type { GuestFactory, GuestInstance, GuestOptions } from '../guest-abi.js'
-import { GuestCallError } from '../guest-abi.js'
+import { GuestCallError, memoryCapFailure } from '../guest-abi.js'
 import { createWasiImports, wasiModuleName } from '../wasi.js'
 import { extismInputFromJson, extismOutputToJson } from './call-data.js'
 import { ExtismInstance } from './extism-instance.js'
@@ -68,6 +68,7 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
   } catch (error) {
     throw guestCallError(error, 'load_failed')
   }
+  const cap = { memory, startBytes: memory?.buffer.byteLength ?? 0, memoryMb: options.memoryMb }
 
   return {
     call(fn: string, input: Uint8Array): Uint8Array {
@@ -80,7 +81,7 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
       try {
         output = guest.call(fn, extismInputFromJson(input))
       } catch (error) {
-        throw guestCallError(error, 'plugin_trap')
+        throw memoryCapFailure(error, fn, cap) ?? guestCallError(error, 'plugin_trap')
       }
       const json = extismOutputToJson(output)
       if (json.length > maxOutputBytes) {

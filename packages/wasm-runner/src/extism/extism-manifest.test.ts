@@ -150,7 +150,29 @@ describe('fromExtismManifest', () => {
       field: 'allowed_paths./etc',
       message: expect.stringContaining('relative'),
     })
-    expect((await rejection({ wasm: [{ path: 'escape.wasm' }] })).code).toBe('manifest_invalid')
+    expect((await rejection({ wasm: [{ path: 'escape.wasm' }] })).fields[0]?.field).toBe('wasm[0].path')
+  })
+
+  it('refuses a data module or an allowed path that leads out of the folder through a link, on every conversion', async () => {
+    // escape.wasm links outside: the bytes of a data module named escape would be written there.
+    expect((await rejection({ wasm: [{ data: wasm, name: 'escape' }] })).fields).toEqual([
+      { field: 'wasm[0].name', message: expect.stringContaining("resolves outside the plugin's folder") },
+    ])
+    // A link planted after one conversion is found by the next.
+    const first = await fromExtismManifest({ wasm: [{ data: wasm, name: 'later' }] }, { name: 'later', dir })
+    expect(first.manifest.entry).toEqual({ wasm: 'later.wasm' })
+    await symlink(path.join(outside, 'plugin.wasm'), path.join(dir, 'later.wasm'))
+    expect((await rejection({ wasm: [{ data: wasm, name: 'later' }] })).fields[0]?.field).toBe('wasm[0].name')
+    // A data module's allowed paths are resolved too.
+    await symlink(outside, path.join(dir, 'linked'))
+    expect(
+      (await rejection({ wasm: [{ data: wasm }], allowed_paths: { linked: '/linked' } })).fields,
+    ).toEqual([
+      {
+        field: 'allowed_paths.linked',
+        message: expect.stringContaining("resolves outside the plugin's folder"),
+      },
+    ])
   })
 
   it('refuses a guest path other than where Corral shows the directory', async () => {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { checkManifestPaths, formatFieldPath, manifestSchema } from '@corral/manifest'
 import type { FieldError, Manifest } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
 
 /** One module of an Extism manifest: a file in the plugin's folder, or the bytes themselves. */
 export type ExtismWasmSource =
@@ -126,8 +126,16 @@ export async function fromExtismManifest(
     }
   }
   if (!result.success || fields.length > 0) throw invalid(fields)
-  // A path that leaves the folder through a symbolic link is refused like one written with '..'.
-  if ('path' in source) await checkManifestPaths(result.data, options.dir)
+  // A path that leaves the folder through a symbolic link is refused like one written with '..': the
+  // module's path, the file a `data` module is to be written to (its name), and the allowed paths.
+  // Resolved now, on every conversion: a link may have been planted since the last one.
+  try {
+    await checkManifestPaths(result.data, options.dir)
+  } catch (error) {
+    if (!isPluginError(error) || error.code !== 'manifest_invalid') throw error
+    const moduleField = 'path' in source ? 'wasm[0].path' : 'wasm[0].name'
+    throw invalid(error.fields.map((f) => ({ ...f, field: extismPathField(f.field, moduleField, origins) })))
+  }
   const wasm = 'path' in source ? await readModule(options.dir, source.path) : decodeData(source.data)
   if (source.hash !== undefined) {
     const actual = createHash('sha256').update(wasm).digest('hex')
@@ -157,6 +165,18 @@ function extismField(
   if (top === 'resources' && second === 'call_timeout') return 'timeout_ms'
   if (top === 'entry') return 'wasm[0].path'
   return formatFieldPath(issuePath)
+}
+
+/** An Extism field for a field `checkManifestPaths` names (`entry.wasm`, `resources.permissions[i].scope[j]`). */
+function extismPathField(
+  field: string,
+  moduleField: string,
+  origins: Array<(scopeIndex: number) => string>,
+): string {
+  if (field === 'entry.wasm') return moduleField
+  const scope = /^resources\.permissions\[(\d+)\]\.scope\[(\d+)\]$/.exec(field)
+  const origin = scope === null ? undefined : origins[Number(scope[1])]
+  return origin === undefined ? field : origin(Number(scope?.[2]))
 }
 
 /** The shape checks Corral's schema cannot make, because they concern Extism's own fields. */

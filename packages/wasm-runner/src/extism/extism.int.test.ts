@@ -69,7 +69,12 @@ const approved = (plugin: string, grants: ResourcePolicy['grants']): ResourcePol
  * Loads the behaviour plugin from an Extism manifest, with a host API that serves `http.request`
  * only for hosts in the plugin's effective `http` grant.
  */
-async function load(name: string, extism: Omit<ExtismManifest, 'wasm'> = {}, pool = 1): Promise<Plugin> {
+async function load(
+  name: string,
+  extism: Omit<ExtismManifest, 'wasm'> = {},
+  pool = 1,
+  limits: Partial<ResourcePolicy['limits']> = {},
+): Promise<Plugin> {
   const hash = createHash('sha256').update(wasm).digest('hex')
   const { manifest } = await fromExtismManifest(
     { wasm: [{ path: 'plugin.wasm', hash }], ...extism },
@@ -80,6 +85,7 @@ async function load(name: string, extism: Omit<ExtismManifest, 'wasm'> = {}, poo
     manifest.resources,
     approved(name, [{ type: 'http', access: [], scope: ['*'] }]),
   )
+  Object.assign(grant.limits, limits)
   const httpScope = grant.permissions.find((p) => p.type === 'http')?.scope ?? []
   const hostApi: HostCallHandler = async (method, args) => {
     if (method === 'log') {
@@ -151,6 +157,17 @@ describe('Extism plugins under the WASM runner', () => {
     expect(await plugin.call('count_calls')).toBe(2)
     await second
     expect(await plugin.call('count_calls')).toBe(3)
+    await plugin.shutdown()
+  })
+
+  it('gets no more instances than the grant max_instances, whatever the manifest asks', async () => {
+    const plugin = await load('capped', { allowed_hosts: [new URL(origin).host] }, 8, { max_instances: 1 })
+    const slow = plugin.call('fetch', `${origin}/slow?delay=1000`)
+    // The one instance is busy: the next call waits for it instead of starting a second.
+    const waited = await failure(plugin.call('count_calls', null, { timeoutMs: 300 }))
+    expect(waited.code).toBe('deadline_exceeded')
+    await slow
+    expect(await plugin.call('count_calls')).toBe(1)
     await plugin.shutdown()
   })
 

@@ -237,6 +237,15 @@ export const behaviourPluginWat = plugin((str) => {
     (call $var_set (call $mem_to_block (i32.const ${blobKey.at}) (i32.const ${blobKey.len})) (i64.const 0))
     (i32.const 0))
 
+  ;; Deletes the var "blob" 1000 times over: a flood of var_set.
+  (func (export "flood_vars") (result i32)
+    (local $i i32)
+    (loop $again
+      (call $var_set (call $mem_to_block (i32.const ${blobKey.at}) (i32.const ${blobKey.len})) (i64.const 0))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 1000))))
+    (i32.const 0))
+
   ;; The var "blob", or no output.
   (func (export "get_blob") (result i32)
     (call $output_block (call $var_get (call $mem_to_block (i32.const ${blobKey.at}) (i32.const ${blobKey.len}))))

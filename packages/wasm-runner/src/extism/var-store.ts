@@ -60,12 +60,15 @@ export class ExtismVarStore implements ExtismVarAccess {
 
   /**
    * A host-call handler that answers the kernel's var methods from this store and passes every
-   * other method on to `hostApi`. Give it to the plugin's instances in place of `hostApi`.
+   * other method on to `hostApi`. Give it to the plugin's instances in place of `hostApi`. A var
+   * access is host work like a host call: `hostApi.meter` counts it against the plugin's rate
+   * limits first, and a refusal fails it.
    */
   routeHostCalls(hostApi: HostCallHandler): HostCallHandler {
     return async (method: string, args: unknown, context: HostCallContext) => {
-      if (isVarMethod(method)) return this.answer(method, args)
-      return hostApi(method, args, context)
+      if (!isVarMethod(method)) return hostApi(method, args, context)
+      await hostApi.meter?.(method, context)
+      return this.answer(method, args)
     }
   }
 
