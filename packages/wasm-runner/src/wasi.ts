@@ -206,10 +206,18 @@ export function createWasiImports(
     dv.setBigUint64(ptr + 48, BigInt(Math.round(stats.mtimeMs * 1e6)), true)
     dv.setBigUint64(ptr + 56, BigInt(Math.round(stats.ctimeMs * 1e6)), true)
   }
-  /** Runs a syscall body; a refusal or a Node error becomes its errno. */
+  /**
+   * Runs a syscall body; a refusal or a Node error becomes its errno. Every `i32` WASI passes is
+   * unsigned (pointers, lengths, descriptors, flags), but reaches JavaScript signed: a pointer at or
+   * above 2 GiB would read as negative, and `subarray` counts a negative index from the end.
+   */
   const sys =
     <A extends unknown[]>(body: (...args: A) => unknown) =>
     (...args: A): number => {
+      for (let i = 0; i < args.length; i++) {
+        const arg = args[i]
+        if (typeof arg === 'number') args[i] = arg >>> 0
+      }
       try {
         const result = body(...args)
         return typeof result === 'number' ? result : errno.success

@@ -416,6 +416,32 @@ describe('createWasmRunner', () => {
     await plugin.shutdown()
   })
 
+  it('reads WASI pointers at or above 2 GiB as unsigned', async () => {
+    const above = 0x8000_0000
+    const plugin = await load(
+      `(module
+        (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+        (memory (export "memory") 32770)
+        (data (i32.const 16) "true")
+        (data (i32.const 32) "false")
+        (func (export "corral_abi_version") (result i32) (i32.const 1))
+        (func (export "corral_alloc") (param i32) (result i32) (i32.const 1024))
+        (func $pack (param $ptr i32) (param $len i32) (result i64)
+          (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+        ;; The clock written above 2 GiB, where the guest asked: true; an errno or nothing written: false.
+        (func (export "clock") (param i32 i32) (result i64)
+          (if (result i64)
+            (i32.and
+              (i32.eqz (call $clock (i32.const 0) (i64.const 1000) (i32.const ${above})))
+              (i64.ne (i64.load (i32.const ${above})) (i64.const 0)))
+            (then (call $pack (i32.const 16) (i32.const 4)))
+            (else (call $pack (i32.const 32) (i32.const 5))))))`,
+      { name: 'high-wasi', limits: { memory_mb: 2049 } },
+    )
+    expect(await plugin.call('clock')).toBe(true)
+    await plugin.shutdown()
+  })
+
   it('refuses arguments JSON cannot hold (a BigInt, a cycle, a function) with invalid_argument', async () => {
     const plugin = await load(corralWat(''))
     const cycle: Record<string, unknown> = {}
