@@ -1,4 +1,5 @@
 import type { PluginError } from '@corral/types'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freshPostgresDatabase } from '../testing/backend-sets.js'
 import {
@@ -160,6 +161,155 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     await expect(
       asPlugin('SELECT 1', { plugin: 'x"; DROP TABLE users; --', read: ['*'], write: ['*'] }),
     ).rejects.toMatchObject({ code: 'invalid_argument' })
+  })
+
+  describe('a differential fuzz run', () => {
+    /** Where a random statement reads: the text column it selects, and whether the grant covers it. */
+    const sources = [
+      ['stats_daily', 'day', false],
+      ['shared_config', 'v', false],
+      ['shared_parent', 'v', false],
+      ['shared_events', 'v', false],
+      ['shared_user_names', 'name', false],
+      ['users', 'password', true],
+      ['secrets', 'v', true],
+      ['hidden_child', 'note', true],
+      ['secret_events', 'v', true],
+      ['secret_events_a', 'v', true],
+      ['hidden_events_a', 'v', true],
+      ['shared_stuff.secrets', 'v', true],
+      ['corral_policies', 'policy', true],
+    ] as const
+    /** CTE names, some spelled like the tables, differently quoted. */
+    const cteNames = ['x', 'secrets', 'users', '"SECRETS"', '"Users"', 'shared_config']
+
+    /** A seeded generator (mulberry32): every run tries the same statements. */
+    function random(seed: number): () => number {
+      let a = seed
+      return () => {
+        a = (a + 0x6d2b79f5) | 0
+        let t = Math.imul(a ^ (a >>> 15), 1 | a)
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+      }
+    }
+
+    /** A random SELECT of one text column `c`, and whether it reads anything outside the grant. */
+    function select(r: () => number, depth: number): { sql: string; secret: boolean } {
+      const pick = <T>(items: readonly T[]) => items[Math.floor(r() * items.length)] as T
+      const kind = depth <= 0 ? 0 : Math.floor(r() * 9)
+      if (kind === 0) {
+        const [name, column, secret] = pick(sources)
+        return { sql: `SELECT ${column}::text AS c FROM ${name}`, secret }
+      }
+      const a = select(r, depth - 1)
+      const b = select(r, depth - 1)
+      const both = a.secret || b.secret
+      switch (kind) {
+        case 1: {
+          const name = pick(cteNames)
+          return { sql: `WITH ${name} AS (${a.sql}) SELECT c FROM ${name}`, secret: a.secret }
+        }
+        case 2:
+          return { sql: `(${a.sql}) UNION ALL (${b.sql})`, secret: both }
+        case 3:
+          return { sql: `SELECT s.c FROM (${a.sql}) AS s WHERE EXISTS (${b.sql})`, secret: both }
+        case 4:
+          return { sql: `SELECT (SELECT max(q.c) FROM (${a.sql}) AS q) AS c`, secret: a.secret }
+        case 5:
+          return { sql: `SELECT s.c FROM (${a.sql}) AS s WHERE s.c NOT IN (${b.sql})`, secret: both }
+        case 6:
+          return { sql: `SELECT t.c FROM (${a.sql}) AS s CROSS JOIN LATERAL (${b.sql}) AS t`, secret: both }
+        case 7:
+          return { sql: `SELECT unnest(ARRAY(${a.sql})) AS c`, secret: a.secret }
+        default:
+          return { sql: `(${a.sql}) EXCEPT (${b.sql})`, secret: both }
+      }
+    }
+
+    /** The statement as run: plain, counted, or as SQL text a function runs (always executed). */
+    function statement(r: () => number): { sql: string; secret: boolean } {
+      const inner = select(r, 1 + Math.floor(r() * 3))
+      const wrap = Math.floor(r() * 3)
+      if (wrap === 0) return inner
+      if (wrap === 1)
+        return { sql: `SELECT count(*)::text AS c FROM (${inner.sql}) AS z`, secret: inner.secret }
+      const text = `'${inner.sql.replaceAll("'", "''")}'`
+      return {
+        sql: `SELECT length(query_to_xml(${text}, true, false, '')::text)::text AS c`,
+        secret: inner.secret,
+      }
+    }
+
+    /** Rows in a stable order, or the refusal's code: what the plugin and the host must agree on. */
+    function comparable(outcome: Outcome): unknown {
+      if ('code' in outcome) return outcome.code
+      return outcome.rows.map((row) => JSON.stringify(row)).sort()
+    }
+
+    /** Changes every secret value and adds secret rows: a statement's answer must not change with them. */
+    const changeSecrets = [
+      "UPDATE users SET password = 'other-' || name",
+      "INSERT INTO users VALUES ('extra', 'other')",
+      "UPDATE secrets SET v = 'other'",
+      "INSERT INTO secrets VALUES ('other too')",
+      "UPDATE secret_events SET v = 'other'",
+      "INSERT INTO secret_events VALUES ('a', 'other too')",
+      "UPDATE shared_stuff.secrets SET v = 'other'",
+      "UPDATE corral_policies SET policy = 'other'",
+      "INSERT INTO corral_policies VALUES ('extra', 'other')",
+      // The child's own column only: its inherited rows are visible through the granted parent.
+      "UPDATE hidden_child SET note = 'other'",
+    ].join('; ')
+
+    let oracle: pg.Client
+    beforeAll(async () => {
+      oracle = new pg.Client({ connectionString: url })
+      await oracle.connect()
+    })
+    afterAll(async () => {
+      await oracle?.end()
+    })
+
+    /** What the host gets from `sql` with every secret changed, in a transaction rolled back after. */
+    async function withSecretsChanged(sql: string): Promise<unknown> {
+      await oracle.query('BEGIN')
+      try {
+        await oracle.query(changeSecrets)
+        return comparable({ rows: (await oracle.query(sql)).rows })
+      } catch (error) {
+        return (error as { code?: string }).code
+      } finally {
+        await oracle.query('ROLLBACK')
+      }
+    }
+
+    it('finds no statement whose answer depends on what the grant does not cover (300 random statements)', async () => {
+      const r = random(20261129)
+      const escaped: string[] = []
+      let refused = 0
+      for (let i = 0; i < 300; i++) {
+        const { sql, secret } = statement(r)
+        const plugin = await outcomeOf(asPlugin(sql))
+        if (JSON.stringify(plugin).includes(secretMarker)) escaped.push(`secret shown: ${sql}`)
+        // The oracle: what the host itself, with every right, gets from the same statement.
+        const answer = JSON.stringify(comparable(plugin))
+        const host = JSON.stringify(comparable(await outcomeOf(db.query(sql, []))))
+        if (!secret) {
+          if (answer !== host) escaped.push(`answered unlike the host: ${sql}`)
+        } else if ('code' in plugin && plugin.code === 'permission_denied') {
+          refused++
+        } else if (answer !== host || answer !== JSON.stringify(await withSecretsChanged(sql))) {
+          // Answered although it names a secret table: only right where the database never read it
+          // (a subquery whose output nothing uses is planned away), so the answer cannot depend on it.
+          escaped.push(`answered from secret rows: ${sql}`)
+        }
+      }
+      expect(escaped).toEqual([])
+      // Both halves were exercised: statements refused, and statements answered like the host.
+      expect(refused).toBeGreaterThan(75)
+      expect(refused).toBeLessThan(300)
+    })
   })
 
   describe('the plan check', () => {
