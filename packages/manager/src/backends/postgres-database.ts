@@ -198,7 +198,13 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       await client.query('ROLLBACK').catch(() => {})
       throw error
     } finally {
-      client.release()
+      // Nothing of a statement outlives it on the connection: temporary tables, session settings,
+      // advisory locks, LISTEN. A connection that cannot be reset is closed instead.
+      const reset = await client.query('DISCARD ALL').then(
+        () => undefined,
+        (error: Error) => error,
+      )
+      client.release(reset)
     }
   }
 

@@ -157,6 +157,41 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     }
   })
 
+  it('keeps nothing of a statement on the connection: temporary tables, settings, advisory locks', async () => {
+    await asPlugin('CREATE TEMP TABLE stats_scratch (v TEXT)')
+    await asPlugin('SET search_path = public')
+    await asPlugin('SELECT pg_advisory_lock(7) AS l')
+    // Each of the plugin's connections in turn: whichever the pool hands out, none kept a thing.
+    for (let i = 0; i < 3; i++) {
+      await expect(asPlugin('SELECT * FROM stats_scratch')).rejects.toMatchObject({
+        code: 'invalid_argument',
+      })
+    }
+    await asPlugin('CREATE TABLE stats_placed (v TEXT)')
+    expect(
+      await db.query(
+        "SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'stats_placed'",
+        [],
+      ),
+    ).toEqual([{ schema: 'plugin_stats' }])
+    expect(await db.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'", [])).toEqual([
+      { n: 0 },
+    ])
+  })
+
+  it('cannot lift its own statement timeout', async () => {
+    await expect(
+      asPlugin(
+        'DO $$ BEGIN SET LOCAL statement_timeout = 0; PERFORM pg_sleep(60); END $$',
+        leakPrincipal,
+        [],
+        {
+          timeoutMs: 200,
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'deadline_exceeded' })
+  })
+
   it('refuses a principal whose name is not a plugin name', async () => {
     await expect(
       asPlugin('SELECT 1', { plugin: 'x"; DROP TABLE users; --', read: ['*'], write: ['*'] }),

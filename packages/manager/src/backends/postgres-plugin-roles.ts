@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import { matchAnyScope, pluginNamePattern } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import type { PoolClient } from 'pg'
@@ -46,6 +46,20 @@ export function quoteIdentifier(name: string): string {
 
 function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`
+}
+
+/**
+ * The SCRAM-SHA-256 verifier of `password`, as PostgreSQL stores it: given in `CREATE ROLE`, the
+ * password is not in the statement's text, which the server may log (`log_statement = ddl`).
+ */
+function scramVerifier(password: string): string {
+  const salt = randomBytes(16)
+  const iterations = 4096
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256')
+  const hmac = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest()
+  const storedKey = createHash('sha256').update(hmac(salted, 'Client Key')).digest()
+  const serverKey = hmac(salted, 'Server Key')
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
 }
 
 /**
@@ -112,7 +126,7 @@ export async function ensurePluginRole(
       await client.query(`INSERT INTO ${table} (role, password) VALUES ($1, $2)`, [names.role, password])
     }
     const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [names.role])
-    const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(password)}`
+    const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(scramVerifier(password))}`
     await client.query(`${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${role} WITH ${attributes}`)
     const schema = quoteIdentifier(names.schema)
     await client.query(
