@@ -120,6 +120,8 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
       ),
     ).toEqual([{ day: 'd1' }])
     await run('INSERT INTO stats_daily (day, hits) VALUES ($1, $2)', ['2026-11-22', 1])
+    await db.exec('CREATE TABLE stats_counted (id SERIAL PRIMARY KEY, v TEXT)', [])
+    expect(await run("INSERT INTO stats_counted (v) VALUES ('a') RETURNING id")).toEqual([{ id: 1 }])
     await run('DROP INDEX stats_visits_hits')
     await run('TRUNCATE stats_visits, stats_log')
     expect(await run('SELECT count(*) AS n FROM stats_visits')).toEqual([{ n: 0 }])
