@@ -1,12 +1,13 @@
 import { PluginError } from '@corral/types'
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg'
 import {
+  catalogSearchPath,
   ensurePluginRole,
-  grantKey,
-  grantStateSql,
+  isSyncedFor,
   type PluginRoleNames,
   pluginRoleNames,
   quoteIdentifier,
+  readGrantState,
   syncPluginGrants,
 } from './postgres-plugin-roles.js'
 import { jsonRow, type SqlDatabase, type SqlPrincipal, type SqlRunOptions } from './sql-database.js'
@@ -25,6 +26,11 @@ export interface PostgresDatabaseOptions {
 
 /** The bound of a plugin's statement, or of a plan, when the caller gives none. */
 const defaultTimeoutMs = 30_000
+
+/** A plugin's grant was re-synced (for another policy) while its statement was being checked or ran. */
+function grantChanged(): PluginError {
+  return new PluginError('unavailable', "the plugin's database grant changed during the statement; try again")
+}
 
 /** One node of PostgreSQL's `EXPLAIN (FORMAT JSON)` plan, as far as the check reads it. */
 interface PlanNode {
@@ -183,15 +189,22 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     }
     try {
       const begin = options.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN'
-      const path = `${quoteIdentifier(names.schema)}, ${quoteIdentifier(hostSchema)}`
-      await client.query(`${begin}; SET LOCAL statement_timeout = ${left()}; SET LOCAL search_path = ${path}`)
-      const state = await client.query<{ relations: string; synced: string }>(grantStateSql, [hostSchema])
-      const { relations, synced } = state.rows[0] ?? { relations: '', synced: '' }
-      if (synced !== grantKey(principal, relations)) {
+      await client.query(`${begin}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`)
+      let checked = await readGrantState(client, hostSchema)
+      if (!isSyncedFor(checked, principal)) {
         await syncGrants(names, principal, left())
         await client.query(`SET LOCAL statement_timeout = ${left()}`)
+        checked = await readGrantState(client, hostSchema)
+        if (!isSyncedFor(checked, principal)) throw grantChanged()
       }
+      await client.query(
+        `SET LOCAL search_path = ${quoteIdentifier(names.schema)}, ${quoteIdentifier(hostSchema)}`,
+      )
       const result = await client.query(query)
+      // The server checked the role's privileges as the statement started: if any re-grant came
+      // since the check above, the statement may have run with another grant's, so it does not count.
+      await client.query(catalogSearchPath)
+      if ((await readGrantState(client, hostSchema)).synced !== checked.synced) throw grantChanged()
       await client.query('COMMIT')
       return result
     } catch (error) {

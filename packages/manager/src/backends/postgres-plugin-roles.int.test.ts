@@ -159,6 +159,33 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     }
   })
 
+  it('does not let a statement count that started under a grant re-synced since its check', async () => {
+    await asPlugin('CREATE TABLE stats_slowpoke (v TEXT)')
+    await asPlugin("INSERT INTO stats_slowpoke VALUES ('x')")
+    const locker = new pg.Client({ connectionString: url })
+    await locker.connect()
+    try {
+      // The host holds the plugin's table: the statement stops there, after its grant was checked
+      // and before the server checks its privileges on the other table.
+      await locker.query('BEGIN; LOCK TABLE plugin_stats.stats_slowpoke IN ACCESS EXCLUSIVE MODE')
+      const sql = 'SELECT s.v, u.password FROM stats_slowpoke s, users u'
+      const blocked = outcomeOf(asPlugin(sql))
+      const waiting =
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = $1"
+      while ((await db.query(waiting, [sql]))[0]?.n !== 1) await new Promise((r) => setTimeout(r, 20))
+      // Meanwhile a call holding a wider grant (admitted before the policy narrowed) re-grants.
+      expect(await asPlugin('SELECT count(*) AS n FROM users', { ...leakPrincipal, read: ['*'] })).toEqual([
+        { n: 1 },
+      ])
+      await locker.query('COMMIT')
+      const outcome = await blocked
+      expect(JSON.stringify(outcome)).not.toContain(secretMarker)
+      expect(outcome).toMatchObject({ code: 'unavailable' })
+    } finally {
+      await locker.end()
+    }
+  })
+
   it('keeps nothing of a statement on the connection: temporary tables, settings, advisory locks', async () => {
     await asPlugin('CREATE TEMP TABLE stats_scratch (v TEXT)')
     await asPlugin('SET search_path = public')

@@ -76,26 +76,53 @@ export function pluginRoleNames(database: string, plugin: string): PluginRoleNam
   }
 }
 
+/**
+ * Where the grant checks look names up: the catalog only, before temporary objects. A plugin's own
+ * functions, operators and temporary tables must not stand in for those the checks call.
+ */
+export const catalogSearchPath = 'SET LOCAL search_path = pg_catalog, pg_temp'
+
 /** The relations of the host's schema, as one string that changes when any is added, dropped or renamed. */
 const hostRelationsSql =
-  "SELECT coalesce(md5(string_agg(c.oid::text || ' ' || c.relkind::text || ' ' || c.relname, ',' ORDER BY c.oid)), '') FROM pg_class c WHERE c.relnamespace = $1::text::regnamespace"
+  "SELECT coalesce(md5(string_agg(c.oid::text || ' ' || c.relkind::text || ' ' || c.relname, ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace"
+
+/** What a plugin's session reads of its role's grant, right before and right after its statement. */
+export interface GrantState {
+  /** The host schema's relations (see `hostRelationsSql`). */
+  relations: string
+  /** The role's comment: the {@link grantKey} it was last synced from, and a mark of that sync. */
+  synced: string
+}
 
 /**
- * Read by the plugin's own session just before its statement: the host schema's relations and the
- * grant key last synced to the role (its comment, which only a role administrator can set). Both
- * come from the database, so every host replica sees the same state.
+ * Reads the grant state in the plugin's own session (under {@link catalogSearchPath}). It comes
+ * from the database, not from the host's memory, so every host replica sees the same state; only
+ * a role administrator can set a role's comment, so the plugin cannot forge it.
  */
-export const grantStateSql = `SELECT (${hostRelationsSql}) AS relations, coalesce(shobj_description((SELECT oid FROM pg_roles WHERE rolname = current_user), 'pg_authid'), '') AS synced`
+export async function readGrantState(client: PoolClient, hostSchema: string): Promise<GrantState> {
+  const state = await client.query<GrantState>(
+    `SELECT (${hostRelationsSql}) AS relations, coalesce(shobj_description((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user), 'pg_authid'), '') AS synced`,
+    [hostSchema],
+  )
+  return state.rows[0] ?? { relations: '', synced: '' }
+}
 
 /** What the role's privileges were synced from: the grant and the host schema's relations. */
-export function grantKey(principal: SqlPrincipal, relations: string): string {
+function grantKey(principal: SqlPrincipal, relations: string): string {
   return sha256(JSON.stringify([principal.read, principal.write, relations]))
+}
+
+/** Whether the role's privileges are exactly `principal`'s grant on the host schema as it is now. */
+export function isSyncedFor(state: GrantState, principal: SqlPrincipal): boolean {
+  return state.synced.split(' ')[0] === grantKey(principal, state.relations)
 }
 
 /** Begins a host transaction bounded by `timeoutMs`, serialised with every other role change. */
 async function beginRoleChange(client: PoolClient, timeoutMs: number): Promise<void> {
   const ms = Math.max(1, Math.ceil(timeoutMs))
-  await client.query(`BEGIN; SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms}`)
+  await client.query(
+    `BEGIN; SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms}; ${catalogSearchPath}`,
+  )
 }
 
 /**
@@ -213,8 +240,10 @@ export async function syncPluginGrants(
     if (write.length > 0)
       statements.push(`GRANT INSERT, UPDATE, DELETE ON TABLE ${write.join(', ')} TO ${role}`)
     if (sequences.length > 0) statements.push(`GRANT USAGE ON SEQUENCE ${sequences.join(', ')} TO ${role}`)
+    // Each sync marks its comment as its own: a statement can tell whether any sync came between
+    // its check and its end, even one that put back the same grant.
     const key = grantKey(principal, relations.rows[0]?.relations ?? '')
-    statements.push(`COMMENT ON ROLE ${role} IS ${quoteLiteral(key)}`)
+    statements.push(`COMMENT ON ROLE ${role} IS ${quoteLiteral(`${key} ${randomBytes(8).toString('hex')}`)}`)
     await client.query(statements.join('; '))
     await client.query('COMMIT')
   } catch (error) {
