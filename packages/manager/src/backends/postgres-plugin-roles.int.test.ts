@@ -221,6 +221,18 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     ).rejects.toMatchObject({ code: 'deadline_exceeded' })
   })
 
+  it("does not take over a schema of the plugin's schema name that the host made", async () => {
+    await db.exec('CREATE SCHEMA plugin_squatted', [])
+    await db.exec('CREATE TABLE plugin_squatted.host_data (v TEXT)', [])
+    const squatter = { plugin: 'squatted', read: [], write: [] }
+    await expect(asPlugin('CREATE TABLE mine (v TEXT)', squatter)).rejects.toMatchObject({
+      code: 'unavailable',
+    })
+    expect(await db.query("SELECT count(*) AS n FROM pg_class WHERE relname = 'mine'", [])).toEqual([
+      { n: 0 },
+    ])
+  })
+
   it('refuses a principal whose name is not a plugin name', async () => {
     await expect(
       asPlugin('SELECT 1', { plugin: 'x"; DROP TABLE users; --', read: ['*'], write: ['*'] }),

@@ -155,9 +155,20 @@ export async function ensurePluginRole(
     const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [names.role])
     const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(scramVerifier(password))}`
     await client.query(`${exists.rowCount === 0 ? 'CREATE' : 'ALTER'} ROLE ${role} WITH ${attributes}`)
+    // The schema is marked as the plugin's: one of that name the host made for itself is not taken over.
     const schema = quoteIdentifier(names.schema)
+    const mark = `corral: the own schema of plugin ${names.role}`
+    const found = await client.query<{ note: string | null }>(
+      "SELECT obj_description(oid, 'pg_namespace') AS note FROM pg_namespace WHERE nspname = $1",
+      [names.schema],
+    )
+    if (found.rowCount === 0) {
+      await client.query(`CREATE SCHEMA ${schema}; COMMENT ON SCHEMA ${schema} IS ${quoteLiteral(mark)}`)
+    } else if (found.rows[0]?.note !== mark) {
+      throw new PluginError('unavailable', `schema ${names.schema} exists and is not the plugin's own`)
+    }
     await client.query(
-      `CREATE SCHEMA IF NOT EXISTS ${schema}; REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}; GRANT USAGE ON SCHEMA ${quoteIdentifier(hostSchema)} TO ${role}`,
+      `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}; GRANT USAGE ON SCHEMA ${quoteIdentifier(hostSchema)} TO ${role}`,
     )
     const reach = await client.query(
       `SELECT has_schema_privilege($1, $2, 'CREATE') AS creates, EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1) AS member`,
