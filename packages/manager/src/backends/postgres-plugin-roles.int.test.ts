@@ -125,7 +125,7 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     await run('DROP INDEX stats_visits_hits')
     await run('TRUNCATE stats_visits, stats_log')
     expect(await run('SELECT count(*) AS n FROM stats_visits')).toEqual([{ n: 0 }])
-    expect(await run('SELECT name FROM shared_user_names')).toEqual([{ name: 'root' }])
+    expect(await run('SELECT v FROM shared_theme')).toEqual([{ v: 'dark' }])
   })
 
   it('takes a narrowed grant into account on the very next statement', async () => {
@@ -144,6 +144,13 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     // Privileges follow the table, not its name: the host's rename must take them away.
     await db.exec('ALTER TABLE shared_news RENAME TO hidden_news', [])
     await expect(asPlugin('SELECT v FROM hidden_news')).rejects.toMatchObject({ code: 'permission_denied' })
+  })
+
+  it('re-grants a view the host redefines to read a secret table', async () => {
+    await db.exec('CREATE VIEW shared_motd AS SELECT v FROM shared_config', [])
+    expect(await asPlugin('SELECT v FROM shared_motd')).toEqual([{ v: 'dark' }])
+    await db.exec('CREATE OR REPLACE VIEW shared_motd AS SELECT v FROM secrets', [])
+    await expect(asPlugin('SELECT v FROM shared_motd')).rejects.toMatchObject({ code: 'permission_denied' })
   })
 
   it('does not trust a grant another host replica synced for a wider policy', async () => {
@@ -246,7 +253,8 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
       ['shared_config', 'v', false],
       ['shared_parent', 'v', false],
       ['shared_events', 'v', false],
-      ['shared_user_names', 'name', false],
+      ['shared_theme', 'v', false],
+      ['shared_user_names', 'name', true],
       ['users', 'password', true],
       ['secrets', 'v', true],
       ['hidden_child', 'note', true],

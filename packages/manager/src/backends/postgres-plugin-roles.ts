@@ -82,9 +82,9 @@ export function pluginRoleNames(database: string, plugin: string): PluginRoleNam
  */
 export const catalogSearchPath = 'SET LOCAL search_path = pg_catalog, pg_temp'
 
-/** The relations of the host's schema, as one string that changes when any is added, dropped or renamed. */
+/** The relations of the host's schema, as one string that changes when any is added, dropped, renamed or (a view) redefined. */
 const hostRelationsSql =
-  "SELECT coalesce(md5(string_agg(c.oid::text || ' ' || c.relkind::text || ' ' || c.relname, ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace"
+  "SELECT coalesce(md5(string_agg(c.oid::text || ' ' || c.relkind::text || ' ' || c.relname || coalesce(' ' || (SELECT string_agg(r.xmin::text, ' ') FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid), ''), ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace"
 
 /** What a plugin's session reads of its role's grant, right before and right after its statement. */
 export interface GrantState {
@@ -201,6 +201,49 @@ function isHostOwn(name: string): boolean {
   return /^corral_/i.test(name)
 }
 
+/** A relation of the host's schema, as the sync reads it. */
+interface HostRelation {
+  oid: string
+  name: string
+  kind: string
+  /** Its `serial` and identity sequences. */
+  sequences: string[]
+  /** What a view or materialized view reads (relation oids, of any schema). */
+  reads: string[]
+}
+
+/**
+ * The relations (oids) `principal` may read and write: those of a covered kind whose name a glob
+ * matches, except the host's own; a view or materialized view only if everything it reads is
+ * granted too, so a grant on a view never grants what is behind it (PostgreSQL would read that with
+ * the view owner's rights). What lies outside the host's schema is never granted.
+ */
+function grantedRelations(
+  relations: readonly HostRelation[],
+  principal: SqlPrincipal,
+): { read: Set<string>; write: Set<string> } {
+  const byOid = new Map(relations.map((relation) => [relation.oid, relation]))
+  const granted = (globs: readonly string[], kinds: ReadonlySet<string>): Set<string> => {
+    const verdicts = new Map<string, boolean>()
+    const covers = (oid: string): boolean => {
+      const known = verdicts.get(oid)
+      if (known !== undefined) return known
+      const relation = byOid.get(oid)
+      // Views cannot read themselves, directly or not: this recursion ends.
+      const verdict =
+        relation !== undefined &&
+        kinds.has(relation.kind) &&
+        !isHostOwn(relation.name) &&
+        matchAnyScope(globs, relation.name) &&
+        relation.reads.every(covers)
+      verdicts.set(oid, verdict)
+      return verdict
+    }
+    return new Set(relations.filter((relation) => covers(relation.oid)).map((relation) => relation.oid))
+  }
+  return { read: granted(principal.read, readableKinds), write: granted(principal.write, writableKinds) }
+}
+
 /**
  * Gives `names.role` exactly `principal`'s grant on the host schema: `SELECT` on the relations its
  * read globs match, `INSERT`/`UPDATE`/`DELETE` on those its write globs match (and `USAGE` on
@@ -223,24 +266,27 @@ export async function syncPluginGrants(
     const relations = await client.query<{ relations: string }>(`SELECT (${hostRelationsSql}) AS relations`, [
       hostSchema,
     ])
-    const listed = await client.query<{ name: string; kind: string; sequences: string[] }>(
-      `SELECT c.relname AS name, c.relkind::text AS kind,
+    const listed = await client.query<HostRelation>(
+      `SELECT c.oid::text AS oid, c.relname AS name, c.relkind::text AS kind,
          array(SELECT s.relname::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND s.relkind = 'S'
-                 AND s.relnamespace = c.relnamespace AND d.deptype IN ('a', 'i')) AS sequences
+                 AND s.relnamespace = c.relnamespace AND d.deptype IN ('a', 'i')) AS sequences,
+         array(SELECT DISTINCT d.refobjid::text FROM pg_rewrite r JOIN pg_depend d
+                 ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+               WHERE r.ev_class = c.oid AND d.refobjid <> c.oid) AS reads
        FROM pg_class c WHERE c.relnamespace = $1::text::regnamespace`,
       [hostSchema],
     )
+    const granted = grantedRelations(listed.rows, principal)
     const read: string[] = []
     const write: string[] = []
     const sequences: string[] = []
-    for (const { name, kind, sequences: owned } of listed.rows) {
-      if (isHostOwn(name)) continue
-      const qualified = `${schema}.${quoteIdentifier(name)}`
-      if (readableKinds.has(kind) && matchAnyScope(principal.read, name)) read.push(qualified)
-      if (writableKinds.has(kind) && matchAnyScope(principal.write, name)) {
+    for (const relation of listed.rows) {
+      const qualified = `${schema}.${quoteIdentifier(relation.name)}`
+      if (granted.read.has(relation.oid)) read.push(qualified)
+      if (granted.write.has(relation.oid)) {
         write.push(qualified)
-        for (const sequence of owned) sequences.push(`${schema}.${quoteIdentifier(sequence)}`)
+        for (const sequence of relation.sequences) sequences.push(`${schema}.${quoteIdentifier(sequence)}`)
       }
     }
     const statements = [

@@ -45,8 +45,9 @@ export const leakSchema: readonly string[] = [
   'CREATE TABLE shared_events (k TEXT, v TEXT) PARTITION BY LIST (k)',
   "CREATE TABLE hidden_events_a PARTITION OF shared_events FOR VALUES IN ('a')",
   "INSERT INTO shared_events VALUES ('a', 'event-row')",
-  // A granted view shows what it selects (names), not the rest of its table (passwords).
+  // Views named like the grant: one over a secret table, one over a granted table.
   'CREATE VIEW shared_user_names AS SELECT name FROM users',
+  'CREATE VIEW shared_theme AS SELECT v FROM shared_config',
 ]
 
 /** The tables and objects no grant of {@link leakPrincipal} reaches, by the query that reads them all. */
@@ -257,6 +258,19 @@ export const postgresLeakCases: readonly SqlLeakCase[] = [
     principal: { plugin: 'stats', read: ['*'], write: [] },
     sql: 'SELECT * FROM corral_policies',
     expect: denied,
+  },
+  // Views: a grant on a view is no grant on what it reads.
+  {
+    leak: 'views',
+    name: 'a view named like the grant over a secret table',
+    sql: 'SELECT name FROM shared_user_names',
+    expect: denied,
+  },
+  {
+    leak: 'views',
+    name: 'a view named like the grant over granted tables',
+    sql: 'SELECT v FROM shared_theme',
+    expect: { rows: [{ v: 'dark' }] },
   },
   // Inheritance.
   {
