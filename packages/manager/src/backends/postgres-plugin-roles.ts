@@ -82,9 +82,23 @@ export function pluginRoleNames(database: string, plugin: string): PluginRoleNam
  */
 export const catalogSearchPath = 'SET LOCAL search_path = pg_catalog, pg_temp'
 
-/** The relations of the host's schema, as one string that changes when any is added, dropped, renamed or (a view) redefined. */
-const hostRelationsSql =
-  "SELECT coalesce(md5(string_agg(c.oid::text || ' ' || c.relkind::text || ' ' || c.relname || coalesce(' ' || (SELECT string_agg(r.xmin::text, ' ') FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid), ''), ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace"
+/**
+ * What the grant of one relation of the host's schema depends on: its name and kind, its rules (a
+ * view's query), the foreign keys to and from it, its triggers (and whether they run as their
+ * owner), its inheritance children.
+ */
+const relationSignature = [
+  'c.oid::text',
+  'c.relkind::text',
+  'c.relname::text',
+  "(SELECT string_agg(r.oid::text || '.' || r.xmin::text, ' ' ORDER BY r.oid) FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid)",
+  "(SELECT string_agg(k.oid::text || '.' || k.xmin::text, ' ' ORDER BY k.oid) FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND (k.conrelid = c.oid OR k.confrelid = c.oid))",
+  "(SELECT string_agg(t.oid::text || '.' || p.prosecdef::text, ' ' ORDER BY t.oid) FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid WHERE t.tgrelid = c.oid)",
+  "(SELECT string_agg(i.inhrelid::text, ' ' ORDER BY i.inhrelid) FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)",
+].join(', ')
+
+/** The relations of the host's schema, as one string that changes whenever what their grants depend on does. */
+const hostRelationsSql = `SELECT coalesce(md5(string_agg(concat_ws(' ', ${relationSignature}), ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace`
 
 /** What a plugin's session reads of its role's grant, right before and right after its statement. */
 export interface GrantState {
@@ -201,47 +215,79 @@ function isHostOwn(name: string): boolean {
   return /^corral_/i.test(name)
 }
 
-/** A relation of the host's schema, as the sync reads it. */
+/** A relation of the host's schema, as the sync reads it (other relations by oid, of any schema). */
 interface HostRelation {
   oid: string
   name: string
   kind: string
   /** Its `serial` and identity sequences. */
   sequences: string[]
-  /** What a view or materialized view reads (relation oids, of any schema). */
+  /** What a view or materialized view reads. */
   reads: string[]
+  /** The tables its foreign keys reference: writing it probes them. */
+  references: string[]
+  /** The tables whose foreign keys reference it: writing it probes them. */
+  referencedBy: string[]
+  /** Of those, the ones a write to it changes (`CASCADE`, `SET NULL`, `SET DEFAULT`). */
+  cascadesTo: string[]
+  /** Whether a write to it runs something with its owner's rights: a rule, a `SECURITY DEFINER` trigger. */
+  runsAsOwner: boolean
+  /** Its inheritance children and partitions: a write to it may land there. */
+  children: string[]
 }
 
 /**
- * The relations (oids) `principal` may read and write: those of a covered kind whose name a glob
- * matches, except the host's own; a view or materialized view only if everything it reads is
- * granted too, so a grant on a view never grants what is behind it (PostgreSQL would read that with
- * the view owner's rights). What lies outside the host's schema is never granted.
+ * The relations (oids) `principal` may read and write. A relation of a covered kind whose name a
+ * glob matches, except the host's own, and only where nothing it leads to is outside the grant,
+ * since PostgreSQL would reach that with the owner's rights: a view or materialized view needs
+ * everything it reads granted; a write needs read on every table its foreign keys probe, write on
+ * every table they cascade into, no rule or `SECURITY DEFINER` trigger, and the same of every
+ * child it may write into. Relations outside the host's schema are never granted. The greatest
+ * such sets: a cycle of foreign keys among granted tables stays granted.
  */
 function grantedRelations(
   relations: readonly HostRelation[],
   principal: SqlPrincipal,
 ): { read: Set<string>; write: Set<string> } {
   const byOid = new Map(relations.map((relation) => [relation.oid, relation]))
-  const granted = (globs: readonly string[], kinds: ReadonlySet<string>): Set<string> => {
-    const verdicts = new Map<string, boolean>()
-    const covers = (oid: string): boolean => {
-      const known = verdicts.get(oid)
-      if (known !== undefined) return known
-      const relation = byOid.get(oid)
-      // Views cannot read themselves, directly or not: this recursion ends.
-      const verdict =
-        relation !== undefined &&
-        kinds.has(relation.kind) &&
-        !isHostOwn(relation.name) &&
-        matchAnyScope(globs, relation.name) &&
-        relation.reads.every(covers)
-      verdicts.set(oid, verdict)
-      return verdict
+  const named = (globs: readonly string[], kinds: ReadonlySet<string>) =>
+    new Set(
+      relations
+        .filter((r) => kinds.has(r.kind) && !isHostOwn(r.name) && matchAnyScope(globs, r.name))
+        .map((r) => r.oid),
+    )
+  /** Drops members that fail `keeps` until none does. */
+  const narrow = (set: Set<string>, keeps: (relation: HostRelation) => boolean) => {
+    for (let changed = true; changed; ) {
+      changed = false
+      for (const oid of set) {
+        const relation = byOid.get(oid)
+        if (relation === undefined || !keeps(relation)) {
+          set.delete(oid)
+          changed = true
+        }
+      }
     }
-    return new Set(relations.filter((relation) => covers(relation.oid)).map((relation) => relation.oid))
   }
-  return { read: granted(principal.read, readableKinds), write: granted(principal.write, writableKinds) }
+  const read = named(principal.read, readableKinds)
+  narrow(read, (r) => r.reads.every((oid) => read.has(oid)))
+  const writesSafely = (relation: HostRelation, seen: Set<string>): boolean => {
+    if (seen.has(relation.oid)) return true
+    seen.add(relation.oid)
+    return (
+      !relation.runsAsOwner &&
+      relation.references.every((oid) => read.has(oid)) &&
+      relation.referencedBy.every((oid) => read.has(oid)) &&
+      relation.cascadesTo.every((oid) => write.has(oid)) &&
+      relation.children.every((oid) => {
+        const child = byOid.get(oid)
+        return child !== undefined && writesSafely(child, seen)
+      })
+    )
+  }
+  const write = named(principal.write, writableKinds)
+  narrow(write, (r) => r.reads.every((oid) => write.has(oid)) && writesSafely(r, new Set()))
+  return { read, write }
 }
 
 /**
@@ -273,7 +319,15 @@ export async function syncPluginGrants(
                  AND s.relnamespace = c.relnamespace AND d.deptype IN ('a', 'i')) AS sequences,
          array(SELECT DISTINCT d.refobjid::text FROM pg_rewrite r JOIN pg_depend d
                  ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-               WHERE r.ev_class = c.oid AND d.refobjid <> c.oid) AS reads
+               WHERE r.ev_class = c.oid AND d.refobjid <> c.oid) AS reads,
+         array(SELECT k.confrelid::text FROM pg_constraint k WHERE k.contype = 'f' AND k.conrelid = c.oid) AS "references",
+         array(SELECT k.conrelid::text FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid) AS "referencedBy",
+         array(SELECT k.conrelid::text FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid
+               AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))) AS "cascadesTo",
+         EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
+           OR EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                      WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.prosecdef) AS "runsAsOwner",
+         array(SELECT i.inhrelid::text FROM pg_inherits i WHERE i.inhparent = c.oid) AS children
        FROM pg_class c WHERE c.relnamespace = $1::text::regnamespace`,
       [hostSchema],
     )

@@ -45,6 +45,20 @@ export const leakSchema: readonly string[] = [
   'CREATE TABLE shared_events (k TEXT, v TEXT) PARTITION BY LIST (k)',
   "CREATE TABLE hidden_events_a PARTITION OF shared_events FOR VALUES IN ('a')",
   "INSERT INTO shared_events VALUES ('a', 'event-row')",
+  // Writes that reach further: a cascading foreign key, a rule, triggers, a probed key.
+  'CREATE TABLE stats_parent (id INT PRIMARY KEY)',
+  'INSERT INTO stats_parent VALUES (1)',
+  'CREATE TABLE vault_child (parent INT REFERENCES stats_parent (id) ON DELETE CASCADE ON UPDATE CASCADE, secret TEXT)',
+  `INSERT INTO vault_child VALUES (1, '${secretMarker}vault-child')`,
+  'CREATE TABLE stats_ruled (v TEXT)',
+  'CREATE RULE stats_ruled_copy AS ON INSERT TO stats_ruled DO ALSO INSERT INTO secrets VALUES (new.v)',
+  "CREATE FUNCTION copy_to_secrets() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS 'BEGIN INSERT INTO public.secrets VALUES (NEW.v); RETURN NEW; END'",
+  'CREATE TABLE stats_definer (v TEXT)',
+  'CREATE TRIGGER stats_definer_copy AFTER INSERT ON stats_definer FOR EACH ROW EXECUTE FUNCTION copy_to_secrets()',
+  "CREATE FUNCTION copy_as_caller() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO public.secrets VALUES (NEW.v); RETURN NEW; END'",
+  'CREATE TABLE stats_invoker (v TEXT)',
+  'CREATE TRIGGER stats_invoker_copy AFTER INSERT ON stats_invoker FOR EACH ROW EXECUTE FUNCTION copy_as_caller()',
+  'CREATE TABLE stats_owners (u TEXT REFERENCES users (name))',
   // Views named like the grant: one over a secret table, one over a granted table.
   'CREATE VIEW shared_user_names AS SELECT name FROM users',
   'CREATE VIEW shared_theme AS SELECT v FROM shared_config',
@@ -59,6 +73,7 @@ export const ungrantedObjects: readonly string[] = [
   'SELECT * FROM hidden_child ORDER BY v',
   'SELECT * FROM secret_events ORDER BY v',
   'SELECT * FROM hidden_events_a ORDER BY v',
+  'SELECT * FROM vault_child ORDER BY parent',
   // Every host object's definition: columns, constraints, triggers, rules, inheritance, owner.
   `SELECT n.nspname, c.relname, c.relkind::text, c.relowner::regrole::text AS owner,
      (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
@@ -455,6 +470,48 @@ export const postgresLeakCases: readonly SqlLeakCase[] = [
     name: 'a data-modifying CTE on a secret table',
     sql: 'WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d',
     expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: 'DELETE cascading into an ungranted table',
+    sql: 'DELETE FROM stats_parent',
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: 'UPDATE cascading into an ungranted table',
+    sql: 'UPDATE stats_parent SET id = 2',
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: "a host's rule writing an ungranted table",
+    sql: "INSERT INTO stats_ruled VALUES ('x')",
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: "a host's SECURITY DEFINER trigger writing an ungranted table",
+    sql: "INSERT INTO stats_definer VALUES ('x')",
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: "a host's trigger writing an ungranted table with the plugin's rights",
+    sql: "INSERT INTO stats_invoker VALUES ('x')",
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: 'an insert whose foreign key probes a secret table',
+    sql: "INSERT INTO stats_owners VALUES ('root')",
+    expect: denied,
+  },
+  {
+    leak: 'writes',
+    name: 'a table whose foreign key probes a secret one stays readable',
+    sql: 'SELECT count(*) AS n FROM stats_owners',
+    expect: { rows: [{ n: 0 }] },
   },
   // Becoming the host within one statement (why a plugin logs in as its role, see postgres-plugin-roles.ts).
   {
