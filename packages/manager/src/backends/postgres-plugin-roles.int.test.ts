@@ -153,6 +153,24 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     await expect(asPlugin('SELECT v FROM shared_motd')).rejects.toMatchObject({ code: 'permission_denied' })
   })
 
+  it("refuses to run a plugin's SQL while a function that runs as its owner is callable by plugins", async () => {
+    await db.exec(
+      "CREATE FUNCTION public.user_passwords() RETURNS TEXT SECURITY DEFINER LANGUAGE sql AS 'SELECT string_agg(password, '','') FROM public.users'",
+      [],
+    )
+    const call = 'SELECT user_passwords() AS p'
+    try {
+      await expect(asPlugin(call)).rejects.toMatchObject({
+        code: 'unavailable',
+        message: expect.stringContaining('REVOKE EXECUTE ON FUNCTION public.user_passwords() FROM PUBLIC'),
+      })
+    } finally {
+      await db.exec('REVOKE EXECUTE ON FUNCTION public.user_passwords() FROM PUBLIC', [])
+    }
+    await expect(asPlugin(call)).rejects.toMatchObject({ code: 'permission_denied' })
+    expect(await asPlugin('SELECT v FROM shared_config')).toEqual([{ v: 'dark' }])
+  })
+
   it('does not trust a grant another host replica synced for a wider policy', async () => {
     const replica = await createPostgresDatabase({ url })
     try {

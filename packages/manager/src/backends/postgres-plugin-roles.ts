@@ -97,8 +97,14 @@ const relationSignature = [
   "(SELECT string_agg(i.inhrelid::text, ' ' ORDER BY i.inhrelid) FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)",
 ].join(', ')
 
-/** The relations of the host's schema, as one string that changes whenever what their grants depend on does. */
-const hostRelationsSql = `SELECT coalesce(md5(string_agg(concat_ws(' ', ${relationSignature}), ',' ORDER BY c.oid)), '') FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace`
+/**
+ * The relations of the host's schema, and the `SECURITY DEFINER` functions outside the catalog
+ * (with their rights: their row changes on `GRANT`/`REVOKE`), as one string that changes whenever
+ * what a plugin's grant depends on does.
+ */
+const hostRelationsSql = `SELECT md5(
+  coalesce((SELECT string_agg(concat_ws(' ', ${relationSignature}), ',' ORDER BY c.oid) FROM pg_catalog.pg_class c WHERE c.relnamespace = $1::text::regnamespace), '')
+  || ';' || coalesce((SELECT string_agg(p.oid::text || '.' || p.xmin::text, ' ' ORDER BY p.oid) FROM pg_catalog.pg_proc p WHERE p.prosecdef AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace), ''))`
 
 /** What a plugin's session reads of its role's grant, right before and right after its statement. */
 export interface GrantState {
@@ -331,6 +337,24 @@ export async function syncPluginGrants(
        FROM pg_class c WHERE c.relnamespace = $1::text::regnamespace`,
       [hostSchema],
     )
+    // A function that runs as its owner does whatever its owner may: one the plugin may call would
+    // be a grant beyond its own. PUBLIC may call every new function, so this fails closed.
+    const definer = await client.query<{ fn: string }>(
+      `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+       WHERE p.prosecdef AND p.pronamespace <> 'pg_catalog'::regnamespace
+         AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
+         AND p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = $1)
+         AND has_schema_privilege($1, p.pronamespace, 'USAGE') AND has_function_privilege($1, p.oid, 'EXECUTE')
+       ORDER BY 1 LIMIT 1`,
+      [names.role],
+    )
+    const callable = definer.rows[0]?.fn
+    if (callable !== undefined) {
+      throw new PluginError(
+        'unavailable',
+        `${callable} runs with its owner's rights and plugin roles may call it: REVOKE EXECUTE ON FUNCTION ${callable} FROM PUBLIC`,
+      )
+    }
     const granted = grantedRelations(listed.rows, principal)
     const read: string[] = []
     const write: string[] = []
