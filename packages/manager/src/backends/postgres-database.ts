@@ -59,10 +59,12 @@ function postgresError(error: unknown): PluginError {
  * so a host that stays embedded does not load it (it is an optional peer dependency).
  *
  * Statements go through the extended query protocol even without parameters, so the server itself
- * refuses more than one statement per call.
+ * refuses more than one statement per call. A statement with a `principal` runs as that plugin's
+ * own role, on its own pool, so the server enforces the plugin's grant (see postgres-plugin-roles.ts).
  *
  * @example
  * const db = await createPostgresDatabase({ url: process.env.DATABASE_URL })
+ * await db.query('SELECT * FROM stats_daily', [], { principal: { plugin: 'stats', read: ['stats_*'], write: [] } })
  */
 export async function createPostgresDatabase(options: PostgresDatabaseOptions): Promise<SqlDatabase> {
   let pg: typeof import('pg')['default']
