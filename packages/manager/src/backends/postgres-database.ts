@@ -1,13 +1,35 @@
 import { PluginError } from '@corral/types'
-import type { Pool, QueryConfig, QueryResult } from 'pg'
-import { jsonRow, type SqlDatabase, type SqlRunOptions } from './sql-database.js'
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg'
+import {
+  catalogSearchPath,
+  ensurePluginRole,
+  isSyncedFor,
+  type PluginRoleNames,
+  pluginRoleNames,
+  quoteIdentifier,
+  readGrantState,
+  syncPluginGrants,
+} from './postgres-plugin-roles.js'
+import { jsonRow, type SqlDatabase, type SqlPrincipal, type SqlRunOptions } from './sql-database.js'
 
 /** Options of {@link createPostgresDatabase}. */
 export interface PostgresDatabaseOptions {
   /** A `postgres://` connection URL (what `DATABASE_URL` holds). */
   url: string
-  /** The most connections the pool opens. Default 10. */
+  /** The most connections the host's own pool opens. Default 10. */
   maxConnections?: number
+  /** The most connections each plugin's pool opens (as its role). Default 2. */
+  maxPluginConnections?: number
+  /** The schema of the host's tables, which plugins' grants name. Default `public`. */
+  schema?: string
+}
+
+/** The bound of a plugin's statement, or of a plan, when the caller gives none. */
+const defaultTimeoutMs = 30_000
+
+/** A plugin's grant was re-synced (for another policy) while its statement was being checked or ran. */
+function grantChanged(): PluginError {
+  return new PluginError('unavailable', "the plugin's database grant changed during the statement; try again")
 }
 
 /** One node of PostgreSQL's `EXPLAIN (FORMAT JSON)` plan, as far as the check reads it. */
@@ -20,12 +42,14 @@ interface PlanNode {
 
 /** SQLSTATE classes that mean the server, not the statement, failed. */
 function postgresError(error: unknown): PluginError {
+  if (error instanceof PluginError) return error
   const code = (error as { code?: unknown }).code
   if (typeof code !== 'string' || code.length !== 5) return PluginError.from(error, 'unavailable')
   if (code === '57014') return PluginError.from(error, 'deadline_exceeded')
-  if (code.startsWith('08') || code.startsWith('53') || code.startsWith('57'))
+  // 28: a plugin role's login refused (pg_hba.conf, or its role changed meanwhile).
+  if (code.startsWith('08') || code.startsWith('28') || code.startsWith('53') || code.startsWith('57'))
     return PluginError.from(error, 'unavailable')
-  // 25006: a write inside a READ ONLY transaction; 42501: the server's own privileges.
+  // 25006: a write inside a READ ONLY transaction; 42501: the server's privileges, naming the object.
   if (code === '25006' || code === '42501') return PluginError.from(error, 'permission_denied')
   return PluginError.from(error, 'invalid_argument')
 }
@@ -35,10 +59,12 @@ function postgresError(error: unknown): PluginError {
  * so a host that stays embedded does not load it (it is an optional peer dependency).
  *
  * Statements go through the extended query protocol even without parameters, so the server itself
- * refuses more than one statement per call.
+ * refuses more than one statement per call. A statement with a `principal` runs as that plugin's
+ * own role, on its own pool, so the server enforces the plugin's grant (see postgres-plugin-roles.ts).
  *
  * @example
  * const db = await createPostgresDatabase({ url: process.env.DATABASE_URL })
+ * await db.query('SELECT * FROM stats_daily', [], { principal: { plugin: 'stats', read: ['stats_*'], write: [] } })
  */
 export async function createPostgresDatabase(options: PostgresDatabaseOptions): Promise<SqlDatabase> {
   let pg: typeof import('pg')['default']
@@ -68,6 +94,135 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     })
   }
 
+  const hostSchema = options.schema ?? 'public'
+  const database = ((await pool.query('SELECT current_database() AS name')).rows[0] as { name: string }).name
+
+  /** Borrows a connection of `from` within `timeoutMs`; a connection that comes later goes back. */
+  async function connectWithin(from: Pool, timeoutMs: number): Promise<PoolClient> {
+    const connecting = from.connect()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new PluginError('deadline_exceeded', 'no database connection became free in time')),
+        timeoutMs,
+      )
+    })
+    try {
+      return await Promise.race([connecting, late])
+    } catch (error) {
+      connecting.then(
+        (client) => client.release(),
+        () => {},
+      )
+      throw error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Each plugin's own pool, logged in as its role; made (role, password, schema) on first use. */
+  const pluginPools = new Map<string, Promise<{ names: PluginRoleNames; pool: Pool }>>()
+
+  function pluginPool(plugin: string, timeoutMs: number): Promise<{ names: PluginRoleNames; pool: Pool }> {
+    let entry = pluginPools.get(plugin)
+    if (entry === undefined) {
+      entry = (async () => {
+        const names = pluginRoleNames(database, plugin)
+        const client = await connectWithin(pool, timeoutMs)
+        let password: string
+        try {
+          password = await ensurePluginRole(client, hostSchema, names, timeoutMs)
+        } finally {
+          client.release()
+        }
+        const url = new URL(options.url)
+        url.username = encodeURIComponent(names.role)
+        url.password = encodeURIComponent(password)
+        const own: Pool = new pg.Pool({
+          connectionString: url.toString(),
+          max: options.maxPluginConnections ?? 2,
+          idleTimeoutMillis: 10_000,
+          types,
+        })
+        own.on('error', () => {})
+        return { names, pool: own }
+      })()
+      pluginPools.set(plugin, entry)
+      // A failed set-up is tried again on the plugin's next statement.
+      entry.catch(() => pluginPools.delete(plugin))
+    }
+    return entry
+  }
+
+  /** Re-grants `principal` as the host when what its role holds was synced from another grant or schema. */
+  async function syncGrants(names: PluginRoleNames, principal: SqlPrincipal, timeoutMs: number) {
+    const client = await connectWithin(pool, timeoutMs)
+    try {
+      await syncPluginGrants(client, hostSchema, names, principal, timeoutMs)
+    } finally {
+      client.release()
+    }
+  }
+
+  /**
+   * Runs `query` as `principal`, on its own connection: in a transaction whose search path is the
+   * plugin's schema, then the host's, bounded by `timeoutMs` from the start (connection, grant sync
+   * and statement together). The role's privileges are checked against the grant in that same
+   * transaction, right before the statement, and synced first if they differ.
+   */
+  async function runAs(
+    principal: SqlPrincipal,
+    query: QueryConfig,
+    options: SqlRunOptions,
+  ): Promise<QueryResult> {
+    const deadline = Date.now() + (options.timeoutMs ?? defaultTimeoutMs)
+    const left = () => Math.max(1, Math.ceil(deadline - Date.now()))
+    const { names, pool: own } = await pluginPool(principal.plugin, left())
+    let client: PoolClient
+    try {
+      client = await connectWithin(own, left())
+    } catch (error) {
+      // A refused login (the role or its password changed): set the role up again next time.
+      if (String((error as { code?: unknown }).code).startsWith('28')) {
+        pluginPools.delete(principal.plugin)
+        own.end().catch(() => {})
+      }
+      throw error
+    }
+    try {
+      const begin = options.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN'
+      await client.query(`${begin}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`)
+      let checked = await readGrantState(client, hostSchema)
+      if (!isSyncedFor(checked, principal)) {
+        await syncGrants(names, principal, left())
+        await client.query(`SET LOCAL statement_timeout = ${left()}`)
+        checked = await readGrantState(client, hostSchema)
+        if (!isSyncedFor(checked, principal)) throw grantChanged()
+      }
+      await client.query(
+        `SET LOCAL search_path = ${quoteIdentifier(names.schema)}, ${quoteIdentifier(hostSchema)}`,
+      )
+      const result = await client.query(query)
+      // The server checked the role's privileges as the statement started: if any re-grant came
+      // since the check above, the statement may have run with another grant's, so it does not count.
+      await client.query(catalogSearchPath)
+      if ((await readGrantState(client, hostSchema)).synced !== checked.synced) throw grantChanged()
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    } finally {
+      // Nothing of a statement outlives it on the connection: temporary tables, session settings,
+      // advisory locks, LISTEN. A connection that cannot be reset is closed instead.
+      const reset = await client.query('DISCARD ALL').then(
+        () => undefined,
+        (error: Error) => error,
+      )
+      client.release(reset)
+    }
+  }
+
   async function run(
     sql: string,
     params: readonly unknown[],
@@ -76,6 +231,7 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     // queryMode is in pg, not yet in @types/pg.
     const query = { text: sql, values: [...params], queryMode: 'extended' } as QueryConfig
     try {
+      if (options.principal !== undefined) return await runAs(options.principal, query, options)
       if (options.readOnly !== true && options.timeoutMs === undefined) return await pool.query(query)
       // In a transaction of its own: READ ONLY when the statement was checked as a read (the
       // server refuses a write), and a server-side timeout that really cancels the statement.
@@ -101,16 +257,16 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     }
   }
 
-  // The relations a statement's plan touches depend on its text (and the schema), not on its
-  // parameters: kept a short while, so a changed schema is seen soon.
-  const plans = new Map<string, { until: number; opened: { reads: string[]; writes: string[] } }>()
-
   return {
     dialect: 'postgresql',
-    async opened(sql, params) {
-      const known = plans.get(sql)
-      if (known !== undefined && known.until > Date.now()) return known.opened
-      const result = await run(`EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`, params)
+    async opened(sql, params, options = {}) {
+      // Planned afresh each time, in a read-only transaction: the plan depends on the parameters
+      // and on objects renamed since, and planning runs immutable functions (as the principal).
+      const result = await run(`EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`, params, {
+        ...options,
+        readOnly: true,
+        timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      })
       const reads = new Set<string>()
       const writes = new Set<string>()
       const visit = (node: PlanNode) => {
@@ -126,11 +282,7 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       for (const entry of plan ?? []) visit(entry.Plan)
       // The target of an UPDATE or DELETE is scanned to find its rows: that is the write, as in SQLite.
       for (const table of writes) reads.delete(table)
-      const opened = { reads: [...reads], writes: [...writes] }
-      plans.delete(sql)
-      plans.set(sql, { until: Date.now() + 30_000, opened })
-      if (plans.size > 1000) plans.delete(plans.keys().next().value as string)
-      return opened
+      return { reads: [...reads], writes: [...writes] }
     },
     async query(sql, params, options) {
       const result = await run(sql, params, options)
@@ -141,6 +293,10 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       return result.rowCount ?? 0
     },
     async close() {
+      const own = await Promise.allSettled(pluginPools.values())
+      await Promise.all(
+        own.map((entry) => (entry.status === 'fulfilled' ? entry.value.pool.end() : undefined)),
+      )
       await pool.end()
     },
   }

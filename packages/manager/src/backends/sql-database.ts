@@ -3,6 +3,16 @@ import type { SqlAccess, SqlDialect } from '../host-api/sql-access.js'
 /** A value a plugin may bind to a `$n` placeholder. */
 export type SqlValue = string | number | boolean | null
 
+/** The plugin a statement runs for, and its database grant: the backend enforces it. */
+export interface SqlPrincipal {
+  /** The plugin's name: its own tables live in its own namespace (SQLite: an attached database; PostgreSQL: a schema), owned by it. */
+  plugin: string
+  /** Table-name globs the plugin may read (its effective grant's `db` read scopes). */
+  read: readonly string[]
+  /** Table-name globs the plugin may write (its effective grant's `db` write scopes). */
+  write: readonly string[]
+}
+
 /** What running one statement may check on the way, besides running it. */
 export interface SqlRunOptions {
   /**
@@ -32,6 +42,8 @@ export interface SqlRunOptions {
    * past it, without reading the rest; PostgreSQL returns them all (the host API counts them).
    */
   maxRows?: number
+  /** Runs the statement as this plugin: the database refuses whatever the grant does not cover (permission_denied). */
+  principal?: SqlPrincipal
 }
 
 /**
@@ -50,9 +62,14 @@ export interface SqlDatabase {
    * The tables the database itself would open to run a statement, from its own plan — a second
    * opinion behind the parse (SQLite: `EXPLAIN` opcodes, foreign-key checks included; PostgreSQL:
    * `EXPLAIN (FORMAT JSON)` relations, which do not show foreign-key checks, run in triggers).
-   * Names are normalised like {@link SqlAccess}'s.
+   * Names are normalised like {@link SqlAccess}'s. Bounded like a statement (`timeoutMs`), and
+   * planned as `principal` when given: PostgreSQL runs immutable functions while planning.
    */
-  opened?(sql: string, params: readonly SqlValue[]): Promise<{ reads: string[]; writes: string[] }>
+  opened?(
+    sql: string,
+    params: readonly SqlValue[],
+    options?: Pick<SqlRunOptions, 'timeoutMs' | 'principal'>,
+  ): Promise<{ reads: string[]; writes: string[] }>
   close(): Promise<void>
 }
 

@@ -39,7 +39,7 @@ export function createTestClock(): TestClock {
 const redisDatabases: Record<string, number> = { db: 1, http: 2, host: 3, smtp: 4, policy: 5 }
 
 /** A PostgreSQL database of its own for `suite`, created empty. */
-async function freshPostgresDatabase(suite: string): Promise<string> {
+export async function freshPostgresDatabase(suite: string): Promise<string> {
   const adminUrl = inject('databaseUrl')
   const name = `corral_test_${suite}`
   const admin = new pg.Client({ connectionString: adminUrl })
