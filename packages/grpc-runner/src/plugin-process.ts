@@ -17,6 +17,8 @@ export interface SpawnPluginOptions {
   cwd?: string
   /** The plugin's whole environment: nothing of the host's is added. */
   env: Record<string, string>
+  /** Written to the plugin's stdin as soon as it starts (the pipe stays open after it). */
+  stdinLine?: string
   /** How long until the handshake line must have arrived. */
   startTimeoutMs: number
   logger: Logger
@@ -40,6 +42,22 @@ export interface PluginProcess {
 const setpriv =
   process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined
 
+// Node opens its own descriptors close-on-exec, but not those the host inherited without it (a
+// socket from systemd, a pipe of whatever started the host): a child would get them all. Node
+// cannot close a descriptor in a child before exec, so bash does it: every descriptor above 2 in
+// the launcher is closed, then the plugin is exec'd with only stdin, stdout and stderr.
+const bash = process.platform === 'linux' && existsSync('/bin/bash') ? '/bin/bash' : undefined
+const closeInheritedFds =
+  'for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then exec {fd}<&-; fi; done; exec "$@"'
+
+/** The program and arguments that start `command`: under setpriv and the launcher, where there are. */
+function launchCommand(command: string, args: readonly string[]): [string, string[]] {
+  let argv = [command, ...args]
+  if (bash !== undefined) argv = [bash, '-c', closeInheritedFds, 'corral-launch', ...argv]
+  if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv]
+  return [argv[0] as string, argv.slice(1)]
+}
+
 const maxHandshakeBytes = 64 * 1024
 const stderrTailBytes = 2048
 /** Beyond this a second, the host stops reading a plugin's output pipe until the second is over. */
@@ -51,10 +69,7 @@ const maxOutputBytesPerSecond = 1 << 20
  */
 export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginProcess> {
   const { name, logger } = options
-  const [file, args] =
-    setpriv === undefined
-      ? [options.command, [...options.args]]
-      : [setpriv, ['--pdeathsig', 'SIGKILL', '--', options.command, ...options.args]]
+  const [file, args] = launchCommand(options.command, options.args)
   let child: ChildProcess
   try {
     child = spawn(file, args, {
@@ -77,6 +92,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     })
   })
   child.stdin?.on('error', () => {})
+  if (options.stdinLine !== undefined) child.stdin?.write(options.stdinLine)
 
   let stderrTail = ''
   let handshakeDone = false
