@@ -44,16 +44,18 @@ const setpriv =
 
 // Node opens its own descriptors close-on-exec, but not those the host inherited without it (a
 // socket from systemd, a pipe of whatever started the host): a child would get them all. Node
-// cannot close a descriptor in a child before exec, so bash does it: every descriptor above 2 in
-// the launcher is closed, then the plugin is exec'd with only stdin, stdout and stderr.
-const bash = process.platform === 'linux' && existsSync('/bin/bash') ? '/bin/bash' : undefined
+// cannot close a descriptor in a child before exec, so a perl one-liner (perl-base is part of every
+// Debian) closes every descriptor above 2 and execs the plugin, its environment untouched.
+const perl = process.platform === 'linux' && existsSync('/usr/bin/perl') ? '/usr/bin/perl' : undefined
 const closeInheritedFds =
-  'for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then exec {fd}<&-; fi; done; exec "$@"'
+  'opendir(my $d, "/proc/self/fd") or die "corral: no /proc/self/fd: $!\\n"; ' +
+  'my @fds = grep { /^\\d+$/ && $_ > 2 } readdir($d); closedir($d); POSIX::close($_) for @fds; ' +
+  'exec { $ARGV[0] } @ARGV or die "corral: cannot run $ARGV[0]: $!\\n"'
 
 /** The program and arguments that start `command`: under setpriv and the launcher, where there are. */
 function launchCommand(command: string, args: readonly string[]): [string, string[]] {
   let argv = [command, ...args]
-  if (bash !== undefined) argv = [bash, '-c', closeInheritedFds, 'corral-launch', ...argv]
+  if (perl !== undefined) argv = [perl, '-MPOSIX', '-e', closeInheritedFds, '--', ...argv]
   if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv]
   return [argv[0] as string, argv.slice(1)]
 }
