@@ -172,6 +172,12 @@ describe('a broker on TCP (a plugin that chose TCP in its handshake)', () => {
       const outcomes = await Promise.all(tried.map((approach) => callHostAs(address.address, approach)))
       expect(outcomes.includes('accepted')).toBe(reachable)
       expect(served > 0).toBe(reachable)
+      // The control: the same call with the plugin's own secret gets through (the guesses above
+      // were refused for what they carried, not for how they were sent).
+      const secret = plugin.reattachConfig.secrets?.plugin
+      if (secret !== undefined) {
+        expect(await callHostAs(address.address, { kind: 'plain', secret })).toBe('accepted')
+      }
     } finally {
       await plugin.stop()
     }

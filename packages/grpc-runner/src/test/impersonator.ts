@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect } from 'node:tls'
@@ -6,13 +7,11 @@ import {
   channelSecurity,
   controllerService,
   deadlineIn,
-  generatePeerSecrets,
   hostService,
   pluginService,
-  sendPeerSecret,
   unary,
 } from '@corral/proto'
-import { Client, type ClientOptions, credentials } from '@grpc/grpc-js'
+import { Client, type ClientOptions, credentials, Metadata } from '@grpc/grpc-js'
 
 /**
  * What another process of the host's user can learn about a running plugin without being told:
@@ -60,8 +59,19 @@ export type Approach =
 
 function client(target: string, approach: Approach): Client {
   if (approach.kind === 'plain') {
+    const { secret } = approach
+    // Metadata under the name the host reads; built here, not with the library's own helper.
     const options: ClientOptions =
-      approach.secret === undefined ? {} : { interceptors: [sendPeerSecret(approach.secret)] }
+      secret === undefined
+        ? {}
+        : {
+            callInvocationTransformer: (properties) => {
+              const metadata = new Metadata()
+              metadata.merge(properties.metadata)
+              metadata.set('corral-peer-secret', secret)
+              return { ...properties, metadata }
+            },
+          }
     return new Client(target, credentials.createInsecure(), options)
   }
   const security = channelSecurity({ peerCertPem: approach.serverCertPem, ...approach.own })
@@ -72,7 +82,7 @@ function client(target: string, approach: Approach): Client {
 export function plainApproaches(environ: Record<string, string>): Approach[] {
   return [
     { kind: 'plain' },
-    { kind: 'plain', secret: generatePeerSecrets().plugin },
+    { kind: 'plain', secret: randomBytes(32).toString('base64url') },
     ...Object.values(environ).map((value): Approach => ({ kind: 'plain', secret: value })),
   ]
 }
