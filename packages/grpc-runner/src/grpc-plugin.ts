@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { realpathSync } from 'node:fs'
-import { isAbsolute, relative, resolve } from 'node:path'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { parseRegistration } from '@corral/manifest'
 import {
   type CallResult,
@@ -635,7 +635,8 @@ function resolveEntry(dir: string, path: string, plugin: string): string {
     throw new PluginError('load_failed', `no entry at ${path} (was the plugin built?)`, { plugin })
   }
   const rel = relative(realDir, real)
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+  // `..` as a path segment, not a name that begins with two dots.
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
     throw new PluginError('load_failed', `entry ${path} leads outside the plugin folder (to ${real})`, {
       plugin,
     })
