@@ -55,9 +55,9 @@ describe('the demo host over the example plugins (real workers and processes)', 
     expect(await grpc?.call('stats', {})).toEqual({ days: [{ day: '2026-11-22', notes: 2 }] })
   })
 
-  it('refuses and audits what a pending_review plugin was not granted', async () => {
+  it('refuses and audits what a restricted plugin was not granted', async () => {
     const kv = host.running.get('go-kv')?.plugin
-    expect((await host.policyOf('go-kv')).status).toBe('pending_review')
+    expect((await host.policyOf('go-kv')).status).toBe('restricted')
     await expect(kv?.call('set', { key: 'k', value: 'v' })).rejects.toMatchObject({
       code: 'permission_denied',
     })

@@ -60,6 +60,8 @@ function grantFor(plugin: string): EffectiveGrant {
     },
     rate_limits: { ...defaultRateLimits },
     secret_config_keys: [],
+    env: [],
+    unauthenticated_transport: false,
   }
 }
 

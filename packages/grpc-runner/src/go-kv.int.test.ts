@@ -2,7 +2,14 @@ import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { eventually, examplePlugin, memoryLogger, processExists, recordingHost } from './test/support.js'
+import {
+  eventually,
+  examplePlugin,
+  goKvPolicy,
+  memoryLogger,
+  processExists,
+  recordingHost,
+} from './test/support.js'
 
 describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1, unary calls)', () => {
   const host = recordingHost()
@@ -11,7 +18,7 @@ describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1
   let plugin: Plugin
 
   beforeAll(async () => {
-    const { manifest, dir, grant } = await examplePlugin('go-kv')
+    const { manifest, dir, grant } = await examplePlugin('go-kv', {}, goKvPolicy)
     plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
   })
   afterAll(() => runner.close())

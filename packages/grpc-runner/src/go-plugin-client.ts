@@ -6,12 +6,17 @@ import {
   channelSecurity,
   controllerService,
   deadlineIn,
+  formatPeerSecretsLine,
   generateCertificate,
+  generatePeerSecrets,
   healthService,
   type MtlsMaterial,
+  type PeerSecrets,
+  peerSecretsEnv,
   ServingStatus,
   StdioChannel,
   type StdioData,
+  sendPeerSecret,
   stdioService,
   unary,
 } from '@corral/proto'
@@ -44,6 +49,14 @@ export interface StartGoPluginOptions {
   env?: Record<string, string>
   /** Generate a client certificate, hand it to the plugin, and speak TLS with its certificate pinned. */
   autoMtls?: boolean
+  /**
+   * Without TLS: hand the plugin a fresh pair of secrets on its stdin (never in its environment,
+   * which every process of the same user can read), send the host's with every call into the
+   * plugin, and refuse every call to the broker's services that lacks the plugin's. For Corral SDK
+   * plugins; a stock go-plugin plugin cannot send it. Not with `autoMtls`, which authenticates
+   * both ends already.
+   */
+  peerSecrets?: boolean
   /** How long the plugin has to print its handshake line. Default 10 s. */
   startTimeoutMs?: number
   /** TCP ports the plugin may listen on, where it listens on TCP. */
@@ -66,6 +79,8 @@ export interface ReattachConfig {
   protocolVersion: number
   /** The AutoMTLS (or provisioned) material: the plugin's certificate and the host's own pair. */
   tls?: MtlsMaterial
+  /** The secrets the plugin was started with, where it runs without TLS (`peerSecrets`). */
+  secrets?: PeerSecrets
 }
 
 /** A connected go-plugin plugin. */
@@ -123,7 +138,17 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
   let hostPair: CertificatePair | undefined
   let proc: PluginProcess | undefined
   try {
+    if (options.autoMtls && options.peerSecrets) {
+      throw new PluginError(
+        'invalid_argument',
+        'autoMtls and peerSecrets are two ways to do one thing: pick one',
+        {
+          plugin: name,
+        },
+      )
+    }
     if (options.autoMtls) hostPair = await generateCertificate()
+    const secrets = options.peerSecrets ? generatePeerSecrets() : undefined
     const env: Record<string, string> = {
       ...options.env,
       [options.handshake.magicCookieKey]: options.handshake.magicCookieValue,
@@ -137,12 +162,14 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       env.PLUGIN_MAX_PORT = String(options.portRange.max)
     }
     if (hostPair !== undefined) env.PLUGIN_CLIENT_CERT = hostPair.certPem
+    if (secrets !== undefined) env[peerSecretsEnv] = 'stdin'
     const startTimeoutMs = options.startTimeoutMs ?? defaultStartTimeoutMs
     proc = await spawnPluginProcess({
       command: options.command,
       args: options.args ?? [],
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       env,
+      ...(secrets === undefined ? {} : { stdinLine: formatPeerSecretsLine(secrets) }),
       startTimeoutMs,
       logger,
       name,
@@ -169,6 +196,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
         pid: proc.pid,
         protocolVersion: line.appVersion,
         ...(tls ? { tls } : {}),
+        ...(secrets ? { secrets } : {}),
       },
       exited: proc.exited,
       timeoutMs: startTimeoutMs,
@@ -242,6 +270,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
         protocolVersion: options.protocolVersion,
         ...(pid === undefined ? {} : { pid }),
         ...(options.tls === undefined ? {} : { tls: options.tls }),
+        ...(options.secrets === undefined ? {} : { secrets: options.secrets }),
       },
       ...(options.brokerHost === undefined ? {} : { brokerHost: options.brokerHost }),
       ...(options.maxReceiveBytes === undefined ? {} : { maxReceiveBytes: options.maxReceiveBytes }),
@@ -276,10 +305,19 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
   const { name, reattach } = options
   const target = reattach.network === 'unix' ? `unix:${reattach.address}` : reattach.address
   const security = channelSecurity(reattach.tls)
-  const rpc = new Client(target, security.credentials, {
+  const { secrets } = reattach
+  const channelOptions = {
     ...security.options,
     'grpc.max_receive_message_length': options.maxReceiveBytes ?? -1,
-  })
+  }
+  // Every call into the plugin (its services, health, controller, stdio) carries the host's secret.
+  const rpc = new Client(
+    target,
+    security.credentials,
+    secrets === undefined
+      ? channelOptions
+      : { ...channelOptions, interceptors: [sendPeerSecret(secrets.host)] },
+  )
   try {
     await new Promise<void>((resolve, reject) =>
       rpc.waitForReady(deadlineIn(options.timeoutMs), (error) => (error ? reject(error) : resolve())),
@@ -299,6 +337,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
           ? { network: 'tcp', host: options.brokerHost ?? '127.0.0.1' }
           : { network: 'unix', socketDir: options.socketDir },
       ...(reattach.tls === undefined ? {} : { tls: reattach.tls }),
+      ...(secrets === undefined ? {} : { secrets }),
       name,
     })
   } catch (error) {

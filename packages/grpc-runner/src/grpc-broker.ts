@@ -7,11 +7,14 @@ import {
   type ConnInfo,
   channelSecurity,
   type MtlsMaterial,
+  type PeerSecrets,
+  requirePeerSecret,
+  sendPeerSecret,
   serverOptions,
   serverSecurity,
 } from '@corral/proto'
 import { PluginError } from '@corral/types'
-import type { ChannelCredentials, Client, ClientDuplexStream } from '@grpc/grpc-js'
+import type { ChannelCredentials, Client, ClientDuplexStream, ClientOptions } from '@grpc/grpc-js'
 import { Server } from '@grpc/grpc-js'
 
 /**
@@ -31,7 +34,8 @@ export interface BrokerAddress {
 export interface BrokerTarget {
   target: string
   credentials: ChannelCredentials
-  options: Record<string, string | number>
+  /** Channel options, and the interceptor that sends the host's peer secret where there is one. */
+  options: ClientOptions
 }
 
 /**
@@ -43,6 +47,7 @@ export class GrpcBroker {
   readonly #stream: ClientDuplexStream<ConnInfo, ConnInfo>
   readonly #listen: BrokerListen
   readonly #tls: MtlsMaterial | undefined
+  readonly #secrets: PeerSecrets | undefined
   readonly #name: string
   readonly #offered = new Map<number, ConnInfo>()
   readonly #waiting = new Map<number, (info: ConnInfo) => void>()
@@ -50,8 +55,15 @@ export class GrpcBroker {
   #nextId = 0
   #closed = false
 
-  /** @internal Opened by the go-plugin client once connected. */
-  constructor(client: Client, options: { listen: BrokerListen; tls?: MtlsMaterial; name: string }) {
+  /**
+   * @internal Opened by the go-plugin client once connected. With `tls`, only the plugin's
+   * certificate is accepted on the services offered; with `secrets`, only calls that carry the
+   * plugin's secret reach them, and the host's is sent to the services the plugin offers.
+   */
+  constructor(
+    client: Client,
+    options: { listen: BrokerListen; tls?: MtlsMaterial; secrets?: PeerSecrets; name: string },
+  ) {
     if (options.listen.network === 'tcp' && options.tls === undefined && !isLoopback(options.listen.host)) {
       throw new PluginError(
         'invalid_argument',
@@ -61,6 +73,7 @@ export class GrpcBroker {
     }
     this.#listen = options.listen
     this.#tls = options.tls
+    this.#secrets = options.secrets
     this.#name = options.name
     this.#stream = bidi(client, brokerService.startStream)
     this.#stream.on('data', (info: ConnInfo) => {
@@ -94,7 +107,12 @@ export class GrpcBroker {
     maxReceiveBytes = -1,
   ): Promise<BrokerAddress> {
     if (this.#closed) throw new PluginError('unavailable', 'the broker is closed', { plugin: this.#name })
-    const server = new Server({ ...serverOptions, 'grpc.max_receive_message_length': maxReceiveBytes })
+    // Whoever can reach the socket is not thereby the plugin: every call must carry its secret.
+    const secrets = this.#secrets
+    const options = { ...serverOptions, 'grpc.max_receive_message_length': maxReceiveBytes }
+    const server = new Server(
+      secrets === undefined ? options : { ...options, interceptors: [requirePeerSecret(secrets.plugin)] },
+    )
     addServices(server)
     const listen = this.#listen
     const bindTo =
@@ -148,7 +166,13 @@ export class GrpcBroker {
       }))
     this.#offered.delete(id)
     const target = info.network === 'unix' ? `unix:${info.address}` : String(info.address)
-    return { target, ...channelSecurity(this.#tls) }
+    const { credentials, options } = channelSecurity(this.#tls)
+    const secrets = this.#secrets
+    return {
+      target,
+      credentials,
+      options: secrets === undefined ? options : { ...options, interceptors: [sendPeerSecret(secrets.host)] },
+    }
   }
 
   /** Stops every server offered and ends the stream. */

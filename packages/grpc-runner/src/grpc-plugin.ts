@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { isAbsolute, relative, resolve } from 'node:path'
+import { realpathSync } from 'node:fs'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { parseRegistration } from '@corral/manifest'
 import {
   type CallResult,
@@ -348,24 +348,35 @@ export class GrpcPlugin implements Plugin {
 
   #launch(): Promise<GoPluginClient> {
     const { manifest, dir, grant } = this.#options
+    const { logger, autoMtls } = this.#settings
     const entry = manifest.entry
     let command: string
     let args: string[]
+    // Resolved at every start: a symlink swapped in after load cannot lead out of the folder.
     if ('binary' in entry) {
-      command = insideDir(dir, entry.binary, this.name)
+      command = resolveEntry(dir, entry.binary, this.name)
       args = entry.args
     } else if ('node' in entry) {
       command = process.execPath
-      args = [insideDir(dir, entry.node, this.name), ...entry.args]
+      args = [resolveEntry(dir, entry.node, this.name), ...entry.args]
     } else {
       throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', {
         plugin: this.name,
       })
     }
+    // The manifest asks; only what the administrator granted is passed.
     const env: Record<string, string> = {}
     for (const key of entry.env) {
       const value = process.env[key]
-      if (value !== undefined) env[key] = value
+      if (value !== undefined && grant.env.includes(key)) env[key] = value
+    }
+    const unauthenticated = grant.unauthenticated_transport
+    if (unauthenticated) {
+      logger.log(
+        'warn',
+        `plugin ${this.name} runs without peer authentication (its policy's unauthenticated_transport): any local process of the host's user can call the host as this plugin and call its services`,
+        { plugin: this.name },
+      )
     }
     return startGoPlugin({
       command,
@@ -373,10 +384,12 @@ export class GrpcPlugin implements Plugin {
       cwd: dir,
       env,
       handshake: corralHandshake,
-      autoMtls: this.#settings.autoMtls,
+      // AutoMTLS by default; where the runner turns it off, a secret pair instead.
+      autoMtls: !unauthenticated && autoMtls,
+      peerSecrets: !unauthenticated && !autoMtls,
       startTimeoutMs: grant.limits.init_timeout,
       maxReceiveBytes: receiveLimit(grant.limits.max_output_bytes),
-      logger: this.#settings.logger,
+      logger,
       name: this.name,
     })
   }
@@ -684,17 +697,28 @@ function receiveLimit(maxOutputBytes: number): number {
   return Math.max(maxOutputBytes, resultBatchBytes) + messageEnvelopeBytes
 }
 
-function insideDir(dir: string, path: string, plugin: string): string {
-  const full = resolve(dir, path)
-  const rel = relative(dir, full)
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new PluginError('load_failed', `entry ${path} is outside the plugin folder`, { plugin })
-  }
-  // Said here, plainly: otherwise the failure surfaces as the launcher's own exit code and message.
-  if (!existsSync(full)) {
+/**
+ * The entry's real path (symlinks resolved), refused with `load_failed` naming the path when it is
+ * missing or leads out of the plugin's (real) folder.
+ */
+function resolveEntry(dir: string, path: string, plugin: string): string {
+  let realDir: string
+  let real: string
+  try {
+    realDir = realpathSync(dir)
+    real = realpathSync(resolve(dir, path))
+  } catch {
+    // Said here, plainly: otherwise the failure surfaces as the launcher's own exit code and message.
     throw new PluginError('load_failed', `no entry at ${path} (was the plugin built?)`, { plugin })
   }
-  return full
+  const rel = relative(realDir, real)
+  // `..` as a path segment, not a name that begins with two dots.
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new PluginError('load_failed', `entry ${path} leads outside the plugin folder (to ${real})`, {
+      plugin,
+    })
+  }
+  return real
 }
 
 /**

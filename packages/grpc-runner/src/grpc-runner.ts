@@ -10,8 +10,11 @@ export interface GrpcRunnerOptions {
   /** Receives plugins' logs (hclog stderr lines, forwarded stdio) and the runner's notes. */
   logger?: Logger
   /**
-   * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS). Off by
-   * default: plugin sockets live in a private folder only the host's user can open.
+   * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS): the host's
+   * broker accepts only that plugin's certificate, the plugin only the host's. On by default. Off,
+   * each plugin process gets a secret pair on its stdin instead, checked on every call both ways
+   * (Corral SDK plugins). Either way another plugin cannot call as this one; a policy's
+   * `unauthenticated_transport` turns both off for one plugin that can do neither.
    */
   autoMtls?: boolean
   supervision?: Partial<SupervisionOptions>
@@ -58,7 +61,7 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
   const settings = {
     hostVersion: options.hostVersion ?? '0.0.0',
     logger: options.logger ?? stderrLogger,
-    autoMtls: options.autoMtls ?? false,
+    autoMtls: options.autoMtls ?? true,
     supervision: { ...defaultSupervision, ...options.supervision },
     reattach: options.reattach ?? {},
   }

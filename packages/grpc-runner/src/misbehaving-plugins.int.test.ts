@@ -53,6 +53,14 @@ async function failure(work: Promise<unknown>): Promise<PluginError> {
   return error
 }
 
+/**
+ * Waits until a restarted plugin has been initialised again: `running` comes before the re-init,
+ * and a crash during it is a failed restart, not the crash a test means.
+ */
+async function untilInitialised(plugin: GrpcPlugin): Promise<void> {
+  while (!(await plugin.health()).ready) await new Promise((resolve) => setTimeout(resolve, 50))
+}
+
 /** The plugin's whole process group is gone: no process, no orphan. */
 async function expectNoProcessLeft(pid: number): Promise<void> {
   await eventually(
@@ -125,16 +133,21 @@ describe('misbehaving plugins harm only themselves', () => {
     ])
   })
 
-  it('sees none of the host’s environment but the variables its manifest lists', async () => {
+  it('sees none of the host’s environment but the variables its manifest asks for and its policy grants', async () => {
     process.env.CORRAL_TEST_SECRET = 'host-secret'
     process.env.CORRAL_TEST_PASSED = 'passed-through'
     try {
       const manifest = fixtureManifest('env-reader', 'sdk-plugin.mjs', ['well', 'env-reader'])
-      manifest.entry = { node: 'sdk-plugin.mjs', args: ['well', 'env-reader'], env: ['CORRAL_TEST_PASSED'] }
+      // Asking is not enough: CORRAL_TEST_SECRET is asked for, not granted.
+      manifest.entry = {
+        node: 'sdk-plugin.mjs',
+        args: ['well', 'env-reader'],
+        env: ['CORRAL_TEST_PASSED', 'CORRAL_TEST_SECRET'],
+      }
       const plugin = await runner.load({
         manifest,
         dir: fixturesDir,
-        grant: grantFor(manifest),
+        grant: grantFor(manifest, {}, { env: ['CORRAL_TEST_PASSED', 'HOME'] }),
         hostApi: host.handler,
       })
       await plugin.register()
@@ -147,6 +160,7 @@ describe('misbehaving plugins harm only themselves', () => {
         [
           'CORRAL_PLUGIN',
           'CORRAL_TEST_PASSED',
+          'PLUGIN_CLIENT_CERT',
           'PLUGIN_PROTOCOL_VERSIONS',
           'PLUGIN_UNIX_SOCKET_DIR',
           'TMPDIR',
@@ -164,7 +178,8 @@ describe('misbehaving plugins harm only themselves', () => {
     const plugin = await runner.load({
       manifest,
       dir: fixturesDir,
-      grant: grantFor(manifest),
+      // Written on bare grpc-js, it speaks neither AutoMTLS nor peer secrets.
+      grant: grantFor(manifest, {}, { unauthenticated_transport: true }),
       hostApi: host.handler,
     })
     await plugin.register()
@@ -237,6 +252,7 @@ describe('misbehaving plugins harm only themselves', () => {
     // Restarted with backoff, initialised again, serving.
     await eventually(() => plugin.state === 'running' && plugin.pid !== firstPid, 10_000, 'the restart')
     expect(await plugin.call('echo', 'again')).toBe('again')
+    await untilInitialised(plugin)
 
     // Two restarts in the window are allowed; the third crash quarantines it.
     const secondPid = plugin.pid as number
@@ -246,6 +262,7 @@ describe('misbehaving plugins harm only themselves', () => {
       10_000,
       'the second restart',
     )
+    await untilInitialised(plugin)
     const lastPid = plugin.pid as number
     await plugin.call('crash')
     await eventually(() => plugin.state === 'quarantined', 10_000, 'the quarantine')

@@ -17,6 +17,8 @@ export interface SpawnPluginOptions {
   cwd?: string
   /** The plugin's whole environment: nothing of the host's is added. */
   env: Record<string, string>
+  /** Written to the plugin's stdin as soon as it starts (the pipe stays open after it). */
+  stdinLine?: string
   /** How long until the handshake line must have arrived. */
   startTimeoutMs: number
   logger: Logger
@@ -40,6 +42,24 @@ export interface PluginProcess {
 const setpriv =
   process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined
 
+// Node opens its own descriptors close-on-exec, but not those the host inherited without it (a
+// socket from systemd, a pipe of whatever started the host): a child would get them all. Node
+// cannot close a descriptor in a child before exec, so a perl one-liner (perl-base is part of every
+// Debian) closes every descriptor above 2 and execs the plugin, its environment untouched.
+const perl = process.platform === 'linux' && existsSync('/usr/bin/perl') ? '/usr/bin/perl' : undefined
+const closeInheritedFds =
+  'opendir(my $d, "/proc/self/fd") or die "corral: no /proc/self/fd: $!\\n"; ' +
+  'my @fds = grep { /^\\d+$/ && $_ > 2 } readdir($d); closedir($d); POSIX::close($_) for @fds; ' +
+  'exec { $ARGV[0] } @ARGV or die "corral: cannot run $ARGV[0]: $!\\n"'
+
+/** The program and arguments that start `command`: under setpriv and the launcher, where there are. */
+function launchCommand(command: string, args: readonly string[]): [string, string[]] {
+  let argv = [command, ...args]
+  if (perl !== undefined) argv = [perl, '-MPOSIX', '-e', closeInheritedFds, '--', ...argv]
+  if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv]
+  return [argv[0] as string, argv.slice(1)]
+}
+
 const maxHandshakeBytes = 64 * 1024
 const stderrTailBytes = 2048
 /** Beyond this a second, the host stops reading a plugin's output pipe until the second is over. */
@@ -51,10 +71,7 @@ const maxOutputBytesPerSecond = 1 << 20
  */
 export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginProcess> {
   const { name, logger } = options
-  const [file, args] =
-    setpriv === undefined
-      ? [options.command, [...options.args]]
-      : [setpriv, ['--pdeathsig', 'SIGKILL', '--', options.command, ...options.args]]
+  const [file, args] = launchCommand(options.command, options.args)
   let child: ChildProcess
   try {
     child = spawn(file, args, {
@@ -77,6 +94,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     })
   })
   child.stdin?.on('error', () => {})
+  if (options.stdinLine !== undefined) child.stdin?.write(options.stdinLine)
 
   let stderrTail = ''
   let handshakeDone = false

@@ -27,6 +27,9 @@ export function parsePolicy(value: unknown): ResourcePolicy {
     rate_limits: { ...defaultRateLimits, ...input.rate_limits },
   }
   if (input.secret_config_keys !== undefined) policy.secret_config_keys = input.secret_config_keys
+  if (input.env !== undefined) policy.env = input.env
+  if (input.unauthenticated_transport !== undefined)
+    policy.unauthenticated_transport = input.unauthenticated_transport
   if (input.updated_at !== undefined) policy.updated_at = input.updated_at
   if (input.updated_by !== undefined) policy.updated_by = input.updated_by
   return policy

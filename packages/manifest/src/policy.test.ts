@@ -1,5 +1,6 @@
 import type { Permission, ResourcePolicy, ResourceRequest } from '@corral/types'
 import { describe, expect, it } from 'vitest'
+import { parsePolicy } from './parse-policy.js'
 import { defaultLimits, defaultPolicy, effectiveGrant } from './policy.js'
 
 const db = (access: Permission['access'], ...scope: string[]): Permission => ({ type: 'db', access, scope })
@@ -169,6 +170,46 @@ describe('effectiveGrant', () => {
     )
     expect(grant.secret_config_keys).toEqual(['smtp.password'])
     expect(grant.rate_limits.calls_per_second).toBe(5)
+  })
+
+  it('carries the environment grant and the transport opt-out of a decided policy', () => {
+    for (const status of ['approved', 'restricted'] as const) {
+      const grant = effectiveGrant(
+        { permissions: [] },
+        policy([], { status, env: ['TZ'], unauthenticated_transport: true }),
+      )
+      expect([grant.env, grant.unauthenticated_transport]).toEqual([['TZ'], true])
+    }
+  })
+
+  it('grants no environment and no opt-out before a decision, or to a blocked plugin', () => {
+    for (const status of ['pending_review', 'blocked'] as const) {
+      const grant = effectiveGrant(
+        { permissions: [] },
+        policy([], { status, env: ['TZ'], unauthenticated_transport: true }),
+      )
+      expect([grant.env, grant.unauthenticated_transport]).toEqual([[], false])
+    }
+    expect(effectiveGrant({ permissions: [] }, policy([]))).toMatchObject({
+      env: [],
+      unauthenticated_transport: false,
+    })
+  })
+})
+
+describe('parsePolicy', () => {
+  it('reads env and unauthenticated_transport, and refuses a name that is no variable', () => {
+    const parsed = parsePolicy({
+      plugin: 'kv',
+      status: 'restricted',
+      env: ['TZ', 'LANG'],
+      unauthenticated_transport: true,
+    })
+    expect([parsed.env, parsed.unauthenticated_transport]).toEqual([['TZ', 'LANG'], true])
+    expect(() => parsePolicy({ plugin: 'kv', status: 'approved', env: ['A=B'] })).toThrow(/env/)
+    expect(() => parsePolicy({ plugin: 'kv', status: 'approved', unauthenticated_transport: 'yes' })).toThrow(
+      /unauthenticated_transport/,
+    )
   })
 })
 

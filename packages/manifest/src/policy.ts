@@ -80,6 +80,7 @@ function smaller(requested: number | undefined, allowed: number): number {
 export function effectiveGrant(request: ResourceRequest, policy: ResourcePolicy): EffectiveGrant {
   const applied =
     policy.status === 'pending_review' ? { ...defaultPolicy(policy.plugin), status: policy.status } : policy
+  const decided = policy.status !== 'pending_review' && policy.status !== 'blocked'
   const permissions =
     applied.status === 'blocked'
       ? []
@@ -108,5 +109,8 @@ export function effectiveGrant(request: ResourceRequest, policy: ResourcePolicy)
     },
     rate_limits: { ...applied.rate_limits },
     secret_config_keys: [...(policy.secret_config_keys ?? [])],
+    // What weakens isolation is the administrator's to decide: nothing of it before a decision.
+    env: decided ? [...(policy.env ?? [])] : [],
+    unauthenticated_transport: decided && policy.unauthenticated_transport === true,
   }
 }

@@ -390,6 +390,10 @@ export const policyInputSchema = z.strictObject({
     .partial()
     .default({}),
   secret_config_keys: z.array(z.string().min(1)).optional(),
+  env: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+    .optional(),
+  unauthenticated_transport: z.boolean().optional(),
   updated_at: z.string().optional(),
   updated_by: z.string().optional(),
 })

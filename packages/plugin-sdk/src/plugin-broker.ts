@@ -1,5 +1,11 @@
-import { type ConnInfo, channelSecurity, type MtlsMaterial } from '@corral/proto'
-import type { ChannelCredentials, ServerDuplexStream } from '@grpc/grpc-js'
+import {
+  type ConnInfo,
+  channelSecurity,
+  type MtlsMaterial,
+  type PeerSecrets,
+  sendPeerSecret,
+} from '@corral/proto'
+import type { ChannelCredentials, ClientOptions, ServerDuplexStream } from '@grpc/grpc-js'
 
 /**
  * The plugin's side of go-plugin's broker: the host's StartStream tells it where the host serves a
@@ -9,10 +15,15 @@ export class PluginBroker {
   readonly #offered = new Map<number, ConnInfo>()
   readonly #waiting = new Map<number, Array<(info: ConnInfo) => void>>()
   readonly #tls: MtlsMaterial | undefined
+  readonly #secrets: PeerSecrets | undefined
 
-  /** `tls`: the plugin's AutoMTLS pair, with the host's certificate as the peer's. */
-  constructor(tls: MtlsMaterial | undefined) {
+  /**
+   * `tls`: the plugin's AutoMTLS pair, with the host's certificate as the peer's; `secrets`: the
+   * pair the host handed over where TLS is off (the plugin's is sent with every call to the host).
+   */
+  constructor(tls: MtlsMaterial | undefined, secrets: PeerSecrets | undefined) {
     this.#tls = tls
+    this.#secrets = secrets
   }
 
   /** Serves the host's `StartStream`. */
@@ -40,7 +51,7 @@ export class PluginBroker {
   async dial(
     id: number,
     timeoutMs = 5000,
-  ): Promise<{ target: string; credentials: ChannelCredentials; options: Record<string, string | number> }> {
+  ): Promise<{ target: string; credentials: ChannelCredentials; options: ClientOptions }> {
     const info =
       this.#offered.get(id) ??
       (await new Promise<ConnInfo>((resolve, reject) => {
@@ -56,6 +67,13 @@ export class PluginBroker {
         this.#waiting.set(id, list)
       }))
     const target = info.network === 'unix' ? `unix:${info.address}` : String(info.address)
-    return { target, ...channelSecurity(this.#tls) }
+    const { credentials, options } = channelSecurity(this.#tls)
+    const secrets = this.#secrets
+    return {
+      target,
+      credentials,
+      options:
+        secrets === undefined ? options : { ...options, interceptors: [sendPeerSecret(secrets.plugin)] },
+    }
   }
 }

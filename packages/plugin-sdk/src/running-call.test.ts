@@ -4,7 +4,7 @@ import { HostConnection } from './host-client.js'
 import { PluginBroker } from './plugin-broker.js'
 import { RunningCall } from './running-call.js'
 
-const connection = new HostConnection(new PluginBroker(undefined))
+const connection = new HostConnection(new PluginBroker(undefined, undefined))
 
 describe('RunningCall', () => {
   it('aborts its signal when the host cancels, with the reason', () => {

@@ -12,8 +12,12 @@ import {
   generateCertificate,
   healthService,
   type MtlsMaterial,
+  type PeerSecrets,
+  parsePeerSecretsLine,
+  peerSecretsEnv,
   pluginService,
   type ResultBatch,
+  requirePeerSecret,
   resultBatchBytes,
   ServingStatus,
   StdioChannel,
@@ -78,12 +82,19 @@ export async function serve(plugin: PluginDefinition, options: ServeOptions = {}
   if (clientCert !== undefined && clientCert !== '') {
     tls = { peerCertPem: clientCert, ...(await generateCertificate()) }
   }
-  const broker = new PluginBroker(tls)
+  const secrets = await readPeerSecrets()
+  const broker = new PluginBroker(tls, secrets)
   const host = new HostConnection(broker)
   const runtime = new PluginRuntime(plugin, host)
   const stdio = new StdioForwarder()
 
-  const server = new Server(serverOptions)
+  // With TLS only the host's certificate gets in; without it, every call must carry the host's
+  // secret: another process that finds the socket is not the host.
+  const server = new Server(
+    secrets === undefined
+      ? serverOptions
+      : { ...serverOptions, interceptors: [requirePeerSecret(secrets.host)] },
+  )
   server.addService(healthService, {
     check: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<{ status: number }>) =>
       callback(null, { status: ServingStatus.SERVING }),
@@ -124,6 +135,43 @@ export async function serve(plugin: PluginDefinition, options: ServeOptions = {}
   stdio.capture()
   watchHost(() => void exit())
   return { address, stop: exit }
+}
+
+/**
+ * The secrets the host hands over on stdin where it runs the plugin without TLS (it says so in
+ * `CORRAL_PEER_SECRETS`); undefined where it does not.
+ */
+async function readPeerSecrets(): Promise<PeerSecrets | undefined> {
+  if (process.env[peerSecretsEnv] !== 'stdin') return undefined
+  const secrets = parsePeerSecretsLine(await firstStdinLine())
+  if (secrets === undefined) {
+    process.stderr.write('the host sent no peer secrets on stdin\n')
+    process.exit(1)
+  }
+  return secrets
+}
+
+/** The first line of stdin (bounded); the stream is left paused for {@link watchHost}. */
+function firstStdinLine(maxBytes = 1024): Promise<string> {
+  return new Promise((resolve) => {
+    let buffered = ''
+    const finish = (line: string) => {
+      process.stdin.off('data', onData)
+      process.stdin.off('end', onEnd)
+      process.stdin.pause()
+      resolve(line)
+    }
+    const onData = (chunk: string) => {
+      buffered += chunk
+      const newline = buffered.indexOf('\n')
+      if (newline !== -1) finish(buffered.slice(0, newline))
+      else if (buffered.length > maxBytes) finish('')
+    }
+    const onEnd = () => finish('')
+    process.stdin.setEncoding('utf8')
+    process.stdin.on('data', onData)
+    process.stdin.on('end', onEnd)
+  })
 }
 
 function bind(server: Server, address: string, tls: MtlsMaterial | undefined): Promise<number> {

@@ -60,6 +60,18 @@ export interface ResourcePolicy {
   rate_limits: RateLimits
   /** Config keys whose values are secrets: never returned by `config.get`, never logged. */
   secret_config_keys?: string[]
+  /**
+   * gRPC: host environment variables the plugin may receive. Its manifest's `entry.env` only asks;
+   * a variable reaches the plugin when it is both asked for and named here.
+   */
+  env?: string[]
+  /**
+   * gRPC: run this plugin without peer authentication (no AutoMTLS, no peer secrets), for a stock
+   * go-plugin plugin that can do neither, such as one built with go-plugin before 1.4.4 that dials
+   * the host's broker. Logged at every start: any local process of the host's user can then call
+   * the host as this plugin and call this plugin's services.
+   */
+  unauthenticated_transport?: boolean
   updated_at?: string
   updated_by?: string
 }
@@ -75,4 +87,11 @@ export interface EffectiveGrant {
   limits: ResourceLimits
   rate_limits: RateLimits
   secret_config_keys: string[]
+  /**
+   * Host environment variables the plugin may receive; the gRPC runner passes those of them its
+   * manifest's `entry.env` asks for.
+   */
+  env: string[]
+  /** Whether the plugin runs without peer authentication (the policy's logged opt-out). */
+  unauthenticated_transport: boolean
 }

@@ -9,6 +9,7 @@ import type {
   Logger,
   Manifest,
   ResourceLimits,
+  ResourcePolicy,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
 
@@ -17,14 +18,32 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../../
 export const examplesDir = join(repoRoot, 'examples/plugins')
 export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures')
 
+/** What else of a policy a test grants besides the manifest's permissions. */
+export type TestPolicy = Pick<ResourcePolicy, 'env' | 'unauthenticated_transport'>
+
 /** A manifest and grant of an example plugin, with limits changed as given. */
-export async function examplePlugin(name: string, limits: Partial<ResourceLimits> = {}) {
+export async function examplePlugin(
+  name: string,
+  limits: Partial<ResourceLimits> = {},
+  extra: TestPolicy = {},
+) {
   const { manifest, dir } = await loadManifest(join(examplesDir, name))
-  return { manifest, dir, grant: grantFor(manifest, limits) }
+  return { manifest, dir, grant: grantFor(manifest, limits, extra) }
 }
 
-export function grantFor(manifest: Manifest, limits: Partial<ResourceLimits> = {}): EffectiveGrant {
-  const policy = defaultPolicy(manifest.name)
+/**
+ * The go-kv example's policy: built with go-plugin 1.0.1, whose broker cannot dial the host with
+ * AutoMTLS (fixed in go-plugin 1.4.4), and which cannot send a peer secret.
+ */
+export const goKvPolicy: TestPolicy = { unauthenticated_transport: true }
+
+/** An approved grant of what the manifest asks, with limits and the rest of the policy as given. */
+export function grantFor(
+  manifest: Manifest,
+  limits: Partial<ResourceLimits> = {},
+  extra: TestPolicy = {},
+): EffectiveGrant {
+  const policy = { ...defaultPolicy(manifest.name), ...extra }
   policy.status = 'approved'
   policy.grants = manifest.resources.permissions
   const grant = effectiveGrant(manifest.resources, policy)

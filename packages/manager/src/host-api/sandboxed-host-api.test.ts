@@ -23,6 +23,8 @@ const grant: EffectiveGrant = {
   },
   rate_limits: { calls_per_second: 1000, db_queries_per_minute: 1000, http_requests_per_minute: 1000 },
   secret_config_keys: [],
+  env: [],
+  unauthenticated_transport: false,
 }
 
 /**

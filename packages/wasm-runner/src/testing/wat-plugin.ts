@@ -127,6 +127,8 @@ export async function writeTestPlugin(
     limits: { ...testLimits, ...options.limits },
     rate_limits: { ...defaultRateLimits },
     secret_config_keys: [],
+    env: [],
+    unauthenticated_transport: false,
   }
   const hostApi: HostCallHandler = options.hostApi ?? (async () => ({}))
   return { manifest, dir, grant, hostApi, remove: () => rm(dir, { recursive: true, force: true }) }
