@@ -130,7 +130,13 @@ describe('a chaos soak over the example plugins (real workers and processes)', (
         ],
       }),
       parsePolicy({ plugin: 'c-wasm', status: 'approved', grants: [] }),
-      parsePolicy({ plugin: 'go-kv', status: 'approved', grants: [{ type: 'cache', scope: ['kv:*'] }] }),
+      parsePolicy({
+        plugin: 'go-kv',
+        status: 'approved',
+        grants: [{ type: 'cache', scope: ['kv:*'] }],
+        // Built with Debian's go-plugin 1.0.1, whose broker cannot dial the host over AutoMTLS.
+        unauthenticated_transport: true,
+      }),
     ]
     // The runners' socket dirs and SQLite files go here, where nothing else writes, to be counted.
     previousTmp = process.env.TMPDIR
