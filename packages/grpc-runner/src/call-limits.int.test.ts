@@ -1,14 +1,22 @@
 import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner } from './grpc-runner.js'
-import { fixtureManifest, fixturesDir, grantFor, memoryLogger, recordingHost } from './test/support.js'
+import {
+  bareFixturePolicy,
+  fixtureManifest,
+  fixturesDir,
+  grantFor,
+  memoryLogger,
+  recordingHost,
+  type TestPolicy,
+} from './test/support.js'
 
 const host = recordingHost()
 const runner = createGrpcRunner({ logger: memoryLogger().logger })
 
-async function start(name: string, script: string, args: string[]): Promise<Plugin> {
+async function start(name: string, script: string, args: string[], policy: TestPolicy = {}): Promise<Plugin> {
   const manifest = fixtureManifest(name, script, args)
-  const grant = grantFor(manifest, { init_timeout: 5000, call_timeout: 30_000 })
+  const grant = grantFor(manifest, { init_timeout: 5000, call_timeout: 30_000 }, policy)
   const plugin = await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })
   await plugin.register()
   await plugin.init({})
@@ -27,7 +35,7 @@ describe('a burst of calls at one plugin stays at that plugin', () => {
 
   beforeAll(async () => {
     // Unary calls only, as a stock go-plugin plugin: each call its own RPC.
-    burst = await start('burst', 'unary-plugin.mjs', ['burst'])
+    burst = await start('burst', 'unary-plugin.mjs', ['burst'], bareFixturePolicy)
     bystander = await start('steady', 'sdk-plugin.mjs', ['well', 'steady'])
   })
   afterAll(() => runner.close())

@@ -3,7 +3,7 @@ import { isPluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { fixtureManifest, fixturesDir, grantFor, memoryLogger } from './test/support.js'
+import { bareFixturePolicy, fixtureManifest, fixturesDir, grantFor, memoryLogger } from './test/support.js'
 
 // A host call that lands after its call's deadline but before the host's deadline timer has run
 // (the host's event loop was busy) once made the runner return its own rejection and leave the host
@@ -20,7 +20,7 @@ describe('a host call that lands between its call’s deadline and the host’s 
     process.on('unhandledRejection', onUnhandled)
     backends = await createBackends({ databaseUrl: '', redisUrl: '' })
     const manifest = fixtureManifest('late', 'unary-plugin.mjs', ['late'])
-    const grant = grantFor(manifest, { init_timeout: 5000 })
+    const grant = grantFor(manifest, { init_timeout: 5000 }, bareFixturePolicy)
     // The real sandboxed host API: it refuses a host call whose calling call is past its deadline.
     const hostApi = createSandboxedHostApi({ backends, grants: () => grant, logger: { log() {} } })
     plugin = (await runner.load({

@@ -1,7 +1,14 @@
 import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner } from './grpc-runner.js'
-import { fixtureManifest, fixturesDir, grantFor, memoryLogger, recordingHost } from './test/support.js'
+import {
+  bareFixturePolicy,
+  fixtureManifest,
+  fixturesDir,
+  grantFor,
+  memoryLogger,
+  recordingHost,
+} from './test/support.js'
 
 // Its own file, so its own process: the peak resident set below is this test's alone.
 const host = recordingHost()
@@ -14,14 +21,18 @@ describe('messages larger than the grant allows are refused at the transport', (
 
   beforeAll(async () => {
     const manifest = fixtureManifest('big', 'unary-plugin.mjs', ['big'])
-    const grant = grantFor(manifest, {
-      // Building the huge messages costs the plugin itself some hundred MiB: not what is watched here.
-      memory_mb: 4096,
-      init_timeout: 5000,
-      call_timeout: 30_000,
-      max_host_call_bytes: 64 << 10,
-      max_output_bytes: 1 << 20,
-    })
+    const grant = grantFor(
+      manifest,
+      {
+        // Building the huge messages costs the plugin itself some hundred MiB: not what is watched here.
+        memory_mb: 4096,
+        init_timeout: 5000,
+        call_timeout: 30_000,
+        max_host_call_bytes: 64 << 10,
+        max_output_bytes: 1 << 20,
+      },
+      bareFixturePolicy,
+    )
     plugin = await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })
     await plugin.register()
     await plugin.init({})

@@ -6,6 +6,7 @@ import { startGoPlugin } from './go-plugin-client.js'
 import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
 import {
+  bareFixturePolicy,
   eventually,
   examplesDir,
   fixtureManifest,
@@ -179,7 +180,7 @@ describe('misbehaving plugins harm only themselves', () => {
       manifest,
       dir: fixturesDir,
       // Written on bare grpc-js, it speaks neither AutoMTLS nor peer secrets.
-      grant: grantFor(manifest, {}, { unauthenticated_transport: true }),
+      grant: grantFor(manifest, {}, bareFixturePolicy),
       hostApi: host.handler,
     })
     await plugin.register()

@@ -37,6 +37,12 @@ export async function examplePlugin(
  */
 export const goKvPolicy: TestPolicy = { unauthenticated_transport: true }
 
+/**
+ * The policy of a fixture written on bare grpc-js (`unary-plugin.mjs`, `token-forger.mjs`): like a
+ * plugin on an old go-plugin, it speaks neither AutoMTLS nor peer secrets.
+ */
+export const bareFixturePolicy: TestPolicy = { unauthenticated_transport: true }
+
 /** An approved grant of what the manifest asks, with limits and the rest of the policy as given. */
 export function grantFor(
   manifest: Manifest,
