@@ -137,6 +137,28 @@ describe('Extism plugins under the WASM runner', () => {
     await plugin.shutdown()
   })
 
+  it('round-trips bytes exactly through callBytes: formatting, large integers, quoting, binary', async () => {
+    const plugin = await load('vowels-bytes')
+    const encode = (text: string) => new TextEncoder().encode(text)
+    const inputs = [
+      encode('{"config":   "x" ,\n "b" : [1,2]}'),
+      encode('{"id": 12345678901234567890123}'),
+      encode('"quoted"'),
+      encode('quoted'),
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+      new Uint8Array(70_000).fill(0xfe),
+      new Uint8Array(0),
+    ]
+    for (const input of inputs) {
+      const output = await plugin.callBytes('echo', input)
+      expect(Buffer.from(output).equals(Buffer.from(input))).toBe(true)
+    }
+    expect(new TextDecoder().decode(await plugin.callBytes('count_vowels', encode('"aeiou"')))).toBe(
+      '{"count":5}',
+    )
+    await plugin.shutdown()
+  })
+
   it('reads the config from the Extism manifest, and the config given to init', async () => {
     const plugin = await load('configured', { config: { greeting: 'hello from the manifest' } })
     expect(await plugin.call('get_config', 'greeting')).toBe('hello from the manifest')
