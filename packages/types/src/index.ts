@@ -22,6 +22,7 @@ export type {
   ResourceRequest,
   WasmEntry,
   WasmPoolOptions,
+  ExtismOptions,
 } from './manifest.js'
 export type { Access, Permission, PermissionType } from './permission.js'
 export { permissionTypes } from './permission.js'

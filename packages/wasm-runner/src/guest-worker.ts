@@ -3,7 +3,7 @@ import type { AbortSignalLike, HostCallContext, HostCallHandler, PluginErrorData
 import { PluginError } from '@corral/types'
 import type { ChannelMessage } from './channel.js'
 import { createChannelBuffer, HostChannelEnd, MessageKind, writeInput } from './channel.js'
-import type { AbiName } from './guest-abi.js'
+import type { AbiName, ExtismLimits } from './guest-abi.js'
 import type { SpareWorkers } from './spare-workers.js'
 import type { WasiOptions } from './wasi.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
@@ -18,6 +18,8 @@ export interface GuestWorkerOptions {
   maxHostCallBytes: number
   memoryMb: number
   wasi: WasiOptions | undefined
+  /** The Extism kernel's limits (an Extism plugin only). */
+  extism: ExtismLimits
   hostApi: HostCallHandler
   spares: SpareWorkers
   /** How long instantiation (and `_initialize`) may take. */
@@ -195,6 +197,7 @@ export class GuestWorker {
         maxOutputBytes: options.maxOutputBytes,
         memoryMb: options.memoryMb,
         wasi: options.wasi,
+        extism: options.extism,
       }
       worker.postMessage(start)
     })

@@ -57,8 +57,9 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
       module: options.module,
       hostCall,
       vars: remoteVars(hostCall),
-      // The kernel's memory is held to the grant's limit too, beside the guest's own (capped in the module).
-      maxKernelBytes: options.memoryMb * 1024 * 1024,
+      // The kernel's memory is held to max_pages and the grant's limit, beside the guest's own (capped in the module).
+      maxKernelBytes: options.extism.maxKernelBytes,
+      maxHttpResponseBytes: options.extism.maxHttpResponseBytes,
       otherImports,
       onInstance: (instance) => {
         const exported = instance.exports.memory
