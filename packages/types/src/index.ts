@@ -14,6 +14,7 @@ export { hostMethods, logLevels } from './host-api.js'
 export { hostLogFieldNames, maxPluginLogFieldsLength, pluginLogFields } from './log-fields.js'
 export type {
   BinaryEntry,
+  ExtismOptions,
   JsonSchema,
   Manifest,
   NodeEntry,
@@ -22,7 +23,6 @@ export type {
   ResourceRequest,
   WasmEntry,
   WasmPoolOptions,
-  ExtismOptions,
 } from './manifest.js'
 export type { Access, Permission, PermissionType } from './permission.js'
 export { permissionTypes } from './permission.js'

@@ -472,4 +472,3 @@ export class GuestWorker {
     await this.#worker.terminate()
   }
 }
-

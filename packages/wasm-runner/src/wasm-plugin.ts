@@ -9,8 +9,8 @@ import type {
   Registration,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
-import type { LifecycleFunction } from './guest-abi.js'
 import { extismInputFromJson, extismOutputValue } from './extism/call-data.js'
+import type { LifecycleFunction } from './guest-abi.js'
 import type { GuestCallOptions, OutputDecoder } from './guest-worker.js'
 import { bytesOutput, CallNotStarted, type GuestWorker } from './guest-worker.js'
 import type { WasmInstancePool } from './instance-pool.js'

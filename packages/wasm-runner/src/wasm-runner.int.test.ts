@@ -109,7 +109,9 @@ describe('createWasmRunner', () => {
       expect(Buffer.from(output).equals(Buffer.from(input))).toBe(true)
     }
     // Queued in the mailbox behind a running call, bytes travel as they are too.
-    const outputs = await Promise.all([1, 2, 3].map((n) => plugin.callBytes('echo', new Uint8Array([n, 0xff]))))
+    const outputs = await Promise.all(
+      [1, 2, 3].map((n) => plugin.callBytes('echo', new Uint8Array([n, 0xff]))),
+    )
     expect(outputs.map((o) => [...o])).toEqual([
       [1, 0xff],
       [2, 0xff],

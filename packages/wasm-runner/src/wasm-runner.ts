@@ -103,7 +103,10 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
               : hostApi,
           extism: {
             // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
-            maxKernelBytes: Math.min((extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes, memoryBytes),
+            maxKernelBytes: Math.min(
+              (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
+              memoryBytes,
+            ),
             maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
           },
           spares,
