@@ -80,6 +80,9 @@ export interface ReattachTarget extends ReattachConfig {
   brokerHost?: string
 }
 
+/** Reads a call's result into what the call resolves with; throws the call's failure. */
+type ResultDecoder = (fn: string, result: CallResult) => unknown
+
 type State = 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
 
 interface CallRecord {
@@ -206,24 +209,47 @@ export class GrpcPlugin implements Plugin {
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
+    return this.#limited(fn, argsJson, options, this.#decodeResult)
+  }
+
+  /**
+   * Calls `fn` with `input` as the call's argument bytes, as they are, and resolves with its result
+   * bytes as the plugin sent them (empty for none). A TypeScript SDK function declared with
+   * `bytesFunction` gets `input` itself; one taking JSON parses it.
+   */
+  callBytes(fn: string, input: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
+    try {
+      this.#running()
+      if (options.signal?.aborted) {
+        throw new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
+      }
+    } catch (error) {
+      return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
+    }
+    return this.#limited(fn, input, options, this.#resultBytes) as Promise<Uint8Array>
+  }
+
+  /** Dispatches a call within the limiter: now when a slot is free, else once one frees up. */
+  #limited(fn: string, args: Uint8Array, options: CallOptions, decode: ResultDecoder): Promise<unknown> {
     // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
     const limit = this.#options.grant.limits.call_timeout
     const timeoutMs = Math.min(options.timeoutMs ?? limit, limit)
     const deadline = Date.now() + timeoutMs
-    if (this.#limiter.tryAcquire()) return this.#dispatch(fn, argsJson, timeoutMs, deadline, options)
+    if (this.#limiter.tryAcquire()) return this.#dispatch(fn, args, timeoutMs, deadline, options, decode)
     // Queued: it keeps its deadline, so it runs for what is left of it.
     return this.#limiter
       .wait(fn, deadline, options.signal)
-      .then(() => this.#dispatch(fn, argsJson, Math.max(1, deadline - Date.now()), deadline, options))
+      .then(() => this.#dispatch(fn, args, Math.max(1, deadline - Date.now()), deadline, options, decode))
   }
 
   /** Sends a call that holds one of the limiter's slots; the slot is given back when the call settles. */
   #dispatch(
     fn: string,
-    argsJson: Buffer,
+    argsJson: Uint8Array,
     timeoutMs: number,
     deadline: number,
     options: CallOptions,
+    decode: ResultDecoder,
   ): Promise<unknown> {
     let client: GoPluginClient
     try {
@@ -244,12 +270,12 @@ export class GrpcPlugin implements Plugin {
     if (this.#useStream) {
       if (this.#stream === undefined || !this.#stream.usable)
         this.#stream = new CallStream(client.rpc, this.name, this.#options.grant.limits.max_output_bytes)
-      return this.#stream.call(request, options.signal, (result) => this.#decodeResult(fn, result), done)
+      return this.#stream.call(request, options.signal, (result) => decode(fn, result), done)
     }
     return this.#unaryCall(client, request, record, options).then(
       (result) => {
         done()
-        return this.#decodeResult(fn, result)
+        return decode(fn, result)
       },
       (error: unknown) => {
         done()
@@ -258,18 +284,29 @@ export class GrpcPlugin implements Plugin {
     )
   }
 
-  #decodeResult(fn: string, result: CallResult): unknown {
+  /** A result's bytes, once it is known not to be an error and to be within `max_output_bytes`. */
+  #checkedResult(fn: string, result: CallResult): Uint8Array | undefined {
     if (result.errorJson && result.errorJson.length > 0) {
       throw PluginError.fromData(parseErrorJson(result.errorJson, this.name))
     }
     const json = result.resultJson
-    if (json === undefined || json === null || json.length === 0) return null
+    if (json === undefined || json === null || json.length === 0) return undefined
     const limit = this.#options.grant.limits.max_output_bytes
     if (json.length > limit) {
       throw new PluginError('resource_exhausted', `${fn} returned ${json.length} bytes, more than ${limit}`, {
         plugin: this.name,
       })
     }
+    return json
+  }
+
+  /** A bytes call's result: the bytes as the plugin sent them, copied out of the received message. */
+  readonly #resultBytes: ResultDecoder = (fn, result) => new Uint8Array(this.#checkedResult(fn, result) ?? [])
+
+  /** A JSON call's result: the parsed JSON, `null` for none. */
+  readonly #decodeResult: ResultDecoder = (fn, result) => {
+    const json = this.#checkedResult(fn, result)
+    if (json === undefined) return null
     try {
       return JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))
     } catch (error) {

@@ -286,12 +286,28 @@ const poolSchema = z.strictObject({
   wait_timeout: duration(hour).default(5_000),
 })
 
+const extismSchema = z.strictObject({
+  max_pages: z.number().int().min(1).max(65_536).optional(),
+  max_var_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1 << 30)
+    .optional(),
+  max_http_response_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1 << 30)
+    .optional(),
+})
+
 export const manifestSchema: z.ZodType<Manifest> = z
   .strictObject({
     ...identityShape,
     runtime: z.enum(['wasm', 'grpc']),
     entry: entrySchema,
-    wasm: z.strictObject({ pool: poolSchema.prefault({}) }).optional(),
+    wasm: z.strictObject({ pool: poolSchema.prefault({}), extism: extismSchema.optional() }).optional(),
     resources: resourcesSchema.prefault({}),
     config_schema: z.record(z.string(), z.unknown()).optional(),
     config: z.record(z.string(), z.unknown()).default({}),

@@ -26,6 +26,38 @@ export interface InitContext {
 /** A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. */
 export type PluginFunction = (args: unknown, context: CallContext) => unknown
 
+/** A plugin function over bytes: the call's argument bytes in, its result bytes out, no JSON. */
+export type BytesFunction = (input: Uint8Array, context: CallContext) => Uint8Array | Promise<Uint8Array>
+
+/** Marks a function made by {@link bytesFunction}. */
+const bytesMark: unique symbol = Symbol('corral.bytesFunction')
+
+/** A {@link BytesFunction} as {@link PluginDefinition.functions} holds it. */
+export interface MarkedBytesFunction extends PluginFunction {
+  readonly [bytesMark]: BytesFunction
+}
+
+/**
+ * Declares a function that takes and returns raw bytes: it gets the call's argument bytes as the
+ * host sent them (what `Plugin.callBytes` was given, or the JSON text of `Plugin.call`'s arguments)
+ * and its output goes back as it is (to `callBytes` exactly; `call` parses it as JSON).
+ *
+ * @example
+ * functions: { reverse: bytesFunction((input) => input.slice().reverse()) }
+ */
+export function bytesFunction(fn: BytesFunction): MarkedBytesFunction {
+  const marked = (() => {
+    throw new TypeError('a bytesFunction is called by serve() only')
+  }) as unknown as MarkedBytesFunction
+  Object.defineProperty(marked, bytesMark, { value: fn })
+  return marked
+}
+
+/** The bytes function behind `fn`, when {@link bytesFunction} made it. */
+export function asBytesFunction(fn: PluginFunction): BytesFunction | undefined {
+  return (fn as Partial<MarkedBytesFunction>)[bytesMark]
+}
+
 /** A TypeScript gRPC plugin, as {@link definePlugin} takes it. */
 export interface PluginDefinition {
   /** What the plugin provides: its identity and capabilities (see `Registration`). */

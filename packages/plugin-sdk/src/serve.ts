@@ -37,6 +37,7 @@ import {
   status,
 } from '@grpc/grpc-js'
 import type { PluginDefinition } from './define-plugin.js'
+import { asBytesFunction } from './define-plugin.js'
 import { HostConnection } from './host-client.js'
 import { PluginBroker } from './plugin-broker.js'
 import { RunningCall } from './running-call.js'
@@ -427,6 +428,16 @@ class PluginRuntime {
     let value: unknown
     try {
       if (fn === undefined) throw new PluginError('unimplemented', `no function ${JSON.stringify(name)}`)
+      const bytesFn = asBytesFunction(fn)
+      if (bytesFn !== undefined) {
+        const output = bytesFn(request.argsJson ?? new Uint8Array(0), running)
+        return isThenable(output)
+          ? Promise.resolve(output).then(
+              (bytes) => this.#succeededBytes(id, running, bytes),
+              (error: unknown) => this.#failed(id, running, error),
+            )
+          : this.#succeededBytes(id, running, output)
+      }
       let args: unknown
       try {
         args = decodeJson(request.argsJson)
@@ -451,6 +462,18 @@ class PluginRuntime {
     } catch (error) {
       return this.#failed(id, running, error)
     }
+  }
+
+  #succeededBytes(id: number, running: RunningCall, output: unknown): CallResult {
+    if (!(output instanceof Uint8Array)) {
+      return this.#failed(
+        id,
+        running,
+        new PluginError('internal', `a bytesFunction returned ${typeof output}, not a Uint8Array`),
+      )
+    }
+    running.finish()
+    return { id, resultJson: output }
   }
 
   #failed(id: number, running: RunningCall, error: unknown): CallResult {

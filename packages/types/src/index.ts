@@ -14,6 +14,7 @@ export { hostMethods, logLevels } from './host-api.js'
 export { hostLogFieldNames, maxPluginLogFieldsLength, pluginLogFields } from './log-fields.js'
 export type {
   BinaryEntry,
+  ExtismOptions,
   JsonSchema,
   Manifest,
   NodeEntry,

@@ -48,6 +48,19 @@ export interface WasmPoolOptions {
   wait_timeout: number
 }
 
+/**
+ * Marks a module to be loaded as an Extism plugin (`fromExtismManifest` sets it), with the memory
+ * limits of its Extism manifest. Such a module runs whatever its imports (WASI only, or none).
+ */
+export interface ExtismOptions {
+  /** Bounds the Extism kernel's memory (input, output, handles), in 64 KiB pages. */
+  max_pages?: number
+  /** Bounds the plugin's vars: keys and values together, in bytes. Default 1 MiB. */
+  max_var_bytes?: number
+  /** The largest HTTP response body `http_request` takes, in bytes. Default 50 MiB. */
+  max_http_response_bytes?: number
+}
+
 /** A JSON Schema document (draft 2020-12 or draft-07). */
 export type JsonSchema = Record<string, unknown>
 
@@ -56,7 +69,7 @@ export interface Manifest extends PluginIdentity {
   runtime: PluginRuntime
   entry: PluginEntry
   /** Present for `runtime: wasm`. */
-  wasm?: { pool: WasmPoolOptions }
+  wasm?: { pool: WasmPoolOptions; extism?: ExtismOptions }
   resources: ResourceRequest
   /** JSON Schema the plugin's config must satisfy. */
   config_schema?: JsonSchema

@@ -67,6 +67,12 @@ export interface Plugin {
   init(config: Record<string, unknown>): Promise<void>
   /** Calls plugin function `fn` with JSON arguments; resolves with its JSON result. */
   call(fn: string, args?: unknown, options?: CallOptions): Promise<unknown>
+  /**
+   * Calls plugin function `fn` with `input` exactly as given and resolves with its output exactly
+   * as the plugin wrote it: no JSON on either side (binary data, exact formatting, large integers).
+   * An Extism plugin's native call; a function written against JSON gets `input` as its JSON text.
+   */
+  callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array>
   health(): Promise<HealthStatus>
   /** Finishes pending work and releases everything; bounded by the grant's `shutdown_timeout`. */
   shutdown(): Promise<void>

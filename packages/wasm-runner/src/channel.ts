@@ -322,16 +322,17 @@ export class HostChannelEnd extends ChannelEnd {
    * Queues call `seq` in the mailbox, to follow call `after` (the one running); false when the
    * mailbox is in use or the call does not fit (then it waits for the channel instead).
    */
-  queue(fn: string, input: string, seq: number, after: number): boolean {
+  queue(fn: string, input: string | Uint8Array, seq: number, after: number): boolean {
     const c = this.control
     const word = Atomics.load(c, slot.mailbox)
     if ((word & mailbox.stateMask) !== mailbox.empty) return false
     const area = this.mailboxArea
     const name = encoder.encodeInto(fn, area)
-    const body = encoder.encodeInto(input, area.subarray(name.written))
-    if (name.read !== fn.length || body.read !== input.length) return false
+    if (name.read !== fn.length) return false
+    const written = writeInput(input, area.subarray(name.written))
+    if (written === undefined) return false
     c[slot.mailboxAux] = name.written
-    c[slot.mailboxLength] = name.written + body.written
+    c[slot.mailboxLength] = name.written + written
     c[slot.mailboxSeq] = seq
     c[slot.mailboxAfter] = after
     Atomics.store(c, slot.mailbox, ((word & ~mailbox.stateMask) + 4) | mailbox.posted)
@@ -411,4 +412,18 @@ export class HostChannelEnd extends ChannelEnd {
     this.#stopped = true
     Atomics.notify(this.control, slot.turn)
   }
+}
+
+/**
+ * Writes a call's input into `area`: JSON text encoded straight in, bytes copied. Returns the bytes
+ * written, or undefined when the input does not fit.
+ */
+export function writeInput(input: string | Uint8Array, area: Uint8Array): number | undefined {
+  if (typeof input !== 'string') {
+    if (input.length > area.length) return undefined
+    area.set(input)
+    return input.length
+  }
+  const { read, written } = encoder.encodeInto(input, area)
+  return read === input.length ? written : undefined
 }

@@ -68,6 +68,16 @@ export interface GuestOptions {
   memoryMb: number
   /** Set when the module imports WASI. */
   wasi: WasiOptions | undefined
+  /** The Extism kernel's limits; only the Extism ABI reads them. */
+  extism: ExtismLimits
+}
+
+/** What bounds an Extism plugin's kernel, from its manifest's `memory` and the grant. */
+export interface ExtismLimits {
+  /** The kernel's memory, in bytes: `max_pages` and `memory_mb`, whichever is smaller. */
+  maxKernelBytes: number
+  /** The largest HTTP response body `http_request` takes (`max_http_response_bytes`). */
+  maxHttpResponseBytes: number
 }
 
 /**

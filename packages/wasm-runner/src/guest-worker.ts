@@ -2,8 +2,8 @@ import type { Worker } from 'node:worker_threads'
 import type { AbortSignalLike, HostCallContext, HostCallHandler, PluginErrorData } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { ChannelMessage } from './channel.js'
-import { createChannelBuffer, HostChannelEnd, MessageKind } from './channel.js'
-import type { AbiName } from './guest-abi.js'
+import { createChannelBuffer, HostChannelEnd, MessageKind, writeInput } from './channel.js'
+import type { AbiName, ExtismLimits } from './guest-abi.js'
 import type { SpareWorkers } from './spare-workers.js'
 import type { WasiOptions } from './wasi.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from './worker-messages.js'
@@ -18,6 +18,8 @@ export interface GuestWorkerOptions {
   maxHostCallBytes: number
   memoryMb: number
   wasi: WasiOptions | undefined
+  /** The Extism kernel's limits (an Extism plugin only). */
+  extism: ExtismLimits
   hostApi: HostCallHandler
   spares: SpareWorkers
   /** How long instantiation (and `_initialize`) may take. */
@@ -30,15 +32,40 @@ export interface GuestCallOptions {
   deadline: number
   signal?: AbortSignalLike | undefined
   context: HostCallContext
+  /** What the call's output means: JSON by default ({@link jsonOutput}); {@link bytesOutput} for a bytes call. */
+  decode?: OutputDecoder
 }
+
+/**
+ * Turns a call's output into the call's value; throws a {@link PluginError} for output it cannot
+ * read. The guest always writes bytes: whether they are JSON is the caller's business.
+ */
+export type OutputDecoder = (output: Uint8Array) => unknown
+
+const decoder = new TextDecoder()
+
+/** The Corral ABI's contract: the output is JSON text, none meaning `null`. */
+export const jsonOutput: OutputDecoder = (output) => {
+  if (output.length === 0) return null
+  try {
+    return JSON.parse(decoder.decode(output))
+  } catch {
+    throw new PluginError('plugin_error', 'the plugin returned output that is not JSON')
+  }
+}
+
+/** A bytes call's output: the bytes themselves, copied out of the channel. */
+export const bytesOutput: OutputDecoder = (output) => output.slice()
 
 /** One call on an instance, from dispatch to settlement. */
 interface GuestCall {
   /** This instance's sequence number of the call. */
   seq: number
   fn: string
-  input: string
+  /** JSON text, encoded straight into shared memory, or the bytes of a bytes call. */
+  input: string | Uint8Array
   context: HostCallContext
+  decode: OutputDecoder
   resolve(value: unknown): void
   reject(error: PluginError): void
   /** Left in the mailbox behind the running call; false once it is known to run. */
@@ -66,7 +93,6 @@ export class CallNotStarted extends PluginError {
 const pipelineWindowMs = 2
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 function workerExitError(plugin: string, error: unknown): PluginError {
   const code = (error as { code?: string } | undefined)?.code
@@ -171,6 +197,7 @@ export class GuestWorker {
         maxOutputBytes: options.maxOutputBytes,
         memoryMb: options.memoryMb,
         wasi: options.wasi,
+        extism: options.extism,
       }
       worker.postMessage(start)
     })
@@ -195,12 +222,13 @@ export class GuestWorker {
   }
 
   /**
-   * Calls `fn` with `input` (JSON text) and resolves with the parsed JSON output (`null` for none).
+   * Calls `fn` with `input` (JSON text, or bytes) and resolves with its output as `options.decode`
+   * reads it (by default parsed JSON, `null` for none).
    * Rejects with a {@link PluginError}; after a trap, a limit, a deadline or a cancellation the
    * instance is no longer {@link GuestWorker.alive}. A call queued behind another that the instance
    * never started rejects with {@link CallNotStarted}.
    */
-  call(fn: string, input: string, options: GuestCallOptions): Promise<unknown> {
+  call(fn: string, input: string | Uint8Array, options: GuestCallOptions): Promise<unknown> {
     if (!this.#alive) return Promise.reject(new CallNotStarted(this.#options.plugin))
     if (this.#calls.length >= 2 || this.#waiting !== undefined) {
       return Promise.reject(new PluginError('internal', 'instance is busy', { plugin: this.#options.plugin }))
@@ -217,6 +245,7 @@ export class GuestWorker {
         fn,
         input,
         context: options.context,
+        decode: options.decode ?? jsonOutput,
         queued: false,
         resolve: (value) => {
           finish()
@@ -262,13 +291,13 @@ export class GuestWorker {
     this.#end.setCallSeq(call.seq)
     const area = this.#end.area
     const name = encoder.encodeInto(fn, area)
-    const body = encoder.encodeInto(input, area.subarray(name.written))
-    if (body.read === input.length) {
-      this.#end.postInPlace(MessageKind.call, name.written, name.written + body.written)
+    const written = writeInput(input, area.subarray(name.written))
+    if (written !== undefined) {
+      this.#end.postInPlace(MessageKind.call, name.written, name.written + written)
       return
     }
     const nameBytes = encoder.encode(fn)
-    const inputBytes = encoder.encode(input)
+    const inputBytes = typeof input === 'string' ? encoder.encode(input) : input
     const payload = new Uint8Array(nameBytes.length + inputBytes.length)
     payload.set(nameBytes)
     payload.set(inputBytes, nameBytes.length)
@@ -319,7 +348,7 @@ export class GuestWorker {
           throw new PluginError('internal', `unexpected channel message ${message.kind}`, { plugin })
         }
         this.#calls.shift()
-        const outcome = this.#outcome(message)
+        const outcome = this.#outcome(running, message)
         this.#end.markRead()
         if (!outcome.ok && outcome.discard) {
           // The worker takes no queued call after a discarding failure: it can run elsewhere.
@@ -353,18 +382,14 @@ export class GuestWorker {
     }
   }
 
-  /** What a result or failure message means for its call. */
-  #outcome(message: ChannelMessage): Outcome {
+  /** What a result or failure message means for `call`. */
+  #outcome(call: GuestCall, message: ChannelMessage): Outcome {
     const { plugin } = this.#options
     if (message.kind === MessageKind.result) {
-      if (message.payload.length === 0) return { ok: true, value: null }
       try {
-        return { ok: true, value: JSON.parse(decoder.decode(message.payload)) }
-      } catch {
-        const error = new PluginError('plugin_error', 'the plugin returned output that is not JSON', {
-          plugin,
-        })
-        return { ok: false, error, discard: false }
+        return { ok: true, value: call.decode(message.payload) }
+      } catch (error) {
+        return { ok: false, error: PluginError.from(error, 'plugin_error', plugin), discard: false }
       }
     }
     const data = JSON.parse(decoder.decode(message.payload)) as PluginErrorData & { discard: boolean }
@@ -426,7 +451,7 @@ export class GuestWorker {
     this.#end.wake()
     if (finished !== undefined) {
       const call = calls.shift() as GuestCall
-      const outcome = this.#outcome(finished)
+      const outcome = this.#outcome(call, finished)
       if (outcome.ok) call.resolve(outcome.value)
       else call.reject(outcome.error)
     }

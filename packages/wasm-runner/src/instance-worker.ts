@@ -105,6 +105,7 @@ port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerS
       maxOutputBytes: start.maxOutputBytes,
       memoryMb: start.memoryMb,
       wasi: start.wasi,
+      extism: start.extism,
     })
   } catch (error) {
     const failure = guestFailure(error, 'instantiation')

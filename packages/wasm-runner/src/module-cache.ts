@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { PluginError } from '@corral/types'
 import { corralAbiCheck } from './corral-abi.js'
 import { extismAbiCheck } from './extism/extism-abi.js'
-import type { AbiCheck, CheckedModule } from './guest-abi.js'
+import type { AbiCheck, AbiName, CheckedModule } from './guest-abi.js'
 import { capModuleMemory, readModuleInfo, wasmPageBytes } from './wasm-binary.js'
 
 /** The ABIs the runner recognises, in the order it tries them. */
@@ -13,17 +13,21 @@ export interface CompiledModule extends CheckedModule {
   module: WebAssembly.Module
 }
 
-/** Checks a module's imports and exports against the ABI it is written for. */
-export function checkModule(bytes: Uint8Array): CheckedModule {
+/**
+ * Checks a module's imports and exports against the ABI it is written for. `abi` names it for a
+ * module loaded as an Extism plugin, which may import nothing of Extism's (WASI only, or nothing).
+ */
+export function checkModule(bytes: Uint8Array, abi?: AbiName): CheckedModule {
   const info = readModuleInfo(bytes)
-  const abi = abiChecks.find((check) => check.recognizes(info))
-  if (abi === undefined) {
+  if (abi !== undefined) return (abiChecks.find((check) => check.name === abi) as AbiCheck).check(info)
+  const recognized = abiChecks.find((check) => check.recognizes(info))
+  if (recognized === undefined) {
     throw new PluginError(
       'load_failed',
       'not a Corral ABI v1 module (missing export corral_abi_version) nor an Extism plugin (no extism:host/env import)',
     )
   }
-  return abi.check(info)
+  return recognized.check(info)
 }
 
 /**
@@ -39,10 +43,13 @@ export class ModuleCache {
     this.#capacity = capacity
   }
 
-  /** The compiled module for `bytes` with memory capped at `memoryMb`, compiling it on a miss. */
-  get(bytes: Uint8Array, memoryMb: number): Promise<CompiledModule> {
+  /**
+   * The compiled module for `bytes` with memory capped at `memoryMb`, compiling it on a miss; `abi`
+   * as {@link checkModule} takes it.
+   */
+  get(bytes: Uint8Array, memoryMb: number, abi?: AbiName): Promise<CompiledModule> {
     const maxPages = Math.floor((memoryMb * 1024 * 1024) / wasmPageBytes)
-    const key = `${createHash('sha256').update(bytes).digest('hex')}:${maxPages}`
+    const key = `${createHash('sha256').update(bytes).digest('hex')}:${maxPages}:${abi ?? ''}`
     const hit = this.#entries.get(key)
     if (hit !== undefined) {
       // Most recently used goes last.
@@ -50,7 +57,7 @@ export class ModuleCache {
       this.#entries.set(key, hit)
       return hit
     }
-    const compiled = compile(bytes, maxPages)
+    const compiled = compile(bytes, maxPages, abi)
     this.#entries.set(key, compiled)
     compiled.catch(() => this.#entries.delete(key))
     while (this.#entries.size > this.#capacity) {
@@ -66,8 +73,8 @@ export class ModuleCache {
   }
 }
 
-async function compile(bytes: Uint8Array, maxPages: number): Promise<CompiledModule> {
-  const checked = checkModule(bytes)
+async function compile(bytes: Uint8Array, maxPages: number, abi?: AbiName): Promise<CompiledModule> {
+  const checked = checkModule(bytes, abi)
   const capped = capModuleMemory(bytes, maxPages)
   try {
     return { ...checked, module: await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>) }

@@ -9,8 +9,10 @@ import type {
   Registration,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
+import { extismInputFromJson, extismOutputValue } from './extism/call-data.js'
 import type { LifecycleFunction } from './guest-abi.js'
-import { CallNotStarted, type GuestWorker } from './guest-worker.js'
+import type { GuestCallOptions, OutputDecoder } from './guest-worker.js'
+import { bytesOutput, CallNotStarted, type GuestWorker } from './guest-worker.js'
 import type { WasmInstancePool } from './instance-pool.js'
 import type { CompiledModule } from './module-cache.js'
 
@@ -99,17 +101,8 @@ export class WasmPlugin implements Plugin {
    * `unavailable` before a successful init(), `invalid_argument` for `args` JSON cannot hold.
    */
   call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
-    if (!this.#compiled.callable.has(fn)) {
-      return Promise.reject(
-        new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name }),
-      )
-    }
-    if (this.#unready !== undefined) return Promise.reject(this.#unready)
-    if (options.signal?.aborted) {
-      return Promise.reject(
-        new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name }),
-      )
-    }
+    const refused = this.#refusal(fn, options)
+    if (refused !== undefined) return Promise.reject(refused)
     let input: string | undefined
     try {
       input = JSON.stringify(args ?? null)
@@ -124,9 +117,40 @@ export class WasmPlugin implements Plugin {
         }),
       )
     }
-    // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
+    // An Extism export reads and writes bytes: a JSON string reaches it as its bare text (call-data.ts).
+    if (this.#compiled.abi === 'extism') {
+      return this.#run(fn, extismInputFromJson(input), this.#timeout(options), options, extismOutputValue)
+    }
+    return this.#run(fn, input, this.#timeout(options), options)
+  }
+
+  /**
+   * Calls export `fn` with `input` as it is and resolves with its output as the guest wrote it (a
+   * copy). Fails as {@link WasmPlugin.call} does, but never over JSON: a Corral-ABI export gets
+   * `input` where it would get its JSON arguments.
+   */
+  callBytes(fn: string, input: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
+    const refused = this.#refusal(fn, options)
+    if (refused !== undefined) return Promise.reject(refused)
+    return this.#run(fn, input, this.#timeout(options), options, bytesOutput) as Promise<Uint8Array>
+  }
+
+  /** Why a call of `fn` cannot start now, if it cannot. */
+  #refusal(fn: string, options: CallOptions): PluginError | undefined {
+    if (!this.#compiled.callable.has(fn)) {
+      return new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name })
+    }
+    if (this.#unready !== undefined) return this.#unready
+    if (options.signal?.aborted) {
+      return new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
+    }
+    return undefined
+  }
+
+  /** The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it. */
+  #timeout(options: CallOptions): number {
     const limit = this.#limits.call_timeout
-    return this.#run(fn, input, Math.min(options.timeoutMs ?? limit, limit), options)
+    return Math.min(options.timeoutMs ?? limit, limit)
   }
 
   async health(): Promise<HealthStatus> {
@@ -188,9 +212,10 @@ export class WasmPlugin implements Plugin {
    */
   async #run(
     fn: string | undefined,
-    input: string,
+    input: string | Uint8Array,
     timeoutMs: number,
     options: CallOptions = {},
+    decode?: OutputDecoder,
   ): Promise<unknown> {
     if (this.#shutdown !== undefined)
       throw new PluginError('unavailable', 'the plugin is shut down', { plugin: this.name })
@@ -203,7 +228,9 @@ export class WasmPlugin implements Plugin {
         try {
           if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
           if (fn === undefined) return undefined
-          const result = await instance.call(fn, input, { deadline, signal: options.signal, context })
+          const callOptions: GuestCallOptions = { deadline, signal: options.signal, context }
+          if (decode !== undefined) callOptions.decode = decode
+          const result = await instance.call(fn, input, callOptions)
           this.#calls++
           return result
         } catch (error) {

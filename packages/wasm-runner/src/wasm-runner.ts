@@ -2,12 +2,14 @@ import { readFile, realpath } from 'node:fs/promises'
 import path from 'node:path'
 import type { LoadOptions, Plugin, PluginErrorCode, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { ExtismVarStore } from './extism/var-store.js'
+import { defaultMaxHttpResponseBytes } from './extism/kernel.js'
+import { defaultMaxVarBytes, ExtismVarStore } from './extism/var-store.js'
 import { resolvePreopens } from './fs-sandbox.js'
 import { GuestWorker, type GuestWorkerOptions } from './guest-worker.js'
 import { WasmInstancePool } from './instance-pool.js'
 import { ModuleCache } from './module-cache.js'
 import { SpareWorkers } from './spare-workers.js'
+import { wasmPageBytes } from './wasm-binary.js'
 import { WasmPlugin } from './wasm-plugin.js'
 
 /** Options of {@link createWasmRunner}. */
@@ -20,6 +22,8 @@ export interface WasmRunnerOptions {
 export interface WasmRunner extends Runner {
   readonly runtime: 'wasm'
 }
+
+const mib = 1024 * 1024
 
 /** The pool a manifest without `wasm.pool` gets. */
 const defaultPool = { max_instances: 4, wait_timeout: 5_000 }
@@ -76,7 +80,9 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
       }
       try {
         const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
-        const compiled = await cache.get(bytes, grant.limits.memory_mb)
+        const extism = manifest.wasm?.extism
+        const compiled = await cache.get(bytes, grant.limits.memory_mb, extism && 'extism')
+        const memoryBytes = grant.limits.memory_mb * mib
         const instanceOptions: GuestWorkerOptions = {
           module: compiled.module,
           abi: compiled.abi,
@@ -87,8 +93,22 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           wasi: compiled.usesWasi
             ? { preopens: resolvePreopens(dir, grant.permissions), maxOpenFiles: grant.limits.max_open_files }
             : undefined,
-          // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts).
-          hostApi: compiled.abi === 'extism' ? new ExtismVarStore().routeHostCalls(hostApi) : hostApi,
+          // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts),
+          // bounded as its manifest asks and never past the grant's memory_mb.
+          hostApi:
+            compiled.abi === 'extism'
+              ? new ExtismVarStore({
+                  maxBytes: Math.min(extism?.max_var_bytes ?? defaultMaxVarBytes, memoryBytes),
+                }).routeHostCalls(hostApi)
+              : hostApi,
+          extism: {
+            // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
+            maxKernelBytes: Math.min(
+              (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
+              memoryBytes,
+            ),
+            maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
+          },
           spares,
           startTimeoutMs: grant.limits.init_timeout,
         }

@@ -1,5 +1,5 @@
 import type { PluginErrorData } from '@corral/types'
-import type { AbiName } from './guest-abi.js'
+import type { AbiName, ExtismLimits } from './guest-abi.js'
 import type { WasiOptions } from './wasi.js'
 
 /**
@@ -22,6 +22,7 @@ export interface WorkerStartMessage {
   maxOutputBytes: number
   memoryMb: number
   wasi: WasiOptions | undefined
+  extism: ExtismLimits
 }
 
 /** What an instance worker sends back: warmed up; then instantiated, or why not. */

@@ -12,38 +12,31 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 const quote = 0x22
 
 /**
- * The bytes an Extism export gets for the JSON text of a call's arguments: a JSON string as its
- * bare UTF-8 text, `null` as no input, any other JSON as it is.
+ * The bytes an Extism export gets for the JSON text of a call's arguments (`JSON.stringify` of
+ * them): a JSON string as its bare UTF-8 text, `null` as no input, any other JSON as its text.
  */
-export function extismInputFromJson(json: Uint8Array): Uint8Array {
-  let start = 0
-  while (start < json.length && isSpace(json[start] as number)) start++
-  if (json[start] === quote) return encoder.encode(JSON.parse(utf8.decode(json)) as string)
-  if (json.length - start === 4 && utf8.decode(json.subarray(start)) === 'null') return new Uint8Array(0)
-  return json
+export function extismInputFromJson(json: string): Uint8Array {
+  if (json.charCodeAt(0) === quote) return encoder.encode(JSON.parse(json) as string)
+  if (json === 'null') return new Uint8Array(0)
+  return encoder.encode(json)
 }
 
 /**
- * The JSON text a call returns for an Extism export's output: no output as none (the call's
- * result is `null`), JSON as it is, other UTF-8 text as a JSON string, other bytes as a JSON
- * string of their base64.
+ * The value `Plugin.call` resolves with for an Extism export's output: no output as `null`, JSON
+ * as its value, other UTF-8 text as a string, other bytes as a string of their base64.
+ * `Plugin.callBytes` gets the output itself.
  */
-export function extismOutputToJson(output: Uint8Array): Uint8Array {
-  if (output.length === 0) return output
+export function extismOutputValue(output: Uint8Array): unknown {
+  if (output.length === 0) return null
   let text: string
   try {
     text = utf8.decode(output)
   } catch {
-    return encoder.encode(JSON.stringify(Buffer.from(output).toString('base64')))
+    return Buffer.from(output).toString('base64')
   }
   try {
-    JSON.parse(text)
-    return output
+    return JSON.parse(text)
   } catch {
-    return encoder.encode(JSON.stringify(text))
+    return text
   }
-}
-
-function isSpace(byte: number): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
 }

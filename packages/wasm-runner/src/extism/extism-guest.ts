@@ -3,7 +3,6 @@ import { isPluginError, PluginError } from '@corral/types'
 import type { GuestFactory, GuestInstance, GuestOptions } from '../guest-abi.js'
 import { GuestCallError, memoryCapFailure } from '../guest-abi.js'
 import { createWasiImports, wasiModuleName } from '../wasi.js'
-import { extismInputFromJson, extismOutputToJson } from './call-data.js'
 import { ExtismInstance } from './extism-instance.js'
 import type { SyncHostCall } from './kernel.js'
 import { remoteVars } from './var-store.js'
@@ -23,8 +22,9 @@ function guestCallError(error: unknown, code: PluginErrorCode): GuestCallError {
 /**
  * The Extism ABI, guest side (inside the instance worker): an {@link ExtismInstance} whose kernel
  * reaches the host over the worker's bridge. `corral_init` hands the kernel the plugin's config;
- * every other call converts the JSON arguments to Extism input and the output back to JSON (see
- * `call-data.ts`), and is bounded by the grant's output limit.
+ * every other call runs the export with the call's bytes as its input and returns its output as it
+ * is, bounded by the grant's output limit (`Plugin.call`'s JSON is the host's business, see
+ * `call-data.ts`).
  */
 export const createExtismGuest: GuestFactory = async (options: GuestOptions): Promise<GuestInstance> => {
   const { bridge, maxOutputBytes } = options
@@ -57,8 +57,9 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
       module: options.module,
       hostCall,
       vars: remoteVars(hostCall),
-      // The kernel's memory is held to the grant's limit too, beside the guest's own (capped in the module).
-      maxKernelBytes: options.memoryMb * 1024 * 1024,
+      // The kernel's memory is held to max_pages and the grant's limit, beside the guest's own (capped in the module).
+      maxKernelBytes: options.extism.maxKernelBytes,
+      maxHttpResponseBytes: options.extism.maxHttpResponseBytes,
       otherImports,
       onInstance: (instance) => {
         const exported = instance.exports.memory
@@ -79,19 +80,18 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
       }
       let output: Uint8Array
       try {
-        output = guest.call(fn, extismInputFromJson(input))
+        output = guest.call(fn, input)
       } catch (error) {
         throw memoryCapFailure(error, fn, cap) ?? guestCallError(error, 'plugin_trap')
       }
-      const json = extismOutputToJson(output)
-      if (json.length > maxOutputBytes) {
+      if (output.length > maxOutputBytes) {
         throw new GuestCallError(
           'resource_exhausted',
-          `${fn} returned ${json.length} bytes, above the limit of ${maxOutputBytes}`,
+          `${fn} returned ${output.length} bytes, above the limit of ${maxOutputBytes}`,
           false,
         )
       }
-      return json
+      return output
     },
   }
 }

@@ -17,6 +17,8 @@ export interface ExtismInstanceOptions {
   logLevel?: LogLevel
   /** The cap on the kernel's own memory, in bytes. */
   maxKernelBytes?: number
+  /** The largest HTTP response body `http_request` takes. */
+  maxHttpResponseBytes?: number
 }
 
 /**
@@ -50,6 +52,8 @@ export class ExtismInstance {
     }
     if (options.logLevel !== undefined) kernelOptions.logLevel = options.logLevel
     if (options.maxKernelBytes !== undefined) kernelOptions.maxMemoryBytes = options.maxKernelBytes
+    if (options.maxHttpResponseBytes !== undefined)
+      kernelOptions.maxHttpResponseBytes = options.maxHttpResponseBytes
     const kernel = new ExtismKernel(kernelOptions)
     let instance: WebAssembly.Instance
     try {

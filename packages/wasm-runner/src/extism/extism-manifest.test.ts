@@ -51,15 +51,16 @@ describe('fromExtismManifest', () => {
       { name: 'count-vowels', version: '1.2.3', dir },
     )
     expect(bytes).toEqual(wasm)
+    // max_pages bounds the kernel only: the guest's memory stays the administrator's memory_mb.
+    expect(manifest.resources.memory_mb).toBeUndefined()
     expect(manifest).toMatchObject({
       name: 'count-vowels',
       version: '1.2.3',
       runtime: 'wasm',
       entry: { wasm: 'plugin.wasm' },
-      wasm: { pool: { max_instances: 4, wait_timeout: 5000 } },
+      wasm: { pool: { max_instances: 4, wait_timeout: 5000 }, extism: { max_pages: 40 } },
       config: { greeting: 'hi' },
       resources: {
-        memory_mb: 3,
         call_timeout: 250,
         permissions: [
           { type: 'http', access: [], scope: ['api.example.com', '*.example.org'] },

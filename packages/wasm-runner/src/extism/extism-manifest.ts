@@ -22,7 +22,8 @@ export interface ExtismManifest {
    * where Corral's WASI shows it. A host directory written `ro:dir` is read-only.
    */
   allowed_paths?: Record<string, string>
-  memory?: { max_pages?: number }
+  /** Bounds of the Extism kernel, as Extism documents them (`wasm.extism` in the Corral manifest). */
+  memory?: { max_pages?: number; max_var_bytes?: number; max_http_response_bytes?: number }
   timeout_ms?: number
 }
 
@@ -48,14 +49,13 @@ export interface ExtismConversion {
   wasm: Uint8Array
 }
 
-const pageBytes = 64 * 1024
-const mib = 1024 * 1024
 const knownFields = new Set(['wasm', 'config', 'allowed_hosts', 'allowed_paths', 'memory', 'timeout_ms'])
 
 /**
  * Turns an Extism manifest into a Corral {@link Manifest}: `allowed_hosts` becomes an `http`
- * permission, `allowed_paths` `fs` permissions (`ro:` ones read-only), `memory.max_pages` the
- * `memory_mb` request (pages × 64 KiB, rounded up to whole MiB), `timeout_ms` the `call_timeout`,
+ * permission, `allowed_paths` `fs` permissions (`ro:` ones read-only), `memory` the kernel's
+ * bounds (`wasm.extism`, which also marks the module to be run as an Extism plugin whatever it
+ * imports; the guest's own memory stays the grant's `memory_mb`), `timeout_ms` the `call_timeout`,
  * `config` the config defaults. The result is checked by `@corral/manifest`'s schema, so it is as
  * valid as a parsed `plugin.yaml`.
  *
@@ -103,9 +103,6 @@ export async function fromExtismManifest(
     }
   }
   const resources: Record<string, unknown> = { permissions }
-  if (input.memory?.max_pages !== undefined) {
-    resources.memory_mb = Math.max(1, Math.ceil((input.memory.max_pages * pageBytes) / mib))
-  }
   if (input.timeout_ms !== undefined) resources.call_timeout = `${input.timeout_ms}ms`
   const entry = 'path' in source ? source.path : `${source.name ?? options.name}.wasm`
   const candidate = {
@@ -113,6 +110,7 @@ export async function fromExtismManifest(
     version: options.version ?? '0.0.0',
     runtime: 'wasm',
     entry: { wasm: entry },
+    wasm: { extism: { ...input.memory } },
     resources,
     config: input.config ?? {},
   }
@@ -161,7 +159,7 @@ function extismField(
     if (origin !== undefined)
       return origin(fourth === 'scope' && typeof scopeIndex === 'number' ? scopeIndex : 0)
   }
-  if (top === 'resources' && second === 'memory_mb') return 'memory.max_pages'
+  if (top === 'wasm' && second === 'extism' && typeof index === 'string') return `memory.${index}`
   if (top === 'resources' && second === 'call_timeout') return 'timeout_ms'
   if (top === 'entry') return 'wasm[0].path'
   return formatFieldPath(issuePath)

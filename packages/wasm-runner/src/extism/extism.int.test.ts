@@ -80,7 +80,7 @@ async function load(
     { wasm: [{ path: 'plugin.wasm', hash }], ...extism },
     { name, dir },
   )
-  manifest.wasm = { pool: { max_instances: pool, wait_timeout: 10_000 } }
+  manifest.wasm = { ...manifest.wasm, pool: { max_instances: pool, wait_timeout: 10_000 } }
   const grant = effectiveGrant(
     manifest.resources,
     approved(name, [{ type: 'http', access: [], scope: ['*'] }]),
@@ -134,6 +134,28 @@ describe('Extism plugins under the WASM runner', () => {
     expect(await plugin.call('echo', { text: 'x', n: [1, 2] })).toEqual({ text: 'x', n: [1, 2] })
     expect(await plugin.call('echo', 'plain text')).toBe('plain text')
     expect(await plugin.call('echo')).toBeNull()
+    await plugin.shutdown()
+  })
+
+  it('round-trips bytes exactly through callBytes: formatting, large integers, quoting, binary', async () => {
+    const plugin = await load('vowels-bytes')
+    const encode = (text: string) => new TextEncoder().encode(text)
+    const inputs = [
+      encode('{"config":   "x" ,\n "b" : [1,2]}'),
+      encode('{"id": 12345678901234567890123}'),
+      encode('"quoted"'),
+      encode('quoted'),
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+      new Uint8Array(70_000).fill(0xfe),
+      new Uint8Array(0),
+    ]
+    for (const input of inputs) {
+      const output = await plugin.callBytes('echo', input)
+      expect(Buffer.from(output).equals(Buffer.from(input))).toBe(true)
+    }
+    expect(new TextDecoder().decode(await plugin.callBytes('count_vowels', encode('"aeiou"')))).toBe(
+      '{"count":5}',
+    )
     await plugin.shutdown()
   })
 
@@ -197,17 +219,48 @@ describe('Extism plugins under the WASM runner', () => {
     await plugin.shutdown()
   })
 
-  it("caps the guest's own memory at the manifest's max_pages", async () => {
-    const plugin = await load('bomb', { memory: { max_pages: 64 } })
+  it("keeps the guest's own memory at the grant's memory_mb, whatever max_pages says", async () => {
+    // The module starts with 40 pages, more than max_pages: Extism runs it, and so does Corral.
+    const plugin = await load('bomb', { memory: { max_pages: 16 } })
     const pages = (await plugin.call('grow_memory')) as number
-    expect(pages).toBeGreaterThanOrEqual(8)
-    expect(pages).toBeLessThanOrEqual(64)
+    expect(pages).toBeGreaterThan(40)
+    expect(pages).toBeLessThanOrEqual(1024) // memory_mb 64
+    await plugin.shutdown()
+  })
+
+  it('bounds kernel memory by max_pages: an allocation within it works, past it fails the call', async () => {
+    const plugin = await load('kernel-pages', { memory: { max_pages: 2 } })
+    const within = new Uint8Array(40 * 1024).fill(7)
+    expect(Buffer.from(await plugin.callBytes('echo', within)).equals(Buffer.from(within))).toBe(true)
+    const past = await failure(plugin.callBytes('echo', new Uint8Array(200 * 1024)))
+    expect(past.code).toBe('resource_exhausted')
+    expect(await plugin.call('alloc_bomb')).toBe(0) // not one 1 MiB block fits in 128 KiB
+    expect(Buffer.from(await plugin.callBytes('echo', within)).equals(Buffer.from(within))).toBe(true)
     await plugin.shutdown()
   })
 
   it('caps kernel memory at the memory limit too', async () => {
-    const plugin = await load('kernel-bomb', { memory: { max_pages: 64 } })
+    const plugin = await load('kernel-bomb', {}, 1, { memory_mb: 4 })
     expect(await plugin.call('alloc_bomb')).toBeLessThanOrEqual(4)
+    await plugin.shutdown()
+  })
+
+  it('bounds the vars by max_var_bytes', async () => {
+    const plugin = await load('small-vars', { memory: { max_var_bytes: 1_000 } })
+    await plugin.call('store_blob', 'x'.repeat(500))
+    expect((await failure(plugin.call('store_blob', 'y'.repeat(2_000)))).code).toBe('resource_exhausted')
+    expect(((await plugin.call('get_blob')) as string).length).toBe(500)
+    await plugin.shutdown()
+  })
+
+  it('fails the call of a response body above max_http_response_bytes', async () => {
+    const plugin = await load('small-responses', {
+      allowed_hosts: [new URL(origin).host],
+      memory: { max_http_response_bytes: 10 },
+    })
+    const error = await failure(plugin.call('fetch', `${origin}/a-long-enough-path`))
+    expect(error.code).toBe('resource_exhausted')
+    expect(error.rawMessage).toContain('max_http_response_bytes 10')
     await plugin.shutdown()
   })
 

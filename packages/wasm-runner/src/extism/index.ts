@@ -9,7 +9,7 @@ export { defaultMaxVarBytes, ExtismVarStore } from './var-store.js'
 
 // Symbols below are for the runner itself (its worker and module checks) and for tests.
 
-export { extismInputFromJson, extismOutputToJson } from './call-data.js'
+export { extismInputFromJson, extismOutputValue } from './call-data.js'
 export { extismAbiCheck } from './extism-abi.js'
 export { createExtismGuest } from './extism-guest.js'
 export type { ExtismInstanceOptions } from './extism-instance.js'

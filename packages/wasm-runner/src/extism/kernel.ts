@@ -30,7 +30,12 @@ export interface ExtismKernelOptions {
   logLevel?: LogLevel
   /** The most the kernel memory may grow to, in bytes; an `alloc` past it returns `0`. Default 64 MiB. */
   maxMemoryBytes?: number
+  /** The largest HTTP response body `http_request` takes; a larger one fails the call. Default 50 MiB. */
+  maxHttpResponseBytes?: number
 }
+
+/** Extism's default `max_http_response_bytes`: 50 MiB. */
+export const defaultMaxHttpResponseBytes = 50 * 1024 * 1024
 
 /** Host API method names no plugin may reach through `corral_host_call`. */
 const reservedMethodPrefix = 'extism.'
@@ -67,9 +72,11 @@ export class ExtismKernel {
   #error = 0
   #httpStatus = 0
   #httpHeaders: Record<string, string> | undefined
+  readonly #maxHttpResponseBytes: number
 
   constructor(options: ExtismKernelOptions) {
     this.memory = new KernelMemory(options.maxMemoryBytes ?? 64 * 1024 * 1024)
+    this.#maxHttpResponseBytes = options.maxHttpResponseBytes ?? defaultMaxHttpResponseBytes
     this.#hostCall = options.hostCall
     this.#vars = options.vars
     this.#config = options.config ?? {}
@@ -233,6 +240,12 @@ export class ExtismKernel {
     this.#httpStatus = response.status
     this.#httpHeaders = response.headers ?? {}
     const responseBody = Buffer.from(response.body ?? '', 'base64')
+    if (responseBody.byteLength > this.#maxHttpResponseBytes) {
+      throw new PluginError(
+        'resource_exhausted',
+        `the HTTP response body is ${responseBody.byteLength} bytes, above max_http_response_bytes ${this.#maxHttpResponseBytes}`,
+      )
+    }
     return responseBody.byteLength === 0 ? 0 : this.#give(responseBody)
   }
 
