@@ -1,7 +1,7 @@
 import { KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto'
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js'
-import * as asn1js from 'asn1js'
-import * as pkijs from 'pkijs'
+import type * as Asn1js from 'asn1js'
+import type * as Pkijs from 'pkijs'
 
 /** A certificate and its private key, PEM. */
 export interface CertificatePair {
@@ -23,15 +23,23 @@ export interface MtlsMaterial {
  */
 const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const
 const tenYearsMs = 10 * 365 * 24 * 3600_000
-/** pkijs signs with Node's Web Crypto. */
-const engine = new pkijs.CryptoEngine({
-  name: 'node',
-  crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'],
-})
+/**
+ * pkijs and asn1js, loaded on the first certificate: importing them costs a plugin process some
+ * 100 ms at start, which only AutoMTLS needs to pay.
+ */
+let x509: Promise<{ asn1js: typeof Asn1js; pkijs: typeof Pkijs; engine: Pkijs.CryptoEngine }> | undefined
 
-/** An X.509 extension carrying `value`, DER-encoded. */
-function extension(extnID: string, critical: boolean, value: { toSchema(): asn1js.BaseBlock }) {
-  return new pkijs.Extension({ extnID, critical, extnValue: value.toSchema().toBER(false) })
+function loadX509() {
+  x509 ??= Promise.all([import('asn1js'), import('pkijs')]).then(([asn1js, pkijs]) => ({
+    asn1js,
+    pkijs,
+    // pkijs signs with Node's Web Crypto.
+    engine: new pkijs.CryptoEngine({
+      name: 'node',
+      crypto: webcrypto as unknown as ConstructorParameters<typeof Pkijs.CryptoEngine>[0]['crypto'],
+    }),
+  }))
+  return x509
 }
 
 /**
@@ -39,6 +47,10 @@ function extension(extnID: string, critical: boolean, value: { toSchema(): asn1j
  * AutoMTLS makes them: each side pins the other's certificate as its only trusted root.
  */
 export async function generateCertificate(): Promise<CertificatePair> {
+  const { asn1js, pkijs, engine } = await loadX509()
+  /** An X.509 extension carrying `value`, DER-encoded. */
+  const extension = (extnID: string, critical: boolean, value: { toSchema(): Asn1js.BaseBlock }) =>
+    new pkijs.Extension({ extnID, critical, extnValue: value.toSchema().toBER(false) })
   const keys = await webcrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify'])
   const cert = new pkijs.Certificate()
   cert.version = 2
