@@ -3,6 +3,16 @@ import type { SqlAccess, SqlDialect } from '../host-api/sql-access.js'
 /** A value a plugin may bind to a `$n` placeholder. */
 export type SqlValue = string | number | boolean | null
 
+/** The plugin a statement runs for, and its database grant: the backend enforces it. */
+export interface SqlPrincipal {
+  /** The plugin's name: its own tables live in its own namespace (SQLite: an attached database; PostgreSQL: a schema), owned by it. */
+  plugin: string
+  /** Table-name globs the plugin may read (its effective grant's `db` read scopes). */
+  read: readonly string[]
+  /** Table-name globs the plugin may write (its effective grant's `db` write scopes). */
+  write: readonly string[]
+}
+
 /** What running one statement may check on the way, besides running it. */
 export interface SqlRunOptions {
   /**
@@ -32,6 +42,8 @@ export interface SqlRunOptions {
    * past it, without reading the rest; PostgreSQL returns them all (the host API counts them).
    */
   maxRows?: number
+  /** Runs the statement as this plugin: the database refuses whatever the grant does not cover (permission_denied). */
+  principal?: SqlPrincipal
 }
 
 /**
