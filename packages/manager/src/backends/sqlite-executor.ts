@@ -132,7 +132,8 @@ class PluginConnection extends Connection {
   readonly #verified = new Map<string, string>()
 
   constructor(plugin: string) {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(plugin)) throw new PluginError('invalid_argument', 'not a plugin name')
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(plugin))
+      throw new PluginError('invalid_argument', 'not a plugin name')
     const db = open(join(pluginsDir as string, `${plugin}.sqlite`))
     db.pragma('journal_mode = WAL')
     db.prepare('ATTACH DATABASE ? AS public').run(path)
@@ -140,7 +141,10 @@ class PluginConnection extends Connection {
     this.#pin = db.prepare(
       'SELECT (SELECT count(*) FROM main.sqlite_schema) + (SELECT count(*) FROM public.sqlite_schema)',
     )
-    this.#versions = [db.prepare('PRAGMA main.schema_version').pluck(), db.prepare('PRAGMA public.schema_version').pluck()]
+    this.#versions = [
+      db.prepare('PRAGMA main.schema_version').pluck(),
+      db.prepare('PRAGMA public.schema_version').pluck(),
+    ]
     this.#appTables = db.prepare('SELECT tbl_name, rootpage FROM public.sqlite_schema WHERE rootpage > 0')
     this.#tempObjects = db.prepare('SELECT count(*) FROM temp.sqlite_schema').pluck()
     // Eponymous virtual tables are made once per connection: their instance names them in EXPLAIN.

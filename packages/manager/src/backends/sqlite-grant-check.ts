@@ -132,7 +132,8 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
   const writes = new Set<string>()
   const table = (page: number, op: VdbeOp): string => {
     const name = op.p5 & p2IsRegister ? undefined : context.appTables.get(page)
-    if (name === undefined) throw denied('the statement opens an object of the application database no grant names')
+    if (name === undefined)
+      throw denied('the statement opens an object of the application database no grant names')
     return name
   }
   for (const op of ops) {
@@ -152,7 +153,8 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'Clear':
         // DELETE without WHERE empties the table at once.
         if (op.p2 === appDb) writes.add(table(op.p1, op))
-        else if (op.p2 !== ownDb) throw denied('temporary tables are not allowed; create your own tables instead')
+        else if (op.p2 !== ownDb)
+          throw denied('temporary tables are not allowed; create your own tables instead')
         break
       case 'Destroy':
         if (op.p3 !== ownDb) throw denied('only your own tables and indexes can be dropped')
