@@ -18,6 +18,7 @@ import {
   prepareBackendSet,
 } from '../testing/backend-sets.js'
 import { createTestHost, type TestHost } from '../testing/host-fixture.js'
+import { type FuzzSchema, randomStatements } from '../testing/sql-fuzz.js'
 
 type Dialect = 'sqlite' | 'postgresql'
 const dialectOf: Record<BackendSetKind, Dialect> = { embedded: 'sqlite', distributed: 'postgresql' }
@@ -258,6 +259,46 @@ const nowAllowed: Record<
   postgresql: [],
 }
 
+/** The differential run: random SQL as plugin `stats`, the secrets and checksums as the oracle. */
+const fuzzSchema: Record<Dialect, FuzzSchema | undefined> = {
+  sqlite: {
+    // Granted tables drawn as often as secret ones: most statements then run, or nearly do.
+    tables: [
+      ...Array(4).fill({ name: 'stats_daily', columns: ['day', 'hits'] }),
+      ...Array(3).fill({ name: 'stats_log', columns: ['v'] }),
+      { name: 'stats_view', columns: ['secret'] },
+      { name: 'vault', columns: ['secret'] },
+      { name: 'vault_child', columns: ['secret', 'parent'] },
+      { name: 'vault_view', columns: ['secret'] },
+      { name: kelvinTable, columns: ['secret'] },
+      { name: 'sqlite_schema', columns: ['sql'] },
+      { name: 'corral_policies', columns: ['*'] },
+    ],
+    writable: [
+      ...Array(4).fill({ name: 'stats_log', columns: ['v'] }),
+      { name: 'stats_audited', columns: ['v'] },
+      { name: 'stats_parent', columns: ['id'] },
+      { name: 'vault', columns: ['secret'] },
+      { name: 'vault_child', columns: ['secret'] },
+    ],
+    sources: [
+      "json_each('[1]')",
+      "json_each('[1]')",
+      "pragma_table_info('vault')",
+      'pragma_table_list',
+      'dbstat',
+      "json_tree('{}')",
+      'sqlite_temp_schema',
+    ],
+    functions: ['upper', 'length', 'hex', 'quote', 'typeof', 'json_quote', 'unicode'],
+    qualifiers: ['', '', '', '', 'public.', 'main.', 'temp.'],
+  },
+  postgresql: undefined,
+}
+/** Statements per run: a bounded CI budget (a few seconds). */
+const fuzzStatements = 400
+const fuzzSeed = 20261129
+
 // A backend set runs once its dialect has rows (PostgreSQL's come with its own enforcement).
 const enforcedKinds = backendSetKinds.filter((kind) => refusals[dialectOf[kind]].length > 0)
 
@@ -310,6 +351,29 @@ describe.each(enforcedKinds)('database grants on the %s backends', (kind) => {
     await expect(backends.database.query('SELECT * FROM mine', [])).rejects.toMatchObject({
       code: 'invalid_argument',
     })
+  })
+
+  it(`finds no leak in ${fuzzStatements} random statements (seed ${fuzzSeed})`, async () => {
+    const fuzz = fuzzSchema[dialect]
+    if (fuzz === undefined) throw new Error(`no fuzz schema for ${dialect}`)
+    const before = await checksum()
+    let ran = 0
+    let refused = 0
+    for (const sql of randomStatements(fuzz, fuzzSeed, fuzzStatements)) {
+      let outcome: string
+      try {
+        outcome = JSON.stringify(await host.call('stats', 'db.query', { sql }))
+        ran++
+      } catch (error) {
+        outcome = (error as Error).message
+        refused++
+      }
+      expect(outcome, sql).not.toContain('SECRET')
+      expect(await checksum(), sql).toEqual(before)
+    }
+    // The run means something only if it both ran and refused a fair share.
+    expect(ran).toBeGreaterThan(fuzzStatements / 10)
+    expect(refused).toBeGreaterThan(fuzzStatements / 10)
   })
 })
 
