@@ -121,15 +121,16 @@ class Connection {
 
 /** A plugin's connection: its own database as `main`, the application's attached as `public`. */
 class PluginConnection extends Connection {
-  /** Run first in every transaction: see {@link PluginConnection.verify}. */
+  /** See {@link PluginConnection.verify}. */
   readonly #pin: Database.Statement
   readonly #versions: Database.Statement[]
   readonly #appTables: Database.Statement
   readonly #tempObjects: Database.Statement
   readonly #allowedVtabs: Set<string>
   #pages: { version: number; byPage: Map<number, string> } | undefined
-  /** Statements that passed the check, and at which schema versions and grant. */
+  /** Statements that passed the check under {@link PluginConnection.#grant}, and at which schema versions. */
   readonly #verified = new Map<string, string>()
+  #grant = ''
 
   constructor(plugin: string) {
     if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(plugin))
@@ -161,20 +162,28 @@ class PluginConnection extends Connection {
   }
 
   /**
-   * Checks the statement against the grant, inside the transaction it then runs in. The pin starts
-   * the transaction's snapshot of both databases and brings this connection's copy of their schemas
-   * up to date with it (a stale copy is reloaded when the pin's program starts): `EXPLAIN` compiles
-   * against the schema the statement will run against, which no one can change before the commit.
+   * Checks the statement against the grant, inside the transaction it then runs in. Reading the
+   * schema versions starts the transaction's snapshot of both databases; the statement runs against
+   * the schema of that snapshot (a statement prepared against another is prepared again when it
+   * starts). A verdict is kept per statement, schema versions and grant. Before compiling, the pin
+   * brings this connection's copy of the schemas up to date with the snapshot (a stale copy is
+   * reloaded when the pin's program starts), so that `EXPLAIN` compiles against the very schema the
+   * statement runs against, which no one can change before the commit.
    */
   verify(sql: string, params: unknown[], returnsRows: boolean, principal: SqlPrincipal): void {
-    this.#pin.get()
-    const [m, p] = this.#versions.map((version) => version.get() as number)
-    const key = JSON.stringify([m, p, returnsRows, principal.read, principal.write])
+    const [main, app] = this.#versions.map((version) => version.get() as number) as [number, number]
+    const grant = `${principal.read.join('\n')}\0${principal.write.join('\n')}`
+    if (grant !== this.#grant) {
+      this.#verified.clear()
+      this.#grant = grant
+    }
+    const key = `${main}:${app}:${returnsRows}`
     if (this.#verified.get(sql) === key) return
+    this.#pin.get()
     // Bound values can change the plan (STAT4), never which tables the statement reads or writes.
     checkProgram(this.explain(sql, params), {
       principal,
-      appTables: this.#tablesAt(p as number),
+      appTables: this.#tablesAt(app),
       allowedVtabs: this.#allowedVtabs,
       returnsRows,
     })
