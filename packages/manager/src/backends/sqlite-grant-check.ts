@@ -9,7 +9,7 @@
  * temporary database (1, kept empty) and the application's database attached as `public` (2: only
  * granted tables).
  */
-import { matchAnyScope } from '@corral/manifest'
+import { matchAnyScope } from '@corral/manifest/scope-glob'
 import { PluginError } from '@corral/types'
 import type { SqlPrincipal } from './sql-database.js'
 
