@@ -18,8 +18,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PluginError } from '@corral/types'
 import Database from 'better-sqlite3'
-import type { SqlPrincipal, SqlValue } from './sql-database.js'
-import { jsonRow } from './sql-database.js'
+import { jsonRow, type SqlPrincipal } from './sql-database.js'
 import {
   type ExecutorReply,
   type ExecutorRequest,
@@ -138,6 +137,9 @@ class PluginConnection extends Connection {
     const db = open(join(pluginsDir as string, `${plugin}.sqlite`))
     db.pragma('journal_mode = WAL')
     db.prepare('ATTACH DATABASE ? AS public').run(path)
+    // The check names databases by index: the application's must be the one it expects.
+    const attached = db.pragma('database_list') as { seq: number; name: string }[]
+    if (attached.find((d) => d.name === 'public')?.seq !== appDb) throw new Error('public is not database 2')
     super(db)
     this.#pin = db.prepare(
       'SELECT (SELECT count(*) FROM main.sqlite_schema) + (SELECT count(*) FROM public.sqlite_schema)',
