@@ -55,6 +55,10 @@ const schema: Record<Dialect, string[]> = {
     'CREATE VIEW stats_view AS SELECT secret FROM vault',
     'CREATE TABLE stats_audited (v TEXT)',
     'CREATE TRIGGER stats_audited_copy AFTER INSERT ON stats_audited BEGIN INSERT INTO vault VALUES (new.v); END',
+    // Named like a table the plugin makes its own, renames and drops: these must not follow.
+    'CREATE TABLE notes (x TEXT PRIMARY KEY)',
+    'CREATE VIEW vault_notes AS SELECT x FROM notes',
+    'CREATE TABLE vault_notes_ref (x TEXT REFERENCES notes (x) ON DELETE CASCADE)',
     `CREATE TABLE "${kelvinTable}" (secret TEXT)`,
     `INSERT INTO "${kelvinTable}" VALUES ('SECRET-kelvin')`,
   ],
