@@ -73,6 +73,21 @@ describe('checkProgram', () => {
     expect(verdict([op('OpenWrite', 0, 2, appDb)])).toBe('ok')
   })
 
+  it('lets a plugin read its own database with any db grant, and write it with a db write grant', () => {
+    const readOnly = { principal: { plugin: 'r', read: ['x'], write: [] } }
+    const none = { principal: { plugin: 'n', read: [], write: [] } }
+    expect(verdict([op('OpenRead', 0, 7, ownDb)], readOnly)).toBe('ok')
+    expect(verdict([op('OpenRead', 0, 7, ownDb)], none)).toMatch(/needs a db grant/)
+    for (const write of [
+      op('OpenWrite', 0, 7, ownDb),
+      op('CreateBtree', ownDb, 1, 0),
+      op('Clear', 7, ownDb, 0),
+    ]) {
+      expect(verdict([write], readOnly)).toMatch(/needs a db write grant/)
+      expect(verdict([write])).toBe('ok')
+    }
+  })
+
   it('names the table a program may not open, and the grant to ask for', () => {
     expect(verdict([op('OpenRead', 0, 3, appDb)])).toMatch(
       /db read on table vault is not granted.*read scopes/,

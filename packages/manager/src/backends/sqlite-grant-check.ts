@@ -130,6 +130,11 @@ export function checkStatementKind(sql: string): void {
 export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext): void {
   const reads = new Set<string>()
   const writes = new Set<string>()
+  /** What the program does in the plugin's own database: nothing, reads, or writes (DDL included). */
+  let own: 'none' | 'read' | 'write' = 'none'
+  const ownWrite = () => {
+    own = 'write'
+  }
   const table = (page: number, op: VdbeOp): string => {
     const name = op.p5 & p2IsRegister ? undefined : context.appTables.get(page)
     if (name === undefined)
@@ -142,7 +147,11 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'OpenWrite':
       case 'ReopenIdx': {
         const db = op.p3
-        if (db === ownDb) break
+        if (db === ownDb) {
+          if (op.opcode === 'OpenWrite') ownWrite()
+          else if (own === 'none') own = 'read'
+          break
+        }
         // The temporary database's catalog, which renaming an own table updates too; it stays empty
         // (the executor refuses a statement that leaves anything in it).
         if (db === tempDb && op.p2 === 1 && !(op.p5 & p2IsRegister)) break
@@ -153,19 +162,22 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'Clear':
         // DELETE without WHERE empties the table at once.
         if (op.p2 === appDb) writes.add(table(op.p1, op))
-        else if (op.p2 !== ownDb)
-          throw denied('temporary tables are not allowed; create your own tables instead')
+        else if (op.p2 === ownDb) ownWrite()
+        else throw denied('temporary tables are not allowed; create your own tables instead')
         break
       case 'Destroy':
         if (op.p3 !== ownDb) throw denied('only your own tables and indexes can be dropped')
+        ownWrite()
         break
       case 'CreateBtree':
         if (op.p1 !== ownDb) throw denied('tables and indexes can only be created among your own tables')
+        ownWrite()
         break
       case 'DropTable':
       case 'DropIndex':
       case 'DropTrigger':
         if (op.p1 !== ownDb) throw denied('only your own tables, indexes and triggers can be dropped')
+        ownWrite()
         break
       case 'VOpen':
         if (!context.allowedVtabs.has(String(op.p4))) {
@@ -183,7 +195,22 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       }
     }
   }
+  checkOwn(own, context.principal)
   checkTables(reads, writes, context)
+}
+
+/**
+ * The plugin's own database is its own, whatever its tables are called, but using it is still the
+ * administrator's call: reading it takes a `db` grant of any scope, writing it (DDL included) a
+ * `db` write grant of any scope. A plugin granted only reads writes nothing, its own tables included.
+ */
+function checkOwn(own: 'none' | 'read' | 'write', principal: SqlPrincipal): void {
+  if (own === 'write' && principal.write.length === 0) {
+    throw denied('writing your own tables needs a db write grant; ask for db write in plugin.yaml')
+  }
+  if (own === 'read' && principal.read.length === 0 && principal.write.length === 0) {
+    throw denied('reading your own tables needs a db grant; ask for db in plugin.yaml')
+  }
 }
 
 function checkTables(reads: Set<string>, writes: Set<string>, context: GrantCheckContext): void {

@@ -35,6 +35,10 @@ const plugins = [
     rateLimits: { calls_per_second: 1e6, db_queries_per_minute: 1e7 },
   },
   { name: 'wide', permissions: [{ type: 'db' as const, access: ['read' as const], scope: ['*'] }] },
+  {
+    name: 'other',
+    permissions: [{ type: 'db' as const, access: ['read' as const, 'write' as const], scope: ['other_*'] }],
+  },
   { name: 'kelvin', permissions: [{ type: 'db' as const, access: ['read' as const], scope: ['keys'] }] },
 ]
 
@@ -160,6 +164,12 @@ const refusals: Record<Dialect, Refusal[]> = {
       name: 'INSERT … RETURNING reading a secret table',
       method: 'db.query',
       sql: 'INSERT INTO stats_log SELECT secret FROM vault RETURNING v',
+    },
+    {
+      name: 'an own table made by a plugin granted reads only',
+      plugin: 'wide',
+      method: 'db.exec',
+      sql: 'CREATE TABLE mine (a)',
     },
     {
       name: 'a virtual table made by the plugin',
@@ -348,12 +358,12 @@ describe.each(enforcedKinds)('database grants on the %s backends', (kind) => {
 
   it("keeps each plugin's own tables apart", async () => {
     await host.call('stats', 'db.exec', { sql: "CREATE TABLE mine AS SELECT 'stats' AS who" })
-    await host.call('wide', 'db.exec', { sql: "CREATE TABLE mine AS SELECT 'wide' AS who" })
+    await host.call('other', 'db.exec', { sql: "CREATE TABLE mine AS SELECT 'other' AS who" })
     expect(await host.call('stats', 'db.query', { sql: 'SELECT who FROM mine' })).toEqual({
       rows: [{ who: 'stats' }],
     })
-    expect(await host.call('wide', 'db.query', { sql: 'SELECT who FROM mine' })).toEqual({
-      rows: [{ who: 'wide' }],
+    expect(await host.call('other', 'db.query', { sql: 'SELECT who FROM mine' })).toEqual({
+      rows: [{ who: 'other' }],
     })
     await expect(backends.database.query('SELECT * FROM mine', [])).rejects.toMatchObject({
       code: 'invalid_argument',

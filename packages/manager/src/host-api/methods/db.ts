@@ -131,7 +131,7 @@ async function runOptions(sql: string, args: SqlValue[], scope: HostCallScope): 
 /**
  * `db.query`: runs one statement with bound parameters and returns its rows. Needs `db` read on
  * every application table it reads (and write on every one it writes); the plugin's own tables
- * need no grant.
+ * need a `db` grant of any scope (write, to write them).
  */
 export const dbQuery = defineMethod({
   args: sqlArgs,
