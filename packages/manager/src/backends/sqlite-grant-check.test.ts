@@ -62,6 +62,7 @@ describe('checkStatementKind', () => {
       expect.objectContaining({ code: 'permission_denied' }),
     )
     expect(() => checkStatementKind('SELEC 1')).toThrow(expect.objectContaining({ code: 'invalid_argument' }))
+    expect(() => checkStatementKind('SELECT * FROM "SQLite_Sequence"')).toThrow(/reserved/)
   })
 })
 
@@ -133,5 +134,6 @@ describe('checkProgram', () => {
     expect(verdict([op('Function', 0, 1, 2, 'sqlite_attach(3)')])).toMatch(/sqlite_attach/)
     expect(verdict([op('Function', 0, 1, 2, 'LOAD_EXTENSION(1)')])).toMatch(/load_extension/)
     expect(verdict([op('Function', 0, 1, 2, 'json_set(3)')])).toBe('ok')
+    expect(verdict([op('Vacuum', 0, 0, 0)])).toMatch(/not allowed/)
   })
 })

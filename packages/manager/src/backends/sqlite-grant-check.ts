@@ -111,8 +111,14 @@ const deniedKeywords = new Set([
   'explain',
 ])
 
-/** Refuses a statement whose kind a plugin may not run, before it is even compiled. */
+/**
+ * Refuses a statement whose kind a plugin may not run, before it is even compiled; and one that
+ * names `sqlite_sequence`: the program opens it for AUTOINCREMENT writes as it would for a read of
+ * it (the counters of every table), and a plugin never needs to name it.
+ */
 export function checkStatementKind(sql: string): void {
+  if (foldAscii(sql).includes('sqlite_sequence'))
+    throw denied('table sqlite_sequence is reserved to the host')
   const keyword = firstKeyword(sql)
   if (allowedKeywords.has(keyword)) return
   if (deniedKeywords.has(keyword)) {
@@ -187,6 +193,12 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'VCreate':
       case 'VDestroy':
         throw denied('virtual tables cannot be created or dropped')
+      // Only PRAGMA and VACUUM compile to these, and the statement kind is checked first: a second line.
+      case 'Vacuum':
+      case 'IntegrityCk':
+      case 'Checkpoint':
+      case 'JournalMode':
+        throw denied(`${op.opcode} is not allowed`)
       case 'Function':
       case 'PureFunc': {
         const name = foldAscii(String(op.p4).replace(/\(.*$/, ''))

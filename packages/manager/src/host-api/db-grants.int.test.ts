@@ -166,6 +166,11 @@ const refusals: Record<Dialect, Refusal[]> = {
       sql: 'INSERT INTO stats_log SELECT secret FROM vault RETURNING v',
     },
     {
+      name: "AUTOINCREMENT's counters of every table, copied by a granted write",
+      method: 'db.exec',
+      sql: 'INSERT INTO stats_log SELECT name || seq FROM public.SQLITE_SEQUENCE',
+    },
+    {
       name: 'an own table made by a plugin granted reads only',
       plugin: 'wide',
       method: 'db.exec',
@@ -289,6 +294,7 @@ const fuzzSchema: Record<Dialect, FuzzSchema | undefined> = {
       { name: 'vault_view', columns: ['secret'] },
       { name: kelvinTable, columns: ['secret'] },
       { name: 'sqlite_schema', columns: ['sql'] },
+      { name: 'sqlite_sequence', columns: ['name'] },
       { name: 'corral_policies', columns: ['*'] },
     ],
     writable: [
