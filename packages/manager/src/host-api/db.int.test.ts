@@ -82,10 +82,15 @@ const bypasses: Bypass[] = [
   { name: 'upper-case name', sql: 'SELECT * FROM USERS', code: 'permission_denied' },
   {
     name: 'schema-qualified name',
-    sql: { sqlite: 'SELECT * FROM main.users', postgresql: 'SELECT * FROM public.users' },
+    sql: 'SELECT * FROM public.users',
     code: 'permission_denied',
   },
-  { name: 'FROM ONLY', sql: 'SELECT * FROM ONLY users', code: 'permission_denied' },
+  {
+    name: 'FROM ONLY',
+    sql: 'SELECT * FROM ONLY users',
+    // SQLite reads a table named "only", which no database has.
+    code: { sqlite: 'invalid_argument', postgresql: 'permission_denied' },
+  },
   {
     name: 'a second statement after a comment',
     sql: 'SELECT * FROM stats_daily /* harmless */; SELECT * FROM users',
@@ -100,7 +105,8 @@ const bypasses: Bypass[] = [
   {
     name: 'a backslash that ends a string for the database but not for a parser',
     sql: "SELECT 'x\\' AS a, (SELECT password FROM users) AS b, 'y' AS c FROM stats_daily",
-    code: 'invalid_argument',
+    // SQLite checks what it compiled, however the text is cut: the subquery reads users.
+    code: { sqlite: 'permission_denied', postgresql: 'invalid_argument' },
   },
   {
     name: 'a doubled quote inside an identifier',
@@ -115,9 +121,9 @@ const bypasses: Bypass[] = [
   },
   { name: 'DROP of another table', method: 'db.exec', sql: 'DROP TABLE users', code: 'permission_denied' },
   {
-    name: 'CREATE outside the own prefix',
+    name: "CREATE among the application's tables",
     method: 'db.exec',
-    sql: 'CREATE TABLE evil (a INT)',
+    sql: { sqlite: 'CREATE TABLE public.evil (a INT)', postgresql: 'CREATE TABLE evil (a INT)' },
     code: 'permission_denied',
   },
   {
@@ -139,10 +145,14 @@ const bypasses: Bypass[] = [
     code: 'permission_denied',
   },
   {
-    name: 'CREATE VIEW (runs SQL later, unchecked)',
+    name: 'CREATE VIEW over another table',
     method: 'db.exec',
-    sql: 'CREATE VIEW stats_v AS SELECT * FROM users',
-    code: 'permission_denied',
+    sql: {
+      sqlite: 'CREATE VIEW stats_v AS SELECT * FROM public.users',
+      postgresql: 'CREATE VIEW stats_v AS SELECT * FROM users',
+    },
+    // SQLite: a view of the plugin's database cannot name another database at all.
+    code: { sqlite: 'invalid_argument', postgresql: 'permission_denied' },
   },
   {
     name: 'write to a read-only grant',
@@ -174,13 +184,14 @@ const bypasses: Bypass[] = [
       sqlite: "SELECT readfile('/etc/passwd') AS f",
       postgresql: "SELECT pg_read_file('/etc/passwd') AS f",
     },
-    code: 'permission_denied',
+    // SQLite's library has no such function.
+    code: { sqlite: 'invalid_argument', postgresql: 'permission_denied' },
   },
   { name: 'extension loading', sql: "SELECT load_extension('/tmp/evil.so')", code: 'permission_denied' },
   {
     name: 'SQL given as text to a function',
     sql: "SELECT query_to_xml('SELECT * FROM users', true, true, '') AS x",
-    code: 'permission_denied',
+    code: { sqlite: 'invalid_argument', postgresql: 'permission_denied' },
   },
   {
     name: 'session and database switching statements',
@@ -204,13 +215,16 @@ const bypasses: Bypass[] = [
   {
     name: 'the catalog, under a * grant',
     plugin: 'wide',
-    sql: { sqlite: 'SELECT * FROM sqlite_master', postgresql: 'SELECT * FROM pg_tables' },
+    sql: { sqlite: 'SELECT * FROM public.sqlite_master', postgresql: 'SELECT * FROM pg_tables' },
     code: 'permission_denied',
   },
   {
     name: 'information_schema, under a * grant',
     plugin: 'wide',
-    sql: { sqlite: 'SELECT * FROM sqlite_schema', postgresql: 'SELECT * FROM information_schema.tables' },
+    sql: {
+      sqlite: 'SELECT * FROM public.sqlite_schema',
+      postgresql: 'SELECT * FROM information_schema.tables',
+    },
     code: 'permission_denied',
   },
 ]
@@ -447,21 +461,6 @@ describe.each(backendSetKinds)('db.query / db.exec on the %s backends', (kind) =
       expect(reads).toEqual(Array(3).fill({ rows: [{ n: 2 }] }))
       await expectRefused(runaway, 'deadline_exceeded')
     })
-  })
-
-  it("reads the tables a statement opens from the database's own plan", async () => {
-    expect(backends.database.opened).toBeDefined()
-    const join = await backends.database.opened?.(
-      'SELECT d.day FROM stats_daily d WHERE d.day IN (SELECT day FROM stats_hourly WHERE hits > $1)',
-      [1],
-    )
-    expect(join?.reads.sort()).toEqual(['stats_daily', 'stats_hourly'])
-    expect(join?.writes).toEqual([])
-    const update = await backends.database.opened?.('UPDATE stats_hourly SET hits = $1 WHERE day = $2', [
-      1,
-      'x',
-    ])
-    expect(update).toEqual({ reads: [], writes: ['stats_hourly'] })
   })
 
   it("checks the tables the database's own plan opens, where it can tell (SQLite)", async () => {

@@ -93,7 +93,10 @@ export interface SandboxedHostApiOptions {
   /** Epoch milliseconds. Default `Date.now`. */
   now?: () => number
   limits?: Partial<SandboxLimits>
-  /** The table glob a plugin owns. Default `<plugin, "-" as "_">_*` (plugin `hello-wasm` owns `hello_wasm_*`). */
+  /**
+   * The table glob a plugin owns on PostgreSQL, until that backend enforces the grant itself (SQLite
+   * gives each plugin its own database). Default `<plugin, "-" as "_">_*` (plugin `hello-wasm` owns `hello_wasm_*`).
+   */
   ownTables?: (plugin: string) => string
   /** The sender of a plugin's emails. Default `<plugin>@corral.localhost`. */
   emailFrom?: (plugin: string) => string

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { analyzeSql, type SqlDialect } from './sql-access.js'
+import { analyzeSql, maxSqlNesting, type SqlDialect } from './sql-access.js'
 
 const dialects: SqlDialect[] = ['sqlite', 'postgresql']
 
@@ -112,5 +112,13 @@ describe('analyzeSql across dialects', () => {
     const sql = 'WITH r AS (SELECT * FROM r) SELECT * FROM r'
     expect(analyzeSql(sql, 'postgresql').reads).toEqual(['r'])
     expect(analyzeSql(sql, 'sqlite').reads).toEqual([])
+  })
+
+  it('refuses parentheses nested deeper than it parses, before parsing', () => {
+    const nested = (depth: number) => `SELECT ${'('.repeat(depth)}1${')'.repeat(depth)} AS x`
+    expect(analyzeSql(nested(maxSqlNesting), 'postgresql').statement).toBe('select')
+    expect(() => analyzeSql(nested(maxSqlNesting + 1), 'postgresql')).toThrow(/parentheses/)
+    // Inside a string they are data.
+    expect(analyzeSql(`SELECT '${'('.repeat(100)}' AS x`, 'postgresql').statement).toBe('select')
   })
 })

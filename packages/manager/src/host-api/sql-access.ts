@@ -23,6 +23,28 @@ export interface SqlAccess {
 /** The largest SQL text a plugin may send: parsing is not free. */
 export const maxSqlLength = 64 * 1024
 
+/** The deepest nesting of parentheses parsed: the parser's time can grow exponentially with it. */
+export const maxSqlNesting = 32
+
+/** How deep parentheses nest in `sql`, outside quoted strings and identifiers. */
+function nestingDepth(sql: string): number {
+  let depth = 0
+  let deepest = 0
+  let quote: string | undefined
+  for (const char of sql) {
+    if (quote !== undefined) {
+      if (char === quote) quote = undefined
+    } else if (char === "'" || char === '"') {
+      quote = char
+    } else if (char === '(') {
+      deepest = Math.max(deepest, ++depth)
+    } else if (char === ')') {
+      depth--
+    }
+  }
+  return deepest
+}
+
 /**
  * Functions a plugin's SQL may call (lower-case). An allowlist, not a denylist: a database has
  * functions that read files (`pg_read_file`, `readfile`), load code (`load_extension`), run SQL
@@ -480,6 +502,9 @@ function analyze(sql: string, dialect: SqlDialect): SqlAccess {
       'invalid_argument',
       'SQL with backslashes, doubled "" or U& escapes is refused (parsers disagree on it); bind the value as a parameter',
     )
+  }
+  if (nestingDepth(sql) > maxSqlNesting) {
+    throw new PluginError('invalid_argument', `SQL nests parentheses more than ${maxSqlNesting} levels deep`)
   }
   let parsed: { tableList: string[]; ast: unknown }
   try {

@@ -1,13 +1,13 @@
 import { matchScope } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { z } from 'zod'
-import type { SqlRunOptions, SqlValue } from '../../backends/sql-database.js'
+import type { SqlPrincipal, SqlRunOptions, SqlValue } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope, isGranted } from '../method-handler.js'
 import { analyzeSql, type SqlAccess } from '../sql-access.js'
 
 /**
- * Plugin SQL is parsed on the host thread (about 7 ms per KiB with node-sql-parser): the cap keeps one
- * statement from stalling the host. Values belong in `args`, which are not parsed.
+ * Where plugin SQL is still parsed on the host thread (PostgreSQL, see {@link parseChecked}), the cap
+ * keeps one statement from stalling the host. Values belong in `args`, which are not parsed.
  */
 const maxSqlLength = 16_384
 
@@ -82,7 +82,25 @@ async function checkPlan(
   }
 }
 
-async function analyze(sql: string, args: SqlValue[], scope: HostCallScope): Promise<SqlAccess> {
+/** The plugin and its `db` grant, which the database enforces (see `SqlRunOptions.principal`). */
+function principalOf(scope: HostCallScope): SqlPrincipal {
+  const read: string[] = []
+  const write: string[] = []
+  for (const permission of scope.grant.permissions) {
+    if (permission.type !== 'db') continue
+    if (permission.access.includes('read')) read.push(...permission.scope)
+    if (permission.access.includes('write')) write.push(...permission.scope)
+  }
+  return { plugin: scope.plugin, read, write }
+}
+
+/**
+ * Transitional, until the PostgreSQL backend enforces `principal` itself (branch db-postgres; drop
+ * this function and `checkAccess`/`checkPlan` with that merge): its statements are still parsed and
+ * checked here. SQLite enforces the grant in its executor, from the compiled program, and needs no
+ * parse.
+ */
+async function parseChecked(sql: string, args: SqlValue[], scope: HostCallScope): Promise<SqlAccess> {
   const access = analyzeSql(sql, scope.deps.database.dialect)
   const tables = [...new Set([...access.reads, ...access.writes, ...access.ddl])]
   scope.describe(`${access.statement} ${tables.join(',')}`.trim())
@@ -92,29 +110,36 @@ async function analyze(sql: string, args: SqlValue[], scope: HostCallScope): Pro
 }
 
 /**
- * How the database runs a checked statement: read-only if it only reads, not past the deadline,
- * and its changes kept only if the caller still waits for them.
+ * How the database runs a statement: as the plugin, within its grant; not past the deadline; its
+ * changes kept only if the caller still waits for them.
  */
-function runOptions(access: SqlAccess, scope: HostCallScope): SqlRunOptions {
-  return {
-    readOnly: access.writes.length === 0 && access.ddl.length === 0,
+async function runOptions(sql: string, args: SqlValue[], scope: HostCallScope): Promise<SqlRunOptions> {
+  const options: SqlRunOptions = {
     timeoutMs: Math.max(1, scope.deadline - scope.deps.now()),
     keep: () => scope.commitBeforeDeadline(),
     owner: scope.plugin,
+    principal: principalOf(scope),
   }
+  if (scope.deps.database.dialect === 'sqlite') {
+    scope.describe(sql)
+    return options
+  }
+  const access = await parseChecked(sql, args, scope)
+  return { ...options, readOnly: access.writes.length === 0 && access.ddl.length === 0 }
 }
 
 /**
  * `db.query`: runs one statement with bound parameters and returns its rows. Needs `db` read on
- * every table it reads (and write on every table it writes).
+ * every application table it reads (and write on every one it writes); the plugin's own tables
+ * need a `db` grant of any scope (write, to write them).
  */
 export const dbQuery = defineMethod({
   args: sqlArgs,
   rateLimit: 'db',
   async run({ sql, args }, scope) {
-    const access = await analyze(sql, args, scope)
+    const options = await runOptions(sql, args, scope)
     const max = scope.deps.limits.dbMaxRows
-    const rows = await scope.deps.database.query(sql, args, { ...runOptions(access, scope), maxRows: max })
+    const rows = await scope.deps.database.query(sql, args, { ...options, maxRows: max })
     if (rows.length > max) {
       throw new PluginError('resource_exhausted', `the query returned more than ${max} rows; add a LIMIT`)
     }
@@ -127,8 +152,7 @@ export const dbExec = defineMethod({
   args: sqlArgs,
   rateLimit: 'db',
   async run({ sql, args }, scope) {
-    const access = await analyze(sql, args, scope)
-    const rowsAffected = await scope.deps.database.exec(sql, args, runOptions(access, scope))
+    const rowsAffected = await scope.deps.database.exec(sql, args, await runOptions(sql, args, scope))
     return { rows_affected: rowsAffected }
   },
 })
