@@ -3,6 +3,8 @@
  * each leak class found against the parse-based check is performed for real and must be refused,
  * writes and DDL must leave every ungranted object as it was (checksums before and after), and SQL
  * that used to be refused must work. Cases are rows per dialect: a backend adds its own beside.
+ * PostgreSQL's leak classes are the rows of testing/postgres-leak-cases.ts (also run directly on the
+ * backend by postgres-plugin-roles.int.test.ts), here through the sandboxed host API.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,6 +21,12 @@ import {
   prepareBackendSet,
 } from '../testing/backend-sets.js'
 import { createTestHost, type TestHost } from '../testing/host-fixture.js'
+import {
+  leakSchema,
+  postgresLeakCases,
+  type SqlLeakCase,
+  ungrantedObjects,
+} from '../testing/postgres-leak-cases.js'
 import { type FuzzSchema, randomStatements } from '../testing/sql-fuzz.js'
 
 type Dialect = 'sqlite' | 'postgresql'
@@ -29,8 +37,12 @@ const kelvinTable = '\u212Aeys'
 
 const plugins = [
   {
+    // PostgreSQL's leak cases attack as this grant (their `leakPrincipal`).
     name: 'stats',
-    permissions: [{ type: 'db' as const, access: ['read' as const, 'write' as const], scope: ['stats_*'] }],
+    permissions: [
+      { type: 'db' as const, access: ['read' as const, 'write' as const], scope: ['stats_*'] },
+      { type: 'db' as const, access: ['read' as const], scope: ['shared_*'] },
+    ],
     // The fuzz run sends hundreds of statements a minute.
     rateLimits: { calls_per_second: 1e6, db_queries_per_minute: 1e7 },
   },
@@ -66,7 +78,11 @@ const schema: Record<Dialect, string[]> = {
     `CREATE TABLE "${kelvinTable}" (secret TEXT)`,
     `INSERT INTO "${kelvinTable}" VALUES ('SECRET-kelvin')`,
   ],
-  postgresql: [],
+  // The leak cases' schema (the host makes its own corral_policies), and a table for the fuzz run to write.
+  postgresql: [
+    ...leakSchema.filter((sql) => !sql.includes('corral_policies')),
+    'CREATE TABLE stats_log (v TEXT)',
+  ],
 }
 
 /** Every ungranted object (rows and definitions) as one string: equal before and after each case. */
@@ -77,16 +93,67 @@ const checksumSql: Record<Dialect, string> = {
     UNION ALL SELECT json_array('kelvin', secret) FROM "${kelvinTable}"
     UNION ALL SELECT json_array(type, name, tbl_name, sql) FROM sqlite_schema WHERE name NOT LIKE 'stats%' OR type IN ('view', 'trigger')
     ORDER BY 1)`,
-  postgresql: '',
+  postgresql: ungrantedObjects.join(';\n'),
 }
 
 interface Refusal {
   name: string
   plugin?: string
   method?: 'db.query' | 'db.exec'
+  /** Statements the plugin runs first, on its own objects; they must succeed. */
+  prepare?: readonly string[]
   sql: string
   code?: 'permission_denied' | 'invalid_argument'
 }
+
+/** What a plugin may see that looks like a leak and is not (documented in the README's table). */
+interface Visible {
+  name: string
+  plugin?: string
+  prepare?: readonly string[]
+  sql: string
+  rows: Record<string, unknown>[]
+}
+
+/** The grant of plugin `wide`, the only other grant the PostgreSQL leak cases attack as. */
+const wideGrant = { plugin: 'stats', read: ['*'], write: [] }
+
+/** The plugin of this suite holding a PostgreSQL leak case's grant. */
+function pluginOf(leak: SqlLeakCase): string {
+  if (leak.principal === undefined) return 'stats'
+  if (JSON.stringify(leak.principal) !== JSON.stringify(wideGrant)) {
+    throw new Error(`no plugin here holds the grant of case ${leak.name}`)
+  }
+  return 'wide'
+}
+
+const postgresRefusals: Refusal[] = postgresLeakCases.flatMap((leak) =>
+  'code' in leak.expect
+    ? [
+        {
+          name: `${leak.leak}: ${leak.name}`,
+          plugin: pluginOf(leak),
+          ...(leak.prepare === undefined ? {} : { prepare: leak.prepare }),
+          sql: leak.sql,
+          code: leak.expect.code as Refusal['code'],
+        },
+      ]
+    : [],
+)
+
+const postgresVisible: Visible[] = postgresLeakCases.flatMap((leak) =>
+  'rows' in leak.expect
+    ? [
+        {
+          name: `${leak.leak}: ${leak.name}`,
+          plugin: pluginOf(leak),
+          ...(leak.prepare === undefined ? {} : { prepare: leak.prepare }),
+          sql: leak.sql,
+          rows: leak.expect.rows,
+        },
+      ]
+    : [],
+)
 
 /** Leak classes, per dialect: each must be refused and must change nothing ungranted. */
 const refusals: Record<Dialect, Refusal[]> = {
@@ -182,7 +249,19 @@ const refusals: Record<Dialect, Refusal[]> = {
       sql: 'CREATE VIRTUAL TABLE notes_fts USING fts5(body)',
     },
   ],
-  postgresql: [],
+  postgresql: postgresRefusals,
+}
+
+/** Reads that look like leaks and are not, per dialect (see the README's semantics table). */
+const visible: Record<Dialect, Visible[]> = {
+  sqlite: [
+    {
+      name: 'a granted table that an ungranted one references stays readable',
+      sql: 'SELECT id FROM stats_parent',
+      rows: [{ id: 1 }],
+    },
+  ],
+  postgresql: postgresVisible,
 }
 
 /** SQL that used to be refused and now works (the README's table), per dialect, with its result. */
@@ -277,8 +356,123 @@ const nowAllowed: Record<
     },
     { name: 'renaming its own table', sql: 'ALTER TABLE notes RENAME TO notes2', result: { rows: [] } },
     { name: 'DROP of its own table', sql: 'DROP TABLE notes2', result: { rows: [] } },
+    {
+      name: 'an application table as public.t, beside its own',
+      sql: 'SELECT hits FROM public.stats_daily WHERE day = $1',
+      args: ['2026-11-20'],
+      result: { rows: [{ hits: 3 }] },
+    },
   ],
-  postgresql: [],
+  postgresql: [
+    {
+      name: 'an own table without a prefix',
+      sql: 'CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT, at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP)',
+      result: { rows: [] },
+    },
+    {
+      name: 'DEFAULT VALUES',
+      sql: 'INSERT INTO notes DEFAULT VALUES RETURNING id',
+      result: { rows: [{ id: 1 }] },
+    },
+    {
+      name: '$n placeholders (the portable form)',
+      sql: 'INSERT INTO notes (body) VALUES ($1), ($2) RETURNING id',
+      args: ['a', 'b'],
+      result: { rows: [{ id: 2 }, { id: 3 }] },
+    },
+    {
+      name: 'an upsert',
+      sql: 'INSERT INTO stats_daily (day, hits) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET hits = stats_daily.hits + 1 RETURNING hits',
+      args: ['2026-11-21'],
+      result: { rows: [{ hits: 6 }] },
+    },
+    {
+      name: 'LIMIT $1',
+      sql: 'SELECT day FROM stats_daily ORDER BY day LIMIT $1',
+      args: [1],
+      result: { rows: [{ day: '2026-11-20' }] },
+    },
+    {
+      name: 'CURRENT_TIMESTAMP',
+      sql: 'SELECT count(*) AS n FROM notes WHERE at <= CURRENT_TIMESTAMP',
+      result: { rows: [{ n: 3 }] },
+    },
+    {
+      name: 'UPDATE … FROM',
+      sql: 'UPDATE notes SET body = s.day FROM (SELECT day FROM stats_daily WHERE hits = 3) AS s WHERE notes.id = 1 RETURNING body',
+      result: { rows: [{ body: '2026-11-20' }] },
+    },
+    {
+      name: 'EXCEPT',
+      sql: 'SELECT day FROM stats_daily EXCEPT SELECT body FROM notes',
+      result: { rows: [{ day: '2026-11-21' }] },
+    },
+    {
+      name: 'INTERSECT',
+      sql: 'SELECT day FROM stats_daily INTERSECT SELECT body FROM notes',
+      result: { rows: [{ day: '2026-11-20' }] },
+    },
+    {
+      name: 'unquoted mixed-case names',
+      sql: 'SELECT Day FROM Stats_Daily WHERE Hits = 3',
+      result: { rows: [{ day: '2026-11-20' }] },
+    },
+    {
+      name: 'FETCH FIRST',
+      sql: 'SELECT body FROM notes ORDER BY id FETCH FIRST 1 ROWS ONLY',
+      result: { rows: [{ body: '2026-11-20' }] },
+    },
+    {
+      name: 'NULLS LAST',
+      sql: 'SELECT body FROM notes ORDER BY body NULLS LAST LIMIT 1',
+      result: { rows: [{ body: '2026-11-20' }] },
+    },
+    {
+      name: 'DELETE … USING',
+      sql: "DELETE FROM notes USING (SELECT 'b' AS b) AS x WHERE notes.body = x.b RETURNING notes.id",
+      result: { rows: [{ id: 3 }] },
+    },
+    {
+      name: 'jsonb_set',
+      sql: `SELECT jsonb_set('{"a":1}', '{b}', '2') AS j`,
+      result: { rows: [{ j: { a: 1, b: 2 } }] },
+    },
+    {
+      name: 'jsonb_array_elements',
+      sql: "SELECT value FROM jsonb_array_elements('[1,2]')",
+      result: { rows: [{ value: 1 }, { value: 2 }] },
+    },
+    {
+      name: 'FILTER (WHERE …)',
+      sql: 'SELECT count(*) FILTER (WHERE hits > 4) AS n FROM stats_daily',
+      result: { rows: [{ n: 1 }] },
+    },
+    {
+      name: 'CREATE INDEX of its own',
+      sql: 'CREATE INDEX notes_body ON notes (body)',
+      result: { rows: [] },
+    },
+    { name: 'DROP INDEX', sql: 'DROP INDEX notes_body', result: { rows: [] } },
+    {
+      name: 'a view of its own tables',
+      sql: 'CREATE VIEW notes_v AS SELECT body FROM notes WHERE id = 1',
+      result: { rows: [] },
+    },
+    {
+      name: 'reading its own view',
+      sql: 'SELECT body FROM notes_v',
+      result: { rows: [{ body: '2026-11-20' }] },
+    },
+    { name: 'TRUNCATE of its own table', sql: 'TRUNCATE notes', result: { rows: [] } },
+    { name: 'renaming its own table', sql: 'ALTER TABLE notes RENAME TO notes2', result: { rows: [] } },
+    { name: 'DROP of its own table', sql: 'DROP TABLE notes2 CASCADE', result: { rows: [] } },
+    {
+      name: 'an application table as public.t, beside its own',
+      sql: 'SELECT hits FROM public.stats_daily WHERE day = $1',
+      args: ['2026-11-20'],
+      result: { rows: [{ hits: 3 }] },
+    },
+  ],
 }
 
 /** The differential run: random SQL as plugin `stats`, the secrets and checksums as the oracle. */
@@ -316,22 +510,53 @@ const fuzzSchema: Record<Dialect, FuzzSchema | undefined> = {
     functions: ['upper', 'length', 'hex', 'quote', 'typeof', 'json_quote', 'unicode'],
     qualifiers: ['', '', '', '', 'public.', 'main.', 'temp.'],
   },
-  postgresql: undefined,
+  postgresql: {
+    tables: [
+      ...Array(4).fill({ name: 'stats_daily', columns: ['day', 'hits'] }),
+      ...Array(3).fill({ name: 'stats_log', columns: ['v'] }),
+      { name: 'shared_config', columns: ['k', 'v'] },
+      { name: 'shared_user_names', columns: ['name'] },
+      { name: 'users', columns: ['password'] },
+      { name: 'secrets', columns: ['v'] },
+      { name: 'hidden_child', columns: ['note'] },
+      { name: 'secret_events', columns: ['v'] },
+      { name: 'corral_policies', columns: ['policy'] },
+      { name: 'pg_authid', columns: ['rolpassword'] },
+    ],
+    writable: [
+      ...Array(4).fill({ name: 'stats_log', columns: ['v'] }),
+      { name: 'stats_ruled', columns: ['v'] },
+      { name: 'stats_definer', columns: ['v'] },
+      { name: 'stats_parent', columns: ['id'] },
+      { name: 'users', columns: ['password'] },
+      { name: 'secrets', columns: ['v'] },
+      { name: 'vault_child', columns: ['secret'] },
+    ],
+    sources: [
+      "jsonb_array_elements('[1]')",
+      "jsonb_array_elements('[1]')",
+      "query_to_xml('SELECT * FROM secrets', true, true, '')",
+      'pg_statistic',
+      'generate_series(1, 2)',
+      'unnest(ARRAY(SELECT password FROM users))',
+    ],
+    functions: ['upper', 'length', 'md5', 'quote_literal', 'lower', 'pg_typeof'],
+    qualifiers: ['', '', '', '', 'public.', 'plugin_stats.', 'shared_stuff.'],
+  },
 }
 /** Statements per run: a bounded CI budget (a few seconds). */
 const fuzzStatements = 400
 const fuzzSeed = 20261129
 
-// A backend set runs once its dialect has rows (PostgreSQL's come with its own enforcement).
-const enforcedKinds = backendSetKinds.filter((kind) => refusals[dialectOf[kind]].length > 0)
-
-describe.each(enforcedKinds)('database grants on the %s backends', (kind) => {
+describe.each(backendSetKinds)('database grants on the %s backends', (kind) => {
   const dialect = dialectOf[kind]
   let backends: Backends
   let host: TestHost
   let dir: string
 
-  const checksum = async () => (await backends.database.query(checksumSql[dialect], []))[0]
+  /** One query per statement: PostgreSQL's extended protocol runs one at a time. */
+  const checksum = async () =>
+    Promise.all(checksumSql[dialect].split(';\n').map((sql) => backends.database.query(sql, [])))
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'corral-grants-'))
@@ -348,7 +573,18 @@ describe.each(enforcedKinds)('database grants on the %s backends', (kind) => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  // Before the refusals: a view a refused case prepares would make database_to_xml fail, not leak.
+  it.each(visible[dialect])('shows $name, and nothing secret', async (seen) => {
+    for (const sql of seen.prepare ?? []) await host.call(seen.plugin ?? 'stats', 'db.exec', { sql })
+    const before = await checksum()
+    const result = await host.call(seen.plugin ?? 'stats', 'db.query', { sql: seen.sql })
+    expect(JSON.stringify(result)).not.toContain('SECRET')
+    expect(result).toEqual({ rows: seen.rows })
+    expect(await checksum()).toEqual(before)
+  })
+
   it.each(refusals[dialect])('refuses $name, and changes nothing ungranted', async (refusal) => {
+    for (const sql of refusal.prepare ?? []) await host.call(refusal.plugin ?? 'stats', 'db.exec', { sql })
     const before = await checksum()
     const call = host.call(refusal.plugin ?? 'stats', refusal.method ?? 'db.query', { sql: refusal.sql })
     await expect(call).rejects.toMatchObject({ code: refusal.code ?? 'permission_denied' })

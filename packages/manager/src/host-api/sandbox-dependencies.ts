@@ -87,11 +87,6 @@ export interface SandboxDependencies {
   resolve: HostResolver
   now: () => number
   limits: SandboxLimits
-  /**
-   * The table glob a plugin owns (may create, alter, drop) where the host still checks DDL itself
-   * (PostgreSQL, until it enforces `SqlRunOptions.principal`); SQLite gives each plugin its own database.
-   */
-  ownTables: (plugin: string) => string
   /** The sender address of a plugin's emails. */
   emailFrom: (plugin: string) => string
 }
