@@ -115,7 +115,7 @@ const bypasses: Bypass[] = [
   },
   { name: 'SQL that does not parse', sql: 'SELEC * FROM stats_daily', code: 'invalid_argument' },
   {
-    name: 'SQL too long to parse without stalling the host',
+    name: 'SQL over the 16 KiB cap (values belong in args)',
     sql: `SELECT * FROM stats_daily WHERE ${Array.from({ length: 1500 }, (_, i) => `day = '${i}'`).join(' OR ')}`,
     code: 'invalid_argument',
   },
