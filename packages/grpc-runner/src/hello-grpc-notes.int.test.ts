@@ -1,4 +1,4 @@
-import { type Backends, createBackends, createSandboxedHostApi } from '@corral/manager'
+import { type Backends, createBackends, createSandboxedHostApi, type SandboxedHostApi } from '@corral/manager'
 import type { EffectiveGrant, Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner } from './grpc-runner.js'
@@ -12,13 +12,19 @@ describe('hello-grpc addNote and stats against the sandboxed host API on SQLite'
   let backends: Backends
   let grant: EffectiveGrant
   let plugin: Plugin
+  let hostApi: SandboxedHostApi
+  /** The plugin's own tables live in its own database: the test reads them as the plugin does. */
+  async function queryAsPlugin(sql: string): Promise<unknown[]> {
+    const context = { plugin: 'hello-grpc', token: 'test' }
+    return ((await hostApi.forPlugin('hello-grpc')('db.query', { sql }, context)) as { rows: unknown[] }).rows
+  }
 
   beforeAll(async () => {
     // Empty URLs: the embedded set whatever the environment says.
     backends = await createBackends({ databaseUrl: '', redisUrl: '' })
     const example = await examplePlugin('hello-grpc')
     grant = example.grant
-    const hostApi = createSandboxedHostApi({
+    hostApi = createSandboxedHostApi({
       backends,
       // Looked up per host call: a test narrows the grant live.
       grants: () => grant,
@@ -34,9 +40,8 @@ describe('hello-grpc addNote and stats against the sandboxed host API on SQLite'
   })
 
   it('creates its table during init', async () => {
-    const tables = await backends.database.query(
+    const tables = await queryAsPlugin(
       "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hello_grpc_notes'",
-      [],
     )
     expect(tables).toEqual([{ name: 'hello_grpc_notes' }])
   })
@@ -45,7 +50,7 @@ describe('hello-grpc addNote and stats against the sandboxed host API on SQLite'
     expect(await plugin.call('addNote', { day: '2026-11-21', text: 'first' })).toEqual({ ok: true })
     expect(await plugin.call('addNote', { day: '2026-11-22', text: 'second' })).toEqual({ ok: true })
     expect(await plugin.call('addNote', { day: '2026-11-21', text: "it's third" })).toEqual({ ok: true })
-    const rows = await backends.database.query('SELECT day, text FROM hello_grpc_notes ORDER BY rowid', [])
+    const rows = await queryAsPlugin('SELECT day, text FROM hello_grpc_notes ORDER BY rowid')
     expect(rows).toEqual([
       { day: '2026-11-21', text: 'first' },
       { day: '2026-11-22', text: 'second' },
@@ -78,7 +83,7 @@ describe('hello-grpc addNote and stats against the sandboxed host API on SQLite'
     await expect(plugin.call('addNote', { day: '2026-11-24' })).rejects.toMatchObject({
       code: 'invalid_argument',
     })
-    const [count] = await backends.database.query('SELECT COUNT(*) AS n FROM hello_grpc_notes', [])
+    const [count] = await queryAsPlugin('SELECT COUNT(*) AS n FROM hello_grpc_notes')
     expect(count).toEqual({ n: 3 })
   })
 })

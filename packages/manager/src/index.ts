@@ -11,7 +11,13 @@ export { createOutboxMailer } from './backends/outbox-mailer.js'
 export { createPostgresDatabase } from './backends/postgres-database.js'
 export type { SmtpMailerOptions } from './backends/smtp-mailer.js'
 export { createSmtpMailer } from './backends/smtp-mailer.js'
-export type { SqlDatabase, SqlPrincipal, SqlRunOptions, SqlValue } from './backends/sql-database.js'
+export type {
+  SqlDatabase,
+  SqlDialect,
+  SqlPrincipal,
+  SqlRunOptions,
+  SqlValue,
+} from './backends/sql-database.js'
 export type { SqliteDatabaseOptions } from './backends/sqlite-database.js'
 export { createSqliteDatabase } from './backends/sqlite-database.js'
 export type { HostCallMetricsSnapshot, MethodMetrics } from './host-api/call-metrics.js'
@@ -29,8 +35,6 @@ export type {
 } from './host-api/sandbox-dependencies.js'
 export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
 export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
-export type { SqlAccess, SqlDialect } from './host-api/sql-access.js'
-export { allowedSqlFunctions, analyzeSql } from './host-api/sql-access.js'
 export type { AuditEntry, AuditLog, AuditQuery } from './policy-store/audit-log.js'
 export { createSqlAuditLog } from './policy-store/audit-log.js'
 export type { PolicyStore, SqlPolicyStoreOptions } from './policy-store/policy-store.js'

@@ -24,20 +24,12 @@ export interface PostgresDatabaseOptions {
   schema?: string
 }
 
-/** The bound of a plugin's statement, or of a plan, when the caller gives none. */
+/** The bound of a plugin's statement when the caller gives none. */
 const defaultTimeoutMs = 30_000
 
 /** A plugin's grant was re-synced (for another policy) while its statement was being checked or ran. */
 function grantChanged(): PluginError {
   return new PluginError('unavailable', "the plugin's database grant changed during the statement; try again")
-}
-
-/** One node of PostgreSQL's `EXPLAIN (FORMAT JSON)` plan, as far as the check reads it. */
-interface PlanNode {
-  'Node Type'?: string
-  'Relation Name'?: string
-  Schema?: string
-  Plans?: PlanNode[]
 }
 
 /** SQLSTATE classes that mean the server, not the statement, failed. */
@@ -190,8 +182,13 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       throw error
     }
     try {
-      const begin = options.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN'
-      await client.query(`${begin}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`)
+      // A plugin granted no writes writes nothing, its own tables included (as on SQLite): the
+      // server refuses every write and all DDL in a read-only transaction, and a statement cannot
+      // turn it back once the grant check below has run its first query.
+      const readOnly = options.readOnly === true || principal.write.length === 0
+      await client.query(
+        `${readOnly ? 'BEGIN READ ONLY' : 'BEGIN'}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`,
+      )
       let checked = await readGrantState(client, hostSchema)
       if (!isSyncedFor(checked, principal)) {
         await syncGrants(names, principal, left())
@@ -259,31 +256,6 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
 
   return {
     dialect: 'postgresql',
-    async opened(sql, params, options = {}) {
-      // Planned afresh each time, in a read-only transaction: the plan depends on the parameters
-      // and on objects renamed since, and planning runs immutable functions (as the principal).
-      const result = await run(`EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`, params, {
-        ...options,
-        readOnly: true,
-        timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
-      })
-      const reads = new Set<string>()
-      const writes = new Set<string>()
-      const visit = (node: PlanNode) => {
-        const relation = node['Relation Name']
-        if (typeof relation === 'string') {
-          const schema = node.Schema
-          const name = schema === undefined || schema === 'public' ? relation : `${schema}.${relation}`
-          ;(node['Node Type'] === 'ModifyTable' ? writes : reads).add(name)
-        }
-        for (const child of node.Plans ?? []) visit(child)
-      }
-      const plan = (result.rows[0] as { 'QUERY PLAN'?: { Plan: PlanNode }[] } | undefined)?.['QUERY PLAN']
-      for (const entry of plan ?? []) visit(entry.Plan)
-      // The target of an UPDATE or DELETE is scanned to find its rows: that is the write, as in SQLite.
-      for (const table of writes) reads.delete(table)
-      return { reads: [...reads], writes: [...writes] }
-    },
     async query(sql, params, options) {
       const result = await run(sql, params, options)
       return (result.rows as Record<string, unknown>[]).map(jsonRow)

@@ -414,45 +414,43 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     })
   })
 
-  describe('the plan check', () => {
+  describe("a plugin's own tables, as on SQLite", () => {
+    const readOnly: SqlPrincipal = { plugin: 'owner', read: ['shared_*'], write: [] }
+    const writer: SqlPrincipal = { plugin: 'owner', read: ['shared_*'], write: ['owner_*'] }
+    const none: SqlPrincipal = { plugin: 'owner', read: [], write: [] }
+
     beforeAll(async () => {
-      // Immutable: PostgreSQL runs them while planning, to fold their result into the plan.
-      await asPlugin(
-        "CREATE FUNCTION stats_slow() RETURNS INT IMMUTABLE LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(60)'",
-      )
-      await asPlugin(
-        "CREATE FUNCTION stats_steal() RETURNS TEXT IMMUTABLE LANGUAGE sql AS 'SELECT string_agg(v, '','') FROM public.secrets'",
-      )
+      await asPlugin('CREATE TABLE notes (v TEXT)', writer)
+      await asPlugin("INSERT INTO notes VALUES ('mine')", writer)
     })
 
-    it('is bounded in time, like the statement', async () => {
-      await expect(
-        db.opened?.('SELECT plugin_stats.stats_slow() AS n', [], {
-          principal: leakPrincipal,
-          timeoutMs: 200,
-        }),
-      ).rejects.toMatchObject({ code: 'deadline_exceeded' })
-      await expect(
-        asPlugin('SELECT stats_slow() AS n', leakPrincipal, [], { timeoutMs: 200 }),
-      ).rejects.toMatchObject({
-        code: 'deadline_exceeded',
+    it('are written with a write grant of any scope only', async () => {
+      for (const sql of ["INSERT INTO notes VALUES ('more')", 'TRUNCATE notes', 'DROP TABLE notes']) {
+        await expect(asPlugin(sql, readOnly)).rejects.toMatchObject({ code: 'permission_denied' })
+      }
+      expect(await asPlugin('SELECT v FROM notes', writer)).toEqual([{ v: 'mine' }])
+    })
+
+    it('are read with a grant of any scope', async () => {
+      expect(await asPlugin('SELECT v FROM notes', readOnly)).toEqual([{ v: 'mine' }])
+      await expect(asPlugin('SELECT v FROM plugin_owner.notes', none)).rejects.toMatchObject({
+        code: 'permission_denied',
       })
     })
 
-    it("plans as the plugin: a function run while planning has the plugin's rights", async () => {
-      await expect(
-        db.opened?.('SELECT plugin_stats.stats_steal() AS s', [], { principal: leakPrincipal }),
-      ).rejects.toMatchObject({ code: 'permission_denied' })
+    it('are named unqualified; public.t names the application table', async () => {
+      await asPlugin('CREATE TABLE shared_config (k TEXT, v TEXT)', writer)
+      await asPlugin("INSERT INTO shared_config VALUES ('theme', 'own')", writer)
+      expect(await asPlugin('SELECT v FROM shared_config', readOnly)).toEqual([{ v: 'own' }])
+      expect(await asPlugin('SELECT v FROM public.shared_config', readOnly)).toEqual([{ v: 'dark' }])
     })
+  })
 
-    it('plans afresh each time: objects renamed since are seen', async () => {
-      await db.exec('CREATE TABLE shared_plan (v TEXT)', [])
-      const sql = 'SELECT v FROM shared_plan'
-      expect(await db.opened?.(sql, [])).toEqual({ reads: ['shared_plan'], writes: [] })
-      await db.exec('ALTER TABLE shared_plan RENAME TO hidden_plan', [])
-      await db.exec('CREATE VIEW shared_plan AS SELECT v FROM secrets', [])
-      expect(await db.opened?.(sql, [])).toEqual({ reads: ['secrets'], writes: [] })
-    })
+  it('bounds a statement in time', async () => {
+    await asPlugin("CREATE FUNCTION stats_slow() RETURNS INT LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(60)'")
+    await expect(
+      asPlugin('SELECT stats_slow() AS n', leakPrincipal, [], { timeoutMs: 200 }),
+    ).rejects.toMatchObject({ code: 'deadline_exceeded' })
   })
 
   describe('one plugin flooding its connections', () => {

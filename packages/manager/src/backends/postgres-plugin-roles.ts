@@ -188,7 +188,8 @@ export async function ensurePluginRole(
       throw new PluginError('unavailable', `schema ${names.schema} exists and is not the plugin's own`)
     }
     await client.query(
-      `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}; GRANT USAGE ON SCHEMA ${quoteIdentifier(hostSchema)} TO ${role}`,
+      // The role's rights on its own schema follow its grant: syncPluginGrants gives them.
+      `REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC; GRANT USAGE ON SCHEMA ${quoteIdentifier(hostSchema)} TO ${role}`,
     )
     const reach = await client.query(
       `SELECT has_schema_privilege($1, $2, 'CREATE') AS creates, EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = $1) AS member`,
@@ -299,7 +300,8 @@ function grantedRelations(
 /**
  * Gives `names.role` exactly `principal`'s grant on the host schema: `SELECT` on the relations its
  * read globs match, `INSERT`/`UPDATE`/`DELETE` on those its write globs match (and `USAGE` on
- * their `serial` sequences), nothing else; then records the {@link grantKey} on the role. Globs
+ * their `serial` sequences), nothing else; `USAGE` on its own schema with any grant, `CREATE` with
+ * a write grant; then records the {@link grantKey} on the role. Globs
  * match relation names in `hostSchema` only, never a schema's name. Runs as the host, in one
  * transaction, so a plugin's statement sees the old privileges or the new ones, never a mix.
  */
@@ -311,6 +313,7 @@ export async function syncPluginGrants(
   timeoutMs: number,
 ): Promise<void> {
   const schema = quoteIdentifier(hostSchema)
+  const own = quoteIdentifier(names.schema)
   const role = quoteIdentifier(names.role)
   await beginRoleChange(client, timeoutMs)
   try {
@@ -370,7 +373,13 @@ export async function syncPluginGrants(
     const statements = [
       `REVOKE ALL ON ALL TABLES IN SCHEMA ${schema} FROM ${role}`,
       `REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${schema} FROM ${role}`,
+      `REVOKE ALL ON SCHEMA ${own} FROM ${role}`,
     ]
+    // Its own schema, as SQLite's own database: used with a grant of any scope, created in with a
+    // write grant (the transaction is also read-only without one, so its own tables stay as they are).
+    const anyGrant = principal.read.length > 0 || principal.write.length > 0
+    if (anyGrant) statements.push(`GRANT USAGE ON SCHEMA ${own} TO ${role}`)
+    if (principal.write.length > 0) statements.push(`GRANT CREATE ON SCHEMA ${own} TO ${role}`)
     if (read.length > 0) statements.push(`GRANT SELECT ON TABLE ${read.join(', ')} TO ${role}`)
     if (write.length > 0)
       statements.push(`GRANT INSERT, UPDATE, DELETE ON TABLE ${write.join(', ')} TO ${role}`)

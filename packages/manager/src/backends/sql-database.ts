@@ -1,11 +1,17 @@
-import type { SqlAccess, SqlDialect } from '../host-api/sql-access.js'
+/** The SQL a database speaks. */
+export type SqlDialect = 'sqlite' | 'postgresql'
 
 /** A value a plugin may bind to a `$n` placeholder. */
 export type SqlValue = string | number | boolean | null
 
 /** The plugin a statement runs for, and its database grant: the backend enforces it. */
 export interface SqlPrincipal {
-  /** The plugin's name: its own tables live in its own namespace (SQLite: an attached database; PostgreSQL: a schema), owned by it. */
+  /**
+   * The plugin's name: its own tables live in its own namespace (SQLite: its own database;
+   * PostgreSQL: its own schema), found first for an unqualified name; `public.t` names the
+   * application's table `t` on both. Reading them takes a grant of any scope, writing them (DDL
+   * included) a write grant of any scope.
+   */
   plugin: string
   /** Table-name globs the plugin may read (its effective grant's `db` read scopes). */
   read: readonly string[]
@@ -16,8 +22,8 @@ export interface SqlPrincipal {
 /** What running one statement may check on the way, besides running it. */
 export interface SqlRunOptions {
   /**
-   * The statement was found to only read: a backend that can tell (SQLite's `readonly`) refuses
-   * it otherwise, a second line behind the parse.
+   * The statement must only read: the backend refuses it otherwise (SQLite's `readonly`,
+   * PostgreSQL's `READ ONLY` transaction).
    */
   readOnly?: boolean
   /**
@@ -58,18 +64,6 @@ export interface SqlDatabase {
   query(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<Record<string, unknown>[]>
   /** Runs a statement and returns how many rows it changed. */
   exec(sql: string, params: readonly SqlValue[], options?: SqlRunOptions): Promise<number>
-  /**
-   * The tables the database itself would open to run a statement, from its own plan — a second
-   * opinion behind the parse (SQLite: `EXPLAIN` opcodes, foreign-key checks included; PostgreSQL:
-   * `EXPLAIN (FORMAT JSON)` relations, which do not show foreign-key checks, run in triggers).
-   * Names are normalised like {@link SqlAccess}'s. Bounded like a statement (`timeoutMs`), and
-   * planned as `principal` when given: PostgreSQL runs immutable functions while planning.
-   */
-  opened?(
-    sql: string,
-    params: readonly SqlValue[],
-    options?: Pick<SqlRunOptions, 'timeoutMs' | 'principal'>,
-  ): Promise<{ reads: string[]; writes: string[] }>
   close(): Promise<void>
 }
 

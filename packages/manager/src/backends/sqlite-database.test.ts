@@ -24,28 +24,6 @@ describe('createSqliteDatabase', () => {
     expect(await db.query('SELECT count(*) AS n FROM t', [])).toEqual([{ n: 1 }])
   })
 
-  it('reports the tables its plan opens, through subqueries and indexes', async () => {
-    await db.exec('CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT)', [])
-    await db.exec('CREATE INDEX u_name ON u (name)', [])
-    expect(await db.opened?.('SELECT a FROM t WHERE b IN (SELECT id FROM u WHERE name = $1)', ['n'])).toEqual(
-      {
-        reads: ['t', 'u'],
-        writes: [],
-      },
-    )
-    expect(await db.opened?.('INSERT INTO u (name) SELECT a FROM t', [])).toEqual({
-      reads: ['t'],
-      writes: ['u'],
-    })
-  })
-
-  it("plans without the host connection's temporary tables, which plugin statements never see", async () => {
-    await db.exec('CREATE TEMP TABLE tmp (x)', [])
-    await expect(db.opened?.('INSERT INTO tmp (x) SELECT a FROM t', [])).rejects.toMatchObject({
-      code: 'invalid_argument',
-    })
-  })
-
   it('reports SQL errors as invalid_argument', async () => {
     await expect(db.query('SELECT * FROM missing', [])).rejects.toMatchObject({ code: 'invalid_argument' })
   })

@@ -48,8 +48,13 @@ function databaseFile(path: string): { file: string; temporaryDir?: string } {
  * host's thread, and never wait there: while another connection holds the write lock, they retry
  * after a pause. A statement with a `timeoutMs` (a plugin's, through the host API) runs in an
  * executor process that is killed at the deadline (see `SqliteExecutorPool`); a write of it
- * commits only if the caller still waits for it (`keep`). Plans (`opened`) come from a read-only
- * connection that, like the executors', has no temporary tables: the plan seen is the plan run.
+ * commits only if the caller still waits for it (`keep`).
+ *
+ * A statement run for a plugin (`principal`) runs on that plugin's connection in an executor: the
+ * plugin's own database (`<file>-plugins/<plugin>.sqlite`) is its `main`, where its unqualified
+ * CREATE, ALTER and DROP go, and the application's database is attached as `public`. SQLite's
+ * compiled program for the statement is checked against the grant there, in the transaction the
+ * statement runs in (see `sqlite-grant-check.ts`).
  *
  * @example
  * const db = createSqliteDatabase({ path: 'data/corral.db' })
@@ -62,10 +67,9 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
   const db = new Database(file, { timeout: 0 })
   db.pragma('journal_mode = WAL')
   db.pragma('foreign_keys = ON')
-  const planner = new Database(file, { readonly: true, timeout: 0 })
-  planner.pragma('foreign_keys = ON')
   const executors = new SqliteExecutorPool({
     path: file,
+    pluginsDir: `${file}-plugins`,
     ...(options.maxExecutors === undefined ? {} : { maxExecutors: options.maxExecutors }),
   })
 
@@ -117,77 +121,29 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     })
   }
 
-  /** A statement bounded by a deadline, in an executor. */
-  function runInExecutor(
-    sql: string,
-    params: readonly SqlValue[],
-    run: SqlRunOptions & { timeoutMs: number },
-    returnRows: boolean,
-  ) {
+  /** A plugin's statement, or one bounded by a deadline: it runs in an executor. */
+  function inExecutor(run: SqlRunOptions | undefined): run is SqlRunOptions {
+    return run?.timeoutMs !== undefined || run?.principal !== undefined
+  }
+
+  function runInExecutor(sql: string, params: readonly SqlValue[], run: SqlRunOptions, returnRows: boolean) {
     return executors.run({
       sql,
       params,
       readOnly: run.readOnly === true,
       returnRows,
-      timeoutMs: run.timeoutMs,
+      timeoutMs: run.timeoutMs ?? hostBusyTimeoutMs,
       ...(run.maxRows === undefined ? {} : { maxRows: run.maxRows }),
       ...(run.keep === undefined ? {} : { keep: run.keep }),
       ...(run.owner === undefined ? {} : { owner: run.owner }),
+      ...(run.principal === undefined ? {} : { principal: run.principal }),
     })
-  }
-
-  const schemaVersion = planner.prepare('PRAGMA main.schema_version').pluck()
-  // Root page → table, per schema version: the plan names pages, not tables.
-  let pages: { version: number; byPage: Map<string, string> } | undefined
-  // The tables a statement opens depend on its text and the schema, not on its parameters.
-  const plans = new Map<string, { version: number; opened: { reads: string[]; writes: string[] } }>()
-  function tableOfPage(version: number): Map<string, string> {
-    if (pages?.version !== version) {
-      const byPage = new Map<string, string>([['0:1', 'sqlite_schema']])
-      const rows = planner
-        .prepare('SELECT tbl_name, rootpage FROM main.sqlite_schema WHERE rootpage > 0')
-        .all() as { tbl_name: string; rootpage: number }[]
-      for (const row of rows) byPage.set(`0:${row.rootpage}`, row.tbl_name.toLowerCase())
-      pages = { version, byPage }
-    }
-    return pages.byPage
-  }
-  function plan(sql: string, params: readonly SqlValue[]): { reads: string[]; writes: string[] } {
-    const current = schemaVersion.get() as number
-    const known = plans.get(sql)
-    if (known?.version === current) return known.opened
-    // First: reading the catalog also brings this connection's copy of the schema, which EXPLAIN
-    // compiles against, up to date with changes made by the other connections.
-    const byPage = tableOfPage(current)
-    let ops: { opcode: string; p2: number; p3: number }[]
-    try {
-      ops = planner.prepare(`EXPLAIN ${sql}`).all(sqlBindings(params)) as typeof ops
-    } catch (error) {
-      if (isBusy(error)) throw error
-      throw sqlError(error)
-    }
-    const reads = new Set<string>()
-    const writes = new Set<string>()
-    for (const op of ops) {
-      if (op.opcode !== 'OpenRead' && op.opcode !== 'OpenWrite') continue
-      // Another schema (p3 > 0: temp, attached) cannot be named by a grant: report it as such.
-      const table = byPage.get(`${op.p3}:${op.p2}`) ?? `db${op.p3}.page${op.p2}`
-      ;(op.opcode === 'OpenRead' ? reads : writes).add(table)
-    }
-    const opened = { reads: [...reads], writes: [...writes] }
-    plans.delete(sql)
-    plans.set(sql, { version: current, opened })
-    if (plans.size > 1000) plans.delete(plans.keys().next().value as string)
-    return opened
   }
 
   return {
     dialect: 'sqlite',
-    opened: (sql, params) => withoutBlocking(() => plan(sql, params)),
     async query(sql, params, run) {
-      if (run?.timeoutMs !== undefined) {
-        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs }, true)).rows
-      }
+      if (inExecutor(run)) return (await runInExecutor(sql, params, run, true)).rows
       return runHere(sql, run, (statement) => {
         if (!statement.reader) {
           statement.run(sqlBindings(params))
@@ -197,9 +153,7 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
       })
     },
     async exec(sql, params, run) {
-      if (run?.timeoutMs !== undefined) {
-        return (await runInExecutor(sql, params, { ...run, timeoutMs: run.timeoutMs }, false)).changes
-      }
+      if (inExecutor(run)) return (await runInExecutor(sql, params, run, false)).changes
       return runHere(sql, run, (statement) => {
         if (statement.reader) {
           // A statement that returns rows (INSERT … RETURNING): it changed as many rows as it returned.
@@ -211,7 +165,6 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
     },
     async close() {
       await executors.close()
-      planner.close()
       db.close()
       if (temporaryDir !== undefined) rmSync(temporaryDir, { recursive: true, force: true })
     },

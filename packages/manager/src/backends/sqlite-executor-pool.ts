@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { PluginError } from '@corral/types'
-import type { SqlValue } from './sql-database.js'
+import type { SqlPrincipal, SqlValue } from './sql-database.js'
 import type { ExecutorReply, ExecutorRequest } from './sqlite-executor-protocol.js'
 
 /**
@@ -30,6 +30,8 @@ export interface ExecutorRun {
   keep?: () => boolean
   /** Whose statement it is (see `SqlRunOptions.owner`). */
   owner?: string
+  /** Run as this plugin, within its grant (see `SqlRunOptions.principal`). */
+  principal?: SqlPrincipal
 }
 
 /** What a statement gave: its rows (if it returns any) and how many rows it changed. */
@@ -65,6 +67,8 @@ interface Executor {
 export interface SqliteExecutorPoolOptions {
   /** The database file (WAL mode), shared with the host's own connection. */
   path: string
+  /** Where each plugin's own database lives (`<plugin>.sqlite`). */
+  pluginsDir: string
   /**
    * The executor processes kept, each running one statement at a time. Default 4. An owner with no
    * statement running gets an executor even when all are busy (one more, stopped once idle).
@@ -83,6 +87,7 @@ export interface SqliteExecutorPoolOptions {
 export class SqliteExecutorPool {
   readonly #file = executorFile()
   readonly #path: string
+  readonly #pluginsDir: string
   readonly #max: number
   readonly #executors = new Set<Executor>()
   #waiting: Job[] = []
@@ -93,6 +98,7 @@ export class SqliteExecutorPool {
 
   constructor(options: SqliteExecutorPoolOptions) {
     this.#path = options.path
+    this.#pluginsDir = options.pluginsDir
     this.#max = Math.max(1, options.maxExecutors ?? 4)
   }
 
@@ -183,7 +189,7 @@ export class SqliteExecutorPool {
     job.executor = executor
     // A statement in flight keeps the host alive until it is answered (idle executors do not).
     executor.child.channel?.ref()
-    const { sql, params, readOnly, returnRows, maxRows } = job.run
+    const { sql, params, readOnly, returnRows, maxRows, principal } = job.run
     this.#send(executor, {
       kind: 'run',
       id: job.id,
@@ -192,6 +198,7 @@ export class SqliteExecutorPool {
       readOnly,
       returnRows,
       ...(maxRows === undefined ? {} : { maxRows }),
+      ...(principal === undefined ? {} : { principal }),
     })
   }
 
@@ -202,7 +209,7 @@ export class SqliteExecutorPool {
   }
 
   #start(): void {
-    const child = fork(this.#file, [this.#path], {
+    const child = fork(this.#file, [this.#path, this.#pluginsDir], {
       // Statements, parameters and rows are JSON values (rows are made so in the executor), and
       // JSON crosses the channel faster than the structured clone.
       serialization: 'json',

@@ -1,5 +1,5 @@
 /** The messages between `SqliteExecutorPool` and its `sqlite-executor` processes. */
-import type { SqlValue } from './sql-database.js'
+import type { SqlPrincipal, SqlValue } from './sql-database.js'
 
 /** What the pool asks of an executor. */
 export type ExecutorRequest =
@@ -14,6 +14,8 @@ export type ExecutorRequest =
       returnRows: boolean
       /** Returned rows past this fail the statement with `resource_exhausted`, unread. */
       maxRows?: number
+      /** Run it on this plugin's connection, checked against its grant (see `sqlite-grant-check.ts`). */
+      principal?: SqlPrincipal
     }
   /** Commit the changes of the writing statement `id` (the pool kills an executor whose changes must go). */
   | { kind: 'commit'; id: number }

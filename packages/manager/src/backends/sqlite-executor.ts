@@ -6,21 +6,31 @@
  * write lock, which a terminated thread would keep until the statement ends on its own. SQLite
  * rolls back whatever a killed process had not committed.
  *
- * Started as `sqlite-executor.js <database file>`; speaks {@link ExecutorRequest} /
- * {@link ExecutorReply} over the IPC channel.
+ * A statement run for a plugin (with a principal) runs on that plugin's connection: its own database
+ * file as `main`, the application's database attached as `public`. Before it runs, the program
+ * SQLite compiled for it is checked against the grant (`sqlite-grant-check.ts`) on that connection,
+ * inside the transaction it then runs in: what is checked is what runs.
+ *
+ * Started as `sqlite-executor.js <database file> <plugins' databases directory>`; speaks
+ * {@link ExecutorRequest} / {@link ExecutorReply} over the IPC channel.
  */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PluginError } from '@corral/types'
 import Database from 'better-sqlite3'
-import { jsonRow, type SqlValue } from './sql-database.js'
+import { jsonRow, type SqlPrincipal } from './sql-database.js'
 import {
   type ExecutorReply,
   type ExecutorRequest,
   executorBusyTimeoutMs,
   sqlBindings,
 } from './sqlite-executor-protocol.js'
+import { appDb, checkProgram, checkStatementKind, type VdbeOp } from './sqlite-grant-check.js'
 
 const path = process.argv[2]
-if (path === undefined || process.send === undefined) {
-  process.stderr.write('sqlite-executor: start me with fork(file, [databaseFile])\n')
+const pluginsDir = process.argv[3]
+if (path === undefined || pluginsDir === undefined || process.send === undefined) {
+  process.stderr.write('sqlite-executor: start me with fork(file, [databaseFile, pluginsDir])\n')
   process.exit(2)
 }
 
@@ -32,6 +42,10 @@ function reply(message: ExecutorReply): void {
 class TooManyRows extends Error {}
 
 function failure(id: number, error: unknown): void {
+  if (error instanceof PluginError && error.code === 'permission_denied') {
+    reply({ id, kind: 'error', code: error.code, message: error.rawMessage })
+    return
+  }
   const sqliteCode = (error as { code?: unknown }).code
   // Another connection's write lock outlasted the wait: the database is busy, the statement is fine.
   const busy = sqliteCode === 'SQLITE_BUSY' || sqliteCode === 'SQLITE_LOCKED'
@@ -49,12 +63,12 @@ function failure(id: number, error: unknown): void {
  */
 function readRows(
   statement: Database.Statement,
-  params: Record<string, SqlValue>,
+  params: unknown[],
   request: Extract<ExecutorRequest, { kind: 'run' }>,
 ): { rows: Record<string, unknown>[]; count: number } {
   const rows: Record<string, unknown>[] = []
   let count = 0
-  for (const row of statement.iterate(params) as IterableIterator<Record<string, unknown>>) {
+  for (const row of statement.iterate(...params) as IterableIterator<Record<string, unknown>>) {
     count++
     if (!request.returnRows) continue
     if (request.maxRows !== undefined && count > request.maxRows) {
@@ -65,10 +79,12 @@ function readRows(
   return { rows, count }
 }
 
-function open(file: string): Database.Database {
+function open(file: string, options: Database.Options = {}): Database.Database {
   try {
     // A writer waits here, not on the host's thread; the pool kills this process at the deadline anyway.
-    return new Database(file, { fileMustExist: true, timeout: executorBusyTimeoutMs })
+    const db = new Database(file, { timeout: executorBusyTimeoutMs, ...options })
+    db.pragma('foreign_keys = ON')
+    return db
   } catch (error) {
     // The pool fails the waiting statements with `unavailable`; the host's log says why.
     process.stderr.write(`sqlite-executor: cannot open ${file}: ${(error as Error).message}\n`)
@@ -76,30 +92,195 @@ function open(file: string): Database.Database {
   }
 }
 
-const db = open(path)
-db.pragma('foreign_keys = ON')
-const begin = db.prepare('BEGIN IMMEDIATE')
-const commit = db.prepare('COMMIT')
-const rollback = db.prepare('ROLLBACK')
-/** The writing statement whose changes wait for the pool's `commit`. */
-let pending: number | undefined
+/** A connection and what is prepared on it. */
+class Connection {
+  readonly begin: Database.Statement
+  readonly beginImmediate: Database.Statement
+  readonly commit: Database.Statement
+  readonly rollback: Database.Statement
+  /** Statements prepared before, most recently used last: plugins repeat theirs. */
+  readonly #statements = new Map<string, Database.Statement>()
 
-/** Statements prepared before, most recently used last: plugins repeat theirs. */
-const statements = new Map<string, Database.Statement>()
-function prepared(sql: string): Database.Statement {
-  let statement = statements.get(sql)
-  if (statement === undefined) statement = db.prepare(sql)
-  statements.delete(sql)
-  statements.set(sql, statement)
-  if (statements.size > 200) statements.delete(statements.keys().next().value as string)
-  return statement
+  constructor(readonly db: Database.Database) {
+    this.begin = db.prepare('BEGIN')
+    this.beginImmediate = db.prepare('BEGIN IMMEDIATE')
+    this.commit = db.prepare('COMMIT')
+    this.rollback = db.prepare('ROLLBACK')
+  }
+
+  prepared(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql)
+    if (statement === undefined) statement = this.db.prepare(sql)
+    this.#statements.delete(sql)
+    this.#statements.set(sql, statement)
+    if (this.#statements.size > 200) this.#statements.delete(this.#statements.keys().next().value as string)
+    return statement
+  }
+}
+
+/** A plugin's connection: its own database as `main`, the application's attached as `public`. */
+class PluginConnection extends Connection {
+  /** See {@link PluginConnection.verify}. */
+  readonly #pin: Database.Statement
+  readonly #versions: Database.Statement[]
+  readonly #appTables: Database.Statement
+  readonly #tempObjects: Database.Statement
+  readonly #allowedVtabs: Set<string>
+  #pages: { version: number; byPage: Map<number, string> } | undefined
+  /** Statements that passed the check under {@link PluginConnection.#grant}, and at which schema versions. */
+  readonly #verified = new Map<string, string>()
+  #grant = ''
+
+  constructor(plugin: string) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(plugin))
+      throw new PluginError('invalid_argument', 'not a plugin name')
+    const db = open(join(pluginsDir as string, `${plugin}.sqlite`))
+    db.pragma('journal_mode = WAL')
+    db.prepare('ATTACH DATABASE ? AS public').run(path)
+    // The check names databases by index: the application's must be the one it expects.
+    const attached = db.pragma('database_list') as { seq: number; name: string }[]
+    if (attached.find((d) => d.name === 'public')?.seq !== appDb) throw new Error('public is not database 2')
+    super(db)
+    this.#pin = db.prepare(
+      'SELECT (SELECT count(*) FROM main.sqlite_schema) + (SELECT count(*) FROM public.sqlite_schema)',
+    )
+    this.#versions = [
+      db.prepare('PRAGMA main.schema_version').pluck(),
+      db.prepare('PRAGMA public.schema_version').pluck(),
+    ]
+    this.#appTables = db.prepare('SELECT tbl_name, rootpage FROM public.sqlite_schema WHERE rootpage > 0')
+    this.#tempObjects = db.prepare('SELECT count(*) FROM temp.sqlite_schema').pluck()
+    // Eponymous virtual tables are made once per connection: their instance names them in EXPLAIN.
+    this.#allowedVtabs = new Set(
+      ['json_each', 'json_tree'].map((module) => {
+        const ops = this.explain(`SELECT * FROM ${module}('[]')`)
+        return String(ops.find((op) => op.opcode === 'VOpen')?.p4)
+      }),
+    )
+  }
+
+  explain(sql: string, params: unknown[] = []): VdbeOp[] {
+    return this.db.prepare(`EXPLAIN ${sql}`).all(...params) as VdbeOp[]
+  }
+
+  /**
+   * Checks the statement against the grant, inside the transaction it then runs in. Reading the
+   * schema versions starts the transaction's snapshot of both databases; the statement runs against
+   * the schema of that snapshot (a statement prepared against another is prepared again when it
+   * starts). A verdict is kept per statement, schema versions and grant. Before compiling, the pin
+   * brings this connection's copy of the schemas up to date with the snapshot (a stale copy is
+   * reloaded when the pin's program starts), so that `EXPLAIN` compiles against the very schema the
+   * statement runs against, which no one can change before the commit.
+   */
+  verify(sql: string, params: unknown[], returnsRows: boolean, principal: SqlPrincipal): void {
+    const [main, app] = this.#versions.map((version) => version.get() as number) as [number, number]
+    const grant = `${principal.read.join('\n')}\0${principal.write.join('\n')}`
+    if (grant !== this.#grant) {
+      this.#verified.clear()
+      this.#grant = grant
+    }
+    const key = `${main}:${app}:${returnsRows}`
+    if (this.#verified.get(sql) === key) return
+    this.#pin.get()
+    // Bound values can change the plan (STAT4), never which tables the statement reads or writes.
+    checkProgram(this.explain(sql, params), {
+      principal,
+      appTables: this.#tablesAt(app),
+      allowedVtabs: this.#allowedVtabs,
+      returnsRows,
+    })
+    this.#verified.delete(sql)
+    this.#verified.set(sql, key)
+    if (this.#verified.size > 1000) this.#verified.delete(this.#verified.keys().next().value as string)
+  }
+
+  /** Throws unless the temporary database is still empty: its objects would outlive the check. */
+  checkTempEmpty(): void {
+    if ((this.#tempObjects.get() as number) > 0) {
+      throw new PluginError('permission_denied', 'temporary tables, views and triggers are not allowed')
+    }
+  }
+
+  #tablesAt(version: number): Map<number, string> {
+    if (this.#pages?.version !== version) {
+      const byPage = new Map<number, string>([[1, 'sqlite_schema']])
+      for (const row of this.#appTables.all() as { tbl_name: string; rootpage: number }[]) {
+        byPage.set(row.rootpage, row.tbl_name)
+      }
+      this.#pages = { version, byPage }
+    }
+    return this.#pages.byPage
+  }
+}
+
+mkdirSync(pluginsDir, { recursive: true })
+/** The host's own statements bounded by a deadline (no principal). */
+const hostConnection = new Connection(open(path, { fileMustExist: true }))
+/** Plugins' connections, most recently used last. */
+const pluginConnections = new Map<string, PluginConnection>()
+function connectionOf(plugin: string): PluginConnection {
+  let connection = pluginConnections.get(plugin)
+  if (connection === undefined) connection = new PluginConnection(plugin)
+  pluginConnections.delete(plugin)
+  pluginConnections.set(plugin, connection)
+  if (pluginConnections.size > 16) {
+    const [oldest, stale] = pluginConnections.entries().next().value as [string, PluginConnection]
+    pluginConnections.delete(oldest)
+    stale.db.close()
+  }
+  return connection
+}
+
+/** The writing statement whose changes wait for the pool's `commit`, and its connection. */
+let pending: { id: number; connection: Connection } | undefined
+
+/** Statements written with `?` placeholders: they take the parameters in order, not by number. */
+const positional = new WeakSet<Database.Statement>()
+
+/**
+ * Calls `use` with the statement's parameters bound the way it is written: `$1`, `$2`, … by number,
+ * `?` in order. better-sqlite3 refuses values for placeholders a statement lacks before it runs
+ * anything: that refusal tells which way it is written.
+ */
+function withParams<T>(
+  statement: Database.Statement,
+  request: Extract<ExecutorRequest, { kind: 'run' }>,
+  use: (params: unknown[]) => T,
+): T {
+  if (positional.has(statement)) {
+    return use(request.params.map((value) => (typeof value === 'boolean' ? Number(value) : value)))
+  }
+  try {
+    return use([sqlBindings(request.params)])
+  } catch (error) {
+    if (!(error instanceof RangeError) || request.params.length === 0) throw error
+    positional.add(statement)
+    return withParams(statement, request, use)
+  }
+}
+
+/** Runs a statement with its parameters: its rows (if it returns any) and how many rows it changed. */
+function execute(
+  statement: Database.Statement,
+  request: Extract<ExecutorRequest, { kind: 'run' }>,
+  writes: boolean,
+): { rows: Record<string, unknown>[]; changes: number } {
+  return withParams(statement, request, (params) => {
+    if (!statement.reader) return { rows: [], changes: statement.run(...params).changes }
+    const read = readRows(statement, params, request)
+    // INSERT … RETURNING: it changed as many rows as it returned.
+    return { rows: read.rows, changes: writes ? read.count : 0 }
+  })
 }
 
 function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
-  const { id } = request
+  const { id, principal } = request
+  let connection: Connection
   let statement: Database.Statement
   try {
-    statement = prepared(request.sql)
+    if (principal !== undefined) checkStatementKind(request.sql)
+    connection = principal === undefined ? hostConnection : connectionOf(principal.plugin)
+    statement = connection.prepared(request.sql)
   } catch (error) {
     failure(id, error)
     return
@@ -113,51 +294,46 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
     })
     return
   }
-  const params = sqlBindings(request.params)
-  if (statement.readonly) {
-    try {
-      const rows = statement.reader ? readRows(statement, params, request).rows : []
-      reply({ id, kind: 'done', rows, changes: 0 })
-    } catch (error) {
-      failure(id, error)
-    }
-    return
-  }
+  const writes = !statement.readonly
   // A write is committed only when the pool says so once it has run: the caller may have been told
   // `deadline_exceeded` meanwhile, and then the pool kills this process and nothing of it stays.
   try {
-    begin.run()
+    ;(writes ? connection.beginImmediate : connection.begin).run()
   } catch (error) {
     failure(id, error)
     return
   }
   try {
-    let rows: Record<string, unknown>[] = []
-    let changes: number
-    if (statement.reader) {
-      // INSERT … RETURNING: it changed as many rows as it returned.
-      const read = readRows(statement, params, request)
-      rows = read.rows
-      changes = read.count
-    } else {
-      changes = statement.run(params).changes
+    if (connection instanceof PluginConnection) {
+      const plugin = connection
+      withParams(statement, request, (params) =>
+        plugin.verify(request.sql, params, statement.reader, principal as SqlPrincipal),
+      )
     }
-    pending = id
+    const { rows, changes } = execute(statement, request, writes)
+    if (!writes) {
+      connection.commit.run()
+      reply({ id, kind: 'done', rows, changes: 0 })
+      return
+    }
+    if (connection instanceof PluginConnection) connection.checkTempEmpty()
+    pending = { id, connection }
     reply({ id, kind: 'ran', rows, changes })
   } catch (error) {
-    if (db.inTransaction) rollback.run()
+    if (connection.db.inTransaction) connection.rollback.run()
     failure(id, error)
   }
 }
 
 function commitPending(request: Extract<ExecutorRequest, { kind: 'commit' }>): void {
-  if (pending !== request.id) return
+  if (pending?.id !== request.id) return
+  const { connection } = pending
   pending = undefined
   try {
-    commit.run()
+    connection.commit.run()
     reply({ id: request.id, kind: 'committed' })
   } catch (error) {
-    if (db.inTransaction) rollback.run()
+    if (connection.db.inTransaction) connection.rollback.run()
     failure(request.id, error)
   }
 }

@@ -87,8 +87,6 @@ export interface SandboxDependencies {
   resolve: HostResolver
   now: () => number
   limits: SandboxLimits
-  /** The table glob a plugin owns (may create, alter, drop). */
-  ownTables: (plugin: string) => string
   /** The sender address of a plugin's emails. */
   emailFrom: (plugin: string) => string
 }

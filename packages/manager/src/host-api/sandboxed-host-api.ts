@@ -93,8 +93,6 @@ export interface SandboxedHostApiOptions {
   /** Epoch milliseconds. Default `Date.now`. */
   now?: () => number
   limits?: Partial<SandboxLimits>
-  /** The table glob a plugin owns. Default `<plugin, "-" as "_">_*` (plugin `hello-wasm` owns `hello_wasm_*`). */
-  ownTables?: (plugin: string) => string
   /** The sender of a plugin's emails. Default `<plugin>@corral.localhost`. */
   emailFrom?: (plugin: string) => string
 }
@@ -171,7 +169,6 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     resolve: options.resolve ?? systemResolver,
     now,
     limits: { ...defaultSandboxLimits, ...options.limits },
-    ownTables: options.ownTables ?? ((plugin) => `${plugin.replaceAll('-', '_')}_*`),
     emailFrom: options.emailFrom ?? ((plugin) => `${plugin}@corral.localhost`),
   }
   const metrics = new HostCallMetrics()

@@ -36,7 +36,7 @@ export function createTestClock(): TestClock {
 }
 
 /** Redis has 16 numbered databases; each suite file asks for its own. */
-const redisDatabases: Record<string, number> = { db: 1, http: 2, host: 3, smtp: 4, policy: 5 }
+const redisDatabases: Record<string, number> = { db: 1, http: 2, host: 3, smtp: 4, policy: 5, grants: 6 }
 
 /** A PostgreSQL database of its own for `suite`, created empty. */
 export async function freshPostgresDatabase(suite: string): Promise<string> {
@@ -81,6 +81,7 @@ export function openBackendSet(config: BackendSetConfig, now: () => number): Pro
   return createBackends({
     ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
     ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
+    ...(config.sqlitePath === undefined ? {} : { sqlitePath: config.sqlitePath }),
     now,
   })
 }

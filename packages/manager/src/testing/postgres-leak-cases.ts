@@ -219,6 +219,13 @@ export const postgresLeakCases: readonly SqlLeakCase[] = [
   },
   {
     leak: 'CREATE TABLE AS',
+    name: 'an own table made by a plugin granted reads only (writing its own tables takes a write grant)',
+    principal: { plugin: 'stats', read: ['*'], write: [] },
+    sql: 'CREATE TABLE stats_mine (v TEXT)',
+    expect: denied,
+  },
+  {
+    leak: 'CREATE TABLE AS',
     name: "a table in the host's schema",
     sql: 'CREATE TABLE public.stats_mine (v TEXT)',
     expect: denied,
