@@ -41,8 +41,20 @@ function postgresError(error: unknown): PluginError {
   // 28: a plugin role's login refused (pg_hba.conf, or its role changed meanwhile).
   if (code.startsWith('08') || code.startsWith('28') || code.startsWith('53') || code.startsWith('57'))
     return PluginError.from(error, 'unavailable')
-  // 25006: a write inside a READ ONLY transaction; 42501: the server's privileges, naming the object.
-  if (code === '25006' || code === '42501') return PluginError.from(error, 'permission_denied')
+  // The server's message names the object; the plugin's author also needs to know what to ask for.
+  const message = (error as Error).message
+  if (code === '42501') {
+    return new PluginError(
+      'permission_denied',
+      `${message}: no db grant of this plugin covers it (ask for db read, or write, on its name)`,
+      { cause: error },
+    )
+  }
+  if (code === '25006') {
+    return new PluginError('permission_denied', `${message}: this plugin's db grant is read-only`, {
+      cause: error,
+    })
+  }
   return PluginError.from(error, 'invalid_argument')
 }
 

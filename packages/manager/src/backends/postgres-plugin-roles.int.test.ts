@@ -63,10 +63,10 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
     expect(await ungranted()).toEqual(before)
   })
 
-  it('names the object it refuses', async () => {
+  it('names the object it refuses, and what to ask for', async () => {
     await expect(asPlugin('SELECT * FROM users')).rejects.toMatchObject({
       code: 'permission_denied',
-      message: expect.stringContaining('users'),
+      message: expect.stringMatching(/permission denied for table users: no db grant .*ask for db read/),
     })
   })
 
@@ -426,7 +426,10 @@ describe("PostgreSQL runs a plugin's SQL as the plugin's own role", () => {
 
     it('are written with a write grant of any scope only', async () => {
       for (const sql of ["INSERT INTO notes VALUES ('more')", 'TRUNCATE notes', 'DROP TABLE notes']) {
-        await expect(asPlugin(sql, readOnly)).rejects.toMatchObject({ code: 'permission_denied' })
+        await expect(asPlugin(sql, readOnly)).rejects.toMatchObject({
+          code: 'permission_denied',
+          message: expect.stringContaining("this plugin's db grant is read-only"),
+        })
       }
       expect(await asPlugin('SELECT v FROM notes', writer)).toEqual([{ v: 'mine' }])
     })
