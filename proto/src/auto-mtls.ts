@@ -1,7 +1,7 @@
-import { KeyObject, randomBytes, webcrypto, X509Certificate } from 'node:crypto'
+import { generateKeyPair, randomBytes, sign, X509Certificate } from 'node:crypto'
+import { promisify } from 'node:util'
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js'
 import type * as Asn1js from 'asn1js'
-import type * as Pkijs from 'pkijs'
 
 /** A certificate and its private key, PEM. */
 export interface CertificatePair {
@@ -17,80 +17,108 @@ export interface MtlsMaterial {
   keyPem: string
 }
 
-/**
- * ECDSA P-256 (go-plugin's own AutoMTLS uses elliptic curves too): a key is made in well under a
- * millisecond, where an RSA-2048 key costs tens to hundreds, paid on both sides of every plugin start.
- */
-const keyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const
+const generateEcKeyPair = promisify(generateKeyPair)
 const tenYearsMs = 10 * 365 * 24 * 3600_000
-/**
- * pkijs and asn1js, loaded on the first certificate: importing them costs a plugin process some
- * 100 ms at start, which only AutoMTLS needs to pay.
- */
-let x509: Promise<{ asn1js: typeof Asn1js; pkijs: typeof Pkijs; engine: Pkijs.CryptoEngine }> | undefined
 
-function loadX509() {
-  x509 ??= Promise.all([import('asn1js'), import('pkijs')]).then(([asn1js, pkijs]) => ({
-    asn1js,
-    pkijs,
-    // pkijs signs with Node's Web Crypto.
-    engine: new pkijs.CryptoEngine({
-      name: 'node',
-      crypto: webcrypto as unknown as ConstructorParameters<typeof Pkijs.CryptoEngine>[0]['crypto'],
-    }),
-  }))
-  return x509
-}
+/**
+ * asn1js, loaded with the first certificate: a plugin process that never makes one (no AutoMTLS)
+ * does not pay for it at start. (pkijs, built on it, costs a start three times as much to load.)
+ */
+let asn1: Promise<typeof Asn1js> | undefined
 
 /**
  * A fresh self-signed certificate for `localhost`, usable as client and server, as go-plugin's
- * AutoMTLS makes them: each side pins the other's certificate as its only trusted root.
+ * AutoMTLS makes them: each side pins the other's certificate as its only trusted root. The key is
+ * ECDSA P-256 (go-plugin's own AutoMTLS uses elliptic curves too), made in well under a millisecond
+ * where an RSA-2048 key costs tens to hundreds, on both sides of every plugin start. Node makes the
+ * key and the signature; asn1js encodes the certificate (RFC 5280) around them.
  */
 export async function generateCertificate(): Promise<CertificatePair> {
-  const { asn1js, pkijs, engine } = await loadX509()
-  /** An X.509 extension carrying `value`, DER-encoded. */
-  const extension = (extnID: string, critical: boolean, value: { toSchema(): Asn1js.BaseBlock }) =>
-    new pkijs.Extension({ extnID, critical, extnValue: value.toSchema().toBER(false) })
-  const keys = await webcrypto.subtle.generateKey(keyAlgorithm, true, ['sign', 'verify'])
-  const cert = new pkijs.Certificate()
-  cert.version = 2
-  // A positive serial: the first byte's high bit clear.
-  cert.serialNumber = new asn1js.Integer({
-    valueHex: Buffer.from(`01${randomBytes(15).toString('hex')}`, 'hex'),
+  asn1 ??= import('asn1js')
+  const [a, { publicKey, privateKey }] = await Promise.all([
+    asn1,
+    generateEcKeyPair('ec', { namedCurve: 'P-256' }),
+  ])
+  const oid = (value: string) => new a.ObjectIdentifier({ value })
+  const explicit = (tagNumber: number, inner: Asn1js.BaseBlock) =>
+    new a.Constructed({ idBlock: { tagClass: 3, tagNumber }, value: [inner] })
+  const der = (block: Asn1js.BaseBlock) => new Uint8Array(block.toBER(false))
+  const extension = (id: string, critical: boolean, value: Asn1js.BaseBlock) =>
+    new a.Sequence({
+      value: [
+        oid(id),
+        ...(critical ? [new a.Boolean({ value: true })] : []),
+        new a.OctetString({ valueHex: der(value) }),
+      ],
+    })
+  const name = new a.Sequence({
+    value: [
+      ['2.5.4.3', 'localhost'], // commonName
+      ['2.5.4.10', 'Corral'], // organizationName
+    ].map(
+      ([type, value]) =>
+        new a.Set({ value: [new a.Sequence({ value: [oid(type as string), new a.Utf8String({ value })] })] }),
+    ),
   })
-  for (const [type, value] of [
-    ['2.5.4.3', 'localhost'], // commonName
-    ['2.5.4.10', 'Corral'], // organizationName
-  ] as const) {
-    const attribute = new pkijs.AttributeTypeAndValue({ type, value: new asn1js.Utf8String({ value }) })
-    cert.subject.typesAndValues.push(attribute)
-    cert.issuer.typesAndValues.push(attribute)
-  }
+  const ecdsaWithSha256 = new a.Sequence({ value: [oid('1.2.840.10045.4.3.2')] })
+  const spki = a.fromBER(publicKey.export({ type: 'spki', format: 'der' })).result
   const now = Date.now()
-  cert.notBefore.value = new Date(now - 30_000)
-  cert.notAfter.value = new Date(now + tenYearsMs)
-  // keyUsage bits: digitalSignature (0) and keyCertSign (5), in one byte with two unused bits.
-  const keyUsage = new asn1js.BitString({ valueHex: new Uint8Array([0b1000_0100]), unusedBits: 2 })
-  cert.extensions = [
-    extension('2.5.29.19', true, new pkijs.BasicConstraints({ cA: true })),
-    extension('2.5.29.15', true, { toSchema: () => keyUsage }),
-    extension(
-      '2.5.29.37',
-      false,
-      new pkijs.ExtKeyUsage({ keyPurposes: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'] }), // server, client auth
-    ),
-    extension(
-      '2.5.29.17',
-      false,
-      new pkijs.GeneralNames({ names: [new pkijs.GeneralName({ type: 2, value: 'localhost' })] }),
-    ),
-  ]
-  await cert.subjectPublicKeyInfo.importKey(keys.publicKey as never, engine)
-  await cert.sign(keys.privateKey as never, 'SHA-256', engine)
-  const der = Buffer.from(cert.toSchema(true).toBER(false))
+  const tbs = new a.Sequence({
+    value: [
+      explicit(0, new a.Integer({ value: 2 })), // v3
+      // A positive serial: the first byte's high bit clear.
+      new a.Integer({ valueHex: Buffer.from(`01${randomBytes(15).toString('hex')}`, 'hex') }),
+      ecdsaWithSha256,
+      name,
+      new a.Sequence({
+        value: [
+          new a.UTCTime({ valueDate: new Date(now - 30_000) }),
+          new a.UTCTime({ valueDate: new Date(now + tenYearsMs) }),
+        ],
+      }),
+      name,
+      spki,
+      explicit(
+        3,
+        new a.Sequence({
+          value: [
+            // basicConstraints: a CA, as each side's certificate is the other's only root.
+            extension('2.5.29.19', true, new a.Sequence({ value: [new a.Boolean({ value: true })] })),
+            // keyUsage: digitalSignature (bit 0) and keyCertSign (bit 5), two bits unused.
+            extension(
+              '2.5.29.15',
+              true,
+              new a.BitString({ valueHex: new Uint8Array([0b1000_0100]), unusedBits: 2 }),
+            ),
+            // extKeyUsage: serverAuth, clientAuth.
+            extension(
+              '2.5.29.37',
+              false,
+              new a.Sequence({ value: [oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2')] }),
+            ),
+            // subjectAltName: dNSName localhost ([2] IMPLICIT IA5String).
+            extension(
+              '2.5.29.17',
+              false,
+              new a.Sequence({
+                value: [
+                  new a.Primitive({
+                    idBlock: { tagClass: 3, tagNumber: 2 },
+                    valueHex: Buffer.from('localhost'),
+                  }),
+                ],
+              }),
+            ),
+          ],
+        }),
+      ),
+    ],
+  })
+  const signature = sign('sha256', der(tbs), { key: privateKey, dsaEncoding: 'der' })
+  const cert = new a.Sequence({ value: [tbs, ecdsaWithSha256, new a.BitString({ valueHex: signature })] })
   return {
-    certPem: new X509Certificate(der).toString(),
-    keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string,
+    certPem: new X509Certificate(Buffer.from(der(cert))).toString(),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
   }
 }
 
