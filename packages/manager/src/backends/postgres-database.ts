@@ -168,6 +168,18 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     }
   }
 
+  /** Runs `work`, which begins a transaction on `client`: committed when it succeeds, rolled back when anything in it fails. */
+  async function commitOrRollBack<T>(client: PoolClient, work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work()
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
+    }
+  }
+
   /**
    * Runs `query` as `principal`, on its own connection: in a transaction whose search path is the
    * plugin's schema, then the host's, bounded by `timeoutMs` from the start (connection, grant sync
@@ -194,33 +206,31 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       throw error
     }
     try {
-      // A plugin granted no writes writes nothing, its own tables included (as on SQLite): the
-      // server refuses every write and all DDL in a read-only transaction, and a statement cannot
-      // turn it back once the grant check below has run its first query.
-      const readOnly = options.readOnly === true || principal.write.length === 0
-      await client.query(
-        `${readOnly ? 'BEGIN READ ONLY' : 'BEGIN'}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`,
-      )
-      let checked = await readGrantState(client, hostSchema)
-      if (!isSyncedFor(checked, principal)) {
-        await syncGrants(names, principal, left())
-        await client.query(`SET LOCAL statement_timeout = ${left()}`)
-        checked = await readGrantState(client, hostSchema)
-        if (!isSyncedFor(checked, principal)) throw grantChanged()
-      }
-      await client.query(
-        `SET LOCAL search_path = ${quoteIdentifier(names.schema)}, ${quoteIdentifier(hostSchema)}`,
-      )
-      const result = await client.query(query)
-      // The server checked the role's privileges as the statement started: if any re-grant came
-      // since the check above, the statement may have run with another grant's, so it does not count.
-      await client.query(catalogSearchPath)
-      if ((await readGrantState(client, hostSchema)).synced !== checked.synced) throw grantChanged()
-      await client.query('COMMIT')
-      return result
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
+      return await commitOrRollBack(client, async () => {
+        // A plugin granted no writes writes nothing, its own tables included (as on SQLite): the
+        // server refuses every write and all DDL in a read-only transaction, and a statement cannot
+        // turn it back once the grant check below has run its first query.
+        const readOnly = options.readOnly === true || principal.write.length === 0
+        await client.query(
+          `${readOnly ? 'BEGIN READ ONLY' : 'BEGIN'}; SET LOCAL statement_timeout = ${left()}; ${catalogSearchPath}`,
+        )
+        let checked = await readGrantState(client, hostSchema)
+        if (!isSyncedFor(checked, principal)) {
+          await syncGrants(names, principal, left())
+          await client.query(`SET LOCAL statement_timeout = ${left()}`)
+          checked = await readGrantState(client, hostSchema)
+          if (!isSyncedFor(checked, principal)) throw grantChanged()
+        }
+        await client.query(
+          `SET LOCAL search_path = ${quoteIdentifier(names.schema)}, ${quoteIdentifier(hostSchema)}`,
+        )
+        const result = await client.query(query)
+        // The server checked the role's privileges as the statement started: if any re-grant came
+        // since the check above, the statement may have run with another grant's, so it does not count.
+        await client.query(catalogSearchPath)
+        if ((await readGrantState(client, hostSchema)).synced !== checked.synced) throw grantChanged()
+        return result
+      })
     } finally {
       // Nothing of a statement outlives it on the connection: temporary tables, session settings,
       // advisory locks, LISTEN. A connection that cannot be reset is closed instead.
@@ -251,13 +261,10 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
           options.timeoutMs === undefined
             ? ''
             : `; SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(options.timeoutMs))}`
-        await client.query(begin + timeout)
-        const result = await client.query(query)
-        await client.query('COMMIT')
-        return result
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {})
-        throw error
+        return await commitOrRollBack(client, async () => {
+          await client.query(begin + timeout)
+          return client.query(query)
+        })
       } finally {
         client.release()
       }
