@@ -10,5 +10,6 @@ export { validateConfig } from './validate-config.js'
 
 export { parseDuration } from './duration.js'
 export { formatFieldPath } from './field-errors.js'
+export { isInsideFolder } from './inside-folder.js'
 export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
 export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'

@@ -4,6 +4,7 @@ import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { LineCounter, parseDocument } from 'yaml'
 import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
+import { isInsideFolder } from './inside-folder.js'
 import { manifestSchema } from './schema.js'
 
 /** Manifests larger than this are refused before parsing. */
@@ -127,8 +128,7 @@ export async function checkManifestPaths(manifest: Manifest, dir: string, source
   const fields: FieldError[] = []
   for (const { field, value } of manifestPaths(manifest)) {
     const resolved = await realExistingAncestor(path.resolve(root, value))
-    const relative = path.relative(root, resolved)
-    if (relative.startsWith('..') || path.isAbsolute(relative)) {
+    if (resolved !== root && !isInsideFolder(root, resolved)) {
       fields.push({ field, message: `resolves outside the plugin's folder (to ${resolved})` })
     }
   }

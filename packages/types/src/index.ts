@@ -1,3 +1,4 @@
+export { callTimeoutMs, throwIfCanceled } from './call-deadline.js'
 export type {
   HostApi,
   HostApiMethods,
@@ -34,6 +35,8 @@ export type {
   Plugin,
   PluginState,
   Runner,
+  RuntimeState,
+  RuntimeStateChange,
 } from './plugin.js'
 export type {
   CorralErrorCode,
@@ -67,3 +70,6 @@ export type {
   WidgetSize,
   WidgetSpec,
 } from './registration.js'
+export type { RestartOptions, RestartTarget, SupervisorClock } from './restart-supervisor.js'
+export { defaultRestartOptions, RestartSupervisor } from './restart-supervisor.js'
+export { stderrLogger } from './stderr-logger.js'

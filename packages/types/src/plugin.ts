@@ -38,7 +38,11 @@ export interface HealthStatus {
   last_error?: PluginErrorData
 }
 
-/** The lifecycle states the manager moves a plugin through. */
+/**
+ * The lifecycle states the manager moves a plugin through:
+ * discovered → loading → running ⇄ degraded → stopping → stopped; or `failed` (load or init failed),
+ * `quarantined` (restarted too often; an administrator resets it), `blocked` (its policy blocks it).
+ */
 export type PluginState =
   | 'discovered'
   | 'loading'
@@ -46,8 +50,26 @@ export type PluginState =
   | 'degraded'
   | 'stopping'
   | 'stopped'
-  | 'error'
+  | 'failed'
   | 'quarantined'
+  | 'blocked'
+
+/**
+ * Where a loaded plugin stands as its runner's supervision sees it: `restarting` after a crash (a
+ * process that exited, a WASM instance that trapped or was stopped), with backoff; `quarantined`
+ * after too many restarts in a window, until {@link Plugin.reset}.
+ */
+export type RuntimeState = 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
+
+/** One change of a plugin's {@link RuntimeState}. */
+export interface RuntimeStateChange {
+  from: RuntimeState
+  to: RuntimeState
+  /** Why, in words: `the process exited with code 3`, `4 restarts within 60000 ms`. */
+  reason: string
+  /** Epoch milliseconds. */
+  at: number
+}
 
 /**
  * One loaded plugin, whatever runs it. Every method rejects with a {@link PluginError} only.
@@ -74,6 +96,17 @@ export interface Plugin {
    */
   callBytes(fn: string, input: Uint8Array, options?: CallOptions): Promise<Uint8Array>
   health(): Promise<HealthStatus>
+  /** Where the plugin's supervision stands now. */
+  readonly state: RuntimeState
+  /** Calls `listener` on every change of {@link Plugin.state}; returns the function that stops it. */
+  onStateChange(listener: (change: RuntimeStateChange) => void): () => void
+  /** Lifts a quarantine: forgets the restart history and starts the plugin again. */
+  reset(): Promise<void>
+  /**
+   * Applies a changed grant live: limits (timeouts, output size, memory, instances, concurrency)
+   * hold from the next call on. Calls already running keep the limits they started with.
+   */
+  updateGrant(grant: EffectiveGrant): void
   /** Finishes pending work and releases everything; bounded by the grant's `shutdown_timeout`. */
   shutdown(): Promise<void>
 }

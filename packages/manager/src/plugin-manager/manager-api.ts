@@ -1,0 +1,263 @@
+import type {
+  CallOptions,
+  EffectiveGrant,
+  ErrorCodeSpec,
+  GroupSpec,
+  HealthStatus,
+  HttpMethod,
+  Logger,
+  Manifest,
+  MenuItem,
+  MenuLocation,
+  PluginErrorCode,
+  PluginErrorData,
+  PluginRuntime,
+  PluginState,
+  Registration,
+  ResourcePolicy,
+  RestartOptions,
+  RouteSpec,
+  Runner,
+  TemplateSpec,
+  WidgetSpec,
+} from '@corral/types'
+import type { Backends } from '../backends/create-backends.js'
+import type { SandboxedHostApi } from '../host-api/sandboxed-host-api.js'
+import type { PolicyStore } from '../policy-store/policy-store.js'
+
+/** Where plugins come from: a folder of plugin folders, or plugin folders named one by one. */
+export interface PluginSource {
+  /** A plugin folder (with `plugin.yaml`), or a bare `.wasm` file that describes itself. */
+  path: string
+}
+
+/** Package signatures: ed25519 over a digest of the plugin's files. */
+export interface SignatureOptions {
+  /** Refuse unsigned or tampered plugins on every load path (start, load, reload). */
+  required: boolean
+  /** Trusted public keys: PEM (SPKI) or base64 of the raw 32-byte key. */
+  trustedKeys: string[]
+}
+
+/** Options of {@link createPluginManager}. Everything but `hostVersion` and `backends` has a default. */
+export interface PluginManagerOptions {
+  /** Each `<pluginsDir>/<name>/plugin.yaml` and each bare `<pluginsDir>/*.wasm` is a plugin. */
+  pluginsDir?: string
+  /** Plugin folders or `.wasm` files named one by one (beside or instead of `pluginsDir`). */
+  sources?: PluginSource[]
+  /** What plugins' `min_host_version` is checked against. */
+  hostVersion: string
+  /** Where data, policies, job settings and state history live (see `createBackends`). */
+  backends: Backends
+  /**
+   * Policies to store at start, for plugins that have none stored yet: an administrator's later
+   * decisions (kept in the database) win over these seeds.
+   */
+  policies?: ResourcePolicy[]
+  logger?: Logger
+  /** Per-plugin host config, laid over the manifest's defaults and checked against its schema. */
+  config?: (plugin: string) => Record<string, unknown> | undefined
+  /** Override the runners (default: `createWasmRunner()`, `createGrpcRunner({hostVersion, logger})`). */
+  runners?: Partial<Record<PluginRuntime, Runner>>
+  /** Override the sandboxed host API (default: built over `backends`, the policy store and the manager). */
+  hostApi?: SandboxedHostApi
+  /** Watch the plugin folders and hot-reload on change. Default false; `debounceMs` default 300. */
+  watch?: boolean | { debounceMs?: number }
+  signatures?: SignatureOptions
+  /** Crash restarts and quarantine, for both runtimes. */
+  restart?: Partial<RestartOptions>
+  /** Run the plugins' cron jobs. Default true. */
+  jobs?: boolean
+  /** How many state changes each plugin's history keeps. Default 50. */
+  historySize?: number
+}
+
+/** One state change of a plugin, as its history keeps it. */
+export interface StateTransition {
+  /** Epoch milliseconds. */
+  at: number
+  from: PluginState
+  to: PluginState
+  reason: string
+}
+
+/** A latency histogram: `counts[i]` calls took at most `bounds[i]` ms (the last bucket is unbounded). */
+export interface LatencyHistogram {
+  bounds: number[]
+  counts: number[]
+  sum: number
+  count: number
+}
+
+/** What the manager counted of one plugin's calls. */
+export interface PluginMetrics {
+  calls: number
+  inFlight: number
+  /** Failed calls, by error code. */
+  errors: Partial<Record<PluginErrorCode, number>>
+  latencyMs: LatencyHistogram
+  restarts: number
+}
+
+/** Everything the manager knows of one plugin. */
+export interface PluginInfo {
+  name: string
+  state: PluginState
+  /** Where it was loaded from. */
+  path: string
+  runtime?: PluginRuntime
+  version?: string
+  manifest?: Manifest
+  registration?: Registration
+  /** The policy in force (the default `pending_review` one if none is stored). */
+  policy?: ResourcePolicy
+  /** What the manifest asks for vs what the plugin gets. */
+  requested?: Manifest['resources']
+  grant?: EffectiveGrant
+  health?: HealthStatus
+  metrics: PluginMetrics
+  lastError?: PluginErrorData
+  /** Oldest first, at most `historySize`. */
+  history: StateTransition[]
+}
+
+/** Options of {@link PluginManager.call}. */
+export interface ManagerCallOptions extends Omit<CallOptions, 'chain'> {}
+
+/** Everything the manager's event stream carries. */
+export type ManagerEvent =
+  | { type: 'plugin.state'; plugin: string; from: PluginState; to: PluginState; reason: string; at: number }
+  | { type: 'plugin.event'; plugin: string; event: string; data: unknown; at: number }
+  | {
+      type: 'job.result'
+      plugin: string
+      job: string
+      ok: boolean
+      durationMs: number
+      error?: PluginErrorData
+      at: number
+    }
+  | { type: 'registry.changed'; at: number }
+
+export interface ManagerEvents {
+  /** Starts delivering events to `listener` (each isolated from the others' failures); returns the function that stops it. */
+  subscribe(listener: (event: ManagerEvent) => void): () => void
+}
+
+/**
+ * The plugin manager: discovery, one lifecycle for both runtimes, live policy, calls with metrics,
+ * hot reload, registries, jobs and events.
+ *
+ * @example
+ * const manager = createPluginManager({ pluginsDir, hostVersion: '1.0.0', backends })
+ * await manager.start()
+ * const out = await manager.call<{ day: string }, Summary>('stats', 'summarize', { day: '2026-11-21' })
+ * await manager.close()
+ */
+export interface PluginManager {
+  /** Discovers and loads every plugin; one that fails is reported in its state, never fatal. */
+  start(): Promise<void>
+  /** Calls a running plugin through its policy (calls per second), with in-flight tracking and metrics. */
+  call<Args = unknown, Result = unknown>(
+    plugin: string,
+    fn: string,
+    args?: Args,
+    options?: ManagerCallOptions,
+  ): Promise<Result>
+  list(): PluginInfo[]
+  get(name: string): PluginInfo | undefined
+  /** Loads a plugin folder (or `.wasm`) not loaded yet. */
+  load(path: string): Promise<PluginInfo>
+  /** Stops a plugin and forgets it until it is loaded again. */
+  unload(name: string): Promise<void>
+  /** Loads the plugin's folder again beside the running version, swaps, drains and stops the old one. */
+  reload(name: string): Promise<PluginInfo>
+  /** Lifts a quarantine. */
+  reset(name: string): Promise<void>
+  /** Stores a policy and applies it live: grant, limits and status (blocking stops, approving re-inits). */
+  setPolicy(policy: unknown, options?: { by?: string }): Promise<ResourcePolicy>
+  readonly policies: PolicyStore
+  readonly hostApi: SandboxedHostApi
+  readonly registries: Registries
+  readonly jobs: JobScheduler
+  readonly events: ManagerEvents
+  /** Stops plugins in reverse load order within their shutdown timeouts; later calls get `unavailable`. */
+  close(): Promise<void>
+}
+
+/** A route as the host mounts it: `/plugins/<plugin><path>`. */
+export interface MountedRoute extends RouteSpec {
+  plugin: string
+  /** The full path the host serves, with `:param` segments. */
+  fullPath: string
+}
+
+export interface MountedWidget extends WidgetSpec {
+  plugin: string
+}
+
+export interface MountedMenuItem extends Omit<MenuItem, 'children'> {
+  /** The plugin that added it; absent for the host's own items. */
+  plugin?: string
+  children: MountedMenuItem[]
+}
+
+export interface MountedTemplate extends TemplateSpec {
+  plugin: string
+}
+
+export interface MountedErrorCode extends ErrorCodeSpec {
+  plugin: string
+  /** `<plugin>:<code>`. */
+  qualified: string
+}
+
+/**
+ * What running plugins add to the host, rebuilt atomically as plugins come and go: a reader never
+ * sees half of a plugin's entries. A stopped plugin's entries are gone.
+ */
+export interface Registries {
+  routes(): readonly MountedRoute[]
+  /** The route that answers `method path`, with its params, if any. */
+  matchRoute(
+    method: HttpMethod,
+    path: string,
+  ): { route: MountedRoute; params: Record<string, string> } | undefined
+  /** The merged menu of one location: host items, minus hidden ones, plus plugins' items, by order. */
+  menu(location: MenuLocation): readonly MountedMenuItem[]
+  widgets(): readonly MountedWidget[]
+  /** The template of this name: a plugin's override, else the host's or a plugin's addition. */
+  template(name: string): MountedTemplate | undefined
+  templates(): readonly MountedTemplate[]
+  /** Translates `namespace:key` (or `key` in `namespace`) into `language`, falling back to the default language. */
+  translate(namespace: string, key: string, language: string, args?: unknown[]): string | undefined
+  /** `<plugin>:<code>` → its declaration. */
+  errorCode(qualified: string): MountedErrorCode | undefined
+  errorCodes(): readonly MountedErrorCode[]
+  groups(): readonly (GroupSpec & { plugin: string })[]
+  landingPage(): { plugin: string; path: string } | undefined
+}
+
+/** A job as the scheduler keeps it. */
+export interface JobInfo {
+  plugin: string
+  id: string
+  cron: string
+  handler: string
+  timeoutMs: number
+  /** The administrator's switch (persisted); the registration's `enabled` is its default. */
+  enabled: boolean
+  running: boolean
+  /** Epoch milliseconds. */
+  nextRunAt?: number
+  lastRun?: { at: number; ok: boolean; durationMs: number; error?: PluginErrorData }
+}
+
+/** Cron jobs from registrations: per-job timeout, no overlap, once per schedule across replicas. */
+export interface JobScheduler {
+  list(): JobInfo[]
+  /** Enables or disables a job; persisted. */
+  setEnabled(plugin: string, job: string, enabled: boolean): Promise<void>
+  /** Runs a job now (still never overlapping itself); resolves with the run's result. */
+  runNow(plugin: string, job: string): Promise<NonNullable<JobInfo['lastRun']>>
+}
