@@ -1,0 +1,180 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { SqlDatabase } from '@corral/manager'
+import { PluginError } from '@corral/types'
+import { hashPassword, verifyPassword } from './passwords.js'
+
+/** A user as pages, routes and plugins see it: never the password hash. */
+export interface User {
+  username: string
+  admin: boolean
+  groups: string[]
+}
+
+/** A signed-in session: the id is what the cookie holds; the database keeps only its hash. */
+export interface Session {
+  id: string
+  user: User
+  expiresAt: number
+}
+
+/** Users, groups and sessions in the host's database (SQLite embedded, PostgreSQL distributed). */
+export interface UsersStore {
+  /** Creates the tables if they are missing. */
+  migrate(): Promise<void>
+  count(): Promise<number>
+  list(): Promise<User[]>
+  get(username: string): Promise<User | undefined>
+  /** `already_exists` when the name is taken, `invalid_argument` for a bad name or a short password. */
+  create(input: { username: string; password: string; admin?: boolean; groups?: string[] }): Promise<User>
+  setGroups(username: string, groups: string[]): Promise<User>
+  /** The user, when the password is right; undefined otherwise (unknown user or wrong password alike). */
+  authenticate(username: string, password: string): Promise<User | undefined>
+  /** Makes a group known (plugins' groups are created as they register); keeps an existing one. */
+  ensureGroup(name: string, description?: string): Promise<void>
+  groups(): Promise<Array<{ name: string; description: string }>>
+  openSession(username: string, ttlMs: number): Promise<Session>
+  /** The live session of this id, if any. */
+  session(id: string): Promise<Session | undefined>
+  closeSession(id: string): Promise<void>
+}
+
+const usernamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/
+/** Below this a password is refused (NIST SP 800-63B's minimum for user-chosen secrets). */
+const minPasswordLength = 8
+
+/** A real bcrypt hash (of a password no row has) to check an unknown user's attempt against. */
+const unknownUserHash = '$2b$10$5ZcgjwULltHDObjNymQjEOi1f5qf9yzQyNe2TbbwRCTFIbIMbYFx.'
+
+const sessionKey = (id: string) => createHash('sha256').update(id).digest('hex')
+
+/**
+ * The users store on `database`: tables `corral_users`, `corral_user_groups`, `corral_groups`,
+ * `corral_sessions`. Passwords are bcrypt hashes; session ids are stored as their SHA-256, so a
+ * copy of the database opens no session.
+ *
+ * @example
+ * const users = createUsersStore(backends.database, { now: Date.now })
+ * await users.migrate()
+ * const user = await users.authenticate('admin', password)
+ */
+export function createUsersStore(database: SqlDatabase, options: { now?: () => number } = {}): UsersStore {
+  const now = options.now ?? Date.now
+
+  async function groupsOf(username: string): Promise<string[]> {
+    const rows = await database.query(
+      'SELECT group_name FROM corral_user_groups WHERE username = $1 ORDER BY group_name',
+      [username],
+    )
+    return rows.map((row) => String(row.group_name))
+  }
+  async function load(username: string): Promise<User | undefined> {
+    const [row] = await database.query('SELECT username, admin FROM corral_users WHERE username = $1', [
+      username,
+    ])
+    if (row === undefined) return undefined
+    return {
+      username: String(row.username),
+      admin: Number(row.admin) === 1,
+      groups: await groupsOf(username),
+    }
+  }
+
+  const store: UsersStore = {
+    async migrate() {
+      for (const sql of [
+        'CREATE TABLE IF NOT EXISTS corral_users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, admin INTEGER NOT NULL, created_at BIGINT NOT NULL)',
+        'CREATE TABLE IF NOT EXISTS corral_groups (name TEXT PRIMARY KEY, description TEXT NOT NULL)',
+        'CREATE TABLE IF NOT EXISTS corral_user_groups (username TEXT NOT NULL, group_name TEXT NOT NULL, PRIMARY KEY (username, group_name))',
+        'CREATE TABLE IF NOT EXISTS corral_sessions (id_hash TEXT PRIMARY KEY, username TEXT NOT NULL, expires_at BIGINT NOT NULL)',
+      ]) {
+        await database.exec(sql, [])
+      }
+    },
+    async count() {
+      const [row] = await database.query('SELECT COUNT(*) AS n FROM corral_users', [])
+      return Number(row?.n ?? 0)
+    },
+    async list() {
+      const rows = await database.query('SELECT username FROM corral_users ORDER BY username', [])
+      const users = await Promise.all(rows.map((row) => load(String(row.username))))
+      return users.filter((user): user is User => user !== undefined)
+    },
+    get: load,
+    async create({ username, password, admin = false, groups = [] }) {
+      if (!usernamePattern.test(username))
+        throw new PluginError('invalid_argument', 'a username is 1-64 of a-z, 0-9, ".", "_", "-"', {
+          fields: [{ field: 'username', message: 'must match ^[a-z0-9][a-z0-9._-]{0,63}$' }],
+        })
+      if (password.length < minPasswordLength)
+        throw new PluginError('invalid_argument', `a password has at least ${minPasswordLength} characters`, {
+          fields: [{ field: 'password', message: `must have at least ${minPasswordLength} characters` }],
+        })
+      if ((await load(username)) !== undefined)
+        throw new PluginError('already_exists', `user ${username} already exists`)
+      await database.exec(
+        'INSERT INTO corral_users (username, password_hash, admin, created_at) VALUES ($1, $2, $3, $4)',
+        [username, await hashPassword(password), admin ? 1 : 0, now()],
+      )
+      return store.setGroups(username, groups)
+    },
+    async setGroups(username, groups) {
+      if ((await load(username)) === undefined) throw new PluginError('not_found', `no user ${username}`)
+      await database.exec('DELETE FROM corral_user_groups WHERE username = $1', [username])
+      for (const group of new Set(groups)) {
+        await store.ensureGroup(group)
+        await database.exec('INSERT INTO corral_user_groups (username, group_name) VALUES ($1, $2)', [
+          username,
+          group,
+        ])
+      }
+      return (await load(username)) as User
+    },
+    async authenticate(username, password) {
+      const [row] = await database.query('SELECT password_hash FROM corral_users WHERE username = $1', [
+        username,
+      ])
+      // An unknown user costs a hash too, so that timing does not tell which names exist.
+      const hash = row === undefined ? unknownUserHash : String(row.password_hash)
+      const ok = await verifyPassword(password, hash)
+      return ok && row !== undefined ? load(username) : undefined
+    },
+    async ensureGroup(name, description = '') {
+      const [row] = await database.query('SELECT name FROM corral_groups WHERE name = $1', [name])
+      if (row === undefined)
+        await database.exec(
+          'INSERT INTO corral_groups (name, description) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+          [name, description],
+        )
+    },
+    async groups() {
+      const rows = await database.query('SELECT name, description FROM corral_groups ORDER BY name', [])
+      return rows.map((row) => ({ name: String(row.name), description: String(row.description) }))
+    },
+    async openSession(username, ttlMs) {
+      const user = await load(username)
+      if (user === undefined) throw new PluginError('not_found', `no user ${username}`)
+      const id = randomBytes(32).toString('base64url')
+      const expiresAt = now() + ttlMs
+      await database.exec('DELETE FROM corral_sessions WHERE expires_at <= $1', [now()])
+      await database.exec('INSERT INTO corral_sessions (id_hash, username, expires_at) VALUES ($1, $2, $3)', [
+        sessionKey(id),
+        username,
+        expiresAt,
+      ])
+      return { id, user, expiresAt }
+    },
+    async session(id) {
+      const [row] = await database.query(
+        'SELECT username, expires_at FROM corral_sessions WHERE id_hash = $1 AND expires_at > $2',
+        [sessionKey(id), now()],
+      )
+      if (row === undefined) return undefined
+      const user = await load(String(row.username))
+      return user === undefined ? undefined : { id, user, expiresAt: Number(row.expires_at) }
+    },
+    async closeSession(id) {
+      await database.exec('DELETE FROM corral_sessions WHERE id_hash = $1', [sessionKey(id)])
+    },
+  }
+  return store
+}

@@ -1,0 +1,122 @@
+import type { HttpMethod } from '@corral/types'
+import { PluginError } from '@corral/types'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { User } from './auth/users-store.js'
+import type { PluginManager } from './manager-api.js'
+import type { HostMetrics } from './metrics.js'
+import { pluginHtmlPolicy, toPluginResponse } from './plugin-response.js'
+
+/** What a plugin's route handler receives. */
+export interface RouteCall {
+  method: HttpMethod
+  path: string
+  params: Record<string, string>
+  query: Record<string, unknown>
+  headers: Record<string, string>
+  body: unknown
+  user: User | null
+}
+
+/** Request headers a plugin never sees: the user's credentials are the host's. */
+const privateHeaders = new Set(['cookie', 'authorization', 'x-csrf-token', 'proxy-authorization'])
+
+/** Policy statuses under which a plugin's routes are served; pending review and blocked are not. */
+const servedStatuses = new Set(['approved', 'restricted'])
+
+export interface PluginRoutesOptions {
+  manager: PluginManager
+  metrics: HostMetrics
+  /** The most a route call may take, below each plugin's own `call_timeout`. */
+  callTimeoutMs: number
+}
+
+/**
+ * Mounts every running plugin's routes under `/plugins/`: one catch-all that asks the manager's
+ * route table, which the manager swaps whole as plugins come, go and reload, so a request sees one
+ * version of the table and routes change without touching the server's own router.
+ */
+export function mountPluginRoutes(app: FastifyInstance, options: PluginRoutesOptions): void {
+  const { manager, metrics } = options
+  app.route({
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/plugins/*',
+    handler: async (request, reply) => {
+      const method = request.method as HttpMethod
+      const path = request.url.split('?', 1)[0] ?? request.url
+      const match = manager.registries.matchRoute(method, path)
+      if (match === undefined) throw new PluginError('not_found', `no plugin route ${method} ${path}`)
+      const { route, params } = match
+      const status = manager.get(route.plugin)?.policy?.status
+      if (status === undefined || !servedStatuses.has(status))
+        throw new PluginError(
+          'permission_denied',
+          `plugin ${route.plugin} is ${status ?? 'not loaded'}: an administrator has to approve it`,
+        )
+      checkMiddleware(route.middleware, request.user ?? null)
+
+      const call: RouteCall = {
+        method,
+        path,
+        params,
+        query: request.query as Record<string, unknown>,
+        headers: visibleHeaders(request),
+        body: request.body ?? null,
+        user: request.user ?? null,
+      }
+      // A client that goes away cancels the plugin's work.
+      const abort = new AbortController()
+      request.raw.once('close', () => {
+        if (!reply.sent) abort.abort()
+      })
+      const stop = metrics.timeRoute(route.plugin)
+      let result: unknown
+      try {
+        result = await manager.call(route.plugin, route.handler, call, {
+          timeoutMs: options.callTimeoutMs,
+          signal: abort.signal,
+        })
+      } finally {
+        stop()
+      }
+      const response = toPluginResponse(route.plugin, result)
+      reply.code(response.status).headers(response.headers)
+      if (typeof response.body === 'string') {
+        if (response.headers['content-type'] === undefined) reply.type('text/html; charset=utf-8')
+        if (reply.getHeader('content-type')?.toString().startsWith('text/html'))
+          reply.header('content-security-policy', pluginHtmlPolicy)
+        return response.body
+      }
+      reply.type('application/json; charset=utf-8')
+      return JSON.stringify(response.body)
+    },
+  })
+}
+
+/** Runs a route's checks in order: `auth` (signed in), `admin`, `group:<name>` (admins pass). */
+export function checkMiddleware(middleware: readonly string[], user: User | null): void {
+  for (const check of middleware) {
+    if (user === null) throw new PluginError('permission_denied', 'sign in first')
+    if (check === 'auth') continue
+    if (check === 'admin') {
+      if (!user.admin) throw new PluginError('permission_denied', 'administrators only')
+      continue
+    }
+    if (check.startsWith('group:')) {
+      const group = check.slice('group:'.length)
+      if (!user.admin && !user.groups.includes(group))
+        throw new PluginError('permission_denied', `members of group ${group} only`)
+      continue
+    }
+    // A check the host does not know refuses: a typo must not open a route.
+    throw new PluginError('permission_denied', `unknown route check ${check}`)
+  }
+}
+
+function visibleHeaders(request: FastifyRequest): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (privateHeaders.has(name) || value === undefined) continue
+    out[name] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return out
+}

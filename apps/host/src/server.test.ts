@@ -1,0 +1,346 @@
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
+import { PluginError } from '@corral/types'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { loadHostSecret } from './auth/host-secret.js'
+import { createUsersStore } from './auth/users-store.js'
+import { createLogBuffer } from './log-buffer.js'
+import { createHostServer, type HostServer } from './server.js'
+import { createFakeManager, type FakePlugin } from './testing/fake-manager.js'
+
+const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../templates')
+const seen: unknown[] = []
+const plugins: FakePlugin[] = [
+  {
+    name: 'notes',
+    requested: [{ type: 'cache', access: ['read'], scope: ['notes:*'] }],
+    status: 'approved',
+    routes: [
+      { method: 'POST', path: '/items/:id', handler: 'save', middleware: ['auth'] },
+      { method: 'GET', path: '/public', handler: 'page', middleware: [] },
+      { method: 'GET', path: '/admin-only', handler: 'page', middleware: ['admin'] },
+      { method: 'GET', path: '/team', handler: 'page', middleware: ['group:team'] },
+      { method: 'GET', path: '/fail', handler: 'fail', middleware: [] },
+      { method: 'GET', path: '/too-long', handler: 'tooLong', middleware: [] },
+    ],
+    errorCodes: [{ code: 'too_long', http_status: 422, message: 'too long' }],
+    functions: {
+      save: (args) => {
+        seen.push(args)
+        return {
+          status: 201,
+          headers: { 'x-note': 'saved', 'set-cookie': 'corral_session=stolen' },
+          body: { ok: true },
+        }
+      },
+      page: () => '<p>hi</p>',
+      fail: () => {
+        throw new Error('a bug')
+      },
+      tooLong: () => {
+        throw new PluginError('notes:too_long', 'at most 10 characters')
+      },
+    },
+  },
+  {
+    name: 'pending',
+    requested: [],
+    routes: [{ method: 'GET', path: '/hello', handler: 'hello', middleware: [] }],
+    functions: { hello: () => ({ hello: 'world' }) },
+  },
+]
+
+let backends: Backends
+let server: HostServer
+
+beforeEach(async () => {
+  seen.length = 0
+  backends = await createBackends({ sqlitePath: ':memory:' })
+  const users = createUsersStore(backends.database)
+  await users.migrate()
+  await users.create({ username: 'admin', password: 'admin-password', admin: true })
+  await users.create({ username: 'ann', password: 'ann-password', groups: ['team'] })
+  const manager = createFakeManager(plugins.map((p) => ({ ...p })))
+  server = await createHostServer({
+    manager,
+    users,
+    database: backends.database,
+    audit: createSqlAuditLog(backends.database),
+    logs: createLogBuffer({ log() {} }),
+    secret: await loadHostSecret(backends.database),
+    templatesDir,
+    logger: process.env.HOST_TEST_LOG === '1',
+    bodyLimit: 4096,
+    loginsPerMinute: 5,
+  })
+})
+afterEach(async () => {
+  await server.close()
+  await backends.close()
+})
+
+/** Signs in through the JSON session endpoint: the cookie header and CSRF token of later calls. */
+async function signIn(username: string, password: string) {
+  const res = await server.app.inject({
+    method: 'POST',
+    url: '/api/v1/session',
+    payload: { username, password },
+  })
+  expect(res.statusCode).toBe(200)
+  const cookie = res.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+  return { cookie, csrf: (res.json() as { csrfToken: string }).csrfToken }
+}
+
+describe('plugin routes', () => {
+  it('turns a request into a call with params, query, body and user, and the answer into the response', async () => {
+    const { cookie, csrf } = await signIn('ann', 'ann-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/plugins/notes/items/42?draft=1',
+      headers: { cookie, 'x-csrf-token': csrf, authorization: 'Bearer secret' },
+      payload: { text: 'hello' },
+    })
+    expect(res.statusCode).toBe(201)
+    expect(res.json()).toEqual({ ok: true })
+    expect(res.headers['x-note']).toBe('saved')
+    // The plugin may not set the host's cookies.
+    expect(res.headers['set-cookie']).toBeUndefined()
+    expect(seen).toEqual([
+      expect.objectContaining({
+        method: 'POST',
+        path: '/plugins/notes/items/42',
+        params: { id: '42' },
+        query: { draft: '1' },
+        body: { text: 'hello' },
+        user: { username: 'ann', admin: false, groups: ['team'] },
+      }),
+    ])
+    // Credentials stay with the host.
+    const { headers } = seen[0] as { headers: Record<string, string> }
+    expect(headers.cookie).toBeUndefined()
+    expect(headers.authorization).toBeUndefined()
+    expect(headers['x-csrf-token']).toBeUndefined()
+  })
+
+  it('serves a plugin’s HTML in a sandbox', async () => {
+    const res = await server.app.inject({ method: 'GET', url: '/plugins/notes/public' })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toContain('text/html')
+    expect(res.headers['content-security-policy']).toContain('sandbox')
+  })
+
+  it('runs the route checks: auth, admin, group', async () => {
+    expect(
+      (await server.app.inject({ method: 'POST', url: '/plugins/notes/items/1', payload: {} })).statusCode,
+    ).toBe(403)
+    const ann = await signIn('ann', 'ann-password')
+    expect(
+      (await server.app.inject({ url: '/plugins/notes/admin-only', headers: { cookie: ann.cookie } })).json(),
+    ).toMatchObject({
+      code: 'permission_denied',
+    })
+    expect(
+      (await server.app.inject({ url: '/plugins/notes/team', headers: { cookie: ann.cookie } })).statusCode,
+    ).toBe(200)
+    expect((await server.app.inject({ url: '/plugins/notes/team' })).statusCode).toBe(403)
+  })
+
+  it('refuses the routes of a plugin pending review until an administrator approves it', async () => {
+    const refused = await server.app.inject({ url: '/plugins/pending/hello' })
+    expect(refused.statusCode).toBe(403)
+    expect(refused.json()).toMatchObject({ code: 'permission_denied' })
+    const admin = await signIn('admin', 'admin-password')
+    const decided = await server.app.inject({
+      method: 'POST',
+      url: '/api/v1/plugins/pending/decision',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+      payload: { status: 'approved' },
+    })
+    expect(decided.statusCode).toBe(200)
+    const served = await server.app.inject({ url: '/plugins/pending/hello' })
+    expect(served.statusCode).toBe(200)
+    expect(served.json()).toEqual({ hello: 'world' })
+  })
+
+  it('maps a plugin’s own error code to its declared status, and unknown failures to 500', async () => {
+    const declared = await server.app.inject({ url: '/plugins/notes/too-long' })
+    expect(declared.statusCode).toBe(422)
+    expect(declared.json()).toEqual({ code: 'notes:too_long', message: 'at most 10 characters' })
+    const failing = await server.app.inject({ url: '/plugins/notes/fail' })
+    expect(failing.statusCode).toBe(500)
+    expect(failing.json()).toMatchObject({ code: 'internal' })
+    expect((await server.app.inject({ url: '/plugins/notes/nothing' })).json()).toMatchObject({
+      code: 'not_found',
+    })
+  })
+
+  it('caps the request body', async () => {
+    const { cookie, csrf } = await signIn('ann', 'ann-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/plugins/notes/items/1',
+      headers: { cookie, 'x-csrf-token': csrf },
+      payload: { text: 'x'.repeat(10_000) },
+    })
+    expect(res.statusCode).toBe(413)
+    expect(res.json()).toMatchObject({ code: 'resource_exhausted' })
+    expect(seen).toEqual([])
+  })
+})
+
+describe('sessions and CSRF', () => {
+  it('refuses a state-changing call of a session without its CSRF token', async () => {
+    const { cookie } = await signIn('ann', 'ann-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/plugins/notes/items/1',
+      headers: { cookie },
+      payload: {},
+    })
+    expect(res.statusCode).toBe(403)
+    expect(seen).toEqual([])
+  })
+
+  it('refuses a CSRF token issued to another session', async () => {
+    const first = await signIn('ann', 'ann-password')
+    const second = await signIn('ann', 'ann-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/plugins/notes/items/1',
+      headers: { cookie: second.cookie, 'x-csrf-token': first.csrf },
+      payload: {},
+    })
+    expect(res.statusCode).toBe(403)
+  })
+
+  it('signs in through the form only with the form’s token, and sets an httpOnly SameSite cookie', async () => {
+    const form = await server.app.inject({ url: '/login', headers: { accept: 'text/html' } })
+    const token = /name="_csrf" value="([^"]+)"/.exec(form.body)?.[1] ?? ''
+    const csrfCookie = form.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+    const without = await server.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { cookie: csrfCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'username=admin&password=admin-password',
+    })
+    expect(without.statusCode).toBe(403)
+    const withToken = await server.app.inject({
+      method: 'POST',
+      url: '/login',
+      headers: { cookie: csrfCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `username=admin&password=admin-password&_csrf=${encodeURIComponent(token)}&next=//evil.example`,
+    })
+    expect(withToken.statusCode).toBe(303)
+    expect(withToken.headers.location).toBe('/')
+    const session = withToken.cookies.find((c) => c.name === 'corral_session')
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' })
+  })
+
+  it('rate-limits logins', async () => {
+    const codes: number[] = []
+    for (let i = 0; i < 7; i++) {
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/api/v1/session',
+        payload: { username: 'ann', password: 'wrong-password' },
+      })
+      codes.push(res.statusCode)
+    }
+    expect(codes.slice(0, 5)).toEqual([401, 401, 401, 401, 401])
+    expect(codes.slice(5)).toEqual([429, 429])
+  })
+})
+
+describe('admin API', () => {
+  it('is for administrators only', async () => {
+    expect((await server.app.inject({ url: '/api/v1/plugins' })).statusCode).toBe(403)
+    const ann = await signIn('ann', 'ann-password')
+    const res = await server.app.inject({ url: '/api/v1/plugins', headers: { cookie: ann.cookie } })
+    expect(res.statusCode).toBe(403)
+    expect(res.json()).toMatchObject({ code: 'permission_denied' })
+    const page = await server.app.inject({
+      url: '/admin/plugins',
+      headers: { cookie: ann.cookie, accept: 'text/html' },
+    })
+    expect(page.statusCode).toBe(403)
+  })
+
+  it('lists plugins with requested and granted permissions', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const res = await server.app.inject({ url: '/api/v1/plugins', headers: { cookie: admin.cookie } })
+    expect(res.statusCode).toBe(200)
+    expect((res.json() as Array<{ name: string }>).map((p) => p.name)).toEqual(['notes', 'pending'])
+  })
+
+  it('answers an unknown plugin with 404 not_found', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/api/v1/plugins/ghost/reload',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+    })
+    expect(res.statusCode).toBe(404)
+    expect(res.json()).toMatchObject({ code: 'not_found', message: expect.stringContaining('ghost') })
+  })
+
+  it('answers a bad grant with 400 and the field that is wrong', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const res = await server.app.inject({
+      method: 'PUT',
+      url: '/api/v1/policies/notes',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+      payload: { status: 'approved', grants: [{ type: 'teleport', scope: ['*'] }] },
+    })
+    expect(res.statusCode).toBe(400)
+    const body = res.json() as { code: string; fields: Array<{ field: string }> }
+    expect(body.code).toBe('invalid_argument')
+    expect(body.fields.map((f) => f.field).join()).toContain('grants')
+  })
+
+  it('answers malformed JSON and schema mismatches with 400 invalid_argument', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf, 'content-type': 'application/json' }
+    const malformed = await server.app.inject({
+      method: 'PUT',
+      url: '/api/v1/policies/notes',
+      headers,
+      payload: '{"status": ',
+    })
+    expect(malformed.statusCode).toBe(400)
+    expect(malformed.json()).toMatchObject({ code: 'invalid_argument' })
+    const mismatch = await server.app.inject({
+      method: 'POST',
+      url: '/api/v1/plugins/notes/decision',
+      headers,
+      payload: JSON.stringify({ status: 'maybe' }),
+    })
+    expect(mismatch.statusCode).toBe(400)
+    expect(mismatch.json()).toMatchObject({
+      code: 'invalid_argument',
+      fields: [expect.objectContaining({ field: 'status' })],
+    })
+    const badName = await server.app.inject({ url: '/api/v1/plugins/Not_A_Name', headers })
+    expect(badName.statusCode).toBe(400)
+  })
+
+  it('describes itself in OpenAPI', async () => {
+    const res = await server.app.inject({ url: '/api/v1/openapi.json' })
+    const doc = res.json() as { openapi: string; paths: Record<string, unknown> }
+    expect(doc.openapi).toMatch(/^3\./)
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/plugins/{name}/reload', '/api/v1/policies/{name}', '/api/v1/audit']),
+    )
+  })
+})
+
+describe('operations', () => {
+  it('answers the probes and serves metrics', async () => {
+    expect((await server.app.inject({ url: '/healthz' })).statusCode).toBe(200)
+    expect((await server.app.inject({ url: '/readyz' })).json()).toMatchObject({ status: 'ready' })
+    await server.app.inject({ url: '/plugins/notes/public' })
+    const metrics = await server.app.inject({ url: '/metrics' })
+    expect(metrics.body).toContain('corral_plugin_calls_total{plugin="notes"}')
+    expect(metrics.body).toContain('corral_plugin_route_seconds_count{plugin="notes"} 1')
+  })
+})

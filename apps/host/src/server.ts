@@ -1,0 +1,208 @@
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import type { AuditLog, SqlDatabase } from '@corral/manager'
+import cookie from '@fastify/cookie'
+import formbody from '@fastify/formbody'
+import rateLimit from '@fastify/rate-limit'
+import fastifyStatic from '@fastify/static'
+import swagger from '@fastify/swagger'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { registerAdminApi } from './api/admin-api.js'
+import { installCsrf } from './auth/csrf.js'
+import { registerLoginRoutes } from './auth/login-routes.js'
+import { installSessions, wantsHtml } from './auth/sessions.js'
+import type { UsersStore } from './auth/users-store.js'
+import { asPluginError, errorBody, requestErrorStatus } from './http-errors.js'
+import type { LogBuffer } from './log-buffer.js'
+import type { ManagerEvent, PluginManager } from './manager-api.js'
+import { createHostMetrics } from './metrics.js'
+import { registerAdminPages } from './pages/admin-pages.js'
+import { createPageContext } from './pages/page-context.js'
+import { createPageRenderer } from './pages/render.js'
+import { registerUserPages } from './pages/user-pages.js'
+import { mountPluginRoutes } from './plugin-routes.js'
+import { createSseHub } from './sse.js'
+import { createWidgetFeed } from './widgets.js'
+
+export interface HostServerOptions {
+  manager: PluginManager
+  users: UsersStore
+  /** The host database, for `/readyz`. */
+  database: SqlDatabase
+  audit: AuditLog
+  logs: LogBuffer
+  /** The host's secret key (see `loadHostSecret`): CSRF tokens are signed with it. */
+  secret: string
+  /** Folder of the host's `.liquid` templates. */
+  templatesDir: string
+  /** Mark cookies `Secure`: set when the host is reached over https. */
+  secureCookies?: boolean
+  /** Largest request body, in bytes. Default 1 MiB. */
+  bodyLimit?: number
+  /** Longest a plugin route or widget call may take (each plugin's `call_timeout` caps it too). Default 10 s. */
+  callTimeoutMs?: number
+  /** Longest a whole request may take to arrive. Default 30 s. */
+  requestTimeoutMs?: number
+  sessionTtlMs?: number
+  /** Login attempts per minute and address. Default 10. */
+  loginsPerMinute?: number
+  /** Fastify's logger: `true` for JSON lines on stdout, `false` for none. Default true. */
+  logger?: boolean | { level: string }
+}
+
+export interface HostServer {
+  readonly app: FastifyInstance
+  /** Stops taking requests and ends live streams; requests under way finish. */
+  close(): Promise<void>
+}
+
+const require = createRequire(import.meta.url)
+const packageDir = (name: string) => path.dirname(require.resolve(`${name}/package.json`))
+
+/**
+ * The Corral host web server: plugin routes, pages, the admin API, live events, probes and metrics,
+ * all over one plugin manager.
+ *
+ * @example
+ * const server = await createHostServer({ manager, users, database, audit, logs, templatesDir })
+ * await server.app.listen({ port: 8080 })
+ */
+export async function createHostServer(options: HostServerOptions): Promise<HostServer> {
+  const { manager, users } = options
+  const secure = options.secureCookies ?? false
+  const callTimeoutMs = options.callTimeoutMs ?? 10_000
+  const sessionOptions = { users, secure, ttlMs: options.sessionTtlMs ?? 12 * 3600_000 }
+  const app = Fastify({
+    logger: options.logger ?? true,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    // Keep-alive connections with nothing under way close at shutdown; busy ones finish first.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  })
+  let draining = false
+  const hub = createSseHub()
+  const metrics = createHostMetrics(manager, manager.hostApi)
+  const render = createPageRenderer(options.templatesDir, manager.registries)
+  const page = createPageContext(manager.registries)
+  const widgets = createWidgetFeed(manager, hub, callTimeoutMs)
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Corral host admin API', version: '1' },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: 'corral_session' },
+          csrf: { type: 'apiKey', in: 'header', name: 'x-csrf-token' },
+        },
+      },
+      security: [{ session: [], csrf: [] }],
+    },
+    hideUntagged: true,
+  })
+  await app.register(cookie)
+  await app.register(formbody)
+  await app.register(rateLimit, { global: false })
+  await app.register(fastifyStatic, {
+    root: path.join(packageDir('htmx.org'), 'dist'),
+    prefix: '/static/htmx/',
+  })
+  await app.register(fastifyStatic, {
+    root: path.join(packageDir('htmx-ext-sse'), 'dist'),
+    prefix: '/static/htmx-ext-sse/',
+    decorateReply: false,
+  })
+  installSessions(app, sessionOptions)
+  await installCsrf(app, secure, options.secret)
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const failure = asPluginError(error)
+    const status = requestErrorStatus(error, failure, manager.registries)
+    if (status >= 500) request.log.error({ err: error }, 'request failed')
+    if (failure.retryAfterMs !== undefined)
+      reply.header('retry-after', Math.ceil(failure.retryAfterMs / 1000))
+    reply.code(status)
+    if (wantsHtml(request)) {
+      reply.type('text/html; charset=utf-8')
+      return render('error', {
+        ...(await page(request, reply, 'dashboard')),
+        status,
+        error: errorBody(failure),
+      })
+    }
+    return errorBody(failure)
+  })
+  app.setNotFoundHandler(async (request) => {
+    throw asPluginError({ statusCode: 404, message: `no route ${request.method} ${request.url}` })
+  })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const checks = {
+      accepting: !draining,
+      database: await options.database.query('SELECT 1 AS ok', []).then(
+        () => true,
+        () => false,
+      ),
+    }
+    const ready = checks.accepting && checks.database
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
+  })
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.render()),
+  )
+  app.get('/api/v1/openapi.json', async () => app.swagger())
+
+  registerLoginRoutes(app, {
+    ...sessionOptions,
+    render,
+    page,
+    loginsPerMinute: options.loginsPerMinute ?? 10,
+  })
+  await registerAdminApi(app, { manager, users, audit: options.audit })
+  registerUserPages(app, { manager, render, page, widgets, hub })
+  registerAdminPages(app, { manager, render, page, audit: options.audit, logs: options.logs })
+  mountPluginRoutes(app, { manager, metrics, callTimeoutMs })
+
+  // Live: manager events to the events page and the plugins page, log lines to the admins' log view.
+  const stopEvents = manager.events.subscribe((event: ManagerEvent) => {
+    if (hub.clients === 0) return
+    void render('event-item', { event, time: new Date(event.at).toISOString() }).then((item) =>
+      hub.broadcast('event', item),
+    )
+    if (event.type === 'plugin.state') hub.broadcast(`state:${event.plugin}`, event.to, 'admins')
+  })
+  const stopLogs = options.logs.onEntry((entry) => {
+    if (hub.clients === 0) return
+    void render('log-item', {
+      entry,
+      time: new Date(entry.at).toISOString(),
+      fields: JSON.stringify(entry.fields),
+    }).then((item) => hub.broadcast('log', item, 'admins'))
+  })
+  widgets.start(async (list) => render('widgets', { widgets: list }))
+
+  // Users of a plugin's groups are assigned by administrators; the groups exist as soon as the plugin registers.
+  const syncGroups = async () => {
+    for (const group of manager.registries.groups())
+      await users.ensureGroup(group.name, group.description ?? '')
+  }
+  const stopGroups = manager.events.subscribe((event) => {
+    if (event.type === 'registry.changed')
+      void syncGroups().catch((error) => app.log.error({ err: error }, 'group sync failed'))
+  })
+  await syncGroups()
+
+  return {
+    app,
+    async close() {
+      draining = true
+      stopEvents()
+      stopLogs()
+      stopGroups()
+      widgets.stop()
+      hub.close()
+      await app.close()
+    },
+  }
+}
