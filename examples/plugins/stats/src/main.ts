@@ -26,7 +26,8 @@ const today = () => new Date().toISOString().slice(0, 10)
 /** `YYYY-MM-DD` naming a real calendar day (`today` is today, in UTC); `stats:bad_day` otherwise. */
 function parseDay(text: string): string {
   const day = text === 'today' ? today() : text
-  if (!dayPattern.test(day) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) {
+  const time = Date.parse(`${day}T00:00:00Z`)
+  if (!dayPattern.test(day) || Number.isNaN(time) || new Date(time).toISOString().slice(0, 10) !== day) {
     throw new PluginError('stats:bad_day', `${JSON.stringify(text)} is not a day: use YYYY-MM-DD or today`)
   }
   return day
