@@ -40,6 +40,14 @@ function request(method: string, routePath: string, fields: Record<string, unkno
   }
 }
 
+/** What GET /summary answers, with its cache header. */
+interface Summary {
+  cache: string | undefined
+  total: number
+  days: { day: string; total: number }[]
+  kinds: { kind: string; total: number }[]
+}
+
 interface RouteAnswer {
   status: number
   headers: Record<string, string>
@@ -71,7 +79,7 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
   const route = async (fn: string, args: unknown) => (await call(fn, args)) as RouteAnswer
   const summary = async () => {
     const answer = await route('summary', request('GET', '/summary', { user: null }))
-    return { cache: answer.headers['x-stats-cache'], ...(JSON.parse(answer.body) as Record<string, unknown>) }
+    return { cache: answer.headers['x-stats-cache'], ...JSON.parse(answer.body) } as Summary
   }
   const post = (body: string) => route('recordEvent', request('POST', '/events', { body }))
   const report = (day: string, fields: Record<string, unknown> = {}) =>
@@ -266,10 +274,7 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
     await post('{"kind": "widget-test"}')
     await post('{"kind": "widget-test"}')
     await call('rollUp', { job: 'rollup' })
-    const { days, kinds } = (await summary()) as {
-      days: { day: string; total: number }[]
-      kinds: { total: number }[]
-    }
+    const { days, kinds } = await summary()
     const total = kinds.reduce((sum, k) => sum + k.total, 0)
     const todays = days.find((d) => d.day === today)?.total ?? 0
     expect(todays).toBeGreaterThanOrEqual(2)
