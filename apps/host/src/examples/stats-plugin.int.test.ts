@@ -273,6 +273,8 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
   it('renders its widgets as HTML: counts, and an inline SVG bar chart', async () => {
     await post('{"kind": "widget-test"}')
     await post('{"kind": "widget-test"}')
+    // A later day than today must not hide today's count.
+    await post('{"kind": "widget-test", "day": "2099-01-01"}')
     await call('rollUp', { job: 'rollup' })
     const { days, kinds } = await summary()
     const total = kinds.reduce((sum, k) => sum + k.total, 0)

@@ -140,9 +140,8 @@ const plugin = definePlugin({
     /** The small widget: today's count and the all-time total, as HTML. */
     async overviewWidget(args, { host }) {
       const language = widgetLanguage(args)
-      const [days, kinds] = await Promise.all([totalsByDay(host, 1), totalsByKind(host)])
-      const latest = days[0]
-      const todayTotal = latest !== undefined && latest.label === today() ? latest.total : 0
+      const [counts, kinds] = await Promise.all([countsOfDay(host, today()), totalsByKind(host)])
+      const todayTotal = counts.reduce((sum, c) => sum + c.total, 0)
       const total = kinds.reduce((sum, k) => sum + k.total, 0)
       const [todayLabel, totalLabel] = await Promise.all([
         translate(host, 'widget.today', [], language),
