@@ -203,7 +203,8 @@ export interface MountedMenuItem extends Omit<MenuItem, 'children'> {
 }
 
 export interface MountedTemplate extends TemplateSpec {
-  plugin: string
+  /** The plugin that added or overrides it; absent for the host's own templates. */
+  plugin?: string
 }
 
 export interface MountedErrorCode extends ErrorCodeSpec {
