@@ -249,6 +249,8 @@ export interface JobInfo {
   /** The administrator's switch (persisted); the registration's `enabled` is its default. */
   enabled: boolean
   running: boolean
+  /** Scheduled runs skipped because the previous run was still going (counted by this replica). */
+  skippedRuns?: number
   /** Epoch milliseconds. */
   nextRunAt?: number
   lastRun?: { at: number; ok: boolean; durationMs: number; error?: PluginErrorData }
