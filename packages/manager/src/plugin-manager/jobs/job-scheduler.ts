@@ -35,7 +35,7 @@ export interface JobSchedulerOptions {
   /** Told of every run's end, scheduled or run now. */
   onResult(event: Extract<ManagerEvent, { type: 'job.result' }>): void
   logger: Logger
-  /** This replica's name in logs and in the lease row. Default: a random id. */
+  /** This replica's name in the scheduler's log lines. Default: a random id. */
   replicaId?: string
   /** Epoch milliseconds, for run times and leases. Default `Date.now`. */
   now?: () => number
