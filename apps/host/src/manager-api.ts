@@ -8,5 +8,6 @@ export type {
   MountedWidget,
   PluginInfo,
   PluginManager,
+  PluginManagerOptions,
   Registries,
 } from '../../../packages/manager/src/plugin-manager/manager-api.js'

@@ -1,5 +1,5 @@
 import type { AuditLog } from '@corral/manager'
-import type { PolicyStatus } from '@corral/types'
+import type { Permission, PolicyStatus } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { parse } from 'yaml'
@@ -20,6 +20,11 @@ export interface AdminPagesOptions {
 
 const decisions = new Set<PolicyStatus>(['approved', 'restricted', 'blocked'])
 const json = (value: unknown) => JSON.stringify(value ?? null, null, 2)
+/** Permissions one a line, as an administrator reads them: `db read+write: stats_*`. */
+const permissionLines = (permissions: readonly Permission[] = []) =>
+  permissions
+    .map((p) => `${p.type}${p.access.length > 0 ? ` ${p.access.join('+')}` : ''}: ${p.scope.join(', ')}`)
+    .join('\n') || '(none)'
 
 /**
  * The admin pages: plugins (state, history, health, metrics, requested vs granted; decisions and
@@ -38,8 +43,8 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
       const plugins = manager.list().map((p) => ({
         ...p,
         status: p.policy?.status ?? 'pending_review',
-        requestedText: json(p.requested?.permissions ?? []),
-        grantedText: json(p.grant?.permissions ?? []),
+        requestedText: permissionLines(p.requested?.permissions),
+        grantedText: permissionLines(p.grant?.permissions),
       }))
       return render('plugins', { ...(await page(request, reply, 'plugins')), plugins })
     })
@@ -50,8 +55,8 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
         ...(await page(request, reply, 'plugins')),
         plugin: p,
         status: p.policy?.status ?? 'pending_review',
-        requestedText: json(p.requested?.permissions ?? []),
-        grantedText: json(p.grant?.permissions ?? []),
+        requestedText: permissionLines(p.requested?.permissions),
+        grantedText: permissionLines(p.grant?.permissions),
         policyGrantsText: json(p.policy?.grants ?? []),
         healthText: json(p.health),
         metricsText: json(p.metrics),

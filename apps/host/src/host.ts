@@ -1,0 +1,107 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
+import type { LogLevel, ResourcePolicy } from '@corral/types'
+import { loadHostSecret } from './auth/host-secret.js'
+import { createUsersStore } from './auth/users-store.js'
+import { ensureFirstAdmin, type FirstAdmin } from './first-admin.js'
+import { createJsonLogger } from './json-logger.js'
+import { createLogBuffer } from './log-buffer.js'
+import type { PluginManager, PluginManagerOptions } from './manager-api.js'
+import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
+
+export interface HostOptions {
+  /** Where the embedded database lives (`<dataDir>/host.sqlite`); created if missing. */
+  dataDir: string
+  pluginsDir: string
+  /** Seeds for plugins that have no stored policy yet (an administrator's later decisions win). */
+  policies: ResourcePolicy[]
+  hostVersion: string
+  /** PostgreSQL instead of the SQLite file; with `redisUrl`, several replicas share one state. */
+  databaseUrl?: string
+  redisUrl?: string
+  port: number
+  /** The address to listen on. Default 127.0.0.1. */
+  listenHost?: string
+  /** The first administrator's password; a random one is made (and returned once) without it. */
+  adminPassword?: string
+  templatesDir: string
+  /** The plugin manager's factory: `createPluginManager` from `@corral/manager`. */
+  createManager: (options: PluginManagerOptions) => PluginManager
+  logLevel?: LogLevel
+  /** Passed to the server as they are (timeouts, caps, cookies). */
+  server?: Partial<
+    Omit<HostServerOptions, 'manager' | 'users' | 'database' | 'audit' | 'logs' | 'secret' | 'templatesDir'>
+  >
+}
+
+export interface RunningHost {
+  url: string
+  manager: PluginManager
+  server: HostServer
+  backends: Backends
+  /** Set at first start only. */
+  firstAdmin?: FirstAdmin
+  /** Graceful: stop taking requests, let those under way finish, stop the plugins, close the databases. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts a Corral host: the backends (embedded by default), users, the plugin manager over the
+ * plugins folder, and the web server.
+ *
+ * @example
+ * const host = await startHost({ dataDir, pluginsDir, policies, hostVersion, port: 8080, templatesDir, createManager: createPluginManager })
+ * console.log(host.url)
+ */
+export async function startHost(options: HostOptions): Promise<RunningHost> {
+  await mkdir(options.dataDir, { recursive: true })
+  const backends = await createBackends({
+    sqlitePath: path.join(options.dataDir, 'host.sqlite'),
+    ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+    ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
+  })
+  const logs = createLogBuffer(createJsonLogger(options.logLevel ?? 'info'))
+  let manager: PluginManager | undefined
+  try {
+    const users = createUsersStore(backends.database)
+    await users.migrate()
+    const firstAdmin = await ensureFirstAdmin(users, options.adminPassword)
+    manager = options.createManager({
+      pluginsDir: options.pluginsDir,
+      hostVersion: options.hostVersion,
+      backends,
+      policies: options.policies,
+      logger: logs.logger,
+    })
+    await manager.start()
+    const server = await createHostServer({
+      ...options.server,
+      manager,
+      users,
+      database: backends.database,
+      audit: createSqlAuditLog(backends.database),
+      logs,
+      secret: await loadHostSecret(backends.database),
+      templatesDir: options.templatesDir,
+    })
+    const address = await server.app.listen({ port: options.port, host: options.listenHost ?? '127.0.0.1' })
+    const running = manager
+    return {
+      url: address,
+      manager: running,
+      server,
+      backends,
+      ...(firstAdmin === undefined ? {} : { firstAdmin }),
+      async close() {
+        await server.close()
+        await running.close()
+        await backends.close()
+      },
+    }
+  } catch (error) {
+    await manager?.close().catch(() => {})
+    await backends.close()
+    throw error
+  }
+}
