@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 #   clang, lld, wasi-libc     the C example plugin (examples/plugins/c-wasm)
 #   golang-go, go-plugin, ... the Go example plugin (examples/plugins/go-kv)
 #   postgresql, redis-server  the distributed backends' tests
+#   chromium                  the host's end-to-end tests in a real headless browser
 readonly SYSTEM_PACKAGES=(
   "clang:clang"
   "wasm-ld:lld"
@@ -24,6 +25,7 @@ readonly SYSTEM_PACKAGES=(
   "/usr/lib/postgresql:postgresql"
   "redis-server:redis-server"
   "openssl:openssl"
+  "chromium:chromium"
 )
 
 install_system_packages() {

@@ -6,15 +6,31 @@ import type { PluginManager } from './manager-api.js'
 import type { HostMetrics } from './metrics.js'
 import { pluginHtmlPolicy, toPluginResponse } from './plugin-response.js'
 
-/** What a plugin's route handler receives. */
+/** The signed-in user as a route sees it. */
+export interface RouteUser {
+  id: string
+  name: string
+  groups: string[]
+  admin: boolean
+}
+
+/**
+ * What a plugin's route handler receives: `call(handler, request)`. Every text is a string, so a
+ * route's function takes plain JSON whatever the client sent.
+ */
 export interface RouteCall {
   method: HttpMethod
+  /** Below the plugin's mount point, without the query: `/report/2026-11-21`. */
   path: string
+  /** The route's `:param` values, decoded. */
   params: Record<string, string>
-  query: Record<string, unknown>
+  /** Decoded; a repeated parameter has its first value. */
+  query: Record<string, string>
+  /** Names in lower case; repeated ones joined with `, `; the user's credentials left out. */
   headers: Record<string, string>
-  body: unknown
-  user: User | null
+  /** The body as UTF-8 text; `''` when there is none. */
+  body: string
+  user: RouteUser | null
 }
 
 /** Request headers a plugin never sees: the user's credentials are the host's. */
@@ -36,6 +52,15 @@ export interface PluginRoutesOptions {
  * version of the table and routes change without touching the server's own router.
  */
 export function mountPluginRoutes(app: FastifyInstance, options: PluginRoutesOptions): void {
+  app.register(async (scope) => {
+    // A plugin gets the body as the client sent it, whatever its type, as text.
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body))
+    routeToPlugins(scope, options)
+  })
+}
+
+function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): void {
   const { manager, metrics } = options
   app.route({
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -54,14 +79,18 @@ export function mountPluginRoutes(app: FastifyInstance, options: PluginRoutesOpt
         )
       checkMiddleware(route.middleware, request.user ?? null)
 
+      const user = request.user
       const call: RouteCall = {
         method,
-        path,
+        path: path.slice(`/plugins/${route.plugin}`.length) || '/',
         params,
-        query: request.query as Record<string, unknown>,
+        query: firstValues(request.query as Record<string, string | string[]>),
         headers: visibleHeaders(request),
-        body: request.body ?? null,
-        user: request.user ?? null,
+        body: typeof request.body === 'string' ? request.body : '',
+        user:
+          user === null
+            ? null
+            : { id: user.username, name: user.username, groups: user.groups, admin: user.admin },
       }
       // A client that goes away cancels the plugin's work.
       const abort = new AbortController()
@@ -110,6 +139,13 @@ export function checkMiddleware(middleware: readonly string[], user: User | null
     // A check the host does not know refuses: a typo must not open a route.
     throw new PluginError('permission_denied', `unknown route check ${check}`)
   }
+}
+
+function firstValues(query: Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(query))
+    out[name] = Array.isArray(value) ? (value[0] ?? '') : value
+  return out
 }
 
 function visibleHeaders(request: FastifyRequest): Record<string, string> {

@@ -97,7 +97,7 @@ describe('plugin routes', () => {
     const { cookie, csrf } = await signIn('ann', 'ann-password')
     const res = await server.app.inject({
       method: 'POST',
-      url: '/plugins/notes/items/42?draft=1',
+      url: '/plugins/notes/items/42?draft=1&draft=2',
       headers: { cookie, 'x-csrf-token': csrf, authorization: 'Bearer secret' },
       payload: { text: 'hello' },
     })
@@ -109,11 +109,11 @@ describe('plugin routes', () => {
     expect(seen).toEqual([
       expect.objectContaining({
         method: 'POST',
-        path: '/plugins/notes/items/42',
+        path: '/items/42',
         params: { id: '42' },
         query: { draft: '1' },
-        body: { text: 'hello' },
-        user: { username: 'ann', admin: false, groups: ['team'] },
+        body: '{"text":"hello"}',
+        user: { id: 'ann', name: 'ann', admin: false, groups: ['team'] },
       }),
     ])
     // Credentials stay with the host.

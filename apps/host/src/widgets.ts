@@ -9,12 +9,37 @@ export interface RenderedWidget extends MountedWidget {
 }
 
 export interface WidgetFeed {
-  /** Every widget of the running plugins, in the registry's order, rendered now. */
-  renderAll(): Promise<RenderedWidget[]>
+  /** Every widget of the running plugins, in the registry's order, rendered now (in `language` when given). */
+  renderAll(language?: string): Promise<RenderedWidget[]>
   /** Starts pushing widgets over SSE: on their refresh period, and when their plugin publishes an event. */
   start(renderGrid: (widgets: RenderedWidget[]) => Promise<string>): void
   stop(): void
 }
+
+/** Inline SVG charts: shapes and text, never scripts, links or foreign objects. */
+const svgTags = ['svg', 'g', 'rect', 'circle', 'line', 'path', 'polyline', 'polygon', 'text', 'title']
+const svgShapeAttributes = [
+  'x',
+  'y',
+  'x1',
+  'y1',
+  'x2',
+  'y2',
+  'cx',
+  'cy',
+  'r',
+  'width',
+  'height',
+  'd',
+  'points',
+  'fill',
+  'stroke',
+  'stroke-width',
+  'font-size',
+  'text-anchor',
+  'transform',
+  'opacity',
+]
 
 /** Widget HTML comes from plugins, which are not trusted: no scripts, no handlers, no styles that escape. */
 const sanitizeOptions: sanitizeHtml.IOptions = {
@@ -37,9 +62,10 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
   let timer: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
 
-  async function render(widget: MountedWidget): Promise<RenderedWidget> {
+  async function render(widget: MountedWidget, language?: string): Promise<RenderedWidget> {
     try {
-      const out = await manager.call(widget.plugin, widget.handler, { widget: widget.id }, { timeoutMs })
+      const args = language === undefined ? { widget: widget.id } : { widget: widget.id, language }
+      const out = await manager.call(widget.plugin, widget.handler, args, { timeoutMs })
       const html = typeof out === 'string' ? out : JSON.stringify(out)
       return { ...widget, html: sanitizeHtml(html, sanitizeOptions) }
     } catch (error) {
@@ -56,7 +82,8 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
   }
 
   const feed: WidgetFeed = {
-    renderAll: () => Promise.all(manager.registries.widgets().map(render)),
+    renderAll: (language) =>
+      Promise.all(manager.registries.widgets().map((widget) => render(widget, language))),
     start(renderGrid) {
       unsubscribe = manager.events.subscribe((event) => {
         if (hub.clients === 0) return
