@@ -1,72 +1,60 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { LogLevel } from '@corral/types'
-import { isPluginError } from '@corral/types'
-import { type DemoHost, startDemoHost } from './demo-host.js'
+import { createPluginManager } from '@corral/manager'
+import { startHost } from './host.js'
 import { readPolicies } from './read-policies.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const pluginsDir = process.env.CORRAL_PLUGINS_DIR ?? path.resolve(appDir, '../../examples/plugins')
-const policiesFile = process.env.CORRAL_POLICIES ?? path.join(appDir, 'policies.yaml')
+const env = (name: string) => (process.env[name] === '' ? undefined : process.env[name])
+const pluginsDir = env('CORRAL_PLUGINS_DIR') ?? path.resolve(appDir, '../../examples/plugins')
+const policiesFile = env('CORRAL_POLICIES') ?? path.join(appDir, 'policies.yaml')
+const databaseUrl = env('DATABASE_URL')
+const redisUrl = env('REDIS_URL')
+const adminPassword = env('CORRAL_ADMIN_PASSWORD')
 
-const shown: ReadonlySet<LogLevel> = new Set(['info', 'warn', 'error'])
-const logger = {
-  log(level: LogLevel, message: string, fields: Record<string, unknown> = {}) {
-    if (shown.has(level)) console.log(`    [${level}] ${message} ${JSON.stringify(fields)}`)
-  },
-}
-
-/** One call of the tour: its result, or its error code and message. */
-async function tryCall(host: DemoHost, plugin: string, fn: string, args: unknown): Promise<void> {
-  const target = host.running.get(plugin)
-  if (target === undefined) return
-  try {
-    const result = await target.plugin.call(fn, args, { token: `tour-${plugin}-${fn}` })
-    console.log(`  ${plugin}.${fn}(${JSON.stringify(args)}) → ${JSON.stringify(result)}`)
-  } catch (error) {
-    const code = isPluginError(error) ? error.code : 'internal'
-    console.log(
-      `  ${plugin}.${fn}(${JSON.stringify(args)}) ✗ ${code}: ${isPluginError(error) ? error.rawMessage : error}`,
-    )
-  }
-}
-
-console.log(`Corral demo host ${hostVersion}\n  plugins:  ${pluginsDir}\n  policies: ${policiesFile}\n`)
-const host = await startDemoHost({
+const host = await startHost({
+  dataDir: env('CORRAL_DATA_DIR') ?? path.join(appDir, '.data'),
   pluginsDir,
-  hostVersion,
   policies: await readPolicies(policiesFile),
-  logger,
+  hostVersion,
+  ...(databaseUrl === undefined ? {} : { databaseUrl }),
+  ...(redisUrl === undefined ? {} : { redisUrl }),
+  port: Number(env('PORT') ?? 8080),
+  listenHost: env('HOST') ?? '127.0.0.1',
+  ...(adminPassword === undefined ? {} : { adminPassword }),
+  templatesDir: path.join(appDir, 'templates'),
+  createManager: createPluginManager,
+  server: { secureCookies: env('CORRAL_SECURE_COOKIES') === '1' },
 })
 
-for (const { manifest, registration } of host.running.values()) {
-  const policy = await host.policyOf(manifest.name)
-  const provides = [
-    registration.routes.length > 0 ? `${registration.routes.length} routes` : '',
-    registration.widgets.length > 0 ? `${registration.widgets.length} widgets` : '',
-  ].filter(Boolean)
-  console.log(
-    `✓ ${manifest.name} ${manifest.version} [${manifest.runtime}] policy: ${policy.status}; ${provides.join(', ') || 'no routes'}`,
+const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
+for (const p of host.manager.list())
+  lines.push(`    ${p.state === 'running' ? '✓' : '✗'} ${p.name} ${p.version ?? ''} [${p.runtime ?? '?'}] ${p.state}, policy ${p.policy?.status ?? 'pending_review'}`)
+if (host.firstAdmin?.generatedPassword !== undefined)
+  lines.push(
+    `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,
+    '  (shown this once; set CORRAL_ADMIN_PASSWORD before the first start to choose it)',
   )
+else if (host.firstAdmin !== undefined) lines.push('  Sign in as "admin" with the password in CORRAL_ADMIN_PASSWORD')
+else lines.push('  Sign in with your account (the first administrator is "admin")')
+lines.push('  Ctrl-C stops it.\n')
+console.log(lines.join('\n'))
+
+let stopping = false
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return
+    stopping = true
+    console.log(`${signal}: stopping (requests under way finish, then the plugins stop)`)
+    host.close().then(
+      () => process.exit(0),
+      (error) => {
+        console.error(error)
+        process.exit(1)
+      },
+    )
+  })
 }
-for (const { name, error } of host.failed) console.log(`✗ ${name}: ${error.message.split('\n')[0]}`)
-
-console.log('\nA short tour:')
-await tryCall(host, 'hello-wasm', 'greet', { name: 'Ada' })
-await tryCall(host, 'hello-wasm', 'greet', { name: 'Ada' })
-await tryCall(host, 'hello-wasm', 'greet', {})
-await tryCall(host, 'c-wasm', 'count', { text: 'Plugins, sandboxed and fast' })
-await tryCall(host, 'hello-grpc', 'greet', { name: 'Grace' })
-await tryCall(host, 'hello-grpc', 'addNote', { day: '2026-11-22', text: 'shipped the demo' })
-await tryCall(host, 'hello-grpc', 'stats', {})
-await tryCall(host, 'go-kv', 'set', { key: 'colour', value: 'teal' })
-
-const refusals = await host.hostApi.audit.list({})
-console.log(`\nRefused host calls (audit log): ${refusals.length}`)
-for (const entry of refusals) console.log(`  ${JSON.stringify(entry)}`)
-
-await host.close()
-if (host.running.size === 0) process.exitCode = 1
