@@ -9,6 +9,9 @@ import {
   type ConnInfo,
   controllerService,
   corralHandshake,
+  encodeErrorJson,
+  errorStatus,
+  formatHandshakeLine,
   generateCertificate,
   healthService,
   type MtlsMaterial,
@@ -28,13 +31,11 @@ import {
 } from '@corral/proto'
 import { type HealthStatus, PluginError, type PluginErrorData } from '@corral/types'
 import {
-  Metadata,
   Server,
   type ServerDuplexStream,
   type ServerUnaryCall,
   type ServerWritableStream,
   type sendUnaryData,
-  status,
 } from '@grpc/grpc-js'
 import type { PluginDefinition } from './define-plugin.js'
 import { asBytesFunction } from './define-plugin.js'
@@ -130,9 +131,15 @@ export async function serve(plugin: PluginDefinition, options: ServeOptions = {}
 
   const network = options.network ?? (process.env.CORRAL_PLUGIN_NETWORK === 'tcp' ? 'tcp' : 'unix')
   const address = network === 'tcp' ? await bindTcp(server, tls) : await bindUnix(server, tls)
-  const cert = tls === undefined ? '' : certificateBase64(tls.certPem)
-  // go-plugin's handshake line; the certificate in base64 without padding, as go-plugin reads it.
-  writeSync(1, `1|${corralHandshake.protocolVersion}|${network}|${address}|grpc|${cert}\n`)
+  writeSync(
+    1,
+    formatHandshakeLine({
+      appVersion: corralHandshake.protocolVersion,
+      network,
+      address,
+      ...(tls === undefined ? {} : { serverCertPem: tls.certPem }),
+    }),
+  )
   stdio.capture()
   watchHost(() => void exit())
   return { address, stop: exit }
@@ -200,13 +207,6 @@ async function bindTcp(server: Server, tls: MtlsMaterial | undefined): Promise<s
     }
   }
   throw new Error(`no free port between ${min} and ${max}`)
-}
-
-function certificateBase64(pem: string): string {
-  return pem
-    .replace(/-----(BEGIN|END) CERTIFICATE-----/g, '')
-    .replace(/\s+/g, '')
-    .replace(/=+$/, '')
 }
 
 /**
@@ -480,7 +480,7 @@ class PluginRuntime {
     running.finish()
     const failure = asPluginError(error)
     this.#lastError = failure.toData()
-    return { id, errorJson: encodeError(failure) }
+    return { id, errorJson: encodeErrorJson(failure) }
   }
 
   #unary<T>(callback: sendUnaryData<T>, work: () => Promise<T>): void {
@@ -489,9 +489,7 @@ class PluginRuntime {
       (error: unknown) => {
         const failure = asPluginError(error)
         this.#lastError = failure.toData()
-        const metadata = new Metadata()
-        metadata.set('corral-error', JSON.stringify(failure.toData()))
-        callback({ code: status.UNKNOWN, details: failure.rawMessage, metadata })
+        callback(errorStatus(failure))
       },
     )
   }
@@ -500,10 +498,6 @@ class PluginRuntime {
 /** A plugin's own failure without a code is `plugin_error`. */
 function asPluginError(error: unknown): PluginError {
   return PluginError.from(error, 'plugin_error')
-}
-
-function encodeError(error: PluginError): Buffer {
-  return Buffer.from(JSON.stringify(error.toData()))
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
