@@ -78,6 +78,7 @@ export class HostConnection {
     return this.#client
   }
 
+  /** Closes the connection to the host (the next host call, after a new `Init`, opens another). */
   close(): void {
     void this.#client?.then((client) => client.close())
   }
