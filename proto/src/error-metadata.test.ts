@@ -79,6 +79,8 @@ describe('errorStatus and errorFromStatus', () => {
 
   it('sends a code that is no PluginErrorCode, too large to send, as plugin_error', () => {
     const error = new PluginError('x'.repeat(20_000) as 'internal', 'm')
+    const json = errorStatus(error).metadata.get(errorMetadataKey)[0] as string
+    expect(json.length).toBeLessThanOrEqual(errorMetadataMaxBytes)
     expect(roundTrip(error).code).toBe('plugin_error')
   })
 
