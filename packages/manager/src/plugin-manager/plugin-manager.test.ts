@@ -260,6 +260,21 @@ describe('createPluginManager (fake runners)', () => {
     await until(() => runner.loaded[0]?.shutDown === true)
   })
 
+  it('loads a folder added to the plugins folder, and does not bring back one unloaded by hand', async () => {
+    await writePlugin('alpha')
+    const m = await start({ watch: { debounceMs: 50 } })
+    await writePlugin('beta')
+    await until(() => m.get('beta')?.state === 'running')
+    await m.unload('alpha')
+    await writePlugin('alpha', { version: '1.2.0' })
+    await writePlugin('beta', { version: '1.2.0' })
+    await until(() => m.get('beta')?.version === '1.2.0')
+    // Both changes were seen (debounced alike); only the unloaded plugin stays away.
+    await sleep(200)
+    expect(m.get('alpha')).toBeUndefined()
+    expect(runner.loaded.filter((p) => p.name === 'alpha')).toHaveLength(1)
+  })
+
   it('follows crash restarts and quarantine of the runtime, and lifts it with reset', async () => {
     await writePlugin('alpha')
     const m = await start()

@@ -85,6 +85,8 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const history = createSqlStateHistoryStore(backends.database, { keep: historySize })
   const events = createManagerEventHub(backends.events)
   const records = new Map<string, ManagedPlugin>()
+  /** Sources unloaded by hand: a change on disk does not bring them back. */
+  const unloaded = new Set<string>()
   const runners = resolveRunners(options.runners)
   let loadCounter = 0
   let closed = false
@@ -369,6 +371,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   function onSourceChanged(source: string): void {
     if (closed) return
     const record = [...records.values()].find((r) => r.path === source)
+    if (record === undefined && unloaded.has(source)) return
     const work =
       record === undefined
         ? manager.load(source)
@@ -528,6 +531,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
           plugin: name,
         })
       }
+      unloaded.delete(found.path)
       const record = existing ?? (await addRecord(name, found.path))
       await exclusive(record, () => loadRecord(record, found))
       if (record.lifecycle.state === 'failed') {
@@ -539,6 +543,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       const record = known(name)
       await exclusive(record, () => stopRecord(record, 'unloaded', 'stopped'))
       records.delete(name)
+      unloaded.add(record.path)
     },
     async reload(name) {
       refuseWhenClosed()
