@@ -14,9 +14,9 @@ const allowedMoves: Record<PluginState, readonly PluginState[]> = {
   degraded: ['running', 'degraded', 'quarantined', 'stopping', 'blocked'],
   quarantined: ['degraded', 'running', 'quarantined', 'stopping', 'blocked'],
   stopping: ['stopped', 'blocked', 'failed'],
-  stopped: ['loading', 'blocked'],
+  stopped: ['loading', 'blocked', 'failed'],
   failed: ['loading', 'failed', 'blocked', 'stopping'],
-  blocked: ['loading', 'blocked', 'stopped'],
+  blocked: ['loading', 'blocked', 'failed'],
 }
 
 /** The manager's state for each state a runner's supervision reports. */

@@ -251,6 +251,17 @@ describe('createPluginManager (fake runners)', () => {
     expect(runner.latest('alpha').shutDown).toBe(false)
   })
 
+  it('loads a failed plugin on reload once its folder is fixed, and keeps it failed until then', async () => {
+    await writePlugin('alpha', { version: 'broken' })
+    const m = await start()
+    expect(m.get('alpha')?.state).toBe('failed')
+    expect((await failure(m.reload('alpha'))).code).toBe('manifest_invalid')
+    expect(m.get('alpha')?.state).toBe('failed')
+    await writePlugin('alpha')
+    expect((await m.reload('alpha')).state).toBe('running')
+    expect(states('alpha')).toEqual(['failed', 'failed', 'loading', 'running'])
+  })
+
   it('reloads a plugin whose folder changed on disk (watcher, debounced)', async () => {
     await writePlugin('alpha')
     const m = await start({ watch: { debounceMs: 50 } })
