@@ -1,1 +1,8 @@
-export { default } from '../../tsup.config.base.js'
+import { defineConfig } from 'tsup'
+import base from '../../tsup.config.base.js'
+
+// `testing` is its own entry: fixtures and helpers for other packages' tests (`./testing`).
+export default defineConfig({
+  ...base,
+  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+})

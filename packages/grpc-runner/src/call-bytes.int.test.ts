@@ -1,7 +1,7 @@
 import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner } from './grpc-runner.js'
-import { fixtureManifest, fixturesDir, grantFor, memoryLogger, recordingHost } from './test/support.js'
+import { fixtureManifest, fixturesDir, grantFor, memoryLogger, recordingHost } from './testing/support.js'
 
 /** `Plugin.callBytes` over gRPC: the SDK's `bytesFunction` gets the caller's bytes and returns its own, untouched. */
 

@@ -21,7 +21,7 @@ export interface CallLimits {
  * increment (no promise, no timer); only a queued call pays for its deadline timer and abort listener.
  */
 export class CallLimiter {
-  readonly #limits: CallLimits
+  #limits: CallLimits
   readonly #plugin: string
   #inFlight = 0
   /** Insertion-ordered: the first is the oldest; a waiter that gives up leaves in O(1). */
@@ -86,14 +86,30 @@ export class CallLimiter {
     })
   }
 
-  /** Gives a slot back: the oldest waiter takes it. */
+  /** Gives a slot back: the oldest waiter takes it, if the limit (perhaps lowered since) allows. */
   release(): void {
     this.#inFlight -= 1
+    if (this.#inFlight >= this.#limits.max_concurrent_calls) return
     const next = this.#queue.values().next()
     if (next.done === true) return
     this.#leave(next.value)
     this.#inFlight += 1
     next.value.resolve()
+  }
+
+  /**
+   * Takes new limits (a changed grant): calls already running keep their slots; a raised
+   * `max_concurrent_calls` lets waiting calls in at once, a lowered one admits no call until enough
+   * have finished. Waiting calls stay queued either way.
+   */
+  update(limits: CallLimits): void {
+    this.#limits = limits
+    for (const waiter of this.#queue) {
+      if (this.#inFlight >= limits.max_concurrent_calls) return
+      this.#leave(waiter)
+      this.#inFlight += 1
+      waiter.resolve()
+    }
   }
 
   /** Fails every waiting call with `error` (the plugin stopped or crashed). */

@@ -9,7 +9,7 @@ import {
   memoryLogger,
   recordingHost,
   type TestPolicy,
-} from './test/support.js'
+} from './testing/support.js'
 
 const host = recordingHost()
 const runner = createGrpcRunner({ logger: memoryLogger().logger })

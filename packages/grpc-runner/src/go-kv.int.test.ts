@@ -9,7 +9,7 @@ import {
   memoryLogger,
   processExists,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1, unary calls)', () => {
   const host = recordingHost()

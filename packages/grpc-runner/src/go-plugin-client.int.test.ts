@@ -17,7 +17,7 @@ import {
   memoryLogger,
   processExists,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 const helloGrpc = join(examplesDir, 'hello-grpc/dist/main.js')
 const goKv = join(examplesDir, 'go-kv/build/go-kv')

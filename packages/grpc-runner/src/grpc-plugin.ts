@@ -16,12 +16,18 @@ import {
 } from '@corral/proto'
 import {
   type CallOptions,
+  type EffectiveGrant,
   type HealthStatus,
   type LoadOptions,
   type Logger,
   type Plugin,
   PluginError,
   type Registration,
+  type RestartOptions,
+  RestartSupervisor,
+  type RuntimeState,
+  type RuntimeStateChange,
+  type SupervisorClock,
 } from '@corral/types'
 import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import { CallLimiter } from './call-limiter.js'
@@ -35,7 +41,7 @@ import {
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import { residentSetMiB } from './resident-memory.js'
 
-/** How the runner watches its plugin processes. */
+/** How the runner watches its plugin processes (restarts: `RestartOptions` of `@corral/types`). */
 export interface SupervisionOptions {
   /** Health-check every this many ms. Default 10 s. */
   healthIntervalMs: number
@@ -50,12 +56,6 @@ export interface SupervisionOptions {
    * argument, a garbage collection not yet run) is not a restart. Default 3.
    */
   memoryChecks: number
-  /** More restarts than this within `restartWindowMs` quarantine the plugin until {@link GrpcPlugin.reset}. Default 5. */
-  maxRestarts: number
-  restartWindowMs: number
-  /** The first restart waits this long; each further one in the window twice as long. Default 200 ms. */
-  initialBackoffMs: number
-  maxBackoffMs: number
 }
 
 /** @internal What a {@link GrpcPlugin} shares with its runner. */
@@ -64,6 +64,9 @@ export interface GrpcPluginSettings {
   logger: Logger
   autoMtls: boolean
   supervision: SupervisionOptions
+  restart: RestartOptions
+  /** The restart supervisor's clock; the real one when undefined. */
+  clock: SupervisorClock | undefined
   /** Plugins that run as services of their own, by name. */
   reattach: Readonly<Record<string, ReattachTarget>>
 }
@@ -80,15 +83,18 @@ export interface ReattachTarget extends ReattachConfig {
   brokerHost?: string
 }
 
-/** Reads a call's result into what the call resolves with; throws the call's failure. */
-type ResultDecoder = (fn: string, result: CallResult) => unknown
-
-type State = 'starting' | 'running' | 'restarting' | 'quarantined' | 'stopping' | 'stopped'
+/**
+ * Reads a call's result into what the call resolves with; throws the call's failure. `maxOutputBytes`
+ * is the limit the call started with.
+ */
+type ResultDecoder = (fn: string, result: CallResult, maxOutputBytes: number) => unknown
 
 interface CallRecord {
   /** Epoch ms: host calls made for this call must finish by then. */
   deadline: number
   chain: string[] | undefined
+  /** The grant's `max_host_call_bytes` when the call started: its host calls keep it. */
+  maxHostCallBytes: number
   reject(error: PluginError): void
 }
 
@@ -103,7 +109,8 @@ const tokenPrefix = randomBytes(4).toString('hex')
 export class GrpcPlugin implements Plugin {
   readonly name: string
   readonly runtime = 'grpc' as const
-  readonly #options: LoadOptions
+  /** Replaced by {@link GrpcPlugin.updateGrant}: everything reads the grant from here when it needs it. */
+  #options: LoadOptions
   readonly #settings: GrpcPluginSettings
   readonly #onStopped: () => void
   readonly #target: ReattachTarget | undefined
@@ -111,13 +118,11 @@ export class GrpcPlugin implements Plugin {
   #stream: CallStream | undefined
   #useStream = false
   #brokerId = 0
-  #state: State = 'starting'
+  readonly #supervisor: RestartSupervisor
   #config: Record<string, unknown> | undefined
   #registered = false
   readonly #calls = new Map<string, CallRecord>()
   readonly #limiter: CallLimiter
-  #restarts: number[] = []
-  #restartTimer: NodeJS.Timeout | undefined
   #watchTimers: NodeJS.Timeout[] = []
   #healthFailures = 0
   #lastError: PluginError | undefined
@@ -132,6 +137,12 @@ export class GrpcPlugin implements Plugin {
     const { reattach } = settings
     this.#target = Object.hasOwn(reattach, this.name) ? reattach[this.name] : undefined
     this.#limiter = new CallLimiter(options.grant.limits, this.name)
+    const target = {
+      restart: () => this.#restart(),
+      log: (level: 'warn' | 'error', message: string) =>
+        settings.logger.log(level, `plugin ${this.name} ${message}`, { plugin: this.name }),
+    }
+    this.#supervisor = new RestartSupervisor(target, settings.restart, settings.clock)
   }
 
   /** The process's id while one runs. */
@@ -139,9 +150,12 @@ export class GrpcPlugin implements Plugin {
     return this.#client?.pid
   }
 
-  /** `running`, `restarting`, `quarantined`, ... */
-  get state(): State {
-    return this.#state
+  get state(): RuntimeState {
+    return this.#supervisor.state
+  }
+
+  onStateChange(listener: (change: RuntimeStateChange) => void): () => void {
+    return this.#supervisor.onStateChange(listener)
   }
 
   /** Whether this plugin is a service of its own the runner reattached to (not a process it owns). */
@@ -154,6 +168,11 @@ export class GrpcPlugin implements Plugin {
    * grant's `init_timeout`.
    */
   async start(): Promise<void> {
+    await this.#connect()
+  }
+
+  /** Starts or reattaches, connects and serves HostService; the client is the plugin's from then on. */
+  async #connect(): Promise<GoPluginClient> {
     const client = this.#target === undefined ? await this.#launch() : await this.#reattach(this.#target)
     try {
       this.#brokerId = client.broker.nextId()
@@ -164,7 +183,7 @@ export class GrpcPlugin implements Plugin {
       await this.#release(client)
       throw PluginError.from(error, 'load_failed', this.name)
     }
-    if (this.#state === 'stopping' || this.#state === 'stopped') {
+    if (this.#supervisor.stopping) {
       // Shut down while a restart was starting this process: it must not outlive the plugin.
       await this.#release(client)
       throw new PluginError('unavailable', 'the plugin was shut down while it started', { plugin: this.name })
@@ -173,8 +192,8 @@ export class GrpcPlugin implements Plugin {
     this.#stream = undefined
     this.#healthFailures = 0
     void client.exited.then((exit) => this.#onExit(client, exit.code, exit.signal))
-    this.#state = 'running'
     this.#watch(client)
+    return client
   }
 
   async register(): Promise<Registration> {
@@ -259,7 +278,13 @@ export class GrpcPlugin implements Plugin {
       return Promise.reject(error)
     }
     const token = options.token || `${tokenPrefix}-${++tokenCounter}`
-    const record: CallRecord = { deadline, chain: options.chain, reject: () => {} }
+    const { max_output_bytes, max_host_call_bytes } = this.#options.grant.limits
+    const record: CallRecord = {
+      deadline,
+      chain: options.chain,
+      maxHostCallBytes: max_host_call_bytes,
+      reject: () => {},
+    }
     this.#calls.set(token, record)
     const request = { function: fn, argsJson, timeoutMs, token }
     // Runs exactly once per call, however it ends.
@@ -270,12 +295,17 @@ export class GrpcPlugin implements Plugin {
     if (this.#useStream) {
       if (this.#stream === undefined || !this.#stream.usable)
         this.#stream = new CallStream(client.rpc, this.name, this.#options.grant.limits.max_output_bytes)
-      return this.#stream.call(request, options.signal, (result) => decode(fn, result), done)
+      return this.#stream.call(
+        request,
+        options.signal,
+        (result) => decode(fn, result, max_output_bytes),
+        done,
+      )
     }
     return this.#unaryCall(client, request, record, options).then(
       (result) => {
         done()
-        return decode(fn, result)
+        return decode(fn, result, max_output_bytes)
       },
       (error: unknown) => {
         done()
@@ -284,14 +314,18 @@ export class GrpcPlugin implements Plugin {
     )
   }
 
-  /** A result's bytes, once it is known not to be an error and to be within `max_output_bytes`. */
-  #checkedResult(fn: string, result: CallResult): Uint8Array | undefined {
+  /**
+   * A result's bytes, once it is known not to be an error and to be within `limit`
+   * (`max_output_bytes`). Checked here for every call: the connection's own receive limit is set
+   * when it opens, so it holds a grant narrowed since only here (and a widened one only from the
+   * next start of the process).
+   */
+  #checkedResult(fn: string, result: CallResult, limit: number): Uint8Array | undefined {
     if (result.errorJson && result.errorJson.length > 0) {
       throw PluginError.fromData(parseErrorJson(result.errorJson, this.name))
     }
     const json = result.resultJson
     if (json === undefined || json === null || json.length === 0) return undefined
-    const limit = this.#options.grant.limits.max_output_bytes
     if (json.length > limit) {
       throw new PluginError('resource_exhausted', `${fn} returned ${json.length} bytes, more than ${limit}`, {
         plugin: this.name,
@@ -301,11 +335,12 @@ export class GrpcPlugin implements Plugin {
   }
 
   /** A bytes call's result: the bytes as the plugin sent them, copied out of the received message. */
-  readonly #resultBytes: ResultDecoder = (fn, result) => new Uint8Array(this.#checkedResult(fn, result) ?? [])
+  readonly #resultBytes: ResultDecoder = (fn, result, limit) =>
+    new Uint8Array(this.#checkedResult(fn, result, limit) ?? [])
 
   /** A JSON call's result: the parsed JSON, `null` for none. */
-  readonly #decodeResult: ResultDecoder = (fn, result) => {
-    const json = this.#checkedResult(fn, result)
+  readonly #decodeResult: ResultDecoder = (fn, result, limit) => {
+    const json = this.#checkedResult(fn, result, limit)
     if (json === undefined) return null
     try {
       return JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))
@@ -321,8 +356,9 @@ export class GrpcPlugin implements Plugin {
     const lastError = this.#lastError?.toData()
     const withLast = (status: HealthStatus): HealthStatus =>
       lastError && !status.last_error ? { ...status, last_error: lastError } : status
-    if (this.#state !== 'running' || this.#client === undefined) {
-      return withLast({ ready: false, message: `plugin is ${this.#state}` })
+    const state = this.#supervisor.state
+    if (state !== 'running' || this.#client === undefined) {
+      return withLast({ ready: false, message: `plugin is ${state}` })
     }
     try {
       const response = await unary(
@@ -342,15 +378,27 @@ export class GrpcPlugin implements Plugin {
     }
   }
 
+  /**
+   * Applies a changed grant from the next call on: `call_timeout`, `init_timeout`,
+   * `shutdown_timeout`, `max_output_bytes` and `max_host_call_bytes` (checked per call; the
+   * connection's receive limits, set when it opens, keep the load-time values until the process
+   * restarts, so a widened byte limit holds from then), `memory_mb` (the next memory check),
+   * `max_concurrent_calls` and `max_queued_calls` (the limiter, at once). Rate limits are the host
+   * API's.
+   */
+  updateGrant(grant: EffectiveGrant): void {
+    this.#options = { ...this.#options, grant }
+    this.#limiter.update(grant.limits)
+  }
+
   async shutdown(): Promise<void> {
-    if (this.#state === 'stopped') return
-    this.#state = 'stopping'
-    clearTimeout(this.#restartTimer)
+    if (this.#supervisor.state === 'stopped') return
+    this.#supervisor.stop()
     this.#unwatch()
     const client = this.#client
     this.#client = undefined
     if (client === undefined) {
-      this.#state = 'stopped'
+      this.#supervisor.stopped()
       this.#onStopped()
       return
     }
@@ -368,19 +416,16 @@ export class GrpcPlugin implements Plugin {
     this.#stream?.close()
     // What is left of shutdown_timeout (at least a moment to exit) before SIGKILL.
     await this.#release(client, Math.max(250, timeoutMs - (Date.now() - started)))
-    this.#state = 'stopped'
+    this.#supervisor.stopped()
     this.#onStopped()
   }
 
   /**
-   * Lifts a quarantine (or restarts a plugin whose restart failed): the restart history is
-   * forgotten and the process started again, initialised with the last config.
+   * Lifts a quarantine: the restart history is forgotten and the process started again,
+   * initialised with the last config.
    */
-  async reset(): Promise<void> {
-    if (this.#state !== 'quarantined') return
-    this.#restarts = []
-    this.#state = 'restarting'
-    await this.#restartNow()
+  reset(): Promise<void> {
+    return this.#supervisor.reset()
   }
 
   #launch(): Promise<GoPluginClient> {
@@ -460,8 +505,9 @@ export class GrpcPlugin implements Plugin {
 
   #running(): GoPluginClient {
     const client = this.#client
-    if (this.#state !== 'running' || client === undefined) {
-      throw new PluginError('unavailable', `plugin is ${this.#state}`, { plugin: this.name })
+    const state = this.#supervisor.state
+    if (state !== 'running' || client === undefined) {
+      throw new PluginError('unavailable', `plugin is ${state}`, { plugin: this.name })
     }
     return client
   }
@@ -480,7 +526,12 @@ export class GrpcPlugin implements Plugin {
   async #init(client: GoPluginClient, config: Record<string, unknown>): Promise<void> {
     const timeoutMs = this.#options.grant.limits.init_timeout
     const token = `${tokenPrefix}-init-${++tokenCounter}`
-    const record: CallRecord = { deadline: Date.now() + timeoutMs, chain: undefined, reject: () => {} }
+    const record: CallRecord = {
+      deadline: Date.now() + timeoutMs,
+      chain: undefined,
+      maxHostCallBytes: this.#options.grant.limits.max_host_call_bytes,
+      reject: () => {},
+    }
     this.#calls.set(token, record)
     try {
       await unary(
@@ -569,8 +620,9 @@ export class GrpcPlugin implements Plugin {
               },
             )
       }
+      // Checked here as well as at the broker's transport: its receive limit is set when it starts.
       const bytes = request.argsJson
-      const cap = this.#options.grant.limits.max_host_call_bytes
+      const cap = record.maxHostCallBytes
       if (bytes && bytes.length > cap) {
         throw new PluginError(
           'resource_exhausted',
@@ -613,7 +665,7 @@ export class GrpcPlugin implements Plugin {
     const { supervision } = this.#settings
     const health = setInterval(() => {
       void client.health(supervision.healthTimeoutMs).then((ok) => {
-        if (client !== this.#client || this.#state !== 'running') return
+        if (client !== this.#client || this.#supervisor.state !== 'running') return
         this.#healthFailures = ok ? 0 : this.#healthFailures + 1
         if (this.#healthFailures >= supervision.healthFailures) {
           this.#kill(client, `it failed ${this.#healthFailures} health checks in a row`)
@@ -628,7 +680,7 @@ export class GrpcPlugin implements Plugin {
       if (pid === undefined || this.#target !== undefined) return
       void residentSetMiB(pid).then((mib) => {
         const limit = this.#options.grant.limits.memory_mb
-        if (mib === undefined || client !== this.#client || this.#state !== 'running') return
+        if (mib === undefined || client !== this.#client || this.#supervisor.state !== 'running') return
         above = mib > limit ? [...above, mib] : []
         if (above.length < supervision.memoryChecks) return
         const seen = above.map((sample) => sample.toFixed(0)).join(', ')
@@ -666,7 +718,7 @@ export class GrpcPlugin implements Plugin {
   }
 
   #onExit(client: GoPluginClient, code: number | null, signal: NodeJS.Signals | null): void {
-    if (client !== this.#client || this.#state === 'stopping' || this.#state === 'stopped') return
+    if (client !== this.#client || this.#supervisor.stopping) return
     const reason =
       this.#restartReason ?? `the process exited ${signal === null ? `with code ${code}` : `by ${signal}`}`
     this.#restartReason = undefined
@@ -677,51 +729,30 @@ export class GrpcPlugin implements Plugin {
     this.#failInFlight(error)
     this.#stream = undefined
     void this.#release(client)
-    this.#scheduleRestart(reason)
+    // Lost while a restart registers and initialises it: that restart fails, and counts, on its own.
+    if (this.#supervisor.state === 'running') this.#supervisor.crashed(reason)
   }
 
-  #scheduleRestart(reason: string): void {
-    const { supervision, logger } = this.#settings
-    const now = Date.now()
-    this.#restarts = this.#restarts.filter((at) => now - at < supervision.restartWindowMs)
-    if (this.#restarts.length >= supervision.maxRestarts) {
-      this.#state = 'quarantined'
-      logger.log(
-        'error',
-        `plugin ${this.name} quarantined: ${this.#restarts.length} restarts within ${supervision.restartWindowMs} ms; last: ${reason}`,
-        {
-          plugin: this.name,
-        },
-      )
-      return
-    }
-    this.#restarts.push(now)
-    const backoff = Math.min(
-      supervision.initialBackoffMs * 2 ** (this.#restarts.length - 1),
-      supervision.maxBackoffMs,
-    )
-    this.#state = 'restarting'
-    logger.log('warn', `plugin ${this.name} restarts in ${backoff} ms: ${reason}`, { plugin: this.name })
-    this.#restartTimer = setTimeout(() => void this.#restartNow(), backoff)
-  }
-
-  async #restartNow(): Promise<void> {
+  /** The supervisor's restart: a new process (or connection), registered and initialised as before. */
+  async #restart(): Promise<void> {
     try {
-      await this.start()
-      const client = this.#running()
+      const client = await this.#connect()
       if (this.#registered) await this.#register(client)
       if (this.#config !== undefined) await this.#init(client, this.#config)
+      if (client !== this.#client) {
+        throw new PluginError('unavailable', 'the process was lost while it restarted', { plugin: this.name })
+      }
     } catch (error) {
-      if (this.#state === 'stopping' || this.#state === 'stopped') return
+      // Shut down meanwhile: shutdown lets the process go, and the supervisor restarts nothing.
+      if (this.#supervisor.stopping) throw error
       const failure = PluginError.from(error, 'load_failed', this.name)
       this.#lastError = failure
       const client = this.#client
       this.#client = undefined
-      // Not `running` while the failed process is let go: no caller may take it for a live one.
-      this.#state = 'restarting'
       this.#unwatch()
       if (client !== undefined) await this.#release(client)
-      this.#scheduleRestart(`restart failed: ${failure.rawMessage}`)
+      // The supervisor logs the message: the plain one, the log line names the plugin already.
+      throw new Error(failure.rawMessage, { cause: failure })
     }
   }
 }

@@ -2,7 +2,7 @@ import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { eventually, examplePlugin, memoryLogger, processExists, recordingHost } from './test/support.js'
+import { eventually, examplePlugin, memoryLogger, processExists, recordingHost } from './testing/support.js'
 
 describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)', () => {
   const host = recordingHost()

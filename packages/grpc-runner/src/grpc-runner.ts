@@ -1,5 +1,5 @@
-import type { LoadOptions, Logger, Plugin, Runner } from '@corral/types'
-import { PluginError } from '@corral/types'
+import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClock } from '@corral/types'
+import { defaultRestartOptions, PluginError } from '@corral/types'
 import { GrpcPlugin, type ReattachTarget, type SupervisionOptions } from './grpc-plugin.js'
 import { stderrLogger } from './plugin-log.js'
 
@@ -17,7 +17,12 @@ export interface GrpcRunnerOptions {
    * `unauthenticated_transport` turns both off for one plugin that can do neither.
    */
   autoMtls?: boolean
+  /** Health and memory checks of running plugins. */
   supervision?: Partial<SupervisionOptions>
+  /** When a crashed plugin is started again, and when it is quarantined instead. */
+  restart?: Partial<RestartOptions>
+  /** The clock of crash restarts (backoff timers, the restart window); tests pass a fake one. */
+  clock?: SupervisorClock
   /**
    * Plugins that run as services of their own (started by their own deployment, possibly on another
    * machine), by plugin name: `load` connects to the address given (go-plugin reattach) instead of
@@ -34,10 +39,6 @@ const defaultSupervision: SupervisionOptions = {
   healthFailures: 2,
   memoryIntervalMs: 5_000,
   memoryChecks: 3,
-  maxRestarts: 5,
-  restartWindowMs: 60_000,
-  initialBackoffMs: 200,
-  maxBackoffMs: 10_000,
 }
 
 /**
@@ -63,6 +64,8 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
     logger: options.logger ?? stderrLogger,
     autoMtls: options.autoMtls ?? true,
     supervision: { ...defaultSupervision, ...options.supervision },
+    restart: { ...defaultRestartOptions, ...options.restart },
+    clock: options.clock,
     reattach: options.reattach ?? {},
   }
   const loaded = new Set<GrpcPlugin>()

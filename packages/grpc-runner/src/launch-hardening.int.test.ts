@@ -26,7 +26,7 @@ import {
   processExists,
   processesWithCommandLine,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 /** A process's open pipes and sockets above fd 2, as `socket:[inode]` / `pipe:[inode]`. */
 function channelsAbove2(pid: number): Set<string> {
@@ -75,7 +75,7 @@ describe('an entry that a symlink leads out of the plugin folder', () => {
   const logs = memoryLogger()
   const runner = createGrpcRunner({
     logger: logs.logger,
-    supervision: { initialBackoffMs: 50, maxBackoffMs: 100, maxRestarts: 1 },
+    restart: { initialBackoffMs: 50, maxBackoffMs: 100, maxRestarts: 1 },
   })
   const dir = mkdtempSync(join(tmpdir(), 'corral-entry-'))
   const outside = mkdtempSync(join(tmpdir(), 'corral-outside-'))

@@ -8,7 +8,7 @@ import {
   grantFor,
   memoryLogger,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 // Its own file, so its own process: the peak resident set below is this test's alone.
 const host = recordingHost()

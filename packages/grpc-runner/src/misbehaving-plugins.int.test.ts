@@ -17,13 +17,13 @@ import {
   processesWithCommandLine,
   processGroupMembers,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 const host = recordingHost()
 const logs = memoryLogger()
 const runner = createGrpcRunner({
   logger: logs.logger,
-  supervision: { initialBackoffMs: 50, maxBackoffMs: 200, maxRestarts: 2, restartWindowMs: 60_000 },
+  restart: { initialBackoffMs: 50, maxBackoffMs: 200, maxRestarts: 2, restartWindowMs: 60_000 },
 })
 
 async function loadFixture(name: string, mode: string, script = 'sdk-plugin.mjs', limits = {}) {
@@ -331,7 +331,8 @@ describe('misbehaving plugins harm only themselves', () => {
     const grant = grantFor(manifest, { memory_mb: 120, init_timeout: 5000 })
     const watched = createGrpcRunner({
       logger: logs.logger,
-      supervision: { memoryIntervalMs: 100, initialBackoffMs: 50 },
+      supervision: { memoryIntervalMs: 100 },
+      restart: { initialBackoffMs: 50 },
     })
     try {
       const hog = (await watched.load({
@@ -361,7 +362,8 @@ describe('misbehaving plugins harm only themselves', () => {
     const grant = grantFor(manifest, { init_timeout: 5000 })
     const watched = createGrpcRunner({
       logger: logs.logger,
-      supervision: { healthIntervalMs: 100, healthTimeoutMs: 100, healthFailures: 2, initialBackoffMs: 50 },
+      supervision: { healthIntervalMs: 100, healthTimeoutMs: 100, healthFailures: 2 },
+      restart: { initialBackoffMs: 50 },
     })
     try {
       const frozen = (await watched.load({

@@ -11,7 +11,7 @@ import {
   observePlugin,
   plainApproaches,
   serverCertificate,
-} from './test/impersonator.js'
+} from './testing/impersonator.js'
 import {
   examplePlugin,
   examplesDir,
@@ -21,7 +21,7 @@ import {
   memoryLogger,
   processExists,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 // Two real plugins run; the test then acts as a third process of the same user that knows only what
 // such a process can find: the victim's pid, its environment, the sockets in its folder, and the

@@ -23,7 +23,7 @@ import {
   memoryLogger,
   processExists,
   recordingHost,
-} from './test/support.js'
+} from './testing/support.js'
 
 const helloGrpc = join(examplesDir, 'hello-grpc/dist/main.js')
 
@@ -196,7 +196,7 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
     const runner = createGrpcRunner({
       logger,
       reattach: { 'hello-grpc': own.target },
-      supervision: { initialBackoffMs: 50, maxRestarts: 1 },
+      restart: { initialBackoffMs: 50, maxRestarts: 1 },
     })
     try {
       const { manifest, dir, grant } = await examplePlugin('hello-grpc')

@@ -13,10 +13,21 @@ import type {
 } from '@corral/types'
 import { PluginError } from '@corral/types'
 
+/**
+ * This package's folder, found from this module whether it runs from `src/testing/` (this package's
+ * tests) or from `dist/` (`@corral/grpc-runner/testing`, other packages' tests).
+ */
+function packageDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
+  return dir
+}
+
 /** The repository root. */
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
+export const repoRoot = join(packageDir(), '../..')
 export const examplesDir = join(repoRoot, 'examples/plugins')
-export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures')
+/** The fixture plugins, read from this package's sources (they are not built). */
+export const fixturesDir = join(packageDir(), 'src/testing/fixtures')
 
 /** What else of a policy a test grants besides the manifest's permissions. */
 export type TestPolicy = Pick<ResourcePolicy, 'env' | 'unauthenticated_transport'>

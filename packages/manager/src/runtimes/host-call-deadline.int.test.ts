@@ -1,9 +1,15 @@
-import { type Backends, createBackends, createSandboxedHostApi } from '@corral/manager'
-import { isPluginError } from '@corral/types'
+import { createGrpcRunner } from '@corral/grpc-runner'
+import {
+  bareFixturePolicy,
+  fixtureManifest,
+  fixturesDir,
+  grantFor,
+  memoryLogger,
+} from '@corral/grpc-runner/testing'
+import { isPluginError, type Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
-import { bareFixturePolicy, fixtureManifest, fixturesDir, grantFor, memoryLogger } from './test/support.js'
+import { type Backends, createBackends } from '../backends/create-backends.js'
+import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 
 // A host call that lands after its call's deadline but before the host's deadline timer has run
 // (the host's event loop was busy) once made the runner return its own rejection and leave the host
@@ -14,7 +20,7 @@ describe('a host call that lands between its call’s deadline and the host’s 
   const unhandled: unknown[] = []
   const onUnhandled = (reason: unknown) => unhandled.push(reason)
   let backends: Backends
-  let plugin: GrpcPlugin
+  let plugin: Plugin
 
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled)
@@ -23,12 +29,7 @@ describe('a host call that lands between its call’s deadline and the host’s 
     const grant = grantFor(manifest, { init_timeout: 5000 }, bareFixturePolicy)
     // The real sandboxed host API: it refuses a host call whose calling call is past its deadline.
     const hostApi = createSandboxedHostApi({ backends, grants: () => grant, logger: { log() {} } })
-    plugin = (await runner.load({
-      manifest,
-      dir: fixturesDir,
-      grant,
-      hostApi: hostApi.forPlugin('late'),
-    })) as GrpcPlugin
+    plugin = await runner.load({ manifest, dir: fixturesDir, grant, hostApi: hostApi.forPlugin('late') })
     await plugin.register()
     await plugin.init({})
   })

@@ -1,8 +1,9 @@
-import { type Backends, createBackends, createSandboxedHostApi, type SandboxedHostApi } from '@corral/manager'
+import { createGrpcRunner } from '@corral/grpc-runner'
+import { examplePlugin, memoryLogger } from '@corral/grpc-runner/testing'
 import type { EffectiveGrant, Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGrpcRunner } from './grpc-runner.js'
-import { examplePlugin, memoryLogger } from './test/support.js'
+import { type Backends, createBackends } from '../backends/create-backends.js'
+import { createSandboxedHostApi, type SandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 
 // hello-grpc's notes end to end: the plugin process's host calls go over the broker to the real
 // sandboxed host API of @corral/manager, which runs them on embedded SQLite (executor processes).
