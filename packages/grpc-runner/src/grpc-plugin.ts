@@ -6,10 +6,12 @@ import {
   type CallResult,
   corralHandshake,
   deadlineIn,
+  errorFromStatus,
   type HostCallRequest,
   type HostCallResponse,
   hostService,
   messageEnvelopeBytes,
+  parseErrorJson,
   pluginService,
   resultBatchBytes,
   unary,
@@ -38,7 +40,6 @@ import {
   reattachGoPlugin,
   startGoPlugin,
 } from './go-plugin-client.js'
-import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import { residentSetMiB } from './resident-memory.js'
 
 /** How the runner watches its plugin processes (restarts: `RestartOptions` of `@corral/types`). */

@@ -7,6 +7,7 @@ import {
   corralHandshake,
   generateCertificate,
   hostService,
+  parseHandshakeLine,
   unary,
 } from '@corral/proto'
 import { isPluginError, PluginError } from '@corral/types'
@@ -15,7 +16,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { reattachGoPlugin } from './go-plugin-client.js'
 import type { GrpcPlugin, ReattachTarget } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { parseHandshakeLine } from './handshake-line.js'
 import {
   eventually,
   examplePlugin,
