@@ -13,7 +13,10 @@ let userDataDir: string
 let browser: BrowserContext
 
 beforeAll(async () => {
-  host = await startTestHost({ plugins: ['stats', 'hello-wasm', 'c-wasm'], approved: ['stats', 'hello-wasm'] })
+  host = await startTestHost({
+    plugins: ['stats', 'hello-wasm', 'c-wasm'],
+    approved: ['stats', 'hello-wasm'],
+  })
   userDataDir = await mkdtemp(path.join(os.tmpdir(), 'corral-chromium-'))
   await mkdir(artifacts, { recursive: true })
   browser = await chromium.launchPersistentContext(userDataDir, {
@@ -38,7 +41,7 @@ afterAll(async () => {
 
 async function signIn(page: Page, username: string, password: string): Promise<void> {
   await page.goto(`${host.url}/dashboard`)
-  await expect(page).toHaveURL(/\/login\?next=/)
+  expect(page.url()).toMatch(/\/login\?next=/)
   await page.fill('input[name=username]', username)
   await page.fill('input[name=password]', password)
   await Promise.all([page.waitForURL(/\/dashboard$/), page.click('button[type=submit]')])
@@ -63,8 +66,10 @@ describe('the host in a browser', () => {
     dashboard = await browser.newPage()
     await signIn(dashboard, 'admin', adminPassword)
     await expect.poll(() => dashboard.locator('.widget').count()).toBeGreaterThanOrEqual(3)
-    await expect.poll(() => widgetBody(dashboard, 'hello-wasm/hello').innerText()).toContain('from WebAssembly')
-    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').innerText()).not.toBe('')
+    await expect
+      .poll(() => widgetBody(dashboard, 'hello-wasm/hello').textContent())
+      .toContain('from WebAssembly')
+    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').textContent()).not.toBe('')
     await dashboard.screenshot({ path: path.join(artifacts, 'dashboard.png'), fullPage: true })
   })
 
@@ -75,9 +80,14 @@ describe('the host in a browser', () => {
     expect(await refused.json()).toMatchObject({ code: 'permission_denied' })
 
     await page.goto(`${host.url}/admin/plugins`)
-    await expect.poll(() => page.locator('tr[data-plugin="c-wasm"] .status').innerText()).toBe('pending_review')
-    await Promise.all([page.waitForURL(/\/admin\/plugins$/), page.click('tr[data-plugin="c-wasm"] button[name=approve]')])
-    await expect.poll(() => page.locator('tr[data-plugin="c-wasm"] .status').innerText()).toBe('approved')
+    await expect
+      .poll(() => page.locator('tr[data-plugin="c-wasm"] .status').textContent())
+      .toBe('pending_review')
+    await Promise.all([
+      page.waitForURL(/\/admin\/plugins$/),
+      page.click('tr[data-plugin="c-wasm"] button[name=approve]'),
+    ])
+    await expect.poll(() => page.locator('tr[data-plugin="c-wasm"] .status').textContent()).toBe('approved')
     await page.screenshot({ path: path.join(artifacts, 'plugins.png'), fullPage: true })
 
     const served = await postAsPage(page, '/plugins/c-wasm/count?text=Plugins%20run%20here')
@@ -87,35 +97,44 @@ describe('the host in a browser', () => {
   })
 
   it('updates a widget through SSE when its plugin publishes an event', async () => {
-    const before = await widgetBody(dashboard, 'stats/stats-overview').innerText()
+    const before = await widgetBody(dashboard, 'stats/stats-overview').textContent()
     await dashboard.evaluate(() => {
-      ;(window as unknown as { marker: string }).marker = 'same page'
+      ;(globalThis as unknown as { marker: string }).marker = 'same page'
     })
     const page = await browser.newPage()
     await page.goto(`${host.url}/events`)
-    for (let i = 0; i < 3; i++) expect((await postAsPage(page, '/plugins/stats/events', { kind: 'login' })).status()).toBe(201)
+    for (let i = 0; i < 3; i++)
+      expect((await postAsPage(page, '/plugins/stats/events', { kind: 'login' })).status()).toBe(201)
     expect((await postAsPage(page, '/plugins/stats/rollup')).status()).toBe(200)
-    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').innerText()).not.toBe(before)
+    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').textContent()).not.toBe(before)
     // The dashboard was not reloaded: the update came over its open stream.
-    expect(await dashboard.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe('same page')
+    expect(await dashboard.evaluate(() => (globalThis as unknown as { marker?: string }).marker)).toBe(
+      'same page',
+    )
     // The events page got the plugin's event live too.
-    await expect.poll(() => page.locator('#events').innerText()).toContain('stats.updated')
+    await expect.poll(() => page.locator('#events').textContent()).toContain('stats.updated')
     await page.close()
   })
 
   it('reloads a plugin from the plugins page while the dashboard stays live', async () => {
     const admin = await browser.newPage()
     await admin.goto(`${host.url}/admin/plugins`)
-    await Promise.all([admin.waitForURL(/\/admin\/plugins$/), admin.click('tr[data-plugin="stats"] button[name=reload]')])
-    await expect.poll(() => admin.locator('tr[data-plugin="stats"] .state').innerText()).toBe('running')
+    await Promise.all([
+      admin.waitForURL(/\/admin\/plugins$/),
+      admin.click('tr[data-plugin="stats"] button[name=reload]'),
+    ])
+    await expect.poll(() => admin.locator('tr[data-plugin="stats"] .state').textContent()).toBe('running')
     const history = await (await admin.request.get(`${host.url}/api/v1/plugins/stats`)).json()
     expect(JSON.stringify(history)).toMatch(/reload/i)
 
-    const before = await widgetBody(dashboard, 'stats/stats-overview').innerText()
-    for (let i = 0; i < 2; i++) expect((await postAsPage(admin, '/plugins/stats/events', { kind: 'login' })).status()).toBe(201)
+    const before = await widgetBody(dashboard, 'stats/stats-overview').textContent()
+    for (let i = 0; i < 2; i++)
+      expect((await postAsPage(admin, '/plugins/stats/events', { kind: 'login' })).status()).toBe(201)
     expect((await postAsPage(admin, '/plugins/stats/rollup')).status()).toBe(200)
-    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').innerText()).not.toBe(before)
-    expect(await dashboard.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe('same page')
+    await expect.poll(() => widgetBody(dashboard, 'stats/stats-overview').textContent()).not.toBe(before)
+    expect(await dashboard.evaluate(() => (globalThis as unknown as { marker?: string }).marker)).toBe(
+      'same page',
+    )
     await admin.close()
   })
 
@@ -123,12 +142,15 @@ describe('the host in a browser', () => {
     const page = await browser.newPage()
     await page.goto(`${host.url}/dashboard`)
     await page.evaluate(() => {
-      document.body.innerHTML =
+      ;(globalThis as unknown as { document: { body: { innerHTML: string } } }).document.body.innerHTML =
         '<form method="post" action="/admin/plugins/stats/decision"><input name="status" value="blocked"><button id="go">go</button></form>'
     })
-    const [response] = await Promise.all([page.waitForResponse(/\/admin\/plugins\/stats\/decision/), page.click('#go')])
+    const [response] = await Promise.all([
+      page.waitForResponse(/\/admin\/plugins\/stats\/decision/),
+      page.click('#go'),
+    ])
     expect(response.status()).toBe(403)
-    await expect.poll(() => page.locator('#error-code').innerText()).toBe('permission_denied')
+    await expect.poll(() => page.locator('#error-code').textContent()).toBe('permission_denied')
     const stats = await (await page.request.get(`${host.url}/api/v1/plugins/stats`)).json()
     expect(stats.policy.status).toBe('approved')
     await page.close()
@@ -136,7 +158,10 @@ describe('the host in a browser', () => {
 
   it('keeps a user who is not an administrator out of the admin pages and API', async () => {
     const admin = await browser.newPage()
-    const created = await postAsPage(admin, '/api/v1/users', { username: 'viewer', password: 'viewer-password' })
+    const created = await postAsPage(admin, '/api/v1/users', {
+      username: 'viewer',
+      password: 'viewer-password',
+    })
     expect(created.status()).toBe(201)
     await admin.close()
     await browser.clearCookies()
@@ -145,7 +170,7 @@ describe('the host in a browser', () => {
     await signIn(page, 'viewer', 'viewer-password')
     const adminPage = await page.goto(`${host.url}/admin/plugins`)
     expect(adminPage?.status()).toBe(403)
-    expect(await page.locator('#error-code').innerText()).toBe('permission_denied')
+    expect(await page.locator('#error-code').textContent()).toBe('permission_denied')
     expect((await page.request.get(`${host.url}/api/v1/plugins`)).status()).toBe(403)
     const reload = await postAsPage(page, '/api/v1/plugins/stats/reload')
     expect(reload.status()).toBe(403)

@@ -32,13 +32,16 @@ const host = await startHost({
 
 const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
 for (const p of host.manager.list())
-  lines.push(`    ${p.state === 'running' ? '✓' : '✗'} ${p.name} ${p.version ?? ''} [${p.runtime ?? '?'}] ${p.state}, policy ${p.policy?.status ?? 'pending_review'}`)
+  lines.push(
+    `    ${p.state === 'running' ? '✓' : '✗'} ${p.name} ${p.version ?? ''} [${p.runtime ?? '?'}] ${p.state}, policy ${p.policy?.status ?? 'pending_review'}`,
+  )
 if (host.firstAdmin?.generatedPassword !== undefined)
   lines.push(
     `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,
     '  (shown this once; set CORRAL_ADMIN_PASSWORD before the first start to choose it)',
   )
-else if (host.firstAdmin !== undefined) lines.push('  Sign in as "admin" with the password in CORRAL_ADMIN_PASSWORD')
+else if (host.firstAdmin !== undefined)
+  lines.push('  Sign in as "admin" with the password in CORRAL_ADMIN_PASSWORD')
 else lines.push('  Sign in with your account (the first administrator is "admin")')
 lines.push('  Ctrl-C stops it.\n')
 console.log(lines.join('\n'))

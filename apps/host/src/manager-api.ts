@@ -1,5 +1,4 @@
-// The manager's API as the host uses it. Until @corral/manager exports it, the types are read from
-// the contract file itself (types only: nothing of the manager's source is bundled).
+// The manager's API, as the host uses it: one place to import its types from.
 export type {
   JobInfo,
   ManagerEvent,
@@ -10,4 +9,4 @@ export type {
   PluginManager,
   PluginManagerOptions,
   Registries,
-} from '../../../packages/manager/src/plugin-manager/manager-api.js'
+} from '@corral/manager'

@@ -43,13 +43,15 @@ const svgShapeAttributes = [
 
 /** Widget HTML comes from plugins, which are not trusted: no scripts, no handlers, no styles that escape. */
 const sanitizeOptions: sanitizeHtml.IOptions = {
-  allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'svg', 'progress', 'meter'],
+  allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'progress', 'meter', ...svgTags],
   allowedAttributes: {
     '*': ['class', 'title', 'data-*'],
     a: ['href'],
     img: ['src', 'alt'],
     meter: ['value', 'min', 'max'],
     progress: ['value', 'max'],
+    svg: ['xmlns', 'viewbox', 'width', 'height', 'role', 'aria-label'],
+    ...Object.fromEntries(svgTags.filter((t) => t !== 'svg').map((t) => [t, svgShapeAttributes])),
   },
   allowedSchemes: ['http', 'https'],
 }

@@ -30,7 +30,9 @@ export async function startTestHost(
   const pluginsDir = path.join(root, 'plugins')
   await import('node:fs/promises').then((fs) => fs.mkdir(pluginsDir))
   for (const name of options.plugins) await symlink(path.join(examplesDir, name), path.join(pluginsDir, name))
-  const all = (parse(await readFile(path.join(appDir, 'policies.yaml'), 'utf8')) as unknown[]).map(parsePolicy)
+  const all = (parse(await readFile(path.join(appDir, 'policies.yaml'), 'utf8')) as unknown[]).map(
+    parsePolicy,
+  )
   const policies: ResourcePolicy[] = all.filter((p) => options.approved.includes(p.plugin))
   const { plugins: _plugins, approved: _approved, ...rest } = options
   const host = await startHost({
