@@ -94,8 +94,8 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
       }
       // A client that goes away cancels the plugin's work.
       const abort = new AbortController()
-      request.raw.once('close', () => {
-        if (!reply.sent) abort.abort()
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort.abort()
       })
       const stop = metrics.timeRoute(route.plugin)
       let result: unknown

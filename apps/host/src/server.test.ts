@@ -2,7 +2,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
 import { PluginError } from '@corral/types'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { loadHostSecret } from './auth/host-secret.js'
 import { createUsersStore } from './auth/users-store.js'
 import { createLogBuffer } from './log-buffer.js'
@@ -11,6 +11,8 @@ import { createFakeManager, type FakePlugin } from './testing/fake-manager.js'
 
 const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../templates')
 const seen: unknown[] = []
+/** Finishes the calls of `notes.slow` under way. */
+const finishSlow: Array<() => void> = []
 const plugins: FakePlugin[] = [
   {
     name: 'notes',
@@ -23,6 +25,7 @@ const plugins: FakePlugin[] = [
       { method: 'GET', path: '/team', handler: 'page', middleware: ['group:team'] },
       { method: 'GET', path: '/fail', handler: 'fail', middleware: [] },
       { method: 'GET', path: '/too-long', handler: 'tooLong', middleware: [] },
+      { method: 'GET', path: '/slow', handler: 'slow', middleware: [] },
     ],
     errorCodes: [{ code: 'too_long', http_status: 422, message: 'too long' }],
     functions: {
@@ -38,6 +41,7 @@ const plugins: FakePlugin[] = [
       fail: () => {
         throw new Error('a bug')
       },
+      slow: () => new Promise((resolve) => finishSlow.push(() => resolve({ done: true }))),
       tooLong: () => {
         throw new PluginError('notes:too_long', 'at most 10 characters')
       },
@@ -56,6 +60,7 @@ let server: HostServer
 
 beforeEach(async () => {
   seen.length = 0
+  finishSlow.length = 0
   backends = await createBackends({ sqlitePath: ':memory:' })
   const users = createUsersStore(backends.database)
   await users.migrate()
@@ -342,5 +347,26 @@ describe('operations', () => {
     const metrics = await server.app.inject({ url: '/metrics' })
     expect(metrics.body).toContain('corral_plugin_calls_total{plugin="notes"}')
     expect(metrics.body).toContain('corral_plugin_route_seconds_count{plugin="notes"} 1')
+  })
+})
+
+describe('graceful shutdown', () => {
+  it('finishes the requests under way, ends live streams and takes no new request', async () => {
+    const url = await server.app.listen({ port: 0, host: '127.0.0.1' })
+    const admin = await signIn('admin', 'admin-password')
+    const stream = await fetch(`${url}/events/stream`, { headers: { cookie: admin.cookie } })
+    expect(stream.headers.get('content-type')).toContain('text/event-stream')
+    const slow = fetch(`${url}/plugins/notes/slow`)
+    await vi.waitFor(() => expect(finishSlow).toHaveLength(1))
+
+    const closed = server.close()
+    // The stream ends at once, so that it does not hold the shutdown up.
+    expect(await stream.text()).toContain(': connected')
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow()
+    for (const finish of finishSlow) finish()
+    const answered = await slow
+    expect(answered.status).toBe(200)
+    expect(await answered.json()).toEqual({ done: true })
+    await closed
   })
 })

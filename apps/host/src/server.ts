@@ -136,6 +136,11 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
     throw asPluginError({ statusCode: 404, message: `no route ${request.method} ${request.url}` })
   })
 
+  // While draining, every answer closes its connection, so that keep-alive connections do not hold the close up.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
     const checks = {

@@ -37,7 +37,8 @@ export function createSseHub(): SseHub {
       raw.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
+        // The stream is the connection's last response: when it ends, so does the connection.
+        connection: 'close',
         'x-accel-buffering': 'no',
       })
       raw.write(': connected\n\n')
