@@ -1,14 +1,8 @@
 import { request } from 'node:http'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import './testing/provided-context.js'
 import { adminPassword, startTestHost, type TestHost } from './testing/test-host.js'
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    databaseUrl: string
-    redisUrl: string
-  }
-}
 
 // Two host replicas on one PostgreSQL database and one Redis: what an administrator does on one,
 // and what a plugin publishes on one, reaches the other.
