@@ -1,9 +1,11 @@
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { createGrpcRunner } from '@corral/grpc-runner'
 import { effectiveGrant } from '@corral/manifest'
 import type {
   CallOptions,
   HealthStatus,
+  Logger,
   Manifest,
   PluginErrorData,
   PluginRuntime,
@@ -11,6 +13,7 @@ import type {
   Runner,
 } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
+import { createWasmRunner } from '@corral/wasm-runner'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
@@ -87,7 +90,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const records = new Map<string, ManagedPlugin>()
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
-  const runners = resolveRunners(options.runners)
+  const runners = resolveRunners(options, logger)
   let loadCounter = 0
   let closed = false
   let closing: Promise<void> | undefined
@@ -585,17 +588,23 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
 }
 
 /** The runners to use: the given ones, and those not given (which the manager then owns and closes). */
+/**
+ * The runners the manager uses: those given, and for each runtime not given one it creates (and
+ * closes with itself) with the host's version, logger and restart options.
+ */
 function resolveRunners(
-  given: Partial<Record<PluginRuntime, Runner>> | undefined,
+  options: PluginManagerOptions,
+  logger: Logger,
 ): Record<PluginRuntime, Runner> & { owned: Runner[] } {
-  const missing = (runtime: PluginRuntime): Runner => ({
-    runtime,
-    load: () => Promise.reject(new PluginError('load_failed', `no ${runtime} runner`)),
-    close: async () => {},
-  })
+  const owned: Runner[] = []
+  const own = <R extends Runner>(runner: R): R => {
+    owned.push(runner)
+    return runner
+  }
+  const { runners: given, restart, hostVersion } = options
   return {
-    wasm: given?.wasm ?? missing('wasm'),
-    grpc: given?.grpc ?? missing('grpc'),
-    owned: [],
+    wasm: given?.wasm ?? own(createWasmRunner({ logger, restart })),
+    grpc: given?.grpc ?? own(createGrpcRunner({ hostVersion, logger, restart })),
+    owned,
   }
 }
