@@ -257,6 +257,21 @@ describe('sessions and CSRF', () => {
   })
 })
 
+describe('pages', () => {
+  it('shows the host menu of the user’s location: the admin items to administrators only', async () => {
+    const page = async (who: string, password: string) => {
+      const { cookie } = await signIn(who, password)
+      return (await server.app.inject({ url: '/dashboard', headers: { cookie, accept: 'text/html' } })).body
+    }
+    const admin = await page('admin', 'admin-password')
+    expect(admin).toContain('href="/admin/plugins"')
+    expect(admin).toContain('href="/events"')
+    const ann = await page('ann', 'ann-password')
+    expect(ann).toContain('href="/events"')
+    expect(ann).not.toContain('href="/admin/plugins"')
+  })
+})
+
 describe('admin API', () => {
   it('is for administrators only', async () => {
     expect((await server.app.inject({ url: '/api/v1/plugins' })).statusCode).toBe(403)

@@ -23,28 +23,26 @@ export function createPageContext(registries: Registries): PageContext {
     const s = hostStrings(registries, language)
     const user = request.user
     const location = user?.admin === true ? 'admin' : 'agent'
-    const nav =
-      user === null
-        ? []
-        : visibleItems(registries.menu(location), user.groups, user.admin, registries, language)
+    const nav = user === null ? [] : visibleItems(registries.menu(location), user, registries, language, s)
     return { s, title: s[title], language, user, nav, csrf: csrfToken(reply) }
   }
 }
 
 function visibleItems(
   items: readonly MountedMenuItem[],
-  groups: string[],
-  admin: boolean,
+  user: { groups: string[]; admin: boolean },
   registries: Registries,
   language: string,
+  strings: HostStrings,
 ): NavItem[] {
   return items
-    .filter((item) => item.group === undefined || admin || groups.includes(item.group))
+    .filter((item) => item.group === undefined || user.admin || user.groups.includes(item.group))
     .map((item) => ({
       label:
-        (item.plugin === undefined ? undefined : registries.translate(item.plugin, item.label, language)) ??
-        item.label,
+        item.plugin === undefined
+          ? (strings[item.label as keyof HostStrings] ?? item.label)
+          : (registries.translate(item.plugin, item.label, language) ?? item.label),
       ...(item.path === undefined ? {} : { path: item.path }),
-      children: visibleItems(item.children, groups, admin, registries, language),
+      children: visibleItems(item.children, user, registries, language, strings),
     }))
 }

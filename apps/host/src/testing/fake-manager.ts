@@ -1,8 +1,16 @@
 import type { PolicyStore, SandboxedHostApi } from '@corral/manager'
 import { defaultPolicy, parsePolicy } from '@corral/manifest'
-import type { HttpMethod, Permission, ResourcePolicy, RouteSpec, WidgetSpec } from '@corral/types'
+import type {
+  HttpMethod,
+  MenuLocation,
+  Permission,
+  ResourcePolicy,
+  RouteSpec,
+  WidgetSpec,
+} from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { JobInfo, ManagerEvent, MountedRoute, PluginInfo, PluginManager } from '../manager-api.js'
+import { hostMenu } from '../pages/host-menu.js'
 
 /** One plugin of the fake: its routes, widgets and functions, in memory. */
 export interface FakePlugin {
@@ -123,7 +131,7 @@ export function createFakeManager(
         }
         return undefined
       },
-      menu: () => [],
+      menu: (location: MenuLocation) => hostMenu.filter((item) => item.location === location),
       widgets: () => plugins.flatMap((p) => (p.widgets ?? []).map((w) => ({ ...w, plugin: p.name }))),
       template: () => undefined,
       templates: () => [],
