@@ -18,7 +18,7 @@ import type { ManagerEvent, PluginManager } from './manager-api.js'
 import { createHostMetrics } from './metrics.js'
 import { registerAdminPages } from './pages/admin-pages.js'
 import { createPageContext } from './pages/page-context.js'
-import { createPageRenderer } from './pages/render.js'
+import { createPageRenderer, readHostTemplates } from './pages/render.js'
 import { registerUserPages } from './pages/user-pages.js'
 import { mountPluginRoutes } from './plugin-routes.js'
 import { createSseHub } from './sse.js'
@@ -83,7 +83,7 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   let draining = false
   const hub = createSseHub()
   const metrics = createHostMetrics(manager, manager.hostApi)
-  const render = createPageRenderer(options.templatesDir, manager.registries)
+  const render = createPageRenderer(readHostTemplates(options.templatesDir), manager.registries)
   const page = createPageContext(manager.registries)
   const widgets = createWidgetFeed(manager, hub, callTimeoutMs)
 

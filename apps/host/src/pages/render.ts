@@ -1,7 +1,19 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { TemplateSpec } from '@corral/types'
 import { Liquid } from 'liquidjs'
 import type { Registries } from '../manager-api.js'
+
+/** The host's own templates: every `<name>.liquid` of `dir`. */
+export function readHostTemplates(dir: string): TemplateSpec[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.liquid'))
+    .map((file) => ({
+      name: file.slice(0, -'.liquid'.length),
+      content: readFileSync(path.join(dir, file), 'utf8'),
+      override: false,
+    }))
+}
 
 /** Renders a named template with data: a plugin's override, else the host's own. */
 export type RenderPage = (name: string, data: Record<string, unknown>) => Promise<string>
@@ -13,15 +25,14 @@ export type RenderPage = (name: string, data: Record<string, unknown>) => Promis
  * the host's of that name; its other templates can be included by name.
  *
  * @example
- * const render = createPageRenderer(templatesDir, manager.registries)
+ * const render = createPageRenderer(readHostTemplates(templatesDir), manager.registries)
  * reply.type('text/html').send(await render('dashboard', { widgets }))
  */
-export function createPageRenderer(templatesDir: string, registries: Registries): RenderPage {
-  const host = new Map(
-    readdirSync(templatesDir)
-      .filter((file) => file.endsWith('.liquid'))
-      .map((file) => [file.slice(0, -'.liquid'.length), readFileSync(path.join(templatesDir, file), 'utf8')]),
-  )
+export function createPageRenderer(
+  hostTemplates: readonly TemplateSpec[],
+  registries: Registries,
+): RenderPage {
+  const host = new Map(hostTemplates.map((t) => [t.name, t.content]))
   const source = (name: string): string | undefined => {
     const plugin = registries.template(name)
     if (plugin !== undefined && (plugin.override || !host.has(name))) return plugin.content
