@@ -14,7 +14,7 @@ import type {
   RuntimeStateChange,
   SupervisorClock,
 } from '@corral/types'
-import { PluginError, RestartSupervisor } from '@corral/types'
+import { callTimeoutMs, PluginError, RestartSupervisor, throwIfCanceled } from '@corral/types'
 import { extismInputFromJson, extismOutputValue } from './extism/call-data.js'
 import type { LifecycleFunction } from './guest-abi.js'
 import type { GuestCallOptions, GuestWorkerOptions, OutputDecoder } from './guest-worker.js'
@@ -244,13 +244,13 @@ export class WasmPlugin implements Plugin {
    * `unavailable` before a successful init(), `invalid_argument` for `args` JSON cannot hold.
    */
   call(fn: string, args?: unknown, options: CallOptions = {}): Promise<unknown> {
-    const refused = this.#refusal(fn, options)
-    if (refused !== undefined) return Promise.reject(refused)
     let input: string | undefined
     try {
+      this.#checkStart(fn, options)
       input = JSON.stringify(args ?? null)
     } catch (error) {
-      // A BigInt, a cycle: the caller's mistake, reported as such (a TypeError would look like a host bug).
+      // A refusal as it is; a BigInt or a cycle in `args` is the caller's mistake, reported as such
+      // (a TypeError would look like a host bug).
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
     if (input === undefined) {
@@ -262,9 +262,15 @@ export class WasmPlugin implements Plugin {
     }
     // An Extism export reads and writes bytes: a JSON string reaches it as its bare text (call-data.ts).
     if (this.#compiled.abi === 'extism') {
-      return this.#run(fn, extismInputFromJson(input), this.#timeout(options), options, extismOutputValue)
+      return this.#run(
+        fn,
+        extismInputFromJson(input),
+        callTimeoutMs(options, this.#limits.call_timeout),
+        options,
+        extismOutputValue,
+      )
     }
-    return this.#run(fn, input, this.#timeout(options), options)
+    return this.#run(fn, input, callTimeoutMs(options, this.#limits.call_timeout), options)
   }
 
   /**
@@ -273,28 +279,28 @@ export class WasmPlugin implements Plugin {
    * `input` where it would get its JSON arguments.
    */
   callBytes(fn: string, input: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
-    const refused = this.#refusal(fn, options)
-    if (refused !== undefined) return Promise.reject(refused)
-    return this.#run(fn, input, this.#timeout(options), options, bytesOutput) as Promise<Uint8Array>
+    try {
+      this.#checkStart(fn, options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.#run(
+      fn,
+      input,
+      callTimeoutMs(options, this.#limits.call_timeout),
+      options,
+      bytesOutput,
+    ) as Promise<Uint8Array>
   }
 
-  /** Why a call of `fn` cannot start now, if it cannot. */
-  #refusal(fn: string, options: CallOptions): PluginError | undefined {
+  /** Throws why a call of `fn` cannot start now, if it cannot. */
+  #checkStart(fn: string, options: CallOptions): void {
     if (!this.#compiled.callable.has(fn)) {
-      return new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name })
+      throw new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name })
     }
-    if (this.#quarantine !== undefined) return this.#quarantine
-    if (this.#unready !== undefined) return this.#unready
-    if (options.signal?.aborted) {
-      return new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
-    }
-    return undefined
-  }
-
-  /** The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it. */
-  #timeout(options: CallOptions): number {
-    const limit = this.#limits.call_timeout
-    return Math.min(options.timeoutMs ?? limit, limit)
+    if (this.#quarantine !== undefined) throw this.#quarantine
+    if (this.#unready !== undefined) throw this.#unready
+    throwIfCanceled(fn, options, this.name)
   }
 
   async health(): Promise<HealthStatus> {

@@ -1,5 +1,6 @@
 import { readFile, realpath } from 'node:fs/promises'
 import path from 'node:path'
+import { isInsideFolder } from '@corral/manifest'
 import type {
   EffectiveGrant,
   LoadOptions,
@@ -54,8 +55,7 @@ async function readModuleFile(dir: string, file: string, plugin: string): Promis
   } catch {
     throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
   }
-  const rel = path.relative(root, resolved)
-  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+  if (!isInsideFolder(root, resolved)) {
     throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
   }
   return new Uint8Array(await readFile(resolved))

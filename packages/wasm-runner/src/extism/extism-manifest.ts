@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { checkManifestPaths, formatFieldPath, manifestSchema } from '@corral/manifest'
+import { checkManifestPaths, formatFieldPath, isInsideFolder, manifestSchema } from '@corral/manifest'
 import type { FieldError, Manifest } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 
@@ -92,7 +92,7 @@ export async function fromExtismManifest(
     origins.push(() => `allowed_paths.${hostDir}`)
     // Corral's WASI shows a granted directory at /<its path in the plugin's folder>; a plugin built
     // to find it elsewhere would not, so such a mapping is refused rather than silently moved.
-    const insideFolder = !dir.startsWith('/') && dir !== '..' && !dir.startsWith('../')
+    const insideFolder = isInsideFolder(options.dir, path.resolve(options.dir, dir))
     const shown =
       typeof guestPath === 'string' ? path.posix.normalize(guestPath).replace(/\/+$/, '') : undefined
     if (insideFolder && shown !== `/${dir}`) {
