@@ -1,6 +1,5 @@
-import type { AbortSignalLike } from '@corral/types'
+import type { AbortSignalLike, SupervisorClock } from '@corral/types'
 import { PluginError } from '@corral/types'
-import type { WorkerHandle } from './worker-handle.js'
 
 /** The pool's size and patience; {@link InstancePool.resize} changes them live. */
 export interface PoolLimits {
@@ -14,19 +13,40 @@ export interface PoolLimits {
   waitTimeoutMs: number
 }
 
-/** The pool's limits, and how it starts an instance. */
-export interface InstancePoolOptions extends PoolLimits {
-  plugin: string
-  /** Starts one more instance. */
-  create(): Promise<WorkerHandle>
+/** What the pool asks of an instance (a {@link WorkerHandle}; a fake in the pool's unit tests). */
+export interface PooledInstance {
+  /** False once the instance is lost (a crash, a deadline) or stopped: the pool drops it. */
+  readonly alive: boolean
+  /** Whether a call may be queued behind its running one now. */
+  readonly canQueue: boolean
+  /** Stops the worker; calls in flight fail with `unavailable`. */
+  terminate(): Promise<void>
+  /** Stops the worker now; the running call fails with `error`. */
+  kill(error: PluginError): void
 }
 
-interface Waiter {
+/** The pool's limits, and how it starts an instance. */
+export interface InstancePoolOptions<I extends PooledInstance> extends PoolLimits {
+  plugin: string
+  /** Starts one more instance. */
+  create(): Promise<I>
+  /** The clock of the callers' deadlines and waits (tests pass a manual one). */
+  clock?: SupervisorClock | undefined
+}
+
+/** The host's clock and timers. */
+const systemClock: SupervisorClock = {
+  now: () => Date.now(),
+  setTimeout: (run, ms) => setTimeout(run, ms),
+  clearTimeout: (timer) => clearTimeout(timer as ReturnType<typeof setTimeout>),
+}
+
+interface Waiter<I> {
   /** Whether the caller's call may be queued behind a running one on this instance. */
-  mayQueueOn(instance: WorkerHandle): boolean
-  resolve(instance: WorkerHandle): void
+  mayQueueOn(instance: I): boolean
+  resolve(instance: I): void
   reject(error: PluginError): void
-  timer: ReturnType<typeof setTimeout>
+  timer: unknown
 }
 
 /**
@@ -38,25 +58,27 @@ interface Waiter {
  * instance are at most `maxConcurrentCalls`, callers waiting at most `maxQueuedCalls`: a burst at
  * one plugin is refused here, at once, and never piles up on the host.
  */
-export class InstancePool {
-  readonly #options: InstancePoolOptions
+export class InstancePool<I extends PooledInstance> {
+  readonly #options: InstancePoolOptions<I>
+  readonly #clock: SupervisorClock
   /** Instances started before the last {@link InstancePool.retire}: stopped when released. */
-  readonly #retired = new Set<WorkerHandle>()
+  readonly #retired = new Set<I>()
   /** Why no instance may start now (the plugin is restarting), if so. */
   #paused: PluginError | undefined
-  readonly #idle: WorkerHandle[] = []
-  readonly #all = new Set<WorkerHandle>()
-  readonly #waiters: Waiter[] = []
+  readonly #idle: I[] = []
+  readonly #all = new Set<I>()
+  readonly #waiters: Waiter<I>[] = []
   /** Calls handed out per live instance: 1 running, 2 with one queued behind it. */
-  readonly #reserved = new Map<WorkerHandle, number>()
+  readonly #reserved = new Map<I, number>()
   /** Instances being started. */
   #starting = 0
   /** Calls handed an instance (or an instance being started for them) and not yet released. */
   #inFlight = 0
   #closed = false
 
-  constructor(options: InstancePoolOptions) {
+  constructor(options: InstancePoolOptions<I>) {
     this.#options = { ...options }
+    this.#clock = options.clock ?? systemClock
   }
 
   /** Live instances, busy or idle. */
@@ -65,7 +87,7 @@ export class InstancePool {
   }
 
   /** Adds an instance started elsewhere (the one a plugin is loaded with). */
-  add(instance: WorkerHandle): void {
+  add(instance: I): void {
     this.#all.add(instance)
     this.#reserved.set(instance, 1)
     this.#inFlight++
@@ -73,7 +95,7 @@ export class InstancePool {
   }
 
   /** An idle live instance, reserved for one call. */
-  #idleInstance(): WorkerHandle | undefined {
+  #idleInstance(): I | undefined {
     for (let instance = this.#idle.pop(); instance !== undefined; instance = this.#idle.pop()) {
       if (instance.alive) {
         this.#reserved.set(instance, 1)
@@ -85,7 +107,7 @@ export class InstancePool {
   }
 
   /** A busy instance that can take a call queued behind its running one, reserved for it. */
-  #queueableInstance(mayQueueOn: (instance: WorkerHandle) => boolean): WorkerHandle | undefined {
+  #queueableInstance(mayQueueOn: (instance: I) => boolean): I | undefined {
     for (const instance of this.#all) {
       if (this.#reserved.get(instance) === 1 && instance.canQueue && mayQueueOn(instance)) {
         this.#reserved.set(instance, 2)
@@ -95,7 +117,7 @@ export class InstancePool {
     return undefined
   }
 
-  #forget(instance: WorkerHandle): void {
+  #forget(instance: I): void {
     this.#all.delete(instance)
     this.#reserved.delete(instance)
     this.#retired.delete(instance)
@@ -105,7 +127,7 @@ export class InstancePool {
    * An instance for one call, reserved for it, if the concurrency limit leaves room: an idle one,
    * one started now, or one whose running call the caller's may queue behind.
    */
-  #grant(mayQueueOn: (instance: WorkerHandle) => boolean): WorkerHandle | Promise<WorkerHandle> | undefined {
+  #grant(mayQueueOn: (instance: I) => boolean): I | Promise<I> | undefined {
     if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
     let instance = this.#idleInstance()
     if (instance === undefined) {
@@ -128,8 +150,8 @@ export class InstancePool {
   acquire(
     deadline: number,
     signal?: AbortSignalLike,
-    mayQueueOn: (instance: WorkerHandle) => boolean = () => true,
-  ): Promise<WorkerHandle> {
+    mayQueueOn: (instance: I) => boolean = () => true,
+  ): Promise<I> {
     if (this.#closed) return Promise.reject(this.#unavailable())
     const granted = this.#grant(mayQueueOn)
     if (granted !== undefined) return Promise.resolve(granted)
@@ -143,8 +165,8 @@ export class InstancePool {
         ),
       )
     }
-    return new Promise<WorkerHandle>((resolve, reject) => {
-      const left = deadline - Date.now()
+    return new Promise<I>((resolve, reject) => {
+      const left = deadline - this.#clock.now()
       const waitMs = Math.max(0, Math.min(this.#options.waitTimeoutMs, left))
       const byDeadline = left < this.#options.waitTimeoutMs
       const giveUp = (error: PluginError) => {
@@ -160,19 +182,19 @@ export class InstancePool {
             plugin: this.#options.plugin,
           }),
         )
-      const waiter: Waiter = {
+      const waiter: Waiter<I> = {
         mayQueueOn,
         resolve: (instance) => {
-          clearTimeout(waiter.timer)
+          this.#clock.clearTimeout(waiter.timer)
           signal?.removeEventListener('abort', onAbort)
           resolve(instance)
         },
         reject: (error) => {
-          clearTimeout(waiter.timer)
+          this.#clock.clearTimeout(waiter.timer)
           signal?.removeEventListener('abort', onAbort)
           reject(error)
         },
-        timer: setTimeout(() => {
+        timer: this.#clock.setTimeout(() => {
           giveUp(
             byDeadline
               ? new PluginError(
@@ -196,7 +218,7 @@ export class InstancePool {
   }
 
   /** Starts an instance for one call: it counts as in flight from now, and stops counting if the start fails. */
-  async #start(): Promise<WorkerHandle> {
+  async #start(): Promise<I> {
     this.#starting++
     this.#inFlight++
     try {
@@ -220,7 +242,7 @@ export class InstancePool {
    * Gives back one call's reservation. An instance left idle is kept; a stopped one is dropped,
    * which makes room for a replacement. Then waiting callers get what the release freed.
    */
-  release(instance: WorkerHandle): void {
+  release(instance: I): void {
     this.#inFlight--
     if (this.#all.has(instance)) {
       if (!instance.alive || this.#closed) {
@@ -266,7 +288,7 @@ export class InstancePool {
   resize(limits: PoolLimits): void {
     const { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs } = limits
     Object.assign(this.#options, { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs })
-    while (this.#surplus() && this.#idle.length > 0) this.#stopIdle(this.#idle.pop() as WorkerHandle)
+    while (this.#surplus() && this.#idle.length > 0) this.#stopIdle(this.#idle.pop() as I)
     if (this.#waiters.length > 0) this.#serveWaiters()
   }
 
@@ -279,7 +301,7 @@ export class InstancePool {
     for (const instance of this.#all) this.#retired.add(instance)
   }
 
-  #stopIdle(instance: WorkerHandle): void {
+  #stopIdle(instance: I): void {
     this.#forget(instance)
     void instance.terminate()
   }
@@ -293,7 +315,7 @@ export class InstancePool {
   }
 
   /** Instances may start again; `instance`, started for the restart, serves first. */
-  resume(instance: WorkerHandle): void {
+  resume(instance: I): void {
     this.#paused = undefined
     if (this.#closed) {
       void instance.terminate()
@@ -314,7 +336,7 @@ export class InstancePool {
   }
 
   /** The idle instances, taken out of the pool (for shutdown). */
-  takeIdle(): WorkerHandle[] {
+  takeIdle(): I[] {
     return this.#idle.splice(0)
   }
 

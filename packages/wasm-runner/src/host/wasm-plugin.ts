@@ -88,7 +88,7 @@ export class WasmPlugin implements Plugin {
   readonly #manifest: Manifest
   #grant: EffectiveGrant
   readonly #compiled: CompiledModule
-  readonly #pool: InstancePool
+  readonly #pool: InstancePool<WorkerHandle>
   readonly #supervisor: RestartSupervisor
   readonly #instanceSettings: (grant: EffectiveGrant) => Promise<InstanceSettings>
   /** The settings of instances started from now on. */
