@@ -9,13 +9,13 @@ class FakeInstance implements PooledInstance {
   canQueue = false
   terminated = false
   constructor(readonly id: number) {}
-  terminate(): Promise<void> {
+  /** Why it was terminated: undefined for a shutdown. */
+  reason: PluginError | undefined
+  terminate(reason?: PluginError): Promise<void> {
     this.alive = false
     this.terminated = true
+    this.reason = reason
     return Promise.resolve()
-  }
-  kill(): void {
-    this.alive = false
   }
 }
 
@@ -148,7 +148,7 @@ describe('InstancePool', () => {
     const p = pool({ maxInstances: 1 })
     const a = await p.acquire(farAway)
     const waiting = p.acquire(farAway)
-    a.kill()
+    a.alive = false // lost: its worker died
     p.release(a)
     const b = await waiting
     expect(b).not.toBe(a)
@@ -210,14 +210,15 @@ describe('InstancePool', () => {
     expect(await waits).toBe(restarted)
   })
 
-  it('abandon fails every waiter and kills every instance with the reason', async () => {
+  it('quarantine: paused, then terminateAll fails every waiter and terminates every instance with the reason', async () => {
     const p = pool({ maxInstances: 1 })
     const a = await p.acquire(farAway)
     const waiting = p.acquire(farAway)
     const reason = new PluginError('unavailable', 'quarantined')
-    p.abandon(reason)
+    p.pause(reason)
+    await p.terminateAll(reason)
     expect(await failure(waiting)).toBe(reason)
-    expect(a.alive).toBe(false)
+    expect([a.terminated, a.reason]).toEqual([true, reason])
     expect(p.size).toBe(0)
     // Nothing starts after: a caller who still gets through to the pool waits in vain.
     const later = p.acquire(clock.now() + 10)

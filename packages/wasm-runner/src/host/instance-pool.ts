@@ -19,10 +19,8 @@ export interface PooledInstance {
   readonly alive: boolean
   /** Whether a call may be queued behind its running one now. */
   readonly canQueue: boolean
-  /** Stops the worker; calls in flight fail with `unavailable`. */
-  terminate(): Promise<void>
-  /** Stops the worker now; the running call fails with `error`. */
-  kill(error: PluginError): void
+  /** Stops the worker by force; the running call fails with `reason` ({@link WorkerHandle.terminate}). */
+  terminate(reason?: PluginError): Promise<void>
 }
 
 /** The pool's limits, and how it starts an instance. */
@@ -324,35 +322,32 @@ export class InstancePool<I extends PooledInstance> {
     this.add(instance)
   }
 
-  /** Fails every waiting caller with `reason` and kills every instance with it (a quarantine). */
-  abandon(reason: PluginError): void {
-    this.#paused = reason
-    for (const waiter of this.#waiters.splice(0)) waiter.reject(reason)
-    this.#idle.length = 0
-    for (const instance of [...this.#all]) {
-      this.#forget(instance)
-      instance.kill(reason)
-    }
-  }
-
   /** The idle instances, taken out of the pool (for shutdown). */
   takeIdle(): I[] {
     return this.#idle.splice(0)
   }
 
-  /** Refuses new callers and fails the waiting ones with `unavailable`. */
+  /**
+   * Refuses new callers and fails the waiting ones with `unavailable`: the first step of the
+   * plugin's shutdown, before its instances are terminated.
+   */
   close(): void {
     this.#closed = true
     for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#unavailable())
   }
 
-  /** Terminates every instance, busy or not. */
-  async terminateAll(): Promise<void> {
+  /**
+   * Terminates every instance's worker, busy or not, and fails the waiting callers: with `reason`
+   * (a quarantine; calls running fail with it too), or, without one, as at shutdown.
+   */
+  async terminateAll(reason?: PluginError): Promise<void> {
     const all = [...this.#all]
     this.#all.clear()
     this.#reserved.clear()
+    this.#retired.clear()
     this.#idle.length = 0
-    await Promise.all(all.map((instance) => instance.terminate()))
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(reason ?? this.#unavailable())
+    await Promise.all(all.map((instance) => instance.terminate(reason)))
   }
 
   #unavailable(): PluginError {

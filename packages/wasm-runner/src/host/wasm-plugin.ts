@@ -175,7 +175,8 @@ export class WasmPlugin implements Plugin {
       this.#quarantine = new PluginError('unavailable', `the plugin is quarantined: ${change.reason}`, {
         plugin: this.name,
       })
-      this.#pool.abandon(this.#quarantine)
+      this.#pool.pause(this.#quarantine)
+      void this.#pool.terminateAll(this.#quarantine)
     }
   }
 

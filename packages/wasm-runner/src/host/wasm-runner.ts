@@ -33,7 +33,15 @@ export interface WasmRunnerOptions {
   logger?: Logger
 }
 
-/** Loads WASM plugins; see {@link createWasmRunner}. */
+/**
+ * Loads WASM plugins; see {@link createWasmRunner}. Its lifecycle verbs, one per level:
+ * - `close()`: the runner releases everything it holds (it shuts down every plugin it loaded,
+ *   then drops the module cache and the spare worker); it loads nothing after.
+ * - `shutdown()`: one plugin's graceful stop under the contract: pending calls finish, the guest's
+ *   `corral_shutdown` runs, all bounded by `shutdown_timeout`; then its workers are terminated.
+ * - `terminate()`: one worker thread stopped by force, at once (a deadline, a trap, a
+ *   cancellation, a quarantine, or the end of a shutdown).
+ */
 export interface WasmRunner extends Runner {
   readonly runtime: 'wasm'
 }

@@ -162,7 +162,7 @@ export class WorkerHandle {
     return new Promise<WorkerHandle>((resolve, reject) => {
       const fail = (error: PluginError) => {
         cleanup()
-        handle.kill(error)
+        void handle.terminate(error)
         reject(error)
       }
       const onStatus = (status: WorkerStatusMessage) => {
@@ -364,7 +364,7 @@ export class WorkerHandle {
         if (!outcome.ok && outcome.discard) {
           // The worker takes no queued call after a discarding failure: it can run elsewhere.
           running.reject(outcome.error)
-          this.kill(outcome.error)
+          void this.terminate(outcome.error)
           return
         }
         this.#advance()
@@ -372,7 +372,7 @@ export class WorkerHandle {
         else running.reject(outcome.error)
       }
     } catch (error) {
-      this.kill(PluginError.from(error, 'internal', plugin))
+      void this.terminate(PluginError.from(error, 'internal', plugin))
     } finally {
       this.#pumping = false
     }
@@ -422,7 +422,7 @@ export class WorkerHandle {
       call.reject(error)
       return
     }
-    this.kill(error)
+    void this.terminate(error)
   }
 
   /** Runs one host call; whatever happens, the guest gets `{"ok": …}` or `{"error": …}`. */
@@ -440,15 +440,6 @@ export class WorkerHandle {
       const { code, rawMessage } = PluginError.from(error, 'internal')
       return JSON.stringify({ error: { code, message: rawMessage } })
     }
-  }
-
-  /**
-   * Stops the instance now: the thread is terminated and the running call fails with `error`. Any
-   * reason but a cancellation counts as a crash ({@link InstanceSettings.onCrash}).
-   */
-  kill(error: PluginError): void {
-    this.#stop(error, error.code !== 'canceled')
-    void this.#worker.terminate()
   }
 
   /**
@@ -479,12 +470,21 @@ export class WorkerHandle {
     waiting?.reject(new CallNotStarted(plugin))
   }
 
-  /** Terminates the thread; calls in flight fail with `unavailable`. */
-  async terminate(): Promise<void> {
-    this.#stop(
-      new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.#options.plugin }),
-      false,
-    )
+  /**
+   * Stops the worker thread by force. With `reason` (a deadline, a trap, a cancellation, a
+   * quarantine), the running call fails with it, and the loss is a crash
+   * ({@link InstanceSettings.onCrash}) unless it is a cancellation. Without one, the plugin is
+   * shutting down: calls in flight fail with `unavailable`, and nothing is reported.
+   */
+  async terminate(reason?: PluginError): Promise<void> {
+    if (reason === undefined) {
+      const shuttingDown = new PluginError('unavailable', 'the plugin is shutting down', {
+        plugin: this.#options.plugin,
+      })
+      this.#stop(shuttingDown, false)
+    } else {
+      this.#stop(reason, reason.code !== 'canceled')
+    }
     await this.#worker.terminate()
   }
 }
