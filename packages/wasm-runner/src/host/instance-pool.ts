@@ -171,8 +171,7 @@ export class InstancePool<I extends PooledInstance> {
         const at = this.#waiters.indexOf(waiter)
         if (at < 0) return
         this.#waiters.splice(at, 1)
-        // Waiting in vain for a restart: the restart's reason, not a full pool, is why.
-        waiter.reject(this.#paused ?? error)
+        waiter.reject(error)
       }
       const onAbort = () =>
         giveUp(
@@ -194,19 +193,21 @@ export class InstancePool<I extends PooledInstance> {
         },
         timer: this.#clock.setTimeout(() => {
           giveUp(
-            byDeadline
-              ? new PluginError(
-                  'deadline_exceeded',
-                  'the deadline passed while waiting for a free instance',
-                  {
-                    plugin: this.#options.plugin,
-                  },
-                )
-              : new PluginError(
-                  'resource_exhausted',
-                  `no instance freed up in ${this.#options.waitTimeoutMs} ms (max_instances ${this.#options.maxInstances}, max_concurrent_calls ${this.#options.maxConcurrentCalls})`,
-                  { plugin: this.#options.plugin },
-                ),
+            // Waiting in vain for a restart: the restart's reason, not a full pool, is why.
+            this.#paused ??
+              (byDeadline
+                ? new PluginError(
+                    'deadline_exceeded',
+                    'the deadline passed while waiting for a free instance',
+                    {
+                      plugin: this.#options.plugin,
+                    },
+                  )
+                : new PluginError(
+                    'resource_exhausted',
+                    `no instance freed up in ${this.#options.waitTimeoutMs} ms (max_instances ${this.#options.maxInstances}, max_concurrent_calls ${this.#options.maxConcurrentCalls})`,
+                    { plugin: this.#options.plugin },
+                  )),
           )
         }, waitMs),
       }

@@ -117,7 +117,10 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           const { limits } = current
           const memoryBytes = limits.memory_mb * mib
           // Guest memory is capped in the module itself: another cap is another compilation (cached).
-          const module = (await cache.get(bytes, limits.memory_mb, abi)).module
+          const module =
+            limits.memory_mb === grant.limits.memory_mb
+              ? compiled.module
+              : (await cache.get(bytes, limits.memory_mb, abi)).module
           return {
             module,
             abi: compiled.abi,
