@@ -77,6 +77,14 @@ describe('updateGrant', () => {
     expect((await failure(plugin.call('echo', data))).code).toBe('resource_exhausted')
   })
 
+  it("memory_mb below the module's initial memory: the new instances, and so the calls, fail with load_failed", async () => {
+    const { plugin, grant } = await load()
+    expect(await plugin.call('echo', 'fits')).toBe('fits')
+    // The module starts with 2 pages (128 KiB); 0.1 MiB holds 1.
+    plugin.updateGrant(narrowed(grant, { memory_mb: 0.1 }))
+    expect((await failure(plugin.call('echo', 'fits'))).code).toBe('load_failed')
+  })
+
   it('max_host_call_bytes: host call arguments that fitted are refused to the guest: resource_exhausted', async () => {
     const { plugin, grant } = await load()
     expect(await plugin.call('big')).toEqual({ ok: 'done' })

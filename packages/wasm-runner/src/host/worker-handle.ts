@@ -27,7 +27,7 @@ export interface InstanceSettings {
   /**
    * Called once when a started instance is lost to a crash: it trapped (or failed so that it must be
    * discarded), its worker died, or it was stopped at a call's deadline. Not for a cancellation
-   * (the caller's choice) nor for {@link WorkerHandle.terminate}.
+   * (the caller's choice) nor for a {@link WorkerHandle.terminate} without a reason (a shutdown).
    */
   onCrash?: ((error: PluginError) => void) | undefined
 }
