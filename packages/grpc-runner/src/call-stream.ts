@@ -24,8 +24,8 @@ interface PendingCall {
   onSettled: (() => void) | undefined
 }
 
-/** One call as the multiplexer sends it. */
-export interface StreamCall {
+/** One call as it goes to the plugin, on the call stream or as a unary call. */
+export interface OutgoingCall {
   function: string
   argsJson: Uint8Array
   timeoutMs: number
@@ -101,7 +101,7 @@ export class CallStream {
    * its deadline, on abort, or when the stream breaks. `onSettled` runs once, however it ends.
    */
   call<T>(
-    request: StreamCall,
+    request: OutgoingCall,
     signal: AbortSignalLike | undefined,
     decode: (result: CallResult) => T,
     onSettled?: () => void,

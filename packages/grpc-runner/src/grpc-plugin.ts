@@ -1,19 +1,5 @@
-import { randomBytes } from 'node:crypto'
-import { realpathSync } from 'node:fs'
-import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { parseRegistration } from '@corral/manifest'
-import {
-  type CallResult,
-  corralHandshake,
-  deadlineIn,
-  type HostCallRequest,
-  type HostCallResponse,
-  hostService,
-  messageEnvelopeBytes,
-  pluginService,
-  resultBatchBytes,
-  unary,
-} from '@corral/proto'
+import { deadlineIn, messageEnvelopeBytes, pluginService, unary } from '@corral/proto'
 import {
   type CallOptions,
   type EffectiveGrant,
@@ -29,34 +15,16 @@ import {
   type RuntimeStateChange,
   type SupervisorClock,
 } from '@corral/types'
-import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import { CallLimiter } from './call-limiter.js'
+import { bytesResult, jsonResult, type ResultDecoder } from './call-result.js'
 import { CallStream } from './call-stream.js'
-import {
-  type GoPluginClient,
-  type ReattachConfig,
-  reattachGoPlugin,
-  startGoPlugin,
-} from './go-plugin-client.js'
+import { type CallRecord, CallTokens } from './call-tokens.js'
+import type { GoPluginClient } from './go-plugin-client.js'
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
-import { residentSetMiB } from './resident-memory.js'
-
-/** How the runner watches its plugin processes (restarts: `RestartOptions` of `@corral/types`). */
-export interface SupervisionOptions {
-  /** Health-check every this many ms. Default 10 s. */
-  healthIntervalMs: number
-  /** A health check not answered SERVING within this is a failure. Default 2 s. */
-  healthTimeoutMs: number
-  /** This many failed checks in a row restart the plugin. Default 2. */
-  healthFailures: number
-  /** Check the resident set against `memory_mb` every this many ms. Default 5 s. */
-  memoryIntervalMs: number
-  /**
-   * This many checks in a row above `memory_mb` restart the plugin: a passing spike (a large
-   * argument, a garbage collection not yet run) is not a restart. Default 3.
-   */
-  memoryChecks: number
-}
+import { serveHostService } from './host-service.js'
+import { launchPlugin, type ReattachTarget, reattachPlugin } from './plugin-launch.js'
+import { type SupervisionOptions, watchProcess } from './process-watch.js'
+import { unaryCall } from './unary-call.js'
 
 /** @internal What a {@link GrpcPlugin} shares with its runner. */
 export interface GrpcPluginSettings {
@@ -70,36 +38,6 @@ export interface GrpcPluginSettings {
   /** Plugins that run as services of their own, by name. */
   reattach: Readonly<Record<string, ReattachTarget>>
 }
-
-/**
- * Where a plugin that runs as a service of its own listens (go-plugin's ReattachConfig: `tcp` with
- * `tls` for one on another machine), and the address of this host it reaches the broker by.
- */
-export interface ReattachTarget extends ReattachConfig {
-  /**
-   * Over TCP: the address of this host the plugin can reach; the broker serves HostService there on
-   * a fresh port with the connection's mutual TLS. Default 127.0.0.1; any other address needs `tls`.
-   */
-  brokerHost?: string
-}
-
-/**
- * Reads a call's result into what the call resolves with; throws the call's failure. `maxOutputBytes`
- * is the limit the call started with.
- */
-type ResultDecoder = (fn: string, result: CallResult, maxOutputBytes: number) => unknown
-
-interface CallRecord {
-  /** Epoch ms: host calls made for this call must finish by then. */
-  deadline: number
-  chain: string[] | undefined
-  /** The grant's `max_host_call_bytes` when the call started: its host calls keep it. */
-  maxHostCallBytes: number
-  reject(error: PluginError): void
-}
-
-let tokenCounter = 0
-const tokenPrefix = randomBytes(4).toString('hex')
 
 /**
  * A Corral plugin in a process of its own, reached over gRPC: the {@link Plugin} contract on
@@ -121,10 +59,9 @@ export class GrpcPlugin implements Plugin {
   readonly #supervisor: RestartSupervisor
   #config: Record<string, unknown> | undefined
   #registered = false
-  readonly #calls = new Map<string, CallRecord>()
+  readonly #calls = new CallTokens()
   readonly #limiter: CallLimiter
-  #watchTimers: NodeJS.Timeout[] = []
-  #healthFailures = 0
+  #unwatch: () => void = () => {}
   #lastError: PluginError | undefined
   #restartReason: string | undefined
 
@@ -173,12 +110,21 @@ export class GrpcPlugin implements Plugin {
 
   /** Starts or reattaches, connects and serves HostService; the client is the plugin's from then on. */
   async #connect(): Promise<GoPluginClient> {
-    const client = this.#target === undefined ? await this.#launch() : await this.#reattach(this.#target)
+    const { logger } = this.#settings
+    const client =
+      this.#target === undefined
+        ? await launchPlugin(this.#options, this.#settings)
+        : await reattachPlugin(this.#target, this.#options, logger)
     try {
       this.#brokerId = client.broker.nextId()
       // Refused at the transport before the host reads it whole: a host call larger than the grant allows.
       const maxReceiveBytes = this.#options.grant.limits.max_host_call_bytes + messageEnvelopeBytes
-      await client.broker.serve(this.#brokerId, (server) => this.#serveHost(server), maxReceiveBytes)
+      const { hostApi } = this.#options
+      await client.broker.serve(
+        this.#brokerId,
+        (server) => serveHostService(server, this.name, this.#calls, hostApi),
+        maxReceiveBytes,
+      )
     } catch (error) {
       await this.#release(client)
       throw PluginError.from(error, 'load_failed', this.name)
@@ -190,9 +136,12 @@ export class GrpcPlugin implements Plugin {
     }
     this.#client = client
     this.#stream = undefined
-    this.#healthFailures = 0
     void client.exited.then((exit) => this.#onExit(client, exit.code, exit.signal))
-    this.#watch(client)
+    this.#unwatch = watchProcess(client, this.#settings.supervision, this.#target === undefined, {
+      isCurrent: (watched) => watched === this.#client && this.#supervisor.state === 'running',
+      memoryLimitMiB: () => this.#options.grant.limits.memory_mb,
+      failed: (watched, reason) => this.#kill(watched, reason),
+    })
     return client
   }
 
@@ -228,7 +177,7 @@ export class GrpcPlugin implements Plugin {
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
-    return this.#limited(fn, argsJson, options, this.#decodeResult)
+    return this.#limited(fn, argsJson, options, jsonResult)
   }
 
   /**
@@ -245,7 +194,7 @@ export class GrpcPlugin implements Plugin {
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
-    return this.#limited(fn, input, options, this.#resultBytes) as Promise<Uint8Array>
+    return this.#limited(fn, input, options, bytesResult) as Promise<Uint8Array>
   }
 
   /** Dispatches a call within the limiter: now when a slot is free, else once one frees up. */
@@ -277,7 +226,7 @@ export class GrpcPlugin implements Plugin {
       this.#limiter.release()
       return Promise.reject(error)
     }
-    const token = options.token || `${tokenPrefix}-${++tokenCounter}`
+    const token = options.token || this.#calls.make()
     const { max_output_bytes, max_host_call_bytes } = this.#options.grant.limits
     const record: CallRecord = {
       deadline,
@@ -285,71 +234,33 @@ export class GrpcPlugin implements Plugin {
       maxHostCallBytes: max_host_call_bytes,
       reject: () => {},
     }
-    this.#calls.set(token, record)
+    this.#calls.add(token, record)
     const request = { function: fn, argsJson, timeoutMs, token }
     // Runs exactly once per call, however it ends.
     const done = () => {
       this.#limiter.release()
-      if (this.#calls.get(token) === record) this.#calls.delete(token)
+      this.#calls.delete(token, record)
     }
     if (this.#useStream) {
       if (this.#stream === undefined || !this.#stream.usable)
-        this.#stream = new CallStream(client.rpc, this.name, this.#options.grant.limits.max_output_bytes)
+        this.#stream = new CallStream(client.rpc, this.name, max_output_bytes)
       return this.#stream.call(
         request,
         options.signal,
-        (result) => decode(fn, result, max_output_bytes),
+        (result) => decode(this.name, fn, result, max_output_bytes),
         done,
       )
     }
-    return this.#unaryCall(client, request, record, options).then(
+    return unaryCall(client.rpc, request, record, options.signal, this.name).then(
       (result) => {
         done()
-        return decode(fn, result, max_output_bytes)
+        return decode(this.name, fn, result, max_output_bytes)
       },
       (error: unknown) => {
         done()
         throw error
       },
     )
-  }
-
-  /**
-   * A result's bytes, once it is known not to be an error and to be within `limit`
-   * (`max_output_bytes`). Checked here for every call: the connection's own receive limit is set
-   * when it opens, so it holds a grant narrowed since only here (and a widened one only from the
-   * next start of the process).
-   */
-  #checkedResult(fn: string, result: CallResult, limit: number): Uint8Array | undefined {
-    if (result.errorJson && result.errorJson.length > 0) {
-      throw PluginError.fromData(parseErrorJson(result.errorJson, this.name))
-    }
-    const json = result.resultJson
-    if (json === undefined || json === null || json.length === 0) return undefined
-    if (json.length > limit) {
-      throw new PluginError('resource_exhausted', `${fn} returned ${json.length} bytes, more than ${limit}`, {
-        plugin: this.name,
-      })
-    }
-    return json
-  }
-
-  /** A bytes call's result: the bytes as the plugin sent them, copied out of the received message. */
-  readonly #resultBytes: ResultDecoder = (fn, result, limit) =>
-    new Uint8Array(this.#checkedResult(fn, result, limit) ?? [])
-
-  /** A JSON call's result: the parsed JSON, `null` for none. */
-  readonly #decodeResult: ResultDecoder = (fn, result, limit) => {
-    const json = this.#checkedResult(fn, result, limit)
-    if (json === undefined) return null
-    try {
-      return JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))
-    } catch (error) {
-      throw new PluginError('plugin_error', `${fn} returned a result that is not JSON`, {
-        plugin: this.name,
-        cause: error,
-      })
-    }
   }
 
   async health(): Promise<HealthStatus> {
@@ -428,73 +339,6 @@ export class GrpcPlugin implements Plugin {
     return this.#supervisor.reset()
   }
 
-  #launch(): Promise<GoPluginClient> {
-    const { manifest, dir, grant } = this.#options
-    const { logger, autoMtls } = this.#settings
-    const entry = manifest.entry
-    let command: string
-    let args: string[]
-    // Resolved at every start: a symlink swapped in after load cannot lead out of the folder.
-    if ('binary' in entry) {
-      command = resolveEntry(dir, entry.binary, this.name)
-      args = entry.args
-    } else if ('node' in entry) {
-      command = process.execPath
-      args = [resolveEntry(dir, entry.node, this.name), ...entry.args]
-    } else {
-      throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', {
-        plugin: this.name,
-      })
-    }
-    // The manifest asks; only what the administrator granted is passed.
-    const env: Record<string, string> = {}
-    for (const key of entry.env) {
-      const value = process.env[key]
-      if (value !== undefined && grant.env.includes(key)) env[key] = value
-    }
-    const unauthenticated = grant.unauthenticated_transport
-    if (unauthenticated) {
-      logger.log(
-        'warn',
-        `plugin ${this.name} runs without peer authentication (its policy's unauthenticated_transport): any local process of the host's user can call the host as this plugin and call its services`,
-        { plugin: this.name },
-      )
-    }
-    return startGoPlugin({
-      command,
-      args,
-      cwd: dir,
-      env,
-      handshake: corralHandshake,
-      // AutoMTLS by default; where the runner turns it off, a secret pair instead.
-      autoMtls: !unauthenticated && autoMtls,
-      peerSecrets: !unauthenticated && !autoMtls,
-      startTimeoutMs: grant.limits.init_timeout,
-      maxReceiveBytes: receiveLimit(grant.limits.max_output_bytes),
-      logger,
-      name: this.name,
-    })
-  }
-
-  #reattach(target: ReattachTarget): Promise<GoPluginClient> {
-    if (target.protocolVersion !== corralHandshake.protocolVersion) {
-      return Promise.reject(
-        new PluginError(
-          'incompatible',
-          `the service speaks protocol version ${target.protocolVersion}, not ${corralHandshake.protocolVersion}`,
-          { plugin: this.name },
-        ),
-      )
-    }
-    return reattachGoPlugin({
-      ...target,
-      name: this.name,
-      logger: this.#settings.logger,
-      connectTimeoutMs: this.#options.grant.limits.init_timeout,
-      maxReceiveBytes: receiveLimit(this.#options.grant.limits.max_output_bytes),
-    })
-  }
-
   /**
    * Lets go of a connected plugin: a process the runner started is stopped (`graceMs` to exit, then
    * SIGKILL); a service it reattached to is only disconnected, for its own deployment runs it.
@@ -524,15 +368,15 @@ export class GrpcPlugin implements Plugin {
   }
 
   async #init(client: GoPluginClient, config: Record<string, unknown>): Promise<void> {
-    const timeoutMs = this.#options.grant.limits.init_timeout
-    const token = `${tokenPrefix}-init-${++tokenCounter}`
+    const { init_timeout, max_host_call_bytes } = this.#options.grant.limits
+    const token = this.#calls.make('init')
     const record: CallRecord = {
-      deadline: Date.now() + timeoutMs,
+      deadline: Date.now() + init_timeout,
       chain: undefined,
-      maxHostCallBytes: this.#options.grant.limits.max_host_call_bytes,
+      maxHostCallBytes: max_host_call_bytes,
       reject: () => {},
     }
-    this.#calls.set(token, record)
+    this.#calls.add(token, record)
     try {
       await unary(
         client.rpc,
@@ -543,163 +387,16 @@ export class GrpcPlugin implements Plugin {
           plugin: this.name,
           token,
         },
-        { deadline: deadlineIn(timeoutMs) },
+        { deadline: deadlineIn(init_timeout) },
       )
     } catch (error) {
       throw errorFromStatus(error, this.name, 'init')
     } finally {
-      this.#calls.delete(token)
+      this.#calls.delete(token, record)
     }
   }
 
-  #unaryCall(
-    client: GoPluginClient,
-    request: { function: string; argsJson: Uint8Array; timeoutMs: number; token: string },
-    record: CallRecord,
-    options: CallOptions,
-  ): Promise<CallResult> {
-    return new Promise<CallResult>((resolvePromise, reject) => {
-      const fail = (error: PluginError) => {
-        options.signal?.removeEventListener('abort', onAbort)
-        reject(error)
-      }
-      record.reject = fail
-      const call = client.rpc.makeUnaryRequest(
-        pluginService.call.path,
-        pluginService.call.requestSerialize,
-        pluginService.call.responseDeserialize,
-        request,
-        { deadline: deadlineIn(request.timeoutMs) },
-        (error, response) => {
-          options.signal?.removeEventListener('abort', onAbort)
-          if (error) reject(errorFromStatus(error, this.name, request.function))
-          else resolvePromise(response as CallResult)
-        },
-      )
-      const onAbort = () => {
-        call.cancel()
-        fail(new PluginError('canceled', `${request.function} was canceled`, { plugin: this.name }))
-      }
-      options.signal?.addEventListener('abort', onAbort, { once: true })
-    })
-  }
-
-  /** HostService, served to the plugin over the broker. */
-  #serveHost(server: Server): void {
-    server.addService(hostService, {
-      call: (
-        call: ServerUnaryCall<HostCallRequest, HostCallResponse>,
-        callback: sendUnaryData<HostCallResponse>,
-      ) => {
-        void this.#hostCall(call.request).then((response) => callback(null, response))
-      },
-    })
-  }
-
-  async #hostCall(request: HostCallRequest): Promise<HostCallResponse> {
-    const method = request.method ?? ''
-    const token = request.token ?? ''
-    try {
-      // Every host call belongs to a call of this plugin in flight: its record carries the call's
-      // plugin.call chain (depth and cycle rules) and deadline, which a call without one would escape.
-      const record = this.#calls.get(token)
-      if (record === undefined) {
-        throw token === ''
-          ? new PluginError(
-              'permission_denied',
-              `host call ${method}: a host call must carry its call's token`,
-              {
-                plugin: this.name,
-              },
-            )
-          : new PluginError(
-              'invalid_argument',
-              `host call ${method}: no call of this plugin has token ${token}`,
-              {
-                plugin: this.name,
-              },
-            )
-      }
-      // Checked here as well as at the broker's transport: its receive limit is set when it starts.
-      const bytes = request.argsJson
-      const cap = record.maxHostCallBytes
-      if (bytes && bytes.length > cap) {
-        throw new PluginError(
-          'resource_exhausted',
-          `host call ${method}: ${bytes.length} bytes of arguments, more than max_host_call_bytes ${cap}`,
-          { plugin: this.name },
-        )
-      }
-      let args: unknown = null
-      if (bytes && bytes.length > 0) {
-        try {
-          args = JSON.parse(Buffer.from(bytes).toString('utf8'))
-        } catch {
-          throw new PluginError('invalid_argument', `host call ${method}: the arguments are not JSON`, {
-            plugin: this.name,
-          })
-        }
-      }
-      const context = {
-        plugin: this.name,
-        token,
-        deadline: record.deadline,
-        ...(record.chain === undefined ? {} : { chain: record.chain }),
-      }
-      const result = await withDeadline(
-        () => this.#options.hostApi(method, args, context),
-        record.deadline,
-        method,
-        this.name,
-      )
-      return { resultJson: Buffer.from(JSON.stringify(result ?? null)) }
-    } catch (error) {
-      return {
-        errorJson: Buffer.from(JSON.stringify(PluginError.from(error, 'internal', this.name).toData())),
-      }
-    }
-  }
-
-  /** Health and memory checks of the running process. */
-  #watch(client: GoPluginClient): void {
-    const { supervision } = this.#settings
-    const health = setInterval(() => {
-      void client.health(supervision.healthTimeoutMs).then((ok) => {
-        if (client !== this.#client || this.#supervisor.state !== 'running') return
-        this.#healthFailures = ok ? 0 : this.#healthFailures + 1
-        if (this.#healthFailures >= supervision.healthFailures) {
-          this.#kill(client, `it failed ${this.#healthFailures} health checks in a row`)
-        }
-      })
-    }, supervision.healthIntervalMs)
-    // The samples above the limit in a row, MiB.
-    let above: number[] = []
-    const memory = setInterval(() => {
-      const pid = client.pid
-      // A service's memory is its own deployment's to limit.
-      if (pid === undefined || this.#target !== undefined) return
-      void residentSetMiB(pid).then((mib) => {
-        const limit = this.#options.grant.limits.memory_mb
-        if (mib === undefined || client !== this.#client || this.#supervisor.state !== 'running') return
-        above = mib > limit ? [...above, mib] : []
-        if (above.length < supervision.memoryChecks) return
-        const seen = above.map((sample) => sample.toFixed(0)).join(', ')
-        this.#kill(
-          client,
-          `its resident set stayed above its memory_mb of ${limit} for ${above.length} checks ${supervision.memoryIntervalMs} ms apart (${seen} MiB)`,
-        )
-      })
-    }, supervision.memoryIntervalMs)
-    health.unref()
-    memory.unref()
-    this.#watchTimers = [health, memory]
-  }
-
-  #unwatch(): void {
-    for (const timer of this.#watchTimers) clearInterval(timer)
-    this.#watchTimers = []
-  }
-
+  /** The process failed its health or memory checks: let it go, and the exit restarts it. */
   #kill(client: GoPluginClient, reason: string): void {
     this.#restartReason = reason
     this.#settings.logger.log('warn', `restarting plugin ${this.name}: ${reason}`, { plugin: this.name })
@@ -713,7 +410,7 @@ export class GrpcPlugin implements Plugin {
 
   #failInFlight(error: PluginError): void {
     this.#stream?.failAll(error)
-    for (const record of this.#calls.values()) record.reject(error)
+    this.#calls.failAll(error)
     this.#limiter.failQueued(error)
   }
 
@@ -754,79 +451,5 @@ export class GrpcPlugin implements Plugin {
       // The supervisor logs the message: the plain one, the log line names the plugin already.
       throw new Error(failure.rawMessage, { cause: failure })
     }
-  }
-}
-
-/**
- * The largest message the host takes from a plugin's connection: a result of `max_output_bytes`, or
- * a batch of smaller ones as the SDK sends them, plus the fields around them.
- */
-function receiveLimit(maxOutputBytes: number): number {
-  return Math.max(maxOutputBytes, resultBatchBytes) + messageEnvelopeBytes
-}
-
-/**
- * The entry's real path (symlinks resolved), refused with `load_failed` naming the path when it is
- * missing or leads out of the plugin's (real) folder.
- */
-function resolveEntry(dir: string, path: string, plugin: string): string {
-  let realDir: string
-  let real: string
-  try {
-    realDir = realpathSync(dir)
-    real = realpathSync(resolve(dir, path))
-  } catch {
-    // Said here, plainly: otherwise the failure surfaces as the launcher's own exit code and message.
-    throw new PluginError('load_failed', `no entry at ${path} (was the plugin built?)`, { plugin })
-  }
-  const rel = relative(realDir, real)
-  // `..` as a path segment, not a name that begins with two dots.
-  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    throw new PluginError('load_failed', `entry ${path} leads outside the plugin folder (to ${real})`, {
-      plugin,
-    })
-  }
-  return real
-}
-
-/**
- * Runs `start()` (a host call) bounded by `deadline`. Nothing is started once the deadline has
- * passed, and what is started is always awaited here: a host call that lands after its call's
- * deadline must not leave the host API's promise behind, whose rejection would then go unhandled
- * and end the host process.
- */
-async function withDeadline<T>(
-  start: () => Promise<T>,
-  deadline: number,
-  method: string,
-  plugin: string,
-): Promise<T> {
-  const left = deadline - Date.now()
-  if (left <= 0) {
-    throw new PluginError(
-      'deadline_exceeded',
-      `host call ${method}: the calling call's deadline has passed`,
-      {
-        plugin,
-      },
-    )
-  }
-  const work = start()
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new PluginError('deadline_exceeded', `host call ${method} outlived the calling call's deadline`, {
-            plugin,
-          }),
-        ),
-      left,
-    )
-  })
-  try {
-    return await Promise.race([work, limit])
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -1,7 +1,9 @@
 import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClock } from '@corral/types'
 import { defaultRestartOptions, PluginError } from '@corral/types'
-import { GrpcPlugin, type ReattachTarget, type SupervisionOptions } from './grpc-plugin.js'
+import { GrpcPlugin } from './grpc-plugin.js'
+import type { ReattachTarget } from './plugin-launch.js'
 import { stderrLogger } from './plugin-log.js'
+import type { SupervisionOptions } from './process-watch.js'
 
 /** Options of {@link createGrpcRunner}. */
 export interface GrpcRunnerOptions {

@@ -13,9 +13,10 @@ import { isPluginError, PluginError } from '@corral/types'
 import { Client } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { reattachGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin, ReattachTarget } from './grpc-plugin.js'
+import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
 import { parseHandshakeLine } from './handshake-line.js'
+import type { ReattachTarget } from './plugin-launch.js'
 import {
   eventually,
   examplePlugin,
