@@ -21,11 +21,11 @@ import {
   unary,
 } from '@corral/proto'
 import type { Logger } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { PluginError, stderrLogger } from '@corral/types'
 import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
 import { parseHandshakeLine } from './handshake-line.js'
-import { LineReader, stderrLogger } from './plugin-log.js'
+import { LineReader } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */

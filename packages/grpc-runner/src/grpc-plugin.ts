@@ -2,6 +2,7 @@ import { parseRegistration } from '@corral/manifest'
 import { deadlineIn, messageEnvelopeBytes, pluginService, unary } from '@corral/proto'
 import {
   type CallOptions,
+  callTimeoutMs,
   type EffectiveGrant,
   type HealthStatus,
   type LoadOptions,
@@ -14,6 +15,7 @@ import {
   type RuntimeState,
   type RuntimeStateChange,
   type SupervisorClock,
+  throwIfCanceled,
 } from '@corral/types'
 import { CallLimiter } from './call-limiter.js'
 import { bytesResult, jsonResult, type ResultDecoder } from './call-result.js'
@@ -170,9 +172,7 @@ export class GrpcPlugin implements Plugin {
     let argsJson: Buffer
     try {
       this.#running()
-      if (options.signal?.aborted) {
-        throw new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
-      }
+      throwIfCanceled(fn, options, this.name)
       argsJson = Buffer.from(JSON.stringify(args ?? null))
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
@@ -188,9 +188,7 @@ export class GrpcPlugin implements Plugin {
   callBytes(fn: string, input: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
     try {
       this.#running()
-      if (options.signal?.aborted) {
-        throw new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
-      }
+      throwIfCanceled(fn, options, this.name)
     } catch (error) {
       return Promise.reject(PluginError.from(error, 'invalid_argument', this.name))
     }
@@ -199,9 +197,7 @@ export class GrpcPlugin implements Plugin {
 
   /** Dispatches a call within the limiter: now when a slot is free, else once one frees up. */
   #limited(fn: string, args: Uint8Array, options: CallOptions, decode: ResultDecoder): Promise<unknown> {
-    // The grant's call_timeout is a ceiling: a caller may shorten a call, never lengthen it.
-    const limit = this.#options.grant.limits.call_timeout
-    const timeoutMs = Math.min(options.timeoutMs ?? limit, limit)
+    const timeoutMs = callTimeoutMs(options, this.#options.grant.limits.call_timeout)
     const deadline = Date.now() + timeoutMs
     if (this.#limiter.tryAcquire()) return this.#dispatch(fn, args, timeoutMs, deadline, options, decode)
     // Queued: it keeps its deadline, so it runs for what is left of it.

@@ -1,8 +1,7 @@
 import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClock } from '@corral/types'
-import { defaultRestartOptions, PluginError } from '@corral/types'
+import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
 import { GrpcPlugin } from './grpc-plugin.js'
 import type { ReattachTarget } from './plugin-launch.js'
-import { stderrLogger } from './plugin-log.js'
 import type { SupervisionOptions } from './process-watch.js'
 
 /** Options of {@link createGrpcRunner}. */

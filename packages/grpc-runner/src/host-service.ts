@@ -7,7 +7,8 @@ import type { CallTokens } from './call-tokens.js'
 /**
  * Serves `HostService` to one plugin over the broker: each host call must carry the token of a call
  * of this plugin in flight, stay within that call's `max_host_call_bytes`, and reaches `hostApi` with
- * the call's plugin, token, deadline and chain. Every failure goes back as a `PluginError`'s data.
+ * the call's plugin, token, deadline and chain (the host API holds it to the deadline). Every failure
+ * goes back as a `PluginError`'s data.
  */
 export function serveHostService(
   server: Server,
@@ -78,51 +79,11 @@ async function hostCall(
       deadline: record.deadline,
       ...(record.chain === undefined ? {} : { chain: record.chain }),
     }
-    const result = await withDeadline(() => hostApi(method, args, context), record.deadline, method, plugin)
+    // The host API owns host-call deadlines (one rule for both runtimes): it gets the call's and
+    // refuses or cuts off what runs past it. Awaited here, always: no answer is left behind.
+    const result = await hostApi(method, args, context)
     return { resultJson: Buffer.from(JSON.stringify(result ?? null)) }
   } catch (error) {
     return { errorJson: Buffer.from(JSON.stringify(PluginError.from(error, 'internal', plugin).toData())) }
-  }
-}
-
-/**
- * Runs `start()` (a host call) bounded by `deadline`. Nothing is started once the deadline has
- * passed, and what is started is always awaited here: a host call that lands after its call's
- * deadline must not leave the host API's promise behind, whose rejection would then go unhandled
- * and end the host process.
- */
-async function withDeadline<T>(
-  start: () => Promise<T>,
-  deadline: number,
-  method: string,
-  plugin: string,
-): Promise<T> {
-  const left = deadline - Date.now()
-  if (left <= 0) {
-    throw new PluginError(
-      'deadline_exceeded',
-      `host call ${method}: the calling call's deadline has passed`,
-      {
-        plugin,
-      },
-    )
-  }
-  const work = start()
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new PluginError('deadline_exceeded', `host call ${method} outlived the calling call's deadline`, {
-            plugin,
-          }),
-        ),
-      left,
-    )
-  })
-  try {
-    return await Promise.race([work, limit])
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs'
-import { isAbsolute, relative, resolve, sep } from 'node:path'
+import { resolve } from 'node:path'
+import { isInsideFolder } from '@corral/manifest'
 import { corralHandshake, messageEnvelopeBytes, resultBatchBytes } from '@corral/proto'
 import { type LoadOptions, type Logger, PluginError } from '@corral/types'
 import {
@@ -129,9 +130,7 @@ function resolveEntry(dir: string, path: string, plugin: string): string {
     // Said here, plainly: otherwise the failure surfaces as the launcher's own exit code and message.
     throw new PluginError('load_failed', `no entry at ${path} (was the plugin built?)`, { plugin })
   }
-  const rel = relative(realDir, real)
-  // `..` as a path segment, not a name that begins with two dots.
-  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+  if (!isInsideFolder(realDir, real)) {
     throw new PluginError('load_failed', `entry ${path} leads outside the plugin folder (to ${real})`, {
       plugin,
     })

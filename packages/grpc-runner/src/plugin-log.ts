@@ -1,13 +1,4 @@
-import type { Logger, LogLevel } from '@corral/types'
-
-/** The default logger: warnings and errors to the host's stderr, prefixed with the plugin. */
-export const stderrLogger: Logger = {
-  log(level, message, fields) {
-    if (level !== 'warn' && level !== 'error') return
-    const extra = fields === undefined ? '' : ` ${JSON.stringify(fields)}`
-    process.stderr.write(`[corral ${level}] ${message}${extra}\n`)
-  },
-}
+import type { LogLevel } from '@corral/types'
 
 const hclogLevels: Record<string, LogLevel> = {
   trace: 'trace',
