@@ -15,7 +15,6 @@ import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import { isPluginError } from '@corral/types'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
 import {
   eventually,
@@ -108,12 +107,12 @@ describe('an entry that a symlink leads out of the plugin folder', () => {
   })
 
   it('is refused at a restart when swapped in after load, and the outside script never runs', async () => {
-    const plugin = (await runner.load({
+    const plugin = await runner.load({
       manifest,
       dir,
       grant: grantFor(manifest),
       hostApi: recordingHost().handler,
-    })) as GrpcPlugin
+    })
     await plugin.register()
     await plugin.init({})
     const pid = plugin.pid as number

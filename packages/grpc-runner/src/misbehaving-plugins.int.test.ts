@@ -3,8 +3,7 @@ import { corralHandshake } from '@corral/proto'
 import { isPluginError, type Plugin, type PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   bareFixturePolicy,
   eventually,
@@ -34,7 +33,7 @@ async function loadFixture(name: string, mode: string, script = 'sdk-plugin.mjs'
     call_timeout: 30_000,
     ...limits,
   })
-  return (await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })) as GrpcPlugin
+  return await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })
 }
 
 /** A fixture loaded, registered and initialised: ready to misbehave. */
@@ -335,12 +334,12 @@ describe('misbehaving plugins harm only themselves', () => {
       restart: { initialBackoffMs: 50 },
     })
     try {
-      const hog = (await watched.load({
+      const hog = await watched.load({
         manifest,
         dir: fixturesDir,
         grant,
         hostApi: host.handler,
-      })) as GrpcPlugin
+      })
       await hog.register()
       await hog.init({})
       const pid = hog.pid as number
@@ -366,12 +365,12 @@ describe('misbehaving plugins harm only themselves', () => {
       restart: { initialBackoffMs: 50 },
     })
     try {
-      const frozen = (await watched.load({
+      const frozen = await watched.load({
         manifest,
         dir: fixturesDir,
         grant,
         hostApi: host.handler,
-      })) as GrpcPlugin
+      })
       await frozen.register()
       await frozen.init({})
       const pid = frozen.pid as number

@@ -13,7 +13,6 @@ import { isPluginError, PluginError } from '@corral/types'
 import { Client } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { reattachGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
 import { parseHandshakeLine } from './handshake-line.js'
 import type { ReattachTarget } from './plugin-launch.js'
@@ -87,7 +86,7 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
     })
     try {
       const { manifest, dir, grant } = await examplePlugin('hello-grpc')
-      const plugin = (await runner.load({ manifest, dir, grant, hostApi: host.handler })) as GrpcPlugin
+      const plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
       expect(plugin.reattached).toBe(true)
       expect(plugin.pid).toBe(service.child.pid)
       expect((await plugin.register()).name).toBe('hello-grpc')
@@ -201,12 +200,12 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
     })
     try {
       const { manifest, dir, grant } = await examplePlugin('hello-grpc')
-      const plugin = (await runner.load({
+      const plugin = await runner.load({
         manifest,
         dir,
         grant,
         hostApi: recordingHost().handler,
-      })) as GrpcPlugin
+      })
       await plugin.register()
       await plugin.init({})
       own.child.kill('SIGKILL')

@@ -1,5 +1,5 @@
 import { parseRegistration } from '@corral/manifest'
-import { deadlineIn, messageEnvelopeBytes, pluginService, unary } from '@corral/proto'
+import { bidi, deadlineIn, messageEnvelopeBytes, pluginService, unary } from '@corral/proto'
 import {
   type CallOptions,
   callTimeoutMs,
@@ -7,7 +7,6 @@ import {
   type HealthStatus,
   type LoadOptions,
   type Logger,
-  type Plugin,
   PluginError,
   type Registration,
   type RestartOptions,
@@ -22,13 +21,17 @@ import { bytesResult, jsonResult, type ResultDecoder } from './call-result.js'
 import { CallStream } from './call-stream.js'
 import { type CallRecord, CallTokens } from './call-tokens.js'
 import type { GoPluginClient } from './go-plugin-client.js'
+import type { GrpcPlugin } from './grpc-runner.js'
 import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import { serveHostService } from './host-service.js'
 import { launchPlugin, type ReattachTarget, reattachPlugin } from './plugin-launch.js'
 import { type SupervisionOptions, watchProcess } from './process-watch.js'
 import { unaryCall } from './unary-call.js'
 
-/** @internal What a {@link GrpcPlugin} shares with its runner. */
+/** The least time a plugin gets to exit after its Shutdown, however little of `shutdown_timeout` is left. */
+const minExitGraceMs = 250
+
+/** What a {@link LoadedGrpcPlugin} shares with its runner. */
 export interface GrpcPluginSettings {
   hostVersion: string
   logger: Logger
@@ -44,12 +47,12 @@ export interface GrpcPluginSettings {
 /**
  * A Corral plugin in a process of its own, reached over gRPC: the {@link Plugin} contract on
  * PluginService, HostService served back over the broker, and supervision (crash restart with
- * backoff, quarantine, health, memory).
+ * backoff, quarantine, health, memory). The runner makes it and calls {@link LoadedGrpcPlugin.start}.
  */
-export class GrpcPlugin implements Plugin {
+export class LoadedGrpcPlugin implements GrpcPlugin {
   readonly name: string
   readonly runtime = 'grpc' as const
-  /** Replaced by {@link GrpcPlugin.updateGrant}: everything reads the grant from here when it needs it. */
+  /** Replaced by {@link LoadedGrpcPlugin.updateGrant}: everything reads the grant from here when it needs it. */
   #options: LoadOptions
   readonly #settings: GrpcPluginSettings
   readonly #onStopped: () => void
@@ -67,7 +70,6 @@ export class GrpcPlugin implements Plugin {
   #lastError: PluginError | undefined
   #restartReason: string | undefined
 
-  /** @internal Made by the runner's `load`; call {@link GrpcPlugin.start} next. */
   constructor(options: LoadOptions, settings: GrpcPluginSettings, onStopped: () => void = () => {}) {
     this.name = options.manifest.name
     this.#options = options
@@ -102,10 +104,7 @@ export class GrpcPlugin implements Plugin {
     return this.#target !== undefined
   }
 
-  /**
-   * @internal Starts the process (or reattaches to the service) and connects; bounded by the
-   * grant's `init_timeout`.
-   */
+  /** Starts the process (or reattaches to the service) and connects; bounded by the grant's `init_timeout`. */
   async start(): Promise<void> {
     await this.#connect()
   }
@@ -239,7 +238,7 @@ export class GrpcPlugin implements Plugin {
     }
     if (this.#useStream) {
       if (this.#stream === undefined || !this.#stream.usable)
-        this.#stream = new CallStream(client.rpc, this.name, max_output_bytes)
+        this.#stream = new CallStream(bidi(client.rpc, pluginService.callStream), this.name, max_output_bytes)
       return this.#stream.call(
         request,
         options.signal,
@@ -322,7 +321,7 @@ export class GrpcPlugin implements Plugin {
     this.#failInFlight(new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.name }))
     this.#stream?.close()
     // What is left of shutdown_timeout (at least a moment to exit) before SIGKILL.
-    await this.#release(client, Math.max(250, timeoutMs - (Date.now() - started)))
+    await this.#release(client, Math.max(minExitGraceMs, timeoutMs - (Date.now() - started)))
     this.#supervisor.stopped()
     this.#onStopped()
   }
