@@ -25,7 +25,7 @@ import { PluginError, stderrLogger } from '@corral/types'
 import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
 import { parseHandshakeLine } from './handshake-line.js'
-import { LineReader } from './plugin-log.js'
+import { LineReader, logLineLimits } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */
@@ -113,6 +113,10 @@ export interface GoPluginClient {
 }
 
 const defaultStartTimeoutMs = 10_000
+/** How long `stop()` gives a plugin to exit after Shutdown, unless told. */
+const defaultStopGraceMs = 2000
+/** How often a reattached service's pid is checked for life. */
+const pidPollMs = 500
 
 /**
  * Starts a go-plugin gRPC plugin and connects to it: launch with the magic cookie and a minimal
@@ -249,7 +253,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
               clearInterval(watch)
               resolve({ code: null, signal: null })
             }
-          }, 500)
+          }, pidPollMs)
           watch.unref()
         })
   const cleanup = () => {
@@ -372,7 +376,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       return false
     }
   }
-  const stop = (graceMs = 2000): Promise<void> => {
+  const stop = (graceMs = defaultStopGraceMs): Promise<void> => {
     stopping ??= (async () => {
       // The plugin's server waits for open streams before it exits: end ours first.
       stdio.cancel()
@@ -420,8 +424,7 @@ function forwardStdio(rpc: Client, name: string, logger: Logger): { cancel(): vo
   )
   const reader = (channel: string) =>
     new LineReader({
-      maxLineBytes: 16 * 1024,
-      maxLinesPerSecond: 200,
+      ...logLineLimits,
       onLine: (line) => logger.log('info', line, { plugin: name, stream: channel }),
       onDropped: (count) => logger.log('warn', `dropped ${count} ${channel} lines`, { plugin: name }),
     })
