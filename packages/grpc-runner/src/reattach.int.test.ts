@@ -17,10 +17,10 @@ import { createGrpcRunner } from './grpc-runner.js'
 import { parseHandshakeLine } from './handshake-line.js'
 import type { ReattachTarget } from './plugin-launch.js'
 import {
-  eventually,
   examplePlugin,
   examplesDir,
   memoryLogger,
+  nextState,
   processExists,
   recordingHost,
 } from './testing/support.js'
@@ -208,8 +208,9 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
       })
       await plugin.register()
       await plugin.init({})
+      const quarantined = nextState(plugin, 'quarantined')
       own.child.kill('SIGKILL')
-      await eventually(() => plugin.state === 'quarantined', 10_000, 'the plugin to give up reattaching')
+      await quarantined
       const error = await plugin.call('echo', 1).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(PluginError)
       expect(isPluginError(error) && error.code).toBe('unavailable')
