@@ -83,7 +83,10 @@ export interface ReattachConfig {
   secrets?: PeerSecrets
 }
 
-/** A connected go-plugin plugin. */
+/**
+ * A connected go-plugin plugin. Its lifecycle verbs: `stop` a process this host started (it owns
+ * it), `disconnect` from one it reattached to (it does not own it); neither rejects.
+ */
 export interface GoPluginClient {
   readonly name: string
   /** The plugin's process id (absent for a reattached service without one). */
@@ -204,12 +207,12 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       },
       exited: proc.exited,
       timeoutMs: startTimeoutMs,
-      kill: () => started.killGroup('SIGKILL'),
+      kill: () => started.kill(),
       cleanup: removeSocketDir,
     })
     return client
   } catch (error) {
-    proc?.killGroup('SIGKILL')
+    proc?.kill()
     if (proc !== undefined) await proc.exited
     removeSocketDir()
     throw PluginError.from(error, 'load_failed', name)

@@ -141,7 +141,7 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     this.#unwatch = watchProcess(client, this.#settings.supervision, this.#target === undefined, {
       isCurrent: (watched) => watched === this.#client && this.#supervisor.state === 'running',
       memoryLimitMiB: () => this.#options.grant.limits.memory_mb,
-      failed: (watched, reason) => this.#kill(watched, reason),
+      failed: (watched, reason) => this.#restartFailing(watched, reason),
     })
     return client
   }
@@ -335,8 +335,9 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
   }
 
   /**
-   * Lets go of a connected plugin: a process the runner started is stopped (`graceMs` to exit, then
-   * SIGKILL); a service it reattached to is only disconnected, for its own deployment runs it.
+   * Lets go of a connected plugin, with the verb its ownership calls for: a process the runner
+   * started is stopped (`graceMs` to exit, then killed); a service it reattached to is only
+   * disconnected, for its own deployment runs it.
    */
   #release(client: GoPluginClient, graceMs = 0): Promise<void> {
     return this.#target === undefined ? client.stop(graceMs) : client.disconnect()
@@ -391,8 +392,8 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     }
   }
 
-  /** The process failed its health or memory checks: let it go, and the exit restarts it. */
-  #kill(client: GoPluginClient, reason: string): void {
+  /** The process failed its health or memory checks: let it go at once, and the exit restarts it. */
+  #restartFailing(client: GoPluginClient, reason: string): void {
     this.#restartReason = reason
     this.#settings.logger.log('warn', `restarting plugin ${this.name}: ${reason}`, { plugin: this.name })
     if (this.#target === undefined) {

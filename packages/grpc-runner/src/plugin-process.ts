@@ -33,8 +33,8 @@ export interface PluginProcess {
   /** Settles when the process has exited (never rejects). */
   readonly exited: Promise<ProcessExit>
   hasExited(): boolean
-  /** Signals the plugin's whole process group (the plugin and anything it started). */
-  killGroup(signal: NodeJS.Signals): void
+  /** Force: SIGKILL to the plugin's whole process group (the plugin and anything it started). */
+  kill(): void
 }
 
 // util-linux's setpriv sets the parent-death signal and then execs the plugin: if the host dies,
@@ -95,7 +95,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     child.once('exit', (code, signal) => {
       exitInfo = { code, signal }
       // The plugin is gone; anything it started in its group goes too.
-      killGroup(child.pid, 'SIGKILL')
+      killGroup(child.pid)
       resolve(exitInfo)
     })
   })
@@ -127,7 +127,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       settled = true
       clearTimeout(timer)
       child.stdout?.off('data', onData)
-      killGroup(child.pid, 'SIGKILL')
+      killGroup(child.pid)
       child.kill('SIGKILL')
       reject(error)
     }
@@ -174,7 +174,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
         handshakeLine: stdout.subarray(0, newline).toString('utf8'),
         exited,
         hasExited: () => exitInfo !== undefined,
-        killGroup: (signal) => killGroup(child.pid, signal),
+        kill: () => killGroup(child.pid),
       })
     }
     const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -223,11 +223,11 @@ function throttle(stream: NodeJS.ReadableStream): void {
   })
 }
 
-/** Signals a process group; a group already gone is no error. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+/** SIGKILL to a process group; a group already gone is no error. */
+function killGroup(pid: number | undefined): void {
   if (pid === undefined) return
   try {
-    process.kill(-pid, signal)
+    process.kill(-pid, 'SIGKILL')
   } catch {
     // ESRCH: nothing left in the group.
   }
