@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*'],
+    projects: ['proto', 'packages/*', 'apps/*'],
     reporters: ['default', './scripts/summary-reporter.ts'],
   },
 })

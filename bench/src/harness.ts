@@ -8,6 +8,8 @@ export type Target =
   | { kind: 'min_ratio'; value: number }
   /** This row's median is at most `value` microseconds. */
   | { kind: 'max_us'; value: number }
+  /** This row's resident set is at most `value` MB above the baseline's. */
+  | { kind: 'max_mb_above'; value: number }
 
 /** One row of the results: what `bench/results/latest.json` holds. */
 export interface BenchRow {
@@ -21,6 +23,8 @@ export interface BenchRow {
   ratio: number | null
   target: string | null
   met: boolean | null
+  /** For memory rows: the process's resident set, in MB (the latency fields are then NaN). */
+  rss_mb?: number
 }
 
 /** What a measurement gives before it becomes a row. */
@@ -100,6 +104,8 @@ function describeTarget(target: Target, baseline: string | null): string {
       return `≥ ${target.value} × ${baseline} ops/s`
     case 'max_us':
       return `≤ ${target.value} µs`
+    case 'max_mb_above':
+      return `≤ ${target.value} MB above ${baseline}`
   }
 }
 
@@ -118,6 +124,7 @@ export class BenchReport {
       throw new Error(`bench row ${name}: baseline ${compare.baseline} was not measured before it`)
     }
     const target = compare?.target
+    if (target?.kind === 'max_mb_above') throw new Error(`bench row ${name}: a memory target takes addMemory`)
     let ratio: number | null = null
     let met: boolean | null = null
     if (target !== undefined) {
@@ -140,6 +147,31 @@ export class BenchReport {
       ratio,
       target: target === undefined ? null : describeTarget(target, baselineRow?.name ?? null),
       met,
+    }
+    this.rows.push(row)
+    return row
+  }
+
+  /** Adds a memory row: `rssMb` resident, judged against `baseline`'s resident set when a target is given. */
+  addMemory(name: string, rssMb: number, compare?: { baseline: string; maxAboveMb: number }): BenchRow {
+    const baselineRow = compare === undefined ? undefined : this.rows.find((r) => r.name === compare.baseline)
+    if (compare !== undefined && baselineRow?.rss_mb === undefined) {
+      throw new Error(`bench row ${name}: memory baseline ${compare.baseline} was not measured before it`)
+    }
+    const above = baselineRow?.rss_mb === undefined ? null : rssMb - baselineRow.rss_mb
+    const row: BenchRow = {
+      name,
+      median_us: Number.NaN,
+      p99_us: Number.NaN,
+      ops_per_s: Number.NaN,
+      baseline: baselineRow?.name ?? null,
+      ratio: null,
+      target:
+        compare === undefined
+          ? null
+          : describeTarget({ kind: 'max_mb_above', value: compare.maxAboveMb }, compare.baseline),
+      met: above === null || compare === undefined ? null : above <= compare.maxAboveMb,
+      rss_mb: rssMb,
     }
     this.rows.push(row)
     return row

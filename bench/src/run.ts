@@ -28,7 +28,7 @@ const fmt = (n: number | null, digits = 1) => (n === null || Number.isNaN(n) ? '
 const line = (row: BenchRow) =>
   [
     row.name.padEnd(34),
-    fmt(row.median_us).padStart(10),
+    (row.rss_mb === undefined ? fmt(row.median_us) : `${fmt(row.rss_mb)} MB`).padStart(10),
     fmt(row.p99_us).padStart(10),
     fmt(row.ops_per_s, 0).padStart(10),
     fmt(row.ratio, 2).padStart(7),

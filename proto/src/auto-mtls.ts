@@ -18,13 +18,12 @@ export interface MtlsMaterial {
 }
 
 const generateEcKeyPair = promisify(generateKeyPair)
-const tenYearsMs = 10 * 365 * 24 * 3600_000
-
-/**
- * asn1js, loaded with the first certificate: a plugin process that never makes one (no AutoMTLS)
- * does not pay for it at start. (pkijs, built on it, costs a start three times as much to load.)
- */
-let asn1: Promise<typeof Asn1js> | undefined
+/** How long a certificate is valid: it lives as long as one plugin process, so expiry never matters. */
+const validityMs = 10 * 365 * 24 * 3600_000
+/** A certificate is valid from this long before it was made, for a peer whose clock is behind. */
+const clockSkewMs = 30_000
+/** Random bytes of the serial number; with its leading 0x01, 16 bytes (RFC 5280 allows 20). */
+const serialRandomBytes = 15
 
 /**
  * A fresh self-signed certificate for `localhost`, usable as client and server, as go-plugin's
@@ -34,9 +33,11 @@ let asn1: Promise<typeof Asn1js> | undefined
  * key and the signature; asn1js encodes the certificate (RFC 5280) around them.
  */
 export async function generateCertificate(): Promise<CertificatePair> {
-  asn1 ??= import('asn1js')
+  // asn1js is loaded with the first certificate (the module cache keeps it): a plugin process that
+  // never makes one (no AutoMTLS) does not pay for it at start. (pkijs, built on it, costs a start
+  // three times as much to load.)
   const [a, { publicKey, privateKey }] = await Promise.all([
-    asn1,
+    import('asn1js'),
     generateEcKeyPair('ec', { namedCurve: 'P-256' }),
   ])
   const oid = (value: string) => new a.ObjectIdentifier({ value })
@@ -67,13 +68,13 @@ export async function generateCertificate(): Promise<CertificatePair> {
     value: [
       explicit(0, new a.Integer({ value: 2 })), // v3
       // A positive serial: the first byte's high bit clear.
-      new a.Integer({ valueHex: Buffer.from(`01${randomBytes(15).toString('hex')}`, 'hex') }),
+      new a.Integer({ valueHex: Buffer.from(`01${randomBytes(serialRandomBytes).toString('hex')}`, 'hex') }),
       ecdsaWithSha256,
       name,
       new a.Sequence({
         value: [
-          new a.UTCTime({ valueDate: new Date(now - 30_000) }),
-          new a.UTCTime({ valueDate: new Date(now + tenYearsMs) }),
+          new a.UTCTime({ valueDate: new Date(now - clockSkewMs) }),
+          new a.UTCTime({ valueDate: new Date(now + validityMs) }),
         ],
       }),
       name,

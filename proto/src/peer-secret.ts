@@ -28,9 +28,15 @@ export const peerSecretMetadataKey = 'corral-peer-secret'
  */
 export const peerSecretsEnv = 'CORRAL_PEER_SECRETS'
 
+/** How many random bytes a secret holds: 256 bits, 43 characters of base64url. */
+const secretBytes = 32
+
 /** A fresh pair of 256-bit secrets. */
 export function generatePeerSecrets(): PeerSecrets {
-  return { host: randomBytes(32).toString('base64url'), plugin: randomBytes(32).toString('base64url') }
+  return {
+    host: randomBytes(secretBytes).toString('base64url'),
+    plugin: randomBytes(secretBytes).toString('base64url'),
+  }
 }
 
 /** The line the host writes to the plugin's stdin (with its newline). */
@@ -38,7 +44,10 @@ export function formatPeerSecretsLine(secrets: PeerSecrets): string {
   return `${secrets.host} ${secrets.plugin}\n`
 }
 
-/** Reads {@link formatPeerSecretsLine}'s line (without its newline); undefined if it is not one. */
+/**
+ * Reads {@link formatPeerSecretsLine}'s line (without its newline); undefined if it is not one: two
+ * secrets of {@link secretBytes} in base64url (43 characters each).
+ */
 export function parsePeerSecretsLine(line: string): PeerSecrets | undefined {
   const match = /^([A-Za-z0-9_-]{43}) ([A-Za-z0-9_-]{43})$/.exec(line.trim())
   return match === null ? undefined : { host: match[1] as string, plugin: match[2] as string }

@@ -71,7 +71,11 @@ export const brokerService = {
   startStream: method('/plugin.GRPCBroker/StartStream', plugin.ConnInfo, plugin.ConnInfo, true, true),
 } satisfies ServiceDefinition
 
-/** go-plugin's controller. */
+/**
+ * go-plugin's controller. Its `shutdown` (go-plugin's name, fixed on the wire) asks the plugin
+ * process to stop: stop serving and exit. Corral calls that "stop"; "shutdown" is the plugin's own
+ * step of {@link pluginService}.
+ */
 export const controllerService = {
   shutdown: method('/plugin.GRPCController/Shutdown', plugin.Empty, plugin.Empty, false, false),
 } satisfies ServiceDefinition
@@ -81,7 +85,12 @@ export const stdioService = {
   streamStdio: method('/plugin.GRPCStdio/StreamStdio', empty, plugin.StdioData, false, true),
 } satisfies ServiceDefinition
 
-/** `corral.plugin.v1.PluginService`, served by the plugin. */
+/**
+ * `corral.plugin.v1.PluginService`, served by the plugin: `register` (what it provides), `init` (its
+ * config, before any call), `call` / `callStream` (its functions), `health`, and `shutdown`: the
+ * plugin finishes its pending work within `timeoutMs`; its process keeps serving until it is stopped
+ * (see {@link controllerService}).
+ */
 export const pluginService = {
   register: method(
     '/corral.plugin.v1.PluginService/Register',

@@ -10,6 +10,24 @@ const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const examplesDir = path.resolve(appDir, '../../examples/plugins')
 const quiet = { log() {} }
 
+/** The plugins in `state`, by name. */
+function namesIn(host: DemoHost, state: string): string[] {
+  return host.manager
+    .list()
+    .filter((p) => p.state === state)
+    .map((p) => p.name)
+    .sort()
+}
+
+/** The failed plugins, each with its error code. */
+function failures(host: DemoHost): Array<[string, string | undefined]> {
+  return host.manager
+    .list()
+    .filter((p) => p.state === 'failed')
+    .map((p): [string, string | undefined] => [p.name, p.lastError?.code])
+    .sort((a, b) => a[0].localeCompare(b[0]))
+}
+
 describe('the demo host over the example plugins (real workers and processes)', () => {
   let host: DemoHost
   let pluginsDir: string
@@ -35,40 +53,39 @@ describe('the demo host over the example plugins (real workers and processes)', 
   })
 
   it('runs every example and reports the broken folder', () => {
-    expect([...host.running.keys()].sort()).toEqual(['c-wasm', 'go-kv', 'hello-grpc', 'hello-wasm'])
-    expect(host.failed.map((f) => [f.name, f.error.code])).toEqual([['not-a-plugin', 'not_found']])
+    expect(namesIn(host, 'running')).toEqual(['c-wasm', 'go-kv', 'hello-grpc', 'hello-wasm'])
+    expect(failures(host)).toEqual([['not-a-plugin', 'not_found']])
   })
 
   it('serves a WASM plugin through the sandboxed cache, counting per name', async () => {
-    const wasm = host.running.get('hello-wasm')?.plugin
-    const first = (await wasm?.call('greet', { name: 'Lin' })) as { count: number; message: string }
-    const second = (await wasm?.call('greet', { name: 'Lin' })) as { count: number }
+    const greet = (args: unknown) => host.manager.call('hello-wasm', 'greet', args)
+    const first = (await greet({ name: 'Lin' })) as { count: number; message: string }
+    const second = (await greet({ name: 'Lin' })) as { count: number }
     expect(first.message).toBe('Hello, Lin!')
     expect(second.count).toBe(first.count + 1)
-    await expect(wasm?.call('greet', {})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    await expect(greet({})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
   })
 
   it('serves a gRPC plugin whose notes live in its own SQLite table', async () => {
-    const grpc = host.running.get('hello-grpc')?.plugin
-    await grpc?.call('addNote', { day: '2026-11-22', text: 'a' })
-    await grpc?.call('addNote', { day: '2026-11-22', text: 'b' })
-    expect(await grpc?.call('stats', {})).toEqual({ days: [{ day: '2026-11-22', notes: 2 }] })
+    const grpc = (fn: string, args: unknown) => host.manager.call('hello-grpc', fn, args)
+    await grpc('addNote', { day: '2026-11-22', text: 'a' })
+    await grpc('addNote', { day: '2026-11-22', text: 'b' })
+    expect(await grpc('stats', {})).toEqual({ days: [{ day: '2026-11-22', notes: 2 }] })
   })
 
   it('refuses and audits what a restricted plugin was not granted', async () => {
-    const kv = host.running.get('go-kv')?.plugin
-    expect((await host.policyOf('go-kv')).status).toBe('restricted')
-    await expect(kv?.call('set', { key: 'k', value: 'v' })).rejects.toMatchObject({
+    expect((await host.manager.policies.get('go-kv')).status).toBe('restricted')
+    await expect(host.manager.call('go-kv', 'set', { key: 'k', value: 'v' })).rejects.toMatchObject({
       code: 'permission_denied',
     })
-    const audit = await host.hostApi.audit.list({ plugin: 'go-kv' })
+    const audit = await host.manager.hostApi.audit.list({ plugin: 'go-kv' })
     expect(audit.some((entry) => entry.method === 'cache.set' && entry.code === 'permission_denied')).toBe(
       true,
     )
   })
 
   it('runs the C plugin under its approved policy', async () => {
-    expect(await host.running.get('c-wasm')?.plugin.call('count', { text: 'one two' })).toMatchObject({
+    expect(await host.manager.call('c-wasm', 'count', { text: 'one two' })).toMatchObject({
       words: 2,
     })
   })
@@ -92,8 +109,8 @@ describe('two plugin folders declaring one name (real folders, real workers)', (
         policies: await readPolicies(path.join(appDir, 'policies.yaml')),
         logger: quiet,
       })
-      expect([...host.running.keys()]).toEqual(['c-wasm'])
-      expect(host.failed.map((f) => [f.name, f.error.code])).toEqual([
+      expect(namesIn(host, 'running')).toEqual(['c-wasm'])
+      expect(failures(host)).toEqual([
         ['hello-wasm', 'already_exists'],
         ['impostor', 'already_exists'],
       ])

@@ -21,10 +21,9 @@ const logger = {
 
 /** One call of the tour: its result, or its error code and message. */
 async function tryCall(host: DemoHost, plugin: string, fn: string, args: unknown): Promise<void> {
-  const target = host.running.get(plugin)
-  if (target === undefined) return
+  if (host.manager.get(plugin)?.state !== 'running') return
   try {
-    const result = await target.plugin.call(fn, args, { token: `tour-${plugin}-${fn}` })
+    const result = await host.manager.call(plugin, fn, args, { token: `tour-${plugin}-${fn}` })
     console.log(`  ${plugin}.${fn}(${JSON.stringify(args)}) → ${JSON.stringify(result)}`)
   } catch (error) {
     const code = isPluginError(error) ? error.code : 'internal'
@@ -42,17 +41,20 @@ const host = await startDemoHost({
   logger,
 })
 
-for (const { manifest, registration } of host.running.values()) {
-  const policy = await host.policyOf(manifest.name)
+const plugins = host.manager.list()
+for (const { name, version, runtime, state, policy, registration, lastError } of plugins) {
+  if (state !== 'running' || registration === undefined) {
+    console.log(`✗ ${name}: ${lastError?.message.split('\n')[0] ?? state}`)
+    continue
+  }
   const provides = [
     registration.routes.length > 0 ? `${registration.routes.length} routes` : '',
     registration.widgets.length > 0 ? `${registration.widgets.length} widgets` : '',
   ].filter(Boolean)
   console.log(
-    `✓ ${manifest.name} ${manifest.version} [${manifest.runtime}] policy: ${policy.status}; ${provides.join(', ') || 'no routes'}`,
+    `✓ ${name} ${version} [${runtime}] policy: ${policy?.status}; ${provides.join(', ') || 'no routes'}`,
   )
 }
-for (const { name, error } of host.failed) console.log(`✗ ${name}: ${error.message.split('\n')[0]}`)
 
 console.log('\nA short tour:')
 await tryCall(host, 'hello-wasm', 'greet', { name: 'Ada' })
@@ -64,9 +66,9 @@ await tryCall(host, 'hello-grpc', 'addNote', { day: '2026-11-22', text: 'shipped
 await tryCall(host, 'hello-grpc', 'stats', {})
 await tryCall(host, 'go-kv', 'set', { key: 'colour', value: 'teal' })
 
-const refusals = await host.hostApi.audit.list({})
+const refusals = await host.manager.hostApi.audit.list({})
 console.log(`\nRefused host calls (audit log): ${refusals.length}`)
 for (const entry of refusals) console.log(`  ${JSON.stringify(entry)}`)
 
 await host.close()
-if (host.running.size === 0) process.exitCode = 1
+if (!plugins.some((p) => p.state === 'running')) process.exitCode = 1

@@ -14,7 +14,7 @@ import { measureLatency, measureThroughput } from '../harness.js'
  * call's input (outside a call), so a long benchmark never grows memory; `lookup` makes one
  * `cache.get` host call and returns its response.
  */
-const echoWat = `(module
+export const echoWat = `(module
   (import "corral" "host_call" (func $host_call (param i32 i32 i32 i32) (result i64)))
   (memory (export "memory") 2)
   (global $heap (mut i32) (i32.const 65536))
@@ -41,7 +41,7 @@ const echoWat = `(module
     (global.set $in_call (i32.const 0))
     (local.get $out)))`
 
-const payload = { text: 'x'.repeat(80), n: 1 }
+export const payload = { text: 'x'.repeat(80), n: 1 }
 const here = path.dirname(fileURLToPath(import.meta.url))
 const helloWasm = path.resolve(here, '../../../examples/plugins/hello-wasm')
 

@@ -1,6 +1,6 @@
 // go-kv: a Corral plugin written in Go with hashicorp/go-plugin's gRPC mode. A key-value store
 // kept in the host's cache (through HostService, over go-plugin's broker), so that it holds no
-// state of its own and survives restarts.
+// state of its own and survives restarts, and a dashboard widget.
 package main
 
 import (
@@ -37,8 +37,10 @@ var registration = map[string]interface{}{
 		{"method": "PUT", "path": "/kv/:key", "handler": "set", "middleware": []string{"auth"}},
 		{"method": "DELETE", "path": "/kv/:key", "handler": "delete", "middleware": []string{"auth"}},
 	},
-	"menu_items":        []interface{}{},
-	"widgets":           []interface{}{},
+	"menu_items": []interface{}{},
+	"widgets": []map[string]interface{}{
+		{"id": "go-kv-about", "title": "Key-value store", "handler": "widget", "size": "small"},
+	},
 	"jobs":              []interface{}{},
 	"templates":         []interface{}{},
 	"error_codes":       []map[string]interface{}{{"code": "bad_key", "message": "a key is required", "http_status": 400}},
@@ -108,7 +110,14 @@ func (s *kvServer) Call(ctx context.Context, req *pluginv1.CallRequest) (*plugin
 	return &pluginv1.CallResult{ResultJson: data}, nil
 }
 
+// widgetHTML is the dashboard widget: it needs no key and no host call.
+const widgetHTML = `<p>Keys in the host's cache, written in Go: <code>GET</code>, <code>PUT</code> and ` +
+	`<code>DELETE</code> <code>/plugins/go-kv/kv/:key</code>.</p>`
+
 func (s *kvServer) call(ctx context.Context, req *pluginv1.CallRequest) (interface{}, error) {
+	if req.Function == "widget" {
+		return widgetHTML, nil
+	}
 	var args kvArgs
 	if len(req.ArgsJson) > 0 {
 		if err := json.Unmarshal(req.ArgsJson, &args); err != nil {

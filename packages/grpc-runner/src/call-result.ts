@@ -1,6 +1,5 @@
-import type { CallResult } from '@corral/proto'
+import { type CallResult, parseErrorJson } from '@corral/proto'
 import { PluginError } from '@corral/types'
-import { parseErrorJson } from './grpc-status.js'
 
 /**
  * Reads a call's result into what the call resolves with; throws the call's failure.

@@ -12,6 +12,7 @@ import {
   healthService,
   type MtlsMaterial,
   type PeerSecrets,
+  parseHandshakeLine,
   peerSecretsEnv,
   ServingStatus,
   StdioChannel,
@@ -24,7 +25,6 @@ import type { Logger } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
-import { parseHandshakeLine } from './handshake-line.js'
 import { LineReader, logLineLimits } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 

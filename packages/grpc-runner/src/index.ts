@@ -1,4 +1,5 @@
-// Layer 1: a go-plugin client for any go-plugin gRPC plugin.
+// For users: the runner, and layer 1 (a go-plugin client for any go-plugin gRPC plugin) with the
+// types its values carry. Sibling packages: `./internal`; tests: `./testing`.
 export type {
   GoPluginClient,
   HandshakeConfig,

@@ -1,5 +1,13 @@
 import { parseRegistration } from '@corral/manifest'
-import { bidi, deadlineIn, messageEnvelopeBytes, pluginService, unary } from '@corral/proto'
+import {
+  bidi,
+  deadlineIn,
+  errorFromStatus,
+  messageEnvelopeBytes,
+  parseErrorJson,
+  pluginService,
+  unary,
+} from '@corral/proto'
 import {
   type CallOptions,
   callTimeoutMs,
@@ -22,7 +30,6 @@ import { CallStream } from './call-stream.js'
 import { type CallRecord, CallTokens } from './call-tokens.js'
 import type { GoPluginClient } from './go-plugin-client.js'
 import type { GrpcPlugin } from './grpc-runner.js'
-import { errorFromStatus, parseErrorJson } from './grpc-status.js'
 import { serveHostService } from './host-service.js'
 import { launchPlugin, type ReattachTarget, reattachPlugin } from './plugin-launch.js'
 import { type SupervisionOptions, watchProcess } from './process-watch.js'

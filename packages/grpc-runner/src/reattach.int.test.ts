@@ -7,6 +7,7 @@ import {
   corralHandshake,
   generateCertificate,
   hostService,
+  parseHandshakeLine,
   unary,
 } from '@corral/proto'
 import { isPluginError, PluginError } from '@corral/types'
@@ -14,7 +15,6 @@ import { Client } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { reattachGoPlugin } from './go-plugin-client.js'
 import { createGrpcRunner } from './grpc-runner.js'
-import { parseHandshakeLine } from './handshake-line.js'
 import type { ReattachTarget } from './plugin-launch.js'
 import {
   examplePlugin,

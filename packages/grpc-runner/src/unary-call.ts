@@ -1,9 +1,8 @@
-import { type CallResult, deadlineIn, pluginService } from '@corral/proto'
+import { type CallResult, deadlineIn, errorFromStatus, pluginService } from '@corral/proto'
 import { type CallOptions, PluginError } from '@corral/types'
 import type { Client } from '@grpc/grpc-js'
 import type { OutgoingCall } from './call-stream.js'
 import type { CallRecord } from './call-tokens.js'
-import { errorFromStatus } from './grpc-status.js'
 
 /**
  * One call as a unary `PluginService/Call` (a plugin without the call stream, as a stock go-plugin

@@ -35,6 +35,28 @@ export type {
 } from './host-api/sandbox-dependencies.js'
 export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
 export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
+export type {
+  JobInfo,
+  JobScheduler,
+  LatencyHistogram,
+  ManagerCallOptions,
+  ManagerEvent,
+  ManagerEvents,
+  MountedErrorCode,
+  MountedMenuItem,
+  MountedRoute,
+  MountedTemplate,
+  MountedWidget,
+  PluginInfo,
+  PluginManager,
+  PluginManagerOptions,
+  PluginMetrics,
+  PluginSource,
+  Registries,
+  SignatureOptions,
+  StateTransition,
+} from './plugin-manager/manager-api.js'
+export { createPluginManager } from './plugin-manager/plugin-manager.js'
 export type { AuditEntry, AuditLog, AuditQuery } from './policy-store/audit-log.js'
 export { createSqlAuditLog } from './policy-store/audit-log.js'
 export type { PolicyStore, SqlPolicyStoreOptions } from './policy-store/policy-store.js'

@@ -50,6 +50,18 @@ describe('parseRegistration', () => {
     ).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ field: 'permissions[1]' })] }))
   })
 
+  it('takes a job timeout as the milliseconds its type says, or as a duration', () => {
+    const jobs = [
+      { id: 'typed', cron: '* * * * *', handler: 'typed', timeout: 30_000 },
+      { id: 'written', cron: '* * * * *', handler: 'written', timeout: '30s' },
+    ]
+    const parsed = parseRegistration({ name: 'stats', version: '1.0.0', jobs }, manifest)
+    expect(parsed.jobs.map((job) => job.timeout)).toEqual([30_000, 30_000])
+    expect(() =>
+      parseRegistration({ name: 'stats', version: '1.0.0', jobs: [{ ...jobs[0], timeout: 0.5 }] }, manifest),
+    ).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ field: 'jobs[0].timeout' })] }))
+  })
+
   it('reports malformed capabilities with their path', () => {
     expect(() =>
       parseRegistration(

@@ -194,7 +194,17 @@ const jobSchema = z.strictObject({
   id: itemId,
   cron: cronExpression,
   handler: handlerName,
-  timeout: duration(24 * hour).optional(),
+  // A manifest writes `30s`; a registration built in code may give the milliseconds its type says.
+  timeout: z
+    .union([
+      z
+        .number()
+        .int()
+        .min(1)
+        .max(24 * hour),
+      duration(24 * hour),
+    ])
+    .optional(),
   enabled: z.boolean().default(true),
 })
 

@@ -68,7 +68,10 @@ export interface PluginDefinition {
   functions: Record<string, PluginFunction>
   /** Readiness; by default ready once `init` has succeeded. */
   health?: () => HealthStatus | Promise<HealthStatus>
-  /** Finishes pending work before the process exits; bounded by the host's shutdown timeout. */
+  /**
+   * Finishes pending work; bounded by the host's shutdown timeout. The host calls it before it
+   * stops the process (see `ServedPlugin.stop`).
+   */
   shutdown?: () => void | Promise<void>
 }
 

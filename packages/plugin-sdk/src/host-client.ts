@@ -7,7 +7,7 @@ import {
   isPluginErrorData,
   PluginError,
 } from '@corral/types'
-import { Client } from '@grpc/grpc-js'
+import { Client, status } from '@grpc/grpc-js'
 import type { PluginBroker } from './plugin-broker.js'
 
 /**
@@ -52,7 +52,9 @@ export class HostConnection {
         deadline === undefined ? {} : { deadline: new Date(deadline) },
       )
     } catch (error) {
-      const code = (error as { code?: number }).code === 4 ? 'deadline_exceeded' : 'unavailable'
+      // The host answers a host call in its response; a status means the call did not get there or back.
+      const code =
+        (error as { code?: number }).code === status.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'unavailable'
       throw new PluginError(code, `host call ${method} failed: ${(error as Error).message}`, { cause: error })
     }
     if (response.errorJson && response.errorJson.length > 0) {
@@ -76,6 +78,7 @@ export class HostConnection {
     return this.#client
   }
 
+  /** Closes the connection to the host (the next host call, after a new `Init`, opens another). */
   close(): void {
     void this.#client?.then((client) => client.close())
   }

@@ -7,6 +7,9 @@ import {
 } from '@corral/proto'
 import type { ChannelCredentials, ClientOptions, ServerDuplexStream } from '@grpc/grpc-js'
 
+/** How long a plugin waits for the host's broker to offer a service `Init` named (normally it is there already). */
+const brokerOfferTimeoutMs = 5000
+
 /**
  * The plugin's side of go-plugin's broker: the host's StartStream tells it where the host serves a
  * service under an id; {@link PluginBroker.dial} waits for that and says how to reach it.
@@ -50,7 +53,7 @@ export class PluginBroker {
   /** Where the host serves service `id`: waits up to `timeoutMs` for the host to say. */
   async dial(
     id: number,
-    timeoutMs = 5000,
+    timeoutMs = brokerOfferTimeoutMs,
   ): Promise<{ target: string; credentials: ChannelCredentials; options: ClientOptions }> {
     const info =
       this.#offered.get(id) ??

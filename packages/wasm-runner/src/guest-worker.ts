@@ -24,6 +24,12 @@ export interface GuestWorkerOptions {
   spares: SpareWorkers
   /** How long instantiation (and `_initialize`) may take. */
   startTimeoutMs: number
+  /**
+   * Called once when a started instance is lost to a crash: it trapped (or failed so that it must be
+   * discarded), its worker died, or it was stopped at a call's deadline. Not for a cancellation
+   * (the caller's choice) nor for {@link GuestWorker.terminate}.
+   */
+  onCrash?: ((error: PluginError) => void) | undefined
 }
 
 /** One call's limits and identity. */
@@ -133,6 +139,8 @@ export class GuestWorker {
   #lastSeq = 0
   /** When the running call went out (performance.now()). */
   #runningSince = 0
+  /** Whether the instance has started (a loss before that is a failed start, not a crash). */
+  #started = false
   /** The plugin config generation this instance ran `corral_init` with (0: none). */
   configGeneration = 0
 
@@ -140,8 +148,10 @@ export class GuestWorker {
     this.#worker = worker
     this.#end = new HostChannelEnd(buffer)
     this.#options = options
-    worker.on('error', (error) => this.#stop(workerExitError(options.plugin, error)))
-    worker.on('exit', (code) => this.#stop(workerExitError(options.plugin, new Error(`exit code ${code}`))))
+    worker.on('error', (error) => this.#stop(workerExitError(options.plugin, error), true))
+    worker.on('exit', (code) =>
+      this.#stop(workerExitError(options.plugin, new Error(`exit code ${code}`)), true),
+    )
   }
 
   /** Starts an instance: takes a spare worker and instantiates the guest in it. */
@@ -159,6 +169,7 @@ export class GuestWorker {
         if (status.type === 'warmed') return // the spare's answer to its warm-up (spare-workers.ts)
         if (status.type === 'ready') {
           cleanup()
+          guest.#started = true
           resolve(guest)
         } else {
           fail(PluginError.fromData(status.error))
@@ -431,9 +442,12 @@ export class GuestWorker {
     }
   }
 
-  /** Stops the instance now: the thread is terminated and the running call fails with `error`. */
+  /**
+   * Stops the instance now: the thread is terminated and the running call fails with `error`. Any
+   * reason but a cancellation counts as a crash ({@link GuestWorkerOptions.onCrash}).
+   */
   kill(error: PluginError): void {
-    this.#stop(error)
+    this.#stop(error, error.code !== 'canceled')
     void this.#worker.terminate()
   }
 
@@ -442,9 +456,10 @@ export class GuestWorker {
    * the channel keeps it; the running call fails with `error`; a queued call the worker had not
    * taken, and a waiting one, fail with {@link CallNotStarted}.
    */
-  #stop(error: PluginError): void {
+  #stop(error: PluginError, crashed: boolean): void {
     if (!this.#alive) return
     this.#alive = false
+    if (crashed && this.#started) this.#options.onCrash?.(error)
     const { plugin } = this.#options
     const calls = this.#calls.splice(0)
     const finished = calls.length > 0 ? this.#end.peekFinal() : undefined
@@ -468,6 +483,7 @@ export class GuestWorker {
   async terminate(): Promise<void> {
     this.#stop(
       new PluginError('unavailable', 'the plugin is shutting down', { plugin: this.#options.plugin }),
+      false,
     )
     await this.#worker.terminate()
   }

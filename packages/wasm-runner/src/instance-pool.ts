@@ -2,9 +2,8 @@ import type { AbortSignalLike } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { GuestWorker } from './guest-worker.js'
 
-/** The pool's size and patience. */
-export interface InstancePoolOptions {
-  plugin: string
+/** The pool's size and patience; {@link WasmInstancePool.resize} changes them live. */
+export interface PoolLimits {
   /** At most this many instances. */
   maxInstances: number
   /** At most this many calls hold an instance at once (running, or queued behind a running one). */
@@ -13,6 +12,11 @@ export interface InstancePoolOptions {
   maxQueuedCalls: number
   /** How long a caller waits for a free instance before `resource_exhausted`. */
   waitTimeoutMs: number
+}
+
+/** The pool's limits, and how it starts an instance. */
+export interface InstancePoolOptions extends PoolLimits {
+  plugin: string
   /** Starts one more instance. */
   create(): Promise<GuestWorker>
 }
@@ -36,6 +40,10 @@ interface Waiter {
  */
 export class WasmInstancePool {
   readonly #options: InstancePoolOptions
+  /** Instances started before the last {@link WasmInstancePool.retire}: stopped when released. */
+  readonly #retired = new Set<GuestWorker>()
+  /** Why no instance may start now (the plugin is restarting), if so. */
+  #paused: PluginError | undefined
   readonly #idle: GuestWorker[] = []
   readonly #all = new Set<GuestWorker>()
   readonly #waiters: Waiter[] = []
@@ -48,7 +56,7 @@ export class WasmInstancePool {
   #closed = false
 
   constructor(options: InstancePoolOptions) {
-    this.#options = options
+    this.#options = { ...options }
   }
 
   /** Live instances, busy or idle. */
@@ -90,6 +98,7 @@ export class WasmInstancePool {
   #forget(instance: GuestWorker): void {
     this.#all.delete(instance)
     this.#reserved.delete(instance)
+    this.#retired.delete(instance)
   }
 
   /**
@@ -100,7 +109,9 @@ export class WasmInstancePool {
     if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
     let instance = this.#idleInstance()
     if (instance === undefined) {
-      if (this.#all.size + this.#starting < this.#options.maxInstances) return this.#start()
+      if (this.#paused === undefined && this.#all.size + this.#starting < this.#options.maxInstances) {
+        return this.#start()
+      }
       instance = this.#queueableInstance(mayQueueOn)
       if (instance === undefined) return undefined
     }
@@ -140,7 +151,8 @@ export class WasmInstancePool {
         const at = this.#waiters.indexOf(waiter)
         if (at < 0) return
         this.#waiters.splice(at, 1)
-        waiter.reject(error)
+        // Waiting in vain for a restart: the restart's reason, not a full pool, is why.
+        waiter.reject(this.#paused ?? error)
       }
       const onAbort = () =>
         giveUp(
@@ -217,7 +229,11 @@ export class WasmInstancePool {
       } else {
         const left = (this.#reserved.get(instance) ?? 1) - 1
         this.#reserved.set(instance, left)
-        if (left === 0) this.#idle.push(instance)
+        // Idle once no call queued behind the released one is left on it.
+        if (left === 0) {
+          if (this.#retired.has(instance) || this.#surplus()) this.#stopIdle(instance)
+          else this.#idle.push(instance)
+        }
       }
     }
     if (this.#waiters.length > 0) this.#serveWaiters()
@@ -235,6 +251,65 @@ export class WasmInstancePool {
       } else {
         waiter.resolve(granted)
       }
+    }
+  }
+
+  /** Whether there are more instances than `maxInstances` now allows (it was lowered). */
+  #surplus(): boolean {
+    return this.#all.size > this.#options.maxInstances
+  }
+
+  /**
+   * Takes new limits from now on. Idle instances beyond a lowered `maxInstances` stop now, busy
+   * ones when released; room that was added serves waiting callers.
+   */
+  resize(limits: PoolLimits): void {
+    const { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs } = limits
+    Object.assign(this.#options, { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs })
+    while (this.#surplus() && this.#idle.length > 0) this.#stopIdle(this.#idle.pop() as GuestWorker)
+    if (this.#waiters.length > 0) this.#serveWaiters()
+  }
+
+  /**
+   * Instances started from now on get new settings: the idle ones stop now, the busy ones when
+   * their calls are done.
+   */
+  retire(): void {
+    for (const instance of this.#idle.splice(0)) this.#stopIdle(instance)
+    for (const instance of this.#all) this.#retired.add(instance)
+  }
+
+  #stopIdle(instance: GuestWorker): void {
+    this.#forget(instance)
+    void instance.terminate()
+  }
+
+  /**
+   * No instance starts until {@link WasmInstancePool.resume}: callers who find none free wait,
+   * and fail with `reason` when their wait ends first.
+   */
+  pause(reason: PluginError): void {
+    this.#paused = reason
+  }
+
+  /** Instances may start again; `instance`, started for the restart, serves first. */
+  resume(instance: GuestWorker): void {
+    this.#paused = undefined
+    if (this.#closed) {
+      void instance.terminate()
+      return
+    }
+    this.add(instance)
+  }
+
+  /** Fails every waiting caller with `reason` and kills every instance with it (a quarantine). */
+  abandon(reason: PluginError): void {
+    this.#paused = reason
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(reason)
+    this.#idle.length = 0
+    for (const instance of [...this.#all]) {
+      this.#forget(instance)
+      instance.kill(reason)
     }
   }
 

@@ -388,6 +388,29 @@ describe('WASI descriptor limit', () => {
   })
 })
 
+describe('WASI descriptor limit, changed live', () => {
+  const runner = createWasmRunner()
+  let test: TestPlugin
+
+  afterAll(async () => {
+    await runner.close()
+    await test.remove()
+  })
+
+  it('a lowered max_open_files holds from the next call on: EMFILE sooner', async () => {
+    test = await writeTestPlugin(wasiGuest, {
+      files: { 'data/hello.json': '{}' },
+      permissions: [{ type: 'fs', access: ['read'], scope: ['data'] }],
+      limits: { max_open_files: 8 },
+    })
+    const plugin = await runner.load(test)
+    await plugin.init({})
+    expect(await plugin.call('hog', '3|hello.json')).toEqual([8, errno.mfile])
+    plugin.updateGrant({ ...test.grant, limits: { ...test.grant.limits, max_open_files: 3 } })
+    expect(await plugin.call('hog', '3|hello.json')).toEqual([3, errno.mfile])
+  })
+})
+
 describe('WASI special files', () => {
   const runner = createWasmRunner()
   let test: TestPlugin

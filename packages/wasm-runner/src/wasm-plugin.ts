@@ -3,17 +3,23 @@ import type {
   CallOptions,
   EffectiveGrant,
   HealthStatus,
+  Logger,
   Manifest,
   Plugin,
   PluginErrorData,
   Registration,
+  ResourceLimits,
+  RestartOptions,
+  RuntimeState,
+  RuntimeStateChange,
+  SupervisorClock,
 } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { PluginError, RestartSupervisor } from '@corral/types'
 import { extismInputFromJson, extismOutputValue } from './extism/call-data.js'
 import type { LifecycleFunction } from './guest-abi.js'
-import type { GuestCallOptions, OutputDecoder } from './guest-worker.js'
-import { bytesOutput, CallNotStarted, type GuestWorker } from './guest-worker.js'
-import type { WasmInstancePool } from './instance-pool.js'
+import type { GuestCallOptions, GuestWorkerOptions, OutputDecoder } from './guest-worker.js'
+import { bytesOutput, CallNotStarted, GuestWorker } from './guest-worker.js'
+import { type PoolLimits, WasmInstancePool } from './instance-pool.js'
 import type { CompiledModule } from './module-cache.js'
 
 /** What a loaded plugin is made of. */
@@ -21,7 +27,14 @@ export interface WasmPluginParts {
   manifest: Manifest
   grant: EffectiveGrant
   compiled: CompiledModule
-  pool: WasmInstancePool
+  /**
+   * The settings instances start with under `grant`: its module compiled with the grant's memory
+   * cap, its output and host-call limits, its WASI preopens.
+   */
+  instanceSettings(grant: EffectiveGrant): Promise<GuestWorkerOptions>
+  restart: RestartOptions
+  clock?: SupervisorClock | undefined
+  logger: Logger
   /** Called once the plugin has shut down. */
   onShutdown?: () => void
 }
@@ -29,18 +42,60 @@ export interface WasmPluginParts {
 /** The longest a `health()` probe waits for an instance, and runs. */
 const healthProbeMs = 1_000
 
+/** The pool a manifest without `wasm.pool` gets. */
+const defaultPool = { max_instances: 4, wait_timeout: 5_000 }
+
+/** The pool's limits: the manifest asks, the grant caps. */
+function poolLimits(manifest: Manifest, limits: ResourceLimits): PoolLimits {
+  const { max_instances, wait_timeout } = manifest.wasm?.pool ?? defaultPool
+  return {
+    // The administrator's max_instances caps the manifest's, so that the plugin's guest memory is
+    // at most max_instances × memory_mb, both the administrator's.
+    maxInstances: Math.min(max_instances, limits.max_instances),
+    maxConcurrentCalls: limits.max_concurrent_calls,
+    maxQueuedCalls: limits.max_queued_calls,
+    waitTimeoutMs: wait_timeout,
+  }
+}
+
+/** Whether instances started under `next` differ from those started under `previous`. */
+function instanceSettingsDiffer(previous: EffectiveGrant, next: EffectiveGrant): boolean {
+  const keys = [
+    'memory_mb',
+    'max_output_bytes',
+    'max_host_call_bytes',
+    'max_open_files',
+    'init_timeout',
+  ] as const
+  return (
+    keys.some((key) => previous.limits[key] !== next.limits[key]) ||
+    JSON.stringify(previous.permissions) !== JSON.stringify(next.permissions)
+  )
+}
+
 /**
  * A loaded WASM plugin: the {@link Plugin} contract over a pool of instance workers.
  * `call` is the hot path: one pool acquire, one channel exchange, one release.
+ *
+ * Supervision: an instance lost to a crash (a trap, a dead worker, a call stopped at its deadline)
+ * is reported to the plugin's {@link RestartSupervisor}. While it is `restarting`, no instance
+ * starts until the backoff has passed; callers wait for one within their deadline, or fail with
+ * `unavailable`. Once `quarantined`, every call fails with `unavailable` at once until `reset()`.
  */
 export class WasmPlugin implements Plugin {
   readonly runtime = 'wasm'
   readonly name: string
   readonly #manifest: Manifest
-  readonly #limits: EffectiveGrant['limits']
+  #grant: EffectiveGrant
   readonly #compiled: CompiledModule
   readonly #pool: WasmInstancePool
+  readonly #supervisor: RestartSupervisor
+  readonly #instanceSettings: (grant: EffectiveGrant) => Promise<GuestWorkerOptions>
+  /** The settings of instances started from now on. */
+  #settings: Promise<GuestWorkerOptions>
   readonly #onShutdown: (() => void) | undefined
+  /** Why calls fail at once (the plugin is quarantined), if they do. */
+  #quarantine: PluginError | undefined
   #config: Record<string, unknown> = {}
   /** Bumped by every init(); an instance whose generation differs runs corral_init before it serves. */
   #configGeneration = 0
@@ -55,14 +110,102 @@ export class WasmPlugin implements Plugin {
   #lastError: PluginErrorData | undefined
   #calls = 0
 
-  constructor(parts: WasmPluginParts) {
+  private constructor(parts: WasmPluginParts) {
     this.name = parts.manifest.name
     this.#manifest = parts.manifest
-    this.#limits = parts.grant.limits
+    this.#grant = parts.grant
     this.#compiled = parts.compiled
-    this.#pool = parts.pool
+    this.#instanceSettings = parts.instanceSettings
+    this.#settings = this.#prepare(parts.grant)
     this.#onShutdown = parts.onShutdown
     this.#unready = new PluginError('unavailable', 'init() has not run', { plugin: this.name })
+    this.#pool = new WasmInstancePool({
+      plugin: this.name,
+      ...poolLimits(parts.manifest, parts.grant.limits),
+      create: () => this.#startInstance(),
+    })
+    const { logger } = parts
+    this.#supervisor = new RestartSupervisor(
+      {
+        restart: async () => this.#pool.resume(await this.#startInstance()),
+        log: (level, message) => logger.log(level, message, { plugin: this.name }),
+      },
+      parts.restart,
+      parts.clock,
+    )
+    this.#supervisor.onStateChange((change) => this.#supervise(change))
+  }
+
+  /** Loads a plugin: starts its first instance. */
+  static async load(parts: WasmPluginParts): Promise<WasmPlugin> {
+    const plugin = new WasmPlugin(parts)
+    plugin.#pool.add(await plugin.#startInstance())
+    return plugin
+  }
+
+  /** The limits calls start with now. */
+  get #limits(): ResourceLimits {
+    return this.#grant.limits
+  }
+
+  #prepare(grant: EffectiveGrant): Promise<GuestWorkerOptions> {
+    const settings = this.#instanceSettings(grant)
+    // A module that fails to compile under the new cap fails the instances that need it, not the host.
+    settings.catch(() => undefined)
+    return settings
+  }
+
+  async #startInstance(): Promise<GuestWorker> {
+    const settings = await this.#settings
+    return GuestWorker.start({ ...settings, onCrash: this.#crashed })
+  }
+
+  readonly #crashed = (error: PluginError): void => {
+    this.#supervisor.crashed(`an instance was lost: ${error.code}: ${error.rawMessage}`)
+  }
+
+  /** Holds the pool while the plugin restarts; empties it when the plugin is quarantined. */
+  #supervise(change: RuntimeStateChange): void {
+    if (change.to === 'restarting') {
+      this.#quarantine = undefined
+      this.#pool.pause(
+        new PluginError('unavailable', `the plugin is restarting: ${change.reason}`, { plugin: this.name }),
+      )
+    } else if (change.to === 'quarantined') {
+      this.#quarantine = new PluginError('unavailable', `the plugin is quarantined: ${change.reason}`, {
+        plugin: this.name,
+      })
+      this.#pool.abandon(this.#quarantine)
+    }
+  }
+
+  get state(): RuntimeState {
+    return this.#supervisor.state
+  }
+
+  onStateChange(listener: (change: RuntimeStateChange) => void): () => void {
+    return this.#supervisor.onStateChange(listener)
+  }
+
+  /** Lifts a quarantine: the restart history is forgotten and an instance starts at once. */
+  reset(): Promise<void> {
+    return this.#supervisor.reset()
+  }
+
+  /**
+   * Takes a changed grant: timeouts from the next call on; the pool's size and concurrency at once
+   * (idle instances beyond a lowered `max_instances` stop); memory, output, host-call and open-file
+   * limits and `fs` permissions for instances started from now on, and the instances running now
+   * are replaced as soon as they are idle, so that those hold from the next call on too.
+   */
+  updateGrant(grant: EffectiveGrant): void {
+    const previous = this.#grant
+    this.#grant = grant
+    this.#pool.resize(poolLimits(this.#manifest, grant.limits))
+    if (instanceSettingsDiffer(previous, grant)) {
+      this.#settings = this.#prepare(grant)
+      this.#pool.retire()
+    }
   }
 
   async register(): Promise<Registration> {
@@ -140,6 +283,7 @@ export class WasmPlugin implements Plugin {
     if (!this.#compiled.callable.has(fn)) {
       return new PluginError('unimplemented', `the plugin exports no function ${fn}`, { plugin: this.name })
     }
+    if (this.#quarantine !== undefined) return this.#quarantine
     if (this.#unready !== undefined) return this.#unready
     if (options.signal?.aborted) {
       return new PluginError('canceled', `${fn} was canceled before it started`, { plugin: this.name })
@@ -157,6 +301,7 @@ export class WasmPlugin implements Plugin {
     const status = (ready: boolean, message: string): HealthStatus =>
       this.#lastError === undefined ? { ready, message } : { ready, message, last_error: this.#lastError }
     if (this.#shutdown !== undefined) return status(false, 'shut down')
+    if (this.#quarantine !== undefined) return status(false, this.#quarantine.rawMessage)
     if (this.#unready !== undefined) return status(false, this.#unready.rawMessage)
     if (!this.#compiled.lifecycle.has('corral_health')) return status(true, `${this.#calls} calls served`)
     try {
@@ -181,6 +326,7 @@ export class WasmPlugin implements Plugin {
 
   async #stop(): Promise<void> {
     const deadline = Date.now() + this.#limits.shutdown_timeout
+    this.#supervisor.stop()
     this.#pool.close()
     if (this.#inFlight > 0) {
       await new Promise<void>((resolve) => {
@@ -203,6 +349,7 @@ export class WasmPlugin implements Plugin {
       )
     }
     await this.#pool.terminateAll()
+    this.#supervisor.stopped()
     this.#onShutdown?.()
   }
 
@@ -219,6 +366,7 @@ export class WasmPlugin implements Plugin {
   ): Promise<unknown> {
     if (this.#shutdown !== undefined)
       throw new PluginError('unavailable', 'the plugin is shut down', { plugin: this.name })
+    if (this.#quarantine !== undefined) throw this.#quarantine
     const deadline = Date.now() + timeoutMs
     const context = { plugin: this.name, token: options.token, deadline, chain: options.chain }
     this.#inFlight++

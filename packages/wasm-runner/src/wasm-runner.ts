@@ -1,12 +1,20 @@
 import { readFile, realpath } from 'node:fs/promises'
 import path from 'node:path'
-import type { LoadOptions, Plugin, PluginErrorCode, Runner } from '@corral/types'
-import { PluginError } from '@corral/types'
+import type {
+  EffectiveGrant,
+  LoadOptions,
+  Logger,
+  Plugin,
+  PluginErrorCode,
+  RestartOptions,
+  Runner,
+  SupervisorClock,
+} from '@corral/types'
+import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
 import { defaultMaxHttpResponseBytes } from './extism/kernel.js'
 import { defaultMaxVarBytes, ExtismVarStore } from './extism/var-store.js'
 import { resolvePreopens } from './fs-sandbox.js'
-import { GuestWorker, type GuestWorkerOptions } from './guest-worker.js'
-import { WasmInstancePool } from './instance-pool.js'
+import type { GuestWorkerOptions } from './guest-worker.js'
 import { ModuleCache } from './module-cache.js'
 import { SpareWorkers } from './spare-workers.js'
 import { wasmPageBytes } from './wasm-binary.js'
@@ -16,6 +24,12 @@ import { WasmPlugin } from './wasm-plugin.js'
 export interface WasmRunnerOptions {
   /** How many compiled modules to keep, by content hash. Default 64. */
   moduleCacheSize?: number
+  /** When a plugin whose instance crashed starts again, and when it is quarantined. */
+  restart?: Partial<RestartOptions>
+  /** The supervision's clock and timers (tests pass a fake one). */
+  clock?: SupervisorClock
+  /** Where restarts and quarantines are logged. Default: JSON lines on stderr. */
+  logger?: Logger
 }
 
 /** Loads WASM plugins; see {@link createWasmRunner}. */
@@ -24,9 +38,6 @@ export interface WasmRunner extends Runner {
 }
 
 const mib = 1024 * 1024
-
-/** The pool a manifest without `wasm.pool` gets. */
-const defaultPool = { max_instances: 4, wait_timeout: 5_000 }
 
 function loadFailure(plugin: string, error: unknown): PluginError {
   const failure = PluginError.from(error, 'load_failed', plugin)
@@ -67,6 +78,8 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
   const cache = new ModuleCache(options.moduleCacheSize)
   const spares = new SpareWorkers()
   const loaded = new Set<Plugin>()
+  const restart: RestartOptions = { ...defaultRestartOptions, ...options.restart }
+  const logger = options.logger ?? stderrLogger
   let closed = false
 
   return {
@@ -81,56 +94,53 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
       try {
         const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
         const extism = manifest.wasm?.extism
-        const compiled = await cache.get(bytes, grant.limits.memory_mb, extism && 'extism')
-        const memoryBytes = grant.limits.memory_mb * mib
-        const instanceOptions: GuestWorkerOptions = {
-          module: compiled.module,
-          abi: compiled.abi,
-          plugin,
-          maxOutputBytes: grant.limits.max_output_bytes,
-          maxHostCallBytes: grant.limits.max_host_call_bytes,
-          memoryMb: grant.limits.memory_mb,
-          wasi: compiled.usesWasi
-            ? { preopens: resolvePreopens(dir, grant.permissions), maxOpenFiles: grant.limits.max_open_files }
-            : undefined,
-          // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts),
-          // bounded as its manifest asks and never past the grant's memory_mb.
-          hostApi:
-            compiled.abi === 'extism'
-              ? new ExtismVarStore({
-                  maxBytes: Math.min(extism?.max_var_bytes ?? defaultMaxVarBytes, memoryBytes),
-                }).routeHostCalls(hostApi)
-              : hostApi,
-          extism: {
-            // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
-            maxKernelBytes: Math.min(
-              (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
-              memoryBytes,
-            ),
-            maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
-          },
-          spares,
-          startTimeoutMs: grant.limits.init_timeout,
+        const abi = extism && 'extism'
+        const compiled = await cache.get(bytes, grant.limits.memory_mb, abi)
+        // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts),
+        // bounded as its manifest asks and never past the memory_mb it was loaded with. Kept for
+        // the plugin's life, so that vars outlive instances and grant changes.
+        const routedHostApi =
+          compiled.abi === 'extism'
+            ? new ExtismVarStore({
+                maxBytes: Math.min(extism?.max_var_bytes ?? defaultMaxVarBytes, grant.limits.memory_mb * mib),
+              }).routeHostCalls(hostApi)
+            : hostApi
+        const instanceSettings = async (current: EffectiveGrant): Promise<GuestWorkerOptions> => {
+          const { limits } = current
+          const memoryBytes = limits.memory_mb * mib
+          // Guest memory is capped in the module itself: another cap is another compilation (cached).
+          const module = (await cache.get(bytes, limits.memory_mb, abi)).module
+          return {
+            module,
+            abi: compiled.abi,
+            plugin,
+            maxOutputBytes: limits.max_output_bytes,
+            maxHostCallBytes: limits.max_host_call_bytes,
+            memoryMb: limits.memory_mb,
+            wasi: compiled.usesWasi
+              ? { preopens: resolvePreopens(dir, current.permissions), maxOpenFiles: limits.max_open_files }
+              : undefined,
+            hostApi: routedHostApi,
+            extism: {
+              // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
+              maxKernelBytes: Math.min(
+                (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
+                memoryBytes,
+              ),
+              maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
+            },
+            spares,
+            startTimeoutMs: limits.init_timeout,
+          }
         }
-        const first = await GuestWorker.start(instanceOptions)
-        const { max_instances, wait_timeout } = manifest.wasm?.pool ?? defaultPool
-        const { limits } = grant
-        const pool = new WasmInstancePool({
-          plugin,
-          // The manifest asks; the administrator's max_instances caps it, so that the plugin's guest
-          // memory is at most max_instances × memory_mb, both the administrator's.
-          maxInstances: Math.min(max_instances, limits.max_instances),
-          maxConcurrentCalls: limits.max_concurrent_calls,
-          maxQueuedCalls: limits.max_queued_calls,
-          waitTimeoutMs: wait_timeout,
-          create: () => GuestWorker.start(instanceOptions),
-        })
-        pool.add(first)
-        const wasmPlugin: WasmPlugin = new WasmPlugin({
+        const wasmPlugin: WasmPlugin = await WasmPlugin.load({
           manifest,
           grant,
           compiled,
-          pool,
+          instanceSettings,
+          restart,
+          clock: options.clock,
+          logger,
           onShutdown: () => loaded.delete(wasmPlugin),
         })
         loaded.add(wasmPlugin)

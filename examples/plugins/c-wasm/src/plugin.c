@@ -1,5 +1,5 @@
 /*
- * c-wasm: word and vowel counts, written in C against Corral ABI v1 (ABI.md) with no SDK at all,
+ * c-wasm: word and vowel counts, and a dashboard widget, written in C against Corral ABI v1 (ABI.md) with no SDK at all,
  * to show that the ABI is language-neutral. Built by clang for wasm32-wasi as a reactor.
  */
 #include <stdint.h>
@@ -110,4 +110,15 @@ CORRAL_EXPORT("count") uint64_t count(char *input, int32_t len) {
     static const char note[] = "counted a text";
     corral_log(1, note, sizeof note - 1);
     return pack(last_output, n);
+}
+
+/* The dashboard widget: any input (the host's widget arguments) -> an HTML fragment, as a JSON string. */
+CORRAL_EXPORT("widget") uint64_t widget(char *input, int32_t len) {
+    (void)len;
+    release_output();
+    free(input);
+    static const char html[] =
+        "\"<p>Word and vowel counts, written in C: POST <code>{\\\"text\\\": \\\"...\\\"}</code>"
+        " to <code>/plugins/c-wasm/count</code>.</p>\"";
+    return pack(html, sizeof html - 1);
 }

@@ -24,11 +24,15 @@ export interface Backends {
   close(): Promise<void>
 }
 
-/** Options of {@link createBackends}; the URL options default to the environment variables of the same name. */
+/**
+ * Options of {@link createBackends}. Nothing is read from the environment: a host that keeps its URLs
+ * in `DATABASE_URL`/`REDIS_URL` passes them (a library that read them on its own would switch backends
+ * behind the back of a host that sets them for something else).
+ */
 export interface BackendsOptions {
-  /** `postgres://…`: PostgreSQL for data and policies. Default `process.env.DATABASE_URL`. */
+  /** `postgres://…`: PostgreSQL for data and policies. Unset or empty: SQLite. */
   databaseUrl?: string
-  /** `redis://…`: Redis for the cache, shared rate limits and event fan-out. Default `process.env.REDIS_URL`. */
+  /** `redis://…`: Redis for the cache, shared rate limits and event fan-out. Unset or empty: in process. */
   redisUrl?: string
   /** The SQLite file when no `databaseUrl` is set. Default `:memory:`. */
   sqlitePath?: string
@@ -41,7 +45,7 @@ async function connectRedis(url: string): Promise<{ client: Redis; subscriber: R
   try {
     RedisClient = (await import('ioredis')).Redis
   } catch (error) {
-    throw new PluginError('unavailable', 'REDIS_URL is set but the "ioredis" package is not installed', {
+    throw new PluginError('unavailable', 'a Redis URL is given but the "ioredis" package is not installed', {
       cause: error,
     })
   }
@@ -71,16 +75,18 @@ async function connectRedis(url: string): Promise<{ client: Redis; subscriber: R
 /**
  * Chooses and opens the backends from configuration: embedded by default (SQLite, an in-memory
  * cache and rate limiter, an in-process event bus — nothing to install), PostgreSQL when
- * `DATABASE_URL` is set, Redis when `REDIS_URL` is set. `pg` and `ioredis` are loaded only then.
+ * `databaseUrl` is given, Redis when `redisUrl` is given. `pg` and `ioredis` are loaded only then.
  *
  * @example
  * const backends = await createBackends()                                  // embedded
- * const shared = await createBackends({ databaseUrl, redisUrl })           // distributed
+ * const shared = await createBackends({                                     // distributed
+ *   databaseUrl: process.env.DATABASE_URL,
+ *   redisUrl: process.env.REDIS_URL,
+ * })
  */
 export async function createBackends(options: BackendsOptions = {}): Promise<Backends> {
   const now = options.now ?? Date.now
-  const databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL
-  const redisUrl = options.redisUrl ?? process.env.REDIS_URL
+  const { databaseUrl, redisUrl } = options
   const database =
     databaseUrl === undefined || databaseUrl === ''
       ? createSqliteDatabase({ path: options.sqlitePath ?? ':memory:' })

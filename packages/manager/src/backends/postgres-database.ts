@@ -75,7 +75,7 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
   try {
     pg = (await import('pg')).default
   } catch (error) {
-    throw new PluginError('unavailable', 'DATABASE_URL is set but the "pg" package is not installed', {
+    throw new PluginError('unavailable', 'a PostgreSQL URL is given but the "pg" package is not installed', {
       cause: error,
     })
   }

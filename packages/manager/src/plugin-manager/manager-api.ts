@@ -203,7 +203,8 @@ export interface MountedMenuItem extends Omit<MenuItem, 'children'> {
 }
 
 export interface MountedTemplate extends TemplateSpec {
-  plugin: string
+  /** The plugin that added or overrides it; absent for the host's own templates. */
+  plugin?: string
 }
 
 export interface MountedErrorCode extends ErrorCodeSpec {
@@ -248,6 +249,8 @@ export interface JobInfo {
   /** The administrator's switch (persisted); the registration's `enabled` is its default. */
   enabled: boolean
   running: boolean
+  /** Scheduled runs skipped because the previous run was still going (counted by this replica). */
+  skippedRuns?: number
   /** Epoch milliseconds. */
   nextRunAt?: number
   lastRun?: { at: number; ok: boolean; durationMs: number; error?: PluginErrorData }

@@ -36,7 +36,15 @@ export function createTestClock(): TestClock {
 }
 
 /** Redis has 16 numbered databases; each suite file asks for its own. */
-const redisDatabases: Record<string, number> = { db: 1, http: 2, host: 3, smtp: 4, policy: 5, grants: 6 }
+const redisDatabases: Record<string, number> = {
+  db: 1,
+  http: 2,
+  host: 3,
+  smtp: 4,
+  policy: 5,
+  grants: 6,
+  states: 7,
+}
 
 /** A PostgreSQL database of its own for `suite`, created empty. */
 export async function freshPostgresDatabase(suite: string): Promise<string> {

@@ -6,9 +6,10 @@ import { defaultLimits, effectiveGrant } from '@corral/manifest'
 import type { Plugin } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { compileWat } from '../testing/extism-plugins.js'
+import { reachedState } from '../testing/plugin-state.js'
 import { createWasmRunner } from '../wasm-runner.js'
 import { fromExtismManifest } from './extism-manifest.js'
-import { compileWat } from './test-plugins.js'
 
 /**
  * Modules Extism runs that import nothing of Extism's: one with no imports at all (as Extism's own
@@ -86,8 +87,11 @@ describe('Extism plugins that import nothing of Extism', () => {
     const exit = await failure(plugin.call('fails'))
     expect(exit.code).toBe('plugin_error')
     expect((await failure(plugin.call('unreachable'))).code).toBe('plugin_trap')
+    // A crash restarts the plugin after a backoff, which the next call (300 ms) is not to wait out.
+    await reachedState(plugin, 'running')
     // timeout_ms 300 from the Extism manifest: the worker running the loop is stopped.
     expect((await failure(plugin.call('infinite_loop'))).code).toBe('deadline_exceeded')
+    await reachedState(plugin, 'running')
     expect(await plugin.call('ok')).toBeNull()
     await plugin.shutdown()
   })
@@ -96,6 +100,7 @@ describe('Extism plugins that import nothing of Extism', () => {
     const plugin = await load('wasi-only', wasiOnly)
     expect(await plugin.call('random')).toBeNull()
     expect((await failure(plugin.call('infinite_loop'))).code).toBe('deadline_exceeded')
+    await reachedState(plugin, 'running')
     expect(await plugin.call('random')).toBeNull()
     await plugin.shutdown()
   })

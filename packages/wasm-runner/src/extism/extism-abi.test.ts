@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { behaviourPluginWat, compileWat, runtimeStartWat } from '../testing/extism-plugins.js'
 import { readModuleInfo } from '../wasm-binary.js'
 import { extismAbiCheck } from './extism-abi.js'
-import { behaviourPluginWat, compileWat, runtimeStartWat } from './test-plugins.js'
 
 async function info(wat: string) {
   return readModuleInfo(await compileWat(wat))

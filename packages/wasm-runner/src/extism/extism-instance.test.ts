@@ -2,10 +2,15 @@ import { matchAnyScope } from '@corral/manifest'
 import type { LogLevel } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  behaviourPluginWat,
+  compileWat,
+  runtimeStartWat,
+  unknownImportWat,
+} from '../testing/extism-plugins.js'
 import { ExtismInstance } from './extism-instance.js'
 import { isExtismModule } from './import-object.js'
 import type { SyncHostCall } from './kernel.js'
-import { behaviourPluginWat, compileWat, runtimeStartWat, unknownImportWat } from './test-plugins.js'
 import { ExtismVarStore } from './var-store.js'
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)

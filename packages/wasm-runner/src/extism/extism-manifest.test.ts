@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { behaviourPluginWat, compileWat } from '../testing/extism-plugins.js'
 import type { ExtismManifest } from './extism-manifest.js'
 import { fromExtismManifest } from './extism-manifest.js'
-import { behaviourPluginWat, compileWat } from './test-plugins.js'
 
 let dir: string
 let outside: string

@@ -8,10 +8,10 @@ import { defaultLimits, effectiveGrant, matchAnyScope } from '@corral/manifest'
 import type { HostCallHandler, Plugin, ResourcePolicy } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { behaviourPluginWat, compileWat, unknownImportWat } from '../testing/extism-plugins.js'
 import { createWasmRunner } from '../wasm-runner.js'
 import type { ExtismManifest } from './extism-manifest.js'
 import { fromExtismManifest } from './extism-manifest.js'
-import { behaviourPluginWat, compileWat, unknownImportWat } from './test-plugins.js'
 
 /**
  * Extism-ABI plugins under the real runner: worker threads, the pool, timeouts, the memory cap,

@@ -1,8 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { parseManifest } from '@corral/manifest'
+import { PluginError } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { discoverPlugins, pluginNameKey } from './discover-plugins.js'
+import { discoverPlugins, pluginNameKey } from './plugin-discovery.js'
+
+/** Bare `.wasm` files are described by the manager's WASM runner; these tests have none. */
+const noWasm = () => Promise.reject(new PluginError('internal', 'no bare .wasm expected here'))
 
 describe('discoverPlugins', () => {
   let dir: string
@@ -28,8 +33,8 @@ describe('discoverPlugins', () => {
       'future',
       'name: future\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\nmin_host_version: ">=9"\n',
     )
-    const found = await discoverPlugins(dir, '0.1.0')
-    expect(found.map((p) => [path.basename(p.dir), p.ok ? 'ok' : p.error.code])).toEqual([
+    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm })
+    expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['broken', 'manifest_invalid'],
       ['future', 'incompatible'],
       ['good', 'ok'],
@@ -46,14 +51,46 @@ describe('discoverPlugins', () => {
     await plugin('twin', manifest('twin:*'))
     await plugin('impostor', manifest('*'))
     await plugin('other', 'name: other\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n')
-    const found = await discoverPlugins(dir, '0.1.0')
-    expect(found.map((p) => [path.basename(p.dir), p.ok ? 'ok' : p.error.code])).toEqual([
+    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm })
+    expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['impostor', 'already_exists'],
       ['other', 'ok'],
       ['twin', 'already_exists'],
     ])
     expect(found[0]?.ok === false && found[0].error.message).toMatch(/also declared by twin/)
     expect(found[2]?.ok === false && found[2].error.message).toMatch(/also declared by impostor/)
+  })
+
+  it('takes bare .wasm files, described by their registration, and sources named one by one', async () => {
+    await writeFile(path.join(dir, 'solo.wasm'), '')
+    await writeFile(path.join(dir, 'opaque.wasm'), '')
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'corral-source-'))
+    try {
+      await writeFile(
+        path.join(elsewhere, 'plugin.yaml'),
+        'name: outside\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n',
+      )
+      await writeFile(path.join(elsewhere, 'a.wasm'), '')
+      const describeWasm = async (file: string) => {
+        if (path.basename(file) === 'opaque.wasm') {
+          throw new PluginError('load_failed', 'opaque.wasm exports no corral_register')
+        }
+        return parseManifest('name: solo\nversion: 2.0.0\nruntime: wasm\nentry: {wasm: solo.wasm}\n')
+      }
+      const found = await discoverPlugins({
+        pluginsDir: dir,
+        sources: [{ path: elsewhere }, { path: path.join(dir, 'solo.wasm') }],
+        hostVersion: '0.1.0',
+        describeWasm,
+      })
+      expect(found.map((p) => (p.ok ? [p.manifest.name, p.dir] : [p.name, p.error.code]))).toEqual([
+        ['opaque', 'load_failed'],
+        ['solo', dir],
+        ['outside', elsewhere],
+      ])
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true })
+    }
   })
 
   it('keys names by their folded form, so names differing only in case or Unicode form collide', () => {

@@ -1,16 +1,20 @@
 import { X509Certificate } from 'node:crypto'
-import { generateCertificate } from '@corral/proto'
 import { isPluginError } from '@corral/types'
 import { describe, expect, it } from 'vitest'
-import { parseHandshakeLine } from './handshake-line.js'
+import { generateCertificate } from './auto-mtls.js'
+import { formatHandshakeLine, parseHandshakeLine } from './handshake-line.js'
 
 function failure(line: string) {
+  return refusal(() => parseHandshakeLine(line, [1], 'p'))
+}
+
+function refusal(work: () => unknown) {
   try {
-    parseHandshakeLine(line, [1], 'p')
+    work()
   } catch (error) {
     if (isPluginError(error)) return error
   }
-  throw new Error(`expected ${line} to be refused`)
+  throw new Error('expected a PluginError')
 }
 
 describe('parseHandshakeLine', () => {
@@ -60,5 +64,48 @@ describe('parseHandshakeLine', () => {
     expect(error.message).toContain(message)
     // The offending line is always shown.
     expect(error.message).toContain(JSON.stringify(line))
+  })
+})
+
+describe('formatHandshakeLine', () => {
+  it('writes go-plugin’s line, which parseHandshakeLine reads back', () => {
+    const line = formatHandshakeLine({ appVersion: 3, network: 'unix', address: '/tmp/p.sock' })
+    expect(line).toBe('1|3|unix|/tmp/p.sock|grpc|\n')
+    expect(parseHandshakeLine(line, [3], 'p')).toEqual({
+      coreVersion: 1,
+      appVersion: 3,
+      network: 'unix',
+      address: '/tmp/p.sock',
+      protocol: 'grpc',
+    })
+  })
+
+  it('sends the certificate as base64 DER without padding', async () => {
+    const { certPem } = await generateCertificate()
+    const line = formatHandshakeLine({
+      appVersion: 1,
+      network: 'tcp',
+      address: '127.0.0.1:5000',
+      serverCertPem: certPem,
+    })
+    const cert = line.trimEnd().split('|')[5] ?? ''
+    expect(cert).toMatch(/^[A-Za-z0-9+/]+$/)
+    expect(Buffer.from(cert, 'base64')).toEqual(new X509Certificate(certPem).raw)
+    const parsed = parseHandshakeLine(line, [1], 'p')
+    expect(new X509Certificate(parsed.serverCertPem ?? '').fingerprint256).toBe(
+      new X509Certificate(certPem).fingerprint256,
+    )
+  })
+
+  it.each([
+    [{ appVersion: 1, network: 'unix', address: '' }, 'address "" is empty'],
+    [{ appVersion: 1, network: 'unix', address: '/a|b' }, 'address "/a|b" is empty or holds "|"'],
+    [{ appVersion: 1, network: 'unix', address: '/a\nb' }, 'or white space'],
+    [{ appVersion: 1.5, network: 'unix', address: '/s' }, 'app protocol version 1.5 is not a whole number'],
+    [{ appVersion: 1, network: 'unix', address: '/s', serverCertPem: 'nope' }, 'certificate does not parse'],
+  ] as const)('refuses %j: %s', (fields, message) => {
+    const error = refusal(() => formatHandshakeLine(fields))
+    expect(error.code).toBe('invalid_argument')
+    expect(error.message).toContain(message)
   })
 })

@@ -1,14 +1,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { type Backends, createBackends, createSandboxedHostApi, type SandboxedHostApi } from '@corral/manager'
 import { defaultLimits, effectiveGrant } from '@corral/manifest'
 import type { EffectiveGrant, Plugin } from '@corral/types'
 import { isPluginError } from '@corral/types'
+import { createWasmRunner, fromExtismManifest } from '@corral/wasm-runner'
+import { behaviourPluginWat, compileWat } from '@corral/wasm-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createWasmRunner } from '../wasm-runner.js'
-import { fromExtismManifest } from './extism-manifest.js'
-import { behaviourPluginWat, compileWat } from './test-plugins.js'
+import { type Backends, createBackends } from '../backends/create-backends.js'
+import { createSandboxedHostApi, type SandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 
 /**
  * An Extism plugin's vars are kept by the runner, not by a host method; a var access is host work

@@ -1,13 +1,17 @@
 import { X509Certificate } from 'node:crypto'
 import { PluginError } from '@corral/types'
 
-/** The line a go-plugin plugin prints on stdout once it serves: `core|app|network|address|protocol|cert`. */
+/**
+ * The line a go-plugin plugin prints on stdout once it serves:
+ * `core|app|network|address|protocol|cert`, e.g. `1|1|unix|/tmp/plugin42.sock|grpc|MIIB…`.
+ */
 export interface HandshakeLine {
-  /** go-plugin's core protocol version; always 1. */
+  /** go-plugin's core protocol version; always {@link coreProtocolVersion}. */
   coreVersion: number
   /** The application protocol version the plugin chose from `PLUGIN_PROTOCOL_VERSIONS`. */
   appVersion: number
   network: 'unix' | 'tcp'
+  /** A socket path (`unix`) or `host:port` (`tcp`). */
   address: string
   protocol: 'grpc'
   /** The plugin's AutoMTLS server certificate (PEM), when it sent one. */
@@ -17,16 +21,48 @@ export interface HandshakeLine {
 /** go-plugin's core protocol version, the first field of every handshake line. */
 export const coreProtocolVersion = 1
 
+/** A handshake line longer than this is shown cut in an error message. */
+const shownLineChars = 200
+
 /**
- * Parses a handshake line, checking every field; a malformed one is a `load_failed` error naming the
- * field and showing the line, an unsupported version or protocol is `incompatible`.
+ * The plugin side: the handshake line (with its newline) announcing where it serves. The
+ * certificate travels as its DER in base64 without padding, as go-plugin writes it. A field that
+ * would break the line (an address with "|" or white space, a certificate that does not parse) is
+ * an `invalid_argument` error.
+ *
+ * @example
+ * process.stdout.write(formatHandshakeLine({ appVersion: 1, network: 'unix', address: socketPath }))
+ */
+export function formatHandshakeLine(
+  line: Pick<HandshakeLine, 'appVersion' | 'network' | 'address' | 'serverCertPem'>,
+): string {
+  if (!Number.isInteger(line.appVersion) || line.appVersion < 0) {
+    throw new PluginError(
+      'invalid_argument',
+      `handshake: app protocol version ${line.appVersion} is not a whole number`,
+    )
+  }
+  if (line.address === '' || /[|\s]/.test(line.address)) {
+    throw new PluginError(
+      'invalid_argument',
+      `handshake: address ${JSON.stringify(line.address)} is empty or holds "|" or white space`,
+    )
+  }
+  const cert = line.serverCertPem === undefined ? '' : certificateBase64(line.serverCertPem)
+  return `${coreProtocolVersion}|${line.appVersion}|${line.network}|${line.address}|grpc|${cert}\n`
+}
+
+/**
+ * The host side: parses a handshake line, checking every field; a malformed one is a `load_failed`
+ * error naming the field and showing the line, an unsupported version or protocol is
+ * `incompatible`.
  */
 export function parseHandshakeLine(
   line: string,
   appVersions: readonly number[],
   plugin: string,
 ): HandshakeLine {
-  const shown = JSON.stringify(line.length > 200 ? `${line.slice(0, 200)}…` : line)
+  const shown = JSON.stringify(line.length > shownLineChars ? `${line.slice(0, shownLineChars)}…` : line)
   const fail = (code: 'load_failed' | 'incompatible', message: string) =>
     new PluginError(code, `handshake: ${message} in ${shown}`, { plugin })
   const parts = line.trim().split('|')
@@ -64,7 +100,21 @@ export function parseHandshakeLine(
   return result
 }
 
-/** go-plugin sends the DER certificate in base64 without padding; newer versions and Corral's SDK alike. */
+/** A PEM certificate as the handshake line carries it: its DER in base64, without padding. */
+function certificateBase64(pem: string): string {
+  let der: Buffer
+  try {
+    der = new X509Certificate(pem).raw
+  } catch (error) {
+    throw new PluginError(
+      'invalid_argument',
+      `handshake: the server certificate does not parse (${(error as Error).message})`,
+    )
+  }
+  return der.toString('base64').replace(/=+$/, '')
+}
+
+/** The handshake line's certificate as PEM; go-plugin's older versions pad the base64, newer ones do not. */
 function certificatePem(base64: string, fail: (code: 'load_failed', message: string) => PluginError): string {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64))
     throw fail('load_failed', 'the server certificate is not base64')

@@ -1,5 +1,5 @@
 /**
- * Test fixture: Extism-ABI plugins written in WAT, compiled from source with wabt when a test runs.
+ * Test support: Extism-ABI plugins written in WAT, compiled from source with wabt when a test runs.
  * They use only `extism:host/env` (and `extism:host/user.corral_host_call`), as a plugin built with
  * an Extism PDK does.
  */

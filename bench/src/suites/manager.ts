@@ -1,0 +1,155 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createBackends, createPluginManager, type PluginManager } from '@corral/manager'
+import type { Plugin, ResourcePolicy, Runner } from '@corral/types'
+import { createWasmRunner } from '@corral/wasm-runner'
+import { compileWat } from '../compile-wat.js'
+import type { BenchReport, Measurement } from '../harness.js'
+import { echoWat, payload } from './wasm.js'
+
+const quiet = { log() {} }
+const idlePlugins = 20
+const mb = 1024 * 1024
+
+/** An approved policy under which the bench, not a rate limit, sets the pace. */
+function benchPolicy(plugin: string): ResourcePolicy {
+  return {
+    plugin,
+    status: 'approved',
+    grants: [],
+    rate_limits: { calls_per_second: 1e9 },
+    limits: { call_timeout: 5_000 },
+  } as unknown as ResourcePolicy
+}
+
+async function writeEchoPlugin(pluginsDir: string, name: string, wasm: Uint8Array): Promise<void> {
+  const dir = path.join(pluginsDir, name)
+  await mkdir(dir, { recursive: true })
+  await writeFile(path.join(dir, 'echo.wasm'), wasm)
+  await writeFile(
+    path.join(dir, 'plugin.yaml'),
+    `name: ${name}\nversion: 0.1.0\nruntime: wasm\nentry: {wasm: echo.wasm}\nwasm: {pool: {max_instances: 1, wait_timeout: 5s}}\n`,
+  )
+}
+
+/** `count` calls of `fn` one at a time, each timed (µs). */
+async function timeEach(fn: () => Promise<unknown>, count: number): Promise<number[]> {
+  const samples: number[] = []
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now()
+    await fn()
+    samples.push((performance.now() - t0) * 1000)
+  }
+  return samples
+}
+
+function summarize(samples: number[]): Measurement {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
+  const totalS = samples.reduce((a, b) => a + b, 0) / 1e6
+  return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: samples.length / totalS }
+}
+
+/** The resident set once the heap has settled (GC when exposed, and a moment for workers to idle). */
+async function settledRssMb(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  await sleep(1_000)
+  gc?.()
+  return process.memoryUsage.rss() / mb
+}
+
+/**
+ * `host.rss`: the resident set of this host with the manager and no plugin, then with 20 small
+ * WASM plugins loaded through it and idle; the row says what one idle plugin costs.
+ */
+async function measureIdlePlugins(report: BenchReport, wasm: Uint8Array): Promise<void> {
+  const pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-bench-idle-'))
+  const backends = await createBackends({ sqlitePath: ':memory:' })
+  const manager = createPluginManager({ pluginsDir, hostVersion: '1.0.0', backends, logger: quiet })
+  try {
+    await manager.start()
+    const none = report.addMemory('baseline.host.rss', await settledRssMb())
+    for (let i = 1; i <= idlePlugins; i++) {
+      const name = `idle-${i}`
+      await writeEchoPlugin(pluginsDir, name, wasm)
+      await manager.load(path.join(pluginsDir, name))
+    }
+    const loaded = manager.list().filter((p) => p.state === 'running').length
+    if (loaded !== idlePlugins) throw new Error(`only ${loaded} of ${idlePlugins} idle plugins run`)
+    const rss = await settledRssMb()
+    const perPlugin = (rss - (none.rss_mb ?? 0)) / idlePlugins
+    report.addMemory(`host.rss (${idlePlugins} idle WASM; ${perPlugin.toFixed(1)} MB each)`, rss, {
+      baseline: none.name,
+      maxAboveMb: 150,
+    })
+  } finally {
+    await manager.close()
+    await backends.close()
+    await rm(pluginsDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * `manager.call`: the same echo plugin called through `manager.call` (policy, rate limit, in-flight
+ * tracking, metrics) and through the runner plugin's own `call`, in interleaved rounds so that
+ * both see the same machine.
+ */
+async function measureCalls(report: BenchReport, wasm: Uint8Array): Promise<void> {
+  const pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-bench-manager-'))
+  const backends = await createBackends({ sqlitePath: ':memory:' })
+  const wasmRunner = createWasmRunner()
+  const loaded: Plugin[] = []
+  // The manager's own runner, also handing the bench the plugin it loads.
+  const runner: Runner = {
+    runtime: 'wasm',
+    async load(options) {
+      const plugin = await wasmRunner.load(options)
+      loaded.push(plugin)
+      return plugin
+    },
+    close: () => wasmRunner.close(),
+  }
+  let manager: PluginManager | undefined
+  try {
+    await writeEchoPlugin(pluginsDir, 'bench-echo', wasm)
+    manager = createPluginManager({
+      pluginsDir,
+      hostVersion: '1.0.0',
+      backends,
+      logger: quiet,
+      runners: { wasm: runner },
+      policies: [benchPolicy('bench-echo')],
+    })
+    await manager.start()
+    const plugin = loaded[0]
+    if (plugin === undefined) throw new Error('bench-echo did not load')
+    const viaManager = manager
+    const direct: number[] = []
+    const managed: number[] = []
+    for (let round = 0; round < 12; round++) {
+      direct.push(...(await timeEach(() => plugin.call('echo', payload), 4_000)))
+      managed.push(...(await timeEach(() => viaManager.call('bench-echo', 'echo', payload), 4_000)))
+    }
+    // The first round of each is the warm-up.
+    report.add('manager.call.runner (wasm.call)', summarize(direct.slice(4_000)))
+    report.add('manager.call', summarize(managed.slice(4_000)), {
+      baseline: 'manager.call.runner (wasm.call)',
+      target: { kind: 'max_ratio', value: 1.05 },
+    })
+  } finally {
+    await manager?.close()
+    await wasmRunner.close()
+    await backends.close()
+    await rm(pluginsDir, { recursive: true, force: true })
+  }
+}
+
+/** The manager rows of docs/performance.md: `host.rss` and `manager.call`. */
+export default async function manager(report: BenchReport): Promise<void> {
+  const wasm = await compileWat(echoWat)
+  await measureIdlePlugins(report, wasm)
+  await measureCalls(report, wasm)
+}

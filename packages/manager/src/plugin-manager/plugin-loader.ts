@@ -1,0 +1,48 @@
+import { effectiveGrant, validateConfig } from '@corral/manifest'
+import type { HostCallHandler, Manifest, PluginRuntime, ResourcePolicy, Runner } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { PluginVersion } from './plugin-version.js'
+
+/** What loading one version of a plugin needs. */
+export interface PluginLoaderOptions {
+  runners: Readonly<Record<PluginRuntime, Runner>>
+  hostApiFor: (plugin: string) => HostCallHandler
+  /** The host's per-plugin config, laid over the manifest's defaults. */
+  config?: (plugin: string) => Record<string, unknown> | undefined
+  /** Checks the plugin's package before anything of it runs (signatures); rejects to refuse it. */
+  verify?: (manifest: Manifest, dir: string) => Promise<void>
+}
+
+/**
+ * Loads, registers and initialises one version of a plugin under the grant its policy gives it.
+ * Nothing is left running when it fails: the loaded plugin is shut down before the error goes up.
+ */
+export async function loadPluginVersion(
+  options: PluginLoaderOptions,
+  found: { manifest: Manifest; dir: string },
+  policy: ResourcePolicy,
+): Promise<PluginVersion> {
+  const { manifest, dir } = found
+  const name = manifest.name
+  try {
+    await options.verify?.(manifest, dir)
+    const grant = effectiveGrant(manifest.resources, policy)
+    const config = validateConfig(manifest, options.config?.(name))
+    const plugin = await options.runners[manifest.runtime].load({
+      manifest,
+      dir,
+      grant,
+      hostApi: options.hostApiFor(name),
+    })
+    try {
+      const registration = await plugin.register()
+      await plugin.init(config)
+      return new PluginVersion({ plugin, manifest, dir, registration, config, grant })
+    } catch (error) {
+      await plugin.shutdown().catch(() => {})
+      throw error
+    }
+  } catch (error) {
+    throw PluginError.from(error, 'load_failed', name)
+  }
+}
