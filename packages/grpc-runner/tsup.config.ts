@@ -1,8 +1,8 @@
 import { defineConfig } from 'tsup'
 import base from '../../tsup.config.base.js'
 
-// `testing` is its own entry: fixtures and helpers for other packages' tests (`./testing`).
+// Three entries: the public one, `./internal` for sibling packages, `./testing` for other packages' tests.
 export default defineConfig({
   ...base,
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+  entry: { index: 'src/index.ts', internal: 'src/internal.ts', 'testing/index': 'src/testing/index.ts' },
 })

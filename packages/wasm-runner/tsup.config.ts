@@ -1,12 +1,14 @@
 import { defineConfig } from 'tsup'
 import base from '../../tsup.config.base.js'
 
-// The instance worker is its own entry: worker threads load it by file, next to index.js.
+// The worker is its own entry: worker threads load it by file, next to index.js. `./testing`
+// (Corral's own tests) imports wabt, a development dependency, rather than bundling it.
 export default defineConfig({
   ...base,
+  external: ['wabt'],
   entry: {
     index: 'src/index.ts',
-    'instance-worker': 'src/instance-worker.ts',
+    worker: 'src/worker/worker.ts',
     testing: 'src/testing/index.ts',
   },
 })

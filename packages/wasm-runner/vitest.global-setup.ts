@@ -7,7 +7,7 @@ import { build } from 'tsup'
  */
 export default async function setup(): Promise<void> {
   await build({
-    entry: [fileURLToPath(new URL('./src/instance-worker.ts', import.meta.url))],
+    entry: { worker: fileURLToPath(new URL('./src/worker/worker.ts', import.meta.url)) },
     format: ['esm'],
     outDir: fileURLToPath(new URL('./dist', import.meta.url)),
     target: 'node20',

@@ -1,13 +1,18 @@
-import {
-  bidi,
-  type CallBatch,
-  type CallRequest,
-  type CallResult,
-  pluginService,
-  type ResultBatch,
-} from '@corral/proto'
+import type { CallBatch, CallRequest, CallResult, ResultBatch } from '@corral/proto'
 import { type AbortSignalLike, PluginError } from '@corral/types'
-import { type Client, type ClientDuplexStream, type ServiceError, status } from '@grpc/grpc-js'
+import { type ServiceError, status } from '@grpc/grpc-js'
+
+/**
+ * What {@link CallStream} uses of a `PluginService/CallStream` duplex (`bidi(rpc,
+ * pluginService.callStream)` of `@corral/proto`); a unit test passes a fake one.
+ */
+export interface CallBatchStream {
+  write(batch: CallBatch): unknown
+  cancel(): void
+  on(event: 'data', listener: (batch: ResultBatch) => void): unknown
+  on(event: 'error', listener: (error: Partial<ServiceError>) => void): unknown
+  on(event: 'end', listener: () => void): unknown
+}
 
 interface PendingCall {
   /** Turns the plugin's result into the call's value (or throws the call's error). */
@@ -24,8 +29,8 @@ interface PendingCall {
   onSettled: (() => void) | undefined
 }
 
-/** One call as the multiplexer sends it. */
-export interface StreamCall {
+/** One call as it goes to the plugin, on the call stream or as a unary call. */
+export interface OutgoingCall {
   function: string
   argsJson: Uint8Array
   timeoutMs: number
@@ -40,7 +45,7 @@ export interface StreamCall {
  * the call on time and tells the plugin with a cancel request.
  */
 export class CallStream {
-  readonly #stream: ClientDuplexStream<CallBatch, ResultBatch>
+  readonly #stream: CallBatchStream
   readonly #pending = new Map<number, PendingCall>()
   #outbox: CallRequest[] = []
   #flushing = false
@@ -55,9 +60,9 @@ export class CallStream {
   #deadlineAt = Number.POSITIVE_INFINITY
 
   /** `maxOutputBytes` only names the limit when the plugin sends a message too large to take. */
-  constructor(rpc: Client, plugin: string, maxOutputBytes: number) {
+  constructor(stream: CallBatchStream, plugin: string, maxOutputBytes: number) {
     this.#plugin = plugin
-    this.#stream = bidi(rpc, pluginService.callStream)
+    this.#stream = stream
     this.#stream.on('data', (batch: ResultBatch) => {
       for (const result of batch.results ?? []) {
         const pending = this.#pending.get(result.id ?? 0)
@@ -101,7 +106,7 @@ export class CallStream {
    * its deadline, on abort, or when the stream breaks. `onSettled` runs once, however it ends.
    */
   call<T>(
-    request: StreamCall,
+    request: OutgoingCall,
     signal: AbortSignalLike | undefined,
     decode: (result: CallResult) => T,
     onSettled?: () => void,

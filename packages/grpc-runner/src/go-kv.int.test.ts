@@ -1,7 +1,6 @@
-import { isPluginError, type Plugin } from '@corral/types'
+import { isPluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   eventually,
   examplePlugin,
@@ -15,7 +14,7 @@ describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1
   const host = recordingHost()
   const logs = memoryLogger()
   const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: logs.logger })
-  let plugin: Plugin
+  let plugin: GrpcPlugin
 
   beforeAll(async () => {
     const { manifest, dir, grant } = await examplePlugin('go-kv', {}, goKvPolicy)
@@ -56,7 +55,7 @@ describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1
   })
 
   it('shuts down through the controller, leaving no process', async () => {
-    const pid = (plugin as GrpcPlugin).pid as number
+    const pid = plugin.pid as number
     await plugin.shutdown()
     await eventually(() => !processExists(pid), 5000, 'go-kv to exit')
   })

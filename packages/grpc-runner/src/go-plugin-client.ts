@@ -22,10 +22,10 @@ import {
   unary,
 } from '@corral/proto'
 import type { Logger } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { PluginError, stderrLogger } from '@corral/types'
 import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
-import { LineReader, stderrLogger } from './plugin-log.js'
+import { LineReader, logLineLimits } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */
@@ -83,7 +83,10 @@ export interface ReattachConfig {
   secrets?: PeerSecrets
 }
 
-/** A connected go-plugin plugin. */
+/**
+ * A connected go-plugin plugin. Its lifecycle verbs: `stop` a process this host started (it owns
+ * it), `disconnect` from one it reattached to (it does not own it); neither rejects.
+ */
 export interface GoPluginClient {
   readonly name: string
   /** The plugin's process id (absent for a reattached service without one). */
@@ -113,6 +116,10 @@ export interface GoPluginClient {
 }
 
 const defaultStartTimeoutMs = 10_000
+/** How long `stop()` gives a plugin to exit after Shutdown, unless told. */
+const defaultStopGraceMs = 2000
+/** How often a reattached service's pid is checked for life. */
+const pidPollMs = 500
 
 /**
  * Starts a go-plugin gRPC plugin and connects to it: launch with the magic cookie and a minimal
@@ -200,12 +207,12 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       },
       exited: proc.exited,
       timeoutMs: startTimeoutMs,
-      kill: () => started.killGroup('SIGKILL'),
+      kill: () => started.kill(),
       cleanup: removeSocketDir,
     })
     return client
   } catch (error) {
-    proc?.killGroup('SIGKILL')
+    proc?.kill()
     if (proc !== undefined) await proc.exited
     removeSocketDir()
     throw PluginError.from(error, 'load_failed', name)
@@ -249,7 +256,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
               clearInterval(watch)
               resolve({ code: null, signal: null })
             }
-          }, 500)
+          }, pidPollMs)
           watch.unref()
         })
   const cleanup = () => {
@@ -372,7 +379,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       return false
     }
   }
-  const stop = (graceMs = 2000): Promise<void> => {
+  const stop = (graceMs = defaultStopGraceMs): Promise<void> => {
     stopping ??= (async () => {
       // The plugin's server waits for open streams before it exits: end ours first.
       stdio.cancel()
@@ -420,8 +427,7 @@ function forwardStdio(rpc: Client, name: string, logger: Logger): { cancel(): vo
   )
   const reader = (channel: string) =>
     new LineReader({
-      maxLineBytes: 16 * 1024,
-      maxLinesPerSecond: 200,
+      ...logLineLimits,
       onLine: (line) => logger.log('info', line, { plugin: name, stream: channel }),
       onDropped: (count) => logger.log('warn', `dropped ${count} ${channel} lines`, { plugin: name }),
     })

@@ -17,6 +17,9 @@ import { PluginError } from '@corral/types'
 import type { ChannelCredentials, Client, ClientDuplexStream, ClientOptions } from '@grpc/grpc-js'
 import { Server } from '@grpc/grpc-js'
 
+/** How long `dial` waits for the plugin to offer a service, unless told. */
+const defaultDialTimeoutMs = 5000
+
 /**
  * Where the host's broker listens: unix sockets in a private folder for a plugin on this machine,
  * TCP on `host` (an address of this host the plugin can reach; bound as given) for a plugin reached
@@ -147,7 +150,7 @@ export class GrpcBroker {
   }
 
   /** Waits (up to `timeoutMs`) for the plugin to offer service `id`, and says how to reach it. */
-  async dial(id: number, timeoutMs = 5000): Promise<BrokerTarget> {
+  async dial(id: number, timeoutMs = defaultDialTimeoutMs): Promise<BrokerTarget> {
     const info =
       this.#offered.get(id) ??
       (await new Promise<ConnInfo>((resolve, reject) => {

@@ -1,14 +1,13 @@
-import { isPluginError, type Plugin } from '@corral/types'
+import { isPluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import { eventually, examplePlugin, memoryLogger, processExists, recordingHost } from './testing/support.js'
 
 describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)', () => {
   const host = recordingHost()
   const { logger } = memoryLogger()
   const runner = createGrpcRunner({ hostVersion: '0.1.0', logger })
-  let plugin: Plugin
+  let plugin: GrpcPlugin
 
   beforeAll(async () => {
     const { manifest, dir, grant } = await examplePlugin('hello-grpc')
@@ -119,7 +118,7 @@ describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)'
 
   it('reports health and shuts down, leaving no process', async () => {
     expect(await plugin.health()).toMatchObject({ ready: true })
-    const pid = (plugin as GrpcPlugin).pid as number
+    const pid = plugin.pid as number
     expect(processExists(pid)).toBe(true)
     await plugin.shutdown()
     await eventually(() => !processExists(pid), 5000, 'the plugin process to exit')

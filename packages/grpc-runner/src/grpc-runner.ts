@@ -1,13 +1,45 @@
 import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClock } from '@corral/types'
-import { defaultRestartOptions, PluginError } from '@corral/types'
-import { GrpcPlugin, type ReattachTarget, type SupervisionOptions } from './grpc-plugin.js'
-import { stderrLogger } from './plugin-log.js'
+import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
+import { LoadedGrpcPlugin } from './loaded-grpc-plugin.js'
+import type { ReattachTarget } from './plugin-launch.js'
+import type { SupervisionOptions } from './process-watch.js'
+
+/**
+ * A plugin the gRPC runner loaded: the {@link Plugin} contract, and what only a plugin in a process
+ * of its own has.
+ *
+ * Lifecycle verbs, one per level: `shutdown()` is the plugin contract's graceful stop (its
+ * `PluginService/Shutdown` within `shutdown_timeout`, then its process is stopped or its service
+ * disconnected); the runner's `close()` shuts down every plugin it loaded. Below, on a
+ * {@link GoPluginClient}: `stop` a process the runner owns (go-plugin's Shutdown, a grace period,
+ * then kill), `disconnect` from a service it does not own (the service keeps running), `kill` by
+ * force (SIGKILL to the process group, no grace); `close` releases a resource that is not a process
+ * (a stream, a broker server, a connection).
+ */
+export interface GrpcPlugin extends Plugin {
+  readonly runtime: 'grpc'
+  /** The plugin process's id while one runs; a reattached service's only if its config gives one. */
+  readonly pid: number | undefined
+  /** Whether this plugin is a service of its own the runner reattached to (not a process it owns). */
+  readonly reattached: boolean
+}
+
+/** The runner of `runtime: grpc` plugins, as {@link createGrpcRunner} makes it. */
+export interface GrpcRunner extends Runner {
+  readonly runtime: 'grpc'
+  load(options: LoadOptions): Promise<GrpcPlugin>
+  /** Shuts down every plugin it loaded; `load` refuses from then on. */
+  close(): Promise<void>
+}
 
 /** Options of {@link createGrpcRunner}. */
 export interface GrpcRunnerOptions {
   /** Sent to plugins in `Register`. Default `0.0.0`. */
   hostVersion?: string
-  /** Receives plugins' logs (hclog stderr lines, forwarded stdio) and the runner's notes. */
+  /**
+   * Receives plugins' logs (hclog stderr lines, forwarded stdio) and the runner's notes. Default
+   * `stderrLogger` of `@corral/types`.
+   */
   logger?: Logger
   /**
    * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS): the host's
@@ -58,7 +90,7 @@ const defaultSupervision: SupervisionOptions = {
  *   reattach: { reports: { network: 'tcp', address: '10.0.0.7:7001', protocolVersion: 1, tls, brokerHost: '10.0.0.2' } },
  * })
  */
-export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
+export function createGrpcRunner(options: GrpcRunnerOptions = {}): GrpcRunner {
   const settings = {
     hostVersion: options.hostVersion ?? '0.0.0',
     logger: options.logger ?? stderrLogger,
@@ -68,11 +100,11 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
     clock: options.clock,
     reattach: options.reattach ?? {},
   }
-  const loaded = new Set<GrpcPlugin>()
+  const loaded = new Set<LoadedGrpcPlugin>()
   let closed = false
   return {
     runtime: 'grpc',
-    async load(load: LoadOptions): Promise<Plugin> {
+    async load(load: LoadOptions): Promise<GrpcPlugin> {
       if (closed)
         throw new PluginError('unavailable', 'the gRPC runner is closed', { plugin: load.manifest.name })
       if (load.manifest.runtime !== 'grpc') {
@@ -80,7 +112,7 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): Runner {
           plugin: load.manifest.name,
         })
       }
-      const plugin: GrpcPlugin = new GrpcPlugin(load, settings, () => loaded.delete(plugin))
+      const plugin: LoadedGrpcPlugin = new LoadedGrpcPlugin(load, settings, () => loaded.delete(plugin))
       await plugin.start()
       loaded.add(plugin)
       return plugin

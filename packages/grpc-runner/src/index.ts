@@ -1,13 +1,5 @@
-export type { MtlsMaterial } from '@corral/proto'
-export {
-  brokerService,
-  controllerService,
-  corralHandshake,
-  healthService,
-  hostService,
-  pluginService,
-  stdioService,
-} from '@corral/proto'
+// For users: the runner, and layer 1 (a go-plugin client for any go-plugin gRPC plugin) with the
+// types its values carry. Sibling packages: `./internal`; tests: `./testing`.
 export type {
   GoPluginClient,
   HandshakeConfig,
@@ -16,13 +8,9 @@ export type {
   StartGoPluginOptions,
 } from './go-plugin-client.js'
 export { reattachGoPlugin, startGoPlugin } from './go-plugin-client.js'
-export type { BrokerAddress, BrokerListen, BrokerTarget } from './grpc-broker.js'
-export { GrpcBroker } from './grpc-broker.js'
-export type { ReattachTarget, SupervisionOptions } from './grpc-plugin.js'
-export { GrpcPlugin } from './grpc-plugin.js'
-export type { GrpcRunnerOptions } from './grpc-runner.js'
+export type { BrokerAddress, BrokerTarget, GrpcBroker } from './grpc-broker.js'
+export type { GrpcPlugin, GrpcRunner, GrpcRunnerOptions } from './grpc-runner.js'
 export { createGrpcRunner } from './grpc-runner.js'
-// Symbols below are for other libraries (tests, the bench, other hosts' services over the broker).
-export type { LogEntry } from './plugin-log.js'
-export { parseHclogLine, stderrLogger } from './plugin-log.js'
+export type { ReattachTarget } from './plugin-launch.js'
 export type { ProcessExit } from './plugin-process.js'
+export type { SupervisionOptions } from './process-watch.js'

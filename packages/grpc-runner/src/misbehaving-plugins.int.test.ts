@@ -3,8 +3,7 @@ import { corralHandshake } from '@corral/proto'
 import { isPluginError, type Plugin, type PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   bareFixturePolicy,
   eventually,
@@ -13,6 +12,7 @@ import {
   fixturesDir,
   grantFor,
   memoryLogger,
+  nextState,
   processExists,
   processesWithCommandLine,
   processGroupMembers,
@@ -34,7 +34,7 @@ async function loadFixture(name: string, mode: string, script = 'sdk-plugin.mjs'
     call_timeout: 30_000,
     ...limits,
   })
-  return (await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })) as GrpcPlugin
+  return await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })
 }
 
 /** A fixture loaded, registered and initialised: ready to misbehave. */
@@ -245,28 +245,29 @@ describe('misbehaving plugins harm only themselves', () => {
     const firstPid = plugin.pid as number
     // A call that would run for a minute (and may wait 30 s) fails as soon as the process dies.
     const inFlight = failure(plugin.call('slow', { ms: 60_000 }))
+    let restarted = nextState(plugin, 'running')
     await plugin.call('crash', { afterMs: 50 })
     const error = await inFlight
     expect(error.code).toBe('unavailable')
     await expectNoProcessLeft(firstPid)
 
     // Restarted with backoff, initialised again, serving.
-    await eventually(() => plugin.state === 'running' && plugin.pid !== firstPid, 10_000, 'the restart')
+    await restarted
+    expect(plugin.pid).not.toBe(firstPid)
     expect(await plugin.call('echo', 'again')).toBe('again')
     await untilInitialised(plugin)
 
     // Two restarts in the window are allowed; the third crash quarantines it.
     const secondPid = plugin.pid as number
+    restarted = nextState(plugin, 'running')
     await plugin.call('crash')
-    await eventually(
-      () => plugin.state === 'running' && plugin.pid !== secondPid,
-      10_000,
-      'the second restart',
-    )
+    await restarted
+    expect(plugin.pid).not.toBe(secondPid)
     await untilInitialised(plugin)
     const lastPid = plugin.pid as number
+    const quarantined = nextState(plugin, 'quarantined')
     await plugin.call('crash')
-    await eventually(() => plugin.state === 'quarantined', 10_000, 'the quarantine')
+    await quarantined
     await expectNoProcessLeft(lastPid)
     expect((await failure(plugin.call('echo', 1))).code).toBe('unavailable')
     expect(await plugin.health()).toMatchObject({ ready: false, message: 'plugin is quarantined' })
@@ -335,21 +336,23 @@ describe('misbehaving plugins harm only themselves', () => {
       restart: { initialBackoffMs: 50 },
     })
     try {
-      const hog = (await watched.load({
+      const hog = await watched.load({
         manifest,
         dir: fixturesDir,
         grant,
         hostApi: host.handler,
-      })) as GrpcPlugin
+      })
       await hog.register()
       await hog.init({})
       const pid = hog.pid as number
+      const restarted = nextState(hog, 'running')
       // The limit may strike while `grow` still runs: then the call fails with unavailable.
       const grown = await hog.call('grow').catch((e: unknown) => e)
       expect(grown === 40 || (isPluginError(grown) && grown.code === 'unavailable')).toBe(true)
       await expectNoProcessLeft(pid)
       expect(logs.entries.some((e) => e.message.includes('above its memory_mb of 120'))).toBe(true)
-      await eventually(() => hog.state === 'running' && hog.pid !== pid, 10_000, 'the restart')
+      await restarted
+      expect(hog.pid).not.toBe(pid)
       expect(await hog.call('echo', 1)).toBe(1)
     } finally {
       await watched.close()
@@ -366,20 +369,22 @@ describe('misbehaving plugins harm only themselves', () => {
       restart: { initialBackoffMs: 50 },
     })
     try {
-      const frozen = (await watched.load({
+      const frozen = await watched.load({
         manifest,
         dir: fixturesDir,
         grant,
         hostApi: host.handler,
-      })) as GrpcPlugin
+      })
       await frozen.register()
       await frozen.init({})
       const pid = frozen.pid as number
+      const restarted = nextState(frozen, 'running')
       // SIGSTOP: the process is there but answers nothing.
       process.kill(pid, 'SIGSTOP')
       await expectNoProcessLeft(pid)
       expect(logs.entries.some((e) => e.message.includes('health checks in a row'))).toBe(true)
-      await eventually(() => frozen.state === 'running' && frozen.pid !== pid, 10_000, 'the restart')
+      await restarted
+      expect(frozen.pid).not.toBe(pid)
       expect(await frozen.call('echo', 2)).toBe(2)
     } finally {
       await watched.close()

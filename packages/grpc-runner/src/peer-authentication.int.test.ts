@@ -2,8 +2,7 @@ import { corralHandshake, generateCertificate, hostService } from '@corral/proto
 import type { Plugin } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin } from './grpc-plugin.js'
-import { createGrpcRunner } from './grpc-runner.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   type Approach,
   callHostAs,
@@ -39,7 +38,7 @@ describe.each([
 
   beforeAll(async () => {
     const { manifest, dir, grant } = await examplePlugin('hello-grpc')
-    victim = (await runner.load({ manifest, dir, grant, hostApi: host.handler })) as GrpcPlugin
+    victim = await runner.load({ manifest, dir, grant, hostApi: host.handler })
     await victim.register()
     await victim.init({})
     const otherManifest = fixtureManifest('other', 'sdk-plugin.mjs', ['well', 'other'])
@@ -119,7 +118,7 @@ describe('a plugin whose policy opts out (unauthenticated_transport)', () => {
       {},
       { unauthenticated_transport: true },
     )
-    const plugin = (await runner.load({ manifest, dir, grant, hostApi: host.handler })) as GrpcPlugin
+    const plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
     await plugin.register()
     await plugin.init({})
     expect(logs.entries).toContainEqual(

@@ -1,13 +1,4 @@
-import type { Logger, LogLevel } from '@corral/types'
-
-/** The default logger: warnings and errors to the host's stderr, prefixed with the plugin. */
-export const stderrLogger: Logger = {
-  log(level, message, fields) {
-    if (level !== 'warn' && level !== 'error') return
-    const extra = fields === undefined ? '' : ` ${JSON.stringify(fields)}`
-    process.stderr.write(`[corral ${level}] ${message}${extra}\n`)
-  },
-}
+import type { LogLevel } from '@corral/types'
 
 const hclogLevels: Record<string, LogLevel> = {
   trace: 'trace',
@@ -50,6 +41,15 @@ export function parseHclogLine(line: string): LogEntry {
   }
   return { level: 'debug', message: line, fields: {} }
 }
+
+/**
+ * What the host reads of one output stream of a plugin (stderr, forwarded stdout): lines of at most
+ * 16 KiB, at most 200 a second.
+ */
+export const logLineLimits = { maxLineBytes: 16 * 1024, maxLinesPerSecond: 200 } as const
+
+/** The window of `maxLinesPerSecond`. */
+const rateWindowMs = 1000
 
 /** Options of {@link LineReader}. */
 export interface LineReaderOptions {
@@ -118,7 +118,7 @@ export class LineReader {
     const trimmed = line.endsWith('\r') ? line.slice(0, -1) : line
     if (trimmed === '') return
     const now = Date.now()
-    if (now - this.#windowStart >= 1000) {
+    if (now - this.#windowStart >= rateWindowMs) {
       this.#flushDropped()
       this.#windowStart = now
       this.#inWindow = 0

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import type { Logger } from '@corral/types'
 import { PluginError, pluginLogFields } from '@corral/types'
-import { LineReader, parseHclogLine } from './plugin-log.js'
+import { LineReader, logLineLimits, parseHclogLine } from './plugin-log.js'
 
 /** How a plugin process ended. */
 export interface ProcessExit {
@@ -33,8 +33,8 @@ export interface PluginProcess {
   /** Settles when the process has exited (never rejects). */
   readonly exited: Promise<ProcessExit>
   hasExited(): boolean
-  /** Signals the plugin's whole process group (the plugin and anything it started). */
-  killGroup(signal: NodeJS.Signals): void
+  /** Force: SIGKILL to the plugin's whole process group (the plugin and anything it started). */
+  kill(): void
 }
 
 // util-linux's setpriv sets the parent-death signal and then execs the plugin: if the host dies,
@@ -67,6 +67,9 @@ const maxHandshakeBytes = 64 * 1024
 const stderrTailBytes = 2048
 /** Beyond this a second, the host stops reading a plugin's output pipe until the second is over. */
 const maxOutputBytesPerSecond = 1 << 20
+const throttleWindowMs = 1000
+/** How long a plugin that exited before its handshake has to flush its stderr (it usually says why). */
+const stderrDrainMs = 200
 
 /**
  * Starts a plugin in a process group of its own, with exactly the environment given, and waits for
@@ -92,7 +95,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     child.once('exit', (code, signal) => {
       exitInfo = { code, signal }
       // The plugin is gone; anything it started in its group goes too.
-      killGroup(child.pid, 'SIGKILL')
+      killGroup(child.pid)
       resolve(exitInfo)
     })
   })
@@ -102,8 +105,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
   let stderrTail = ''
   let handshakeDone = false
   const stderrLines = new LineReader({
-    maxLineBytes: 16 * 1024,
-    maxLinesPerSecond: 200,
+    ...logLineLimits,
     onLine(line) {
       if (!handshakeDone) stderrTail = `${stderrTail}${line}\n`.slice(-stderrTailBytes)
       const entry = parseHclogLine(line)
@@ -125,7 +127,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       settled = true
       clearTimeout(timer)
       child.stdout?.off('data', onData)
-      killGroup(child.pid, 'SIGKILL')
+      killGroup(child.pid)
       child.kill('SIGKILL')
       reject(error)
     }
@@ -158,8 +160,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       child.stdout?.off('data', onData)
       child.off('exit', onEarlyExit)
       const stdoutLines = new LineReader({
-        maxLineBytes: 16 * 1024,
-        maxLinesPerSecond: 200,
+        ...logLineLimits,
         onLine: (line) => logger.log('info', line, { plugin: name, stream: 'stdout' }),
         onDropped: (count) => logger.log('warn', `dropped ${count} stdout lines`, { plugin: name }),
       })
@@ -173,7 +174,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
         handshakeLine: stdout.subarray(0, newline).toString('utf8'),
         exited,
         hasExited: () => exitInfo !== undefined,
-        killGroup: (signal) => killGroup(child.pid, signal),
+        kill: () => killGroup(child.pid),
       })
     }
     const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -185,7 +186,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
         const why = stderrTail.trim() === '' ? '' : `; stderr: ${stderrTail.trim()}`
         fail(new PluginError('load_failed', `exited ${how} before the handshake${why}`, { plugin: name }))
       }
-      const drained = setTimeout(report, 200)
+      const drained = setTimeout(report, stderrDrainMs)
       child.once('close', report)
     }
     child.stdout?.on('data', onData)
@@ -204,7 +205,7 @@ function throttle(stream: NodeJS.ReadableStream): void {
   let bytes = 0
   stream.on('data', (chunk: Buffer) => {
     const now = Date.now()
-    if (now - windowStart >= 1000) {
+    if (now - windowStart >= throttleWindowMs) {
       windowStart = now
       bytes = 0
     }
@@ -217,16 +218,16 @@ function throttle(stream: NodeJS.ReadableStream): void {
         bytes = 0
         stream.resume()
       },
-      1000 - (now - windowStart),
+      throttleWindowMs - (now - windowStart),
     ).unref()
   })
 }
 
-/** Signals a process group; a group already gone is no error. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+/** SIGKILL to a process group; a group already gone is no error. */
+function killGroup(pid: number | undefined): void {
   if (pid === undefined) return
   try {
-    process.kill(-pid, signal)
+    process.kill(-pid, 'SIGKILL')
   } catch {
     // ESRCH: nothing left in the group.
   }

@@ -14,13 +14,13 @@ import { isPluginError, PluginError } from '@corral/types'
 import { Client } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { reattachGoPlugin } from './go-plugin-client.js'
-import type { GrpcPlugin, ReattachTarget } from './grpc-plugin.js'
 import { createGrpcRunner } from './grpc-runner.js'
+import type { ReattachTarget } from './plugin-launch.js'
 import {
-  eventually,
   examplePlugin,
   examplesDir,
   memoryLogger,
+  nextState,
   processExists,
   recordingHost,
 } from './testing/support.js'
@@ -86,7 +86,7 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
     })
     try {
       const { manifest, dir, grant } = await examplePlugin('hello-grpc')
-      const plugin = (await runner.load({ manifest, dir, grant, hostApi: host.handler })) as GrpcPlugin
+      const plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
       expect(plugin.reattached).toBe(true)
       expect(plugin.pid).toBe(service.child.pid)
       expect((await plugin.register()).name).toBe('hello-grpc')
@@ -200,16 +200,17 @@ describe('createGrpcRunner({ reattach }): a plugin that runs as its own service,
     })
     try {
       const { manifest, dir, grant } = await examplePlugin('hello-grpc')
-      const plugin = (await runner.load({
+      const plugin = await runner.load({
         manifest,
         dir,
         grant,
         hostApi: recordingHost().handler,
-      })) as GrpcPlugin
+      })
       await plugin.register()
       await plugin.init({})
+      const quarantined = nextState(plugin, 'quarantined')
       own.child.kill('SIGKILL')
-      await eventually(() => plugin.state === 'quarantined', 10_000, 'the plugin to give up reattaching')
+      await quarantined
       const error = await plugin.call('echo', 1).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(PluginError)
       expect(isPluginError(error) && error.code).toBe('unavailable')

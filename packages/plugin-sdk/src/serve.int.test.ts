@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { corralHandshake, generateCertificate } from '@corral/proto'
 import { describe, expect, it } from 'vitest'
 
-const script = join(dirname(fileURLToPath(import.meta.url)), 'test/echo-plugin.mjs')
+const script = join(dirname(fileURLToPath(import.meta.url)), 'testing/echo-plugin.mjs')
 const cookie = {
   [corralHandshake.magicCookieKey]: corralHandshake.magicCookieValue,
   PLUGIN_PROTOCOL_VERSIONS: '1',

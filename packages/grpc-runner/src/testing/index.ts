@@ -9,5 +9,6 @@ export {
   fixturesDir,
   grantFor,
   memoryLogger,
+  nextState,
   recordingHost,
 } from './support.js'

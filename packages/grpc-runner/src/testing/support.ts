@@ -8,8 +8,11 @@ import type {
   HostCallHandler,
   Logger,
   Manifest,
+  Plugin,
   ResourceLimits,
   ResourcePolicy,
+  RuntimeState,
+  RuntimeStateChange,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
 
@@ -173,4 +176,27 @@ export async function eventually(
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/**
+ * The plugin's next move to `state`, from its own state changes (no polling): subscribe before
+ * what causes it. Fails after `timeoutMs`.
+ */
+export function nextState(
+  plugin: Pick<Plugin, 'onStateChange'>,
+  state: RuntimeState,
+  timeoutMs = 10_000,
+): Promise<RuntimeStateChange> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop()
+      reject(new Error(`timed out waiting for the plugin to become ${state}`))
+    }, timeoutMs)
+    const stop = plugin.onStateChange((change) => {
+      if (change.to !== state) return
+      clearTimeout(timer)
+      stop()
+      resolve(change)
+    })
+  })
 }

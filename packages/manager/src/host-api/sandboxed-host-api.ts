@@ -1,8 +1,8 @@
 import { lookup } from 'node:dns/promises'
 import { performance } from 'node:perf_hooks'
 import { pluginNamePattern } from '@corral/manifest'
-import type { HostCallContext, HostCallHandler, HostMethod, Logger, LogLevel } from '@corral/types'
-import { PluginError } from '@corral/types'
+import type { HostCallContext, HostCallHandler, HostMethod, Logger } from '@corral/types'
+import { PluginError, stderrLogger } from '@corral/types'
 import { z } from 'zod'
 import type { Backends } from '../backends/create-backends.js'
 import type { Mailer } from '../backends/mailer.js'
@@ -86,7 +86,7 @@ export interface SandboxedHostApiOptions {
   config?: ConfigSource
   /** Translations for `i18n.translate`. Default: none (the key comes back). */
   translate?: Translator
-  /** Where `log` lines go. Default: JSON lines on stderr, info and above. */
+  /** Where `log` lines go. Default: `stderrLogger` of `@corral/types` (JSON lines, warnings and errors). */
   logger?: Logger
   /** Host name resolution for `http.request`. Default: the system resolver (`dns.lookup`, all addresses). */
   resolve?: HostResolver
@@ -116,13 +116,6 @@ const systemResolver: HostResolver = async (hostname) =>
     address: a.address,
     family: a.family === 6 ? 6 : 4,
   }))
-
-const stderrLogger: Logger = {
-  log(level: LogLevel, message: string, fields: Record<string, unknown>) {
-    if (level === 'trace' || level === 'debug') return
-    process.stderr.write(`${JSON.stringify({ level, message, ...fields })}\n`)
-  },
-}
 
 function invalidArguments(method: string, issues: { path: PropertyKey[]; message: string }[]): PluginError {
   const fields = issues.map((issue) => ({
@@ -216,10 +209,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const capMs = method === 'http.request' ? deps.limits.httpTimeoutMs : deps.limits.defaultTimeoutMs
     const deadline = Math.min(context.deadline ?? Infinity, start + capMs)
     if (context.deadline !== undefined && context.deadline <= start) {
-      throw new PluginError(
-        'deadline_exceeded',
-        `${method}: the calling plugin call is already past its deadline`,
-      )
+      throw new PluginError('deadline_exceeded', `${method}: the calling plugin call's deadline has passed`)
     }
     const grant = await deps.grants(plugin)
     if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)

@@ -11,6 +11,15 @@ export interface PluginLoaderOptions {
   config?: (plugin: string) => Record<string, unknown> | undefined
   /** Checks the plugin's package before anything of it runs (signatures); rejects to refuse it. */
   verify?: (manifest: Manifest, dir: string) => Promise<void>
+  /**
+   * Told which manifest and config a version initialising now has (and `undefined` once it runs or
+   * failed), so that its host calls during `init` are checked against its own request and read its own
+   * config, not those of the version it replaces (or none, on a first load).
+   */
+  initializing?: (
+    plugin: string,
+    version: { manifest: Manifest; config: Record<string, unknown> } | undefined,
+  ) => void
 }
 
 /**
@@ -28,6 +37,7 @@ export async function loadPluginVersion(
     await options.verify?.(manifest, dir)
     const grant = effectiveGrant(manifest.resources, policy)
     const config = validateConfig(manifest, options.config?.(name))
+    options.initializing?.(name, { manifest, config })
     const plugin = await options.runners[manifest.runtime].load({
       manifest,
       dir,
@@ -44,5 +54,7 @@ export async function loadPluginVersion(
     }
   } catch (error) {
     throw PluginError.from(error, 'load_failed', name)
+  } finally {
+    options.initializing?.(name, undefined)
   }
 }

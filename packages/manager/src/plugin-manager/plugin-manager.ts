@@ -88,6 +88,12 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const history = createSqlStateHistoryStore(backends.database, { keep: historySize })
   const events = createManagerEventHub(backends.events)
   const records = new Map<string, ManagedPlugin>()
+  /**
+   * Versions between load and running, by plugin: their host calls are checked against their own
+   * request and config. (During a reload's init the old version's host calls are too, for those
+   * moments: both requests are bounded by the one policy.)
+   */
+  const initializing = new Map<string, { manifest: Manifest; config: Record<string, unknown> }>()
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
@@ -106,14 +112,18 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       logger,
       grants: createPolicyGrantLookup({
         policies,
-        requestOf: (name) => records.get(name)?.current?.manifest.resources,
+        requestOf: (name) => (initializing.get(name) ?? records.get(name)?.current)?.manifest.resources,
       }),
-      config: (name) => records.get(name)?.current?.config,
+      config: (name) => (initializing.get(name) ?? records.get(name)?.current)?.config,
       callPlugin: (target, fn, args, { chain, deadline, token, signal }) =>
         callInto(target, fn, args, { token, signal, timeoutMs: Math.max(1, deadline - Date.now()) }, chain),
     })
 
   const loader: PluginLoaderOptions = {
+    initializing: (name, version) => {
+      if (version === undefined) initializing.delete(name)
+      else initializing.set(name, version)
+    },
     runners,
     hostApiFor: (name) => hostApi.forPlugin(name),
     config: options.config,

@@ -1,0 +1,128 @@
+import { fileURLToPath } from 'node:url'
+import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
+import type { HostCallHandler, Plugin, ResourceLimits } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createWasmRunner } from './wasm-runner.js'
+
+/**
+ * The example plugins, built from source by the build (AssemblyScript with the SDK's library, and
+ * C with clang and wasi-libc), loaded from their own manifests, end to end.
+ */
+const examples = fileURLToPath(new URL('../../../../examples/plugins/', import.meta.url))
+const runner = createWasmRunner()
+afterAll(() => runner.close())
+
+interface HostLog {
+  method: string
+  args: unknown
+}
+
+/** A host API with an in-memory cache that, like the real one, stays within the plugin's grant. */
+function fakeHost(calls: HostLog[], cacheScope: string): HostCallHandler {
+  const cache = new Map<string, string>()
+  return async (method, args) => {
+    calls.push({ method, args })
+    const { key, value } = args as { key?: string; value?: string }
+    if (method.startsWith('cache.') && !key?.startsWith(cacheScope)) {
+      throw new PluginError('permission_denied', `cache key ${key} is not granted`)
+    }
+    if (method === 'cache.get') return { value: cache.get(key as string) ?? null }
+    if (method === 'cache.set') {
+      cache.set(key as string, value as string)
+      return {}
+    }
+    if (method === 'log') return {}
+    throw new PluginError('unimplemented', `no host method ${method}`)
+  }
+}
+
+async function loadExample(
+  name: string,
+  calls: HostLog[],
+  cacheScope = '',
+  limits: Partial<ResourceLimits> = {},
+): Promise<Plugin> {
+  const { manifest, dir } = await loadManifest(`${examples}${name}`)
+  const grant = effectiveGrant(manifest.resources, {
+    ...defaultPolicy(manifest.name),
+    status: 'approved',
+    grants: manifest.resources.permissions,
+  })
+  Object.assign(grant.limits, limits)
+  return runner.load({ manifest, dir, grant, hostApi: fakeHost(calls, cacheScope) })
+}
+
+describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
+  it('registers from its manifest, greets with its config, counts in the host cache, and fails with its own code', async () => {
+    const calls: HostLog[] = []
+    const plugin = await loadExample('hello-wasm', calls, 'greetings:')
+    const registration = await plugin.register()
+    expect(registration.routes).toEqual([expect.objectContaining({ path: '/greet', handler: 'greet' })])
+    await plugin.init({ greeting: 'Bonjour' })
+
+    expect(await plugin.call('greet', { name: 'Ada' })).toEqual({ message: 'Bonjour, Ada!', count: 1 })
+    expect(await plugin.call('greet', { name: 'Ada' })).toEqual({ message: 'Bonjour, Ada!', count: 2 })
+    expect(await plugin.call('greet', { name: 'Grace' })).toEqual({ message: 'Bonjour, Grace!', count: 1 })
+    expect(calls.map((c) => c.method)).toContain('cache.set')
+    expect(calls).toContainEqual({ method: 'cache.set', args: { key: 'greetings:Ada', value: btoa('2') } })
+    expect(calls).toContainEqual({
+      method: 'log',
+      args: { level: 'info', message: 'greeted Ada', fields: {} },
+    })
+
+    await expect(plugin.call('greet', {})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    expect(await plugin.call('widget')).toBe('<p>Bonjour from WebAssembly.</p>')
+    await plugin.shutdown()
+  })
+
+  it('keeps its memory bounded over many calls (the SDK frees what it allocates)', async () => {
+    const plugin = await loadExample('hello-wasm', [], 'greetings:')
+    await plugin.init({ greeting: 'Hi' })
+    const text = 'x'.repeat(50_000)
+    // 2000 × ~100 KB in and out is far above the 16 MiB cap: only freed memory gets there.
+    for (let i = 0; i < 2_000; i++) await plugin.call('widget', { text })
+    expect(await plugin.call('widget')).toBe('<p>Hi from WebAssembly.</p>')
+    await plugin.shutdown()
+  })
+
+  it('runs out of memory at its 16 MiB cap on a name too long for it: resource_exhausted naming the cap', async () => {
+    // A long call_timeout: the guest must get as far as its memory cap, however loaded the machine.
+    const plugin = await loadExample('hello-wasm', [], 'greetings:', { call_timeout: 20_000 })
+    await plugin.init({ greeting: 'Hi' })
+    const error = await plugin.call('greet', { name: 'x'.repeat(2_000_000) }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'resource_exhausted' })
+    expect((error as PluginError).rawMessage).toMatch(
+      /could not grow within its cap of 16 MiB \(memory_mb\)$/,
+    )
+    // The instance that ran out is replaced.
+    expect(await plugin.call('greet', { name: 'Ada' })).toEqual({ message: 'Hi, Ada!', count: 1 })
+    await plugin.shutdown()
+  })
+})
+
+describe('examples/plugins/c-wasm (C, clang, wasi-libc)', () => {
+  it('counts words and vowels, logs through the host, and fails with its own code', async () => {
+    const calls: HostLog[] = []
+    const plugin = await loadExample('c-wasm', calls)
+    expect((await plugin.register()).routes).toEqual([
+      expect.objectContaining({ path: '/count', handler: 'count' }),
+    ])
+    await plugin.init({})
+    expect(await plugin.call('count', { text: 'Hello brave new world' })).toEqual({
+      chars: 21,
+      words: 4,
+      vowels: 6,
+    })
+    expect(await plugin.call('count', { text: '  «Ünïcode»\n  ok  ' })).toEqual({
+      chars: 18,
+      words: 2,
+      vowels: 3,
+    })
+    expect(calls).toContainEqual({ method: 'log', args: { level: 'debug', message: 'counted a text' } })
+    await expect(plugin.call('count', { words: 1 })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
+    for (let i = 0; i < 500; i++) await plugin.call('count', { text: 'y'.repeat(20_000) })
+    expect(await plugin.call('count', { text: 'a e' })).toEqual({ chars: 3, words: 2, vowels: 2 })
+    await plugin.shutdown()
+  })
+})

@@ -1,0 +1,172 @@
+import { readFile, realpath } from 'node:fs/promises'
+import path from 'node:path'
+import { isInsideFolder } from '@corral/manifest'
+import type {
+  EffectiveGrant,
+  LoadOptions,
+  Logger,
+  Plugin,
+  PluginErrorCode,
+  RestartOptions,
+  Runner,
+  SupervisorClock,
+} from '@corral/types'
+import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
+import { defaultMaxHttpResponseBytes } from '../abi/extism/kernel.js'
+import { defaultMaxVarBytes, ExtismVarStore } from '../abi/extism/var-store.js'
+import { wasmPageBytes } from '../abi/wasm-binary.js'
+import { ModuleCache } from './module-cache.js'
+import { resolvePreopens } from './preopens.js'
+import { SpareWorkers } from './spare-workers.js'
+import { WasmPlugin } from './wasm-plugin.js'
+import type { InstanceSettings } from './worker-handle.js'
+
+/** Options of {@link createWasmRunner}. */
+export interface WasmRunnerOptions {
+  /** How many compiled modules to keep, by content hash. Default 64. */
+  moduleCacheSize?: number
+  /** When a plugin whose instance crashed starts again, and when it is quarantined. */
+  restart?: Partial<RestartOptions>
+  /** The supervision's clock and timers (tests pass a fake one). */
+  clock?: SupervisorClock
+  /** Where restarts and quarantines are logged. Default: JSON lines on stderr. */
+  logger?: Logger
+}
+
+/**
+ * Loads WASM plugins; see {@link createWasmRunner}. Its lifecycle verbs, one per level:
+ * - `close()`: the runner releases everything it holds (it shuts down every plugin it loaded,
+ *   then drops the module cache and the spare worker); it loads nothing after.
+ * - `shutdown()`: one plugin's graceful stop under the contract: pending calls finish, the guest's
+ *   `corral_shutdown` runs, all bounded by `shutdown_timeout`; then its workers are terminated.
+ * - `terminate()`: one worker thread stopped by force, at once (a deadline, a trap, a
+ *   cancellation, a quarantine, or the end of a shutdown).
+ */
+export interface WasmRunner extends Runner {
+  readonly runtime: 'wasm'
+}
+
+const mib = 1024 * 1024
+
+function loadFailure(plugin: string, error: unknown): PluginError {
+  const failure = PluginError.from(error, 'load_failed', plugin)
+  const code: PluginErrorCode = failure.code === 'incompatible' ? 'incompatible' : 'load_failed'
+  if (failure.code === code && failure.plugin === plugin) return failure
+  return new PluginError(code, failure.rawMessage, { plugin, cause: failure })
+}
+
+async function readModuleFile(dir: string, file: string, plugin: string): Promise<Uint8Array> {
+  const root = await realpath(dir)
+  let resolved: string
+  try {
+    resolved = await realpath(path.resolve(root, file))
+  } catch {
+    throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
+  }
+  if (!isInsideFolder(root, resolved)) {
+    throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
+  }
+  return new Uint8Array(await readFile(resolved))
+}
+
+/**
+ * Creates the WASM runner: it loads plugins written against Corral ABI v1 and runs each in a pool
+ * of worker-thread instances, enforcing the grant's limits (memory cap, call/init/shutdown
+ * timeouts, output size) and its `fs` permissions (WASI preopens).
+ *
+ * @example
+ * const runner = createWasmRunner()
+ * const plugin = await runner.load({ manifest, dir, grant, hostApi })
+ * await plugin.register()
+ * await plugin.init({ greeting: 'Hello' })
+ * await plugin.call('greet', { name: 'Ada' }, { timeoutMs: 500 })
+ * await runner.close()
+ */
+export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
+  const cache = new ModuleCache(options.moduleCacheSize)
+  const spares = new SpareWorkers()
+  const loaded = new Set<Plugin>()
+  const restart: RestartOptions = { ...defaultRestartOptions, ...options.restart }
+  const logger = options.logger ?? stderrLogger
+  let closed = false
+
+  return {
+    runtime: 'wasm',
+
+    async load({ manifest, dir, grant, hostApi }: LoadOptions): Promise<Plugin> {
+      const plugin = manifest.name
+      if (closed) throw new PluginError('unavailable', 'the WASM runner is closed', { plugin })
+      if (manifest.runtime !== 'wasm' || !('wasm' in manifest.entry)) {
+        throw new PluginError('load_failed', `runtime ${manifest.runtime} is not a WASM plugin`, { plugin })
+      }
+      try {
+        const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
+        const extism = manifest.wasm?.extism
+        const abi = extism && 'extism'
+        const compiled = await cache.get(bytes, grant.limits.memory_mb, abi)
+        // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts),
+        // bounded as its manifest asks and never past the memory_mb it was loaded with. Kept for
+        // the plugin's life, so that vars outlive instances and grant changes.
+        const routedHostApi =
+          compiled.abi === 'extism'
+            ? new ExtismVarStore({
+                maxBytes: Math.min(extism?.max_var_bytes ?? defaultMaxVarBytes, grant.limits.memory_mb * mib),
+              }).routeHostCalls(hostApi)
+            : hostApi
+        const instanceSettings = async (current: EffectiveGrant): Promise<InstanceSettings> => {
+          const { limits } = current
+          const memoryBytes = limits.memory_mb * mib
+          // Guest memory is capped in the module itself: another cap is another compilation (cached).
+          const module =
+            limits.memory_mb === grant.limits.memory_mb
+              ? compiled.module
+              : (await cache.get(bytes, limits.memory_mb, abi)).module
+          return {
+            module,
+            abi: compiled.abi,
+            plugin,
+            maxOutputBytes: limits.max_output_bytes,
+            maxHostCallBytes: limits.max_host_call_bytes,
+            memoryMb: limits.memory_mb,
+            wasi: compiled.usesWasi
+              ? { preopens: resolvePreopens(dir, current.permissions), maxOpenFiles: limits.max_open_files }
+              : undefined,
+            hostApi: routedHostApi,
+            extism: {
+              // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
+              maxKernelBytes: Math.min(
+                (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
+                memoryBytes,
+              ),
+              maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
+            },
+            spares,
+            startTimeoutMs: limits.init_timeout,
+          }
+        }
+        const wasmPlugin: WasmPlugin = await WasmPlugin.load({
+          manifest,
+          grant,
+          compiled,
+          instanceSettings,
+          restart,
+          clock: options.clock,
+          logger,
+          onShutdown: () => loaded.delete(wasmPlugin),
+        })
+        loaded.add(wasmPlugin)
+        return wasmPlugin
+      } catch (error) {
+        throw loadFailure(plugin, error)
+      }
+    },
+
+    async close(): Promise<void> {
+      closed = true
+      await Promise.all([...loaded].map((p) => p.shutdown()))
+      loaded.clear()
+      cache.clear()
+      await spares.close()
+    },
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The worker thread's entry: one instance of the plugin's module per worker. It waits for its start message,
+ * instantiates the guest through its ABI's factory, reports `ready`, then serves calls from the
+ * shared-memory channel forever, blocking between them. The host stops it by terminating the
+ * thread, which is what makes a timeout stop a guest that never returns.
+ */
+import { parentPort } from 'node:worker_threads'
+import { logLevels } from '@corral/types'
+import { createCorralGuest } from '../abi/corral/corral-guest.js'
+import { createExtismGuest } from '../abi/extism/extism-guest.js'
+import type { AbiName, GuestFactory, GuestInstance, HostBridge } from '../abi/guest-abi.js'
+import { GuestCallError, guestFailure } from '../abi/guest-abi.js'
+import type { ChannelCall } from '../channel/channel.js'
+import { MessageKind, WorkerChannelEnd } from '../channel/channel.js'
+import type {
+  WorkerStartMessage,
+  WorkerStatusMessage,
+  WorkerWarmUpMessage,
+} from '../channel/worker-messages.js'
+
+/** How the worker instantiates a guest of each ABI. */
+const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
+  corral: createCorralGuest,
+  extism: createExtismGuest,
+}
+
+const encoder = new TextEncoder()
+
+function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
+  let next: ChannelCall | undefined
+  let lastSeq = 0
+  for (;;) {
+    let call = next
+    next = undefined
+    if (call === undefined) {
+      const message = end.receive()
+      if (message.kind === MessageKind.ack) {
+        call = end.takeQueued(lastSeq, true)
+        if (call === undefined) throw new Error('channel: ack without a queued call')
+      } else if (message.kind === MessageKind.call) {
+        call = end.callFrom(message)
+      } else {
+        continue
+      }
+    }
+    lastSeq = call.seq
+    let discard = false
+    try {
+      end.send(MessageKind.result, 0, 0, guest.call(call.fn, call.input))
+    } catch (error) {
+      const failure = guestFailure(error, call.fn)
+      discard = failure.discard
+      end.send(
+        MessageKind.failure,
+        0,
+        discard ? 1 : 0,
+        encoder.encode(JSON.stringify(failure.toData(plugin))),
+      )
+    }
+    // Straight on with a call the host queued behind this one; an instance about to be discarded takes none.
+    if (!discard) next = end.takeQueued(lastSeq, false)
+  }
+}
+
+function bridgeOver(end: WorkerChannelEnd): HostBridge {
+  const bridge: HostBridge = {
+    hostCall(method, args) {
+      const name = encoder.encode(method)
+      const payload = new Uint8Array(name.length + args.length)
+      payload.set(name)
+      payload.set(args, name.length)
+      end.send(MessageKind.hostCall, name.length, 0, payload)
+      const reply = end.receive()
+      if (reply.kind !== MessageKind.hostResult) {
+        throw new GuestCallError(
+          'internal',
+          `host call ${method}: unexpected channel message ${reply.kind}`,
+          true,
+        )
+      }
+      return reply.payload.slice()
+    },
+    log(level, message) {
+      bridge.hostCall('log', encoder.encode(JSON.stringify({ level: logLevels[level], message })))
+    },
+  }
+  return bridge
+}
+
+const port = parentPort
+if (port === null) throw new Error('the worker entry runs in a worker thread')
+port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerStartMessage) {
+  if (message.type === 'warm-up') {
+    port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
+    return
+  }
+  port.off('message', onStart)
+  const start = message
+  const end = new WorkerChannelEnd(start.buffer)
+  let guest: GuestInstance
+  try {
+    const factory = guestFactories[start.abi]
+    if (factory === undefined)
+      throw new GuestCallError('load_failed', `no guest support for the ${start.abi} ABI`, true)
+    guest = await factory({
+      module: start.module,
+      plugin: start.plugin,
+      bridge: bridgeOver(end),
+      maxOutputBytes: start.maxOutputBytes,
+      memoryMb: start.memoryMb,
+      wasi: start.wasi,
+      extism: start.extism,
+    })
+  } catch (error) {
+    const failure = guestFailure(error, 'instantiation')
+    port.postMessage({ type: 'failed', error: failure.toData(start.plugin) } satisfies WorkerStatusMessage)
+    return
+  }
+  port.postMessage({ type: 'ready' } satisfies WorkerStatusMessage)
+  serve(end, guest, start.plugin)
+})
