@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createGrpcRunner } from '@corral/grpc-runner'
@@ -18,6 +19,7 @@ import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
+import { createJobScheduler } from './jobs/job-scheduler.js'
 import type {
   ManagerCallOptions,
   PluginInfo,
@@ -26,6 +28,7 @@ import type {
   StateTransition,
 } from './manager-api.js'
 import { createManagerEventHub } from './manager-events.js'
+import { createPluginContributions } from './plugin-contributions.js'
 import { type DiscoveredPlugin, discoverPlugins, readPluginSource } from './plugin-discovery.js'
 import { PluginLifecycle, stateOfRuntime } from './plugin-lifecycle.js'
 import { loadPluginVersion, type PluginLoaderOptions } from './plugin-loader.js'
@@ -33,6 +36,7 @@ import { PluginCallMetrics } from './plugin-metrics.js'
 import type { PluginVersion } from './plugin-version.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
 import { policyAction } from './policy-application.js'
+import { createRegistries } from './registries/registries.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
 
 /** How many state changes each plugin's history keeps, by default. */
@@ -86,7 +90,35 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const { backends, hostVersion } = options
   const policies = createSqlPolicyStore(backends.database)
   const history = createSqlStateHistoryStore(backends.database, { keep: historySize })
+  const replicaId = options.replicaId ?? randomUUID()
   const events = createManagerEventHub(backends.events)
+  const contributions = createPluginContributions({
+    registries: createRegistries({
+      hostMenu: options.hostMenu,
+      hostTemplates: options.hostTemplates,
+      defaultLanguage: options.defaultLanguage,
+      onUndeclaredErrorCode: (plugin, code) =>
+        logger.log('warn', `the plugin failed with error code ${code}, which it does not declare`, {
+          plugin,
+        }),
+    }),
+    // Jobs call in the way hosts do: refused unless the plugin runs, counted against its rate, in
+    // its metrics; the job's timeout and abort signal are the call's.
+    jobs:
+      options.jobs === false
+        ? undefined
+        : createJobScheduler({
+            database: backends.database,
+            call: (plugin, fn, args, { timeoutMs, signal }) =>
+              callInto(plugin, fn, args, { timeoutMs, signal }),
+            onResult: events.emit,
+            logger,
+            replicaId,
+          }),
+    groups: options.groups,
+    emit: events.emit,
+    logger,
+  })
   const records = new Map<string, ManagedPlugin>()
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
@@ -177,8 +209,19 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     return failure
   }
 
-  /** Makes `version` the one that takes calls, and follows its runtime's supervision. */
-  function install(record: ManagedPlugin, version: PluginVersion): void {
+  /**
+   * Makes `version` the one that takes calls, its registration the plugin's registry entries (in
+   * one turn: no request finds the new routes with the old version or the reverse), and follows
+   * its runtime's supervision. A registry conflict shuts the version down and throws: the version
+   * that served before, if any, still does.
+   */
+  async function install(record: ManagedPlugin, version: PluginVersion): Promise<void> {
+    try {
+      contributions.mount(record.name, version.registration)
+    } catch (error) {
+      await version.plugin.shutdown().catch(() => {})
+      throw error
+    }
     record.current = version
     record.manifest = version.manifest
     record.live.add(version)
@@ -225,11 +268,18 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     record.lifecycle.move('loading', `loading ${found.manifest.version} from ${found.path}`)
     try {
       const version = await loadPluginVersion(loader, found, policy)
-      install(record, version)
+      await install(record, version)
       record.lifecycle.move('running', `${found.manifest.runtime} plugin ${found.manifest.version} started`)
+      await contribute(record, version)
     } catch (error) {
       fail(record, error)
     }
+  }
+
+  /** What a version that now runs adds beyond its registry entries: its jobs and groups. */
+  async function contribute(record: ManagedPlugin, version: PluginVersion): Promise<void> {
+    await contributions.schedule(record.name, version.registration, version.grant.limits.call_timeout)
+    await contributions.ensureGroups(record.name, version.registration)
   }
 
   /** Reads the plugin's source again; a failure, or a source that now names another plugin, throws. */
@@ -266,9 +316,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         throw new PluginError('permission_denied', 'blocked by policy', { plugin: record.name })
       }
       const next = await loadPluginVersion(loader, found, policy)
+      await install(record, next)
       record.policy = policy
-      install(record, next)
       record.lifecycle.move('running', `${why}: ${old.manifest.version} → ${next.manifest.version}`)
+      await contribute(record, next)
       await retire(record, old)
     } catch (error) {
       const failure = PluginError.from(error, 'load_failed', record.name)
@@ -295,6 +346,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     }
     record.lifecycle.move('stopping', reason)
     record.current = undefined
+    contributions.withdraw(record.name)
     await retire(record, version)
     record.lifecycle.move(final, reason)
   }
@@ -313,9 +365,13 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       case 'update': {
         if (version === undefined) return
         const grant = effectiveGrant(version.manifest.resources, policy)
+        const timeoutChanged = grant.limits.call_timeout !== version.grant.limits.call_timeout
         version.plugin.updateGrant(grant)
         version.grant = grant
         record.lifecycle.move(record.lifecycle.state, `policy ${policy.status} applied live`)
+        // Job timeouts are capped by the call timeout.
+        if (timeoutChanged)
+          await contributions.schedule(record.name, version.registration, grant.limits.call_timeout)
         return
       }
       case 'none':
@@ -506,9 +562,11 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     startSupervision()
   }
 
-  const manager: Omit<PluginManager, 'registries' | 'jobs'> = {
+  const manager: PluginManager = {
     policies,
     hostApi,
+    registries: contributions.registries,
+    jobs: contributions.jobs,
     events: { subscribe: events.subscribe },
     start() {
       refuseWhenClosed()
@@ -571,6 +629,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         clearInterval(supervision)
         await watcher?.close()
         await starting?.catch(() => {})
+        await contributions.close()
         const running = [...records.values()]
           .filter((record) => record.current !== undefined)
           .sort((a, b) => b.loadOrder - a.loadOrder)
@@ -584,7 +643,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       return closing
     },
   }
-  return manager as PluginManager
+  return manager
 }
 
 /** The runners to use: the given ones, and those not given (which the manager then owns and closes). */
