@@ -29,7 +29,7 @@ import type {
 } from './manager-api.js'
 import { createManagerEventHub } from './manager-events.js'
 import { createPluginContributions } from './plugin-contributions.js'
-import { type DiscoveredPlugin, discoverPlugins, readPluginSource } from './plugin-discovery.js'
+import { type DiscoveredPlugin, discoverPlugins, isBareWasm, readPluginSource } from './plugin-discovery.js'
 import { PluginLifecycle, stateOfRuntime } from './plugin-lifecycle.js'
 import { loadPluginVersion, type PluginLoaderOptions } from './plugin-loader.js'
 import { PluginCallMetrics } from './plugin-metrics.js'
@@ -37,6 +37,7 @@ import type { PluginVersion } from './plugin-version.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
 import { policyAction } from './policy-application.js'
 import { createRegistries } from './registries/registries.js'
+import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
 
 /** How many state changes each plugin's history keeps, by default. */
@@ -149,12 +150,24 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     runners,
     hostApiFor: (name) => hostApi.forPlugin(name),
     config: options.config,
+    verify: options.signatures?.required ? verifySignature : undefined,
   }
 
-  function describeWasm(file: string): Promise<Manifest> {
-    return Promise.reject(
-      new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`),
-    )
+  /** Refuses a source that is not signed by a trusted key as it is now, right before it loads. */
+  async function verifySignature(source: string): Promise<void> {
+    if (isBareWasm(source)) {
+      throw new PluginError(
+        'permission_denied',
+        `${path.basename(source)}: a bare .wasm file carries no signature; signatures are required, so put it in a signed plugin folder`,
+      )
+    }
+    await verifyPluginPackage(source, options.signatures?.trustedKeys ?? [])
+  }
+
+  async function describeWasm(file: string): Promise<Manifest> {
+    // Describing a module runs it: with signatures required, an unsigned one must not run at all.
+    await loader.verify?.(file)
+    throw new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`)
   }
 
   function persist(plugin: string, transition: StateTransition): void {
