@@ -180,6 +180,57 @@ describe('createPluginManager: registries, jobs and groups follow the plugins (f
     expect(m.jobs.list()[0]?.timeoutMs).toBe(50)
   })
 
+  it('relays state changes and job results to another replica on the same bus, each once', async () => {
+    await writePlugin('alpha', { extra: provides() })
+    const otherDir = await mkdtemp(path.join(tmpdir(), 'corral-replica-'))
+    const other = createPluginManager({
+      pluginsDir: otherDir,
+      hostVersion: '1.0.0',
+      backends,
+      logger,
+      runners: { wasm: new FakeRunner() },
+      replicaId: 'replica-b',
+    })
+    const seenByOther: ManagerEvent[] = []
+    other.events.subscribe((event) => seenByOther.push(event))
+    try {
+      await other.start()
+      const m = await start({ replicaId: 'replica-a' })
+      await m.jobs.runNow('alpha', 'tick')
+      const relayed = seenByOther.filter((e) => e.type !== 'plugin.event')
+      expect(relayed).toEqual([
+        expect.objectContaining({
+          type: 'plugin.state',
+          plugin: 'alpha',
+          to: 'loading',
+          replica: 'replica-a',
+        }),
+        expect.objectContaining({
+          type: 'plugin.state',
+          plugin: 'alpha',
+          to: 'running',
+          replica: 'replica-a',
+        }),
+        expect.objectContaining({
+          type: 'job.result',
+          plugin: 'alpha',
+          job: 'tick',
+          ok: true,
+          replica: 'replica-a',
+        }),
+      ])
+      // This replica's own events come once, without a replica, and never as plugin events.
+      expect(events.filter((e) => e.type === 'plugin.state').map((e) => [e.to, 'replica' in e])).toEqual([
+        ['loading', false],
+        ['running', false],
+      ])
+      expect(events.filter((e) => e.type === 'plugin.event')).toEqual([])
+    } finally {
+      await other.close()
+      await rm(otherDir, { recursive: true, force: true })
+    }
+  })
+
   it('runs no jobs with jobs: false', async () => {
     await writePlugin('alpha', { extra: provides() })
     const m = await start({ jobs: false })

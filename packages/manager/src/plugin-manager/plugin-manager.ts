@@ -92,7 +92,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const policies = createSqlPolicyStore(backends.database)
   const history = createSqlStateHistoryStore(backends.database, { keep: historySize })
   const replicaId = options.replicaId ?? randomUUID()
-  const events = createManagerEventHub(backends.events)
+  const events = createManagerEventHub(backends.events, { replicaId, logger })
   const contributions = createPluginContributions({
     registries: createRegistries({
       hostMenu: options.hostMenu,
