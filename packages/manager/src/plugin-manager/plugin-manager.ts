@@ -2,17 +2,7 @@ import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createGrpcRunner } from '@corral/grpc-runner'
-import { effectiveGrant } from '@corral/manifest'
-import type {
-  CallOptions,
-  HealthStatus,
-  Logger,
-  Manifest,
-  PluginErrorData,
-  PluginRuntime,
-  ResourcePolicy,
-  Runner,
-} from '@corral/types'
+import type { CallOptions, Logger, Manifest, PluginRuntime, Runner } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
@@ -20,9 +10,9 @@ import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
 import { createJobScheduler } from './jobs/job-scheduler.js'
+import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
   ManagerCallOptions,
-  PluginInfo,
   PluginManager,
   PluginManagerOptions,
   StateTransition,
@@ -30,12 +20,11 @@ import type {
 import { createManagerEventHub } from './manager-events.js'
 import { createPluginContributions } from './plugin-contributions.js'
 import { type DiscoveredPlugin, discoverPlugins, isBareWasm, readPluginSource } from './plugin-discovery.js'
-import { PluginLifecycle, stateOfRuntime } from './plugin-lifecycle.js'
-import { loadPluginVersion, type PluginLoaderOptions } from './plugin-loader.js'
+import { PluginLifecycle } from './plugin-lifecycle.js'
+import type { PluginLoaderOptions } from './plugin-loader.js'
 import { PluginCallMetrics } from './plugin-metrics.js'
-import type { PluginVersion } from './plugin-version.js'
+import { createPluginTransitions } from './plugin-transitions.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
-import { policyAction } from './policy-application.js'
 import { createRegistries } from './registries/registries.js'
 import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
@@ -50,27 +39,7 @@ const defaultDebounceMs = 300
  */
 const supervisionIntervalMs = 2_000
 /** Beyond its own call timeout, how long a stop waits for a version's calls to finish. */
-const drainSlackMs = 1_000
-
-/** Everything the manager keeps of one plugin, whether it runs or not. */
-interface ManagedPlugin {
-  readonly name: string
-  /** Its source: a plugin folder or a bare `.wasm` file. */
-  path: string
-  readonly lifecycle: PluginLifecycle
-  readonly metrics: PluginCallMetrics
-  manifest?: Manifest
-  policy?: ResourcePolicy
-  /** The version that takes new calls. */
-  current?: PluginVersion
-  /** Versions still running: the current one and those a reload or stop is draining. */
-  readonly live: Set<PluginVersion>
-  lastError?: PluginErrorData
-  health?: HealthStatus
-  loadOrder: number
-  /** Its loads, reloads, stops and policy changes run one at a time, in order. */
-  queue: Promise<unknown>
-}
+const _drainSlackMs = 1_000
 
 /**
  * Creates the plugin manager: it discovers plugins, loads each with the runner of its runtime under
@@ -124,7 +93,6 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
-  let loadCounter = 0
   let closed = false
   let closing: Promise<void> | undefined
   let starting: Promise<void> | undefined
@@ -170,6 +138,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     throw new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`)
   }
 
+  const transitions = createPluginTransitions({
+    loader,
+    policies,
+    contributions,
+    hostVersion,
+    describeWasm,
+    logger,
+  })
+
   function persist(plugin: string, transition: StateTransition): void {
     persisting = persisting
       .then(() => history.append(plugin, transition))
@@ -208,190 +185,6 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     return record
   }
 
-  /** Runs `work` after every earlier operation on the plugin has settled. */
-  function exclusive<T>(record: ManagedPlugin, work: () => Promise<T>): Promise<T> {
-    const run = record.queue.then(work, work)
-    record.queue = run.catch(() => {})
-    return run
-  }
-
-  function fail(record: ManagedPlugin, error: unknown): PluginError {
-    const failure = PluginError.from(error, 'load_failed', record.name)
-    record.lastError = failure.toData()
-    record.lifecycle.move('failed', failure.rawMessage)
-    return failure
-  }
-
-  /**
-   * Makes `version` the one that takes calls, its registration the plugin's registry entries (in
-   * one turn: no request finds the new routes with the old version or the reverse), and follows
-   * its runtime's supervision. A registry conflict shuts the version down and throws: the version
-   * that served before, if any, still does.
-   */
-  async function install(record: ManagedPlugin, version: PluginVersion): Promise<void> {
-    try {
-      contributions.mount(record.name, version.registration)
-    } catch (error) {
-      await version.plugin.shutdown().catch(() => {})
-      throw error
-    }
-    record.current = version
-    record.manifest = version.manifest
-    record.live.add(version)
-    record.loadOrder = ++loadCounter
-    version.watch((change) => {
-      if (record.current !== version) return
-      if (change.to === 'restarting') record.metrics.restarted()
-      // Stops are the manager's own doing, recorded by it.
-      if (change.to === 'stopping' || change.to === 'stopped') return
-      try {
-        record.lifecycle.move(stateOfRuntime[change.to], change.reason)
-      } catch (error) {
-        logger.log('error', 'a runtime state change did not fit the lifecycle', {
-          plugin: record.name,
-          error: PluginError.from(error).message,
-        })
-      }
-    })
-  }
-
-  /** Stops a version once its calls have finished (or its call timeout has passed). */
-  async function retire(record: ManagedPlugin, version: PluginVersion): Promise<void> {
-    version.unwatch()
-    await version.drain(version.grant.limits.call_timeout + drainSlackMs)
-    await version.plugin.shutdown().catch((error) =>
-      logger.log('warn', 'a plugin did not shut down cleanly', {
-        plugin: record.name,
-        error: PluginError.from(error).message,
-      }),
-    )
-    record.live.delete(version)
-  }
-
-  /** Loads a plugin not running now (discovered, failed, stopped, blocked) from what discovery found. */
-  async function loadRecord(record: ManagedPlugin, found: DiscoveredPlugin & { ok: true }): Promise<void> {
-    record.path = found.path
-    record.manifest = found.manifest
-    const policy = await policies.get(record.name)
-    record.policy = policy
-    if (policy.status === 'blocked') {
-      if (record.lifecycle.state !== 'blocked') record.lifecycle.move('blocked', 'blocked by policy')
-      return
-    }
-    record.lifecycle.move('loading', `loading ${found.manifest.version} from ${found.path}`)
-    try {
-      const version = await loadPluginVersion(loader, found, policy)
-      await install(record, version)
-      record.lifecycle.move('running', `${found.manifest.runtime} plugin ${found.manifest.version} started`)
-      await contribute(record, version)
-    } catch (error) {
-      fail(record, error)
-    }
-  }
-
-  /** What a version that now runs adds beyond its registry entries: its jobs and groups. */
-  async function contribute(record: ManagedPlugin, version: PluginVersion): Promise<void> {
-    await contributions.schedule(record.name, version.registration, version.grant.limits.call_timeout)
-    await contributions.ensureGroups(record.name, version.registration)
-  }
-
-  /** Reads the plugin's source again; a failure, or a source that now names another plugin, throws. */
-  async function reread(record: ManagedPlugin): Promise<DiscoveredPlugin & { ok: true }> {
-    const found = await readPluginSource(record.path, hostVersion, describeWasm)
-    if (!found.ok) throw found.error
-    if (found.manifest.name !== record.name) {
-      throw new PluginError(
-        'invalid_argument',
-        `${found.path} now declares plugin ${found.manifest.name}; load it under that name`,
-        { plugin: record.name },
-      )
-    }
-    return found
-  }
-
-  /** Loads the plugin again beside the running version, swaps, drains and stops the old one. */
-  async function reloadRecord(record: ManagedPlugin, why: string): Promise<void> {
-    const old = record.current
-    if (old === undefined) {
-      const found = await reread(record).catch((error) => {
-        throw fail(record, error)
-      })
-      await loadRecord(record, found)
-      if (record.lifecycle.state === 'failed') {
-        throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
-      }
-      return
-    }
-    try {
-      const found = await reread(record)
-      const policy = await policies.get(record.name)
-      if (policy.status === 'blocked') {
-        throw new PluginError('permission_denied', 'blocked by policy', { plugin: record.name })
-      }
-      const next = await loadPluginVersion(loader, found, policy)
-      await install(record, next)
-      record.policy = policy
-      record.lifecycle.move('running', `${why}: ${old.manifest.version} → ${next.manifest.version}`)
-      await contribute(record, next)
-      await retire(record, old)
-    } catch (error) {
-      const failure = PluginError.from(error, 'load_failed', record.name)
-      record.lastError = failure.toData()
-      record.lifecycle.move(
-        record.lifecycle.state,
-        `reload failed, the running version keeps serving: ${failure.rawMessage}`,
-      )
-      throw failure
-    }
-  }
-
-  /** Stops the plugin's running version (calls refused from now on) and moves it to `final`. */
-  async function stopRecord(
-    record: ManagedPlugin,
-    reason: string,
-    final: 'stopped' | 'blocked',
-  ): Promise<void> {
-    const version = record.current
-    if (version === undefined) {
-      if (final === 'blocked' && record.lifecycle.state !== 'blocked')
-        record.lifecycle.move('blocked', reason)
-      return
-    }
-    record.lifecycle.move('stopping', reason)
-    record.current = undefined
-    contributions.withdraw(record.name)
-    await retire(record, version)
-    record.lifecycle.move(final, reason)
-  }
-
-  async function applyPolicy(record: ManagedPlugin, policy: ResourcePolicy): Promise<void> {
-    const previous = record.policy?.status
-    record.policy = policy
-    const version = record.current
-    switch (policyAction(record.lifecycle.state, version !== undefined, previous, policy.status)) {
-      case 'stop':
-        return stopRecord(record, 'blocked by policy', 'blocked')
-      case 'load':
-        return loadRecord(record, await reread(record))
-      case 'reload':
-        return reloadRecord(record, `${policy.status}: started again with its new grant`)
-      case 'update': {
-        if (version === undefined) return
-        const grant = effectiveGrant(version.manifest.resources, policy)
-        const timeoutChanged = grant.limits.call_timeout !== version.grant.limits.call_timeout
-        version.plugin.updateGrant(grant)
-        version.grant = grant
-        record.lifecycle.move(record.lifecycle.state, `policy ${policy.status} applied live`)
-        // Job timeouts are capped by the call timeout.
-        if (timeoutChanged)
-          await contributions.schedule(record.name, version.registration, grant.limits.call_timeout)
-        return
-      }
-      case 'none':
-        return
-    }
-  }
-
   /** Health of every running plugin, and policies another replica stored since they were applied here. */
   async function supervise(): Promise<void> {
     for (const record of records.values()) {
@@ -405,7 +198,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       if (record.policy === undefined || closed) continue
       const stored = await policies.get(record.name).catch(() => undefined)
       if (stored !== undefined && stored.updated_at !== record.policy.updated_at) {
-        await exclusive(record, () => applyPolicy(record, stored)).catch((error) =>
+        await exclusive(record, () => transitions.applyPolicy(record, stored)).catch((error) =>
           logger.log('warn', 'a stored policy could not be applied', {
             plugin: record.name,
             error: PluginError.from(error).message,
@@ -447,35 +240,13 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     const work =
       record === undefined
         ? manager.load(source)
-        : exclusive(record, () => reloadRecord(record, 'reloaded after a change on disk'))
+        : exclusive(record, () => transitions.reload(record, 'reloaded after a change on disk'))
     work.catch((error) =>
       logger.log('warn', 'a changed plugin was not (re)loaded', {
         source,
         error: PluginError.from(error).message,
       }),
     )
-  }
-
-  function info(record: ManagedPlugin): PluginInfo {
-    let inFlight = 0
-    for (const version of record.live) inFlight += version.inFlight
-    const { manifest, current } = record
-    return {
-      name: record.name,
-      state: record.lifecycle.state,
-      path: record.path,
-      runtime: manifest?.runtime,
-      version: manifest?.version,
-      manifest,
-      registration: current?.registration,
-      policy: record.policy,
-      requested: manifest?.resources,
-      grant: current?.grant,
-      health: record.health,
-      metrics: record.metrics.snapshot(inFlight),
-      lastError: record.lastError,
-      history: record.lifecycle.history,
-    }
   }
 
   function refusal(name: string, record: ManagedPlugin | undefined): PluginError {
@@ -550,11 +321,11 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       // A failed source is listed by its folder's name, or its path when that name is taken.
       const name = records.has(entry.name) ? entry.path : entry.name
-      fail(await addRecord(name, entry.path), entry.error)
+      markFailed(await addRecord(name, entry.path), entry.error)
     }
     for (const [record, entry] of toLoad) {
       if (closed) return
-      await exclusive(record, () => loadRecord(record, entry))
+      await exclusive(record, () => transitions.load(record, entry))
     }
     const watch = options.watch
     if (watch !== undefined && watch !== false) {
@@ -589,10 +360,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     call<Args, Result>(name: string, fn: string, args?: Args, callOptions: ManagerCallOptions = {}) {
       return callInto(name, fn, args, callOptions) as Promise<Result>
     },
-    list: () => [...records.values()].map(info),
+    list: () => [...records.values()].map(pluginInfo),
     get(name) {
       const record = records.get(name)
-      return record === undefined ? undefined : info(record)
+      return record === undefined ? undefined : pluginInfo(record)
     },
     async load(source) {
       refuseWhenClosed()
@@ -607,23 +378,23 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       unloaded.delete(found.path)
       const record = existing ?? (await addRecord(name, found.path))
-      await exclusive(record, () => loadRecord(record, found))
+      await exclusive(record, () => transitions.load(record, found))
       if (record.lifecycle.state === 'failed') {
         throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
       }
-      return info(record)
+      return pluginInfo(record)
     },
     async unload(name) {
       const record = known(name)
-      await exclusive(record, () => stopRecord(record, 'unloaded', 'stopped'))
+      await exclusive(record, () => transitions.stop(record, 'unloaded', 'stopped'))
       records.delete(name)
       unloaded.add(record.path)
     },
     async reload(name) {
       refuseWhenClosed()
       const record = known(name)
-      await exclusive(record, () => reloadRecord(record, 'reloaded'))
-      return info(record)
+      await exclusive(record, () => transitions.reload(record, 'reloaded'))
+      return pluginInfo(record)
     },
     async reset(name) {
       const version = known(name).current
@@ -633,7 +404,8 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     async setPolicy(input, putOptions) {
       const stored = await policies.put(input, putOptions)
       const record = records.get(stored.plugin)
-      if (record !== undefined && !closed) await exclusive(record, () => applyPolicy(record, stored))
+      if (record !== undefined && !closed)
+        await exclusive(record, () => transitions.applyPolicy(record, stored))
       return stored
     },
     close() {
@@ -647,7 +419,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
           .filter((record) => record.current !== undefined)
           .sort((a, b) => b.loadOrder - a.loadOrder)
         for (const record of running) {
-          await exclusive(record, () => stopRecord(record, 'the host is closing', 'stopped'))
+          await exclusive(record, () => transitions.stop(record, 'the host is closing', 'stopped'))
         }
         await Promise.allSettled(runners.owned.map((runner) => runner.close()))
         await persisting
