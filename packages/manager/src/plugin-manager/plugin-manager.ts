@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { createGrpcRunner } from '@corral/grpc-runner'
-import type { CallOptions, Logger, Manifest, PluginRuntime, Runner } from '@corral/types'
+import type { CallOptions, Manifest } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
-import { createWasmRunner } from '@corral/wasm-runner'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
+import { resolveRunners } from './default-runners.js'
 import { createJobScheduler } from './jobs/job-scheduler.js'
 import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
@@ -429,26 +428,4 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     },
   }
   return manager
-}
-
-/** The runners to use: the given ones, and those not given (which the manager then owns and closes). */
-/**
- * The runners the manager uses: those given, and for each runtime not given one it creates (and
- * closes with itself) with the host's version, logger and restart options.
- */
-function resolveRunners(
-  options: PluginManagerOptions,
-  logger: Logger,
-): Record<PluginRuntime, Runner> & { owned: Runner[] } {
-  const owned: Runner[] = []
-  const own = <R extends Runner>(runner: R): R => {
-    owned.push(runner)
-    return runner
-  }
-  const { runners: given, restart, hostVersion } = options
-  return {
-    wasm: given?.wasm ?? own(createWasmRunner({ logger, restart })),
-    grpc: given?.grpc ?? own(createGrpcRunner({ hostVersion, logger, restart })),
-    owned,
-  }
 }
