@@ -58,6 +58,12 @@ interface ManagedPlugin {
   policy?: ResourcePolicy
   /** The version that takes new calls. */
   current?: PluginVersion
+  /**
+   * The manifest of a version being loaded: its host calls during `init` are granted what it asks
+   * for (∩ policy), not what the running version asked for. Until the swap, the running version's
+   * host calls get the same, still within the policy.
+   */
+  loading?: Manifest
   /** Versions still running: the current one and those a reload or stop is draining. */
   readonly live: Set<PluginVersion>
   lastError?: PluginErrorData
@@ -106,7 +112,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       logger,
       grants: createPolicyGrantLookup({
         policies,
-        requestOf: (name) => records.get(name)?.current?.manifest.resources,
+        requestOf: (name) => {
+          const record = records.get(name)
+          return (record?.loading ?? record?.current?.manifest)?.resources
+        },
       }),
       config: (name) => records.get(name)?.current?.config,
       callPlugin: (target, fn, args, { chain, deadline, token, signal }) =>
@@ -212,6 +221,20 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     record.live.delete(version)
   }
 
+  /** Loads, registers and initialises one version of the plugin, its host calls granted what it asks for. */
+  async function loadVersion(
+    record: ManagedPlugin,
+    found: DiscoveredPlugin & { ok: true },
+    policy: ResourcePolicy,
+  ): Promise<PluginVersion> {
+    record.loading = found.manifest
+    try {
+      return await loadPluginVersion(loader, found, policy)
+    } finally {
+      record.loading = undefined
+    }
+  }
+
   /** Loads a plugin not running now (discovered, failed, stopped, blocked) from what discovery found. */
   async function loadRecord(record: ManagedPlugin, found: DiscoveredPlugin & { ok: true }): Promise<void> {
     record.path = found.path
@@ -224,7 +247,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     }
     record.lifecycle.move('loading', `loading ${found.manifest.version} from ${found.path}`)
     try {
-      const version = await loadPluginVersion(loader, found, policy)
+      const version = await loadVersion(record, found, policy)
       install(record, version)
       record.lifecycle.move('running', `${found.manifest.runtime} plugin ${found.manifest.version} started`)
     } catch (error) {
@@ -265,7 +288,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       if (policy.status === 'blocked') {
         throw new PluginError('permission_denied', 'blocked by policy', { plugin: record.name })
       }
-      const next = await loadPluginVersion(loader, found, policy)
+      const next = await loadVersion(record, found, policy)
       record.policy = policy
       install(record, next)
       record.lifecycle.move('running', `${why}: ${old.manifest.version} → ${next.manifest.version}`)
