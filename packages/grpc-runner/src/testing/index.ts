@@ -9,5 +9,7 @@ export {
   fixturesDir,
   grantFor,
   memoryLogger,
+  processExists,
+  processesWithCommandLine,
   recordingHost,
 } from './support.js'
