@@ -23,6 +23,9 @@ export interface VdbeOp {
   p5: number
 }
 
+/** `OP_JournalMode`'s p3 when it only reads the journal mode (SQLite's PAGER_JOURNALMODE_QUERY). */
+const journalModeQuery = -1
+
 /** Database indexes on a plugin's connection. */
 export const ownDb = 0
 export const tempDb = 1
@@ -194,10 +197,15 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'VDestroy':
         throw denied('virtual tables cannot be created or dropped')
       // Only PRAGMA and VACUUM compile to these, and the statement kind is checked first: a second line.
+      case 'JournalMode':
+        // The query form (p3 = PAGER_JOURNALMODE_QUERY) changes nothing: SQLite adds it to a
+        // statement that turned out to do nothing (CREATE … IF NOT EXISTS of an existing table) so
+        // that the statement does not count as read-only.
+        if (op.p3 === journalModeQuery) break
+        throw denied(`${op.opcode} is not allowed`)
       case 'Vacuum':
       case 'IntegrityCk':
       case 'Checkpoint':
-      case 'JournalMode':
         throw denied(`${op.opcode} is not allowed`)
       case 'Function':
       case 'PureFunc': {
