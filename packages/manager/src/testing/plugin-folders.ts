@@ -105,13 +105,13 @@ export async function writeSdkFixturePlugin(
   return dir
 }
 
-/** An approved policy granting `grants` (limits as given, the rest default). */
+/** An approved policy granting `grants`, with limits and rate limits as given (the rest default). */
 export function approved(
   plugin: string,
   grants: Permission[] = [],
-  limits: Partial<ResourcePolicy['limits']> = {},
+  more: Pick<Partial<ResourcePolicy>, 'limits' | 'rate_limits'> = {},
 ): ResourcePolicy {
-  return parsePolicy({ plugin, status: 'approved', grants, limits })
+  return parsePolicy({ plugin, status: 'approved', grants, ...more })
 }
 
 /** A manager over fresh embedded backends, quiet, with the events it emits recorded. */
@@ -164,37 +164,48 @@ export async function failureCode(promise: Promise<unknown>): Promise<PluginErro
   return error.code
 }
 
+/** What {@link steadyCalls} saw. */
+export interface CallStreamResult {
+  ok: number
+  failed: number
+  /** The first few failures, to show what went wrong. */
+  failures: unknown[]
+  /** Each distinct result (as `view` shows it), in the order first seen. */
+  distinct: string[]
+}
+
 /**
- * Calls `fn` of `plugin` one after another (`lanes` at a time) until stopped: what a host under
- * steady traffic does while a plugin is reloaded. Keeps every failure.
+ * Calls `fn` of `plugin` one after another in two lanes, a few milliseconds apart, until stopped:
+ * what a host under steady traffic does while a plugin is reloaded.
  */
 export function steadyCalls(
   manager: PluginManager,
   plugin: string,
   fn: string,
   args: unknown,
-  lanes = 2,
-): { stop(): Promise<{ ok: number; failures: unknown[]; results: unknown[] }> } {
+  view: (result: unknown) => string = JSON.stringify,
+): { stop(): Promise<CallStreamResult> } {
   let running = true
-  let ok = 0
-  const failures: unknown[] = []
-  const results: unknown[] = []
+  const seen: CallStreamResult = { ok: 0, failed: 0, failures: [], distinct: [] }
   const lane = async () => {
     while (running) {
       try {
-        results.push(await manager.call(plugin, fn, args))
-        ok += 1
+        const shown = view(await manager.call(plugin, fn, args))
+        seen.ok += 1
+        if (!seen.distinct.includes(shown)) seen.distinct.push(shown)
       } catch (error) {
-        failures.push(error)
+        seen.failed += 1
+        if (seen.failures.length < 5) seen.failures.push(error)
       }
+      await new Promise((resolve) => setTimeout(resolve, 5))
     }
   }
-  const all = Promise.all(Array.from({ length: lanes }, lane))
+  const all = Promise.all([lane(), lane()])
   return {
     async stop() {
       running = false
       await all
-      return { ok, failures, results }
+      return seen
     },
   }
 }
