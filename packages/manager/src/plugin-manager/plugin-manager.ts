@@ -533,7 +533,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     policies,
     hostApi,
     events: { subscribe: events.subscribe },
-    start() {
+    async start() {
       refuseWhenClosed()
       starting ??= startAll()
       return starting
