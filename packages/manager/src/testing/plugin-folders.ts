@@ -109,7 +109,10 @@ export async function writeSdkFixturePlugin(
 export function approved(
   plugin: string,
   grants: Permission[] = [],
-  more: Pick<Partial<ResourcePolicy>, 'limits' | 'rate_limits'> = {},
+  more: {
+    limits?: Partial<ResourcePolicy['limits']>
+    rate_limits?: Partial<ResourcePolicy['rate_limits']>
+  } = {},
 ): ResourcePolicy {
   return parsePolicy({ plugin, status: 'approved', grants, ...more })
 }
