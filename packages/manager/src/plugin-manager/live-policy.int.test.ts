@@ -103,3 +103,36 @@ describe('policy changes applied to running plugins (hello-wasm pending, hello-g
     expect(processesWithCommandLine(grpcDir).length).toBe(1)
   })
 })
+
+describe('a pending gRPC plugin whose init needs a grant (hello-grpc creates its notes table)', () => {
+  let folder: Awaited<ReturnType<typeof tempPluginsDir>>
+  let started: Awaited<ReturnType<typeof startManager>>
+  let manager: PluginManager
+
+  beforeAll(async () => {
+    folder = await tempPluginsDir()
+    await copyExample('hello-grpc', folder.dir)
+    started = await startManager({ pluginsDir: folder.dir })
+    manager = started.manager
+  }, 60_000)
+
+  afterAll(async () => {
+    await started?.close()
+    await folder?.remove()
+  })
+
+  it('fails while pending (its table refused), and runs with its notes once approved and reloaded', async () => {
+    const pending = manager.get('hello-grpc')
+    expect(pending?.state).toBe('failed')
+    expect(pending?.lastError).toMatchObject({ code: 'permission_denied' })
+    expect(pending?.lastError?.message).toMatch(/db write/)
+    await manager.setPolicy(approved('hello-grpc', helloGrpcGrants))
+    // A plugin that does not run takes its new policy at its next load.
+    expect(manager.get('hello-grpc')?.state).toBe('failed')
+    expect(await manager.reload('hello-grpc')).toMatchObject({ state: 'running' })
+    expect(await manager.call('hello-grpc', 'addNote', { day: '2026-11-21', text: 'approved' })).toEqual({
+      ok: true,
+    })
+    expect(await manager.call('hello-grpc', 'stats')).toEqual({ days: [{ day: '2026-11-21', notes: 1 }] })
+  }, 60_000)
+})
