@@ -197,15 +197,15 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'VDestroy':
         throw denied('virtual tables cannot be created or dropped')
       // Only PRAGMA and VACUUM compile to these, and the statement kind is checked first: a second line.
-      case 'JournalMode':
-        // The query form (p3 = PAGER_JOURNALMODE_QUERY) changes nothing: SQLite adds it to a
-        // statement that turned out to do nothing (CREATE … IF NOT EXISTS of an existing table) so
-        // that the statement does not count as read-only.
-        if (op.p3 === journalModeQuery) break
-        throw denied(`${op.opcode} is not allowed`)
       case 'Vacuum':
       case 'IntegrityCk':
       case 'Checkpoint':
+        throw denied(`${op.opcode} is not allowed`)
+      case 'JournalMode':
+        // Its query form (p3 = PAGER_JOURNALMODE_QUERY) changes nothing: SQLite adds it to a
+        // statement that turned out to do nothing (CREATE … IF NOT EXISTS of an existing table) so
+        // that the statement does not count as read-only. Any other form is refused as above.
+        if (op.p3 === journalModeQuery) break
         throw denied(`${op.opcode} is not allowed`)
       case 'Function':
       case 'PureFunc': {

@@ -24,9 +24,7 @@ const pluginSdkDir = path.join(repoRoot, 'packages/plugin-sdk')
 const exampleFiles: Record<string, string[]> = {
   'hello-wasm': ['plugin.yaml', 'build'],
   'c-wasm': ['plugin.yaml', 'build'],
-  'go-kv': ['plugin.yaml', 'build'],
   'hello-grpc': ['plugin.yaml', 'dist'],
-  stats: ['plugin.yaml', 'dist'],
 }
 
 /** A fresh temp plugins folder; `remove()` deletes it. */
