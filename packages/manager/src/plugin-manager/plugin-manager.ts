@@ -37,8 +37,6 @@ const defaultDebounceMs = 300
  * through this manager applies at once; one put elsewhere within this time (and the store's cache).
  */
 const supervisionIntervalMs = 2_000
-/** Beyond its own call timeout, how long a stop waits for a version's calls to finish. */
-const _drainSlackMs = 1_000
 
 /**
  * Creates the plugin manager: it discovers plugins, loads each with the runner of its runtime under
@@ -361,7 +359,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     registries: contributions.registries,
     jobs: contributions.jobs,
     events: { subscribe: events.subscribe },
-    start() {
+    async start() {
       refuseWhenClosed()
       starting ??= startAll()
       return starting
