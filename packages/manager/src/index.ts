@@ -1,7 +1,40 @@
-// Symbols below are for other Corral packages and for hosts that assemble their own backends.
-export type { CacheStore } from './backends/cache-store.js'
+// biome-ignore-all assist/source/organizeImports: what a host needs comes first, the parts after.
+
+// For hosts: the plugin manager, the backends it keeps state in, and plugin package signatures.
 export type { Backends, BackendsOptions } from './backends/create-backends.js'
 export { createBackends } from './backends/create-backends.js'
+export type {
+  GroupStore,
+  JobInfo,
+  JobScheduler,
+  LatencyHistogram,
+  ManagerCallOptions,
+  ManagerEvent,
+  ManagerEvents,
+  MountedErrorCode,
+  MountedMenuItem,
+  MountedRoute,
+  MountedTemplate,
+  MountedWidget,
+  PluginInfo,
+  PluginManager,
+  PluginManagerOptions,
+  PluginMetrics,
+  PluginSource,
+  Registries,
+  SignatureOptions,
+  StateTransition,
+} from './plugin-manager/manager-api.js'
+export { createPluginManager } from './plugin-manager/plugin-manager.js'
+export {
+  generateSigningKeyPair,
+  signPluginPackage,
+  verifyPluginPackage,
+} from './plugin-manager/signatures/plugin-signature.js'
+
+// For hosts that assemble their own parts (and for other Corral packages): backends, the sandboxed
+// host API, the policy store and audit log, rate limiters.
+export type { CacheStore } from './backends/cache-store.js'
 export type { EventBus, HostEvent, HostEventListener } from './backends/event-bus.js'
 export { createLocalEventBus } from './backends/event-bus.js'
 export type { Mailer, OutgoingEmail } from './backends/mailer.js'
@@ -35,28 +68,6 @@ export type {
 } from './host-api/sandbox-dependencies.js'
 export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
 export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
-export type {
-  JobInfo,
-  JobScheduler,
-  LatencyHistogram,
-  ManagerCallOptions,
-  ManagerEvent,
-  ManagerEvents,
-  MountedErrorCode,
-  MountedMenuItem,
-  MountedRoute,
-  MountedTemplate,
-  MountedWidget,
-  PluginInfo,
-  PluginManager,
-  PluginManagerOptions,
-  PluginMetrics,
-  PluginSource,
-  Registries,
-  SignatureOptions,
-  StateTransition,
-} from './plugin-manager/manager-api.js'
-export { createPluginManager } from './plugin-manager/plugin-manager.js'
 export type { AuditEntry, AuditLog, AuditQuery } from './policy-store/audit-log.js'
 export { createSqlAuditLog } from './policy-store/audit-log.js'
 export type { PolicyStore, SqlPolicyStoreOptions } from './policy-store/policy-store.js'

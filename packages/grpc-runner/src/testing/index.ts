@@ -10,5 +10,7 @@ export {
   grantFor,
   memoryLogger,
   nextState,
+  processExists,
+  processesWithCommandLine,
   recordingHost,
 } from './support.js'

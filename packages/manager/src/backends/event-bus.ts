@@ -1,3 +1,10 @@
+/**
+ * The prefix of the event types the host itself publishes on the bus (the plugin manager's state
+ * changes and job results, relayed between replicas). `events.publish` refuses it, so no plugin can
+ * forge them.
+ */
+export const hostEventPrefix = 'corral.'
+
 /** An event a plugin published (`events.publish`), as the host fans it out. */
 export interface HostEvent {
   type: string

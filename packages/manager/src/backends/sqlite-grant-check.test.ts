@@ -136,4 +136,11 @@ describe('checkProgram', () => {
     expect(verdict([op('Function', 0, 1, 2, 'json_set(3)')])).toBe('ok')
     expect(verdict([op('Vacuum', 0, 0, 0)])).toMatch(/not allowed/)
   })
+
+  it('lets a journal mode be read (CREATE … IF NOT EXISTS of an existing table), never set', () => {
+    expect(verdict([op('JournalMode', 0, 1, -1)])).toBe('ok')
+    // PAGER_JOURNALMODE_OFF and _WAL.
+    expect(verdict([op('JournalMode', 0, 1, 2)])).toMatch(/JournalMode is not allowed/)
+    expect(verdict([op('JournalMode', 0, 1, 5)])).toMatch(/JournalMode is not allowed/)
+  })
 })

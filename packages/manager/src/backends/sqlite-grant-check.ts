@@ -23,6 +23,9 @@ export interface VdbeOp {
   p5: number
 }
 
+/** `OP_JournalMode`'s p3 when it only reads the journal mode (SQLite's PAGER_JOURNALMODE_QUERY). */
+const journalModeQuery = -1
+
 /** Database indexes on a plugin's connection. */
 export const ownDb = 0
 export const tempDb = 1
@@ -197,7 +200,12 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
       case 'Vacuum':
       case 'IntegrityCk':
       case 'Checkpoint':
+        throw denied(`${op.opcode} is not allowed`)
       case 'JournalMode':
+        // Its query form (p3 = PAGER_JOURNALMODE_QUERY) changes nothing: SQLite adds it to a
+        // statement that turned out to do nothing (CREATE … IF NOT EXISTS of an existing table) so
+        // that the statement does not count as read-only. Any other form is refused as above.
+        if (op.p3 === journalModeQuery) break
         throw denied(`${op.opcode} is not allowed`)
       case 'Function':
       case 'PureFunc': {

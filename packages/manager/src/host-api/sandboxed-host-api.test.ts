@@ -115,3 +115,31 @@ describe('createSandboxedHostApi: work a runner does for a plugin (meter)', () =
     await Promise.all([cache.close(), rateLimiter.close(), events.close()])
   })
 })
+
+describe('createSandboxedHostApi: events.publish and the host’s own event types', () => {
+  it('refuses a type starting with corral. even to a plugin granted every event type', async () => {
+    const events = createLocalEventBus()
+    const published: string[] = []
+    events.subscribe((event) => published.push(event.type))
+    const hostApi = createSandboxedHostApi({
+      backends: {
+        database: timedDatabase(0, 0),
+        cache: createMemoryCache(),
+        rateLimiter: createMemoryRateLimiter(),
+        events,
+      },
+      grants: () => ({ ...grant, permissions: [{ type: 'events', access: [], scope: ['*'] }] }),
+      audit: { record: async () => {}, list: async () => [] },
+      logger: { log() {} },
+    })
+    const publish = (type: string) =>
+      hostApi.forPlugin('writer')(
+        'events.publish',
+        { type },
+        { plugin: 'writer', deadline: Date.now() + 1000 },
+      )
+    await expect(publish('corral.plugin.state')).rejects.toMatchObject({ code: 'permission_denied' })
+    await expect(publish('writer.done')).resolves.toEqual({})
+    expect(published).toEqual(['writer.done'])
+  })
+})

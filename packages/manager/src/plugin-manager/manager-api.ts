@@ -66,10 +66,29 @@ export interface PluginManagerOptions {
   signatures?: SignatureOptions
   /** Crash restarts and quarantine, for both runtimes. */
   restart?: Partial<RestartOptions>
-  /** Run the plugins' cron jobs. Default true. */
+  /** Run the plugins' cron jobs (`manager.jobs`). Default true; `false` schedules nothing. */
   jobs?: boolean
+  /** The host's own menu items, which plugins' items join and `hidden_menu_items` hide. */
+  hostMenu?: MountedMenuItem[]
+  /** The host's own templates, which plugins may override. */
+  hostTemplates?: TemplateSpec[]
+  /** The language translations fall back to. Default `en`. */
+  defaultLanguage?: string
+  /** Where the groups plugins declare are created when they load (the host's users store). */
+  groups?: GroupStore
+  /**
+   * This manager's name among replicas sharing `backends`: on events relayed from another replica
+   * and in the job scheduler's log lines. Default: a random id.
+   */
+  replicaId?: string
   /** How many state changes each plugin's history keeps. Default 50. */
   historySize?: number
+}
+
+/** The host's store of RBAC groups, which the manager fills with the groups plugins declare. */
+export interface GroupStore {
+  /** Creates the group if it does not exist yet (a plugin loaded again ensures it again). */
+  ensure(group: GroupSpec & { plugin: string }): Promise<void>
 }
 
 /** One state change of a plugin, as its history keeps it. */
@@ -124,9 +143,21 @@ export interface PluginInfo {
 /** Options of {@link PluginManager.call}. */
 export interface ManagerCallOptions extends Omit<CallOptions, 'chain'> {}
 
-/** Everything the manager's event stream carries. */
+/**
+ * Everything the manager's event stream carries. State changes and job results of other replicas
+ * sharing `backends.events` come too, with their `replica`; registry changes are this replica's.
+ */
 export type ManagerEvent =
-  | { type: 'plugin.state'; plugin: string; from: PluginState; to: PluginState; reason: string; at: number }
+  | {
+      type: 'plugin.state'
+      plugin: string
+      from: PluginState
+      to: PluginState
+      reason: string
+      at: number
+      /** The replica it happened on, when not this one. */
+      replica?: string
+    }
   | { type: 'plugin.event'; plugin: string; event: string; data: unknown; at: number }
   | {
       type: 'job.result'
@@ -136,8 +167,11 @@ export type ManagerEvent =
       durationMs: number
       error?: PluginErrorData
       at: number
+      /** The replica it ran on, when not this one. */
+      replica?: string
     }
-  | { type: 'registry.changed'; at: number }
+  /** A plugin's entries were added to or removed from `registries`. */
+  | { type: 'registry.changed'; plugin: string; at: number }
 
 export interface ManagerEvents {
   /** Starts delivering events to `listener` (each isolated from the others' failures); returns the function that stops it. */
@@ -235,6 +269,11 @@ export interface Registries {
   /** `<plugin>:<code>` → its declaration. */
   errorCode(qualified: string): MountedErrorCode | undefined
   errorCodes(): readonly MountedErrorCode[]
+  /**
+   * The declaration of `plugin`'s error `code` (bare or `<plugin>:<code>`); for a code the plugin did
+   * not declare, an entry with HTTP status 500, and the manager logs it (`warn`).
+   */
+  errorFor(plugin: string, code: string): MountedErrorCode
   groups(): readonly (GroupSpec & { plugin: string })[]
   landingPage(): { plugin: string; path: string } | undefined
 }

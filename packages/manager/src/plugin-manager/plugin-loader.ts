@@ -9,8 +9,8 @@ export interface PluginLoaderOptions {
   hostApiFor: (plugin: string) => HostCallHandler
   /** The host's per-plugin config, laid over the manifest's defaults. */
   config?: (plugin: string) => Record<string, unknown> | undefined
-  /** Checks the plugin's package before anything of it runs (signatures); rejects to refuse it. */
-  verify?: (manifest: Manifest, dir: string) => Promise<void>
+  /** Checks the plugin's source (folder or `.wasm`) before anything of it runs (signatures); rejects to refuse it. */
+  verify?: (source: string) => Promise<void>
   /**
    * Told which manifest and config a version initialising now has (and `undefined` once it runs or
    * failed), so that its host calls during `init` are checked against its own request and read its own
@@ -28,13 +28,13 @@ export interface PluginLoaderOptions {
  */
 export async function loadPluginVersion(
   options: PluginLoaderOptions,
-  found: { manifest: Manifest; dir: string },
+  found: { manifest: Manifest; dir: string; path: string },
   policy: ResourcePolicy,
 ): Promise<PluginVersion> {
   const { manifest, dir } = found
   const name = manifest.name
   try {
-    await options.verify?.(manifest, dir)
+    await options.verify?.(found.path)
     const grant = effectiveGrant(manifest.resources, policy)
     const config = validateConfig(manifest, options.config?.(name))
     options.initializing?.(name, { manifest, config })

@@ -1,38 +1,31 @@
+import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { createGrpcRunner } from '@corral/grpc-runner'
-import { effectiveGrant } from '@corral/manifest'
-import type {
-  CallOptions,
-  HealthStatus,
-  Logger,
-  Manifest,
-  PluginErrorData,
-  PluginRuntime,
-  ResourcePolicy,
-  Runner,
-} from '@corral/types'
+import type { CallOptions, Manifest } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
-import { createWasmRunner } from '@corral/wasm-runner'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
+import { resolveRunners } from './default-runners.js'
+import { createJobScheduler } from './jobs/job-scheduler.js'
+import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
   ManagerCallOptions,
-  PluginInfo,
   PluginManager,
   PluginManagerOptions,
   StateTransition,
 } from './manager-api.js'
 import { createManagerEventHub } from './manager-events.js'
-import { type DiscoveredPlugin, discoverPlugins, readPluginSource } from './plugin-discovery.js'
-import { PluginLifecycle, stateOfRuntime } from './plugin-lifecycle.js'
-import { loadPluginVersion, type PluginLoaderOptions } from './plugin-loader.js'
+import { createPluginContributions } from './plugin-contributions.js'
+import { type DiscoveredPlugin, discoverPlugins, isBareWasm, readPluginSource } from './plugin-discovery.js'
+import { PluginLifecycle } from './plugin-lifecycle.js'
+import type { PluginLoaderOptions } from './plugin-loader.js'
 import { PluginCallMetrics } from './plugin-metrics.js'
-import type { PluginVersion } from './plugin-version.js'
+import { createPluginTransitions } from './plugin-transitions.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
-import { policyAction } from './policy-application.js'
+import { createRegistries } from './registries/registries.js'
+import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
 
 /** How many state changes each plugin's history keeps, by default. */
@@ -44,28 +37,6 @@ const defaultDebounceMs = 300
  * through this manager applies at once; one put elsewhere within this time (and the store's cache).
  */
 const supervisionIntervalMs = 2_000
-/** Beyond its own call timeout, how long a stop waits for a version's calls to finish. */
-const drainSlackMs = 1_000
-
-/** Everything the manager keeps of one plugin, whether it runs or not. */
-interface ManagedPlugin {
-  readonly name: string
-  /** Its source: a plugin folder or a bare `.wasm` file. */
-  path: string
-  readonly lifecycle: PluginLifecycle
-  readonly metrics: PluginCallMetrics
-  manifest?: Manifest
-  policy?: ResourcePolicy
-  /** The version that takes new calls. */
-  current?: PluginVersion
-  /** Versions still running: the current one and those a reload or stop is draining. */
-  readonly live: Set<PluginVersion>
-  lastError?: PluginErrorData
-  health?: HealthStatus
-  loadOrder: number
-  /** Its loads, reloads, stops and policy changes run one at a time, in order. */
-  queue: Promise<unknown>
-}
 
 /**
  * Creates the plugin manager: it discovers plugins, loads each with the runner of its runtime under
@@ -86,7 +57,35 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   const { backends, hostVersion } = options
   const policies = createSqlPolicyStore(backends.database)
   const history = createSqlStateHistoryStore(backends.database, { keep: historySize })
-  const events = createManagerEventHub(backends.events)
+  const replicaId = options.replicaId ?? randomUUID()
+  const events = createManagerEventHub(backends.events, { replicaId, logger })
+  const contributions = createPluginContributions({
+    registries: createRegistries({
+      hostMenu: options.hostMenu,
+      hostTemplates: options.hostTemplates,
+      defaultLanguage: options.defaultLanguage,
+      onUndeclaredErrorCode: (plugin, code) =>
+        logger.log('warn', `the plugin failed with error code ${code}, which it does not declare`, {
+          plugin,
+        }),
+    }),
+    // Jobs call in the way hosts do: refused unless the plugin runs, counted against its rate, in
+    // its metrics; the job's timeout and abort signal are the call's.
+    jobs:
+      options.jobs === false
+        ? undefined
+        : createJobScheduler({
+            database: backends.database,
+            call: (plugin, fn, args, { timeoutMs, signal }) =>
+              callInto(plugin, fn, args, { timeoutMs, signal }),
+            onResult: events.emit,
+            logger,
+            replicaId,
+          }),
+    groups: options.groups,
+    emit: events.emit,
+    logger,
+  })
   const records = new Map<string, ManagedPlugin>()
   /**
    * Versions between load and running, by plugin: their host calls are checked against their own
@@ -97,7 +96,6 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
-  let loadCounter = 0
   let closed = false
   let closing: Promise<void> | undefined
   let starting: Promise<void> | undefined
@@ -127,13 +125,34 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     runners,
     hostApiFor: (name) => hostApi.forPlugin(name),
     config: options.config,
+    verify: options.signatures?.required ? verifySignature : undefined,
   }
 
-  function describeWasm(file: string): Promise<Manifest> {
-    return Promise.reject(
-      new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`),
-    )
+  /** Refuses a source that is not signed by a trusted key as it is now, right before it loads. */
+  async function verifySignature(source: string): Promise<void> {
+    if (isBareWasm(source)) {
+      throw new PluginError(
+        'permission_denied',
+        `${path.basename(source)}: a bare .wasm file carries no signature; signatures are required, so put it in a signed plugin folder`,
+      )
+    }
+    await verifyPluginPackage(source, options.signatures?.trustedKeys ?? [])
   }
+
+  async function describeWasm(file: string): Promise<Manifest> {
+    // Describing a module runs it: with signatures required, an unsigned one must not run at all.
+    await loader.verify?.(file)
+    throw new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`)
+  }
+
+  const transitions = createPluginTransitions({
+    loader,
+    policies,
+    contributions,
+    hostVersion,
+    describeWasm,
+    logger,
+  })
 
   function persist(plugin: string, transition: StateTransition): void {
     persisting = persisting
@@ -173,166 +192,6 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     return record
   }
 
-  /** Runs `work` after every earlier operation on the plugin has settled. */
-  function exclusive<T>(record: ManagedPlugin, work: () => Promise<T>): Promise<T> {
-    const run = record.queue.then(work, work)
-    record.queue = run.catch(() => {})
-    return run
-  }
-
-  function fail(record: ManagedPlugin, error: unknown): PluginError {
-    const failure = PluginError.from(error, 'load_failed', record.name)
-    record.lastError = failure.toData()
-    record.lifecycle.move('failed', failure.rawMessage)
-    return failure
-  }
-
-  /** Makes `version` the one that takes calls, and follows its runtime's supervision. */
-  function install(record: ManagedPlugin, version: PluginVersion): void {
-    record.current = version
-    record.manifest = version.manifest
-    record.live.add(version)
-    record.loadOrder = ++loadCounter
-    version.watch((change) => {
-      if (record.current !== version) return
-      if (change.to === 'restarting') record.metrics.restarted()
-      // Stops are the manager's own doing, recorded by it.
-      if (change.to === 'stopping' || change.to === 'stopped') return
-      try {
-        record.lifecycle.move(stateOfRuntime[change.to], change.reason)
-      } catch (error) {
-        logger.log('error', 'a runtime state change did not fit the lifecycle', {
-          plugin: record.name,
-          error: PluginError.from(error).message,
-        })
-      }
-    })
-  }
-
-  /** Stops a version once its calls have finished (or its call timeout has passed). */
-  async function retire(record: ManagedPlugin, version: PluginVersion): Promise<void> {
-    version.unwatch()
-    await version.drain(version.grant.limits.call_timeout + drainSlackMs)
-    await version.plugin.shutdown().catch((error) =>
-      logger.log('warn', 'a plugin did not shut down cleanly', {
-        plugin: record.name,
-        error: PluginError.from(error).message,
-      }),
-    )
-    record.live.delete(version)
-  }
-
-  /** Loads a plugin not running now (discovered, failed, stopped, blocked) from what discovery found. */
-  async function loadRecord(record: ManagedPlugin, found: DiscoveredPlugin & { ok: true }): Promise<void> {
-    record.path = found.path
-    record.manifest = found.manifest
-    const policy = await policies.get(record.name)
-    record.policy = policy
-    if (policy.status === 'blocked') {
-      if (record.lifecycle.state !== 'blocked') record.lifecycle.move('blocked', 'blocked by policy')
-      return
-    }
-    record.lifecycle.move('loading', `loading ${found.manifest.version} from ${found.path}`)
-    try {
-      const version = await loadPluginVersion(loader, found, policy)
-      install(record, version)
-      record.lifecycle.move('running', `${found.manifest.runtime} plugin ${found.manifest.version} started`)
-    } catch (error) {
-      fail(record, error)
-    }
-  }
-
-  /** Reads the plugin's source again; a failure, or a source that now names another plugin, throws. */
-  async function reread(record: ManagedPlugin): Promise<DiscoveredPlugin & { ok: true }> {
-    const found = await readPluginSource(record.path, hostVersion, describeWasm)
-    if (!found.ok) throw found.error
-    if (found.manifest.name !== record.name) {
-      throw new PluginError(
-        'invalid_argument',
-        `${found.path} now declares plugin ${found.manifest.name}; load it under that name`,
-        { plugin: record.name },
-      )
-    }
-    return found
-  }
-
-  /** Loads the plugin again beside the running version, swaps, drains and stops the old one. */
-  async function reloadRecord(record: ManagedPlugin, why: string): Promise<void> {
-    const old = record.current
-    if (old === undefined) {
-      const found = await reread(record).catch((error) => {
-        throw fail(record, error)
-      })
-      await loadRecord(record, found)
-      if (record.lifecycle.state === 'failed') {
-        throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
-      }
-      return
-    }
-    try {
-      const found = await reread(record)
-      const policy = await policies.get(record.name)
-      if (policy.status === 'blocked') {
-        throw new PluginError('permission_denied', 'blocked by policy', { plugin: record.name })
-      }
-      const next = await loadPluginVersion(loader, found, policy)
-      record.policy = policy
-      install(record, next)
-      record.lifecycle.move('running', `${why}: ${old.manifest.version} → ${next.manifest.version}`)
-      await retire(record, old)
-    } catch (error) {
-      const failure = PluginError.from(error, 'load_failed', record.name)
-      record.lastError = failure.toData()
-      record.lifecycle.move(
-        record.lifecycle.state,
-        `reload failed, the running version keeps serving: ${failure.rawMessage}`,
-      )
-      throw failure
-    }
-  }
-
-  /** Stops the plugin's running version (calls refused from now on) and moves it to `final`. */
-  async function stopRecord(
-    record: ManagedPlugin,
-    reason: string,
-    final: 'stopped' | 'blocked',
-  ): Promise<void> {
-    const version = record.current
-    if (version === undefined) {
-      if (final === 'blocked' && record.lifecycle.state !== 'blocked')
-        record.lifecycle.move('blocked', reason)
-      return
-    }
-    record.lifecycle.move('stopping', reason)
-    record.current = undefined
-    await retire(record, version)
-    record.lifecycle.move(final, reason)
-  }
-
-  async function applyPolicy(record: ManagedPlugin, policy: ResourcePolicy): Promise<void> {
-    const previous = record.policy?.status
-    record.policy = policy
-    const version = record.current
-    switch (policyAction(record.lifecycle.state, version !== undefined, previous, policy.status)) {
-      case 'stop':
-        return stopRecord(record, 'blocked by policy', 'blocked')
-      case 'load':
-        return loadRecord(record, await reread(record))
-      case 'reload':
-        return reloadRecord(record, `${policy.status}: started again with its new grant`)
-      case 'update': {
-        if (version === undefined) return
-        const grant = effectiveGrant(version.manifest.resources, policy)
-        version.plugin.updateGrant(grant)
-        version.grant = grant
-        record.lifecycle.move(record.lifecycle.state, `policy ${policy.status} applied live`)
-        return
-      }
-      case 'none':
-        return
-    }
-  }
-
   /** Health of every running plugin, and policies another replica stored since they were applied here. */
   async function supervise(): Promise<void> {
     for (const record of records.values()) {
@@ -346,7 +205,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       if (record.policy === undefined || closed) continue
       const stored = await policies.get(record.name).catch(() => undefined)
       if (stored !== undefined && stored.updated_at !== record.policy.updated_at) {
-        await exclusive(record, () => applyPolicy(record, stored)).catch((error) =>
+        await exclusive(record, () => transitions.applyPolicy(record, stored)).catch((error) =>
           logger.log('warn', 'a stored policy could not be applied', {
             plugin: record.name,
             error: PluginError.from(error).message,
@@ -388,35 +247,13 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     const work =
       record === undefined
         ? manager.load(source)
-        : exclusive(record, () => reloadRecord(record, 'reloaded after a change on disk'))
+        : exclusive(record, () => transitions.reload(record, 'reloaded after a change on disk'))
     work.catch((error) =>
       logger.log('warn', 'a changed plugin was not (re)loaded', {
         source,
         error: PluginError.from(error).message,
       }),
     )
-  }
-
-  function info(record: ManagedPlugin): PluginInfo {
-    let inFlight = 0
-    for (const version of record.live) inFlight += version.inFlight
-    const { manifest, current } = record
-    return {
-      name: record.name,
-      state: record.lifecycle.state,
-      path: record.path,
-      runtime: manifest?.runtime,
-      version: manifest?.version,
-      manifest,
-      registration: current?.registration,
-      policy: record.policy,
-      requested: manifest?.resources,
-      grant: current?.grant,
-      health: record.health,
-      metrics: record.metrics.snapshot(inFlight),
-      lastError: record.lastError,
-      history: record.lifecycle.history,
-    }
   }
 
   function refusal(name: string, record: ManagedPlugin | undefined): PluginError {
@@ -491,11 +328,11 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       // A failed source is listed by its folder's name, or its path when that name is taken.
       const name = records.has(entry.name) ? entry.path : entry.name
-      fail(await addRecord(name, entry.path), entry.error)
+      markFailed(await addRecord(name, entry.path), entry.error)
     }
     for (const [record, entry] of toLoad) {
       if (closed) return
-      await exclusive(record, () => loadRecord(record, entry))
+      await exclusive(record, () => transitions.load(record, entry))
     }
     const watch = options.watch
     if (watch !== undefined && watch !== false) {
@@ -516,11 +353,13 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     startSupervision()
   }
 
-  const manager: Omit<PluginManager, 'registries' | 'jobs'> = {
+  const manager: PluginManager = {
     policies,
     hostApi,
+    registries: contributions.registries,
+    jobs: contributions.jobs,
     events: { subscribe: events.subscribe },
-    start() {
+    async start() {
       refuseWhenClosed()
       starting ??= startAll()
       return starting
@@ -528,10 +367,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     call<Args, Result>(name: string, fn: string, args?: Args, callOptions: ManagerCallOptions = {}) {
       return callInto(name, fn, args, callOptions) as Promise<Result>
     },
-    list: () => [...records.values()].map(info),
+    list: () => [...records.values()].map(pluginInfo),
     get(name) {
       const record = records.get(name)
-      return record === undefined ? undefined : info(record)
+      return record === undefined ? undefined : pluginInfo(record)
     },
     async load(source) {
       refuseWhenClosed()
@@ -546,23 +385,23 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       unloaded.delete(found.path)
       const record = existing ?? (await addRecord(name, found.path))
-      await exclusive(record, () => loadRecord(record, found))
+      await exclusive(record, () => transitions.load(record, found))
       if (record.lifecycle.state === 'failed') {
         throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
       }
-      return info(record)
+      return pluginInfo(record)
     },
     async unload(name) {
       const record = known(name)
-      await exclusive(record, () => stopRecord(record, 'unloaded', 'stopped'))
+      await exclusive(record, () => transitions.stop(record, 'unloaded', 'stopped'))
       records.delete(name)
       unloaded.add(record.path)
     },
     async reload(name) {
       refuseWhenClosed()
       const record = known(name)
-      await exclusive(record, () => reloadRecord(record, 'reloaded'))
-      return info(record)
+      await exclusive(record, () => transitions.reload(record, 'reloaded'))
+      return pluginInfo(record)
     },
     async reset(name) {
       const version = known(name).current
@@ -572,7 +411,8 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     async setPolicy(input, putOptions) {
       const stored = await policies.put(input, putOptions)
       const record = records.get(stored.plugin)
-      if (record !== undefined && !closed) await exclusive(record, () => applyPolicy(record, stored))
+      if (record !== undefined && !closed)
+        await exclusive(record, () => transitions.applyPolicy(record, stored))
       return stored
     },
     close() {
@@ -581,11 +421,12 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         clearInterval(supervision)
         await watcher?.close()
         await starting?.catch(() => {})
+        await contributions.close()
         const running = [...records.values()]
           .filter((record) => record.current !== undefined)
           .sort((a, b) => b.loadOrder - a.loadOrder)
         for (const record of running) {
-          await exclusive(record, () => stopRecord(record, 'the host is closing', 'stopped'))
+          await exclusive(record, () => transitions.stop(record, 'the host is closing', 'stopped'))
         }
         await Promise.allSettled(runners.owned.map((runner) => runner.close()))
         await persisting
@@ -594,27 +435,5 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       return closing
     },
   }
-  return manager as PluginManager
-}
-
-/** The runners to use: the given ones, and those not given (which the manager then owns and closes). */
-/**
- * The runners the manager uses: those given, and for each runtime not given one it creates (and
- * closes with itself) with the host's version, logger and restart options.
- */
-function resolveRunners(
-  options: PluginManagerOptions,
-  logger: Logger,
-): Record<PluginRuntime, Runner> & { owned: Runner[] } {
-  const owned: Runner[] = []
-  const own = <R extends Runner>(runner: R): R => {
-    owned.push(runner)
-    return runner
-  }
-  const { runners: given, restart, hostVersion } = options
-  return {
-    wasm: given?.wasm ?? own(createWasmRunner({ logger, restart })),
-    grpc: given?.grpc ?? own(createGrpcRunner({ hostVersion, logger, restart })),
-    owned,
-  }
+  return manager
 }

@@ -3,6 +3,8 @@
  * the runtime "crashes"), for unit tests of the plugin manager. Real runners are in the integration
  * tests.
  */
+
+import { registrationFromManifest } from '@corral/manifest'
 import type {
   CallOptions,
   EffectiveGrant,
@@ -46,22 +48,9 @@ export class FakePlugin implements Plugin {
     this.#handler = handler
   }
 
+  /** What the manifest's `provides` says, as a WASM module without `corral_register` does. */
   async register(): Promise<Registration> {
-    const { name, version } = this.load.manifest
-    return {
-      name,
-      version,
-      permissions: this.load.manifest.resources.permissions,
-      routes: [],
-      menus: [],
-      widgets: [],
-      jobs: [],
-      templates: [],
-      i18n: [],
-      error_codes: [],
-      groups: [],
-      hide_menu_items: [],
-    } as unknown as Registration
+    return registrationFromManifest(this.load.manifest)
   }
 
   async init(config: Record<string, unknown>): Promise<void> {

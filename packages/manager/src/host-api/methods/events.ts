@@ -1,5 +1,6 @@
 import { PluginError } from '@corral/types'
 import { z } from 'zod'
+import { hostEventPrefix } from '../../backends/event-bus.js'
 import { defineMethod, requireGrant } from '../method-handler.js'
 
 /** `events.publish`: fans an event out through the host's event bus. Needs `events` on the type. */
@@ -12,6 +13,14 @@ export const eventsPublish = defineMethod({
   }),
   async run(args, scope) {
     scope.describe(args.type)
+    // The host's own events on the bus (state changes, job results relayed between replicas):
+    // no grant, however wide, lets a plugin forge them.
+    if (args.type.startsWith(hostEventPrefix)) {
+      throw new PluginError(
+        'permission_denied',
+        `event types starting with ${hostEventPrefix} are the host's`,
+      )
+    }
     requireGrant(scope, 'events', args.type)
     const data = args.data ?? null
     const size = Buffer.byteLength(JSON.stringify(data))

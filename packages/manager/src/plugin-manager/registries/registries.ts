@@ -39,11 +39,6 @@ export interface MutableRegistries extends Registries {
   put(plugin: string, registration: Registration): void
   /** Drops `plugin`'s entries (nothing if it has none). */
   remove(plugin: string): void
-  /**
-   * The declaration of `plugin`'s error `code` (bare or `<plugin>:<code>`); for a code the plugin did
-   * not declare, an entry with HTTP status 500, reported to `onUndeclaredErrorCode`.
-   */
-  errorFor(plugin: string, code: string): MountedErrorCode
 }
 
 const menuLocations: readonly MenuLocation[] = ['admin', 'agent', 'customer']
