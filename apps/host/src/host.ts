@@ -8,6 +8,8 @@ import { ensureFirstAdmin, type FirstAdmin } from './first-admin.js'
 import { createJsonLogger } from './json-logger.js'
 import { createLogBuffer } from './log-buffer.js'
 import type { PluginManager, PluginManagerOptions } from './manager-api.js'
+import { hostMenu } from './pages/host-menu.js'
+import { readHostTemplates } from './pages/render.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
 
 export interface HostOptions {
@@ -73,6 +75,9 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       backends,
       policies: options.policies,
       logger: logs.logger,
+      hostMenu,
+      hostTemplates: readHostTemplates(options.templatesDir),
+      groups: { ensure: (group) => users.ensureGroup(group.name, group.description ?? '') },
     })
     await manager.start()
     const server = await createHostServer({

@@ -187,24 +187,12 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   })
   widgets.start(async (list) => render('widgets', { widgets: list }))
 
-  // Users of a plugin's groups are assigned by administrators; the groups exist as soon as the plugin registers.
-  const syncGroups = async () => {
-    for (const group of manager.registries.groups())
-      await users.ensureGroup(group.name, group.description ?? '')
-  }
-  const stopGroups = manager.events.subscribe((event) => {
-    if (event.type === 'registry.changed')
-      void syncGroups().catch((error) => app.log.error({ err: error }, 'group sync failed'))
-  })
-  await syncGroups()
-
   return {
     app,
     async close() {
       draining = true
       stopEvents()
       stopLogs()
-      stopGroups()
       widgets.stop()
       hub.close()
       await app.close()

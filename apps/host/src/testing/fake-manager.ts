@@ -101,7 +101,7 @@ export function createFakeManager(
         reason: 'reloaded',
         at: Date.now(),
       })
-      emit({ type: 'registry.changed', at: Date.now() })
+      emit({ type: 'registry.changed', plugin: name, at: Date.now() })
       return info(p)
     },
     async reset() {},
@@ -142,6 +142,13 @@ export function createFakeManager(
         return spec === undefined ? undefined : { ...spec, plugin: plugin as string, qualified }
       },
       errorCodes: () => [],
+      errorFor: (plugin: string, code: string) => ({
+        plugin,
+        code,
+        qualified: `${plugin}:${code}`,
+        message: code,
+        http_status: 500,
+      }),
       groups: () => [],
       landingPage: () => undefined,
     },
