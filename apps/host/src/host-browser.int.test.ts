@@ -124,13 +124,13 @@ describe('the host in a browser', () => {
     const admin = await browser.newPage()
     await admin.goto(`${host.url}/admin/plugins`)
     const [reloaded] = await Promise.all([
-      admin.waitForResponse((r) => r.url().endsWith('/admin/plugins/hello-wasm/reload')),
-      admin.click('tr[data-plugin="hello-wasm"] button[name=reload]'),
+      admin.waitForResponse((r) => r.url().endsWith('/admin/plugins/stats/reload')),
+      admin.click('tr[data-plugin="stats"] button[name=reload]'),
     ])
     expect(reloaded.status()).toBe(303)
     await admin.waitForURL(/\/admin\/plugins$/)
-    expect(await admin.locator('tr[data-plugin="hello-wasm"] .state').textContent()).toBe('running')
-    const info = (await (await admin.request.get(`${host.url}/api/v1/plugins/hello-wasm`)).json()) as {
+    expect(await admin.locator('tr[data-plugin="stats"] .state').textContent()).toBe('running')
+    const info = (await (await admin.request.get(`${host.url}/api/v1/plugins/stats`)).json()) as {
       history: Array<{ reason: string }>
     }
     expect(info.history.map((h) => h.reason).join()).toMatch(/reload/)
