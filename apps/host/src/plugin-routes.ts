@@ -71,11 +71,12 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
       const match = manager.registries.matchRoute(method, path)
       if (match === undefined) throw new PluginError('not_found', `no plugin route ${method} ${path}`)
       const { route, params } = match
-      const status = manager.get(route.plugin)?.policy?.status
-      if (status === undefined || !servedStatuses.has(status))
+      // The policy store's short cache, not the whole PluginInfo: this runs on every request.
+      const { status } = await manager.policies.get(route.plugin)
+      if (!servedStatuses.has(status))
         throw new PluginError(
           'permission_denied',
-          `plugin ${route.plugin} is ${status ?? 'not loaded'}: an administrator has to approve it`,
+          `plugin ${route.plugin} is ${status}: an administrator has to approve it`,
         )
       checkMiddleware(route.middleware, request.user ?? null)
 

@@ -57,7 +57,7 @@ export default async function host(report: BenchReport): Promise<void> {
     plugin: 'bench-echo',
     status: 'approved',
     grants: [],
-    rate_limits: { calls_per_second: 1e9 },
+    rate_limits: { calls_per_second: 1e6 },
     limits: { call_timeout: 5_000 },
   } as unknown as ResourcePolicy
   const backends = await createBackends({ sqlitePath: ':memory:' })
