@@ -1,0 +1,69 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { createPluginManager } from '@corral/manager'
+import { afterAll, describe, expect, it } from 'vitest'
+import { startHost } from './host.js'
+import { appDir, examplesDir } from './testing/test-host.js'
+
+// The embedded host keeps what matters in its data folder: a second start over the same folder has
+// the same users, sessions' secret and policies. The first start made a password and said so once.
+const root = await mkdtemp(path.join(os.tmpdir(), 'corral-host-restart-'))
+afterAll(() => rm(root, { recursive: true, force: true }))
+
+const start = () =>
+  startHost({
+    dataDir: path.join(root, 'data'),
+    pluginsDir: examplesDir,
+    policies: [],
+    hostVersion: '0.1.0',
+    port: 0,
+    templatesDir: path.join(appDir, 'templates'),
+    createManager: (options) => createPluginManager({ ...options, watch: false }),
+    logLevel: 'error',
+    server: { logger: false },
+  })
+
+async function signIn(url: string, password: string) {
+  return fetch(`${url}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  })
+}
+
+describe('an embedded host started twice on one data folder', () => {
+  it('keeps the administrator and the policies decided in between', async () => {
+    const first = await start()
+    const password = first.firstAdmin?.generatedPassword
+    let session: Response
+    try {
+      expect(password).toMatch(/^[A-Za-z0-9_-]{16}$/)
+      session = await signIn(first.url, password as string)
+      expect(session.status).toBe(200)
+      const cookie = session.headers
+        .getSetCookie()
+        .map((c) => c.split(';', 1)[0])
+        .join('; ')
+      const { csrfToken } = (await session.json()) as { csrfToken: string }
+      const decided = await fetch(`${first.url}/api/v1/plugins/hello-wasm/decision`, {
+        method: 'POST',
+        headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
+        body: JSON.stringify({ status: 'blocked' }),
+      })
+      expect(decided.status).toBe(200)
+    } finally {
+      await first.close()
+    }
+
+    const second = await start()
+    try {
+      expect(second.firstAdmin).toBeUndefined()
+      expect((await signIn(second.url, password as string)).status).toBe(200)
+      expect((await signIn(second.url, 'not-the-password')).status).toBe(401)
+      expect(second.manager.get('hello-wasm')?.policy?.status).toBe('blocked')
+    } finally {
+      await second.close()
+    }
+  })
+})
