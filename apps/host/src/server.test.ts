@@ -174,7 +174,7 @@ describe('plugin routes', () => {
     expect(declared.json()).toEqual({ code: 'notes:too_long', message: 'at most 10 characters' })
     const failing = await server.app.inject({ url: '/plugins/notes/fail' })
     expect(failing.statusCode).toBe(500)
-    expect(failing.json()).toMatchObject({ code: 'internal' })
+    expect(failing.json()).toEqual({ code: 'internal', message: 'internal error (see the host log)' })
     expect((await server.app.inject({ url: '/plugins/notes/nothing' })).json()).toMatchObject({
       code: 'not_found',
     })

@@ -122,15 +122,20 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
     if (failure.retryAfterMs !== undefined)
       reply.header('retry-after', Math.ceil(failure.retryAfterMs / 1000))
     reply.code(status)
+    // A bug's details go to the log, not to the client.
+    const body =
+      failure.code === 'internal'
+        ? { code: 'internal', message: 'internal error (see the host log)' }
+        : errorBody(failure)
     if (wantsHtml(request)) {
       reply.type('text/html; charset=utf-8')
       return render('error', {
         ...(await page(request, reply, 'dashboard')),
         status,
-        error: errorBody(failure),
+        error: body,
       })
     }
-    return errorBody(failure)
+    return body
   })
   app.setNotFoundHandler(async (request) => {
     throw asPluginError({ statusCode: 404, message: `no route ${request.method} ${request.url}` })
@@ -169,11 +174,14 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   registerAdminPages(app, { manager, render, page, audit: options.audit, logs: options.logs })
   mountPluginRoutes(app, { manager, metrics, callTimeoutMs })
 
+  // A template (a plugin may override it) that fails costs that one update, never the process.
+  const liveRenderFailed = (error: unknown) => app.log.error({ err: error }, 'a live update failed to render')
   // Live: manager events to the events page and the plugins page, log lines to the admins' log view.
   const stopEvents = manager.events.subscribe((event: ManagerEvent) => {
     if (hub.clients === 0) return
-    void render('event-item', { event, time: new Date(event.at).toISOString() }).then((item) =>
-      hub.broadcast('event', item),
+    render('event-item', { event, time: new Date(event.at).toISOString() }).then(
+      (item) => hub.broadcast('event', item),
+      liveRenderFailed,
     )
     if (event.type === 'plugin.state') hub.broadcast(`state:${event.plugin}`, event.to, 'admins')
   })
@@ -183,9 +191,9 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
       entry,
       time: new Date(entry.at).toISOString(),
       fields: JSON.stringify(entry.fields),
-    }).then((item) => hub.broadcast('log', item, 'admins'))
+    }).then((item) => hub.broadcast('log', item, 'admins'), liveRenderFailed)
   })
-  widgets.start(async (list) => render('widgets', { widgets: list }))
+  widgets.start(async (list) => render('widgets', { widgets: list }), liveRenderFailed)
 
   return {
     app,

@@ -12,7 +12,7 @@ export interface WidgetFeed {
   /** Every widget of the running plugins, in the registry's order, rendered now (in `language` when given). */
   renderAll(language?: string): Promise<RenderedWidget[]>
   /** Starts pushing widgets over SSE: on their refresh period, and when their plugin publishes an event. */
-  start(renderGrid: (widgets: RenderedWidget[]) => Promise<string>): void
+  start(renderGrid: (widgets: RenderedWidget[]) => Promise<string>, onError: (error: unknown) => void): void
   stop(): void
 }
 
@@ -86,14 +86,17 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
   const feed: WidgetFeed = {
     renderAll: (language) =>
       Promise.all(manager.registries.widgets().map((widget) => render(widget, language))),
-    start(renderGrid) {
+    start(renderGrid, onError) {
       unsubscribe = manager.events.subscribe((event) => {
         if (hub.clients === 0) return
         if (event.type === 'plugin.event')
           for (const widget of manager.registries.widgets())
             if (widget.plugin === event.plugin) void push(widget)
         if (event.type === 'registry.changed')
-          void feed.renderAll().then(async (widgets) => hub.broadcast('widgets', await renderGrid(widgets)))
+          feed
+            .renderAll()
+            .then(async (widgets) => hub.broadcast('widgets', await renderGrid(widgets)))
+            .catch(onError)
       })
       // One tick a second serves every refresh period; nothing is rendered while nobody watches.
       timer = setInterval(() => {
