@@ -28,6 +28,7 @@ const plugins: FakePlugin[] = [
       { method: 'GET', path: '/slow', handler: 'slow', middleware: [] },
     ],
     errorCodes: [{ code: 'too_long', http_status: 422, message: 'too long' }],
+    widgets: [{ id: 'card', title: 'Card', handler: 'card', size: 'small' }],
     functions: {
       save: (args) => {
         seen.push(args)
@@ -38,6 +39,8 @@ const plugins: FakePlugin[] = [
         }
       },
       page: () => '<p>hi</p>',
+      card: () =>
+        '<p class="n">7<script>steal()</script><img src="x" onerror="steal()"><a href="javascript:steal()">x</a></p>',
       fail: () => {
         throw new Error('a bug')
       },
@@ -258,6 +261,14 @@ describe('sessions and CSRF', () => {
 })
 
 describe('pages', () => {
+  it('shows a widget’s HTML without anything that runs', async () => {
+    const { cookie } = await signIn('ann', 'ann-password')
+    const html = (await server.app.inject({ url: '/dashboard', headers: { cookie, accept: 'text/html' } }))
+      .body
+    expect(html).toContain('<p class="n">7<img src="x" /><a>x</a></p>')
+    expect(html).not.toContain('steal()')
+  })
+
   it('shows the host menu of the user’s location: the admin items to administrators only', async () => {
     const page = async (who: string, password: string) => {
       const { cookie } = await signIn(who, password)

@@ -191,7 +191,10 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
       entry,
       time: new Date(entry.at).toISOString(),
       fields: JSON.stringify(entry.fields),
-    }).then((item) => hub.broadcast('log', item, 'admins'), liveRenderFailed)
+    }).then((item) => {
+      // The plugin's page shows its own lines only.
+      if (typeof entry.fields.plugin === 'string') hub.broadcast(`log:${entry.fields.plugin}`, item, 'admins')
+    }, liveRenderFailed)
   })
   widgets.start(async (list) => render('widgets', { widgets: list }), liveRenderFailed)
 
