@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import path from 'node:path'
+import { isInsideFolder } from '@corral/manifest/inside-folder'
 
 /** A directory a guest may reach through WASI, as the host resolved it. */
 export interface Preopen {
@@ -45,13 +46,9 @@ export const errno = {
   notcapable: 76,
 } as const
 
-/**
- * Whether `candidate` is `root` or lies beneath it. Not `isInsideFolder` of @corral/manifest: the
- * worker does not load the manifest package (its schema libraries would slow every worker's start).
- */
+/** Whether `candidate` is `root` or lies beneath it. */
 function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate)
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))
+  return candidate === root || isInsideFolder(root, candidate)
 }
 
 /** A directory the guest holds open: a host descriptor, never a path to open again. */
