@@ -179,6 +179,25 @@ describe('createPluginManager (fake runners)', () => {
     expect(states('alpha')).toEqual(['loading', 'running', 'stopping', 'blocked', 'loading', 'running'])
   })
 
+  it('loads a plugin that failed to init again once a policy grants what it needs', async () => {
+    await writePlugin('alpha', { extra: 'resources:\n  permissions: [{type: cache, scope: ["a:*"]}]\n' })
+    runner.failLoad = (load) => load.grant.permissions.length === 0
+    const m = await start()
+    expect(m.get('alpha')?.state).toBe('failed')
+    await m.setPolicy({ plugin: 'alpha', status: 'approved', grants: [{ type: 'cache', scope: ['*'] }] })
+    expect(m.get('alpha')?.state).toBe('running')
+    expect(runner.latest('alpha').load.grant.permissions).toHaveLength(1)
+    expect(states('alpha')).toEqual(['loading', 'failed', 'loading', 'running'])
+  })
+
+  it('leaves a plugin that failed at discovery failed when a policy is set for it', async () => {
+    await writePlugin('broken', { version: 'not-semver' })
+    const m = await start()
+    await m.setPolicy(approved('broken'))
+    expect(m.get('broken')?.state).toBe('failed')
+    expect(runner.loaded).toHaveLength(0)
+  })
+
   it('leaves a plugin blocked at start unloaded', async () => {
     await writePlugin('alpha')
     const m = await start({ policies: [{ plugin: 'alpha', status: 'blocked', grants: [] } as never] })
