@@ -276,7 +276,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     const record = records.get(name)
     const version = record?.current
     if (closed || record === undefined || version === undefined || record.lifecycle.state === 'quarantined') {
-      throw refusal(name, record)
+      const refused = refusal(name, record)
+      // Counted like a rate-limited call; `lastError` keeps what made the plugin stop.
+      record?.metrics.record(0, refused.code)
+      throw refused
     }
     const started = performance.now()
     try {
