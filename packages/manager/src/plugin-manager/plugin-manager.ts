@@ -25,6 +25,7 @@ import { PluginCallMetrics } from './plugin-metrics.js'
 import { createPluginTransitions } from './plugin-transitions.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
 import { createRegistries } from './registries/registries.js'
+import { describeBareWasm } from './self-described-sources.js'
 import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
 
@@ -142,7 +143,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   async function describeWasm(file: string): Promise<Manifest> {
     // Describing a module runs it: with signatures required, an unsigned one must not run at all.
     await loader.verify?.(file)
-    throw new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`)
+    return describeBareWasm(file)
   }
 
   const transitions = createPluginTransitions({
