@@ -8,6 +8,7 @@ import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
 import { resolveRunners } from './default-runners.js'
+import { deliverSubscribedEvents, type EventSubscriber } from './event-subscriptions.js'
 import { createJobScheduler } from './jobs/job-scheduler.js'
 import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
@@ -97,6 +98,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
+  const stopEventDelivery = deliverSubscribedEvents({
+    bus: backends.events,
+    subscribers: () => eventSubscribers(),
+    call: (plugin, handler, { type, data, plugin: from, at }) =>
+      callInto(plugin, handler, { type, data, plugin: from, at }, {}),
+    dropped: (plugin) => records.get(plugin)?.metrics.eventDropped(),
+    logger,
+    queueSize: options.eventQueueSize,
+  })
   let closed = false
   let closing: Promise<void> | undefined
   let starting: Promise<void> | undefined
@@ -191,6 +201,17 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     }
     records.set(name, record)
     return record
+  }
+
+  /** The plugins taking calls now that subscribe to events, with their grants. */
+  function* eventSubscribers(): Iterable<EventSubscriber> {
+    for (const record of records.values()) {
+      const version = record.current
+      const subscriptions = version?.registration.events
+      if (version === undefined || subscriptions === undefined || subscriptions.length === 0) continue
+      if (record.lifecycle.state === 'quarantined') continue
+      yield { plugin: record.name, subscriptions, grant: version.grant }
+    }
   }
 
   /** Health of every running plugin, and policies another replica stored since they were applied here. */
@@ -423,6 +444,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       closed = true
       closing ??= (async () => {
         clearInterval(supervision)
+        stopEventDelivery()
         await watcher?.close()
         await starting?.catch(() => {})
         await contributions.close()
