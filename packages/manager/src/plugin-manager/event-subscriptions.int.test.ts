@@ -1,0 +1,122 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { eventually } from '@corral/grpc-runner/testing'
+import { corralWat, wat2wasm } from '@corral/wasm-runner/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { approved, startManager, tempPluginsDir } from '../testing/plugin-folders.js'
+import type { ManagerEvent, PluginManager } from './manager-api.js'
+
+/**
+ * Event subscriptions between real WASM plugins: `announcer` publishes `demo.hello` through the
+ * host API; `listener` subscribes to `demo.*` (its manifest's `provides.events`) and answers each
+ * event by publishing `seen.demo`, which the test sees on the manager's event stream; `deaf`
+ * subscribes too but is granted nothing; `trapper`'s handler traps on every event.
+ */
+
+/** A WAT export `name` that publishes `body` (the JSON args of `events.publish`) through the host. */
+function publishingExport(name: string, body: string, at: number): string {
+  const escaped = body.replaceAll('"', '\\"')
+  return `
+  (data (i32.const ${at}) "events.publish")
+  (data (i32.const ${at + 32}) "${escaped}")
+  (func (export "${name}") (param i32 i32) (result i64)
+    (call $host_call (i32.const ${at}) (i32.const 14) (i32.const ${at + 32}) (i32.const ${body.length})))`
+}
+
+async function writePlugin(pluginsDir: string, name: string, wat: string, yaml: string): Promise<void> {
+  const dir = path.join(pluginsDir, name)
+  await mkdir(dir, { recursive: true })
+  await writeFile(path.join(dir, 'plugin.wasm'), await wat2wasm(wat))
+  await writeFile(
+    path.join(dir, 'plugin.yaml'),
+    `name: ${name}\nversion: 0.1.0\nruntime: wasm\nentry:\n  wasm: plugin.wasm\nresources:\n  call_timeout: 2s\n${yaml}`,
+  )
+}
+
+const subscribing = (events: string, handler: string) =>
+  `  permissions:\n    - { type: events, scope: ["${events}", "seen.*"] }\nprovides:\n  events:\n    - { type: "${events}", handler: ${handler} }\n`
+
+describe('plugins subscribed to event types (real WASM plugins, the embedded bus)', () => {
+  let folder: Awaited<ReturnType<typeof tempPluginsDir>>
+  let started: Awaited<ReturnType<typeof startManager>>
+  let manager: PluginManager
+  const seen = (plugin: string) =>
+    started.events.filter(
+      (e): e is Extract<ManagerEvent, { type: 'plugin.event' }> =>
+        e.type === 'plugin.event' && e.plugin === plugin && e.event === 'seen.demo',
+    ).length
+
+  beforeAll(async () => {
+    folder = await tempPluginsDir()
+    const dir = folder.dir
+    await writePlugin(
+      dir,
+      'announcer',
+      corralWat(publishingExport('announce', '{"type":"demo.hello","data":{"n":1}}', 1024)),
+      '  permissions:\n    - { type: events, scope: ["demo.*"] }\n',
+    )
+    const answering = corralWat(publishingExport('on_demo', '{"type":"seen.demo","data":null}', 1024))
+    await writePlugin(dir, 'listener', answering, subscribing('demo.*', 'on_demo'))
+    await writePlugin(dir, 'deaf', answering, subscribing('demo.*', 'on_demo'))
+    await writePlugin(
+      dir,
+      'trapper',
+      corralWat('(func (export "on_demo") (param i32 i32) (result i64) unreachable)'),
+      subscribing('demo.*', 'on_demo'),
+    )
+    const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+    started = await startManager({
+      pluginsDir: dir,
+      policies: [approved('announcer', grants), approved('listener', grants), approved('trapper', grants)],
+    })
+    manager = started.manager
+    for (const name of ['announcer', 'listener', 'deaf', 'trapper'])
+      expect(manager.get(name)?.state).toBe('running')
+  }, 60_000)
+
+  afterAll(async () => {
+    await started?.close()
+    await folder?.remove()
+  })
+
+  it("delivers a plugin's event to a granted subscriber's handler, which runs with its own grant", async () => {
+    expect(await manager.call('announcer', 'announce')).toEqual({ ok: {} })
+    await eventually(() => seen('listener') === 1, 10_000, 'the listener to answer')
+    expect(manager.get('listener')?.metrics.calls).toBe(1)
+  })
+
+  it('delivers nothing to a subscriber whose grant does not cover the type', async () => {
+    expect(manager.get('deaf')?.grant?.permissions).toEqual([])
+    expect(manager.get('deaf')?.metrics.calls).toBe(0)
+    expect(seen('deaf')).toBe(0)
+  })
+
+  it("keeps delivering to others while one plugin's handler traps, and counts its failures", async () => {
+    await eventually(() => (manager.get('trapper')?.metrics.errors.plugin_trap ?? 0) >= 1, 10_000, 'the trap')
+    for (let i = 0; i < 3; i++) await manager.call('announcer', 'announce')
+    await eventually(() => seen('listener') === 4, 10_000, 'the listener to answer every event')
+    expect(manager.get('listener')?.metrics.errors).toEqual({})
+  })
+
+  it('delivers what the host publishes on the bus', async () => {
+    await started.backends.events.publish({
+      type: 'demo.from-host',
+      plugin: 'host',
+      data: {},
+      at: Date.now(),
+    })
+    await eventually(() => seen('listener') === 5, 10_000, 'the listener to answer the host')
+  })
+
+  it('follows the grant live: an event published while it is narrowed is never delivered', async () => {
+    const calls = manager.get('listener')?.metrics.calls ?? 0
+    const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+    await manager.setPolicy(approved('listener', [{ type: 'events', access: [], scope: ['seen.*'] }]))
+    await manager.call('announcer', 'announce')
+    await manager.setPolicy(approved('listener', grants))
+    await manager.call('announcer', 'announce')
+    // Each plugin's events are delivered in order: the second answered means the first never came.
+    await eventually(() => seen('listener') === 6, 10_000, 'the listener to answer the second')
+    expect(manager.get('listener')?.metrics.calls).toBe(calls + 1)
+  })
+})
