@@ -3,8 +3,11 @@ import path from 'node:path'
 import { eventually } from '@corral/grpc-runner/testing'
 import { corralWat, wat2wasm } from '@corral/wasm-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackends } from '../backends/create-backends.js'
+import { prepareBackendSet } from '../testing/backend-sets.js'
 import { approved, startManager, tempPluginsDir } from '../testing/plugin-folders.js'
 import type { ManagerEvent, PluginManager } from './manager-api.js'
+import { createPluginManager } from './plugin-manager.js'
 
 /**
  * Event subscriptions between real WASM plugins: `announcer` publishes `demo.hello` through the
@@ -119,4 +122,58 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
     await eventually(() => seen('listener') === 6, 10_000, 'the listener to answer the second')
     expect(manager.get('listener')?.metrics.calls).toBe(calls + 1)
   })
+})
+
+describe('event subscriptions across replicas sharing PostgreSQL and Redis', () => {
+  it('delivers an event published on one replica to a subscriber loaded on the other', async () => {
+    const config = await prepareBackendSet('distributed', 'events')
+    const folders = [await tempPluginsDir(), await tempPluginsDir()] as const
+    const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+    await writePlugin(
+      folders[0].dir,
+      'announcer',
+      corralWat(publishingExport('announce', '{"type":"demo.hello","data":{"n":1}}', 1024)),
+      '  permissions:\n    - { type: events, scope: ["demo.*"] }\n',
+    )
+    await writePlugin(
+      folders[1].dir,
+      'listener',
+      corralWat(publishingExport('on_demo', '{"type":"seen.demo","data":null}', 1024)),
+      subscribing('demo.*', 'on_demo'),
+    )
+    const replicas = await Promise.all(
+      folders.map(async (folder, i) => {
+        const backends = await createBackends({ databaseUrl: config.databaseUrl, redisUrl: config.redisUrl })
+        const manager = createPluginManager({
+          pluginsDir: folder.dir,
+          hostVersion: '1.0.0',
+          backends,
+          logger: { log() {} },
+          replicaId: `replica-${i}`,
+          policies: [approved('announcer', grants), approved('listener', grants)],
+        })
+        return { backends, manager }
+      }),
+    )
+    const [a, b] = replicas
+    try {
+      const seenOnA: ManagerEvent[] = []
+      a.manager.events.subscribe((e) => {
+        if (e.type === 'plugin.event' && e.event === 'seen.demo') seenOnA.push(e)
+      })
+      await a.manager.start()
+      await b.manager.start()
+      expect(b.manager.get('listener')?.state).toBe('running')
+      expect(await a.manager.call('announcer', 'announce')).toEqual({ ok: {} })
+      // The listener runs on replica b; its answer comes back to replica a over Redis.
+      await eventually(() => seenOnA.length === 1, 10_000, "replica a to see the listener's answer")
+      expect(b.manager.get('listener')?.metrics.calls).toBe(1)
+    } finally {
+      for (const { manager, backends } of replicas) {
+        await manager.close()
+        await backends.close()
+      }
+      for (const folder of folders) await folder.remove()
+    }
+  }, 60_000)
 })
