@@ -41,7 +41,10 @@ export interface SignatureOptions {
 
 /** Options of {@link createPluginManager}. Everything but `hostVersion` and `backends` has a default. */
 export interface PluginManagerOptions {
-  /** Each `<pluginsDir>/<name>/plugin.yaml` and each bare `<pluginsDir>/*.wasm` is a plugin. */
+  /**
+   * Each `<pluginsDir>/<name>/plugin.yaml` (or, without one, `<name>/manifest.json`, an Extism
+   * manifest) and each bare `<pluginsDir>/*.wasm` carrying `corral_register` is a plugin.
+   */
   pluginsDir?: string
   /** Plugin folders or `.wasm` files named one by one (beside or instead of `pluginsDir`). */
   sources?: PluginSource[]
