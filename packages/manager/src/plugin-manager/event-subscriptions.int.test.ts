@@ -155,7 +155,8 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
         return { backends, manager }
       }),
     )
-    const [a, b] = replicas
+    type Replica = (typeof replicas)[number]
+    const [a, b] = replicas as [Replica, Replica]
     try {
       const seenOnA: ManagerEvent[] = []
       a.manager.events.subscribe((e) => {
