@@ -12,7 +12,8 @@ import { createPluginManager } from './plugin-manager.js'
 /**
  * Event subscriptions between real WASM plugins: `announcer` publishes `demo.hello` through the
  * host API; `listener` subscribes to `demo.*` (its manifest's `provides.events`) and answers each
- * event by publishing `seen.demo`, which the test sees on the manager's event stream; `deaf`
+ * event by publishing `seen.demo` with the event it got as data, which the test sees on the
+ * manager's event stream; `deaf`
  * subscribes too but is granted nothing; `trapper`'s handler traps on every event.
  */
 
@@ -24,6 +25,23 @@ function publishingExport(name: string, body: string, at: number): string {
   (data (i32.const ${at + 32}) "${escaped}")
   (func (export "${name}") (param i32 i32) (result i64)
     (call $host_call (i32.const ${at}) (i32.const 14) (i32.const ${at + 32}) (i32.const ${body.length})))`
+}
+
+/**
+ * A WAT export `name` that publishes `seen.demo` with its own input (the event it was handed) as
+ * data: `{"type":"seen.demo","data":` + input + `}` built at 4096.
+ */
+function answeringExport(name: string): string {
+  const prefix = '{"type":"seen.demo","data":'
+  return `
+  (data (i32.const 1024) "events.publish")
+  (data (i32.const 1056) "${prefix.replaceAll('"', '\\"')}")
+  (func (export "${name}") (param $ptr i32) (param $len i32) (result i64)
+    (memory.copy (i32.const 4096) (i32.const 1056) (i32.const ${prefix.length}))
+    (memory.copy (i32.const ${4096 + prefix.length}) (local.get $ptr) (local.get $len))
+    (i32.store8 (i32.add (i32.const ${4096 + prefix.length}) (local.get $len)) (i32.const 125))
+    (call $host_call (i32.const 1024) (i32.const 14) (i32.const 4096)
+      (i32.add (local.get $len) (i32.const ${prefix.length + 1}))))`
 }
 
 async function writePlugin(pluginsDir: string, name: string, wat: string, yaml: string): Promise<void> {
@@ -43,11 +61,13 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
   let folder: Awaited<ReturnType<typeof tempPluginsDir>>
   let started: Awaited<ReturnType<typeof startManager>>
   let manager: PluginManager
-  const seen = (plugin: string) =>
-    started.events.filter(
-      (e): e is Extract<ManagerEvent, { type: 'plugin.event' }> =>
-        e.type === 'plugin.event' && e.plugin === plugin && e.event === 'seen.demo',
-    ).length
+  /** What `plugin` answered, in order: the events its handler was handed. */
+  const answers = (plugin: string) =>
+    started.events.flatMap((e) =>
+      e.type === 'plugin.event' && e.plugin === plugin && e.event === 'seen.demo' ? [e.data] : [],
+    )
+  const seen = (plugin: string) => answers(plugin).length
+  const calls = (plugin: string) => manager.get(plugin)?.metrics.calls
 
   beforeAll(async () => {
     folder = await tempPluginsDir()
@@ -58,7 +78,7 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
       corralWat(publishingExport('announce', '{"type":"demo.hello","data":{"n":1}}', 1024)),
       '  permissions:\n    - { type: events, scope: ["demo.*"] }\n',
     )
-    const answering = corralWat(publishingExport('on_demo', '{"type":"seen.demo","data":null}', 1024))
+    const answering = corralWat(answeringExport('on_demo'))
     await writePlugin(dir, 'listener', answering, subscribing('demo.*', 'on_demo'))
     await writePlugin(dir, 'deaf', answering, subscribing('demo.*', 'on_demo'))
     await writePlugin(
@@ -84,8 +104,11 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
 
   it("delivers a plugin's event to a granted subscriber's handler, which runs with its own grant", async () => {
     expect(await manager.call('announcer', 'announce')).toEqual({ ok: {} })
-    await eventually(() => seen('listener') === 1, 10_000, 'the listener to answer')
-    expect(manager.get('listener')?.metrics.calls).toBe(1)
+    // Its answer goes out during its call: the call is counted when it returns.
+    await eventually(() => seen('listener') === 1 && calls('listener') === 1, 10_000, 'the answer')
+    expect(answers('listener')).toEqual([
+      { type: 'demo.hello', data: { n: 1 }, plugin: 'announcer', at: expect.any(Number) },
+    ])
   })
 
   it('delivers nothing to a subscriber whose grant does not cover the type', async () => {
@@ -97,7 +120,7 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
   it("keeps delivering to others while one plugin's handler traps, and counts its failures", async () => {
     await eventually(() => (manager.get('trapper')?.metrics.errors.plugin_trap ?? 0) >= 1, 10_000, 'the trap')
     for (let i = 0; i < 3; i++) await manager.call('announcer', 'announce')
-    await eventually(() => seen('listener') === 4, 10_000, 'the listener to answer every event')
+    await eventually(() => seen('listener') === 4 && calls('listener') === 4, 10_000, 'every answer')
     expect(manager.get('listener')?.metrics.errors).toEqual({})
   })
 
@@ -105,22 +128,28 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
     await started.backends.events.publish({
       type: 'demo.from-host',
       plugin: 'host',
-      data: {},
+      data: { from: 'host' },
       at: Date.now(),
     })
-    await eventually(() => seen('listener') === 5, 10_000, 'the listener to answer the host')
+    await eventually(() => seen('listener') === 5 && calls('listener') === 5, 10_000, 'the answer')
+    expect(answers('listener')[4]).toMatchObject({
+      type: 'demo.from-host',
+      plugin: 'host',
+      data: { from: 'host' },
+    })
   })
 
   it('follows the grant live: an event published while it is narrowed is never delivered', async () => {
-    const calls = manager.get('listener')?.metrics.calls ?? 0
     const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+    const publish = (n: string) =>
+      started.backends.events.publish({ type: 'demo.tick', plugin: 'host', data: { n }, at: Date.now() })
     await manager.setPolicy(approved('listener', [{ type: 'events', access: [], scope: ['seen.*'] }]))
-    await manager.call('announcer', 'announce')
+    await publish('narrowed')
     await manager.setPolicy(approved('listener', grants))
-    await manager.call('announcer', 'announce')
+    await publish('widened')
     // Each plugin's events are delivered in order: the second answered means the first never came.
-    await eventually(() => seen('listener') === 6, 10_000, 'the listener to answer the second')
-    expect(manager.get('listener')?.metrics.calls).toBe(calls + 1)
+    await eventually(() => seen('listener') === 6 && calls('listener') === 6, 10_000, 'the answer')
+    expect(answers('listener').slice(5)).toEqual([expect.objectContaining({ data: { n: 'widened' } })])
   })
 })
 
@@ -138,7 +167,7 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
     await writePlugin(
       folders[1].dir,
       'listener',
-      corralWat(publishingExport('on_demo', '{"type":"seen.demo","data":null}', 1024)),
+      corralWat(answeringExport('on_demo')),
       subscribing('demo.*', 'on_demo'),
     )
     const replicas = await Promise.all(
@@ -168,7 +197,11 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
       expect(await a.manager.call('announcer', 'announce')).toEqual({ ok: {} })
       // The listener runs on replica b; its answer comes back to replica a over Redis.
       await eventually(() => seenOnA.length === 1, 10_000, "replica a to see the listener's answer")
-      expect(b.manager.get('listener')?.metrics.calls).toBe(1)
+      expect(seenOnA[0]).toMatchObject({
+        plugin: 'listener',
+        data: { type: 'demo.hello', plugin: 'announcer' },
+      })
+      await eventually(() => b.manager.get('listener')?.metrics.calls === 1, 10_000, 'the call counted')
     } finally {
       for (const { manager, backends } of replicas) {
         await manager.close()
