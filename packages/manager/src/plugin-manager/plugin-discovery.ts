@@ -69,8 +69,8 @@ export async function readPluginSource(
 
 /**
  * Finds every plugin: each `<pluginsDir>/<name>/plugin.yaml` (or Extism `manifest.json`), each bare
- * `<pluginsDir>/*.wasm`, and
- * each of `sources`. A bad plugin is reported, never fatal. Sources whose plugins declare the same
+ * `<pluginsDir>/*.wasm`, and each of `sources`. A bad plugin is reported, never fatal. Sources whose
+ * plugins declare the same
  * name (after {@link pluginNameKey}) are all refused: a name is what policies, grants, data and
  * audit are keyed by, so no folder may take over another's.
  */
