@@ -31,6 +31,24 @@ describe('parseRegistration', () => {
     })
   })
 
+  it('takes event subscriptions, and refuses a bad type glob or handler naming the field', () => {
+    const events = [{ type: 'stats.*', handler: 'on_stats' }]
+    expect(parseRegistration({ name: 'stats', version: '1.0.0', events }, manifest).events).toEqual(events)
+    expect(() =>
+      parseRegistration(
+        { name: 'stats', version: '1.0.0', events: [{ type: 'a b', handler: 'on-x' }] },
+        manifest,
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        fields: [
+          expect.objectContaining({ field: 'events[0].type' }),
+          expect.objectContaining({ field: 'events[0].handler' }),
+        ],
+      }),
+    )
+  })
+
   it('refuses a registration whose identity differs from the manifest', () => {
     expect(() => parseRegistration({ name: 'other', version: '2.0.0' }, manifest)).toThrow(
       expect.objectContaining({

@@ -235,6 +235,11 @@ const groupSchema = z.strictObject({
   description: z.string().optional(),
 })
 
+const eventSubscriptionSchema = z.strictObject({
+  type: z.string().regex(scopePatterns.events.pattern, `must be ${scopePatterns.events.hint}`),
+  handler: handlerName,
+})
+
 const capabilityShape = {
   routes: z.array(routeSchema).default([]),
   menu_items: z.array(menuItemSchema).default([]),
@@ -245,6 +250,7 @@ const capabilityShape = {
   error_codes: z.array(errorCodeSchema).default([]),
   groups: z.array(groupSchema).default([]),
   hidden_menu_items: z.array(z.string()).default([]),
+  events: z.array(eventSubscriptionSchema).optional(),
   landing_page: z.string().startsWith('/', 'must start with /').optional(),
   permissions: z.array(permissionSchema).default([]),
 }

@@ -56,6 +56,7 @@ export {
 export type { EffectiveGrant, PolicyStatus, RateLimits, ResourceLimits, ResourcePolicy } from './policy.js'
 export type {
   ErrorCodeSpec,
+  EventSubscription,
   GroupSpec,
   HttpMethod,
   I18nSpec,

@@ -100,6 +100,19 @@ export interface GroupSpec {
   description?: string
 }
 
+/**
+ * Events the plugin takes: each event of a matching type becomes `call(handler, {type, data, plugin,
+ * at})` (`plugin` is the one that published it). Delivered only while the plugin's grant has an
+ * `events` permission covering the type; the host's own `corral.*` types only to a grant (and a
+ * subscription) that names them with that prefix.
+ */
+export interface EventSubscription {
+  /** An event type glob: `stats.*`. */
+  type: string
+  /** The plugin function that takes each event. */
+  handler: string
+}
+
 /** What a plugin adds to the host. Every list may be empty. */
 export interface PluginCapabilities {
   routes: RouteSpec[]
@@ -112,6 +125,8 @@ export interface PluginCapabilities {
   groups: GroupSpec[]
   /** Ids of the host's default menu items to hide while the plugin is loaded. */
   hidden_menu_items: string[]
+  /** The events the plugin subscribes to (absent: none). */
+  events?: EventSubscription[]
   /** The path the host shows first when the plugin is the landing page. */
   landing_page?: string
   /**

@@ -121,15 +121,20 @@ describe('a pending gRPC plugin whose init needs a grant (hello-grpc creates its
     await folder?.remove()
   })
 
-  it('fails while pending (its table refused), and runs with its notes once approved and reloaded', async () => {
+  it('fails while pending (its table refused), and runs with its notes once approved, without a reload', async () => {
     const pending = manager.get('hello-grpc')
     expect(pending?.state).toBe('failed')
     expect(pending?.lastError).toMatchObject({ code: 'permission_denied' })
     expect(pending?.lastError?.message).toMatch(/db write/)
     await manager.setPolicy(approved('hello-grpc', helloGrpcGrants))
-    // A plugin that does not run takes its new policy at its next load.
-    expect(manager.get('hello-grpc')?.state).toBe('failed')
-    expect(await manager.reload('hello-grpc')).toMatchObject({ state: 'running' })
+    // The approval itself loads the failed plugin again, under the grant it now has.
+    const info = manager.get('hello-grpc')
+    expect(info?.state).toBe('running')
+    expect(info?.grant?.status).toBe('approved')
+    expect(info?.history.slice(-2).map((t) => `${t.from}→${t.to}`)).toEqual([
+      'failed→loading',
+      'loading→running',
+    ])
     expect(await manager.call('hello-grpc', 'addNote', { day: '2026-11-21', text: 'approved' })).toEqual({
       ok: true,
     })

@@ -41,7 +41,10 @@ export interface SignatureOptions {
 
 /** Options of {@link createPluginManager}. Everything but `hostVersion` and `backends` has a default. */
 export interface PluginManagerOptions {
-  /** Each `<pluginsDir>/<name>/plugin.yaml` and each bare `<pluginsDir>/*.wasm` is a plugin. */
+  /**
+   * Each `<pluginsDir>/<name>/plugin.yaml` (or, without one, `<name>/manifest.json`, an Extism
+   * manifest) and each bare `<pluginsDir>/*.wasm` carrying `corral_register` is a plugin.
+   */
   pluginsDir?: string
   /** Plugin folders or `.wasm` files named one by one (beside or instead of `pluginsDir`). */
   sources?: PluginSource[]
@@ -83,6 +86,11 @@ export interface PluginManagerOptions {
   replicaId?: string
   /** How many state changes each plugin's history keeps. Default 50. */
   historySize?: number
+  /**
+   * How many subscribed events may wait for one plugin's handlers (see `Registration.events`);
+   * past it new ones are dropped, counted in `metrics.eventsDropped` and logged. Default 100.
+   */
+  eventQueueSize?: number
 }
 
 /** The host's store of RBAC groups, which the manager fills with the groups plugins declare. */
@@ -116,6 +124,8 @@ export interface PluginMetrics {
   errors: Partial<Record<PluginErrorCode, number>>
   latencyMs: LatencyHistogram
   restarts: number
+  /** Subscribed events not delivered because its queue was full (its handlers too slow). */
+  eventsDropped: number
 }
 
 /** Everything the manager knows of one plugin. */

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { checkHostVersion, loadManifest } from '@corral/manifest'
 import type { Manifest } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
+import { describeExtismFolder, hasExtismManifest } from './self-described-sources.js'
 
 /** One plugin source, as discovery found it: a manifest ready to load, or the reason it is not. */
 export type DiscoveredPlugin =
@@ -38,8 +39,9 @@ export function isBareWasm(source: string): boolean {
 }
 
 /**
- * Reads one plugin source: a folder's `plugin.yaml`, or a bare `.wasm` file's own description,
- * checked against this host's version. Never throws: a bad source is reported.
+ * Reads one plugin source: a folder's `plugin.yaml` (or, without one, its Extism `manifest.json`),
+ * or a bare `.wasm` file's own description, checked against this host's version. Never throws: a
+ * bad source is reported.
  */
 export async function readPluginSource(
   source: string,
@@ -50,7 +52,9 @@ export async function readPluginSource(
   try {
     const { manifest, dir } = isBareWasm(resolved)
       ? { manifest: await describeWasm(resolved), dir: path.dirname(resolved) }
-      : await loadManifest(resolved)
+      : (await hasExtismManifest(resolved))
+        ? { manifest: await describeExtismFolder(resolved), dir: resolved }
+        : await loadManifest(resolved)
     checkHostVersion(manifest, hostVersion)
     return { path: resolved, ok: true, manifest, dir }
   } catch (error) {
@@ -64,8 +68,9 @@ export async function readPluginSource(
 }
 
 /**
- * Finds every plugin: each `<pluginsDir>/<name>/plugin.yaml`, each bare `<pluginsDir>/*.wasm`, and
- * each of `sources`. A bad plugin is reported, never fatal. Sources whose plugins declare the same
+ * Finds every plugin: each `<pluginsDir>/<name>/plugin.yaml` (or Extism `manifest.json`), each bare
+ * `<pluginsDir>/*.wasm`, and each of `sources`. A bad plugin is reported, never fatal. Sources whose
+ * plugins declare the same
  * name (after {@link pluginNameKey}) are all refused: a name is what policies, grants, data and
  * audit are keyed by, so no folder may take over another's.
  */

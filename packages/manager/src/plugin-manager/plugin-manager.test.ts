@@ -148,6 +148,30 @@ describe('createPluginManager (fake runners)', () => {
     expect(m.get('alpha')?.metrics.errors).toEqual({ rate_limited: 1 })
   })
 
+  it('counts calls refused because the plugin is blocked, quarantined, failed or stopped as errors', async () => {
+    await writePlugin('alpha')
+    await writePlugin('beta')
+    runner.failLoad = (load) => load.manifest.name === 'beta'
+    const m = await start({ policies: [approved('alpha')] })
+    runner.latest('alpha').emitState('quarantined', 'restarted too often')
+    expect((await failure(m.call('alpha', 'greet'))).code).toBe('unavailable')
+    await m.setPolicy({ plugin: 'alpha', status: 'blocked', grants: [] })
+    expect((await failure(m.call('alpha', 'greet'))).code).toBe('permission_denied')
+    expect((await failure(m.call('beta', 'greet'))).code).toBe('unavailable')
+    expect(m.get('alpha')?.metrics).toMatchObject({
+      calls: 2,
+      errors: { unavailable: 1, permission_denied: 1 },
+    })
+    expect(m.get('beta')?.metrics).toMatchObject({ calls: 1, errors: { unavailable: 1 } })
+    expect(m.get('beta')?.lastError?.code).toBe('load_failed')
+    await m.setPolicy(approved('alpha'))
+    await m.close()
+    expect((await failure(m.call('alpha', 'greet'))).code).toBe('unavailable')
+    expect(m.get('alpha')?.state).toBe('stopped')
+    expect(m.get('alpha')?.metrics.errors).toEqual({ unavailable: 2, permission_denied: 1 })
+    expect(runner.latest('alpha').calls).toEqual([])
+  })
+
   it('hands a running plugin its narrowed limits live, without a reload', async () => {
     await writePlugin('alpha')
     const m = await start({ policies: [approved('alpha')] })
@@ -177,6 +201,25 @@ describe('createPluginManager (fake runners)', () => {
     expect(runner.latest('alpha')).not.toBe(first)
     expect(await m.call('alpha', 'greet')).toEqual({ fn: 'greet', args: undefined })
     expect(states('alpha')).toEqual(['loading', 'running', 'stopping', 'blocked', 'loading', 'running'])
+  })
+
+  it('loads a plugin that failed to init again once a policy grants what it needs', async () => {
+    await writePlugin('alpha', { extra: 'resources:\n  permissions: [{type: cache, scope: ["a:*"]}]\n' })
+    runner.failLoad = (load) => load.grant.permissions.length === 0
+    const m = await start()
+    expect(m.get('alpha')?.state).toBe('failed')
+    await m.setPolicy({ plugin: 'alpha', status: 'approved', grants: [{ type: 'cache', scope: ['*'] }] })
+    expect(m.get('alpha')?.state).toBe('running')
+    expect(runner.latest('alpha').load.grant.permissions).toHaveLength(1)
+    expect(states('alpha')).toEqual(['loading', 'failed', 'loading', 'running'])
+  })
+
+  it('leaves a plugin that failed at discovery failed when a policy is set for it', async () => {
+    await writePlugin('broken', { version: 'not-semver' })
+    const m = await start()
+    await m.setPolicy(approved('broken'))
+    expect(m.get('broken')?.state).toBe('failed')
+    expect(runner.loaded).toHaveLength(0)
   })
 
   it('leaves a plugin blocked at start unloaded', async () => {

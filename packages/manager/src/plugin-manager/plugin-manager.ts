@@ -8,6 +8,7 @@ import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import { createSqlPolicyStore } from '../policy-store/policy-store.js'
 import { admitCall } from './call-rate.js'
 import { resolveRunners } from './default-runners.js'
+import { deliverSubscribedEvents, type EventSubscriber } from './event-subscriptions.js'
 import { createJobScheduler } from './jobs/job-scheduler.js'
 import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
@@ -25,6 +26,7 @@ import { PluginCallMetrics } from './plugin-metrics.js'
 import { createPluginTransitions } from './plugin-transitions.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
 import { createRegistries } from './registries/registries.js'
+import { describeBareWasm } from './self-described-sources.js'
 import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
 
@@ -96,6 +98,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
+  const stopEventDelivery = deliverSubscribedEvents({
+    bus: backends.events,
+    subscribers: () => eventSubscribers(),
+    call: (plugin, handler, { type, data, plugin: from, at }) =>
+      callInto(plugin, handler, { type, data, plugin: from, at }, {}),
+    dropped: (plugin) => records.get(plugin)?.metrics.eventDropped(),
+    logger,
+    queueSize: options.eventQueueSize,
+  })
   let closed = false
   let closing: Promise<void> | undefined
   let starting: Promise<void> | undefined
@@ -142,7 +153,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   async function describeWasm(file: string): Promise<Manifest> {
     // Describing a module runs it: with signatures required, an unsigned one must not run at all.
     await loader.verify?.(file)
-    throw new PluginError('load_failed', `${path.basename(file)}: bare .wasm plugins are not supported yet`)
+    return describeBareWasm(file)
   }
 
   const transitions = createPluginTransitions({
@@ -190,6 +201,17 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     }
     records.set(name, record)
     return record
+  }
+
+  /** The plugins taking calls now that subscribe to events, with their grants. */
+  function* eventSubscribers(): Iterable<EventSubscriber> {
+    for (const record of records.values()) {
+      const version = record.current
+      const subscriptions = version?.registration.events
+      if (version === undefined || subscriptions === undefined || subscriptions.length === 0) continue
+      if (record.lifecycle.state === 'quarantined') continue
+      yield { plugin: record.name, subscriptions, grant: version.grant }
+    }
   }
 
   /** Health of every running plugin, and policies another replica stored since they were applied here. */
@@ -276,7 +298,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     const record = records.get(name)
     const version = record?.current
     if (closed || record === undefined || version === undefined || record.lifecycle.state === 'quarantined') {
-      throw refusal(name, record)
+      const refused = refusal(name, record)
+      // Counted like a rate-limited call; `lastError` keeps what made the plugin stop.
+      record?.metrics.record(0, refused.code)
+      throw refused
     }
     const started = performance.now()
     try {
@@ -419,6 +444,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       closed = true
       closing ??= (async () => {
         clearInterval(supervision)
+        stopEventDelivery()
         await watcher?.close()
         await starting?.catch(() => {})
         await contributions.close()

@@ -12,6 +12,7 @@ export const latencyBucketsMs: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 
 export class PluginCallMetrics {
   #calls = 0
   #restarts = 0
+  #eventsDropped = 0
   readonly #errors: Partial<Record<PluginErrorCode, number>> = {}
   // One bucket more than bounds: the last one takes what is slower than every bound.
   readonly #counts = new Array<number>(latencyBucketsMs.length + 1).fill(0)
@@ -31,6 +32,10 @@ export class PluginCallMetrics {
     this.#restarts += 1
   }
 
+  eventDropped(): void {
+    this.#eventsDropped += 1
+  }
+
   snapshot(inFlight: number): PluginMetrics {
     return {
       calls: this.#calls,
@@ -43,6 +48,7 @@ export class PluginCallMetrics {
         count: this.#calls,
       },
       restarts: this.#restarts,
+      eventsDropped: this.#eventsDropped,
     }
   }
 }

@@ -192,11 +192,19 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
     const previous = record.policy?.status
     record.policy = policy
     const version = record.current
-    switch (policyAction(record.lifecycle.state, version !== undefined, previous, policy.status)) {
+    const loadable = record.manifest !== undefined
+    switch (policyAction(record.lifecycle.state, version !== undefined, previous, policy.status, loadable)) {
       case 'stop':
         return stopRecord(record, 'blocked by policy', 'blocked')
-      case 'load':
-        return loadRecord(record, await reread(record))
+      case 'load': {
+        // The policy is stored whatever its source says now: one that no longer reads is reported
+        // as the plugin's failure, not as the policy's.
+        const found = await reread(record).catch((error) => {
+          markFailed(record, error)
+        })
+        if (found !== undefined) await loadRecord(record, found)
+        return
+      }
       case 'reload':
         return reloadRecord(record, `${policy.status}: started again with its new grant`)
       case 'update': {

@@ -21,8 +21,16 @@ describe('policyAction', () => {
     expect(policyAction('running', true, 'approved', 'restricted')).toBe('update')
   })
 
-  it('leaves a plugin that does not run to its next load', () => {
+  it('loads a plugin that failed loading again under a policy that does not block it', () => {
+    expect(policyAction('failed', false, 'pending_review', 'approved', true)).toBe('load')
+    expect(policyAction('failed', false, 'restricted', 'approved', true)).toBe('load')
+    expect(policyAction('failed', false, 'approved', 'blocked', true)).toBe('stop')
+  })
+
+  it('leaves a plugin that does not run, or failed at discovery, to its next load', () => {
     expect(policyAction('failed', false, 'pending_review', 'approved')).toBe('none')
+    expect(policyAction('failed', false, 'pending_review', 'approved', false)).toBe('none')
     expect(policyAction('stopped', false, 'approved', 'restricted')).toBe('none')
+    expect(policyAction('stopped', false, 'approved', 'restricted', true)).toBe('none')
   })
 })

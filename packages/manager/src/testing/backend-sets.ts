@@ -44,6 +44,7 @@ const redisDatabases: Record<string, number> = {
   policy: 5,
   grants: 6,
   states: 7,
+  events: 8,
 }
 
 /** A PostgreSQL database of its own for `suite`, created empty. */

@@ -64,6 +64,22 @@ export function corralWat(
 )`
 }
 
+/**
+ * A Corral ABI v1 module that describes itself: its `corral_register` returns `registration` as
+ * JSON (kept at offset 1024), beside `body`.
+ */
+export function registeringWat(registration: object, body = ''): string {
+  const json = JSON.stringify(registration)
+  const escaped = [...new TextEncoder().encode(json)]
+    .map((b) => `\\${b.toString(16).padStart(2, '0')}`)
+    .join('')
+  return corralWat(`
+  (data (i32.const 1024) "${escaped}")
+  (func (export "corral_register") (param i32 i32) (result i64)
+    (call $pack (i32.const 1024) (i32.const ${new TextEncoder().encode(json).length})))
+  ${body}`)
+}
+
 /** Limits generous enough for tests, small enough to hit on purpose. */
 export const testLimits: ResourceLimits = {
   ...defaultLimits,
