@@ -57,6 +57,7 @@ export function createFakeManager(
       errors: {},
       latencyMs: { bounds: [], counts: [], sum: 0, count: 0 },
       restarts: 0,
+      eventsDropped: 0,
     },
     history: [],
   })
