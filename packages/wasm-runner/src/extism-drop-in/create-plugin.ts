@@ -1,6 +1,6 @@
-import { defaultLimits, effectiveGrant, matchAnyScope } from '@corral/manifest'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
+import { defaultLimits, effectiveGrant, matchAnyScope } from '@corral/manifest'
 import type { HostCallHandler, LogLevel } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { ExtismHostFunctions } from '../abi/extism/current-plugin.js'
@@ -77,28 +77,33 @@ function toBytes(input: string | number | Uint8Array | undefined): Uint8Array {
   return encoder.encode(String(input))
 }
 
+/** Which logger method logs each level. */
+const logLevelMethod: Record<LogLevel, keyof ExtismLogger> = {
+  trace: 'debug',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  error: 'error',
+}
+
 /** The host API an Extism plugin gets from the drop-in: its logs, and HTTP to `allowedHosts` only. */
 function dropInHostApi(options: ExtismPluginOptions, allowedHosts: readonly string[]): HostCallHandler {
   const logger = options.logger ?? console
   const doFetch = options.fetch ?? globalThis.fetch
-  const levels: Record<LogLevel, keyof ExtismLogger> = {
-    trace: 'debug',
-    debug: 'debug',
-    info: 'info',
-    warn: 'warn',
-    error: 'error',
-  }
   return async (method, args) => {
     if (method === 'log') {
       const { level, message } = args as { level: LogLevel; message: string }
-      logger[levels[level] ?? 'info'](message)
+      logger[logLevelMethod[level] ?? 'info'](message)
       return null
     }
     if (method === 'http.request') {
       const request = args as { method: string; url: string; headers?: Record<string, string>; body?: string }
       const url = new URL(request.url)
       if (!matchAnyScope(allowedHosts, url.hostname)) {
-        throw new PluginError('permission_denied', `HTTP request to ${url.hostname} is not allowed (allowedHosts)`)
+        throw new PluginError(
+          'permission_denied',
+          `HTTP request to ${url.hostname} is not allowed (allowedHosts)`,
+        )
       }
       // No redirect is followed: one could lead outside allowedHosts.
       const init: RequestInit = { method: request.method, headers: request.headers ?? {}, redirect: 'manual' }
@@ -136,7 +141,13 @@ export async function createPlugin(
   options: ExtismPluginOptions = {},
 ): Promise<ExtismPlugin> {
   const resolved = await resolveManifest(await manifestLike)
-  const runner = createWasmRunner()
+  const logger = options.logger ?? console
+  const runner = createWasmRunner({
+    // As under Extism, a plugin serves on after a trap or a timeout: its instance is replaced at
+    // once, however often, and the plugin is never quarantined.
+    restart: { maxRestarts: Number.POSITIVE_INFINITY, initialBackoffMs: 0, maxBackoffMs: 0 },
+    logger: { log: (level, message) => logger[logLevelMethod[level]](message) },
+  })
   try {
     const extism = resolved.manifest
     extism.config = { ...extism.config, ...options.config }
@@ -145,7 +156,8 @@ export async function createPlugin(
     const { maxPages, maxVarBytes, maxHttpResponseBytes } = options.memory ?? {}
     if (maxPages !== undefined) (extism.memory ??= {}).max_pages = maxPages
     if (maxVarBytes !== undefined) (extism.memory ??= {}).max_var_bytes = maxVarBytes
-    if (maxHttpResponseBytes !== undefined) (extism.memory ??= {}).max_http_response_bytes = maxHttpResponseBytes
+    if (maxHttpResponseBytes !== undefined)
+      (extism.memory ??= {}).max_http_response_bytes = maxHttpResponseBytes
     if (typeof options.timeoutMs === 'number') extism.timeout_ms = options.timeoutMs
     const { manifest } = await fromExtismManifest(extism, { name: 'extism-plugin', dir: resolved.dir })
     const maxInstances = options.maxInstances ?? 1
@@ -160,7 +172,10 @@ export async function createPlugin(
         memory_mb: options.memoryMb ?? defaultLimits.memory_mb,
         max_instances: maxInstances,
         // A user host function's call carries the kernel memory (bounded by max_pages and memory_mb).
-        max_host_call_bytes: Math.max(defaultLimits.max_host_call_bytes, 2 * (options.memoryMb ?? 128) << 20),
+        max_host_call_bytes: Math.max(
+          defaultLimits.max_host_call_bytes,
+          (2 * (options.memoryMb ?? 128)) << 20,
+        ),
       },
       rate_limits: { calls_per_second: 1e9, db_queries_per_minute: 0, http_requests_per_minute: 1e9 },
     })

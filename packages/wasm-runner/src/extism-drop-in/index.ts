@@ -4,6 +4,11 @@
  */
 export type { ExtismHostFunction, ExtismHostFunctions } from '../abi/extism/current-plugin.js'
 export { CurrentPlugin, CurrentPlugin as CallContext, PluginOutput } from '../abi/extism/current-plugin.js'
-export type { ExtismLogger, ExtismPlugin, ExtismPlugin as Plugin, ExtismPluginOptions } from './create-plugin.js'
+export type {
+  ExtismLogger,
+  ExtismPlugin,
+  ExtismPlugin as Plugin,
+  ExtismPluginOptions,
+} from './create-plugin.js'
 export { createPlugin, createPlugin as newPlugin } from './create-plugin.js'
 export type { Manifest, ManifestLike, ManifestWasm } from './manifest-like.js'

@@ -91,7 +91,11 @@ export async function resolveManifest(input: ManifestLike): Promise<ResolvedMani
     file = 'plugin.wasm'
     await writeFile(path.join(dir, file), bytes)
   }
-  const hash = source.hash ?? createHash('sha256').update(await readFile(path.join(dir, file))).digest('hex')
+  const hash =
+    source.hash ??
+    createHash('sha256')
+      .update(await readFile(path.join(dir, file)))
+      .digest('hex')
   const allowedPaths: Record<string, string> = {}
   for (const [host, guest] of Object.entries(manifest.allowedPaths ?? manifest.allowed_paths ?? {})) {
     const readOnly = host.startsWith('ro:')

@@ -18,7 +18,11 @@ export interface CompiledModule extends CheckedModule {
  * module loaded as an Extism plugin, which may import nothing of Extism's (WASI only, or nothing);
  * `hostFunctions` names (`module.name`) the user host functions the host declared for it.
  */
-export function checkModule(bytes: Uint8Array, abi?: AbiName, hostFunctions?: ReadonlySet<string>): CheckedModule {
+export function checkModule(
+  bytes: Uint8Array,
+  abi?: AbiName,
+  hostFunctions?: ReadonlySet<string>,
+): CheckedModule {
   const info = readModuleInfo(bytes)
   if (abi !== undefined)
     return (abiChecks.find((check) => check.name === abi) as AbiCheck).check(info, hostFunctions)

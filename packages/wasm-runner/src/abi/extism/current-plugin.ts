@@ -1,8 +1,8 @@
 import { PluginError } from '@corral/types'
 import type { HostFunctionCallArgs, HostFunctionCallResult } from './host-function-call.js'
 import { decodeMemory, encodeMemory, encodeValue } from './host-function-call.js'
-import { KernelMemory } from './kernel-memory.js'
 import type { ExtismVarAccess } from './kernel.js'
+import { KernelMemory } from './kernel-memory.js'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

@@ -64,7 +64,12 @@ export const extismAbiCheck: AbiCheck = {
       ) {
         usesWasi = true
       } else if (hostFunctions.has(`${imp.module}.${imp.name}`) && imp.kind === 'function' && imp.type) {
-        declared.push({ module: imp.module, name: imp.name, params: imp.type.params, results: imp.type.results })
+        declared.push({
+          module: imp.module,
+          name: imp.name,
+          params: imp.type.params,
+          results: imp.type.results,
+        })
       } else {
         problems.push(`unknown import ${where}`)
       }

@@ -64,8 +64,9 @@ export function extismImports(
   }
   for (const fn of hostFunctions) {
     imports[fn.module] ??= {}
-    ;(imports[fn.module] as Record<string, (...args: unknown[]) => unknown>)[fn.name] = (...args: unknown[]) =>
-      kernel.callHostFunction(fn, args)
+    ;(imports[fn.module] as Record<string, (...args: unknown[]) => unknown>)[fn.name] = (
+      ...args: unknown[]
+    ) => kernel.callHostFunction(fn, args)
   }
   return imports
 }

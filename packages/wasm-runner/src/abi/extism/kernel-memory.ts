@@ -147,7 +147,8 @@ export class KernelMemory {
    */
   snapshot(): KernelMemorySnapshot {
     const blocks: Array<[offset: number, capacity: number, used: number]> = []
-    for (const [offset, capacity] of this.#capacity) blocks.push([offset, capacity, this.#used.get(offset) ?? -1])
+    for (const [offset, capacity] of this.#capacity)
+      blocks.push([offset, capacity, this.#used.get(offset) ?? -1])
     return { bytes: this.#bytes.slice(0, this.#end), blocks }
   }
 

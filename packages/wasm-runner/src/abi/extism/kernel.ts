@@ -1,7 +1,13 @@
 import type { LogLevel } from '@corral/types'
 import { logLevels, PluginError } from '@corral/types'
 import type { HostFunctionCallResult, HostFunctionImport } from './host-function-call.js'
-import { decodeMemory, decodeValue, encodeMemory, encodeValue, hostFunctionMethod } from './host-function-call.js'
+import {
+  decodeMemory,
+  decodeValue,
+  encodeMemory,
+  encodeValue,
+  hostFunctionMethod,
+} from './host-function-call.js'
 import { KernelMemory } from './kernel-memory.js'
 
 /**
