@@ -154,10 +154,11 @@ export async function createPlugin(
     extism.allowed_hosts = [...(extism.allowed_hosts ?? []), ...(options.allowedHosts ?? [])]
     extism.allowed_paths = { ...extism.allowed_paths, ...options.allowedPaths }
     const { maxPages, maxVarBytes, maxHttpResponseBytes } = options.memory ?? {}
-    if (maxPages !== undefined) (extism.memory ??= {}).max_pages = maxPages
-    if (maxVarBytes !== undefined) (extism.memory ??= {}).max_var_bytes = maxVarBytes
-    if (maxHttpResponseBytes !== undefined)
-      (extism.memory ??= {}).max_http_response_bytes = maxHttpResponseBytes
+    const memory = { ...extism.memory }
+    if (maxPages !== undefined) memory.max_pages = maxPages
+    if (maxVarBytes !== undefined) memory.max_var_bytes = maxVarBytes
+    if (maxHttpResponseBytes !== undefined) memory.max_http_response_bytes = maxHttpResponseBytes
+    extism.memory = memory
     if (typeof options.timeoutMs === 'number') extism.timeout_ms = options.timeoutMs
     const { manifest } = await fromExtismManifest(extism, { name: 'extism-plugin', dir: resolved.dir })
     const maxInstances = options.maxInstances ?? 1
