@@ -8,6 +8,7 @@ export default defineConfig({
   external: ['wabt'],
   entry: {
     index: 'src/index.ts',
+    extism: 'src/extism-drop-in/index.ts',
     worker: 'src/worker/worker.ts',
     testing: 'src/testing/index.ts',
   },

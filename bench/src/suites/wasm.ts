@@ -174,7 +174,8 @@ async function measureLoads(report: BenchReport, dir: string): Promise<void> {
  * against a raw Atomics round trip plus the same echo on this thread, and against Extism's
  * `runInWorker` (row `extism.js.runInWorker`, measured by `wasm-extism.ts` earlier in the run);
  * `wasm.throughput` (64 in flight, pool of 2) against the raw postMessage pipeline;
- * `wasm.host_call` against `wasm.call`; `wasm.load` cold and cached.
+ * `wasm.call.bytes` (1 KiB in and out through `callBytes`) against a raw Atomics round trip carrying
+ * 1 KiB; `wasm.host_call` against `wasm.call`; `wasm.load` cold and cached.
  */
 export default async function wasm(report: BenchReport): Promise<void> {
   const echo = await compileWat(echoWat)
@@ -225,6 +226,15 @@ export default async function wasm(report: BenchReport): Promise<void> {
         target: { kind: 'max_ratio', value: 0.25 },
       })
     }
+    // The bytes path: 1 KiB in and out, no JSON on either side.
+    const kib = new Uint8Array(1024).map((_, i) => i & 0xff)
+    report.add(
+      'wasm.call.bytes',
+      await measureLatency(() => single.callBytes('echo', kib), { iterations: 20_000 }),
+      report.rows.some((r) => r.name === 'baseline.worker.atomics.1kib')
+        ? { baseline: 'baseline.worker.atomics.1kib', target: { kind: 'max_ratio', value: 1.25 } }
+        : undefined,
+    )
     report.add(
       'wasm.host_call',
       await measureLatency(() => single.call('lookup', { key: 'greetings:Ada' }), { iterations: 20_000 }),

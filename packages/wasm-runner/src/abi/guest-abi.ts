@@ -1,6 +1,7 @@
 import type { PluginErrorCode, PluginErrorData } from '@corral/types'
 import { isPluginError } from '@corral/types'
 import type { WasiOptions } from '../worker/wasi.js'
+import type { HostFunctionImport } from './extism/host-function-call.js'
 import type { ModuleInfo } from './wasm-binary.js'
 
 /**
@@ -20,9 +21,10 @@ export interface AbiCheck {
   recognizes(info: ModuleInfo): boolean
   /**
    * Checks the module's imports and exports; throws `load_failed` naming what is missing or
-   * unknown. Returns the names callable through `Plugin.call` and the optional lifecycle exports.
+   * unknown (an import named `module.name` in `hostFunctions` is a user host function the host
+   * declared). Returns the names callable through `Plugin.call` and the optional lifecycle exports.
    */
-  check(info: ModuleInfo): CheckedModule
+  check(info: ModuleInfo, hostFunctions?: ReadonlySet<string>): CheckedModule
 }
 
 /** What the host knows of a checked module. */
@@ -34,6 +36,8 @@ export interface CheckedModule {
   lifecycle: ReadonlySet<LifecycleFunction>
   /** Whether it imports `wasi_snapshot_preview1`. */
   usesWasi: boolean
+  /** The user host functions it imports, those the host declared (Extism only). */
+  hostFunctions?: HostFunctionImport[]
 }
 
 /** The lifecycle functions, as the host calls them through the channel. */
@@ -78,6 +82,8 @@ export interface ExtismLimits {
   maxKernelBytes: number
   /** The largest HTTP response body `http_request` takes (`max_http_response_bytes`). */
   maxHttpResponseBytes: number
+  /** The user host functions the module imports, which the host declared (`extism-drop-in`). */
+  hostFunctions?: readonly HostFunctionImport[]
 }
 
 /**

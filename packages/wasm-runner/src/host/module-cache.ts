@@ -15,11 +15,17 @@ export interface CompiledModule extends CheckedModule {
 
 /**
  * Checks a module's imports and exports against the ABI it is written for. `abi` names it for a
- * module loaded as an Extism plugin, which may import nothing of Extism's (WASI only, or nothing).
+ * module loaded as an Extism plugin, which may import nothing of Extism's (WASI only, or nothing);
+ * `hostFunctions` names (`module.name`) the user host functions the host declared for it.
  */
-export function checkModule(bytes: Uint8Array, abi?: AbiName): CheckedModule {
+export function checkModule(
+  bytes: Uint8Array,
+  abi?: AbiName,
+  hostFunctions?: ReadonlySet<string>,
+): CheckedModule {
   const info = readModuleInfo(bytes)
-  if (abi !== undefined) return (abiChecks.find((check) => check.name === abi) as AbiCheck).check(info)
+  if (abi !== undefined)
+    return (abiChecks.find((check) => check.name === abi) as AbiCheck).check(info, hostFunctions)
   const recognized = abiChecks.find((check) => check.recognizes(info))
   if (recognized === undefined) {
     throw new PluginError(
@@ -27,7 +33,7 @@ export function checkModule(bytes: Uint8Array, abi?: AbiName): CheckedModule {
       'not a Corral ABI v1 module (missing export corral_abi_version) nor an Extism plugin (no extism:host/env import)',
     )
   }
-  return recognized.check(info)
+  return recognized.check(info, hostFunctions)
 }
 
 /**
@@ -47,9 +53,15 @@ export class ModuleCache {
    * The compiled module for `bytes` with memory capped at `memoryMb`, compiling it on a miss; `abi`
    * as {@link checkModule} takes it.
    */
-  get(bytes: Uint8Array, memoryMb: number, abi?: AbiName): Promise<CompiledModule> {
+  get(
+    bytes: Uint8Array,
+    memoryMb: number,
+    abi?: AbiName,
+    hostFunctions?: ReadonlySet<string>,
+  ): Promise<CompiledModule> {
     const maxPages = Math.floor((memoryMb * 1024 * 1024) / wasmPageBytes)
-    const key = `${createHash('sha256').update(bytes).digest('hex')}:${maxPages}:${abi ?? ''}`
+    const declared = hostFunctions === undefined ? '' : [...hostFunctions].sort().join(',')
+    const key = `${createHash('sha256').update(bytes).digest('hex')}:${maxPages}:${abi ?? ''}:${declared}`
     const hit = this.#entries.get(key)
     if (hit !== undefined) {
       // Most recently used goes last.
@@ -57,7 +69,7 @@ export class ModuleCache {
       this.#entries.set(key, hit)
       return hit
     }
-    const compiled = compile(bytes, maxPages, abi)
+    const compiled = compile(bytes, maxPages, abi, hostFunctions)
     this.#entries.set(key, compiled)
     compiled.catch(() => this.#entries.delete(key))
     while (this.#entries.size > this.#capacity) {
@@ -73,8 +85,13 @@ export class ModuleCache {
   }
 }
 
-async function compile(bytes: Uint8Array, maxPages: number, abi?: AbiName): Promise<CompiledModule> {
-  const checked = checkModule(bytes, abi)
+async function compile(
+  bytes: Uint8Array,
+  maxPages: number,
+  abi?: AbiName,
+  hostFunctions?: ReadonlySet<string>,
+): Promise<CompiledModule> {
+  const checked = checkModule(bytes, abi, hostFunctions)
   const capped = capModuleMemory(bytes, maxPages)
   try {
     return { ...checked, module: await WebAssembly.compile(capped as Uint8Array<ArrayBuffer>) }

@@ -12,6 +12,8 @@ import type {
   SupervisorClock,
 } from '@corral/types'
 import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
+import type { ExtismHostFunctions } from '../abi/extism/current-plugin.js'
+import { hostFunctionNames } from '../abi/extism/current-plugin.js'
 import { defaultMaxHttpResponseBytes } from '../abi/extism/kernel.js'
 import { defaultMaxVarBytes, ExtismVarStore } from '../abi/extism/var-store.js'
 import { wasmPageBytes } from '../abi/wasm-binary.js'
@@ -34,6 +36,14 @@ export interface WasmRunnerOptions {
 }
 
 /**
+ * What {@link WasmRunner.load} takes: the runner contract's options, and for an Extism plugin the
+ * user host functions its module may import (Extism's `functions`), run on the host's thread.
+ */
+export interface WasmLoadOptions extends LoadOptions {
+  extismFunctions?: ExtismHostFunctions
+}
+
+/**
  * Loads WASM plugins; see {@link createWasmRunner}. Its lifecycle verbs, one per level:
  * - `close()`: the runner releases everything it holds (it shuts down every plugin it loaded,
  *   then drops the module cache and the spare worker); it loads nothing after.
@@ -44,6 +54,7 @@ export interface WasmRunnerOptions {
  */
 export interface WasmRunner extends Runner {
   readonly runtime: 'wasm'
+  load(options: WasmLoadOptions): Promise<Plugin>
 }
 
 const mib = 1024 * 1024
@@ -93,7 +104,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
   return {
     runtime: 'wasm',
 
-    async load({ manifest, dir, grant, hostApi }: LoadOptions): Promise<Plugin> {
+    async load({ manifest, dir, grant, hostApi, extismFunctions }: WasmLoadOptions): Promise<Plugin> {
       const plugin = manifest.name
       if (closed) throw new PluginError('unavailable', 'the WASM runner is closed', { plugin })
       if (manifest.runtime !== 'wasm' || !('wasm' in manifest.entry)) {
@@ -103,7 +114,11 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
         const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
         const extism = manifest.wasm?.extism
         const abi = extism && 'extism'
-        const compiled = await cache.get(bytes, grant.limits.memory_mb, abi)
+        const declared = extismFunctions === undefined ? undefined : hostFunctionNames(extismFunctions)
+        const compiled = await cache.get(bytes, grant.limits.memory_mb, abi, declared)
+        const maxKernelBytes = (memoryMb: number) =>
+          // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
+          Math.min((extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes, memoryMb * mib)
         // An Extism plugin's vars live here, shared by all its instances (extism/var-store.ts),
         // bounded as its manifest asks and never past the memory_mb it was loaded with. Kept for
         // the plugin's life, so that vars outlive instances and grant changes.
@@ -111,16 +126,21 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           compiled.abi === 'extism'
             ? new ExtismVarStore({
                 maxBytes: Math.min(extism?.max_var_bytes ?? defaultMaxVarBytes, grant.limits.memory_mb * mib),
-              }).routeHostCalls(hostApi)
+              }).routeHostCalls(
+                hostApi,
+                extismFunctions && {
+                  functions: extismFunctions,
+                  maxKernelBytes: maxKernelBytes(grant.limits.memory_mb),
+                },
+              )
             : hostApi
         const instanceSettings = async (current: EffectiveGrant): Promise<InstanceSettings> => {
           const { limits } = current
-          const memoryBytes = limits.memory_mb * mib
           // Guest memory is capped in the module itself: another cap is another compilation (cached).
           const module =
             limits.memory_mb === grant.limits.memory_mb
               ? compiled.module
-              : (await cache.get(bytes, limits.memory_mb, abi)).module
+              : (await cache.get(bytes, limits.memory_mb, abi, declared)).module
           return {
             module,
             abi: compiled.abi,
@@ -133,12 +153,9 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
               : undefined,
             hostApi: routedHostApi,
             extism: {
-              // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
-              maxKernelBytes: Math.min(
-                (extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes,
-                memoryBytes,
-              ),
+              maxKernelBytes: maxKernelBytes(limits.memory_mb),
               maxHttpResponseBytes: extism?.max_http_response_bytes ?? defaultMaxHttpResponseBytes,
+              hostFunctions: compiled.hostFunctions ?? [],
             },
             spares,
             startTimeoutMs: limits.init_timeout,

@@ -440,3 +440,29 @@ export function runtimeStartWat(starts: Array<'_initialize' | 'hs_init' | '__was
     (call $output_set (local.get $h) (i64.const 8))
     (i32.const 0)))`
 }
+
+/**
+ * A plugin that calls user host functions (Extism's `functions`): `greet` hands its input handle
+ * to `extism:host/user.hello(i64) -> i64` and outputs the block it gets back; `add` outputs, as
+ * one byte, what `env.add_numbers(i32, i32) -> i32` makes of 40 and 2 (a namespace of the host's choice).
+ */
+export const hostFunctionPluginWat = `(module
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/user" "hello" (func $hello (param i64) (result i64)))
+  (import "env" "add_numbers" (func $add_numbers (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "greet") (result i32)
+    (local $h i64)
+    (local.set $h (call $hello (call $input_offset)))
+    (call $output_set (local.get $h) (call $length (local.get $h)))
+    (i32.const 0))
+  (func (export "add") (result i32)
+    (local $h i64)
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $h) (call $add_numbers (i32.const 40) (i32.const 2)))
+    (call $output_set (local.get $h) (i64.const 1))
+    (i32.const 0)))`

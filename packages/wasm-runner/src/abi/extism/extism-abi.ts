@@ -3,6 +3,7 @@ import type { AbiCheck, CheckedModule, LifecycleFunction } from '../guest-abi.js
 import { wasiFunctionNames, wasiModuleName } from '../wasi-names.js'
 import type { FuncType, ModuleInfo } from '../wasm-binary.js'
 import { formatFuncType, isFuncType } from '../wasm-binary.js'
+import type { HostFunctionImport } from './host-function-call.js'
 import type { ExtismSignature } from './import-object.js'
 import {
   corralHostCallSignature,
@@ -40,9 +41,10 @@ export const extismAbiCheck: AbiCheck = {
     return info.imports.some((i) => i.module === extismEnvModule)
   },
 
-  check(info: ModuleInfo): CheckedModule {
+  check(info: ModuleInfo, hostFunctions: ReadonlySet<string> = new Set()): CheckedModule {
     const problems: string[] = []
     let usesWasi = false
+    const declared: HostFunctionImport[] = []
     for (const imp of info.imports) {
       const where = `${imp.module}.${imp.name}`
       const signature =
@@ -61,6 +63,13 @@ export const extismAbiCheck: AbiCheck = {
         wasiFunctionNames.has(imp.name)
       ) {
         usesWasi = true
+      } else if (hostFunctions.has(`${imp.module}.${imp.name}`) && imp.kind === 'function' && imp.type) {
+        declared.push({
+          module: imp.module,
+          name: imp.name,
+          params: imp.type.params,
+          results: imp.type.results,
+        })
       } else {
         problems.push(`unknown import ${where}`)
       }
@@ -74,6 +83,6 @@ export const extismAbiCheck: AbiCheck = {
       if (isFuncType(exp.type, [], ['i32']) || isFuncType(exp.type, [], [])) callable.add(exp.name)
     }
     const lifecycle = new Set<LifecycleFunction>(['corral_init'])
-    return { abi: 'extism', callable, lifecycle, usesWasi }
+    return { abi: 'extism', callable, lifecycle, usesWasi, hostFunctions: declared }
   },
 }

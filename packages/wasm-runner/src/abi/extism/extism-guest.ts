@@ -61,6 +61,7 @@ export const createExtismGuest: GuestFactory = async (options: GuestOptions): Pr
       // The kernel's memory is held to max_pages and the grant's limit, beside the guest's own (capped in the module).
       maxKernelBytes: options.extism.maxKernelBytes,
       maxHttpResponseBytes: options.extism.maxHttpResponseBytes,
+      hostFunctions: options.extism.hostFunctions ?? [],
       otherImports,
       onInstance: (instance) => {
         const exported = instance.exports.memory

@@ -1,5 +1,6 @@
 import type { LogLevel } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
+import type { HostFunctionImport } from './host-function-call.js'
 import { checkExtismImports, extismImports } from './import-object.js'
 import type { ExtismVarAccess, SyncHostCall } from './kernel.js'
 import { ExtismKernel } from './kernel.js'
@@ -19,6 +20,8 @@ export interface ExtismInstanceOptions {
   maxKernelBytes?: number
   /** The largest HTTP response body `http_request` takes. */
   maxHttpResponseBytes?: number
+  /** The user host functions the host declared, which the module may import. */
+  hostFunctions?: readonly HostFunctionImport[]
 }
 
 /**
@@ -45,7 +48,7 @@ export class ExtismInstance {
    * Fails with `load_failed` for an import the kernel does not provide or a failing start.
    */
   static create(options: ExtismInstanceOptions): ExtismInstance {
-    checkExtismImports(options.module)
+    checkExtismImports(options.module, options.hostFunctions)
     const kernelOptions: ConstructorParameters<typeof ExtismKernel>[0] = {
       hostCall: options.hostCall,
       vars: options.vars,
@@ -59,7 +62,7 @@ export class ExtismInstance {
     try {
       instance = new WebAssembly.Instance(options.module, {
         ...options.otherImports,
-        ...extismImports(kernel),
+        ...extismImports(kernel, options.hostFunctions),
       })
       options.onInstance?.(instance)
       startGuestRuntime(instance.exports)

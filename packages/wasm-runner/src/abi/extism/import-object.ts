@@ -1,4 +1,5 @@
 import { PluginError } from '@corral/types'
+import type { HostFunctionImport } from './host-function-call.js'
 import type { ExtismKernel } from './kernel.js'
 
 /** The module Extism's kernel and host functions are imported from. */
@@ -14,13 +15,15 @@ const b = (value: number): bigint => BigInt(value)
 /**
  * The imports an Extism plugin links against, bound to `kernel`: every function of
  * `extism:host/env` with Extism's signatures (handles are `i64`), and
- * `extism:host/user.corral_host_call(method i64, args i64) -> i64`.
+ * `extism:host/user.corral_host_call(method i64, args i64) -> i64`, and the user host functions
+ * `hostFunctions` (declared by the host, run on the host's thread through the kernel).
  *
  * @example
  * const instance = new WebAssembly.Instance(module, extismImports(kernel))
  */
 export function extismImports(
   kernel: ExtismKernel,
+  hostFunctions: readonly HostFunctionImport[] = [],
 ): Record<string, Record<string, (...args: never[]) => unknown>> {
   const memory = kernel.memory
   const env = {
@@ -55,7 +58,17 @@ export function extismImports(
   const user = {
     corral_host_call: (method: bigint, args: bigint): bigint => b(kernel.corralHostCall(n(method), n(args))),
   }
-  return { [extismEnvModule]: env, [extismUserModule]: user }
+  const imports: Record<string, Record<string, (...args: never[]) => unknown>> = {
+    [extismEnvModule]: env,
+    [extismUserModule]: user,
+  }
+  for (const fn of hostFunctions) {
+    imports[fn.module] ??= {}
+    ;(imports[fn.module] as Record<string, (...args: unknown[]) => unknown>)[fn.name] = (
+      ...args: unknown[]
+    ) => kernel.callHostFunction(fn, args)
+  }
+  return imports
 }
 
 /** A function signature: parameter types, result types. */
@@ -109,13 +122,17 @@ export function isExtismModule(module: WebAssembly.Module): boolean {
 
 /**
  * Fails with `load_failed`, naming the import, when `module` imports from the Extism modules
- * something the kernel does not provide. Imports from other modules (WASI) are left to the caller.
+ * something the kernel does not provide, nor the host declared in `hostFunctions`. Imports from other modules (WASI) are left to the caller.
  */
-export function checkExtismImports(module: WebAssembly.Module): void {
+export function checkExtismImports(
+  module: WebAssembly.Module,
+  hostFunctions: readonly HostFunctionImport[] = [],
+): void {
   for (const { module: from, name, kind } of WebAssembly.Module.imports(module)) {
     const known =
       (from === extismEnvModule && Object.hasOwn(extismEnvSignatures, name)) ||
-      (from === extismUserModule && name === 'corral_host_call')
+      (from === extismUserModule && name === 'corral_host_call') ||
+      hostFunctions.some((fn) => fn.module === from && fn.name === name)
     if ((from === extismEnvModule || from === extismUserModule) && (!known || kind !== 'function')) {
       throw new PluginError(
         'load_failed',

@@ -12,6 +12,12 @@ const initialBytes = 64 * 1024
 /** After a call that left the buffer larger than this, {@link KernelMemory.reset} starts afresh. */
 const keepBytes = 1024 * 1024
 
+/** A kernel memory's state, as {@link KernelMemory.snapshot} takes it; `used` is `-1` for a freed block. */
+export interface KernelMemorySnapshot {
+  bytes: Uint8Array
+  blocks: Array<[offset: number, capacity: number, used: number]>
+}
+
 /**
  * A bump allocator over a growable buffer that reuses freed blocks once it reaches its cap. Everything is
  * dropped at {@link KernelMemory.reset}, which the kernel does before every call, so the memory of a
@@ -132,6 +138,38 @@ export class KernelMemory {
     this.#capacity.clear()
     this.#freed.clear()
     if (this.#bytes.byteLength > keepBytes) this.#replace(new Uint8Array(initialBytes))
+  }
+
+  /**
+   * The whole state of this memory: its bytes up to the last block, and every block made since the
+   * last reset (live or freed). A user host function runs on the host's thread against a memory
+   * {@link KernelMemory.restore}d from it, and its changes come back the same way.
+   */
+  snapshot(): KernelMemorySnapshot {
+    const blocks: Array<[offset: number, capacity: number, used: number]> = []
+    for (const [offset, capacity] of this.#capacity)
+      blocks.push([offset, capacity, this.#used.get(offset) ?? -1])
+    return { bytes: this.#bytes.slice(0, this.#end), blocks }
+  }
+
+  /** Replaces this memory's state with `snapshot` (see {@link KernelMemory.snapshot}). */
+  restore(snapshot: KernelMemorySnapshot): void {
+    this.reset()
+    const end = Math.max(firstOffset, snapshot.bytes.byteLength)
+    if (end > this.#bytes.byteLength && !this.#grow(end)) {
+      throw new RangeError(`a kernel memory of ${end} bytes is above its cap of ${this.#maxBytes}`)
+    }
+    this.#bytes.set(snapshot.bytes)
+    this.#end = end
+    for (const [offset, capacity, used] of snapshot.blocks) {
+      this.#capacity.set(offset, capacity)
+      if (used >= 0) this.#used.set(offset, used)
+      else {
+        const list = this.#freed.get(capacity)
+        if (list === undefined) this.#freed.set(capacity, [offset])
+        else list.push(offset)
+      }
+    }
   }
 
   #grow(needed: number): boolean {

@@ -1,5 +1,13 @@
 import type { LogLevel } from '@corral/types'
 import { logLevels, PluginError } from '@corral/types'
+import type { HostFunctionCallResult, HostFunctionImport } from './host-function-call.js'
+import {
+  decodeMemory,
+  decodeValue,
+  encodeMemory,
+  encodeValue,
+  hostFunctionMethod,
+} from './host-function-call.js'
 import { KernelMemory } from './kernel-memory.js'
 
 /**
@@ -304,6 +312,23 @@ export class ExtismKernel {
       response = { error: { code: error.code, message: error.rawMessage } }
     }
     return this.memory.write(encoder.encode(JSON.stringify(response)))
+  }
+
+  /**
+   * Calls the user host function `fn` with the guest's `args`: the kernel memory goes to the host
+   * with the call and comes back as the function left it (see `host-function-call.ts`). Returns
+   * what the guest gets: nothing, or its one result.
+   */
+  callHostFunction(fn: HostFunctionImport, args: unknown[]): number | bigint | undefined {
+    const answer = this.#hostCall(hostFunctionMethod, {
+      module: fn.module,
+      name: fn.name,
+      args: args.map(encodeValue),
+      memory: encodeMemory(this.memory.snapshot()),
+    }) as HostFunctionCallResult
+    this.memory.restore(decodeMemory(answer.memory))
+    const [type] = fn.results
+    return type === undefined ? undefined : decodeValue(answer.results[0], type)
   }
 
   /** Reads the text of block `handle` and frees it: the guest handed it over. */

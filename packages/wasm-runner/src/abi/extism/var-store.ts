@@ -1,6 +1,15 @@
 import type { HostCallContext, HostCallHandler } from '@corral/types'
 import { PluginError } from '@corral/types'
+import type { ExtismHostFunctions } from './current-plugin.js'
+import { runHostFunction } from './current-plugin.js'
+import { hostFunctionMethod } from './host-function-call.js'
 import type { ExtismVarAccess, SyncHostCall } from './kernel.js'
+
+/** The user host functions of one plugin, and the bound of the kernel memory they work on. */
+export interface HostFunctionRoute {
+  functions: ExtismHostFunctions
+  maxKernelBytes: number
+}
 
 /** Extism's own default cap on a plugin's vars. */
 export const defaultMaxVarBytes = 1024 * 1024
@@ -62,10 +71,15 @@ export class ExtismVarStore implements ExtismVarAccess {
    * A host-call handler that answers the kernel's var methods from this store and passes every
    * other method on to `hostApi`. Give it to the plugin's instances in place of `hostApi`. A var
    * access is host work like a host call: `hostApi.meter` counts it against the plugin's rate
-   * limits first, and a refusal fails it.
+   * limits first, and a refusal fails it. With `hostFunctions`, the user host function calls of
+   * the plugin's guests run here too, with these vars (`host-function-call.ts`).
    */
-  routeHostCalls(hostApi: HostCallHandler): HostCallHandler {
+  routeHostCalls(hostApi: HostCallHandler, hostFunctions?: HostFunctionRoute): HostCallHandler {
     return async (method: string, args: unknown, context: HostCallContext) => {
+      if (method === hostFunctionMethod && hostFunctions !== undefined) {
+        await hostApi.meter?.(method, context)
+        return runHostFunction(hostFunctions.functions, this, args, hostFunctions.maxKernelBytes)
+      }
       if (!isVarMethod(method)) return hostApi(method, args, context)
       await hostApi.meter?.(method, context)
       return this.answer(method, args)
