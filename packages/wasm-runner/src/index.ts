@@ -6,6 +6,6 @@ export type {
   FromExtismManifestOptions,
 } from './abi/extism/extism-manifest.js'
 export { fromExtismManifest } from './abi/extism/extism-manifest.js'
-export type { WasmPlugin } from './host/wasm-plugin.js'
+export { defaultIdleTimeoutMs, type WasmPlugin } from './host/wasm-plugin.js'
 export type { WasmRunner, WasmRunnerOptions } from './host/wasm-runner.js'
 export { createWasmRunner } from './host/wasm-runner.js'
