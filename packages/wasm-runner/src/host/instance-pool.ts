@@ -73,8 +73,8 @@ export class InstancePool<I extends PooledInstance> {
   readonly #idleSince: number[] = []
   /** The timer that stops instances idle for `idleTimeoutMs`, while any is idle. */
   #idleTimer: unknown
-  /** Instances being stopped after their idle time: they count against `maxInstances` until gone. */
-  #stopping = 0
+  /** Stops of instances idle too long: they count against `maxInstances` until done. */
+  readonly #stopping = new Set<Promise<void>>()
   readonly #all = new Set<I>()
   readonly #waiters: Waiter<I>[] = []
   /** Calls handed out per live instance: 1 running, 2 with one queued behind it. */
@@ -141,7 +141,7 @@ export class InstancePool<I extends PooledInstance> {
     if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
     let instance = this.#idleInstance()
     if (instance === undefined) {
-      const live = this.#all.size + this.#starting + this.#stopping
+      const live = this.#all.size + this.#starting + this.#stopping.size
       if (this.#paused === undefined && live < this.#options.maxInstances) {
         return this.#start()
       }
@@ -294,14 +294,13 @@ export class InstancePool<I extends PooledInstance> {
     this.#idleSince.splice(0, expired)
     for (const instance of stopped) {
       this.#forget(instance)
-      this.#stopping++
-      const stop = this.#options.stopIdle?.(instance) ?? instance.terminate()
-      void stop
+      const stop = (this.#options.stopIdle?.(instance) ?? instance.terminate())
         .catch(() => undefined)
         .then(() => {
-          this.#stopping--
+          this.#stopping.delete(stop)
           if (this.#waiters.length > 0) this.#serveWaiters()
         })
+      this.#stopping.add(stop)
     }
     const next = this.#idleSince[0]
     if (next !== undefined) {
@@ -416,7 +415,8 @@ export class InstancePool<I extends PooledInstance> {
     this.#clock.clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
     for (const waiter of this.#waiters.splice(0)) waiter.reject(reason ?? this.#unavailable())
-    await Promise.all(all.map((instance) => instance.terminate(reason)))
+    // Instances stopping after their idle time are waited for too: none outlives the pool.
+    await Promise.all([...all.map((instance) => instance.terminate(reason)), ...this.#stopping])
   }
 
   #unavailable(): PluginError {
