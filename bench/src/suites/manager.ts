@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createBackends, createPluginManager, type PluginManager } from '@corral/manager'
 import type { Plugin, ResourcePolicy, Runner } from '@corral/types'
-import { createWasmRunner } from '@corral/wasm-runner'
+import { createWasmRunner, defaultIdleTimeoutMs } from '@corral/wasm-runner'
 import { compileWat } from '../compile-wat.js'
 import type { BenchReport, Measurement } from '../harness.js'
 import { echoWat, payload } from './wasm.js'
@@ -54,17 +54,18 @@ function summarize(samples: number[]): Measurement {
   return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: samples.length / totalS }
 }
 
-/** The resident set once the heap has settled (GC when exposed, and a moment for workers to idle). */
-async function settledRssMb(): Promise<number> {
+/** The resident set once the heap has settled (GC when exposed), after `waitMs` (1 s by default). */
+async function settledRssMb(waitMs = 1_000): Promise<number> {
   const gc = (globalThis as { gc?: () => void }).gc
-  await sleep(1_000)
+  await sleep(waitMs)
   gc?.()
   return process.memoryUsage.rss() / mb
 }
 
 /**
  * `host.rss`: the resident set of this host with the manager and no plugin, then with 20 small
- * WASM plugins loaded through it and idle; the row says what one idle plugin costs.
+ * WASM plugins loaded through it and idle (unused for their default `wasm.pool.idle_timeout`, after
+ * which their instances stop); the row says what one idle plugin costs.
  */
 async function measureIdlePlugins(report: BenchReport, wasm: Uint8Array): Promise<void> {
   const pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-bench-idle-'))
@@ -80,7 +81,7 @@ async function measureIdlePlugins(report: BenchReport, wasm: Uint8Array): Promis
     }
     const loaded = manager.list().filter((p) => p.state === 'running').length
     if (loaded !== idlePlugins) throw new Error(`only ${loaded} of ${idlePlugins} idle plugins run`)
-    const rss = await settledRssMb()
+    const rss = await settledRssMb(defaultIdleTimeoutMs + 1_000)
     const perPlugin = (rss - (none.rss_mb ?? 0)) / idlePlugins
     report.addMemory(`host.rss (${idlePlugins} idle WASM; ${perPlugin.toFixed(1)} MB each)`, rss, {
       baseline: none.name,

@@ -300,6 +300,7 @@ const entrySchema = z.strictObject({
 const poolSchema = z.strictObject({
   max_instances: z.number().int().min(1).max(64).default(4),
   wait_timeout: duration(hour).default(5_000),
+  idle_timeout: duration(hour).optional(),
 })
 
 const extismSchema = z.strictObject({

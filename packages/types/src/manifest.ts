@@ -46,6 +46,11 @@ export interface WasmPoolOptions {
   max_instances: number
   /** Milliseconds a call waits for a free instance before `resource_exhausted`. Default 5000. */
   wait_timeout: number
+  /**
+   * Milliseconds an instance may stay idle before it is stopped (`corral_shutdown`, then its worker
+   * ends); the next call starts one, which runs `corral_init`. Default 30000.
+   */
+  idle_timeout?: number
 }
 
 /**

@@ -8,6 +8,6 @@ export type {
 export { fromExtismManifest } from './abi/extism/extism-manifest.js'
 export type { ReadRegistrationOptions } from './host/read-registration.js'
 export { readRegistration } from './host/read-registration.js'
-export type { WasmPlugin } from './host/wasm-plugin.js'
+export { defaultIdleTimeoutMs, type WasmPlugin } from './host/wasm-plugin.js'
 export type { WasmRunner, WasmRunnerOptions } from './host/wasm-runner.js'
 export { createWasmRunner } from './host/wasm-runner.js'

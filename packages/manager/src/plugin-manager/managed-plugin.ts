@@ -12,6 +12,8 @@ export interface ManagedPlugin {
   path: string
   readonly lifecycle: PluginLifecycle
   readonly metrics: PluginCallMetrics
+  /** Its calls' rate-limiter key (`callsInKey`), built once. */
+  readonly callsInKey: string
   manifest?: Manifest
   policy?: ResourcePolicy
   /** The version that takes new calls. */

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { ResourcePolicy } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../backends/create-backends.js'
+import type { RateLimiter } from '../rate-limit/rate-limiter.js'
 import { createTestClock } from '../testing/backend-sets.js'
 import { FakeRunner } from '../testing/fake-runner.js'
 import type { ManagerEvent, PluginManager, PluginManagerOptions } from './manager-api.js'
@@ -170,6 +171,41 @@ describe('createPluginManager (fake runners)', () => {
     expect(m.get('alpha')?.state).toBe('stopped')
     expect(m.get('alpha')?.metrics.errors).toEqual({ unavailable: 2, permission_denied: 1 })
     expect(runner.latest('alpha').calls).toEqual([])
+  })
+
+  it('waits for a limiter that answers asynchronously (a shared store) and refuses past its limit', async () => {
+    await writePlugin('alpha')
+    const hits: string[] = []
+    const shared: RateLimiter = {
+      async hit(key, limit, windowMs) {
+        hits.push(key)
+        await sleep(1)
+        return backends.rateLimiter.hit(key, limit, windowMs)
+      },
+      close: async () => {},
+    }
+    const m = await start({
+      backends: { ...backends, rateLimiter: shared },
+      policies: [approved('alpha', { rate_limits: { calls_per_second: 1 } } as never)],
+    })
+    clock.freeze(Date.now() - (Date.now() % 1000) + 100)
+    await m.call('alpha', 'one')
+    const refused = await failure(m.call('alpha', 'two'))
+    expect(refused.code).toBe('rate_limited')
+    expect(hits).toEqual(['alpha:calls-in', 'alpha:calls-in'])
+    expect(runner.latest('alpha').calls).toEqual(['one'])
+    expect(m.get('alpha')?.metrics).toMatchObject({ calls: 2, inFlight: 0, errors: { rate_limited: 1 } })
+  })
+
+  it('counts a call that fails before it returns a promise as settled, not in flight', async () => {
+    await writePlugin('alpha')
+    const m = await start()
+    const plugin = runner.latest('alpha')
+    plugin.call = () => {
+      throw new Error('thrown, not rejected')
+    }
+    expect((await failure(m.call('alpha', 'greet'))).code).toBe('internal')
+    expect(m.get('alpha')?.metrics).toMatchObject({ calls: 1, inFlight: 0, errors: { internal: 1 } })
   })
 
   it('hands a running plugin its narrowed limits live, without a reload', async () => {

@@ -35,15 +35,19 @@ export class PluginVersion {
     return this.#inFlight
   }
 
-  /** Runs one call on this version, counted in flight until it settles. */
-  async track<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Counts one call in flight on this version from now; {@link PluginVersion.left} ends it, once.
+   * (Two calls, not a wrapper around the call's promise: the manager settles the call's metrics and
+   * its in-flight count in one step, without one more promise per call.)
+   */
+  entered(): void {
     this.#inFlight += 1
-    try {
-      return await call()
-    } finally {
-      this.#inFlight -= 1
-      if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve()
-    }
+  }
+
+  /** The call counted by {@link PluginVersion.entered} has settled. */
+  left(): void {
+    this.#inFlight -= 1
+    if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve()
   }
 
   /** Resolves once no call runs on this version, or after `limitMs` (a hung call does not hold a stop forever). */

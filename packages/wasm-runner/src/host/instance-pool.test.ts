@@ -31,6 +31,7 @@ function pool(limits: Partial<PoolLimits> = {}): InstancePool<FakeInstance> {
     maxConcurrentCalls: 100,
     maxQueuedCalls: 100,
     waitTimeoutMs: 1_000,
+    idleTimeoutMs: farAway,
     ...limits,
     clock,
     create: async () => {
@@ -168,7 +169,13 @@ describe('InstancePool', () => {
     const [a, b, c] = [await p.acquire(farAway), await p.acquire(farAway), await p.acquire(farAway)]
     p.release(a)
     p.release(b)
-    p.resize({ maxInstances: 1, maxConcurrentCalls: 100, maxQueuedCalls: 100, waitTimeoutMs: 1_000 })
+    p.resize({
+      maxInstances: 1,
+      maxConcurrentCalls: 100,
+      maxQueuedCalls: 100,
+      waitTimeoutMs: 1_000,
+      idleTimeoutMs: farAway,
+    })
     expect([a.terminated, b.terminated, c.terminated]).toEqual([true, true, false])
     expect(p.size).toBe(1)
     const waiting = p.acquire(farAway)
@@ -181,7 +188,13 @@ describe('InstancePool', () => {
     const p = pool({ maxInstances: 1 })
     await p.acquire(farAway)
     const waiting = p.acquire(farAway)
-    p.resize({ maxInstances: 2, maxConcurrentCalls: 100, maxQueuedCalls: 100, waitTimeoutMs: 1_000 })
+    p.resize({
+      maxInstances: 2,
+      maxConcurrentCalls: 100,
+      maxQueuedCalls: 100,
+      waitTimeoutMs: 1_000,
+      idleTimeoutMs: farAway,
+    })
     expect((await waiting).id).toBe(2)
   })
 
@@ -229,6 +242,85 @@ describe('InstancePool', () => {
     clock.advance(10)
     expect(await failure(later)).toBe(reason)
     expect(started).toHaveLength(1)
+  })
+
+  it('stops instances idle for idleTimeoutMs, least recently used first, down to none', async () => {
+    const p = pool({ maxInstances: 2, idleTimeoutMs: 1_000 })
+    const a = await p.acquire(farAway)
+    const b = await p.acquire(farAway)
+    p.release(a)
+    clock.advance(600)
+    p.release(b)
+    clock.advance(400)
+    expect([a.terminated, b.terminated, p.size]).toEqual([true, false, 1])
+    clock.advance(599)
+    expect(b.terminated).toBe(false)
+    clock.advance(1)
+    expect([b.terminated, p.size, clock.pending]).toEqual([true, 0, 0])
+  })
+
+  it('keeps an instance used within idleTimeoutMs; after all stopped, the next caller starts one', async () => {
+    const p = pool({ maxInstances: 1, idleTimeoutMs: 1_000 })
+    const a = await p.acquire(farAway)
+    p.release(a)
+    clock.advance(900)
+    p.release(await p.acquire(farAway))
+    clock.advance(900)
+    expect(a.terminated).toBe(false)
+    clock.advance(100)
+    expect(a.terminated).toBe(true)
+    const next = await p.acquire(farAway)
+    expect([next.id, started.length]).toEqual([2, 2])
+  })
+
+  it('serves a caller arriving while the last instance stops, once it is gone (maxInstances holds)', async () => {
+    let stopped: (() => void) | undefined
+    const p = new InstancePool<FakeInstance>({
+      plugin: 'p',
+      maxInstances: 1,
+      maxConcurrentCalls: 100,
+      maxQueuedCalls: 100,
+      waitTimeoutMs: 1_000,
+      idleTimeoutMs: 1_000,
+      clock,
+      create: async () => {
+        const instance = new FakeInstance(started.length + 1)
+        started.push(instance)
+        return instance
+      },
+      stopIdle: (instance) =>
+        new Promise<void>((resolve) => {
+          stopped = () => void instance.terminate().then(resolve)
+        }),
+    })
+    p.release(await p.acquire(farAway))
+    clock.advance(1_000)
+    expect(stopped).toBeDefined()
+    const waiting = p.acquire(farAway)
+    expect(await settled(waiting)).toBe(false)
+    expect(started).toHaveLength(1)
+    stopped?.()
+    const served = await waiting
+    expect([served.id, started[0]?.terminated]).toEqual([2, true])
+  })
+
+  it('takes a new idleTimeoutMs on resize, and sets no idle timer once closed', async () => {
+    const p = pool({ maxInstances: 1, idleTimeoutMs: farAway })
+    p.release(await p.acquire(farAway))
+    p.resize({
+      maxInstances: 1,
+      maxConcurrentCalls: 100,
+      maxQueuedCalls: 100,
+      waitTimeoutMs: 1_000,
+      idleTimeoutMs: 50,
+    })
+    const a = await p.acquire(farAway)
+    p.release(a)
+    clock.advance(farAway)
+    expect(a.terminated).toBe(true)
+    p.release(await p.acquire(farAway))
+    p.close()
+    expect(clock.pending).toBe(0)
   })
 
   it('once closed, refuses callers and fails the waiting ones with unavailable', async () => {

@@ -11,6 +11,8 @@ export interface PoolLimits {
   maxQueuedCalls: number
   /** How long a caller waits for a free instance before `resource_exhausted`. */
   waitTimeoutMs: number
+  /** An instance idle this long is stopped (the next call that finds none free starts one). */
+  idleTimeoutMs: number
 }
 
 /** What the pool asks of an instance (a {@link WorkerHandle}; a fake in the pool's unit tests). */
@@ -28,6 +30,8 @@ export interface InstancePoolOptions<I extends PooledInstance> extends PoolLimit
   plugin: string
   /** Starts one more instance. */
   create(): Promise<I>
+  /** Stops an instance idle for `idleTimeoutMs`. Default: {@link PooledInstance.terminate}. */
+  stopIdle?(instance: I): Promise<void>
   /** The clock of the callers' deadlines and waits (tests pass a manual one). */
   clock?: SupervisorClock | undefined
 }
@@ -63,7 +67,14 @@ export class InstancePool<I extends PooledInstance> {
   readonly #retired = new Set<I>()
   /** Why no instance may start now (the plugin is restarting), if so. */
   #paused: PluginError | undefined
+  /** Idle instances, the least recently used first; a call takes the last one. */
   readonly #idle: I[] = []
+  /** When each instance of `#idle` (same index) became idle, by the clock. */
+  readonly #idleSince: number[] = []
+  /** The timer that stops instances idle for `idleTimeoutMs`, while any is idle. */
+  #idleTimer: unknown
+  /** Stops of instances idle too long: they count against `maxInstances` until done. */
+  readonly #stopping = new Set<Promise<void>>()
   readonly #all = new Set<I>()
   readonly #waiters: Waiter<I>[] = []
   /** Calls handed out per live instance: 1 running, 2 with one queued behind it. */
@@ -95,6 +106,7 @@ export class InstancePool<I extends PooledInstance> {
   /** An idle live instance, reserved for one call. */
   #idleInstance(): I | undefined {
     for (let instance = this.#idle.pop(); instance !== undefined; instance = this.#idle.pop()) {
+      this.#idleSince.pop()
       if (instance.alive) {
         this.#reserved.set(instance, 1)
         return instance
@@ -129,7 +141,8 @@ export class InstancePool<I extends PooledInstance> {
     if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
     let instance = this.#idleInstance()
     if (instance === undefined) {
-      if (this.#paused === undefined && this.#all.size + this.#starting < this.#options.maxInstances) {
+      const live = this.#all.size + this.#starting + this.#stopping.size
+      if (this.#paused === undefined && live < this.#options.maxInstances) {
         return this.#start()
       }
       instance = this.#queueableInstance(mayQueueOn)
@@ -253,11 +266,49 @@ export class InstancePool<I extends PooledInstance> {
         // Idle once no call queued behind the released one is left on it.
         if (left === 0) {
           if (this.#retired.has(instance) || this.#surplus()) this.#stopIdle(instance)
-          else this.#idle.push(instance)
+          else this.#becameIdle(instance)
         }
       }
     }
     if (this.#waiters.length > 0) this.#serveWaiters()
+  }
+
+  #becameIdle(instance: I): void {
+    this.#idle.push(instance)
+    this.#idleSince.push(this.#clock.now())
+    this.#idleTimer ??= this.#clock.setTimeout(() => this.#stopIdleOnes(), this.#options.idleTimeoutMs)
+  }
+
+  /**
+   * Stops the instances idle for `idleTimeoutMs` (the least recently used are first in `#idle`),
+   * and sets the timer again for the next one to reach it. A call finding no instance free starts
+   * one, or, with `maxInstances` reached while one is stopping, waits for that stop to end.
+   */
+  #stopIdleOnes(): void {
+    this.#idleTimer = undefined
+    if (this.#closed) return
+    const cutoff = this.#clock.now() - this.#options.idleTimeoutMs
+    let expired = 0
+    while (expired < this.#idle.length && (this.#idleSince[expired] as number) <= cutoff) expired++
+    const stopped = this.#idle.splice(0, expired)
+    this.#idleSince.splice(0, expired)
+    for (const instance of stopped) {
+      this.#forget(instance)
+      const stop = (this.#options.stopIdle?.(instance) ?? instance.terminate())
+        .catch(() => undefined)
+        .then(() => {
+          this.#stopping.delete(stop)
+          if (this.#waiters.length > 0) this.#serveWaiters()
+        })
+      this.#stopping.add(stop)
+    }
+    const next = this.#idleSince[0]
+    if (next !== undefined) {
+      this.#idleTimer = this.#clock.setTimeout(
+        () => this.#stopIdleOnes(),
+        Math.max(0, next + this.#options.idleTimeoutMs - this.#clock.now()),
+      )
+    }
   }
 
   /** Hands waiting callers, first come first served, what the concurrency limit and the instances allow. */
@@ -285,9 +336,18 @@ export class InstancePool<I extends PooledInstance> {
    * ones when released; room that was added serves waiting callers.
    */
   resize(limits: PoolLimits): void {
-    const { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs } = limits
-    Object.assign(this.#options, { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs })
-    while (this.#surplus() && this.#idle.length > 0) this.#stopIdle(this.#idle.pop() as I)
+    const { maxInstances, maxConcurrentCalls, maxQueuedCalls, waitTimeoutMs, idleTimeoutMs } = limits
+    Object.assign(this.#options, {
+      maxInstances,
+      maxConcurrentCalls,
+      maxQueuedCalls,
+      waitTimeoutMs,
+      idleTimeoutMs,
+    })
+    while (this.#surplus() && this.#idle.length > 0) {
+      this.#idleSince.pop()
+      this.#stopIdle(this.#idle.pop() as I)
+    }
     if (this.#waiters.length > 0) this.#serveWaiters()
   }
 
@@ -296,6 +356,7 @@ export class InstancePool<I extends PooledInstance> {
    * their calls are done.
    */
   retire(): void {
+    this.#idleSince.length = 0
     for (const instance of this.#idle.splice(0)) this.#stopIdle(instance)
     for (const instance of this.#all) this.#retired.add(instance)
   }
@@ -325,6 +386,7 @@ export class InstancePool<I extends PooledInstance> {
 
   /** The idle instances, taken out of the pool (for shutdown). */
   takeIdle(): I[] {
+    this.#idleSince.length = 0
     return this.#idle.splice(0)
   }
 
@@ -334,6 +396,8 @@ export class InstancePool<I extends PooledInstance> {
    */
   close(): void {
     this.#closed = true
+    this.#clock.clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
     for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#unavailable())
   }
 
@@ -347,8 +411,12 @@ export class InstancePool<I extends PooledInstance> {
     this.#reserved.clear()
     this.#retired.clear()
     this.#idle.length = 0
+    this.#idleSince.length = 0
+    this.#clock.clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
     for (const waiter of this.#waiters.splice(0)) waiter.reject(reason ?? this.#unavailable())
-    await Promise.all(all.map((instance) => instance.terminate(reason)))
+    // Instances stopping after their idle time are waited for too: none outlives the pool.
+    await Promise.all([...all.map((instance) => instance.terminate(reason)), ...this.#stopping])
   }
 
   #unavailable(): PluginError {

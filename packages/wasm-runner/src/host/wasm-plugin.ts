@@ -13,6 +13,7 @@ import type {
   RuntimeState,
   RuntimeStateChange,
   SupervisorClock,
+  WasmPoolOptions,
 } from '@corral/types'
 import { callTimeoutMs, PluginError, RestartSupervisor, throwIfCanceled } from '@corral/types'
 import { extismInputFromJson, extismOutputValue } from '../abi/extism/call-data.js'
@@ -43,11 +44,19 @@ export interface WasmPluginParts {
 const healthProbeMs = 1_000
 
 /** The pool a manifest without `wasm.pool` gets. */
-const defaultPool = { max_instances: 4, wait_timeout: 5_000 }
+const defaultPool: WasmPoolOptions = { max_instances: 4, wait_timeout: 5_000 }
+
+/**
+ * How long an instance may stay idle before it is stopped, unless the manifest says
+ * (`wasm.pool.idle_timeout`). An idle instance's worker thread holds ~15 MB resident; starting one
+ * again costs an instantiation from the compiled module and `corral_init` (the runner keeps a
+ * started worker spare), a few milliseconds: worth it for a plugin called less than twice a minute.
+ */
+export const defaultIdleTimeoutMs = 30_000
 
 /** The pool's limits: the manifest asks, the grant caps. */
 function poolLimits(manifest: Manifest, limits: ResourceLimits): PoolLimits {
-  const { max_instances, wait_timeout } = manifest.wasm?.pool ?? defaultPool
+  const { max_instances, wait_timeout, idle_timeout } = manifest.wasm?.pool ?? defaultPool
   return {
     // The administrator's max_instances caps the manifest's, so that the plugin's guest memory is
     // at most max_instances × memory_mb, both the administrator's.
@@ -55,6 +64,7 @@ function poolLimits(manifest: Manifest, limits: ResourceLimits): PoolLimits {
     maxConcurrentCalls: limits.max_concurrent_calls,
     maxQueuedCalls: limits.max_queued_calls,
     waitTimeoutMs: wait_timeout,
+    idleTimeoutMs: idle_timeout ?? defaultIdleTimeoutMs,
   }
 }
 
@@ -123,6 +133,10 @@ export class WasmPlugin implements Plugin {
       plugin: this.name,
       ...poolLimits(parts.manifest, parts.grant.limits),
       create: () => this.#startInstance(),
+      stopIdle: async (instance) => {
+        await this.#runShutdown(instance, Date.now() + this.#limits.shutdown_timeout)
+        await instance.terminate()
+      },
     })
     const { logger } = parts
     this.#supervisor = new RestartSupervisor(
@@ -311,6 +325,10 @@ export class WasmPlugin implements Plugin {
     if (this.#quarantine !== undefined) return status(false, this.#quarantine.rawMessage)
     if (this.#unready !== undefined) return status(false, this.#unready.rawMessage)
     if (!this.#compiled.lifecycle.has('corral_health')) return status(true, `${this.#calls} calls served`)
+    // A probe does not wake an idle plugin (its instances stopped after their idle time).
+    if (this.#pool.size === 0 && this.state === 'running') {
+      return status(true, `${this.#calls} calls served; idle, no instance running`)
+    }
     try {
       const reported = (await this.#run('corral_health', '', healthProbeMs)) as {
         ready?: unknown
@@ -344,20 +362,19 @@ export class WasmPlugin implements Plugin {
         }
       })
     }
-    if (this.#compiled.lifecycle.has('corral_shutdown')) {
-      await Promise.all(
-        this.#pool
-          .takeIdle()
-          .map((instance) =>
-            instance
-              .call('corral_shutdown', '', { deadline, context: { plugin: this.name } })
-              .catch(() => undefined),
-          ),
-      )
-    }
+    await Promise.all(this.#pool.takeIdle().map((instance) => this.#runShutdown(instance, deadline)))
     await this.#pool.terminateAll()
     this.#supervisor.stopped()
     this.#onShutdown?.()
+  }
+
+  /** Runs the guest's `corral_shutdown` on an instance about to be dropped, if it exports one. */
+  async #runShutdown(instance: WorkerHandle, deadline: number): Promise<void> {
+    if (this.#compiled.lifecycle.has('corral_shutdown')) {
+      await instance
+        .call('corral_shutdown', '', { deadline, context: { plugin: this.name } })
+        .catch(() => undefined)
+    }
   }
 
   /**

@@ -104,6 +104,8 @@ export interface TestPluginOptions {
   name?: string
   maxInstances?: number
   waitTimeoutMs?: number
+  /** The manifest's `wasm.pool.idle_timeout`; default the runner's. */
+  idleTimeoutMs?: number
   limits?: Partial<ResourceLimits>
   permissions?: Permission[]
   hostApi?: HostCallHandler
@@ -131,7 +133,11 @@ export async function writeTestPlugin(
     runtime: 'wasm',
     entry: { wasm: 'plugin.wasm' },
     wasm: {
-      pool: { max_instances: options.maxInstances ?? 1, wait_timeout: options.waitTimeoutMs ?? 2_000 },
+      pool: {
+        max_instances: options.maxInstances ?? 1,
+        wait_timeout: options.waitTimeoutMs ?? 2_000,
+        ...(options.idleTimeoutMs === undefined ? {} : { idle_timeout: options.idleTimeoutMs }),
+      },
     },
     resources: { permissions },
     config: {},
