@@ -8,7 +8,7 @@ import { parsePolicy } from '@corral/manifest'
 import type { ResourcePolicy } from '@corral/types'
 import { isPluginError, isPluginErrorCode } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DemoHost, startDemoHost } from './demo-host.js'
+import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 
 /**
  * A soak with chaos over the real example plugins, through the demo host: a steady load on two

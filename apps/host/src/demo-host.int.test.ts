@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DemoHost, startDemoHost } from './demo-host.js'
+import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 import { readPolicies } from './read-policies.js'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

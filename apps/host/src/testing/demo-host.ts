@@ -17,8 +17,8 @@ export interface DemoHost {
 }
 
 /**
- * The demo host: embedded backends (SQLite in memory, in-memory cache, local events) and the plugin
- * manager over the plugins folder, which builds both runners and the sandboxed host API. One plugin
+ * A host without its web server, for tests of the plugins themselves: embedded backends (SQLite in
+ * memory, in-memory cache, local events) and the plugin manager over the plugins folder. One plugin
  * that fails is reported in its state; the others run regardless.
  */
 export async function startDemoHost(options: DemoHostOptions): Promise<DemoHost> {
