@@ -35,7 +35,7 @@ describe('the demo host over the example plugins (real workers and processes)', 
   beforeAll(async () => {
     // The examples, plus a folder whose manifest is broken: it must not stop the others.
     pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-demo-'))
-    for (const name of ['hello-wasm', 'hello-grpc', 'c-wasm', 'go-kv']) {
+    for (const name of ['hello-wasm', 'hello-grpc', 'c-wasm', 'go-kv', 'extism-as']) {
       await symlink(path.join(examplesDir, name), path.join(pluginsDir, name))
     }
     await symlink(path.join(appDir, 'src'), path.join(pluginsDir, 'not-a-plugin'))
@@ -53,7 +53,7 @@ describe('the demo host over the example plugins (real workers and processes)', 
   })
 
   it('runs every example and reports the broken folder', () => {
-    expect(namesIn(host, 'running')).toEqual(['c-wasm', 'go-kv', 'hello-grpc', 'hello-wasm'])
+    expect(namesIn(host, 'running')).toEqual(['c-wasm', 'extism-as', 'go-kv', 'hello-grpc', 'hello-wasm'])
     expect(failures(host)).toEqual([['not-a-plugin', 'not_found']])
   })
 
@@ -88,6 +88,14 @@ describe('the demo host over the example plugins (real workers and processes)', 
     expect(await host.manager.call('c-wasm', 'count', { text: 'one two' })).toMatchObject({
       words: 2,
     })
+  })
+
+  it('runs an unmodified Extism plugin under its approved policy, its var kept across calls', async () => {
+    const count = (text: string) => host.manager.call('extism-as', 'count_vowels', text)
+    expect(await count('Hello')).toEqual({ count: 2, total: 2, vowels: 'aeiouAEIOU' })
+    expect(await count('Extism')).toEqual({ count: 2, total: 4, vowels: 'aeiouAEIOU' })
+    expect(await host.manager.call('extism-as', 'greet', 'Lin')).toBe('Hello, Lin!')
+    await expect(host.manager.call('extism-as', 'fail', 'x')).rejects.toMatchObject({ code: 'plugin_error' })
   })
 })
 

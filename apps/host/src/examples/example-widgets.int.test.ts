@@ -8,7 +8,7 @@ import { readPolicies } from '../read-policies.js'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const examplesDir = path.resolve(appDir, '../../examples/plugins')
-const examples = ['c-wasm', 'go-kv', 'hello-grpc', 'hello-wasm', 'stats']
+const examples = ['c-wasm', 'extism-as', 'go-kv', 'hello-grpc', 'hello-wasm', 'stats']
 
 describe('the example plugins’ dashboard widgets, under the demo host and its policies', () => {
   let host: DemoHost

@@ -7,7 +7,8 @@ import { createWasmRunner } from './wasm-runner.js'
 
 /**
  * The example plugins, built from source by the build (AssemblyScript with the SDK's library, and
- * C with clang and wasi-libc), loaded from their own manifests, end to end.
+ * C with clang and wasi-libc, and AssemblyScript with Extism's own PDK), loaded from their own
+ * manifests, end to end.
  */
 const examples = fileURLToPath(new URL('../../../../examples/plugins/', import.meta.url))
 const runner = createWasmRunner()
@@ -42,6 +43,7 @@ async function loadExample(
   calls: HostLog[],
   cacheScope = '',
   limits: Partial<ResourceLimits> = {},
+  hostApi: HostCallHandler = fakeHost(calls, cacheScope),
 ): Promise<Plugin> {
   const { manifest, dir } = await loadManifest(`${examples}${name}`)
   const grant = effectiveGrant(manifest.resources, {
@@ -50,7 +52,7 @@ async function loadExample(
     grants: manifest.resources.permissions,
   })
   Object.assign(grant.limits, limits)
-  return runner.load({ manifest, dir, grant, hostApi: fakeHost(calls, cacheScope) })
+  return runner.load({ manifest, dir, grant, hostApi })
 }
 
 describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
@@ -123,6 +125,71 @@ describe('examples/plugins/c-wasm (C, clang, wasi-libc)', () => {
     await expect(plugin.call('count', { words: 1 })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
     for (let i = 0; i < 500; i++) await plugin.call('count', { text: 'y'.repeat(20_000) })
     expect(await plugin.call('count', { text: 'a e' })).toEqual({ chars: 3, words: 2, vowels: 2 })
+    await plugin.shutdown()
+  })
+})
+
+describe("examples/plugins/extism-as (AssemblyScript, Extism's PDK)", () => {
+  const encoder = new TextEncoder()
+
+  it('loads as an Extism plugin from its manifest: bytes and JSON calls, config, a var shared by its instances', async () => {
+    const plugin = await loadExample('extism-as', [])
+    await plugin.init({ vowels: 'aeiou' })
+    // callBytes: the input's bytes in, the output's bytes back exactly.
+    expect(await plugin.callBytes('count_vowels', encoder.encode('Hello, World! AEIOU'))).toEqual(
+      encoder.encode('{"count":3,"total":3,"vowels":"aeiou"}'),
+    )
+    // call: a JSON string reaches it as its bare text; its JSON output comes back as a value.
+    expect(await plugin.call('count_vowels', 'audio')).toEqual({ count: 4, total: 7, vowels: 'aeiou' })
+    // Its two instances (wasm.pool.max_instances) keep one total: vars are the plugin's, on the host.
+    const totals = await Promise.all(
+      Array.from({ length: 6 }, () => plugin.call('count_vowels', 'a') as Promise<{ total: number }>),
+    )
+    expect(totals.map((t) => t.total).sort((a, b) => a - b)).toEqual([8, 9, 10, 11, 12, 13])
+    await plugin.shutdown()
+  })
+
+  it("greets through corral_host_call to the host API's log, and fails with the host's refusal or its own error", async () => {
+    const calls: HostLog[] = []
+    const plugin = await loadExample('extism-as', calls)
+    await plugin.init({})
+    expect(new TextDecoder().decode(await plugin.callBytes('greet', encoder.encode('Zoë')))).toBe(
+      'Hello, Zoë!',
+    )
+    expect(calls).toEqual([{ method: 'log', args: { level: 'info', message: 'greeted Zoë' } }])
+    await expect(plugin.call('fail', 'unicorn')).rejects.toMatchObject({
+      code: 'plugin_error',
+      message: expect.stringContaining('no such thing: unicorn'),
+    })
+    await plugin.shutdown()
+
+    const refusing: HostCallHandler = async () => {
+      throw new PluginError('permission_denied', 'no logs today')
+    }
+    const refused = await loadExample('extism-as', [], '', {}, refusing)
+    await refused.init({})
+    const error = await refused.call('greet', 'Ada').catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'plugin_error' })
+    expect((error as PluginError).message).toMatch(/the host refused: .*permission_denied.*no logs today/)
+    await refused.shutdown()
+  })
+
+  it('bounds its kernel memory by wasm.extism.max_pages: an input past it fails the call, and the plugin serves on', async () => {
+    const plugin = await loadExample('extism-as', [])
+    await plugin.init({})
+    // 16 pages of 64 KiB (plugin.yaml): an input of 900 kB fits in the kernel's memory, 1.1 MB does not.
+    const text = (size: number) => new Uint8Array(size).fill(0x61)
+    expect(await plugin.callBytes('count_vowels', text(900_000))).toEqual(
+      encoder.encode('{"count":900000,"total":900000,"vowels":"aeiouAEIOU"}'),
+    )
+    const error = await plugin.callBytes('count_vowels', text(1_100_000)).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'resource_exhausted' })
+    expect((error as PluginError).message).toMatch(/does not fit in kernel memory/)
+    expect(await plugin.call('count_vowels', 'ae')).toEqual({
+      count: 2,
+      total: 900_002,
+      vowels: 'aeiouAEIOU',
+    })
     await plugin.shutdown()
   })
 })
