@@ -1,65 +1,23 @@
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { loadHostSecret } from '../auth/host-secret.js'
-import { createUsersStore, type UsersStore } from '../auth/users-store.js'
-import { createLogBuffer } from '../log-buffer.js'
-import { createHostServer, type HostServer } from '../server.js'
-import { createFakeManager } from '../testing/fake-manager.js'
+import type { UsersStore } from '../auth/users-store.js'
+import type { HostServer } from '../server.js'
+import { type FakeHost, startFakeHost } from '../testing/fake-host.js'
 
 // The users and groups admin API over the in-memory manager: `team` is the `notes` plugin's group,
 // and its route `/team` is for that group's members.
-const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates')
-
-let backends: Backends
+let host: FakeHost
 let users: UsersStore
 let server: HostServer
 
 beforeEach(async () => {
-  backends = await createBackends({ sqlitePath: ':memory:' })
-  users = createUsersStore(backends.database)
-  await users.migrate()
-  await users.create({ username: 'admin', password: 'admin-password', admin: true })
-  await users.create({ username: 'bob', password: 'bob-password' })
-  // What the real manager does as the plugin loads.
-  await users.ensureGroup('team', 'The team.')
-  const manager = createFakeManager([
-    {
-      name: 'notes',
-      requested: [],
-      status: 'approved',
-      routes: [{ method: 'GET', path: '/team', handler: 'page', middleware: ['auth', 'group:team'] }],
-      groups: [{ name: 'team', description: 'The team.' }],
-      functions: { page: () => '<p>team</p>' },
-    },
-  ])
-  server = await createHostServer({
-    manager,
-    users,
-    database: backends.database,
-    audit: createSqlAuditLog(backends.database),
-    logs: createLogBuffer({ log() {} }),
-    secret: await loadHostSecret(backends.database),
-    templatesDir,
-    logger: false,
-  })
+  host = await startFakeHost()
+  ;({ users, server } = host)
 })
 afterEach(async () => {
-  await server.close()
-  await backends.close()
+  await host.close()
 })
 
-async function signIn(username: string, password: string) {
-  const res = await server.app.inject({
-    method: 'POST',
-    url: '/api/v1/session',
-    payload: { username, password },
-  })
-  expect(res.statusCode).toBe(200)
-  const cookie = res.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
-  return { cookie, csrf: (res.json() as { csrfToken: string }).csrfToken }
-}
+const signIn = (username: string, password: string) => host.signIn(username, password)
 
 /** An administrator's API client: every call with the session cookie and CSRF token. */
 async function adminApi() {
