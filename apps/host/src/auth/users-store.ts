@@ -153,8 +153,8 @@ export function createUsersStore(database: SqlDatabase, options: UsersStoreOptio
     for (const [id, cached] of sessions) if (cached.session.user.username === username) sessions.delete(id)
   }
   async function closeSessionsOf(username: string): Promise<void> {
-    forget(username)
     await database.exec('DELETE FROM corral_sessions WHERE username = $1', [username])
+    forget(username)
   }
   /** Adds the `disabled` column to a users table made before it existed. */
   async function addDisabledColumn(): Promise<void> {
