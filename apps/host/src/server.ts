@@ -20,6 +20,7 @@ import { registerAdminPages } from './pages/admin-pages.js'
 import { createPageContext } from './pages/page-context.js'
 import { createPageRenderer, readHostTemplates } from './pages/render.js'
 import { registerUserPages } from './pages/user-pages.js'
+import { registerUsersPages } from './pages/users-pages.js'
 import { mountPluginRoutes } from './plugin-routes.js'
 import { createSseHub } from './sse.js'
 import { createWidgetFeed } from './widgets.js'
@@ -172,6 +173,7 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   await registerAdminApi(app, { manager, users, audit: options.audit })
   registerUserPages(app, { manager, render, page, widgets, hub })
   registerAdminPages(app, { manager, render, page, audit: options.audit, logs: options.logs })
+  registerUsersPages(app, { manager, users, render, page })
   mountPluginRoutes(app, { manager, metrics, callTimeoutMs })
 
   // A template (a plugin may override it) that fails costs that one update, never the process.

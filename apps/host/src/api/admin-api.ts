@@ -5,6 +5,7 @@ import { requireAdmin } from '../auth/guards.js'
 import type { UsersStore } from '../auth/users-store.js'
 import type { PluginManager } from '../manager-api.js'
 import { decide, pluginOrNotFound } from './policy-decisions.js'
+import { registerUsersApi } from './users-api.js'
 
 const pluginName = { type: 'string', pattern: '^[a-z][a-z0-9-]{1,62}$' } as const
 const nameParams = { type: 'object', required: ['name'], properties: { name: pluginName } } as const
@@ -211,28 +212,7 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
         async (request) => audit.list(request.query),
       )
 
-      api.get('/users', { schema: { tags: ['users'] } }, async () => users.list())
-      api.post<{ Body: { username: string; password: string; admin?: boolean; groups?: string[] } }>(
-        '/users',
-        {
-          schema: {
-            tags: ['users'],
-            body: {
-              type: 'object',
-              required: ['username', 'password'],
-              additionalProperties: false,
-              properties: {
-                username: { type: 'string' },
-                password: { type: 'string' },
-                admin: { type: 'boolean' },
-                groups: { type: 'array', items: { type: 'string', minLength: 1 } },
-              },
-            },
-            response: errors,
-          },
-        },
-        async (request, reply) => reply.code(201).send(await users.create(request.body)),
-      )
+      registerUsersApi(api, { users, manager, errors: { ...errors, 409: errorResponse } })
     },
     { prefix: '/api/v1' },
   )

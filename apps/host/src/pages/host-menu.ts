@@ -28,4 +28,5 @@ export const hostMenu: MountedMenuItem[] = [
   item('plugins', 'admin', '/admin/plugins', 20),
   item('jobs', 'admin', '/admin/jobs', 30),
   item('audit', 'admin', '/admin/audit', 40),
+  item('users', 'admin', '/admin/users', 50),
 ]

@@ -7,6 +7,8 @@ const english = {
   plugins: 'Plugins',
   jobs: 'Jobs',
   audit: 'Audit',
+  users: 'Users',
+  groups: 'Groups',
   admin: 'Administration',
   signOut: 'Sign out',
   signIn: 'Sign in',

@@ -1,6 +1,7 @@
 import type { PolicyStore, SandboxedHostApi } from '@corral/manager'
 import { defaultPolicy, parsePolicy } from '@corral/manifest'
 import type {
+  GroupSpec,
   HttpMethod,
   MenuLocation,
   Permission,
@@ -20,6 +21,8 @@ export interface FakePlugin {
   routes?: RouteSpec[]
   widgets?: WidgetSpec[]
   errorCodes?: Array<{ code: string; http_status: number; message: string }>
+  /** The groups it declares (the fake does not create them in the users store). */
+  groups?: GroupSpec[]
   functions: Record<string, (args: unknown) => unknown>
 }
 
@@ -150,7 +153,10 @@ export function createFakeManager(
         message: code,
         http_status: 500,
       }),
-      groups: () => [],
+      groups: () =>
+        plugins.flatMap((p) =>
+          byName.has(p.name) ? (p.groups ?? []).map((g) => ({ ...g, plugin: p.name })) : [],
+        ),
       landingPage: () => undefined,
     },
     jobs: {
