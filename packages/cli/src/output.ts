@@ -17,11 +17,12 @@ export function formatJson(value: unknown): string {
  */
 export function formatError(reason: unknown): string {
   const error = PluginError.from(reason, 'internal')
-  const lines = [`${pc.red('✗')} ${pc.bold(`[${error.code}]`)} ${error.message}`]
+  const plugin = error.plugin === undefined ? '' : `${error.plugin}: `
+  const lines = [`${pc.red('✗')} ${pc.bold(`[${error.code}]`)} ${plugin}${error.rawMessage}`]
   for (const field of error.fields) {
     const where = field.line === undefined ? '' : `${field.line}:${field.column ?? 1} `
     const line = `  ${where}${field.field}: ${field.message}`
-    if (!error.message.includes(line)) lines.push(line)
+    if (!error.rawMessage.includes(line)) lines.push(line)
   }
   if (error.retryAfterMs !== undefined) lines.push(`  retry after ${error.retryAfterMs} ms`)
   return lines.join('\n')
@@ -40,10 +41,16 @@ export function cliLogger(verbose: boolean): Logger {
 }
 
 /**
- * Runs a long step with a spinner on stderr (a plain line when stderr is not a terminal), ending in
- * ✓ or ✗ with the step's text.
+ * Runs a long step with a spinner on stderr, ending in ✓ or ✗ with the step's text; when stderr is
+ * not a terminal, one line before and one after.
  */
 export async function withProgress<T>(text: string, step: () => Promise<T>): Promise<T> {
+  if (!process.stderr.isTTY) {
+    process.stderr.write(`… ${text}\n`)
+    const result = await step()
+    process.stderr.write(`✓ ${text}\n`)
+    return result
+  }
   const spinner = yoctoSpinner({ text, stream: process.stderr }).start()
   try {
     const result = await step()
