@@ -16,7 +16,10 @@ export async function bundleNodeEntry(input: string, outfile: string): Promise<v
     target: 'node20',
     nodePaths: [sdkModulesDir()],
     logLevel: 'silent',
-    // CommonJS dependencies (gRPC) call require() for Node's modules: give the ESM bundle one.
-    banner: { js: "import { createRequire as __corralRequire } from 'node:module'; const require = __corralRequire(import.meta.url);" },
+    // CommonJS dependencies (gRPC) call require() for Node's modules: give the ESM bundle one. A
+    // global, set once, declares nothing, so a bundle can be bundled again (`corral pack` of a build).
+    banner: {
+      js: "globalThis.require ??= process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+    },
   })
 }
