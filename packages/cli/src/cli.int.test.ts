@@ -37,7 +37,7 @@ afterEach(async () => {
   for (const child of children.splice(0)) {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGINT')
+      child.kill('SIGTERM')
       await exited
     }
   }
@@ -231,22 +231,29 @@ describe('corral dev', () => {
     })
     children.push(child)
     let stdout = ''
+    let stderr = ''
     child.stdout.on('data', (chunk) => {
       stdout += chunk
+    })
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
     })
     const printed = (text: string) =>
       new Promise<void>((resolve, reject) => {
         const check = () => stdout.includes(text) && resolve()
         child.stdout.on('data', check)
-        child.once('exit', (code) => reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}`)))
+        child.once('exit', (code) => reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}\n${stderr}`)))
         check()
       })
     await printed('demo.greet → {"message":"Hello, Ada!","count":1}')
     const source = path.join(dir, 'src', 'main.ts')
     await writeFile(source, (await readFile(source, 'utf8')).replace('`${greeting}, ${name}!`', '`${greeting} again, ${name}!`'))
-    await printed('"message":"Hello again, Ada!"')
+    await printed('"message":"Hello again, Ada!"').catch((error) => {
+      throw new Error(`${error}\n${stdout}\n${stderr}`)
+    })
+    // Stopped as a service manager stops it (a shell's background job ignores Ctrl-C's SIGINT).
     const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGINT')
+    child.kill('SIGTERM')
     expect(await exited).toBe(0)
   })
 })

@@ -26,6 +26,12 @@ export interface PluginSession {
   close(): Promise<void>
 }
 
+/** The file a plugin's manifest names as its entry (what its build makes). */
+export function entryPath(manifest: Manifest): string {
+  const entry = manifest.entry
+  return 'wasm' in entry ? entry.wasm : 'binary' in entry ? entry.binary : entry.node
+}
+
 async function readPolicy(file: string, plugin: string) {
   let value: unknown
   try {

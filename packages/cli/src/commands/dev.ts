@@ -1,9 +1,8 @@
 import path from 'node:path'
 import type { ManagerEvent } from '@corral/manager'
-import { loadManifest } from '@corral/manifest'
 import { watch } from 'chokidar'
 import { cliLogger, colors, formatError, formatJson } from '../output.js'
-import { openPluginSession, type PluginSession } from '../plugin-session.js'
+import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
 import { buildStep } from './build.js'
 import { parseArgs } from './call.js'
 
@@ -62,9 +61,6 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
       process.stderr.write(`${colors.red('✗')} ${event.reason}\n`)
     }
   })
-  process.stderr.write(`${colors.green('✓')} ${name} runs; watching ${folder} (Ctrl-C to stop)\n`)
-  await callOnce()
-
   // Builds one at a time: a change during a build builds once more after it.
   let building: Promise<void> = Promise.resolve()
   let again = false
@@ -77,13 +73,17 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
       await build().catch((error) => process.stderr.write(`${formatError(error)}\n`))
     })
   }
-  const { manifest } = await loadManifest(folder)
-  const entry = 'wasm' in manifest.entry ? manifest.entry.wasm : 'binary' in manifest.entry ? manifest.entry.binary : manifest.entry.node
+  const entry = entryPath(session.manifest)
   const sources = watch(folder, { ignoreInitial: true, ignored: isBuildOutput(folder, path.normalize(entry)) })
   sources.on('all', () => {
     clearTimeout(timer)
     timer = setTimeout(rebuild, 150)
   })
+  // Changes count from here on: the first call is made once the watch is in place.
+  await new Promise<void>((resolve) => sources.once('ready', () => resolve()))
+
+  process.stderr.write(`${colors.green('✓')} ${name} runs; watching ${folder} (Ctrl-C to stop)\n`)
+  await callOnce()
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve()

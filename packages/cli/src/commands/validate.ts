@@ -8,6 +8,7 @@ import { PluginError } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { LineCounter, parseDocument } from 'yaml'
 import { hostVersion } from '../host-version.js'
+import { entryPath } from '../plugin-session.js'
 import { cliLogger, colors } from '../output.js'
 import { requestedPolicy } from '../requested-policy.js'
 
@@ -46,11 +47,6 @@ function placeConfigErrors(fields: FieldError[], text: string): FieldError[] {
     const field = f.field.startsWith('/') ? `config${f.field.replaceAll('/', '.').replace(/\.$/, '')}` : f.field
     return place === undefined ? { ...f, field } : { ...f, field, line: place.line, column: place.col }
   })
-}
-
-function entryPath(manifest: Manifest): string {
-  const entry = manifest.entry
-  return 'wasm' in entry ? entry.wasm : 'binary' in entry ? entry.binary : entry.node
 }
 
 /** Loads the built plugin with its runtime's runner and checks what `register()` returns against the manifest. */
