@@ -25,7 +25,11 @@ export function createProgram(): Command {
   program
     .command('new <name>')
     .description('create a working plugin (manifest, source, build, a test) in ./<name>')
-    .addOption(new Option('-t, --template <template>', 'the kind of plugin').choices(templateNames).makeOptionMandatory())
+    .addOption(
+      new Option('-t, --template <template>', 'the kind of plugin')
+        .choices(templateNames)
+        .makeOptionMandatory(),
+    )
     .action((name: string, options: { template: string }) => newCommand(name, options.template))
 
   program
@@ -48,7 +52,9 @@ export function createProgram(): Command {
 
   program
     .command('dev [dir]')
-    .description('run the plugin, rebuild and hot-reload it on every change, and call --call after each reload')
+    .description(
+      'run the plugin, rebuild and hot-reload it on every change, and call --call after each reload',
+    )
     .option('-c, --call <fn>', 'the function to call after each reload')
     .option('-a, --args <json>', 'its arguments, as JSON', '{}')
     .option('-p, --policy <file>', 'a YAML policy (default: exactly what the plugin requests, approved)')
@@ -70,7 +76,7 @@ export function createProgram(): Command {
 
   program
     .command('verify [dir]')
-    .description("check the plugin folder against its plugin.sig and the trusted keys")
+    .description('check the plugin folder against its plugin.sig and the trusted keys')
     .requiredOption('-t, --trusted <files...>', 'trusted public keys (PEM)')
     .action((dir = '.', options: { trusted: string[] }) => verifyCommand(dir, options.trusted))
 

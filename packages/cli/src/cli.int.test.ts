@@ -20,8 +20,12 @@ interface Run {
 
 function corral(cwd: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) =>
-      resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd, env: { ...process.env, NO_COLOR: '1' } },
+      (error, stdout, stderr) =>
+        resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
     )
   })
 }
@@ -74,7 +78,11 @@ describe.each([
     expect(valid.stdout).toContain('✓ registration')
 
     const ownTest = await new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, ['--test'], { cwd: dir, env: { ...process.env, CORRAL_CLI: bin }, stdio: 'ignore' })
+      const child = spawn(process.execPath, ['--test'], {
+        cwd: dir,
+        env: { ...process.env, CORRAL_CLI: bin },
+        stdio: 'ignore',
+      })
       child.on('exit', resolve)
     })
     expect(ownTest).toBe(0)
@@ -86,7 +94,16 @@ describe('corral call', () => {
     await scaffold('grpc-ts')
     // Approved, but without the cache grant the plugin asks for.
     await writeFile(path.join(work, 'policy.yaml'), 'plugin: demo\nstatus: approved\ngrants: []\n')
-    const denied = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}', '--policy', 'policy.yaml')
+    const denied = await corral(
+      work,
+      'call',
+      'demo',
+      'greet',
+      '--args',
+      '{"name":"Ada"}',
+      '--policy',
+      'policy.yaml',
+    )
     expect(denied.status).toBe(1)
     expect(denied.stderr).toMatch(/\[permission_denied\].*cache/)
   })
@@ -126,7 +143,10 @@ describe('corral validate', () => {
   it('checks the config against its schema, placing each problem on its line', async () => {
     await corral(work, 'new', 'demo', '--template', 'wasm-as')
     const manifest = path.join(work, 'demo', 'plugin.yaml')
-    await writeFile(manifest, `${await readFile(manifest, 'utf8')}\nconfig:\n  greeting: ""\n  colour: teal\n`)
+    await writeFile(
+      manifest,
+      `${await readFile(manifest, 'utf8')}\nconfig:\n  greeting: ""\n  colour: teal\n`,
+    )
     const run = await corral(work, 'validate', 'demo')
     expect(run.status).toBe(1)
     expect(run.stderr).toContain('2 problems')
@@ -196,11 +216,17 @@ describe('corral pack, sign, verify', () => {
         backends,
         jobs: false,
         logger: { log() {} },
-        signatures: { required: true, trustedKeys: [await readFile(path.join(elsewhere, 'release.pub.pem'), 'utf8')] },
+        signatures: {
+          required: true,
+          trustedKeys: [await readFile(path.join(elsewhere, 'release.pub.pem'), 'utf8')],
+        },
       })
       try {
         await manager.start()
-        expect(manager.get('demo')).toMatchObject({ state: 'failed', lastError: { code: 'permission_denied' } })
+        expect(manager.get('demo')).toMatchObject({
+          state: 'failed',
+          lastError: { code: 'permission_denied' },
+        })
       } finally {
         await manager.close()
         await backends.close()
@@ -225,10 +251,14 @@ describe('corral pack, sign, verify', () => {
 describe('corral dev', () => {
   it('rebuilds and hot-reloads on a source change, and prints the new result', async () => {
     const dir = await scaffold('grpc-ts')
-    const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', '{"name":"Ada"}'], {
-      cwd: work,
-      env: { ...process.env, NO_COLOR: '1' },
-    })
+    const child = spawn(
+      process.execPath,
+      [bin, 'dev', 'demo', '--call', 'greet', '--args', '{"name":"Ada"}'],
+      {
+        cwd: work,
+        env: { ...process.env, NO_COLOR: '1' },
+      },
+    )
     children.push(child)
     let stdout = ''
     let stderr = ''
@@ -242,12 +272,14 @@ describe('corral dev', () => {
       new Promise<void>((resolve, reject) => {
         const check = () => stdout.includes(text) && resolve()
         child.stdout.on('data', check)
-        child.once('exit', (code) => reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}\n${stderr}`)))
+        child.once('exit', (code) =>
+          reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}\n${stderr}`)),
+        )
         check()
       })
     await printed('demo.greet → {"message":"Hello, Ada!","count":1}')
     const source = path.join(dir, 'src', 'main.ts')
-    await writeFile(source, (await readFile(source, 'utf8')).replace('`${greeting}, ${name}!`', '`${greeting} again, ${name}!`'))
+    await writeFile(source, (await readFile(source, 'utf8')).replace('}, $', '} again, $'))
     await printed('"message":"Hello again, Ada!"').catch((error) => {
       throw new Error(`${error}\n${stdout}\n${stderr}`)
     })

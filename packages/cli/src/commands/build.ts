@@ -15,7 +15,10 @@ function run(command: string, dir: string): Promise<void> {
     const child = spawn('sh', ['-c', command], {
       cwd: dir,
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` },
+      env: {
+        ...process.env,
+        PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}`,
+      },
     })
     child.on('error', reject)
     child.on('exit', (code, signal) =>
@@ -57,12 +60,16 @@ export async function buildStep(dir: string): Promise<BuildStep | undefined> {
   if (existsSync(path.join(dir, 'asconfig.json'))) {
     return { what: 'asc --config asconfig.json', run: () => compileAssemblyScript(dir) }
   }
-  if (existsSync(path.join(dir, 'build.sh'))) return { what: 'sh build.sh', run: () => run('sh build.sh', dir) }
+  if (existsSync(path.join(dir, 'build.sh')))
+    return { what: 'sh build.sh', run: () => run('sh build.sh', dir) }
   const { manifest } = await loadManifest(dir)
   const source = path.join(dir, 'src', 'main.ts')
   if ('node' in manifest.entry && existsSync(source)) {
     const outfile = path.join(dir, manifest.entry.node)
-    return { what: `esbuild src/main.ts → ${manifest.entry.node}`, run: () => bundleNodeEntry(source, outfile) }
+    return {
+      what: `esbuild src/main.ts → ${manifest.entry.node}`,
+      run: () => bundleNodeEntry(source, outfile),
+    }
   }
   return undefined
 }

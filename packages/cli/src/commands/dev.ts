@@ -41,7 +41,12 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   }
   await build()
 
-  const session: PluginSession = await openPluginSession({ dir: folder, policyFile: options.policy, logger, watch: true })
+  const session: PluginSession = await openPluginSession({
+    dir: folder,
+    policyFile: options.policy,
+    logger,
+    watch: true,
+  })
   const name = session.manifest.name
   const callOnce = async () => {
     if (options.call === undefined) return
@@ -74,7 +79,10 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
     })
   }
   const entry = entryPath(session.manifest)
-  const sources = watch(folder, { ignoreInitial: true, ignored: isBuildOutput(folder, path.normalize(entry)) })
+  const sources = watch(folder, {
+    ignoreInitial: true,
+    ignored: isBuildOutput(folder, path.normalize(entry)),
+  })
   sources.on('all', () => {
     clearTimeout(timer)
     timer = setTimeout(rebuild, 150)

@@ -29,7 +29,9 @@ async function copyTemplate(from: string, to: string, name: string): Promise<str
       written.push(...(await copyTemplate(source, target, name)))
     } else {
       const text = await readFile(source, 'utf8')
-      await writeFile(target, text.replace(namePlaceholder, name), { mode: entry.name.endsWith('.sh') ? 0o755 : 0o644 })
+      await writeFile(target, text.replace(namePlaceholder, name), {
+        mode: entry.name.endsWith('.sh') ? 0o755 : 0o644,
+      })
       written.push(target)
     }
   }
@@ -42,7 +44,10 @@ async function copyTemplate(from: string, to: string, name: string): Promise<str
  */
 export async function newCommand(name: string, template: string, parent = '.'): Promise<void> {
   if (!(templateNames as readonly string[]).includes(template)) {
-    throw new PluginError('invalid_argument', `unknown template ${template}; one of: ${templateNames.join(', ')}`)
+    throw new PluginError(
+      'invalid_argument',
+      `unknown template ${template}; one of: ${templateNames.join(', ')}`,
+    )
   }
   if (!pluginNamePattern.test(name)) {
     throw new PluginError('invalid_argument', `${name} is not a plugin name (${pluginNamePattern.source})`)

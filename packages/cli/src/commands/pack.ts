@@ -44,11 +44,13 @@ async function stage(manifest: Manifest, dir: string, to: string): Promise<void>
   const entry = manifest.entry
   if ('node' in entry) {
     const built = path.join(dir, entry.node)
-    if (!existsSync(built)) throw new PluginError('not_found', `${entry.node} is not built: run corral build first`)
+    if (!existsSync(built))
+      throw new PluginError('not_found', `${entry.node} is not built: run corral build first`)
     await bundleNodeEntry(built, path.join(to, entry.node))
   } else {
     const file = 'wasm' in entry ? entry.wasm : entry.binary
-    if (!(await copy(file))) throw new PluginError('not_found', `${file} is not built: run corral build first`)
+    if (!(await copy(file)))
+      throw new PluginError('not_found', `${file} is not built: run corral build first`)
   }
   for (const permission of manifest.resources.permissions) {
     if (permission.type === 'fs') for (const folder of permission.scope) await copy(folder)

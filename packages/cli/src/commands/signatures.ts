@@ -17,7 +17,9 @@ export async function keygenCommand(prefix: string): Promise<void> {
   const { privateKeyPem, publicKeyPem } = generateSigningKeyPair()
   await writeFile(`${prefix}.key.pem`, privateKeyPem, { mode: 0o600, flag: 'wx' })
   await writeFile(`${prefix}.pub.pem`, publicKeyPem, { flag: 'wx' })
-  process.stdout.write(`${colors.green('✓')} wrote ${prefix}.key.pem (keep it secret) and ${prefix}.pub.pem\n`)
+  process.stdout.write(
+    `${colors.green('✓')} wrote ${prefix}.key.pem (keep it secret) and ${prefix}.pub.pem\n`,
+  )
 }
 
 /** `corral sign [dir] --key key.pem`: signs every file of the built plugin folder into `plugin.sig`. */

@@ -8,8 +8,8 @@ import { PluginError } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { LineCounter, parseDocument } from 'yaml'
 import { hostVersion } from '../host-version.js'
-import { entryPath } from '../plugin-session.js'
 import { cliLogger, colors } from '../output.js'
+import { entryPath } from '../plugin-session.js'
 import { requestedPolicy } from '../requested-policy.js'
 
 /** What one check found: its problems, with the field paths they are about. */
@@ -43,8 +43,13 @@ function placeConfigErrors(fields: FieldError[], text: string): FieldError[] {
   }
   return fields.map((f) => {
     const pointer = f.field.startsWith('/') ? f.field.split('/').slice(1) : []
-    const place = f.field === 'config_schema' ? lineOf(['config_schema']) : (lineOf(['config', ...pointer]) ?? lineOf(['config_schema']))
-    const field = f.field.startsWith('/') ? `config${f.field.replaceAll('/', '.').replace(/\.$/, '')}` : f.field
+    const place =
+      f.field === 'config_schema'
+        ? lineOf(['config_schema'])
+        : (lineOf(['config', ...pointer]) ?? lineOf(['config_schema']))
+    const field = f.field.startsWith('/')
+      ? `config${f.field.replaceAll('/', '.').replace(/\.$/, '')}`
+      : f.field
     return place === undefined ? { ...f, field } : { ...f, field, line: place.line, column: place.col }
   })
 }
@@ -107,13 +112,17 @@ export async function validateCommand(dir: string): Promise<void> {
 function report(file: string, results: CheckResult[]): void {
   const problems = results.flatMap((r) => r.fields.map((f) => ({ ...f, what: r.what })))
   for (const result of results) {
-    if (result.skipped !== undefined) process.stdout.write(`${colors.yellow('-')} ${result.what}: not checked, ${result.skipped}\n`)
+    if (result.skipped !== undefined)
+      process.stdout.write(`${colors.yellow('-')} ${result.what}: not checked, ${result.skipped}\n`)
     else if (result.fields.length === 0) process.stdout.write(`${colors.green('✓')} ${result.what}\n`)
   }
   if (problems.length === 0) return
   const lines = problems
     .sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER))
-    .map((p) => `  ${p.line === undefined ? '' : `${p.line}:${p.column ?? 1} `}${p.field}: ${p.message} ${colors.dim(`(${p.what})`)}`)
+    .map(
+      (p) =>
+        `  ${p.line === undefined ? '' : `${p.line}:${p.column ?? 1} `}${p.field}: ${p.message} ${colors.dim(`(${p.what})`)}`,
+    )
   const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`
   throw new PluginError('manifest_invalid', `${file} has ${count}:\n${lines.join('\n')}`)
 }

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url'
 
 const dir = fileURLToPath(new URL('..', import.meta.url))
 const corral = (...args) => {
-  const [command, prefix] = process.env.CORRAL_CLI ? [process.execPath, [process.env.CORRAL_CLI]] : ['corral', []]
+  const [command, prefix] = process.env.CORRAL_CLI
+    ? [process.execPath, [process.env.CORRAL_CLI]]
+    : ['corral', []]
   return spawnSync(command, [...prefix, ...args], { cwd: dir, encoding: 'utf8' })
 }
 
@@ -21,4 +23,3 @@ test('greet without a name fails with its own code', () => {
   assert.equal(status, 1)
   assert.match(stderr, /missing_name/)
 })
-
