@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pluginNamePattern } from '@corral/manifest'
@@ -7,17 +7,12 @@ import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
 
 /** The templates `corral new` knows, each a folder of `templates/` in this package. */
-export const templateNames = ['wasm-as', 'wasm-c', 'grpc-ts', 'grpc-go', 'extism'] as const
+export const templateNames = ['wasm-as', 'grpc-ts'] as const
 export type TemplateName = (typeof templateNames)[number]
 
 const templatesDir = fileURLToPath(new URL('../templates/', import.meta.url))
 /** Written in every text file of a template where the plugin's name goes. */
 const namePlaceholder = /__NAME__/g
-
-/** The folder holding the `.proto` files of `@corral/proto` (the Go template generates its code from them). */
-function protoDir(): string {
-  return fileURLToPath(new URL('..', import.meta.resolve('@corral/proto')))
-}
 
 async function copyTemplate(from: string, to: string, name: string): Promise<string[]> {
   const written: string[] = []
@@ -55,9 +50,6 @@ export async function newCommand(name: string, template: string, parent = '.'): 
   const dir = path.resolve(parent, name)
   if (existsSync(dir)) throw new PluginError('already_exists', `${dir} already exists`)
   await copyTemplate(path.join(templatesDir, template), dir, name)
-  if (template === 'grpc-go') {
-    await cp(path.join(protoDir(), 'corral'), path.join(dir, 'proto', 'corral'), { recursive: true })
-  }
   process.stdout.write(
     `${colors.green('✓')} created ${dir} (${template})\n  next: corral build ${name} && corral call ${name} greet --args '{"name":"Ada"}'\n`,
   )
