@@ -1,0 +1,291 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createBackends, createPluginManager } from '@corral/manager'
+import { parsePolicy } from '@corral/manifest'
+import { extract } from 'tar'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
+
+// The built binary, run as a user runs it: `node dist/bin.js …` in a temporary folder.
+const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
+
+interface Run {
+  status: number
+  stdout: string
+  stderr: string
+}
+
+function corral(cwd: string, ...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd, env: { ...process.env, NO_COLOR: '1' } },
+      (error, stdout, stderr) =>
+        resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+    )
+  })
+}
+
+let work: string
+const children: ChildProcess[] = []
+
+beforeEach(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'corral-cli-'))
+})
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+  await rm(work, { recursive: true, force: true })
+})
+
+/** `corral new` + `corral build` of a template, as `demo`; the built folder. */
+async function scaffold(template: string): Promise<string> {
+  const made = await corral(work, 'new', 'demo', '--template', template)
+  expect(made.stderr).toBe('')
+  expect(made.status).toBe(0)
+  const built = await corral(work, 'build', 'demo')
+  expect(built.status, built.stderr).toBe(0)
+  return path.join(work, 'demo')
+}
+
+describe.each([
+  { template: 'wasm-as', answer: { message: 'Hello, Ada!' } },
+  { template: 'grpc-ts', answer: { message: 'Hello, Ada!', count: 1 } },
+])('corral new --template $template', ({ template, answer }) => {
+  it('builds a plugin that answers calls, fails with its own code, and passes its own test', async () => {
+    const dir = await scaffold(template)
+    const called = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}')
+    expect(called.status, called.stderr).toBe(0)
+    expect(JSON.parse(called.stdout)).toEqual(answer)
+
+    const refused = await corral(work, 'call', 'demo', 'greet', '--args', '{}')
+    expect(refused.status).toBe(1)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).toContain('[demo:missing_name]')
+
+    const valid = await corral(dir, 'validate')
+    expect(valid.status, valid.stderr).toBe(0)
+    expect(valid.stdout).toContain('✓ registration')
+
+    const ownTest = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--test'], {
+        cwd: dir,
+        env: { ...process.env, CORRAL_CLI: bin },
+        stdio: 'ignore',
+      })
+      child.on('exit', resolve)
+    })
+    expect(ownTest).toBe(0)
+  })
+})
+
+describe('corral call', () => {
+  it('loads the plugin under the policy file given, and prints a refusal as a PluginError', async () => {
+    await scaffold('grpc-ts')
+    // Approved, but without the cache grant the plugin asks for.
+    await writeFile(path.join(work, 'policy.yaml'), 'plugin: demo\nstatus: approved\ngrants: []\n')
+    const denied = await corral(
+      work,
+      'call',
+      'demo',
+      'greet',
+      '--args',
+      '{"name":"Ada"}',
+      '--policy',
+      'policy.yaml',
+    )
+    expect(denied.status).toBe(1)
+    expect(denied.stderr).toMatch(/\[permission_denied\].*cache/)
+  })
+
+  it('refuses arguments that are not JSON', async () => {
+    await scaffold('grpc-ts')
+    const bad = await corral(work, 'call', 'demo', 'greet', '--args', '{name}')
+    expect(bad.status).toBe(1)
+    expect(bad.stderr).toContain('[invalid_argument] --args is not JSON')
+  })
+})
+
+describe('corral validate', () => {
+  it('prints every problem at once with its line, and exits with code 1', async () => {
+    const dir = path.join(work, 'broken')
+    await mkdir(dir)
+    await writeFile(
+      path.join(dir, 'plugin.yaml'),
+      [
+        'name: broken',
+        'version: 1.0',
+        'runtime: wasm',
+        'entry:',
+        '  wasm: ../outside.wasm',
+        'resouces:',
+        '  memory_mb: 16',
+      ].join('\n'),
+    )
+    const run = await corral(work, 'validate', 'broken')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('3 problems')
+    expect(run.stderr).toMatch(/2:10 version: /)
+    expect(run.stderr).toMatch(/5:9 entry\.wasm: must stay inside/)
+    expect(run.stderr).toMatch(/6:1 resouces: is not a known field \(did you mean "resources"\?\)/)
+  })
+
+  it('checks the config against its schema, placing each problem on its line', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    const manifest = path.join(work, 'demo', 'plugin.yaml')
+    await writeFile(
+      manifest,
+      `${await readFile(manifest, 'utf8')}\nconfig:\n  greeting: ""\n  colour: teal\n`,
+    )
+    const run = await corral(work, 'validate', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('2 problems')
+    expect(run.stderr).toMatch(/\d+:\d+ config\.greeting: must NOT have fewer than 1 characters/)
+    expect(run.stderr).toMatch(/\d+:\d+ config\.colour: must NOT have additional properties/)
+    expect(run.stdout).toContain('- registration: not checked, build/plugin.wasm is not built yet')
+  })
+
+  it('checks the built registration against the manifest', async () => {
+    const dir = await scaffold('grpc-ts')
+    const manifest = path.join(dir, 'plugin.yaml')
+    await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('version: 0.1.0', 'version: 0.2.0'))
+    const run = await corral(work, 'validate', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('version: is 0.1.0, but the manifest says 0.2.0')
+  })
+})
+
+describe('corral policy', () => {
+  it('prints the policy that grants exactly what the plugin requests', async () => {
+    await corral(work, 'new', 'demo', '--template', 'grpc-ts')
+    const run = await corral(work, 'policy', 'demo')
+    expect(run.status).toBe(0)
+    const policy = parsePolicy(parseYaml(run.stdout))
+    expect(policy).toMatchObject({
+      plugin: 'demo',
+      status: 'approved',
+      grants: [{ type: 'cache', access: ['read', 'write'], scope: ['greetings:*'] }],
+      limits: { memory_mb: 256, init_timeout: 15_000 },
+    })
+  })
+})
+
+describe('corral pack, sign, verify', () => {
+  it('packs a gRPC TypeScript plugin that runs when unpacked elsewhere, signed, and refused once tampered', async () => {
+    await scaffold('grpc-ts')
+    expect((await corral(work, 'keygen', '--out', 'release')).status).toBe(0)
+    const packed = await corral(work, 'pack', 'demo', '--key', 'release.key.pem', '--out', 'demo.tgz')
+    expect(packed.status, packed.stderr).toBe(0)
+    const digest = /sha256 ([0-9a-f]{64})/.exec(packed.stdout)?.[1]
+    expect(await readFile(path.join(work, 'demo.tgz.sha256'), 'utf8')).toBe(`${digest}  demo.tgz\n`)
+
+    // Elsewhere: no node_modules above it, nothing but the archive and the public key.
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'corral-cli-elsewhere-'))
+    try {
+      await cp(path.join(work, 'demo.tgz'), path.join(elsewhere, 'demo.tgz'))
+      await cp(path.join(work, 'release.pub.pem'), path.join(elsewhere, 'release.pub.pem'))
+      await extract({ file: path.join(elsewhere, 'demo.tgz'), cwd: elsewhere })
+      const called = await corral(elsewhere, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}')
+      expect(called.status, called.stderr).toBe(0)
+      expect(JSON.parse(called.stdout)).toEqual({ message: 'Hello, Ada!', count: 1 })
+
+      const verified = await corral(elsewhere, 'verify', 'demo', '--trusted', 'release.pub.pem')
+      expect(verified.status, verified.stderr).toBe(0)
+
+      const entry = path.join(elsewhere, 'demo', 'dist', 'main.js')
+      await writeFile(entry, `${await readFile(entry, 'utf8')}\n// tampered\n`)
+      const tampered = await corral(elsewhere, 'verify', 'demo', '--trusted', 'release.pub.pem')
+      expect(tampered.status).toBe(1)
+      expect(tampered.stderr).toContain('[permission_denied]')
+      expect(tampered.stderr).toContain('dist/main.js was changed')
+
+      const backends = await createBackends()
+      const manager = createPluginManager({
+        sources: [{ path: path.join(elsewhere, 'demo') }],
+        hostVersion: '0.1.0',
+        backends,
+        jobs: false,
+        logger: { log() {} },
+        signatures: {
+          required: true,
+          trustedKeys: [await readFile(path.join(elsewhere, 'release.pub.pem'), 'utf8')],
+        },
+      })
+      try {
+        await manager.start()
+        expect(manager.get('demo')).toMatchObject({
+          state: 'failed',
+          lastError: { code: 'permission_denied' },
+        })
+      } finally {
+        await manager.close()
+        await backends.close()
+      }
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true })
+    }
+  })
+
+  it('signs a built folder and verifies it; another key is not trusted', async () => {
+    await scaffold('wasm-as')
+    await corral(work, 'keygen', '--out', 'mine')
+    await corral(work, 'keygen', '--out', 'theirs')
+    expect((await corral(work, 'sign', 'demo', '--key', 'mine.key.pem')).status).toBe(0)
+    expect((await corral(work, 'verify', 'demo', '--trusted', 'mine.pub.pem')).status).toBe(0)
+    const other = await corral(work, 'verify', 'demo', '--trusted', 'theirs.pub.pem')
+    expect(other.status).toBe(1)
+    expect(other.stderr).toContain('[permission_denied]')
+  })
+})
+
+describe('corral dev', () => {
+  it('rebuilds and hot-reloads on a source change, and prints the new result', async () => {
+    const dir = await scaffold('grpc-ts')
+    const child = spawn(
+      process.execPath,
+      [bin, 'dev', 'demo', '--call', 'greet', '--args', '{"name":"Ada"}'],
+      {
+        cwd: work,
+        env: { ...process.env, NO_COLOR: '1' },
+      },
+    )
+    children.push(child)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const printed = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => stdout.includes(text) && resolve()
+        child.stdout.on('data', check)
+        child.once('exit', (code) =>
+          reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}\n${stderr}`)),
+        )
+        check()
+      })
+    await printed('demo.greet → {"message":"Hello, Ada!","count":1}')
+    const source = path.join(dir, 'src', 'main.ts')
+    await writeFile(source, (await readFile(source, 'utf8')).replace('}, $', '} again, $'))
+    await printed('"message":"Hello again, Ada!"').catch((error) => {
+      throw new Error(`${error}\n${stdout}\n${stderr}`)
+    })
+    // Stopped as a service manager stops it (a shell's background job ignores Ctrl-C's SIGINT).
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  })
+})

@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { loadManifest } from '@corral/manifest'
+import { PluginError } from '@corral/types'
+import { main as asc } from 'assemblyscript/asc'
+import { bundleNodeEntry } from '../node-bundle.js'
+import { withProgress } from '../output.js'
+import { sdkModulesDir } from '../toolchain.js'
+
+/** Runs a shell command in the plugin's folder, its `node_modules/.bin` first on the PATH; output to stderr. */
+function run(command: string, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', command], {
+      cwd: dir,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: {
+        ...process.env,
+        PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}`,
+      },
+    })
+    child.on('error', reject)
+    child.on('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(new PluginError('load_failed', `\`${command}\` failed (${signal ?? `exit code ${code}`})`)),
+    )
+  })
+}
+
+async function buildScript(dir: string): Promise<string | undefined> {
+  const file = path.join(dir, 'package.json')
+  if (!existsSync(file)) return undefined
+  const pkg = JSON.parse(await readFile(file, 'utf8')) as { scripts?: Record<string, string> }
+  return pkg.scripts?.build
+}
+
+async function compileAssemblyScript(dir: string): Promise<void> {
+  const { error, stderr } = await asc(['--baseDir', dir, '--path', sdkModulesDir()])
+  if (error !== null) {
+    throw new PluginError('load_failed', `asc failed: ${error.message}\n${stderr.toString()}`)
+  }
+}
+
+/** One way to build a plugin folder, and what it is called in the progress line. */
+interface BuildStep {
+  what: string
+  run: () => Promise<void>
+}
+
+/**
+ * How a plugin folder is built: its `package.json` build script, or else the build its files name —
+ * `asconfig.json` (AssemblyScript), `build.sh` (C, Go), a TypeScript gRPC plugin's `src/main.ts`
+ * (bundled with its dependencies into its `entry.node`).
+ */
+export async function buildStep(dir: string): Promise<BuildStep | undefined> {
+  const script = await buildScript(dir)
+  if (script !== undefined) return { what: script, run: () => run(script, dir) }
+  if (existsSync(path.join(dir, 'asconfig.json'))) {
+    return { what: 'asc --config asconfig.json', run: () => compileAssemblyScript(dir) }
+  }
+  if (existsSync(path.join(dir, 'build.sh')))
+    return { what: 'sh build.sh', run: () => run('sh build.sh', dir) }
+  const { manifest } = await loadManifest(dir)
+  const source = path.join(dir, 'src', 'main.ts')
+  if ('node' in manifest.entry && existsSync(source)) {
+    const outfile = path.join(dir, manifest.entry.node)
+    return {
+      what: `esbuild src/main.ts → ${manifest.entry.node}`,
+      run: () => bundleNodeEntry(source, outfile),
+    }
+  }
+  return undefined
+}
+
+/** `corral build [dir]`: builds the plugin, with progress on stderr. */
+export async function buildCommand(dir: string): Promise<void> {
+  const folder = path.resolve(dir)
+  const step = await buildStep(folder)
+  if (step === undefined) {
+    throw new PluginError(
+      'not_found',
+      `${folder}: nothing to build (no build script in package.json, no asconfig.json, build.sh or src/main.ts)`,
+    )
+  }
+  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
+}

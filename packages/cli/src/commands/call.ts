@@ -1,0 +1,40 @@
+import path from 'node:path'
+import { PluginError } from '@corral/types'
+import { cliLogger, formatJson } from '../output.js'
+import { openPluginSession } from '../plugin-session.js'
+
+/** Options of `corral call`. */
+export interface CallOptions {
+  args?: string
+  policy?: string
+  verbose?: boolean
+}
+
+/** The `--args` JSON, or `{}`. */
+export function parseArgs(text: string | undefined): unknown {
+  if (text === undefined) return {}
+  try {
+    return JSON.parse(text)
+  } catch (cause) {
+    throw new PluginError('invalid_argument', `--args is not JSON: ${(cause as Error).message}`, { cause })
+  }
+}
+
+/**
+ * `corral call <dir> <fn>`: loads the plugin under a policy (default: exactly what it requests,
+ * approved) in a host of its own, calls `fn` once, and prints the result as JSON.
+ */
+export async function callCommand(dir: string, fn: string, options: CallOptions): Promise<void> {
+  const args = parseArgs(options.args)
+  const session = await openPluginSession({
+    dir: path.resolve(dir),
+    policyFile: options.policy,
+    logger: cliLogger(options.verbose === true),
+  })
+  try {
+    const result = await session.manager.call(session.manifest.name, fn, args)
+    process.stdout.write(`${formatJson(result)}\n`)
+  } finally {
+    await session.close()
+  }
+}

@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pluginNamePattern } from '@corral/manifest'
+import { PluginError } from '@corral/types'
+import { colors } from '../output.js'
+
+/** The templates `corral new` knows, each a folder of `templates/` in this package. */
+export const templateNames = ['wasm-as', 'grpc-ts'] as const
+export type TemplateName = (typeof templateNames)[number]
+
+const templatesDir = fileURLToPath(new URL('../templates/', import.meta.url))
+/** Written in every text file of a template where the plugin's name goes. */
+const namePlaceholder = /__NAME__/g
+
+async function copyTemplate(from: string, to: string, name: string): Promise<string[]> {
+  const written: string[] = []
+  await mkdir(to, { recursive: true })
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name)
+    const target = path.join(to, entry.name)
+    if (entry.isDirectory()) {
+      written.push(...(await copyTemplate(source, target, name)))
+    } else {
+      const text = await readFile(source, 'utf8')
+      await writeFile(target, text.replace(namePlaceholder, name), {
+        mode: entry.name.endsWith('.sh') ? 0o755 : 0o644,
+      })
+      written.push(target)
+    }
+  }
+  return written
+}
+
+/**
+ * `corral new <name> --template …`: a working plugin in `./<name>` — manifest, source, build, a
+ * test — from the templates shipped in this package.
+ */
+export async function newCommand(name: string, template: string, parent = '.'): Promise<void> {
+  if (!(templateNames as readonly string[]).includes(template)) {
+    throw new PluginError(
+      'invalid_argument',
+      `unknown template ${template}; one of: ${templateNames.join(', ')}`,
+    )
+  }
+  if (!pluginNamePattern.test(name)) {
+    throw new PluginError('invalid_argument', `${name} is not a plugin name (${pluginNamePattern.source})`)
+  }
+  const dir = path.resolve(parent, name)
+  if (existsSync(dir)) throw new PluginError('already_exists', `${dir} already exists`)
+  await copyTemplate(path.join(templatesDir, template), dir, name)
+  process.stdout.write(
+    `${colors.green('✓')} created ${dir} (${template})\n  next: corral build ${name} && corral call ${name} greet --args '{"name":"Ada"}'\n`,
+  )
+}

@@ -1,0 +1,88 @@
+import { readFile } from 'node:fs/promises'
+import { type Backends, createBackends, createPluginManager, type PluginManager } from '@corral/manager'
+import { loadManifest, parsePolicy } from '@corral/manifest'
+import type { Logger, Manifest } from '@corral/types'
+import { PluginError } from '@corral/types'
+import { parse as parseYaml } from 'yaml'
+import { hostVersion } from './host-version.js'
+import { requestedPolicy } from './requested-policy.js'
+
+/** Options of {@link openPluginSession}. */
+export interface PluginSessionOptions {
+  /** The plugin's folder. */
+  dir: string
+  /** A YAML (or JSON) policy file; default: exactly what the manifest requests, approved. */
+  policyFile?: string
+  logger: Logger
+  /** Hot-reload the plugin when its folder changes. */
+  watch?: boolean
+}
+
+/** One plugin running in a host of its own: the real runners and the sandboxed host API on embedded backends. */
+export interface PluginSession {
+  manifest: Manifest
+  manager: PluginManager
+  /** Stops the plugin and removes the temporary database. */
+  close(): Promise<void>
+}
+
+/** The file a plugin's manifest names as its entry (what its build makes). */
+export function entryPath(manifest: Manifest): string {
+  const entry = manifest.entry
+  return 'wasm' in entry ? entry.wasm : 'binary' in entry ? entry.binary : entry.node
+}
+
+async function readPolicy(file: string, plugin: string) {
+  let value: unknown
+  try {
+    value = parseYaml(await readFile(file, 'utf8'))
+  } catch (cause) {
+    throw new PluginError('invalid_argument', `cannot read policy ${file}: ${(cause as Error).message}`, {
+      cause,
+    })
+  }
+  const policy = parsePolicy(value)
+  if (policy.plugin !== plugin) {
+    throw new PluginError('invalid_argument', `policy ${file} is for ${policy.plugin}, not ${plugin}`)
+  }
+  return policy
+}
+
+/**
+ * Starts a plugin manager with this one plugin (SQLite in a temporary file, an in-memory cache,
+ * in-process events) and waits until the plugin runs; a plugin that does not is its error.
+ */
+export async function openPluginSession(options: PluginSessionOptions): Promise<PluginSession> {
+  const { manifest, dir } = await loadManifest(options.dir)
+  const policy =
+    options.policyFile === undefined
+      ? parsePolicy(requestedPolicy(manifest))
+      : await readPolicy(options.policyFile, manifest.name)
+  const backends: Backends = await createBackends()
+  const manager = createPluginManager({
+    sources: [{ path: dir }],
+    hostVersion,
+    backends,
+    policies: [policy],
+    logger: options.logger,
+    jobs: false,
+    watch: options.watch,
+  })
+  const close = async () => {
+    await manager.close()
+    await backends.close()
+  }
+  try {
+    await manager.start()
+    const info = manager.get(manifest.name)
+    if (info?.state !== 'running') {
+      throw info?.lastError === undefined
+        ? new PluginError('load_failed', `${manifest.name} is ${info?.state ?? 'not loaded'}`)
+        : PluginError.from(info.lastError, 'load_failed')
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return { manifest, manager, close }
+}

@@ -1,0 +1,17 @@
+// __NAME__: answers `greet` with the configured greeting, and fails with its own error code on bad input.
+import { config, fail, handle, hostLog, JsonValue } from '@corral/plugin-sdk/assembly'
+
+export { corral_abi_version, corral_alloc, corral_init } from '@corral/plugin-sdk/assembly'
+
+/** `{"name": "Ada"}` → `{"message": "Hello, Ada!"}`; `__NAME__:missing_name` without a name. */
+export function greet(ptr: usize, len: usize): u64 {
+  return handle(ptr, len, (input: JsonValue): JsonValue => {
+    const name = input.getString('name')
+    if (name.length === 0) return fail('missing_name', 'say who to greet: {"name": "..."}')
+    hostLog.write('info', `greeted ${name}`)
+    return JsonValue.object().set(
+      'message',
+      JsonValue.str(`${config().getString('greeting', 'Hello')}, ${name}!`),
+    )
+  })
+}
