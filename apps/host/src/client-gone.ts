@@ -11,27 +11,36 @@ import { type AbortSignalLike, PluginError } from '@corral/types'
  * await manager.call(plugin, handler, call, { signal: clientGone(reply.raw) })
  */
 export function clientGone(response: ServerResponse): AbortSignalLike {
-  const listeners = new Set<() => void>()
-  let reason: PluginError | undefined
-  response.once('close', () => {
-    if (response.writableFinished) return
-    reason = new PluginError('canceled', 'the client went away')
-    for (const listener of listeners) listener()
-    listeners.clear()
-  })
-  return {
-    get aborted() {
-      return reason !== undefined
-    },
-    get reason() {
-      return reason
-    },
-    // `close` fires once, so every listener runs at most once, as `{once: true}` asks.
-    addEventListener: (_type, listener) => {
-      if (reason === undefined) listeners.add(listener)
-    },
-    removeEventListener: (_type, listener) => {
-      listeners.delete(listener)
-    },
+  return new ClientGoneSignal(response)
+}
+
+class ClientGoneSignal implements AbortSignalLike {
+  readonly #listeners = new Set<() => void>()
+  #reason: PluginError | undefined
+
+  constructor(response: ServerResponse) {
+    response.once('close', () => {
+      if (response.writableFinished) return
+      this.#reason = new PluginError('canceled', 'the client went away')
+      for (const listener of this.#listeners) listener()
+      this.#listeners.clear()
+    })
+  }
+
+  get aborted(): boolean {
+    return this.#reason !== undefined
+  }
+
+  get reason(): PluginError | undefined {
+    return this.#reason
+  }
+
+  /** `close` fires once, so every listener runs at most once, as `{once: true}` asks. */
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#reason === undefined) this.#listeners.add(listener)
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    this.#listeners.delete(listener)
   }
 }
