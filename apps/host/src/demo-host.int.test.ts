@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 import { readPolicies } from './read-policies.js'
+import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const examplesDir = path.resolve(appDir, '../../examples/plugins')
