@@ -2,6 +2,7 @@ import type { HttpMethod } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { User } from './auth/users-store.js'
+import { clientGone } from './client-gone.js'
 import type { PluginManager } from './manager-api.js'
 import type { HostMetrics } from './metrics.js'
 import { pluginHtmlPolicy, toPluginResponse } from './plugin-response.js'
@@ -93,17 +94,13 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
             ? null
             : { id: user.username, name: user.username, groups: user.groups, admin: user.admin },
       }
-      // A client that goes away cancels the plugin's work.
-      const abort = new AbortController()
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) abort.abort()
-      })
       const stop = metrics.timeRoute(route.plugin)
       let result: unknown
       try {
         result = await manager.call(route.plugin, route.handler, call, {
           timeoutMs: options.callTimeoutMs,
-          signal: abort.signal,
+          // A client that goes away cancels the plugin's work.
+          signal: clientGone(reply.raw),
         })
       } finally {
         stop()

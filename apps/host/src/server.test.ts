@@ -222,6 +222,27 @@ describe('sessions and CSRF', () => {
     expect(res.statusCode).toBe(403)
   })
 
+  it('refuses a token that passed before once its session or its secret cookie is another', async () => {
+    const first = await signIn('ann', 'ann-password')
+    const second = await signIn('ann', 'ann-password')
+    const post = (cookie: string, token: string) =>
+      server.app.inject({
+        method: 'POST',
+        url: '/plugins/notes/items/1',
+        headers: { cookie, 'x-csrf-token': token },
+        payload: {},
+      })
+    const cookieOf = (header: string, name: string) =>
+      header.split('; ').find((pair) => pair.startsWith(`${name}=`)) ?? ''
+    expect((await post(first.cookie, first.csrf)).statusCode).toBe(201)
+    expect((await post(first.cookie, first.csrf)).statusCode).toBe(201)
+    const otherSession = `${cookieOf(second.cookie, 'corral_session')}; ${cookieOf(first.cookie, '_csrf')}`
+    expect((await post(otherSession, first.csrf)).statusCode).toBe(403)
+    const otherSecret = `${cookieOf(first.cookie, 'corral_session')}; ${cookieOf(second.cookie, '_csrf')}`
+    expect((await post(otherSecret, first.csrf)).statusCode).toBe(403)
+    expect(seen).toHaveLength(2)
+  })
+
   it('signs in through the form only with the form’s token, and sets an httpOnly SameSite cookie', async () => {
     const form = await server.app.inject({ url: '/login', headers: { accept: 'text/html' } })
     const token = /name="_csrf" value="([^"]+)"/.exec(form.body)?.[1] ?? ''
