@@ -1,4 +1,4 @@
-import type { HttpMethod } from '@corral/types'
+import type { HttpMethod, RouteRequest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { User } from './auth/users-store.js'
@@ -6,33 +6,6 @@ import { clientGone } from './client-gone.js'
 import type { PluginManager } from './manager-api.js'
 import type { HostMetrics } from './metrics.js'
 import { pluginHtmlPolicy, toPluginResponse } from './plugin-response.js'
-
-/** The signed-in user as a route sees it. */
-export interface RouteUser {
-  id: string
-  name: string
-  groups: string[]
-  admin: boolean
-}
-
-/**
- * What a plugin's route handler receives: `call(handler, request)`. Every text is a string, so a
- * route's function takes plain JSON whatever the client sent.
- */
-export interface RouteCall {
-  method: HttpMethod
-  /** Below the plugin's mount point, without the query: `/report/2026-11-21`. */
-  path: string
-  /** The route's `:param` values, decoded. */
-  params: Record<string, string>
-  /** Decoded; a repeated parameter has its first value. */
-  query: Record<string, string>
-  /** Names in lower case; repeated ones joined with `, `; the user's credentials left out. */
-  headers: Record<string, string>
-  /** The body as UTF-8 text; `''` when there is none. */
-  body: string
-  user: RouteUser | null
-}
 
 /** Request headers a plugin never sees: the user's credentials are the host's. */
 const privateHeaders = new Set(['cookie', 'authorization', 'x-csrf-token', 'proxy-authorization'])
@@ -82,7 +55,7 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
       checkMiddleware(route.middleware, request.user ?? null)
 
       const user = request.user
-      const call: RouteCall = {
+      const call: RouteRequest = {
         method,
         path: path.slice(`/plugins/${route.plugin}`.length) || '/',
         params,

@@ -1,5 +1,14 @@
 export { corralHandshake } from '@corral/proto'
-export type { HostApi, HostMethod, HostMethodArgs, HostMethodResult, Registration } from '@corral/types'
+export type {
+  HostApi,
+  HostMethod,
+  HostMethodArgs,
+  HostMethodResult,
+  Registration,
+  RouteRequest,
+  RouteResponse,
+  RouteUser,
+} from '@corral/types'
 export { PluginError } from '@corral/types'
 export type {
   BytesFunction,

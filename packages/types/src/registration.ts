@@ -32,6 +32,45 @@ export interface RouteSpec {
   description?: string
 }
 
+/** The signed-in user a route sees; `null` on a route without `auth`. */
+export interface RouteUser {
+  id: string
+  name: string
+  /** The RBAC groups the user belongs to. */
+  groups: string[]
+  admin: boolean
+}
+
+/**
+ * What a route's handler receives: `call(handler, request)`. Every text is a string, so a route's
+ * function takes plain JSON whatever the client sent.
+ */
+export interface RouteRequest {
+  method: HttpMethod
+  /** Below the plugin's mount point, without the query: `/report/2026-11-21`. */
+  path: string
+  /** The route's `:param` values, decoded: `{day: '2026-11-21'}`. */
+  params: Record<string, string>
+  /** Decoded; a repeated parameter has its first value. */
+  query: Record<string, string>
+  /** Names in lower case; repeated ones joined with `, `; the user's credentials left out. */
+  headers: Record<string, string>
+  /** The body as UTF-8 text; `''` when there is none. */
+  body: string
+  user: RouteUser | null
+}
+
+/**
+ * What a route's handler answers. `body` is text (JSON or HTML), sent as UTF-8 with the headers
+ * given. A failure is not a response: the handler throws a `PluginError` with one of the plugin's
+ * error codes, and the host answers with that code's HTTP status.
+ */
+export interface RouteResponse {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
 export type MenuLocation = 'admin' | 'agent' | 'customer'
 
 /** A menu entry; entries nest through `children`. */

@@ -1,4 +1,4 @@
-import { definePlugin, type HostApi, PluginError, serve } from '@corral/plugin-sdk'
+import { definePlugin, type HostApi, PluginError, type RouteRequest, serve } from '@corral/plugin-sdk'
 import {
   countsOfDay,
   createEventTables,
@@ -10,7 +10,7 @@ import {
 } from './event-store.js'
 import { registration } from './registration.js'
 import { barChartSvg, escapeHtml, htmlPage, totalsTable } from './render-html.js'
-import { htmlResponse, jsonResponse, type RouteRequest, routeRequest } from './route-http.js'
+import { htmlResponse, jsonResponse, routeRequest } from './route-http.js'
 import { fallbackLanguage, preferredLanguage, translate } from './translations.js'
 
 const summaryKey = 'summary'
