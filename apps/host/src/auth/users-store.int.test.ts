@@ -64,6 +64,22 @@ describe.each(Object.entries(databases))('the users store on %s', (_name, open) 
     expect((await users.get('bea'))?.admin).toBe(true)
   })
 
+  it('keeps an administrator when two demote each other at the same instant', async () => {
+    await users.update('bea', { admin: true })
+    // Each round starts two changes together, each of which alone is allowed: at most one may pass.
+    for (let round = 0; round < 20; round++) {
+      const results = await Promise.allSettled([
+        users.update('root', { admin: false }),
+        users.update('bea', { admin: false }),
+      ])
+      expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1)
+      const admins = (await users.list()).filter((user) => user.admin && !user.disabled)
+      expect(admins).toHaveLength(1)
+      await users.update('root', { admin: true })
+      await users.update('bea', { admin: true })
+    }
+  })
+
   it('disables a user: no sign-in, no session, until enabled again', async () => {
     const session = await users.openSession('bea', 60_000)
     expect(await users.session(session.id)).toBeDefined()

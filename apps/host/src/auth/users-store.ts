@@ -105,6 +105,20 @@ function checkGroupName(name: string, field: string): void {
 }
 
 /**
+ * Sets `admin` ($2) and `disabled` ($3) of user $1 unless that leaves no enabled administrator: the
+ * user stays one, or another one exists. One statement checks and changes. SQLite runs one writer
+ * at a time; PostgreSQL first locks every enabled administrator's row (`FOR UPDATE`, always in one
+ * order, so that two changes cannot deadlock): two administrators demoting each other at once are
+ * serialised, and the second sees the first's change.
+ */
+const keepAnAdministrator: Record<SqlDatabase['dialect'], string> = {
+  sqlite:
+    'UPDATE corral_users SET admin = $2, disabled = $3 WHERE username = $1 AND (($2 = 1 AND $3 = 0) OR EXISTS (SELECT 1 FROM corral_users o WHERE o.username <> $1 AND o.admin = 1 AND o.disabled = 0))',
+  postgresql:
+    'WITH admins AS (SELECT username FROM corral_users WHERE admin = 1 AND disabled = 0 ORDER BY username FOR UPDATE) UPDATE corral_users SET admin = $2, disabled = $3 WHERE username = $1 AND (($2 = 1 AND $3 = 0) OR EXISTS (SELECT 1 FROM admins o WHERE o.username <> $1))',
+}
+
+/**
  * The users store on `database`: tables `corral_users`, `corral_user_groups`, `corral_groups`,
  * `corral_sessions`. Passwords are bcrypt hashes; session ids are stored as their SHA-256, so a
  * copy of the database opens no session.
@@ -229,12 +243,11 @@ export function createUsersStore(database: SqlDatabase, options: UsersStoreOptio
       if (change.password !== undefined) checkPassword(change.password)
       const admin = change.admin ?? user.admin
       const disabled = change.disabled ?? user.disabled
-      // One statement checks and changes, so that no order of changes leaves the host without an
-      // enabled administrator: the user stays one, or another one exists.
-      const changed = await database.exec(
-        'UPDATE corral_users SET admin = $2, disabled = $3 WHERE username = $1 AND (($2 = 1 AND $3 = 0) OR EXISTS (SELECT 1 FROM corral_users o WHERE o.username <> $1 AND o.admin = 1 AND o.disabled = 0))',
-        [username, admin ? 1 : 0, disabled ? 1 : 0],
-      )
+      const changed = await database.exec(keepAnAdministrator[database.dialect], [
+        username,
+        admin ? 1 : 0,
+        disabled ? 1 : 0,
+      ])
       if (changed === 0) {
         const field = change.admin === false ? 'admin' : 'disabled'
         throw new PluginError('invalid_argument', `${username} is the last administrator`, {
