@@ -78,7 +78,7 @@ beforeEach(async () => {
     logs: createLogBuffer({ log() {} }),
     secret: await loadHostSecret(backends.database),
     templatesDir,
-    logger: process.env.HOST_TEST_LOG === '1',
+    logger: process.env.HOST_TEST_LOG === '1' ? { level: 'info' } : false,
     bodyLimit: 4096,
     loginsPerMinute: 5,
   })

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import type { AuditLog, SqlDatabase } from '@corral/manager'
+import type { LogLevel } from '@corral/types'
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
@@ -13,6 +14,7 @@ import { registerLoginRoutes } from './auth/login-routes.js'
 import { installSessions, wantsHtml } from './auth/sessions.js'
 import type { UsersStore } from './auth/users-store.js'
 import { asPluginError, errorBody, requestErrorStatus } from './http-errors.js'
+import { fastifyLoggerOptions } from './json-logger.js'
 import type { LogBuffer } from './log-buffer.js'
 import type { ManagerEvent, PluginManager } from './manager-api.js'
 import { createHostMetrics } from './metrics.js'
@@ -47,8 +49,11 @@ export interface HostServerOptions {
   sessionTtlMs?: number
   /** Login attempts per minute and address. Default 10. */
   loginsPerMinute?: number
-  /** Fastify's logger: `true` for JSON lines on stdout, `false` for none. Default true. */
-  logger?: boolean | { level: string }
+  /**
+   * Request logs, as JSON lines of the manager's shape: on stdout from `level` (default `info`), or
+   * `false` for none. Default on.
+   */
+  logger?: false | { level: LogLevel; stream?: { write(line: string): void } }
 }
 
 export interface HostServer {
@@ -74,7 +79,10 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   const callTimeoutMs = options.callTimeoutMs ?? 10_000
   const sessionOptions = { users, secure, ttlMs: options.sessionTtlMs ?? 12 * 3600_000 }
   const app = Fastify({
-    logger: options.logger ?? true,
+    logger:
+      options.logger === false
+        ? false
+        : fastifyLoggerOptions(options.logger?.level ?? 'info', options.logger?.stream),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     // Keep-alive connections with nothing under way close at shutdown; busy ones finish first.
