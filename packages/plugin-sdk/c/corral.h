@@ -24,7 +24,9 @@
  * Memory: everything the header hands out during a call (the input, decoded strings, formatted text,
  * host answers, writers' text) lives until the next call of the instance starts, then is freed at
  * once: a plugin frees nothing itself. Keep what must outlive a call in memory of your own (or,
- * better, in the host cache: instances share nothing and are replaced at will).
+ * better, in the host cache: instances share nothing and are replaced at will). Running out of memory
+ * traps: the host replaces the instance and fails the call with `resource_exhausted`, naming the
+ * plugin's memory cap.
  */
 #ifndef CORRAL_H
 #define CORRAL_H
@@ -119,8 +121,8 @@ bool corral_json_array_next(corral_json array, size_t *position, corral_json *it
 
 /**
  * Builds JSON text; commas and quoting are its business. Start from `corral_writer w = {0};`.
- * A writer that ran out of memory, or was misused (a key outside an object, nesting past 64),
- * is `failed` and keeps no text.
+ * A writer that was misused (a value in an object without its key, a key outside an object, two
+ * values at the top, nesting past 64) is `failed` and keeps no text.
  */
 typedef struct corral_writer {
     char *buf;
@@ -184,7 +186,7 @@ corral_json corral_config(void);
 
 /** printf into memory that lives until the next call. */
 const char *corral_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
-/** `size` bytes that live until the next call; NULL if there is no memory. */
+/** `size` bytes that live until the next call. */
 void *corral_scratch(size_t size);
 
 /** Writes to the host's log through the ABI's own `log` import. */
@@ -314,8 +316,17 @@ static void *corral_unlinked_block(size_t size) {
     return block == NULL ? NULL : block + 1;
 }
 
+/*
+ * Out of memory ends the call with a trap: the host replaces the instance and reports
+ * `resource_exhausted` naming the plugin's memory cap, and no code path has to carry a NULL.
+ */
+static void *corral_or_trap(void *ptr) {
+    if (ptr == NULL) __builtin_trap();
+    return ptr;
+}
+
 void *corral_scratch(size_t size) {
-    void *ptr = corral_unlinked_block(size);
+    void *ptr = corral_or_trap(corral_unlinked_block(size));
     corral_adopt(ptr);
     return ptr;
 }
@@ -323,14 +334,10 @@ void *corral_scratch(size_t size) {
 /* Grows a scratch block (NULL: a new one), keeping it in the list. */
 static void *corral_scratch_grow(void *ptr, size_t size) {
     if (ptr == NULL) return corral_scratch(size);
-    if (size > SIZE_MAX - sizeof(corral_block)) return NULL;
     corral_block *block = (corral_block *)ptr - 1;
     corral_unlink(block);
-    corral_block *grown = realloc(block, sizeof(corral_block) + size);
-    if (grown == NULL) {
-        corral_adopt(block + 1);
-        return NULL;
-    }
+    corral_block *grown =
+        corral_or_trap(size > SIZE_MAX - sizeof(corral_block) ? NULL : realloc(block, sizeof(corral_block) + size));
     corral_adopt(grown + 1);
     return grown + 1;
 }
@@ -351,7 +358,6 @@ const char *corral_format(const char *format, ...) {
     va_end(args);
     if (len < 0) return NULL;
     char *text = corral_scratch((size_t)len + 1);
-    if (text == NULL) return NULL;
     va_start(args, format);
     vsnprintf(text, (size_t)len + 1, format, args);
     va_end(args);
@@ -509,7 +515,6 @@ static uint32_t corral_hex4(const char *p) {
 bool corral_json_string(corral_json value, corral_str *out) {
     if (corral_json_kind_of(value) != CORRAL_JSON_STRING) return false;
     char *text = corral_scratch(value.len);
-    if (text == NULL) return false;
     const char *p = value.text + 1, *end = value.text + value.len - 1;
     size_t n = 0;
     while (p < end) {
@@ -564,7 +569,6 @@ bool corral_json_number(corral_json value, double *out) {
     char digits[64];
     if (value.len >= sizeof digits) {
         char *copy = corral_scratch(value.len + 1);
-        if (copy == NULL) return false;
         memcpy(copy, value.text, value.len);
         copy[value.len] = '\0';
         *out = strtod(copy, NULL);
@@ -626,7 +630,7 @@ static corral_field corral_get_kind(corral_json object, const char *key, corral_
 corral_field corral_json_get_string(corral_json object, const char *key, corral_str *value) {
     corral_json found;
     corral_field status = corral_get_kind(object, key, CORRAL_JSON_STRING, &found);
-    if (status == CORRAL_FIELD_OK && !corral_json_string(found, value)) return CORRAL_FIELD_MISSING;
+    if (status == CORRAL_FIELD_OK) corral_json_string(found, value);
     return status;
 }
 
@@ -687,12 +691,7 @@ static void corral_put(corral_writer *w, const char *bytes, size_t n) {
             }
             cap *= 2;
         }
-        char *grown = corral_scratch_grow(w->buf, cap);
-        if (grown == NULL) {
-            w->failed = true;
-            return;
-        }
-        w->buf = grown;
+        w->buf = corral_scratch_grow(w->buf, cap);
         w->cap = cap;
     }
     memcpy(w->buf + w->len, bytes, n);
@@ -881,7 +880,7 @@ static void corral_set_error(const char *code, const char *message) {
     corral_write_string(&w, message);
     corral_write_end_object(&w);
     const char *text = corral_writer_text(&w);
-    if (text == NULL) text = "out of memory while failing a call";
+    if (text == NULL) text = "{\"code\":\"failed\",\"message\":\"the error code or message is not text\"}";
     corral_import_error(text, strlen(text));
     corral_error_set = true;
 }
@@ -915,7 +914,7 @@ uint64_t corral_run(uint8_t *input, uint32_t len, corral_result (*fn)(corral_jso
         return 0;
     }
     if (out.failed || out.depth > 0) {
-        corral_fail("invalid_output", "the function's output is not complete JSON (or there was no memory for it)");
+        corral_fail("invalid_output", "the function's output is not complete JSON");
         return 0;
     }
     return out.len == 0 ? 0 : corral_pack(out.buf, out.len);
@@ -925,8 +924,7 @@ static corral_result corral_store_config(corral_json input, corral_writer *out) 
     (void)out;
     corral_json config;
     if (corral_json_get_object(input, "config", &config) != CORRAL_FIELD_OK) return CORRAL_DONE;
-    char *copy = malloc(config.len);
-    if (copy == NULL) return corral_fail("out_of_memory", "no memory for the config");
+    char *copy = corral_or_trap(malloc(config.len));
     memcpy(copy, config.text, config.len);
     free(corral_config_text);
     corral_config_text = copy;
@@ -955,7 +953,6 @@ static const char corral_base64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh
 static const char *corral_base64_encode(const void *data, size_t len) {
     const unsigned char *in = data;
     char *out = corral_scratch((len + 2) / 3 * 4 + 1);
-    if (out == NULL) return NULL;
     size_t n = 0;
     for (size_t i = 0; i < len; i += 3) {
         uint32_t chunk = (uint32_t)in[i] << 16;
@@ -977,7 +974,6 @@ static int corral_base64_digit(char c) {
 
 static bool corral_base64_decode(corral_str text, corral_str *out) {
     char *bytes = corral_scratch(text.len / 4 * 3 + 3);
-    if (bytes == NULL) return false;
     size_t n = 0;
     uint32_t bits = 0;
     int count = 0;
@@ -1054,7 +1050,7 @@ static void corral_args_json(corral_writer *w, const char *key, const char *json
 static corral_reply corral_args_call(const char *method, corral_writer *w) {
     corral_write_end_object(w);
     const char *args = corral_writer_text(w);
-    if (args == NULL) return corral_refused("invalid_argument", "arguments that are not JSON (or no memory for them)");
+    if (args == NULL) return corral_refused("invalid_argument", "arguments that are not JSON");
     return corral_host_call(method, args);
 }
 

@@ -212,6 +212,14 @@ describe('corral.h: writing results', () => {
     }
   })
 
+  it('traps when memory runs out: resource_exhausted naming the cap, and a fresh instance serves on', async () => {
+    const error = await plugin.call('big', { count: 40_000_000 }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'resource_exhausted' })
+    expect((error as PluginError).rawMessage).toMatch(/cap of 64 MiB \(memory_mb\)$/)
+    expect(await plugin.call('big', { count: 3 })).toBe('012')
+    expect(await plugin.call('config')).toEqual({ greeting: 'Hi', nested: { list: [1, 2] } })
+  })
+
   it('writes int64 and doubles exactly, and what JSON cannot hold as null', async () => {
     expect(new TextDecoder().decode(await plugin.callBytes('numbers', new Uint8Array()))).toBe(
       '[-9223372036854775808,9223372036854775807,0.1,null,null,-2.5e-08]',
