@@ -97,10 +97,12 @@ describe.each([
 describe('corral new --template wasm-c', () => {
   it('builds outside any node_modules, with corral.h copied in, and fails for a mistyped field', async () => {
     const dir = await scaffold('wasm-c')
-    expect(await readFile(path.join(dir, 'include', 'corral.h'), 'utf8')).toContain('#define CORRAL_ABI_VERSION 1')
+    expect(await readFile(path.join(dir, 'include', 'corral.h'), 'utf8')).toContain(
+      '#define CORRAL_ABI_VERSION 1',
+    )
     const mistyped = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":42}')
     expect(mistyped.status).toBe(1)
-    expect(mistyped.stderr).toContain('[demo:wrong_type] name must be a string')
+    expect(mistyped.stderr).toContain('[demo:wrong_type] demo: name must be a string')
     await writeFile(
       path.join(dir, 'plugin.yaml'),
       `${await readFile(path.join(dir, 'plugin.yaml'), 'utf8')}\nconfig:\n  greeting: Grüß Gott\n`,
@@ -121,7 +123,7 @@ describe('corral new --template extism', () => {
     const refused = await corral(work, 'call', 'demo', 'greet', '--args', '""')
     expect(refused.status).toBe(1)
     expect(refused.stdout).toBe('')
-    expect(refused.stderr).toContain('[plugin_error] missing_name: say who to greet')
+    expect(refused.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
 
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)

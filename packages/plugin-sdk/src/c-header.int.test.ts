@@ -270,7 +270,12 @@ describe('corral.h: the host API', () => {
       { method: 'db.query', args: { sql: 'select * from t where id = ?', args: [1] } },
       {
         method: 'http.request',
-        args: { method: 'POST', url: 'https://example.com/x', headers: { accept: 'text/plain' }, body: btoa('hi') },
+        args: {
+          method: 'POST',
+          url: 'https://example.com/x',
+          headers: { accept: 'text/plain' },
+          body: btoa('hi'),
+        },
       },
       {
         method: 'email.send',

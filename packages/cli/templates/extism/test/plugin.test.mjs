@@ -21,5 +21,5 @@ test('greet answers with the greeting', () => {
 test('greet without a name fails with the Extism error', () => {
   const { status, stderr } = corral('call', '.', 'greet', '--args', '""')
   assert.equal(status, 1)
-  assert.match(stderr, /\[plugin_error\] missing_name: say who to greet/)
+  assert.match(stderr, /\[plugin_error\] .*missing_name: say who to greet/)
 })
