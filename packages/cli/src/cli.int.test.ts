@@ -58,9 +58,22 @@ async function scaffold(template: string): Promise<string> {
   return path.join(work, 'demo')
 }
 
+/** Runs the plugin's own `npm test` (`node --test`) with the CLI under test; its exit code. */
+function ownTest(dir: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test'], {
+      cwd: dir,
+      env: { ...process.env, CORRAL_CLI: bin },
+      stdio: 'ignore',
+    })
+    child.on('exit', resolve)
+  })
+}
+
 describe.each([
   { template: 'wasm-as', answer: { message: 'Hello, Ada!' } },
   { template: 'grpc-ts', answer: { message: 'Hello, Ada!', count: 1 } },
+  { template: 'wasm-c', answer: { message: 'Hello, Ada!' } },
 ])('corral new --template $template', ({ template, answer }) => {
   it('builds a plugin that answers calls, fails with its own code, and passes its own test', async () => {
     const dir = await scaffold(template)
@@ -77,15 +90,44 @@ describe.each([
     expect(valid.status, valid.stderr).toBe(0)
     expect(valid.stdout).toContain('✓ registration')
 
-    const ownTest = await new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, ['--test'], {
-        cwd: dir,
-        env: { ...process.env, CORRAL_CLI: bin },
-        stdio: 'ignore',
-      })
-      child.on('exit', resolve)
-    })
-    expect(ownTest).toBe(0)
+    expect(await ownTest(dir)).toBe(0)
+  })
+})
+
+describe('corral new --template wasm-c', () => {
+  it('builds outside any node_modules, with corral.h copied in, and fails for a mistyped field', async () => {
+    const dir = await scaffold('wasm-c')
+    expect(await readFile(path.join(dir, 'include', 'corral.h'), 'utf8')).toContain(
+      '#define CORRAL_ABI_VERSION 1',
+    )
+    const mistyped = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":42}')
+    expect(mistyped.status).toBe(1)
+    expect(mistyped.stderr).toContain('[demo:wrong_type] demo: name must be a string')
+    await writeFile(
+      path.join(dir, 'plugin.yaml'),
+      `${await readFile(path.join(dir, 'plugin.yaml'), 'utf8')}\nconfig:\n  greeting: Grüß Gott\n`,
+    )
+    const configured = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada \\"A\\" 😀"}')
+    expect(configured.status, configured.stderr).toBe(0)
+    expect(JSON.parse(configured.stdout)).toEqual({ message: 'Grüß Gott, Ada "A" 😀!' })
+  })
+})
+
+describe('corral new --template extism', () => {
+  it('builds an Extism plugin that Corral loads as one: text in, text out, an Extism error', async () => {
+    const dir = await scaffold('extism')
+    const called = await corral(work, 'call', 'demo', 'greet', '--args', '"Ada"')
+    expect(called.status, called.stderr).toBe(0)
+    expect(JSON.parse(called.stdout)).toBe('Hello, Ada!')
+
+    const refused = await corral(work, 'call', 'demo', 'greet', '--args', '""')
+    expect(refused.status).toBe(1)
+    expect(refused.stdout).toBe('')
+    expect(refused.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
+
+    const valid = await corral(dir, 'validate')
+    expect(valid.status, valid.stderr).toBe(0)
+    expect(await ownTest(dir)).toBe(0)
   })
 })
 

@@ -17,3 +17,11 @@ export function sdkModulesDir(): string {
     dir = parent
   }
 }
+
+/**
+ * A file of the CLI's own `@corral/plugin-sdk`, by its path in the package (`c/corral.h`): what
+ * `corral new` copies into a plugin whose build needs it beside its sources.
+ */
+export function sdkFile(relative: string): string {
+  return path.join(sdkModulesDir(), '@corral', 'plugin-sdk', relative)
+}

@@ -1,16 +1,28 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pluginNamePattern } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
+import { sdkFile } from '../toolchain.js'
 
 /** The templates `corral new` knows, each a folder of `templates/` in this package. */
-export const templateNames = ['wasm-as', 'grpc-ts'] as const
+export const templateNames = ['wasm-as', 'grpc-ts', 'wasm-c', 'extism'] as const
 export type TemplateName = (typeof templateNames)[number]
 
 const templatesDir = fileURLToPath(new URL('../templates/', import.meta.url))
+/**
+ * Files of `@corral/plugin-sdk` a template's build needs in the plugin's folder (target ← SDK path):
+ * C includes `corral.h` from the folder, so the plugin builds with clang alone, anywhere.
+ */
+const sdkFilesOf: Partial<Record<TemplateName, Record<string, string>>> = {
+  'wasm-c': { 'include/corral.h': 'c/corral.h' },
+}
+
+/** The arguments of the first call `corral new` suggests: Extism functions take text. */
+const exampleArgsOf: Partial<Record<TemplateName, string>> = { extism: '"Ada"' }
+
 /** Written in every text file of a template where the plugin's name goes. */
 const namePlaceholder = /__NAME__/g
 
@@ -50,7 +62,12 @@ export async function newCommand(name: string, template: string, parent = '.'): 
   const dir = path.resolve(parent, name)
   if (existsSync(dir)) throw new PluginError('already_exists', `${dir} already exists`)
   await copyTemplate(path.join(templatesDir, template), dir, name)
+  for (const [target, source] of Object.entries(sdkFilesOf[template as TemplateName] ?? {})) {
+    await mkdir(path.dirname(path.join(dir, target)), { recursive: true })
+    await copyFile(sdkFile(source), path.join(dir, target))
+  }
+  const args = exampleArgsOf[template as TemplateName] ?? '{"name":"Ada"}'
   process.stdout.write(
-    `${colors.green('✓')} created ${dir} (${template})\n  next: corral build ${name} && corral call ${name} greet --args '{"name":"Ada"}'\n`,
+    `${colors.green('✓')} created ${dir} (${template})\n  next: corral build ${name} && corral call ${name} greet --args '${args}'\n`,
   )
 }

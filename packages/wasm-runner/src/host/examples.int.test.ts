@@ -103,8 +103,8 @@ describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
   })
 })
 
-describe('examples/plugins/c-wasm (C, clang, wasi-libc)', () => {
-  it('counts words and vowels, logs through the host, and fails with its own code', async () => {
+describe('examples/plugins/c-wasm (C with corral.h, clang, wasi-libc)', () => {
+  it('counts words and vowels, logs through the host API, and fails with its own codes', async () => {
     const calls: HostLog[] = []
     const plugin = await loadExample('c-wasm', calls)
     expect((await plugin.register()).routes).toEqual([
@@ -121,8 +121,26 @@ describe('examples/plugins/c-wasm (C, clang, wasi-libc)', () => {
       words: 2,
       vowels: 3,
     })
-    expect(calls).toContainEqual({ method: 'log', args: { level: 'debug', message: 'counted a text' } })
+    expect(calls).toContainEqual({
+      method: 'log',
+      args: { level: 'debug', message: 'counted a text', fields: { chars: 21, words: 4, vowels: 6 } },
+    })
     await expect(plugin.call('count', { words: 1 })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
+    await expect(plugin.call('count', { text: null })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
+    await expect(plugin.call('count', { text: ['a'] })).rejects.toMatchObject({
+      code: 'c-wasm:wrong_type',
+      rawMessage: 'text must be a string',
+    })
+    await expect(plugin.callBytes('count', new TextEncoder().encode('{"text": "a'))).rejects.toMatchObject({
+      code: 'c-wasm:invalid_input',
+    })
+    // Escapes are read as the characters they stand for: a tab separates words, \u00e9 is one character.
+    const escaped = new TextEncoder().encode(String.raw`{"text": "tab\there \"quoted\" \u00e9"}`)
+    expect(JSON.parse(new TextDecoder().decode(await plugin.callBytes('count', escaped)))).toEqual({
+      chars: 19,
+      words: 4,
+      vowels: 6,
+    })
     for (let i = 0; i < 500; i++) await plugin.call('count', { text: 'y'.repeat(20_000) })
     expect(await plugin.call('count', { text: 'a e' })).toEqual({ chars: 3, words: 2, vowels: 2 })
     await plugin.shutdown()
