@@ -1,24 +1,35 @@
-import { isPluginError } from '@corral/types'
+import type { HostCallHandler } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   eventually,
   examplePlugin,
-  goKvPolicy,
   memoryLogger,
   processExists,
   recordingHost,
+  type TestPolicy,
 } from './testing/support.js'
 
-describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1, unary calls)', () => {
+describe.each<{ transport: string; policy: TestPolicy }>([
+  { transport: 'AutoMTLS (the default)', policy: {} },
+  { transport: 'no peer authentication (unauthenticated_transport)', policy: { unauthenticated_transport: true } },
+])('createGrpcRunner with the go-kv example (Go SDK on go-plugin 1.0.1, unary calls), $transport', ({
+  policy,
+}) => {
   const host = recordingHost()
+  // The host refuses one key, as a policy would: the refusal must reach go-kv as a Go error with its code.
+  const handler: HostCallHandler = (method, args, context) =>
+    (args as { key?: string }).key === 'kv:secret'
+      ? Promise.reject(new PluginError('permission_denied', 'kv:secret is not granted'))
+      : host.handler(method, args, context)
   const logs = memoryLogger()
   const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: logs.logger })
   let plugin: GrpcPlugin
 
   beforeAll(async () => {
-    const { manifest, dir, grant } = await examplePlugin('go-kv', {}, goKvPolicy)
-    plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
+    const { manifest, dir, grant } = await examplePlugin('go-kv', {}, policy)
+    plugin = await runner.load({ manifest, dir, grant, hostApi: handler })
   })
   afterAll(() => runner.close())
 
@@ -47,11 +58,23 @@ describe('createGrpcRunner with the go-kv example (Go, hashicorp/go-plugin 1.0.1
     expect(await plugin.call('get', { key: 'a' })).toEqual({ key: 'a', value: null })
   })
 
-  it('keeps the plugin’s error codes and the host’s refusals', async () => {
+  it('keeps the plugin’s error codes, prefixed with its name, and the host’s refusals', async () => {
     const bad = await plugin.call('get', {}).catch((e: unknown) => e)
     expect(isPluginError(bad) && bad.code).toBe('go-kv:bad_key')
     const missing = await plugin.call('nope', { key: 'a' }).catch((e: unknown) => e)
     expect(isPluginError(missing) && missing.code).toBe('unimplemented')
+    const notJson = await plugin.call('get', { key: 7 }).catch((e: unknown) => e)
+    expect(isPluginError(notJson) && notJson.code).toBe('invalid_argument')
+    const refused = await plugin.call('set', { key: 'secret', value: 'v' }).catch((e: unknown) => e)
+    expect(isPluginError(refused) && [refused.code, refused.rawMessage]).toEqual([
+      'permission_denied',
+      'kv:secret is not granted',
+    ])
+  })
+
+  it('reports its last failure in health', async () => {
+    const health = await plugin.health()
+    expect(health.last_error).toMatchObject({ code: 'permission_denied' })
   })
 
   it('shuts down through the controller, leaving no process', async () => {
