@@ -61,6 +61,7 @@ async function scaffold(template: string): Promise<string> {
 describe.each([
   { template: 'wasm-as', answer: { message: 'Hello, Ada!' } },
   { template: 'grpc-ts', answer: { message: 'Hello, Ada!', count: 1 } },
+  { template: 'grpc-go', answer: { message: 'Hello, Ada!', count: 1 } },
 ])('corral new --template $template', ({ template, answer }) => {
   it('builds a plugin that answers calls, fails with its own code, and passes its own test', async () => {
     const dir = await scaffold(template)

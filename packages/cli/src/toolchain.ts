@@ -17,3 +17,11 @@ export function sdkModulesDir(): string {
     dir = parent
   }
 }
+
+/**
+ * The Go SDK's build script, `go/build-plugin.sh` of the CLI's own `@corral/plugin-sdk`: how
+ * `corral build` compiles a Go plugin, with the SDK's Go sources from that package.
+ */
+export function goBuildScript(): string {
+  return path.join(sdkModulesDir(), '@corral', 'plugin-sdk', 'go', 'build-plugin.sh')
+}

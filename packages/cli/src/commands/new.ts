@@ -7,7 +7,7 @@ import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
 
 /** The templates `corral new` knows, each a folder of `templates/` in this package. */
-export const templateNames = ['wasm-as', 'grpc-ts'] as const
+export const templateNames = ['wasm-as', 'grpc-ts', 'grpc-go'] as const
 export type TemplateName = (typeof templateNames)[number]
 
 const templatesDir = fileURLToPath(new URL('../templates/', import.meta.url))
