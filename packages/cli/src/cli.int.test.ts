@@ -165,7 +165,9 @@ describe('corral validate', () => {
     await writeFile(manifest, goatKitForm)
     const run = await corral(work, 'validate', 'demo')
     expect(run.status, run.stderr).toBe(0)
-    expect(run.stdout).toMatch(/! 7:1 wasm: GoatKit's form, read as runtime: wasm and entry: \{ wasm: build\/plugin\.wasm \}/)
+    expect(run.stdout).toMatch(
+      /! 7:1 wasm: GoatKit's form, read as runtime: wasm and entry: \{ wasm: build\/plugin\.wasm \}/,
+    )
     expect(run.stdout).toContain('✓ manifest')
 
     await writeFile(manifest, `${corralForm}binary: build/demo\n`)

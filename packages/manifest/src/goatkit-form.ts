@@ -47,16 +47,23 @@ export function fromGoatKitForm(
   const kinds = (['binary', 'wasm'] as const).filter((k) => typeof out[k] === 'string')
   const [kind, other] = kinds
   if (other !== undefined) {
-    form.errors.push(at([other], 'a plugin has one entry: binary (a gRPC executable) or wasm (a module), not both'))
+    form.errors.push(
+      at([other], 'a plugin has one entry: binary (a gRPC executable) or wasm (a module), not both'),
+    )
   } else if (kind !== undefined) {
     const runtime = entryRuntimes[kind]
     if (out.entry !== undefined) {
-      form.errors.push(at([kind], `names the plugin's entry as entry does: keep entry.${kind} or ${kind}, not both`))
+      form.errors.push(
+        at([kind], `names the plugin's entry as entry does: keep entry.${kind} or ${kind}, not both`),
+      )
     } else if (out.runtime !== undefined && out.runtime !== runtime) {
       form.errors.push(at([kind], `names a ${runtime} entry, but runtime is ${String(out.runtime)}`))
     } else {
       form.notes.push(
-        at([kind], `GoatKit's form, read as runtime: ${runtime} and entry: { ${kind}: ${String(out[kind])} }; write those instead`),
+        at(
+          [kind],
+          `GoatKit's form, read as runtime: ${runtime} and entry: { ${kind}: ${String(out[kind])} }; write those instead`,
+        ),
       )
       out.runtime = runtime
       out.entry = { [kind]: out[kind] }
@@ -71,7 +78,9 @@ export function fromGoatKitForm(
       const path = ['resources', 'permissions', i, 'access']
       const list = accessLists[perm.access]
       if (list === undefined) {
-        form.errors.push(at(path, 'must be a list of read and write (or, in GoatKit\'s form, read, write or readwrite)'))
+        form.errors.push(
+          at(path, "must be a list of read and write (or, in GoatKit's form, read, write or readwrite)"),
+        )
         return perm
       }
       form.notes.push(at(path, `GoatKit's form, read as access: [${list.join(', ')}]; write that instead`))

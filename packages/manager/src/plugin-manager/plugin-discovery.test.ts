@@ -41,7 +41,12 @@ describe('discoverPlugins', () => {
       'future',
       'name: future\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\nmin_host_version: ">=9"\n',
     )
-    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm, logger })
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger,
+    })
     expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['broken', 'manifest_invalid'],
       ['future', 'incompatible'],
@@ -59,7 +64,12 @@ describe('discoverPlugins', () => {
     await plugin('twin', manifest('twin:*'))
     await plugin('impostor', manifest('*'))
     await plugin('other', 'name: other\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n')
-    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm, logger })
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger,
+    })
     expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['impostor', 'already_exists'],
       ['other', 'ok'],
@@ -114,7 +124,10 @@ describe('discoverPlugins', () => {
       describeWasm: noWasm,
       logger: logs.logger,
     })
-    expect(found).toMatchObject({ ok: true, manifest: { runtime: 'grpc', entry: { binary: 'build/goatkit' } } })
+    expect(found).toMatchObject({
+      ok: true,
+      manifest: { runtime: 'grpc', entry: { binary: 'build/goatkit' } },
+    })
     expect(logs.entries.map((e) => [e.level, e.message.split(':')[0], e.fields?.line])).toEqual([
       ['warn', 'binary', 3],
       ['warn', 'resources.permissions[0].access', 6],
