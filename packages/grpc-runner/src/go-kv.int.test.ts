@@ -2,6 +2,7 @@ import type { HostCallHandler } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
+import { callPluginAs, observePlugin, plainApproaches } from './testing/impersonator.js'
 import {
   eventually,
   examplePlugin,
@@ -11,15 +12,17 @@ import {
   type TestPolicy,
 } from './testing/support.js'
 
-describe.each<{ transport: string; policy: TestPolicy }>([
-  { transport: 'AutoMTLS (the default)', policy: {} },
+describe.each<{ transport: string; autoMtls: boolean; policy: TestPolicy }>([
+  { transport: 'AutoMTLS (the default)', autoMtls: true, policy: {} },
+  { transport: 'peer secrets (AutoMTLS off)', autoMtls: false, policy: {} },
   {
     transport: 'no peer authentication (unauthenticated_transport)',
+    autoMtls: true,
     policy: { unauthenticated_transport: true },
   },
 ])(
   'createGrpcRunner with the go-kv example (Go SDK on go-plugin 1.0.1, unary calls), $transport',
-  ({ policy }) => {
+  ({ autoMtls, policy }) => {
     const host = recordingHost()
     // The host refuses one key, as a policy would: the refusal must reach go-kv as a Go error with its code.
     const handler: HostCallHandler = (method, args, context) =>
@@ -27,7 +30,7 @@ describe.each<{ transport: string; policy: TestPolicy }>([
         ? Promise.reject(new PluginError('permission_denied', 'kv:secret is not granted'))
         : host.handler(method, args, context)
     const logs = memoryLogger()
-    const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: logs.logger })
+    const runner = createGrpcRunner({ hostVersion: '0.1.0', autoMtls, logger: logs.logger })
     let plugin: GrpcPlugin
 
     beforeAll(async () => {
@@ -87,3 +90,28 @@ describe.each<{ transport: string; policy: TestPolicy }>([
     })
   },
 )
+
+describe('the go-kv example under peer secrets, called by a process without them', () => {
+  const host = recordingHost()
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', autoMtls: false, logger: memoryLogger().logger })
+  let plugin: GrpcPlugin
+
+  beforeAll(async () => {
+    const { manifest, dir, grant } = await examplePlugin('go-kv')
+    plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
+    await plugin.register()
+    await plugin.init({})
+  })
+  afterAll(() => runner.close())
+
+  it('refuses every call into the plugin that lacks the host’s secret, and still serves the host', async () => {
+    const { environ, pluginSocket } = observePlugin(plugin.pid as number)
+    expect(environ.CORRAL_PEER_SECRETS).toBe('stdin')
+    for (const approach of plainApproaches(environ)) {
+      for (const outcome of await callPluginAs(`unix:${pluginSocket}`, approach)) {
+        expect(outcome).toMatch(/UNAUTHENTICATED|peer secret/)
+      }
+    }
+    expect(await plugin.call('set', { key: 'a', value: 'one' })).toEqual({ ok: true })
+  })
+})

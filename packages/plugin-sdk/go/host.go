@@ -15,8 +15,9 @@ import (
 // Pass the function's ctx: the call's deadline bounds its host calls. A refusal is an *Error with
 // the host's code (CodePermissionDenied, CodeRateLimited, ...).
 type Host struct {
-	client hostv1.HostServiceClient
-	token  string
+	client  hostv1.HostServiceClient
+	token   string
+	secrets *peerSecrets
 }
 
 // Call calls the host API method (see docs/design.md, "Host API") with args, and decodes its
@@ -29,7 +30,8 @@ func (h *Host) Call(ctx context.Context, method string, args, result interface{}
 	if err != nil {
 		return Errorf(CodeInvalidArgument, "%s: the arguments are not JSON: %v", method, err)
 	}
-	response, err := h.client.Call(ctx, &hostv1.HostCallRequest{Method: method, ArgsJson: data, Token: h.token})
+	request := &hostv1.HostCallRequest{Method: method, ArgsJson: data, Token: h.token}
+	response, err := h.client.Call(h.secrets.outgoing(ctx), request)
 	if err != nil {
 		// The host answers a host call in its response; a status means the call did not get there or back.
 		code := CodeUnavailable

@@ -43,10 +43,21 @@ func Serve(p *Plugin) {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Name: p.Registration.Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
 	})
+	secrets, err := readPeerSecrets(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	server := goplugin.DefaultGRPCServer
+	if secrets != nil {
+		server = func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, secrets.serverOptions()...)...)
+		}
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         map[string]goplugin.Plugin{"corral": &grpcPlugin{plugin: p, logger: logger}},
-		GRPCServer:      goplugin.DefaultGRPCServer,
+		Plugins:         map[string]goplugin.Plugin{"corral": &grpcPlugin{plugin: p, logger: logger, secrets: secrets}},
+		GRPCServer:      server,
 		Logger:          logger,
 	})
 }
@@ -54,13 +65,16 @@ func Serve(p *Plugin) {
 // grpcPlugin is the go-plugin Plugin that serves PluginService (plugin side only).
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	plugin *Plugin
-	logger hclog.Logger
+	plugin  *Plugin
+	logger  hclog.Logger
+	secrets *peerSecrets
 }
 
 func (g *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
 	trustHostCertificate(broker)
-	pluginv1.RegisterPluginServiceServer(s, &pluginServer{plugin: g.plugin, broker: broker, logger: g.logger})
+	pluginv1.RegisterPluginServiceServer(s, &pluginServer{
+		plugin: g.plugin, broker: broker, logger: g.logger, secrets: g.secrets,
+	})
 	return nil
 }
 
@@ -91,9 +105,10 @@ func trustHostCertificate(broker *goplugin.GRPCBroker) {
 // pluginServer answers PluginService for one plugin.
 type pluginServer struct {
 	pluginv1.UnimplementedPluginServiceServer
-	plugin *Plugin
-	broker *goplugin.GRPCBroker
-	logger hclog.Logger
+	plugin  *Plugin
+	broker  *goplugin.GRPCBroker
+	logger  hclog.Logger
+	secrets *peerSecrets
 
 	mu        sync.Mutex
 	host      hostv1.HostServiceClient
@@ -124,7 +139,7 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 		init := &InitContext{
 			Plugin: req.Plugin,
 			Config: req.ConfigJson,
-			Host:   &Host{client: host, token: req.Token},
+			Host:   &Host{client: host, token: req.Token, secrets: s.secrets},
 			Log:    s.logger,
 		}
 		if err := s.plugin.Init(ctx, init); err != nil {
@@ -162,7 +177,7 @@ func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (int
 		Function: req.Function,
 		Args:     req.ArgsJson,
 		Token:    req.Token,
-		Host:     &Host{client: host, token: req.Token},
+		Host:     &Host{client: host, token: req.Token, secrets: s.secrets},
 		Log:      s.logger,
 	})
 }
