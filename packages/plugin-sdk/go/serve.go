@@ -111,6 +111,7 @@ type pluginServer struct {
 	secrets *peerSecrets
 
 	mu        sync.Mutex
+	conn      *grpc.ClientConn
 	host      hostv1.HostServiceClient
 	ready     bool
 	lastError *Error
@@ -132,9 +133,12 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 	}
 	host := hostv1.NewHostServiceClient(conn)
 	s.mu.Lock()
-	s.host = host
-	s.ready = false
+	previous := s.conn
+	s.conn, s.host, s.ready = conn, host, false
 	s.mu.Unlock()
+	if previous != nil {
+		previous.Close()
+	}
 	if s.plugin.Init != nil {
 		init := &InitContext{
 			Plugin: req.Plugin,
