@@ -157,8 +157,6 @@ describe('a chaos soak over the example plugins (real workers and processes)', (
         status: 'approved',
         grants: [{ type: 'cache', scope: ['kv:*'] }],
         rate_limits: { calls_per_second: 1e6 },
-        // Built with Debian's go-plugin 1.0.1, whose broker cannot dial the host over AutoMTLS.
-        unauthenticated_transport: true,
       }),
     ]
     // The runners' socket dirs and SQLite files go here, where nothing else writes, to be counted.

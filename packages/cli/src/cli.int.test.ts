@@ -74,6 +74,7 @@ describe.each([
   { template: 'wasm-as', answer: { message: 'Hello, Ada!' } },
   { template: 'grpc-ts', answer: { message: 'Hello, Ada!', count: 1 } },
   { template: 'wasm-c', answer: { message: 'Hello, Ada!' } },
+  { template: 'grpc-go', answer: { message: 'Hello, Ada!', count: 1 } },
 ])('corral new --template $template', ({ template, answer }) => {
   it('builds a plugin that answers calls, fails with its own code, and passes its own test', async () => {
     const dir = await scaffold(template)
@@ -195,6 +196,26 @@ describe('corral validate', () => {
     expect(run.stderr).toMatch(/\d+:\d+ config\.greeting: must NOT have fewer than 1 characters/)
     expect(run.stderr).toMatch(/\d+:\d+ config\.colour: must NOT have additional properties/)
     expect(run.stdout).toContain('- registration: not checked, build/plugin.wasm is not built yet')
+  })
+
+  it('reads a manifest in GoatKit’s form, printing a note on each such field’s line', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    const manifest = path.join(work, 'demo', 'plugin.yaml')
+    const corralForm = await readFile(manifest, 'utf8')
+    const goatKitForm = corralForm.replace('runtime: wasm\n', '').replace('entry:\n  wasm:', 'wasm:')
+    expect(goatKitForm).not.toBe(corralForm)
+    await writeFile(manifest, goatKitForm)
+    const run = await corral(work, 'validate', 'demo')
+    expect(run.status, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(
+      /! 7:1 wasm: GoatKit's form, read as runtime: wasm and entry: \{ wasm: build\/plugin\.wasm \}/,
+    )
+    expect(run.stdout).toContain('✓ manifest')
+
+    await writeFile(manifest, `${corralForm}binary: build/demo\n`)
+    const ambiguous = await corral(work, 'validate', 'demo')
+    expect(ambiguous.status).toBe(1)
+    expect(ambiguous.stderr).toMatch(/\d+:1 binary: names the plugin's entry as entry does/)
   })
 
   it('checks the built registration against the manifest', async () => {

@@ -19,8 +19,8 @@ export function sdkModulesDir(): string {
 }
 
 /**
- * A file of the CLI's own `@corral/plugin-sdk`, by its path in the package (`c/corral.h`): what
- * `corral new` copies into a plugin whose build needs it beside its sources.
+ * A file of the CLI's own `@corral/plugin-sdk`, by its path in the package: `c/corral.h`, which
+ * `corral new` copies into a C plugin, or `go/build-plugin.sh`, which `corral build` runs on a Go one.
  */
 export function sdkFile(relative: string): string {
   return path.join(sdkModulesDir(), '@corral', 'plugin-sdk', relative)

@@ -62,8 +62,11 @@ function suggestKey(key: string, known: readonly string[]): string | undefined {
   return distance(key, best) <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined
 }
 
-/** Where a field is in the YAML source: the node at `path`, or its nearest ancestor that exists. */
-function positionOf(
+/**
+ * Where a field is in the YAML source: the node at `path` (its key with `keyNode`), or its nearest
+ * ancestor that exists.
+ */
+export function positionOf(
   doc: Document,
   lines: LineCounter,
   path: readonly PathKey[],

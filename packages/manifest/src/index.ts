@@ -1,6 +1,12 @@
 export { checkHostVersion } from './host-version.js'
-export type { LoadedManifest, ParseManifestOptions } from './parse-manifest.js'
-export { checkManifestPaths, loadManifest, maxManifestBytes, parseManifest } from './parse-manifest.js'
+export type { LoadedManifest, ParsedManifest, ParseManifestOptions } from './parse-manifest.js'
+export {
+  checkManifestPaths,
+  loadManifest,
+  maxManifestBytes,
+  parseManifest,
+  parseManifestWithNotes,
+} from './parse-manifest.js'
 export { parsePolicy } from './parse-policy.js'
 export { parseRegistration, registrationFromManifest } from './parse-registration.js'
 export { defaultLimits, defaultPolicy, defaultRateLimits, effectiveGrant } from './policy.js'

@@ -4,6 +4,7 @@ import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { LineCounter, parseDocument } from 'yaml'
 import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
+import { fromGoatKitForm } from './goatkit-form.js'
 import { isInsideFolder } from './inside-folder.js'
 import { manifestSchema } from './schema.js'
 
@@ -23,6 +24,17 @@ function invalid(fields: FieldError[], source: string | undefined): PluginError 
   return new PluginError('manifest_invalid', `${where} has ${count}:\n${list}`, { fields })
 }
 
+/** A parsed manifest, with the notes on how it was written. */
+export interface ParsedManifest {
+  manifest: Manifest
+  /**
+   * Fields written in another platform's form that were read as Corral's (GoatKit's top-level
+   * `binary:`/`wasm:`, an `access` string), each with its line and what to write instead: warnings
+   * to show (`corral validate` prints them, the manager logs them), never failures.
+   */
+  notes: FieldError[]
+}
+
 /**
  * Parses and validates the text of a `plugin.yaml` (JSON is YAML too). Fails with one
  * `PluginError('manifest_invalid')` whose `fields` list every problem with its line and column.
@@ -31,6 +43,17 @@ function invalid(fields: FieldError[], source: string | undefined): PluginError 
  * const manifest = parseManifest(await readFile('plugin.yaml', 'utf8'))
  */
 export function parseManifest(text: string, options: ParseManifestOptions = {}): Manifest {
+  return parseManifestWithNotes(text, options).manifest
+}
+
+/**
+ * {@link parseManifest}, with the notes on fields written in GoatKit's form (see {@link ParsedManifest}).
+ *
+ * @example
+ * const { manifest, notes } = parseManifestWithNotes('name: kv\nversion: 1.0.0\nbinary: kv\n')
+ * // notes[0]: { field: 'binary', line: 3, message: "GoatKit's form, read as runtime: grpc and …" }
+ */
+export function parseManifestWithNotes(text: string, options: ParseManifestOptions = {}): ParsedManifest {
   if (typeof text !== 'string') {
     throw new PluginError('manifest_invalid', 'a manifest must be text', {
       fields: [{ field: '(root)', message: 'must be text' }],
@@ -80,10 +103,12 @@ export function parseManifest(text: string, options: ParseManifestOptions = {}):
       options.source,
     )
   }
-  const result = manifestSchema.safeParse(value)
+  const form = fromGoatKitForm(value as Record<string, unknown>, { doc, lines })
+  if (form.errors.length > 0) throw invalid(form.errors, options.source)
+  const result = manifestSchema.safeParse(form.value)
   if (!result.success)
     throw invalid(fieldErrorsFromIssues(result.error.issues, manifestSchema, { doc, lines }), options.source)
-  return result.data
+  return { manifest: result.data, notes: form.notes }
 }
 
 /** The paths of a manifest that must resolve inside the plugin's folder, with their field paths. */
@@ -142,6 +167,8 @@ export interface LoadedManifest {
   dir: string
   /** The manifest file. */
   file: string
+  /** Fields written in GoatKit's form (see {@link ParsedManifest}). */
+  notes: FieldError[]
 }
 
 /**
@@ -159,8 +186,8 @@ export async function loadManifest(fileOrDir: string): Promise<LoadedManifest> {
   } catch (cause) {
     throw new PluginError('not_found', `cannot read manifest ${file}: ${(cause as Error).message}`, { cause })
   }
-  const manifest = parseManifest(text, { source: file })
+  const { manifest, notes } = parseManifestWithNotes(text, { source: file })
   const dir = path.dirname(file)
   await checkManifestPaths(manifest, dir, file)
-  return { manifest, dir, file }
+  return { manifest, dir, file, notes }
 }

@@ -7,7 +7,7 @@ import { PluginError } from '@corral/types'
 import { main as asc } from 'assemblyscript/asc'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { withProgress } from '../output.js'
-import { sdkModulesDir } from '../toolchain.js'
+import { sdkFile, sdkModulesDir } from '../toolchain.js'
 
 /** Runs a shell command in the plugin's folder, its `node_modules/.bin` first on the PATH; output to stderr. */
 function run(command: string, dir: string): Promise<void> {
@@ -27,6 +27,11 @@ function run(command: string, dir: string): Promise<void> {
         : reject(new PluginError('load_failed', `\`${command}\` failed (${signal ?? `exit code ${code}`})`)),
     )
   })
+}
+
+/** `text` as one word of a shell command. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`
 }
 
 async function buildScript(dir: string): Promise<string | undefined> {
@@ -51,8 +56,9 @@ interface BuildStep {
 
 /**
  * How a plugin folder is built: its `package.json` build script, or else the build its files name —
- * `asconfig.json` (AssemblyScript), `build.sh` (C, Go), a TypeScript gRPC plugin's `src/main.ts`
- * (bundled with its dependencies into its `entry.node`).
+ * `asconfig.json` (AssemblyScript), `build.sh` (C, Go), a Go plugin's `main.go` (built with the Go
+ * SDK into its `entry.binary`), a TypeScript gRPC plugin's `src/main.ts` (bundled with its
+ * dependencies into its `entry.node`).
  */
 export async function buildStep(dir: string): Promise<BuildStep | undefined> {
   const script = await buildScript(dir)
@@ -63,6 +69,13 @@ export async function buildStep(dir: string): Promise<BuildStep | undefined> {
   if (existsSync(path.join(dir, 'build.sh')))
     return { what: 'sh build.sh', run: () => run('sh build.sh', dir) }
   const { manifest } = await loadManifest(dir)
+  if ('binary' in manifest.entry && existsSync(path.join(dir, 'main.go'))) {
+    const output = manifest.entry.binary
+    return {
+      what: `go build → ${output}`,
+      run: () => run(`sh ${shellQuote(sdkFile('go/build-plugin.sh'))} . ${shellQuote(output)}`, dir),
+    }
+  }
   const source = path.join(dir, 'src', 'main.ts')
   if ('node' in manifest.entry && existsSync(source)) {
     const outfile = path.join(dir, manifest.entry.node)
@@ -81,7 +94,7 @@ export async function buildCommand(dir: string): Promise<void> {
   if (step === undefined) {
     throw new PluginError(
       'not_found',
-      `${folder}: nothing to build (no build script in package.json, no asconfig.json, build.sh or src/main.ts)`,
+      `${folder}: nothing to build (no build script in package.json, no asconfig.json, build.sh, main.go or src/main.ts)`,
     )
   }
   await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)

@@ -8,7 +8,7 @@ import { colors } from '../output.js'
 import { sdkFile } from '../toolchain.js'
 
 /** The templates `corral new` knows, each a folder of `templates/` in this package. */
-export const templateNames = ['wasm-as', 'grpc-ts', 'wasm-c', 'extism'] as const
+export const templateNames = ['wasm-as', 'grpc-ts', 'wasm-c', 'grpc-go', 'extism'] as const
 export type TemplateName = (typeof templateNames)[number]
 
 const templatesDir = fileURLToPath(new URL('../templates/', import.meta.url))

@@ -87,7 +87,8 @@ async function checkRegistration(manifest: Manifest, dir: string): Promise<Check
 /**
  * `corral validate [dir]`: the manifest, the config against its schema (defaults included) and, once
  * built, the plugin's registration against the manifest. Every problem is printed at once, with its
- * line where it has one; any problem fails the command.
+ * line where it has one; any problem fails the command. Fields written in GoatKit's form are printed
+ * as notes (with what to write instead), which fail nothing.
  */
 export async function validateCommand(dir: string): Promise<void> {
   const folder = path.resolve(dir)
@@ -98,7 +99,11 @@ export async function validateCommand(dir: string): Promise<void> {
   } catch (error) {
     return report(file, [{ what: 'manifest', fields: fieldsOf(error) }])
   }
-  const { manifest } = loaded
+  const { manifest, notes } = loaded
+  for (const note of notes) {
+    const where = note.line === undefined ? '' : `${note.line}:${note.column ?? 1} `
+    process.stdout.write(`${colors.yellow('!')} ${where}${note.field}: ${note.message}\n`)
+  }
   const config: CheckResult = { what: 'config', fields: [] }
   try {
     validateConfig(manifest)

@@ -26,7 +26,7 @@ export function observePlugin(pid: number) {
   ) as Record<string, string>
   const dir = environ.PLUGIN_UNIX_SOCKET_DIR as string
   const sockets = readdirSync(dir).map((name) => join(dir, name))
-  const pluginSocket = sockets.find((path) => /\/plugin\d+-/.test(path))
+  const pluginSocket = sockets.find((path) => /\/plugin\d+(-|$)/.test(path))
   const brokerSocket = sockets.find((path) => /\/broker-/.test(path))
   if (pluginSocket === undefined || brokerSocket === undefined) {
     throw new Error(`no plugin and broker socket in ${dir}: ${sockets.join(', ')}`)

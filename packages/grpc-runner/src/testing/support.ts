@@ -46,12 +46,6 @@ export async function examplePlugin(
 }
 
 /**
- * The go-kv example's policy: built with go-plugin 1.0.1, whose broker cannot dial the host with
- * AutoMTLS (fixed in go-plugin 1.4.4), and which cannot send a peer secret.
- */
-export const goKvPolicy: TestPolicy = { unauthenticated_transport: true }
-
-/**
  * The policy of a fixture written on bare grpc-js (`unary-plugin.mjs`, `token-forger.mjs`): like a
  * plugin on an old go-plugin, it speaks neither AutoMTLS nor peer secrets.
  */

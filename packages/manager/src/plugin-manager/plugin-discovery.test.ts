@@ -2,12 +2,20 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseManifest } from '@corral/manifest'
-import { PluginError } from '@corral/types'
+import { type Logger, PluginError } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { discoverPlugins, pluginNameKey } from './plugin-discovery.js'
 
 /** Bare `.wasm` files are described by the manager's WASM runner; these tests have none. */
 const noWasm = () => Promise.reject(new PluginError('internal', 'no bare .wasm expected here'))
+
+/** A logger that keeps what it is given. */
+function memoryLogger() {
+  const entries: Array<{ level: string; message: string; fields?: Record<string, unknown> }> = []
+  const logger: Logger = { log: (level, message, fields) => entries.push({ level, message, fields }) }
+  return { logger, entries }
+}
+const { logger } = memoryLogger()
 
 describe('discoverPlugins', () => {
   let dir: string
@@ -33,7 +41,12 @@ describe('discoverPlugins', () => {
       'future',
       'name: future\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\nmin_host_version: ">=9"\n',
     )
-    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm })
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger,
+    })
     expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['broken', 'manifest_invalid'],
       ['future', 'incompatible'],
@@ -51,7 +64,12 @@ describe('discoverPlugins', () => {
     await plugin('twin', manifest('twin:*'))
     await plugin('impostor', manifest('*'))
     await plugin('other', 'name: other\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n')
-    const found = await discoverPlugins({ pluginsDir: dir, hostVersion: '0.1.0', describeWasm: noWasm })
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger,
+    })
     expect(found.map((p) => [path.basename(p.path), p.ok ? 'ok' : p.error.code])).toEqual([
       ['impostor', 'already_exists'],
       ['other', 'ok'],
@@ -82,6 +100,7 @@ describe('discoverPlugins', () => {
         sources: [{ path: elsewhere }, { path: path.join(dir, 'solo.wasm') }],
         hostVersion: '0.1.0',
         describeWasm,
+        logger,
       })
       expect(found.map((p) => (p.ok ? [p.manifest.name, p.dir] : [p.name, p.error.code]))).toEqual([
         ['opaque', 'load_failed'],
@@ -91,6 +110,29 @@ describe('discoverPlugins', () => {
     } finally {
       await rm(elsewhere, { recursive: true, force: true })
     }
+  })
+
+  it('loads a manifest in GoatKit’s form, logging each note with its field and line', async () => {
+    await plugin(
+      'goatkit',
+      'name: goatkit\nversion: 1.0.0\nbinary: build/goatkit\nresources:\n  permissions:\n    - {type: cache, access: readwrite, scope: ["*"]}\n',
+    )
+    const logs = memoryLogger()
+    const [found] = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger: logs.logger,
+    })
+    expect(found).toMatchObject({
+      ok: true,
+      manifest: { runtime: 'grpc', entry: { binary: 'build/goatkit' } },
+    })
+    expect(logs.entries.map((e) => [e.level, e.message.split(':')[0], e.fields?.line])).toEqual([
+      ['warn', 'binary', 3],
+      ['warn', 'resources.permissions[0].access', 6],
+    ])
+    expect(logs.entries[0]?.fields).toMatchObject({ plugin: 'goatkit' })
   })
 
   it('keys names by their folded form, so names differing only in case or Unicode form collide', () => {

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { checkHostVersion, loadManifest } from '@corral/manifest'
-import type { Manifest } from '@corral/types'
+import type { Logger, Manifest } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { describeExtismFolder, hasExtismManifest } from './self-described-sources.js'
 
@@ -22,6 +22,8 @@ export interface DiscoveryOptions {
   sources?: readonly { path: string }[]
   hostVersion: string
   describeWasm: WasmDescriber
+  /** Where the notes on manifests written in GoatKit's form go, as warnings. */
+  logger: Logger
 }
 
 /**
@@ -41,20 +43,29 @@ export function isBareWasm(source: string): boolean {
 /**
  * Reads one plugin source: a folder's `plugin.yaml` (or, without one, its Extism `manifest.json`),
  * or a bare `.wasm` file's own description, checked against this host's version. Never throws: a
- * bad source is reported.
+ * bad source is reported. A `plugin.yaml` written in GoatKit's form loads, each of its notes logged
+ * as a warning.
  */
 export async function readPluginSource(
   source: string,
   hostVersion: string,
   describeWasm: WasmDescriber,
+  logger: Logger,
 ): Promise<DiscoveredPlugin> {
   const resolved = path.resolve(source)
   try {
-    const { manifest, dir } = isBareWasm(resolved)
-      ? { manifest: await describeWasm(resolved), dir: path.dirname(resolved) }
+    const { manifest, dir, notes } = isBareWasm(resolved)
+      ? { manifest: await describeWasm(resolved), dir: path.dirname(resolved), notes: [] }
       : (await hasExtismManifest(resolved))
-        ? { manifest: await describeExtismFolder(resolved), dir: resolved }
+        ? { manifest: await describeExtismFolder(resolved), dir: resolved, notes: [] }
         : await loadManifest(resolved)
+    for (const note of notes) {
+      logger.log('warn', `${note.field}: ${note.message}`, {
+        plugin: manifest.name,
+        manifest: path.join(dir, 'plugin.yaml'),
+        ...(note.line === undefined ? {} : { line: note.line }),
+      })
+    }
     checkHostVersion(manifest, hostVersion)
     return { path: resolved, ok: true, manifest, dir }
   } catch (error) {
@@ -81,7 +92,9 @@ export async function discoverPlugins(options: DiscoveryOptions): Promise<Discov
   ]
   const unique = [...new Set(paths)].sort()
   const found = await Promise.all(
-    unique.map((source) => readPluginSource(source, options.hostVersion, options.describeWasm)),
+    unique.map((source) =>
+      readPluginSource(source, options.hostVersion, options.describeWasm, options.logger),
+    ),
   )
   return refuseDuplicateNames(found)
 }

@@ -364,6 +364,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       sources: options.sources,
       hostVersion,
       describeWasm,
+      logger,
     })
     const toLoad: Array<[ManagedPlugin, DiscoveredPlugin & { ok: true }]> = []
     for (const entry of found) {
@@ -420,7 +421,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     },
     async load(source) {
       refuseWhenClosed()
-      const found = await readPluginSource(source, hostVersion, describeWasm)
+      const found = await readPluginSource(source, hostVersion, describeWasm, logger)
       if (!found.ok) throw found.error
       const name = found.manifest.name
       const existing = records.get(name)

@@ -121,7 +121,7 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
 
   /** Reads the plugin's source again; a failure, or a source that now names another plugin, throws. */
   async function reread(record: ManagedPlugin): Promise<DiscoveredPlugin & { ok: true }> {
-    const found = await readPluginSource(record.path, hostVersion, describeWasm)
+    const found = await readPluginSource(record.path, hostVersion, describeWasm, logger)
     if (!found.ok) throw found.error
     if (found.manifest.name !== record.name) {
       throw new PluginError(

@@ -1,0 +1,25 @@
+// Runs the built plugin through `corral call`: `corral` on the PATH, or the CLI script named by CORRAL_CLI.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const dir = fileURLToPath(new URL('..', import.meta.url))
+const corral = (...args) => {
+  const [command, prefix] = process.env.CORRAL_CLI
+    ? [process.execPath, [process.env.CORRAL_CLI]]
+    : ['corral', []]
+  return spawnSync(command, [...prefix, ...args], { cwd: dir, encoding: 'utf8' })
+}
+
+test('greet answers with the greeting', () => {
+  const { status, stdout } = corral('call', '.', 'greet', '--args', '{"name":"Ada"}')
+  assert.equal(status, 0)
+  assert.deepEqual(JSON.parse(stdout), { message: 'Hello, Ada!', count: 1 })
+})
+
+test('greet without a name fails with its own code', () => {
+  const { status, stderr } = corral('call', '.', 'greet', '--args', '{}')
+  assert.equal(status, 1)
+  assert.match(stderr, /missing_name/)
+})

@@ -1,0 +1,230 @@
+package corral
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+	"unsafe"
+
+	hostv1 "corral.dev/corral/internal/hostv1"
+	pluginv1 "corral.dev/corral/internal/pluginv1"
+	hclog "github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Handshake is Corral's go-plugin handshake; the host checks the same values.
+var Handshake = goplugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "CORRAL_PLUGIN",
+	MagicCookieValue: "b6c1d0a4-corral-plugin",
+}
+
+// Serve runs p as a go-plugin gRPC plugin with Corral's handshake until the host stops it: it
+// answers Register, Init, Call (unary: each call is its own RPC), Health and Shutdown, and reaches
+// the host API over go-plugin's broker. Run by hand (without the host's magic cookie) it prints
+// go-plugin's message and exits 1.
+//
+//	func main() {
+//		corral.Serve(&corral.Plugin{
+//			Registration: corral.Registration{Name: "hello", Version: "0.1.0"},
+//			Functions:    map[string]corral.Function{"greet": greet},
+//		})
+//	}
+func Serve(p *Plugin) {
+	// Made before go-plugin takes over os.Stderr: hclog JSON lines that the host reads as the plugin's.
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name: p.Registration.Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
+	})
+	secrets, err := readPeerSecrets(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	server := goplugin.DefaultGRPCServer
+	if secrets != nil {
+		server = func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, secrets.serverOptions()...)...)
+		}
+	}
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         map[string]goplugin.Plugin{"corral": &grpcPlugin{plugin: p, logger: logger, secrets: secrets}},
+		GRPCServer:      server,
+		Logger:          logger,
+	})
+}
+
+// grpcPlugin is the go-plugin Plugin that serves PluginService (plugin side only).
+type grpcPlugin struct {
+	goplugin.NetRPCUnsupportedPlugin
+	plugin  *Plugin
+	logger  hclog.Logger
+	secrets *peerSecrets
+}
+
+func (g *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
+	trustHostCertificate(broker)
+	pluginv1.RegisterPluginServiceServer(s, &pluginServer{
+		plugin: g.plugin, broker: broker, logger: g.logger, secrets: g.secrets,
+	})
+	return nil
+}
+
+func (g *grpcPlugin) GRPCClient(context.Context, *goplugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
+	return nil, fmt.Errorf("a Corral plugin serves PluginService; it is no client of it")
+}
+
+// trustHostCertificate lets go-plugin's broker dial the host under AutoMTLS. Before go-plugin
+// 1.4.4 (hashicorp/go-plugin#109, Debian ships 1.0.1) the broker dials with the plugin server's
+// TLS config, which trusts the host's certificate as a client but not as a server, so every host
+// call would fail its TLS handshake. That config is a private field of the broker, reached by
+// reflection; a go-plugin that already sets RootCAs, or runs without TLS, is left as it is. The
+// server's own credentials were copied from the config before, so only the broker's dials change.
+func trustHostCertificate(broker *goplugin.GRPCBroker) {
+	field := reflect.ValueOf(broker).Elem().FieldByName("tls")
+	if !field.IsValid() || field.Type() != reflect.TypeOf((*tls.Config)(nil)) {
+		return
+	}
+	config := *(**tls.Config)(unsafe.Pointer(field.UnsafeAddr()))
+	if config == nil || config.RootCAs != nil {
+		return
+	}
+	config.RootCAs = config.ClientCAs
+	// The host's AutoMTLS certificate names localhost; go-plugin dials the address "unused".
+	config.ServerName = "localhost"
+}
+
+// pluginServer answers PluginService for one plugin.
+type pluginServer struct {
+	pluginv1.UnimplementedPluginServiceServer
+	plugin  *Plugin
+	broker  *goplugin.GRPCBroker
+	logger  hclog.Logger
+	secrets *peerSecrets
+
+	mu        sync.Mutex
+	conn      *grpc.ClientConn
+	host      hostv1.HostServiceClient
+	ready     bool
+	lastError *Error
+}
+
+func (s *pluginServer) Register(context.Context, *pluginv1.RegisterRequest) (*pluginv1.RegisterResponse, error) {
+	data, err := json.Marshal(s.plugin.Registration)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "the registration is not JSON: %v", err)
+	}
+	return &pluginv1.RegisterResponse{RegistrationJson: data}, nil
+}
+
+func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pluginv1.InitResponse, error) {
+	// A host that reattaches inits again with a new broker id: the old connection goes.
+	conn, err := s.broker.Dial(req.HostBrokerId)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "dial the host service: %v", err)
+	}
+	host := hostv1.NewHostServiceClient(conn)
+	s.mu.Lock()
+	previous := s.conn
+	s.conn, s.host, s.ready = conn, host, false
+	s.mu.Unlock()
+	if previous != nil {
+		previous.Close()
+	}
+	if s.plugin.Init != nil {
+		init := &InitContext{
+			Plugin: req.Plugin,
+			Config: req.ConfigJson,
+			Host:   &Host{client: host, token: req.Token, secrets: s.secrets},
+			Log:    s.logger,
+		}
+		if err := s.plugin.Init(ctx, init); err != nil {
+			return nil, rpcError(ctx, s.fail(err))
+		}
+	}
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
+	return &pluginv1.InitResponse{}, nil
+}
+
+func (s *pluginServer) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.CallResult, error) {
+	result, err := s.call(ctx, req)
+	if err == nil {
+		var data []byte
+		if data, err = json.Marshal(result); err == nil {
+			return &pluginv1.CallResult{ResultJson: data}, nil
+		}
+		err = Errorf(CodePluginError, "%s returned a result that is not JSON: %v", req.Function, err)
+	}
+	data, _ := json.Marshal(s.fail(err))
+	return &pluginv1.CallResult{ErrorJson: data}, nil
+}
+
+func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (interface{}, error) {
+	fn, ok := s.plugin.Functions[req.Function]
+	if !ok {
+		return nil, Errorf(CodeUnimplemented, "no function %q", req.Function)
+	}
+	s.mu.Lock()
+	host := s.host
+	s.mu.Unlock()
+	return fn(ctx, &Call{
+		Function: req.Function,
+		Args:     req.ArgsJson,
+		Token:    req.Token,
+		Host:     &Host{client: host, token: req.Token, secrets: s.secrets},
+		Log:      s.logger,
+	})
+}
+
+// fail records err as the last failure (what Health reports) and returns it as it goes to the host.
+func (s *pluginServer) fail(err error) *Error {
+	failure := wireError(err, s.plugin.Registration.Name)
+	s.mu.Lock()
+	s.lastError = failure
+	s.mu.Unlock()
+	return failure
+}
+
+func (s *pluginServer) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {
+	s.mu.Lock()
+	ready, lastError := s.ready, s.lastError
+	s.mu.Unlock()
+	response := &pluginv1.HealthResponse{Ready: ready}
+	if !ready {
+		response.Message = "not initialized"
+	} else if s.plugin.Health != nil {
+		if err := s.plugin.Health(ctx); err != nil {
+			response.Ready = false
+			response.Message = err.Error()
+		}
+	}
+	if lastError != nil {
+		response.LastErrorJson, _ = json.Marshal(lastError)
+	}
+	return response, nil
+}
+
+func (s *pluginServer) Shutdown(ctx context.Context, req *pluginv1.ShutdownRequest) (*pluginv1.ShutdownResponse, error) {
+	if s.plugin.Shutdown == nil {
+		return &pluginv1.ShutdownResponse{}, nil
+	}
+	if req.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	if err := s.plugin.Shutdown(ctx); err != nil {
+		return nil, rpcError(ctx, s.fail(err))
+	}
+	return &pluginv1.ShutdownResponse{}, nil
+}
