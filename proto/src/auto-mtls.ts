@@ -1,7 +1,19 @@
 import { generateKeyPair, randomBytes, sign, X509Certificate } from 'node:crypto'
 import { promisify } from 'node:util'
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js'
-import type * as Asn1js from 'asn1js'
+import {
+  bitString,
+  booleanTrue,
+  explicit,
+  implicit,
+  integer,
+  objectIdentifier,
+  octetString,
+  sequence,
+  set,
+  utcTime,
+  utf8String,
+} from './der.js'
 
 /** A certificate and its private key, PEM. */
 export interface CertificatePair {
@@ -30,95 +42,50 @@ const serialRandomBytes = 15
  * AutoMTLS makes them: each side pins the other's certificate as its only trusted root. The key is
  * ECDSA P-256 (go-plugin's own AutoMTLS uses elliptic curves too), made in well under a millisecond
  * where an RSA-2048 key costs tens to hundreds, on both sides of every plugin start. Node makes the
- * key and the signature; asn1js encodes the certificate (RFC 5280) around them.
+ * key and the signature; the certificate around them (RFC 5280) is encoded in `der.ts`.
  */
 export async function generateCertificate(): Promise<CertificatePair> {
-  // asn1js is loaded with the first certificate (the module cache keeps it): a plugin process that
-  // never makes one (no AutoMTLS) does not pay for it at start. (pkijs, built on it, costs a start
-  // three times as much to load.)
-  const [a, { publicKey, privateKey }] = await Promise.all([
-    import('asn1js'),
-    generateEcKeyPair('ec', { namedCurve: 'P-256' }),
-  ])
-  const oid = (value: string) => new a.ObjectIdentifier({ value })
-  const explicit = (tagNumber: number, inner: Asn1js.BaseBlock) =>
-    new a.Constructed({ idBlock: { tagClass: 3, tagNumber }, value: [inner] })
-  const der = (block: Asn1js.BaseBlock) => new Uint8Array(block.toBER(false))
-  const extension = (id: string, critical: boolean, value: Asn1js.BaseBlock) =>
-    new a.Sequence({
-      value: [
-        oid(id),
-        ...(critical ? [new a.Boolean({ value: true })] : []),
-        new a.OctetString({ valueHex: der(value) }),
-      ],
-    })
-  const name = new a.Sequence({
-    value: [
+  const { publicKey, privateKey } = await generateEcKeyPair('ec', { namedCurve: 'P-256' })
+  const name = sequence(
+    ...[
       ['2.5.4.3', 'localhost'], // commonName
       ['2.5.4.10', 'Corral'], // organizationName
-    ].map(
-      ([type, value]) =>
-        new a.Set({ value: [new a.Sequence({ value: [oid(type as string), new a.Utf8String({ value })] })] }),
-    ),
-  })
-  const ecdsaWithSha256 = new a.Sequence({ value: [oid('1.2.840.10045.4.3.2')] })
-  const spki = a.fromBER(publicKey.export({ type: 'spki', format: 'der' })).result
+    ].map(([type, value]) => set(sequence(objectIdentifier(type as string), utf8String(value as string)))),
+  )
+  const ecdsaWithSha256 = sequence(objectIdentifier('1.2.840.10045.4.3.2'))
+  const extension = (id: string, critical: boolean, value: Uint8Array) =>
+    sequence(objectIdentifier(id), ...(critical ? [booleanTrue] : []), octetString(value))
   const now = Date.now()
-  const tbs = new a.Sequence({
-    value: [
-      explicit(0, new a.Integer({ value: 2 })), // v3
-      // A positive serial: the first byte's high bit clear.
-      new a.Integer({ valueHex: Buffer.from(`01${randomBytes(serialRandomBytes).toString('hex')}`, 'hex') }),
-      ecdsaWithSha256,
-      name,
-      new a.Sequence({
-        value: [
-          new a.UTCTime({ valueDate: new Date(now - clockSkewMs) }),
-          new a.UTCTime({ valueDate: new Date(now + validityMs) }),
-        ],
-      }),
-      name,
-      spki,
-      explicit(
-        3,
-        new a.Sequence({
-          value: [
-            // basicConstraints: a CA, as each side's certificate is the other's only root.
-            extension('2.5.29.19', true, new a.Sequence({ value: [new a.Boolean({ value: true })] })),
-            // keyUsage: digitalSignature (bit 0) and keyCertSign (bit 5), two bits unused.
-            extension(
-              '2.5.29.15',
-              true,
-              new a.BitString({ valueHex: new Uint8Array([0b1000_0100]), unusedBits: 2 }),
-            ),
-            // extKeyUsage: serverAuth, clientAuth.
-            extension(
-              '2.5.29.37',
-              false,
-              new a.Sequence({ value: [oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2')] }),
-            ),
-            // subjectAltName: dNSName localhost ([2] IMPLICIT IA5String).
-            extension(
-              '2.5.29.17',
-              false,
-              new a.Sequence({
-                value: [
-                  new a.Primitive({
-                    idBlock: { tagClass: 3, tagNumber: 2 },
-                    valueHex: Buffer.from('localhost'),
-                  }),
-                ],
-              }),
-            ),
-          ],
-        }),
+  const tbs = sequence(
+    explicit(0, integer(Uint8Array.of(2))), // v3
+    // A positive serial: the first byte's high bit clear.
+    integer(Buffer.concat([Uint8Array.of(1), randomBytes(serialRandomBytes)])),
+    ecdsaWithSha256,
+    name,
+    sequence(utcTime(new Date(now - clockSkewMs)), utcTime(new Date(now + validityMs))),
+    name,
+    publicKey.export({ type: 'spki', format: 'der' }),
+    explicit(
+      3,
+      sequence(
+        // basicConstraints: a CA, as each side's certificate is the other's only root.
+        extension('2.5.29.19', true, sequence(booleanTrue)),
+        // keyUsage: digitalSignature (bit 0) and keyCertSign (bit 5), two bits unused.
+        extension('2.5.29.15', true, bitString(Uint8Array.of(0b1000_0100), 2)),
+        // extKeyUsage: serverAuth, clientAuth.
+        extension(
+          '2.5.29.37',
+          false,
+          sequence(objectIdentifier('1.3.6.1.5.5.7.3.1'), objectIdentifier('1.3.6.1.5.5.7.3.2')),
+        ),
+        // subjectAltName: dNSName (context tag 2) localhost.
+        extension('2.5.29.17', false, sequence(implicit(2, Buffer.from('localhost', 'ascii')))),
       ),
-    ],
-  })
-  const signature = sign('sha256', der(tbs), { key: privateKey, dsaEncoding: 'der' })
-  const cert = new a.Sequence({ value: [tbs, ecdsaWithSha256, new a.BitString({ valueHex: signature })] })
+    ),
+  )
+  const signature = sign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' })
   return {
-    certPem: new X509Certificate(Buffer.from(der(cert))).toString(),
+    certPem: new X509Certificate(sequence(tbs, ecdsaWithSha256, bitString(signature))).toString(),
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
   }
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -23,6 +23,14 @@ const helloGrpc = join(examplesDir, 'hello-grpc/dist/main.js')
 const goKv = join(examplesDir, 'go-kv/build/go-kv')
 const logs = memoryLogger()
 
+/** A process's environment, as Linux shows it. */
+function environment(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean)
+  return Object.fromEntries(
+    entries.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+  )
+}
+
 describe('AutoMTLS', () => {
   const runner = createGrpcRunner({ autoMtls: true, logger: logs.logger })
   afterAll(() => runner.close())
@@ -35,6 +43,39 @@ describe('AutoMTLS', () => {
     await plugin.init({})
     expect(await plugin.call('greet', { name: 'TLS' })).toEqual({ text: 'Hello, TLS!', count: 1 })
     expect(host.calls.map((c) => c.method)).toEqual(['db.exec', 'cache.get', 'cache.set'])
+  })
+
+  it('presents one host certificate to every plugin it starts', async () => {
+    const { manifest, dir, grant } = await examplePlugin('hello-grpc')
+    const plugins = [
+      await runner.load({ manifest, dir, grant, hostApi: recordingHost().handler }),
+      await runner.load({ manifest, dir, grant, hostApi: recordingHost().handler }),
+    ]
+    try {
+      const [first, second] = plugins.map((plugin) => environment(plugin.pid as number).PLUGIN_CLIENT_CERT)
+      expect(first).toContain('BEGIN CERTIFICATE')
+      expect(second).toBe(first)
+      for (const plugin of plugins) await plugin.register()
+    } finally {
+      await Promise.all(plugins.map((plugin) => plugin.shutdown()))
+    }
+  })
+
+  it('presents the host certificate it is given', async () => {
+    const hostCertificate = await generateCertificate()
+    const client = await startGoPlugin({
+      command: goKv,
+      handshake: corralHandshake,
+      autoMtls: true,
+      hostCertificate,
+      logger: logs.logger,
+    })
+    try {
+      expect(client.reattachConfig.tls?.certPem).toBe(hostCertificate.certPem)
+      expect(await client.health(5000)).toBe(true)
+    } finally {
+      await client.stop()
+    }
   })
 
   it('starts go-plugin 1.0.1’s AutoMTLS server and health-checks it', async () => {

@@ -47,8 +47,13 @@ export interface StartGoPluginOptions {
    * unless listed here: a plugin never sees the host's secrets by accident.
    */
   env?: Record<string, string>
-  /** Generate a client certificate, hand it to the plugin, and speak TLS with its certificate pinned. */
+  /** Hand the plugin the host's certificate and speak TLS with the plugin's certificate pinned. */
   autoMtls?: boolean
+  /**
+   * With `autoMtls`: the certificate the host presents. Default: a fresh one for this start. A
+   * runner makes one and presents it to every plugin it starts (see `createGrpcRunner`).
+   */
+  hostCertificate?: CertificatePair
   /**
    * Without TLS: hand the plugin a fresh pair of secrets on its stdin (never in its environment,
    * which every process of the same user can read), send the host's with every call into the
@@ -154,7 +159,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
         },
       )
     }
-    if (options.autoMtls) hostPair = await generateCertificate()
+    if (options.autoMtls) hostPair = options.hostCertificate ?? (await generateCertificate())
     const secrets = options.peerSecrets ? generatePeerSecrets() : undefined
     const env: Record<string, string> = {
       ...options.env,

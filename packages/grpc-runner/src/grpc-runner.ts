@@ -1,3 +1,4 @@
+import { type CertificatePair, generateCertificate } from '@corral/proto'
 import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClock } from '@corral/types'
 import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
 import { LoadedGrpcPlugin } from './loaded-grpc-plugin.js'
@@ -42,8 +43,9 @@ export interface GrpcRunnerOptions {
    */
   logger?: Logger
   /**
-   * Speak TLS with every plugin, certificates made per process (go-plugin's AutoMTLS): the host's
-   * broker accepts only that plugin's certificate, the plugin only the host's. On by default. Off,
+   * Speak TLS with every plugin (go-plugin's AutoMTLS): each plugin process makes its own
+   * certificate, the runner one for the host; the host's broker accepts only that plugin's
+   * certificate, the plugin only the host's. On by default. Off,
    * each plugin process gets a secret pair on its stdin instead, checked on every call both ways
    * (Corral SDK plugins). Either way another plugin cannot call as this one; a policy's
    * `unauthenticated_transport` turns both off for one plugin that can do neither.
@@ -95,6 +97,7 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): GrpcRunner {
     hostVersion: options.hostVersion ?? '0.0.0',
     logger: options.logger ?? stderrLogger,
     autoMtls: options.autoMtls ?? true,
+    hostCertificate: hostCertificateOnce(),
     supervision: { ...defaultSupervision, ...options.supervision },
     restart: { ...defaultRestartOptions, ...options.restart },
     clock: options.clock,
@@ -121,5 +124,22 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): GrpcRunner {
       closed = true
       await Promise.all([...loaded].map((plugin) => plugin.shutdown()))
     },
+  }
+}
+
+/**
+ * The host's AutoMTLS certificate, made at the first start that needs one and presented to every
+ * plugin the runner starts: a key pair per start cost each start its generation. Sharing it gives
+ * no plugin more than before: a plugin gets only the certificate (the key never leaves this
+ * process), and each connection still trusts only its own plugin's certificate.
+ */
+function hostCertificateOnce(): () => Promise<CertificatePair> {
+  let pair: Promise<CertificatePair> | undefined
+  return () => {
+    pair ??= generateCertificate().catch((error: unknown) => {
+      pair = undefined // the next start tries again
+      throw error
+    })
+    return pair
   }
 }

@@ -14,7 +14,6 @@ import {
   type EffectiveGrant,
   type HealthStatus,
   type LoadOptions,
-  type Logger,
   PluginError,
   type Registration,
   type RestartOptions,
@@ -31,7 +30,7 @@ import { type CallRecord, CallTokens } from './call-tokens.js'
 import type { GoPluginClient } from './go-plugin-client.js'
 import type { GrpcPlugin } from './grpc-runner.js'
 import { serveHostService } from './host-service.js'
-import { launchPlugin, type ReattachTarget, reattachPlugin } from './plugin-launch.js'
+import { type LaunchSettings, launchPlugin, type ReattachTarget, reattachPlugin } from './plugin-launch.js'
 import { type SupervisionOptions, watchProcess } from './process-watch.js'
 import { unaryCall } from './unary-call.js'
 
@@ -39,10 +38,8 @@ import { unaryCall } from './unary-call.js'
 const minExitGraceMs = 250
 
 /** What a {@link LoadedGrpcPlugin} shares with its runner. */
-export interface GrpcPluginSettings {
+export interface GrpcPluginSettings extends LaunchSettings {
   hostVersion: string
-  logger: Logger
-  autoMtls: boolean
   supervision: SupervisionOptions
   restart: RestartOptions
   /** The restart supervisor's clock; the real one when undefined. */

@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { isInsideFolder } from '@corral/manifest'
-import { corralHandshake, messageEnvelopeBytes, resultBatchBytes } from '@corral/proto'
+import { type CertificatePair, corralHandshake, messageEnvelopeBytes, resultBatchBytes } from '@corral/proto'
 import { type LoadOptions, type Logger, PluginError } from '@corral/types'
 import {
   type GoPluginClient,
@@ -27,6 +27,8 @@ export interface LaunchSettings {
   logger: Logger
   /** AutoMTLS; off, a secret pair on the plugin's stdin instead. */
   autoMtls: boolean
+  /** The certificate the host presents under AutoMTLS, the same for every start (see `createGrpcRunner`). */
+  hostCertificate(): Promise<CertificatePair>
 }
 
 /**
@@ -34,7 +36,7 @@ export interface LaunchSettings {
  * `init_timeout`. The entry is resolved at every start: a symlink swapped in after load cannot lead
  * out of the folder.
  */
-export function launchPlugin(options: LoadOptions, settings: LaunchSettings): Promise<GoPluginClient> {
+export async function launchPlugin(options: LoadOptions, settings: LaunchSettings): Promise<GoPluginClient> {
   const { manifest, dir, grant } = options
   const { logger, autoMtls } = settings
   const name = manifest.name
@@ -48,9 +50,7 @@ export function launchPlugin(options: LoadOptions, settings: LaunchSettings): Pr
     command = process.execPath
     args = [resolveEntry(dir, entry.node, name), ...entry.args]
   } else {
-    return Promise.reject(
-      new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', { plugin: name }),
-    )
+    throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', { plugin: name })
   }
   // The manifest asks; only what the administrator granted is passed.
   const env: Record<string, string> = {}
@@ -66,14 +66,16 @@ export function launchPlugin(options: LoadOptions, settings: LaunchSettings): Pr
       { plugin: name },
     )
   }
+  // AutoMTLS by default; where the runner turns it off, a secret pair instead.
+  const mtls = !unauthenticated && autoMtls
   return startGoPlugin({
     command,
     args,
     cwd: dir,
     env,
     handshake: corralHandshake,
-    // AutoMTLS by default; where the runner turns it off, a secret pair instead.
-    autoMtls: !unauthenticated && autoMtls,
+    autoMtls: mtls,
+    ...(mtls ? { hostCertificate: await settings.hostCertificate() } : {}),
     peerSecrets: !unauthenticated && !autoMtls,
     startTimeoutMs: grant.limits.init_timeout,
     maxReceiveBytes: receiveLimit(grant.limits.max_output_bytes),
