@@ -9,7 +9,7 @@ export { validateConfig } from './validate-config.js'
 // Symbols below are for other Corral packages (the manager, the runners, the demo host).
 
 export { parseDuration } from './duration.js'
-export { formatFieldPath } from './field-errors.js'
+export { formatFieldPath } from '@corral/types'
 export { isInsideFolder } from './inside-folder.js'
 export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
 export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'
