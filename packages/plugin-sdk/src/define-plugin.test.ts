@@ -12,7 +12,9 @@ describe('definePlugin', () => {
   })
 
   it('refuses a function that is not one', () => {
-    expect(() => definePlugin({ functions: { echo: 42 as never } })).toThrow('functions.echo is not a function')
+    expect(() => definePlugin({ functions: { echo: 42 as never } })).toThrow(
+      'functions.echo is not a function',
+    )
   })
 })
 
@@ -47,7 +49,10 @@ describe('withArgs', () => {
 
   it('names the root when the arguments are not an object at all', () => {
     expect(() => greet(null, context)).toThrow(
-      expect.objectContaining({ code: 'invalid_argument', fields: [expect.objectContaining({ field: '(root)' })] }),
+      expect.objectContaining({
+        code: 'invalid_argument',
+        fields: [expect.objectContaining({ field: '(root)' })],
+      }),
     )
   })
 })

@@ -9,7 +9,10 @@ function cacheHost(): { host: HostApi; stored: Map<string, { value: string; ttl?
     async call(method: string, args: { key: string; value?: string; ttl_seconds?: number }) {
       if (method === 'cache.get') return { value: stored.get(args.key)?.value ?? null }
       if (method === 'cache.set') {
-        stored.set(args.key, { value: args.value ?? '', ...(args.ttl_seconds ? { ttl: args.ttl_seconds } : {}) })
+        stored.set(args.key, {
+          value: args.value ?? '',
+          ...(args.ttl_seconds ? { ttl: args.ttl_seconds } : {}),
+        })
         return {}
       }
       return { deleted: stored.delete(args.key) }

@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { processesWithCommandLine } from '@corral/grpc-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type helloGrpc from '../../../../examples/plugins/hello-grpc/src/plugin.js'
 import {
   approved,
   copyExample,
@@ -9,7 +10,6 @@ import {
   tempPluginsDir,
   writeSdkFixturePlugin,
 } from '../testing/plugin-folders.js'
-import type helloGrpc from '../../../../examples/plugins/hello-grpc/src/plugin.js'
 import type { PluginManager } from './manager-api.js'
 
 /**
