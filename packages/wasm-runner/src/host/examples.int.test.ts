@@ -73,7 +73,9 @@ describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
       args: { level: 'info', message: 'greeted Ada', fields: {} },
     })
 
-    await expect(plugin.call('greet', { name: '' })).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    await expect(plugin.call('greet', { name: '' })).rejects.toMatchObject({
+      code: 'hello-wasm:missing_name',
+    })
     await expect(plugin.call('greet', {})).rejects.toMatchObject({
       code: 'invalid_argument',
       rawMessage: 'field "name" is missing',

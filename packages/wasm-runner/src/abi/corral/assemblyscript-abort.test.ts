@@ -5,7 +5,8 @@ import { readAssemblyScriptString } from './assemblyscript-abort.js'
 function memoryWith(text: string, byteLength = text.length * 2): Uint8Array {
   const memory = new Uint8Array(64 + text.length * 2)
   new DataView(memory.buffer).setUint32(12, byteLength, true)
-  for (let i = 0; i < text.length; i++) new DataView(memory.buffer).setUint16(16 + i * 2, text.charCodeAt(i), true)
+  for (let i = 0; i < text.length; i++)
+    new DataView(memory.buffer).setUint16(16 + i * 2, text.charCodeAt(i), true)
   return memory
 }
 

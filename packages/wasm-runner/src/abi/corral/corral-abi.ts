@@ -77,7 +77,9 @@ export const corralAbiCheck: AbiCheck = {
         }
       } else if (imp.module === abortImportModule && imp.name === 'abort') {
         if (imp.kind !== 'function' || !matches(imp.type, abortSignature)) {
-          problems.push(`import ${where} must be ${formatFuncType({ params: abortSignature[0], results: [] })}`)
+          problems.push(
+            `import ${where} must be ${formatFuncType({ params: abortSignature[0], results: [] })}`,
+          )
         }
       } else if (
         imp.module === wasiModuleName &&
