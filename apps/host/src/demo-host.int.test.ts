@@ -63,7 +63,8 @@ describe('the demo host over the example plugins (real workers and processes)', 
     const second = (await greet({ name: 'Lin' })) as { count: number }
     expect(first.message).toBe('Hello, Lin!')
     expect(second.count).toBe(first.count + 1)
-    await expect(greet({})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    await expect(greet({ name: '' })).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    await expect(greet({})).rejects.toMatchObject({ code: 'invalid_argument' })
   })
 
   it('serves a gRPC plugin whose notes live in its own SQLite table', async () => {

@@ -82,10 +82,15 @@ describe.each([
     expect(called.status, called.stderr).toBe(0)
     expect(JSON.parse(called.stdout)).toEqual(answer)
 
-    const refused = await corral(work, 'call', 'demo', 'greet', '--args', '{}')
+    const refused = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":""}')
     expect(refused.status).toBe(1)
     expect(refused.stdout).toBe('')
     expect(refused.stderr).toContain('[demo:missing_name]')
+
+    const invalid = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":7}')
+    expect(invalid.status).toBe(1)
+    expect(invalid.stderr).toContain('[invalid_argument]')
+    expect(invalid.stderr).toMatch(/name/)
 
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)

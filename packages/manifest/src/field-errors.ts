@@ -1,19 +1,9 @@
-import type { FieldError } from '@corral/types'
+import { type FieldError, formatFieldPath } from '@corral/types'
 import { closest, distance } from 'fastest-levenshtein'
 import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml'
 import type { z } from 'zod'
 
 type PathKey = string | number
-
-/** `resources.permissions[0].scope`: how a field path is written in every Corral error. */
-export function formatFieldPath(path: readonly PathKey[]): string {
-  let out = ''
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`
-    else out += out === '' ? key : `.${key}`
-  }
-  return out
-}
 
 /** Every problem on a line of its own, `  7:17 resources.call_timeout: must …` (position when known). */
 export function formatFieldErrors(fields: readonly FieldError[]): string {

@@ -31,6 +31,28 @@ describe('parseRegistration', () => {
     })
   })
 
+  it('takes the identity a registration leaves out from the manifest', () => {
+    const described = parseManifest(`
+name: stats
+version: 1.0.0
+description: Counts events.
+license: MIT
+runtime: grpc
+entry: { node: main.js }
+`)
+    const routes = [{ method: 'GET', path: '/summary', handler: 'summary', middleware: [] }]
+    expect(parseRegistration({ routes }, described)).toMatchObject({
+      name: 'stats',
+      version: '1.0.0',
+      description: 'Counts events.',
+      license: 'MIT',
+      routes,
+      widgets: [],
+    })
+    expect(parseRegistration({}, described).description).toBe('Counts events.')
+    expect(parseRegistration({ description: 'Its own words.' }, described).description).toBe('Its own words.')
+  })
+
   it('takes event subscriptions, and refuses a bad type glob or handler naming the field', () => {
     const events = [{ type: 'stats.*', handler: 'on_stats' }]
     expect(parseRegistration({ name: 'stats', version: '1.0.0', events }, manifest).events).toEqual(events)

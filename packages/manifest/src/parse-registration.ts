@@ -1,4 +1,4 @@
-import type { FieldError, Manifest, Permission, Registration } from '@corral/types'
+import type { FieldError, Manifest, Permission, PluginIdentity, Registration } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
 import { registrationSchema } from './schema.js'
@@ -14,9 +14,29 @@ function isRequested(claimed: Permission, requested: readonly Permission[]): boo
   )
 }
 
+/** Who the manifest says the plugin is: its name, version, and the other identity fields it has. */
+function identityOf(manifest: Manifest): PluginIdentity {
+  const identity: PluginIdentity = { name: manifest.name, version: manifest.version }
+  for (const key of optionalIdentityFields) {
+    const value = manifest[key]
+    if (value !== undefined) identity[key] = value
+  }
+  return identity
+}
+
+const optionalIdentityFields = [
+  'description',
+  'author',
+  'license',
+  'homepage',
+  'min_host_version',
+] as const satisfies readonly (keyof PluginIdentity & keyof Manifest)[]
+
 /**
- * Validates what a plugin's `register()` returned against the registration schema and its manifest:
- * same name and version, and no permission beyond what the manifest requests. Fails with
+ * Validates what a plugin's `register()` returned against the registration schema and its manifest.
+ * The identity a registration leaves out is the manifest's (a plugin need not repeat its
+ * `plugin.yaml`), and so is every list it leaves out (empty); a name or version it does give must be
+ * the manifest's, and it may claim no permission beyond what the manifest requests. Fails with
  * `load_failed` listing every problem.
  */
 export function parseRegistration(value: unknown, manifest: Manifest): Registration {
@@ -27,7 +47,8 @@ export function parseRegistration(value: unknown, manifest: Manifest): Registrat
       fields,
     })
   }
-  const result = registrationSchema.safeParse(value)
+  const declared = typeof value === 'object' && value !== null && !Array.isArray(value)
+  const result = registrationSchema.safeParse(declared ? { ...identityOf(manifest), ...value } : value)
   if (!result.success) throw fail(fieldErrorsFromIssues(result.error.issues, registrationSchema))
   const registration = result.data
   const fields: FieldError[] = []
@@ -55,17 +76,5 @@ export function parseRegistration(value: unknown, manifest: Manifest): Registrat
 /** The registration of a plugin that does not describe itself: its manifest's identity and `provides`. */
 export function registrationFromManifest(manifest: Manifest): Registration {
   const { provides = {} } = manifest
-  const identity = {
-    name: manifest.name,
-    version: manifest.version,
-    ...(manifest.description === undefined ? {} : { description: manifest.description }),
-    ...(manifest.author === undefined ? {} : { author: manifest.author }),
-    ...(manifest.license === undefined ? {} : { license: manifest.license }),
-    ...(manifest.homepage === undefined ? {} : { homepage: manifest.homepage }),
-    ...(manifest.min_host_version === undefined ? {} : { min_host_version: manifest.min_host_version }),
-  }
-  return parseRegistration(
-    { ...identity, ...provides, permissions: manifest.resources.permissions },
-    manifest,
-  )
+  return parseRegistration({ ...provides, permissions: manifest.resources.permissions }, manifest)
 }

@@ -3,8 +3,13 @@
 //
 //   export { corral_abi_version, corral_alloc, corral_init } from '@corral/plugin-sdk/assembly'
 //   export function greet(ptr: usize, len: usize): u64 {
-//     return handle(ptr, len, (input: JsonValue): JsonValue => JsonValue.str('Hello, ' + input.getString('name')))
+//     return handle(ptr, len, (input: JsonValue): JsonValue => {
+//       const args = new Arguments(input)
+//       const name = args.getString('name')
+//       return args.ok ? JsonValue.str('Hello, ' + name) : args.fail()
+//     })
 //   }
+export { Arguments } from './arguments'
 export { decodeBase64, encodeBase64 } from './base64'
 export {
   cache,
@@ -26,7 +31,6 @@ export {
   corral_abi_version,
   corral_alloc,
   corral_init,
-  corralAbort,
   fail,
   handle,
   logMessage,

@@ -1,6 +1,6 @@
 // The guest side of Corral ABI v1: allocation, the export wrapper, config, errors.
 import { error, log as logImport } from './corral'
-import { JsonValue, quote } from './json'
+import { JsonValue } from './json'
 
 /** The Corral ABI version this library implements. Re-export it from your plugin's entry file. */
 export function corral_abi_version(): i32 {
@@ -59,7 +59,7 @@ export function handle(ptr: usize, len: usize, fn: (input: JsonValue) => JsonVal
   const text = takeInput(ptr, len)
   const input: JsonValue | null = text.length == 0 ? JsonValue.null() : JsonValue.parse(text)
   if (input === null) {
-    fail('invalid_input', 'the input is not JSON')
+    fail('invalid_argument', 'the input is not JSON')
     return 0
   }
   const result = fn(input)
@@ -72,7 +72,17 @@ export function handle(ptr: usize, len: usize, fn: (input: JsonValue) => JsonVal
  * `<plugin>:<code>`). Return its result from the function: the call's output is ignored.
  */
 export function fail(code: string, message: string): JsonValue {
-  const payload = String.UTF8.encode(`{"code":${quote(code)},"message":${quote(message)}}`)
+  return failWith(code, message, null)
+}
+
+/**
+ * Fails the current call: `code` as {@link fail} takes it (`invalid_argument` stays Corral's), and
+ * the fields it is about, `[{"field", "message"}]`, when there are some.
+ */
+export function failWith(code: string, message: string, fields: JsonValue | null): JsonValue {
+  const failure = JsonValue.object().set('code', JsonValue.str(code)).set('message', JsonValue.str(message))
+  if (fields !== null) failure.set('fields', fields)
+  const payload = String.UTF8.encode(failure.toString())
   error(changetype<usize>(payload), <usize>payload.byteLength)
   errorSet = true
   return JsonValue.null()
@@ -96,14 +106,4 @@ export function corral_init(ptr: usize, len: usize): u64 {
 export function logMessage(level: i32, message: string): void {
   const bytes = String.UTF8.encode(message)
   logImport(level, changetype<usize>(bytes), <usize>bytes.byteLength)
-}
-
-/**
- * Reports an `abort` (a failed assertion, an out-of-bounds index) to the host's log, then traps.
- * Plugins build with `--use abort=…/corralAbort` so that no `env.abort` import is needed.
- */
-export function corralAbort(message: string | null, fileName: string | null, line: u32, column: u32): void {
-  const where = `${fileName === null ? '?' : fileName}:${line.toString()}:${column.toString()}`
-  logMessage(4, `abort: ${message === null ? '' : message} at ${where}`)
-  unreachable()
 }

@@ -1,17 +1,58 @@
-import { describe, expect, it } from 'vitest'
-import { definePlugin } from './define-plugin.js'
+import { isPluginError } from '@corral/types'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { z } from 'zod'
+import { type CallContext, definePlugin, withArgs } from './define-plugin.js'
+
+const context = {} as CallContext
 
 describe('definePlugin', () => {
-  const register = { name: 'x', version: '1.0.0' } as never
-
   it('returns the definition as it is', () => {
-    const definition = { register, functions: { echo: (args: unknown) => args } }
+    const definition = { functions: { echo: (args: unknown) => args } }
     expect(definePlugin(definition)).toBe(definition)
   })
 
   it('refuses a function that is not one', () => {
-    expect(() => definePlugin({ register, functions: { echo: 42 as never } })).toThrow(
+    expect(() => definePlugin({ functions: { echo: 42 as never } })).toThrow(
       'functions.echo is not a function',
+    )
+  })
+})
+
+describe('withArgs', () => {
+  const greet = withArgs(
+    z.object({ name: z.string().min(1), tags: z.array(z.string()).default([]) }),
+    ({ name, tags }) => {
+      expectTypeOf(tags).toEqualTypeOf<string[]>()
+      return `${name}${tags.map((t) => ` #${t}`).join('')}`
+    },
+  )
+
+  it('gives the handler its arguments parsed, defaults applied', () => {
+    expect(greet({ name: 'Ada' }, context)).toBe('Ada')
+    expect(greet({ name: 'Ada', tags: ['x'] }, context)).toBe('Ada #x')
+  })
+
+  it('refuses arguments that do not match with invalid_argument, each issue with its path', () => {
+    let error: unknown
+    try {
+      greet({ name: '', tags: ['ok', 3] }, context)
+    } catch (e) {
+      error = e
+    }
+    expect(isPluginError(error) && error.code).toBe('invalid_argument')
+    expect(isPluginError(error) && error.fields).toEqual([
+      { field: 'name', message: expect.stringMatching(/>=1 characters/) },
+      { field: 'tags[1]', message: expect.stringMatching(/expected string, received number/) },
+    ])
+    expect(isPluginError(error) && error.rawMessage).toMatch(/^invalid arguments: name: .*; tags\[1\]: /)
+  })
+
+  it('names the root when the arguments are not an object at all', () => {
+    expect(() => greet(null, context)).toThrow(
+      expect.objectContaining({
+        code: 'invalid_argument',
+        fields: [expect.objectContaining({ field: '(root)' })],
+      }),
     )
   })
 })

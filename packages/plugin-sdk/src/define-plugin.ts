@@ -1,4 +1,13 @@
-import type { HealthStatus, HostApi, Registration } from '@corral/types'
+import {
+  formatFieldPath,
+  type HealthStatus,
+  type HostApi,
+  type PluginCapabilities,
+  PluginError,
+  type TypedArguments,
+} from '@corral/types'
+import type { z } from 'zod'
+import type { PluginCache } from './plugin-cache.js'
 
 /** What a plugin function gets besides its arguments. */
 export interface CallContext {
@@ -10,6 +19,8 @@ export interface CallContext {
   readonly deadline: number | undefined
   /** Identifies the call (what the host attributes its host calls to). */
   readonly token: string
+  /** The plugin's cache namespace, with text values (the host API's `cache.*` take base64). */
+  readonly cache: PluginCache
 }
 
 /** What `init` gets. */
@@ -58,10 +69,55 @@ export function asBytesFunction(fn: PluginFunction): BytesFunction | undefined {
   return (fn as Partial<MarkedBytesFunction>)[bytesMark]
 }
 
+/** A function whose arguments a zod schema checks, made by {@link withArgs}. */
+export type CheckedFunction<Args, Result> = ((args: unknown, context: CallContext) => Result) &
+  TypedArguments<Args>
+
+/**
+ * Declares a function whose arguments `schema` checks before `handler` runs: the handler gets them
+ * parsed and typed (defaults applied), and a host's typed client (`manager.client`) sends the
+ * schema's input type. Arguments that do not match fail the call with `invalid_argument`, each
+ * problem in `fields` (`{field: 'items[0].name', message}`). The schema must be synchronous (no
+ * async refinements).
+ *
+ * @example
+ * functions: {
+ *   greet: withArgs(z.object({ name: z.string().min(1) }), ({ name }) => ({ text: `Hello, ${name}!` })),
+ * }
+ */
+export function withArgs<Schema extends z.ZodType, Result>(
+  schema: Schema,
+  handler: (args: z.output<Schema>, context: CallContext) => Result,
+): CheckedFunction<z.input<Schema>, Result> {
+  return (args, context) => {
+    const parsed = schema.safeParse(args)
+    if (!parsed.success) throw invalidArguments(parsed.error.issues)
+    return handler(parsed.data, context)
+  }
+}
+
+/** `invalid_argument` listing every issue, each with its path. */
+function invalidArguments(issues: readonly z.core.$ZodIssue[]): PluginError {
+  const fields = issues.map((issue) => ({
+    field:
+      formatFieldPath(issue.path.filter((key): key is string | number => typeof key !== 'symbol')) ||
+      '(root)',
+    message: issue.message,
+  }))
+  const list = fields.map((f) => `${f.field}: ${f.message}`).join('; ')
+  return new PluginError('invalid_argument', `invalid arguments: ${list}`, { fields })
+}
+
+/**
+ * What a plugin adds to the host: every list may be left out (none). Its identity (name, version,
+ * description…) is its `plugin.yaml`'s: the host fills it in when the plugin registers.
+ */
+export type PluginRegistration = Partial<PluginCapabilities>
+
 /** A TypeScript gRPC plugin, as {@link definePlugin} takes it. */
 export interface PluginDefinition {
-  /** What the plugin provides: its identity and capabilities (see `Registration`). */
-  register: Registration | (() => Registration | Promise<Registration>)
+  /** What the plugin adds to the host (routes, jobs, widgets…); none when left out. */
+  register?: PluginRegistration | (() => PluginRegistration | Promise<PluginRegistration>)
   /** Receives the plugin's config before any call. */
   init?: (config: Record<string, unknown>, context: InitContext) => void | Promise<void>
   /** The functions the host may call, by name. */
@@ -76,12 +132,15 @@ export interface PluginDefinition {
 }
 
 /**
- * Declares a plugin. It only checks the shape and returns it typed; {@link serve} runs it.
+ * Declares a plugin. It only checks the shape and returns it typed; {@link serve} runs it. Export
+ * it (its type is what a host's typed client is derived from) and serve it from the entry file.
  *
  * @example
  * export default definePlugin({
- *   register: { name: 'hello', version: '1.0.0', routes: [], ... },
- *   functions: { greet: (args) => ({ text: `Hello, ${(args as { name: string }).name}` }) },
+ *   register: { routes: [{ method: 'POST', path: '/greet', handler: 'greet', middleware: [] }] },
+ *   functions: {
+ *     greet: withArgs(z.object({ name: z.string() }), ({ name }) => ({ text: `Hello, ${name}` })),
+ *   },
  * })
  */
 export function definePlugin<const T extends PluginDefinition>(definition: T): T {

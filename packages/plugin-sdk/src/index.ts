@@ -4,20 +4,24 @@ export type {
   HostMethod,
   HostMethodArgs,
   HostMethodResult,
-  Registration,
   RouteRequest,
   RouteResponse,
   RouteUser,
 } from '@corral/types'
 export { PluginError } from '@corral/types'
+/** zod, for {@link withArgs} schemas: the version the SDK is built with. */
+export { z } from 'zod'
 export type {
   BytesFunction,
   CallContext,
+  CheckedFunction,
   InitContext,
   MarkedBytesFunction,
   PluginDefinition,
   PluginFunction,
+  PluginRegistration,
 } from './define-plugin.js'
-export { bytesFunction, definePlugin } from './define-plugin.js'
+export { bytesFunction, definePlugin, withArgs } from './define-plugin.js'
+export type { PluginCache } from './plugin-cache.js'
 export type { ServedPlugin, ServeOptions } from './serve.js'
 export { serve } from './serve.js'

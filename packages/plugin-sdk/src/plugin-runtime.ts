@@ -43,7 +43,7 @@ export class PluginRuntime implements CallRunner {
       register: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<object>) => {
         this.#unary(callback, async () => {
           const { register } = this.#plugin
-          const registration = typeof register === 'function' ? await register() : register
+          const registration = (typeof register === 'function' ? await register() : register) ?? {}
           return { registrationJson: Buffer.from(JSON.stringify(registration)), callStream: true }
         })
       },

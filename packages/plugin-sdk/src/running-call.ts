@@ -2,6 +2,7 @@ import type { HostApi } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { CallContext } from './define-plugin.js'
 import type { HostConnection } from './host-client.js'
+import { type PluginCache, pluginCache } from './plugin-cache.js'
 
 /**
  * One call in progress: its {@link CallContext}. The AbortController, the deadline timer and the
@@ -26,6 +27,10 @@ export class RunningCall implements CallContext {
   get host(): HostApi {
     this.#host ??= this.#connection.bind(this.token, this.deadline)
     return this.#host
+  }
+
+  get cache(): PluginCache {
+    return pluginCache(this.host)
   }
 
   get signal(): AbortSignal {

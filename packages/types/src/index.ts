@@ -39,6 +39,12 @@ export type {
   RuntimeStateChange,
 } from './plugin.js'
 export type {
+  FunctionArguments,
+  FunctionResult,
+  PluginClient,
+  TypedArguments,
+} from './plugin-client.js'
+export type {
   CorralErrorCode,
   FieldError,
   PluginDefinedErrorCode,
@@ -48,6 +54,7 @@ export type {
 } from './plugin-error.js'
 export {
   corralErrorCodes,
+  formatFieldPath,
   isPluginError,
   isPluginErrorCode,
   isPluginErrorData,

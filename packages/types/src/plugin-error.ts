@@ -80,6 +80,16 @@ export interface FieldError {
   column?: number
 }
 
+/** `resources.permissions[0].scope`: how a field path is written in every Corral error. */
+export function formatFieldPath(path: readonly (string | number)[]): string {
+  let out = ''
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out === '' ? key : `.${key}`
+  }
+  return out
+}
+
 /** The plain-object form of a {@link PluginError}: what crosses a worker, a process or an HTTP response. */
 export interface PluginErrorData {
   code: PluginErrorCode
@@ -94,7 +104,7 @@ export interface PluginErrorData {
 export interface PluginErrorOptions {
   /** The plugin the failure belongs to. */
   plugin?: string
-  /** Every problem found, for `manifest_invalid` and `config_invalid`. */
+  /** Every problem found, for `manifest_invalid`, `config_invalid` and `invalid_argument`. */
   fields?: FieldError[]
   /** For `rate_limited`: how long until a retry can succeed. */
   retryAfterMs?: number

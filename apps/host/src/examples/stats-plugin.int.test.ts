@@ -124,6 +124,8 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
 
   it('registers every capability, and the registration is valid for its manifest', () => {
     expect(parseRegistration(registration, manifest)).toEqual(registration)
+    // The plugin does not repeat its identity: the host takes it from plugin.yaml.
+    expect(registration).toMatchObject({ name: 'stats', version: '0.1.0', description: manifest.description })
     expect(registration.routes.map((r) => [r.method, r.path, r.handler, r.middleware])).toEqual([
       ['GET', '/summary', 'summary', []],
       ['GET', '/report/:day', 'report', ['auth', 'group:stats-viewers']],

@@ -83,6 +83,9 @@ export function createFakeManager(
       if (f === undefined) throw new PluginError('unimplemented', `${plugin}.${fn} does not exist`)
       return (await f(args)) as never
     },
+    client() {
+      throw new PluginError('unimplemented', 'the fake manager has no typed clients: the host calls by name')
+    },
     list: () => plugins.map(info),
     get: (name) => {
       const p = byName.get(name)

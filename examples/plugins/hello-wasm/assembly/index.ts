@@ -1,13 +1,18 @@
 // hello-wasm: greets people with the configured greeting, counts greetings per name in the host
 // cache, fails with its own error code on bad input, and renders a dashboard widget.
-import { cache, config, fail, handle, hostLog, JsonValue } from '@corral/plugin-sdk/assembly'
+import { Arguments, cache, config, fail, handle, hostLog, JsonValue } from '@corral/plugin-sdk/assembly'
 
 export { corral_abi_version, corral_alloc, corral_init } from '@corral/plugin-sdk/assembly'
 
-/** `{"name": "Ada"}` → `{"message": "Hello, Ada!", "count": 3}`; `hello-wasm:missing_name` without a name. */
+/**
+ * `{"name": "Ada"}` → `{"message": "Hello, Ada!", "count": 3}`; `invalid_argument` when `name` is
+ * missing or not a string, `hello-wasm:missing_name` when it is empty.
+ */
 export function greet(ptr: usize, len: usize): u64 {
   return handle(ptr, len, (input: JsonValue): JsonValue => {
-    const name = input.getString('name')
+    const args = new Arguments(input)
+    const name = args.getString('name')
+    if (!args.ok) return args.fail()
     if (name.length == 0) return fail('missing_name', 'say who to greet: {"name": "..."}')
     const key = `greetings:${name}`
     const stored = cache.get(key)

@@ -1,19 +1,13 @@
-import type { Registration } from '@corral/plugin-sdk'
+import type { PluginRegistration } from '@corral/plugin-sdk'
 import { namespace, translations } from './translations.js'
 
 /**
  * Everything the plugin adds to the host, self-described: each kind of capability a registration
- * can carry is used at least once. Paths of menu items and the landing page are the host's,
- * routes' paths are below the plugin's mount point (`/plugins/stats`).
+ * can carry is used at least once. Its name, version and description are its `plugin.yaml`'s.
+ * Paths of menu items and the landing page are the host's, routes' paths are below the plugin's
+ * mount point (`/plugins/stats`).
  */
-export const registration: Registration = {
-  name: 'stats',
-  version: '0.1.0',
-  description:
-    'Counts events, rolls them up every minute, and reports them as JSON, HTML and dashboard widgets.',
-  author: 'Corral',
-  license: 'MIT',
-  min_host_version: '>=0.1.0',
+export const registration: PluginRegistration = {
   routes: [
     {
       method: 'GET',

@@ -1,30 +1,19 @@
-import { PluginError, type RouteRequest, type RouteResponse } from '@corral/plugin-sdk'
+import { type RouteRequest, type RouteResponse, z } from '@corral/plugin-sdk'
 
-const stringRecord = (value: unknown): value is Record<string, string> =>
-  typeof value === 'object' &&
-  value !== null &&
-  !Array.isArray(value) &&
-  Object.values(value).every((v) => typeof v === 'string')
+const text = z.record(z.string(), z.string())
 
-/** Checks that a call's arguments are a {@link RouteRequest}: a route function called otherwise is misused. */
-export function routeRequest(args: unknown): RouteRequest {
-  const r = (args ?? {}) as Partial<RouteRequest>
-  if (
-    typeof r.method !== 'string' ||
-    typeof r.path !== 'string' ||
-    !stringRecord(r.params) ||
-    !stringRecord(r.query) ||
-    !stringRecord(r.headers) ||
-    typeof r.body !== 'string' ||
-    (r.user !== null && typeof r.user !== 'object')
-  ) {
-    throw new PluginError(
-      'invalid_argument',
-      'a route expects {method, path, params, query, headers, body, user}',
-    )
-  }
-  return r as RouteRequest
-}
+/** What a route function is called with: a {@link RouteRequest} (a route function called otherwise is misused). */
+export const routeRequest: z.ZodType<RouteRequest, RouteRequest> = z.object({
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+  path: z.string(),
+  params: text,
+  query: text,
+  headers: text,
+  body: z.string(),
+  user: z
+    .object({ id: z.string(), name: z.string(), groups: z.array(z.string()), admin: z.boolean() })
+    .nullable(),
+})
 
 /** A JSON response. */
 export function jsonResponse(

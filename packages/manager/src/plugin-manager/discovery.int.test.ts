@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { processesWithCommandLine } from '@corral/grpc-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type helloGrpc from '../../../../examples/plugins/hello-grpc/src/plugin.js'
 import {
   approved,
   copyExample,
@@ -73,6 +74,20 @@ describe('a plugins folder with broken plugins and a duplicate name (real plugin
     expect(await manager.call('hello-grpc', 'greet', { name: 'Bo' })).toEqual({
       text: 'Hello, Bo!',
       count: 1,
+    })
+  })
+
+  it('serves a typed client of hello-grpc, and refuses bad arguments naming each field', async () => {
+    const hello = manager.client<typeof helloGrpc>('hello-grpc')
+    const { text } = await hello.greet({ name: 'Cy' })
+    expect(text).toBe('Hello, Cy!')
+    await expect(hello.addNote({ day: 'monday', text: 7 } as never)).rejects.toMatchObject({
+      code: 'invalid_argument',
+      plugin: 'hello-grpc',
+      fields: [
+        { field: 'day', message: 'must be YYYY-MM-DD' },
+        { field: 'text', message: expect.stringMatching(/expected string, received number/) },
+      ],
     })
   })
 

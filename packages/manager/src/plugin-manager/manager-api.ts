@@ -9,6 +9,7 @@ import type {
   Manifest,
   MenuItem,
   MenuLocation,
+  PluginClient,
   PluginErrorCode,
   PluginErrorData,
   PluginRuntime,
@@ -208,6 +209,16 @@ export interface PluginManager {
     args?: Args,
     options?: ManagerCallOptions,
   ): Promise<Result>
+  /**
+   * A typed client of a plugin: its functions as methods, with the argument and result types of the
+   * plugin's definition (imported as a type only). Each method is {@link PluginManager.call}.
+   *
+   * @example
+   * import type helloGrpc from '../plugins/hello-grpc/src/plugin.js'
+   * const hello = manager.client<typeof helloGrpc>('hello-grpc')
+   * const { text, count } = await hello.greet({ name: 'Ada' })
+   */
+  client<Definition extends { functions: object }>(plugin: string): PluginClient<Definition>
   list(): PluginInfo[]
   get(name: string): PluginInfo | undefined
   /** Loads a plugin folder (or `.wasm`) not loaded yet. */

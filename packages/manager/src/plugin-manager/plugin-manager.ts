@@ -18,6 +18,7 @@ import type {
   StateTransition,
 } from './manager-api.js'
 import { createManagerEventHub } from './manager-events.js'
+import { createPluginClient } from './plugin-client.js'
 import { createPluginContributions } from './plugin-contributions.js'
 import { type DiscoveredPlugin, discoverPlugins, isBareWasm, readPluginSource } from './plugin-discovery.js'
 import { PluginLifecycle } from './plugin-lifecycle.js'
@@ -414,6 +415,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     call<Args, Result>(name: string, fn: string, args?: Args, callOptions: ManagerCallOptions = {}) {
       return callInto(name, fn, args, callOptions) as Promise<Result>
     },
+    client: (name) => createPluginClient((fn, args, options) => callInto(name, fn, args, options ?? {})),
     list: () => [...records.values()].map(pluginInfo),
     get(name) {
       const record = records.get(name)

@@ -3,7 +3,6 @@ import { definePlugin, serve } from '../../dist/index.js'
 
 await serve(
   definePlugin({
-    register: { name: 'echo', version: '0.1.0' },
     functions: { echo: (args) => args },
   }),
 )

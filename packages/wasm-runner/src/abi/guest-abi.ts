@@ -1,4 +1,4 @@
-import type { PluginErrorCode, PluginErrorData } from '@corral/types'
+import type { FieldError, PluginErrorCode, PluginErrorData } from '@corral/types'
 import { isPluginError } from '@corral/types'
 import type { WasiOptions } from '../worker/wasi.js'
 import type { HostFunctionImport } from './extism/host-function-call.js'
@@ -112,12 +112,15 @@ export class GuestCallError extends Error {
     readonly code: PluginErrorCode,
     message: string,
     readonly discard: boolean,
+    /** The arguments that were wrong, for `invalid_argument`. */
+    readonly fields?: FieldError[],
   ) {
     super(message)
   }
 
   toData(plugin: string): PluginErrorData & { discard: boolean } {
-    return { code: this.code, message: this.message, plugin, discard: this.discard }
+    const data = { code: this.code, message: this.message, plugin, discard: this.discard }
+    return this.fields === undefined ? data : { ...data, fields: this.fields }
   }
 }
 

@@ -73,7 +73,22 @@ describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
       args: { level: 'info', message: 'greeted Ada', fields: {} },
     })
 
-    await expect(plugin.call('greet', {})).rejects.toMatchObject({ code: 'hello-wasm:missing_name' })
+    await expect(plugin.call('greet', { name: '' })).rejects.toMatchObject({
+      code: 'hello-wasm:missing_name',
+    })
+    await expect(plugin.call('greet', {})).rejects.toMatchObject({
+      code: 'invalid_argument',
+      rawMessage: 'field "name" is missing',
+      fields: [{ field: 'name', message: 'field "name" is missing' }],
+    })
+    await expect(plugin.call('greet', { name: 7 })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      rawMessage: 'field "name" must be a string, got number',
+    })
+    await expect(plugin.call('greet', [1])).rejects.toMatchObject({
+      code: 'invalid_argument',
+      rawMessage: 'the arguments must be an object, got array',
+    })
     expect(await plugin.call('widget')).toBe('<p>Bonjour from WebAssembly.</p>')
     await plugin.shutdown()
   })

@@ -279,10 +279,19 @@ describe('hostile plugins', () => {
 
   it('unknown imports fail the load, naming them: load_failed', async () => {
     const { error } = await misbehave(() =>
-      loadPlugin(corralWat('', { imports: `(import "env" "abort" (func (param i32 i32 i32 i32)))` })),
+      loadPlugin(corralWat('', { imports: `(import "env" "seed" (func (result i32)))` })),
     )
     expect(error.code).toBe('load_failed')
-    expect(error.rawMessage).toMatch(/unknown import env\.abort/)
+    expect(error.rawMessage).toMatch(/unknown import env\.seed/)
+    await stillServing()
+  })
+
+  it('an env.abort that is not AssemblyScript’s fails the load: load_failed', async () => {
+    const { error } = await misbehave(() =>
+      loadPlugin(corralWat('', { imports: `(import "env" "abort" (func (param i32)))` })),
+    )
+    expect(error.code).toBe('load_failed')
+    expect(error.rawMessage).toMatch(/import env\.abort must be/)
     await stillServing()
   })
 

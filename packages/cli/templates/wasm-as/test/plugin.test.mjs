@@ -18,8 +18,15 @@ test('greet answers with the greeting', () => {
   assert.deepEqual(JSON.parse(stdout), { message: 'Hello, Ada!' })
 })
 
-test('greet without a name fails with its own code', () => {
-  const { status, stderr } = corral('call', '.', 'greet', '--args', '{}')
+test('greet with an empty name fails with its own code', () => {
+  const { status, stderr } = corral('call', '.', 'greet', '--args', '{"name":""}')
   assert.equal(status, 1)
   assert.match(stderr, /missing_name/)
+})
+
+test('greet without a name is refused with invalid_argument naming the field', () => {
+  const { status, stderr } = corral('call', '.', 'greet', '--args', '{}')
+  assert.equal(status, 1)
+  assert.match(stderr, /invalid_argument/)
+  assert.match(stderr, /field "name" is missing/)
 })

@@ -22,6 +22,12 @@ const hostImports: Record<string, Signature> = {
   error: [['i32', 'i32'], []],
 }
 
+/** The module of AssemblyScript's `abort`, which the host implements. */
+export const abortImportModule = 'env'
+
+/** `abort(message, fileName, line, column)`: AssemblyScript's, pointers to its strings. */
+const abortSignature: Signature = [['i32', 'i32', 'i32', 'i32'], []]
+
 /** Exports with a fixed meaning, and their signatures. */
 const requiredExports: Record<string, Signature> = {
   corral_abi_version: [[], ['i32']],
@@ -44,7 +50,8 @@ function matches(type: FuncType | undefined, [params, results]: Signature): bool
 
 /**
  * Corral ABI v1, host side: a module is a Corral plugin when it exports `corral_abi_version`;
- * its imports must all be `corral.*` functions of the right signature or WASI preview 1 functions;
+ * its imports must all be `corral.*` functions of the right signature, AssemblyScript's `env.abort`
+ * or WASI preview 1 functions;
  * it must export `memory`, `corral_abi_version` and `corral_alloc`. The version itself is read
  * once the module is instantiated.
  */
@@ -66,6 +73,12 @@ export const corralAbiCheck: AbiCheck = {
         else if (imp.kind !== 'function' || !matches(imp.type, signature)) {
           problems.push(
             `import ${where} must be ${formatFuncType({ params: signature[0], results: signature[1] })}, not ${formatFuncType(imp.type)}`,
+          )
+        }
+      } else if (imp.module === abortImportModule && imp.name === 'abort') {
+        if (imp.kind !== 'function' || !matches(imp.type, abortSignature)) {
+          problems.push(
+            `import ${where} must be ${formatFuncType({ params: abortSignature[0], results: [] })}`,
           )
         }
       } else if (

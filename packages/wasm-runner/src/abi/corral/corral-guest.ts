@@ -1,34 +1,50 @@
-import { isPluginErrorCode, logLevels } from '@corral/types'
+import { type FieldError, isPluginErrorCode, logLevels } from '@corral/types'
 import { createWasiImports } from '../../worker/wasi.js'
 import type { GuestFactory, GuestInstance, GuestOptions } from '../guest-abi.js'
 import { GuestCallError, type GuestMemoryCap, guestFailure, memoryCapFailure } from '../guest-abi.js'
 import { wasiModuleName } from '../wasi-names.js'
-import { corralAbiVersion, corralImportModule } from './corral-abi.js'
+import { assemblyScriptAbort } from './assemblyscript-abort.js'
+import { abortImportModule, corralAbiVersion, corralImportModule } from './corral-abi.js'
 
 type ExportFn = (ptr: number, len: number) => bigint
 
 const decoder = new TextDecoder()
 
-/** Reads a guest error payload: `{"code", "message"}` JSON gets the plugin's prefix; anything else is text. */
+/**
+ * Reads a guest error payload: `{"code", "message"}` JSON gets the plugin's prefix, except
+ * `invalid_argument` (the call's arguments were wrong: Corral's code, with the `fields` the guest
+ * names); anything else is text.
+ */
 export function guestError(plugin: string, bytes: Uint8Array): GuestCallError {
   const text = decoder.decode(bytes)
   try {
     const parsed: unknown = JSON.parse(text)
     if (typeof parsed === 'object' && parsed !== null) {
-      const { code, message } = parsed as { code?: unknown; message?: unknown }
+      const { code, message, fields } = parsed as { code?: unknown; message?: unknown; fields?: unknown }
+      const said = typeof message === 'string' ? message : ''
+      if (code === 'invalid_argument') return new GuestCallError(code, said, false, fieldErrors(fields))
       const prefixed = `${plugin}:${String(code)}`
       if (typeof code === 'string' && isPluginErrorCode(prefixed)) {
-        return new GuestCallError(
-          prefixed as `${string}:${string}`,
-          typeof message === 'string' ? message : '',
-          false,
-        )
+        return new GuestCallError(prefixed as `${string}:${string}`, said, false)
       }
     }
   } catch {
     // not JSON: plain text
   }
   return new GuestCallError('plugin_error', text, false)
+}
+
+/** The `[{"field", "message"}]` a guest named, those well formed (at most 100). */
+function fieldErrors(value: unknown): FieldError[] | undefined {
+  if (!Array.isArray(value)) return undefined
+  const fields = value
+    .filter(
+      (f): f is FieldError =>
+        typeof f === 'object' && f !== null && typeof f.field === 'string' && typeof f.message === 'string',
+    )
+    .slice(0, 100)
+    .map(({ field, message }) => ({ field, message }))
+  return fields.length > 0 ? fields : undefined
 }
 
 /**
@@ -90,6 +106,7 @@ export const createCorralGuest: GuestFactory = async (options: GuestOptions): Pr
       },
     },
   }
+  imports[abortImportModule] = { abort: assemblyScriptAbort(mem) }
   if (options.wasi !== undefined) {
     imports[wasiModuleName] = createWasiImports(
       options.wasi,
