@@ -29,11 +29,13 @@ const suiteFiles = (await readdir(path.join(here, 'suites')))
 console.log(`machine: ${describeMachine(thisMachine())}`)
 const report = new BenchReport()
 for (const file of suiteFiles) {
-  console.error(`bench: ${file}`)
+  const started = performance.now()
   const suite = (await import(path.join(here, 'suites', file))) as {
     default: (r: BenchReport) => Promise<void>
   }
   await suite.default(report)
+  // A whole run must stay within its budget (docs/performance.md): each suite says what it took.
+  console.error(`bench: ${file} took ${((performance.now() - started) / 1000).toFixed(0)} s`)
 }
 
 /** The printed table: a negative width pads on the right (text), a positive one on the left (numbers). */
