@@ -147,9 +147,9 @@ export class BenchReport {
   readonly rows: BenchRow[] = []
 
   /**
-   * Measures `rows` in `rounds` rounds (6 unless said); each round measures every row once, in the order given
-   * (A, B, A, B, …), so that a row and its baseline see the same machine: a shared machine's load
-   * changes within seconds. A row's ratio is computed per round and reported as the median with its
+   * Measures `rows` in `rounds` rounds (6 unless said); each round measures every row once, in the
+   * order given (A, B, A, B, …), so that a row and its baseline see the same machine: a shared
+   * machine's load changes within seconds. A row's ratio is computed per round and reported as the median with its
    * min–max; a row that misses its target is reported, never thrown.
    */
   async addInRounds(rows: readonly RoundRow[], rounds = 6): Promise<BenchRow[]> {
@@ -162,7 +162,7 @@ export class BenchReport {
     for (let round = 0; round < rounds; round++) {
       for (const row of rows) measured.get(row.name)?.push(await row.measure())
     }
-    const added = rows.map((row) => {
+    return rows.map((row) => {
       const own = measured.get(row.name) ?? []
       const base = row.baseline === undefined ? undefined : measured.get(row.baseline)
       const ratios = base === undefined ? [] : own.map((m, i) => ratioOf(row, m, base[i] as Measurement))
@@ -187,7 +187,6 @@ export class BenchReport {
               : ratio >= target.value,
       })
     })
-    return added
   }
 
   /** Adds a row measured once, with no baseline: judged by its median when it has a target. */

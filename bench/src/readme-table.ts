@@ -8,6 +8,7 @@ const start = '<!-- bench-table:start (written by pnpm bench:readme from bench/r
 const end = '<!-- bench-table:end -->'
 
 const cell = (text: string) => text.replaceAll('|', '\\|')
+
 /**
  * Rewrites the figures table of the root README, between its two markers, from `results`: what a
  * whole `pnpm bench` ends with, and what `pnpm bench:readme` does from the last run's files.

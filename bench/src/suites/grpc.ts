@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { createGrpcRunner } from '@corral/grpc-runner'
+import { createGrpcRunner, type GrpcRunner } from '@corral/grpc-runner'
 import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
@@ -104,104 +104,120 @@ async function example(name: string) {
 const hostApi: HostCallHandler = async () => ({})
 
 /**
- * The gRPC runner beside raw grpc-js, each row in rounds with its baseline: a call (one in flight,
- * and 64), 64 calls in flight spread over 8 plugin processes, a cold start of a TypeScript plugin;
- * and a cold start of the Go example.
+ * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight and 64, and 64 spread
+ * over 8 plugin processes.
  */
-export default async function grpc(report: BenchReport): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
+async function measureCalls(
+  report: BenchReport,
+  runner: GrpcRunner,
+  hello: Awaited<ReturnType<typeof example>>,
+  dir: string,
+): Promise<void> {
   const server = await startRawServer(path.join(dir, 'echo.sock'))
   const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
   const stream = rawStream(client)
-  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: { log() {} } })
-  const hello = await example('hello-grpc')
-  const load = async () => {
-    const plugin = await runner.load({ ...hello, hostApi })
-    await plugin.register()
-    await plugin.init({})
-    return plugin
+  const plugins: Plugin[] = []
+  try {
+    for (let i = 0; i < 9; i++) {
+      const plugin = await runner.load({ ...hello, hostApi })
+      plugins.push(plugin)
+      await plugin.register()
+      await plugin.init({})
+    }
+    const [plugin, ...many] = plugins as [Plugin, ...Plugin[]]
+    const call = () => plugin.call('echo', payload)
+    const latency = (fn: () => unknown, iterations: number) => () => measureLatency(fn, { iterations })
+    const throughput = (fn: () => Promise<unknown>) => () =>
+      measureThroughput(fn, { total: 10_000, inFlight: 64 })
+    await report.addInRounds([
+      { name: 'grpc.baseline.unary', measure: latency(() => rawUnary(client), 300) },
+      { name: 'grpc.baseline.bidi', measure: latency(stream.call, 1_500) },
+      {
+        name: 'grpc.call',
+        measure: latency(call, 1_500),
+        baseline: 'grpc.baseline.bidi',
+        target: { kind: 'max_ratio', value: 1.3 },
+      },
+    ])
+    let next = 0
+    await report.addInRounds([
+      { name: 'grpc.baseline.bidi.64', measure: throughput(stream.call) },
+      {
+        name: 'grpc.throughput',
+        measure: throughput(call),
+        baseline: 'grpc.baseline.bidi.64',
+        target: { kind: 'min_ratio', value: 0.8 },
+      },
+      {
+        name: 'grpc.calls.8_plugins',
+        // Each call goes to the next plugin process: 8 in flight on each.
+        measure: throughput(() => (many[next++ % many.length] as Plugin).call('echo', payload)),
+        baseline: 'grpc.throughput',
+        target: { kind: 'min_ratio', value: 0.8 },
+      },
+    ])
+  } finally {
+    stream.end()
+    client.close()
+    server.kill()
+    await Promise.all(plugins.map((p) => p.shutdown()))
   }
-  const plugin: Plugin = await load()
-  const many: Plugin[] = []
-  for (let i = 0; i < 8; i++) many.push(await load())
-  const call = () => plugin.call('echo', payload)
-  const latency = (fn: () => unknown, iterations: number) => () => measureLatency(fn, { iterations })
-  const throughput = (fn: () => Promise<unknown>) => () =>
-    measureThroughput(fn, { total: 10_000, inFlight: 64 })
-  await report.addInRounds([
-    { name: 'grpc.baseline.unary', measure: latency(() => rawUnary(client), 300) },
-    { name: 'grpc.baseline.bidi', measure: latency(stream.call, 1_500) },
-    {
-      name: 'grpc.call',
-      measure: latency(call, 1_500),
-      baseline: 'grpc.baseline.bidi',
-      target: { kind: 'max_ratio', value: 1.3 },
-    },
-  ])
-  let next = 0
-  await report.addInRounds([
-    { name: 'grpc.baseline.bidi.64', measure: throughput(stream.call) },
-    {
-      name: 'grpc.throughput',
-      measure: throughput(call),
-      baseline: 'grpc.baseline.bidi.64',
-      target: { kind: 'min_ratio', value: 0.8 },
-    },
-    {
-      name: 'grpc.calls.8_plugins',
-      // Each call goes to the next plugin process: 8 in flight on each.
-      measure: throughput(() => (many[next++ % many.length] as Plugin).call('echo', payload)),
-      baseline: 'grpc.throughput',
-      target: { kind: 'min_ratio', value: 0.8 },
-    },
-  ])
-  stream.end()
-  client.close()
-  server.kill()
-  await Promise.all([plugin, ...many].map((p) => p.shutdown()))
+}
 
-  let run = 0
-  await report.addInRounds(
-    [
-      {
-        name: 'grpc.baseline.start',
-        measure: () =>
-          measureStarts(2, async () => {
-            const socket = path.join(dir, `start-${run++}.sock`)
-            const child = await startRawServer(socket)
-            const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
-            await rawUnary(startClient)
-            return async () => {
-              startClient.close()
-              child.kill()
-            }
-          }),
-      },
-      {
-        name: 'grpc.start',
-        measure: () =>
-          measureStarts(2, async () => {
-            const started = await runner.load({ ...hello, hostApi })
-            await started.register()
-            await started.call('echo', payload)
-            return () => started.shutdown()
-          }),
-        baseline: 'grpc.baseline.start',
-        target: { kind: 'max_ratio', value: 1.15 },
-      },
-    ],
-    4,
-  )
-  const goKv = await example('go-kv')
-  report.add(
-    'grpc.start.go',
-    await measureStarts(8, async () => {
-      const started = await runner.load({ ...goKv, hostApi })
-      await started.register()
-      return () => started.shutdown()
-    }),
-    { kind: 'max_us', value: 30_000 },
-  )
-  await runner.close()
-  rmSync(dir, { recursive: true, force: true })
+/**
+ * The gRPC runner beside raw grpc-js, each row in rounds with its baseline: calls (see
+ * `measureCalls`) and a cold start of a TypeScript plugin; and a cold start of the Go example.
+ */
+export default async function grpc(report: BenchReport): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: { log() {} } })
+  try {
+    const hello = await example('hello-grpc')
+    await measureCalls(report, runner, hello, dir)
+    let run = 0
+    await report.addInRounds(
+      [
+        {
+          name: 'grpc.baseline.start',
+          measure: () =>
+            measureStarts(2, async () => {
+              const socket = path.join(dir, `start-${run++}.sock`)
+              const child = await startRawServer(socket)
+              const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
+              await rawUnary(startClient)
+              return async () => {
+                startClient.close()
+                child.kill()
+              }
+            }),
+        },
+        {
+          name: 'grpc.start',
+          measure: () =>
+            measureStarts(2, async () => {
+              const started = await runner.load({ ...hello, hostApi })
+              await started.register()
+              await started.call('echo', payload)
+              return () => started.shutdown()
+            }),
+          baseline: 'grpc.baseline.start',
+          target: { kind: 'max_ratio', value: 1.15 },
+        },
+      ],
+      4,
+    )
+    const goKv = await example('go-kv')
+    report.add(
+      'grpc.start.go',
+      await measureStarts(8, async () => {
+        const started = await runner.load({ ...goKv, hostApi })
+        await started.register()
+        return () => started.shutdown()
+      }),
+      { kind: 'max_us', value: 30_000 },
+    )
+  } finally {
+    await runner.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
