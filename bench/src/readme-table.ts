@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describeMachine, formatMedian, formatMet, formatRatio, type Results } from './results.js'
+import { describeMachine, fmt, formatMedian, formatMet, formatRatio, type Results } from './results.js'
 
 const readme = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../README.md')
 const start = '<!-- bench-table:start (written by pnpm bench:readme from bench/results/latest.json) -->'
@@ -17,11 +17,11 @@ export async function writeReadmeTable({ rows, machine }: Results): Promise<void
   const table = [
     `Last \`pnpm bench\`: ${describeMachine(machine)}, ${machine.date.slice(0, 10)}. Ratios are the median over rounds, with their min–max.`,
     '',
-    '| row | median | ratio (min–max) | target | met |',
-    '|---|---:|---|---|---|',
+    '| row | median | ops/s | ratio (min–max) | target | met |',
+    '|---|---:|---:|---|---|---|',
     ...rows.map(
       (row) =>
-        `| \`${cell(row.name)}\` | ${formatMedian(row)} | ${formatRatio(row)} | ${cell(row.target ?? '')} | ${formatMet(row)} |`,
+        `| \`${cell(row.name)}\` | ${formatMedian(row)} | ${fmt(row.ops_per_s, 0)} | ${formatRatio(row)} | ${cell(row.target ?? '')} | ${formatMet(row)} |`,
     ),
   ].join('\n')
 

@@ -1,5 +1,5 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchRow } from './harness.js'
@@ -9,7 +9,9 @@ export interface Machine {
   cores: number
   cpu: string
   node: string
-  /** When the run ended (ISO 8601). */
+  /** The 1-minute load average when the run started: how much else the cores were doing. */
+  load: number
+  /** When the run started (ISO 8601). */
   date: string
 }
 
@@ -27,12 +29,13 @@ export function thisMachine(): Machine {
     cores: cpus().length,
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     node: process.version,
+    load: loadavg()[0] ?? Number.NaN,
     date: new Date().toISOString(),
   }
 }
 
 export function describeMachine(m: Machine): string {
-  return `${m.cores} cores, ${m.cpu}, Node ${m.node}`
+  return `${m.cores} cores, ${m.cpu}, Node ${m.node}, load average ${m.load.toFixed(1)} at the start`
 }
 
 export async function writeResults({ rows, machine }: Results): Promise<void> {
@@ -49,9 +52,11 @@ export async function readResults(): Promise<Results> {
 /** A number with `digits` decimals; empty for none. */
 export const fmt = (n: number | null, digits = 1) => (n === null || Number.isNaN(n) ? '' : n.toFixed(digits))
 
-/** A row's median: its latency, or its resident set for a memory row. */
-export const formatMedian = (row: BenchRow) =>
-  row.rss_mb === undefined ? `${fmt(row.median_us)} µs` : `${fmt(row.rss_mb)} MB`
+/** A row's median: its latency (in ms from 10 ms on), or its resident set for a memory row. */
+export function formatMedian(row: BenchRow): string {
+  if (row.rss_mb !== undefined) return `${fmt(row.rss_mb)} MB`
+  return row.median_us >= 10_000 ? `${fmt(row.median_us / 1000)} ms` : `${fmt(row.median_us)} µs`
+}
 
 /** `1.02 (0.97–1.10)`: the median ratio over rounds and its spread. */
 export const formatRatio = (row: BenchRow) =>

@@ -26,7 +26,8 @@ const suiteFiles = (await readdir(path.join(here, 'suites')))
   .filter((f) => only.length === 0 || only.includes(path.basename(f, '.ts')))
   .sort()
 
-console.log(`machine: ${describeMachine(thisMachine())}`)
+const machine = thisMachine()
+console.log(`machine: ${describeMachine(machine)}`)
 const report = new BenchReport()
 for (const file of suiteFiles) {
   const started = performance.now()
@@ -55,7 +56,7 @@ const line = (cell: (c: (typeof columns)[number]) => string) =>
     .trimEnd()
 console.log(line((c) => c.title))
 for (const row of report.rows) console.log(line((c) => c.cell(row)))
-const results = { rows: report.rows, machine: thisMachine() }
+const results = { rows: report.rows, machine }
 await writeResults(results)
 // Only a whole run speaks for every row.
 if (only.length === 0) await writeReadmeTable(results)
