@@ -1,5 +1,5 @@
 import { request } from 'node:http'
-import pg from 'pg'
+import { freshPostgresDatabase } from '@corral/manager/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import './testing/provided-context.js'
 import { adminPassword, startTestHost, type TestHost } from './testing/test-host.js'
@@ -8,24 +8,8 @@ import { adminPassword, startTestHost, type TestHost } from './testing/test-host
 // and what a plugin publishes on one, reaches the other.
 let replicas: TestHost[] = []
 
-async function freshDatabase(): Promise<string> {
-  const adminUrl = inject('databaseUrl')
-  const name = 'corral_host_replicas'
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
-  } finally {
-    await admin.end()
-  }
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return url.toString()
-}
-
 beforeAll(async () => {
-  const databaseUrl = await freshDatabase()
+  const databaseUrl = await freshPostgresDatabase('host_replicas')
   const redisUrl = `${inject('redisUrl')}/0`
   for (let i = 0; i < 2; i++)
     replicas.push(

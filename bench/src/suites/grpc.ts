@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { createGrpcRunner } from '@corral/grpc-runner'
+import { createGrpcRunner, type GrpcRunner } from '@corral/grpc-runner'
 import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
 import type { BenchReport, Measurement } from '../harness.js'
-import { measureLatency, measureThroughput } from '../harness.js'
+import { measureLatency, measureThroughput, summarize } from '../harness.js'
 
 const benchDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const examplesDir = path.join(benchDir, '../examples/plugins')
@@ -88,9 +88,7 @@ async function measureStarts(runs: number, start: () => Promise<() => Promise<vo
     await stop()
     if (i > 0) samples.push(us) // the first run warms caches
   }
-  samples.sort((a, b) => a - b)
-  const median = samples[Math.floor(samples.length / 2)] ?? Number.NaN
-  return { median_us: median, p99_us: samples[samples.length - 1] ?? Number.NaN, ops_per_s: 1e6 / median }
+  return summarize(samples, samples.reduce((sum, us) => sum + us, 0) / 1e6)
 }
 
 async function example(name: string) {
@@ -106,71 +104,120 @@ async function example(name: string) {
 const hostApi: HostCallHandler = async () => ({})
 
 /**
- * The gRPC runner beside raw grpc-js in the same run: a call (one in flight and 64), a cold start of
- * a TypeScript plugin and of the Go example.
+ * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight and 64, and 64 spread
+ * over 8 plugin processes.
  */
-export default async function grpc(report: BenchReport): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
+async function measureCalls(
+  report: BenchReport,
+  runner: GrpcRunner,
+  hello: Awaited<ReturnType<typeof example>>,
+  dir: string,
+): Promise<void> {
   const server = await startRawServer(path.join(dir, 'echo.sock'))
   const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
   const stream = rawStream(client)
-  report.add('grpc.baseline.unary', await measureLatency(() => rawUnary(client), { iterations: 2_000 }))
-  report.add('grpc.baseline.bidi', await measureLatency(stream.call, { iterations: 10_000 }))
-  report.add('grpc.baseline.bidi.64', await measureThroughput(stream.call, { total: 50_000, inFlight: 64 }))
-  stream.end()
-  client.close()
-  server.kill()
+  const plugins: Plugin[] = []
+  try {
+    for (let i = 0; i < 9; i++) {
+      const plugin = await runner.load({ ...hello, hostApi })
+      plugins.push(plugin)
+      await plugin.register()
+      await plugin.init({})
+    }
+    const [plugin, ...many] = plugins as [Plugin, ...Plugin[]]
+    const call = () => plugin.call('echo', payload)
+    const latency = (fn: () => unknown, iterations: number) => () => measureLatency(fn, { iterations })
+    const throughput = (fn: () => Promise<unknown>) => () =>
+      measureThroughput(fn, { total: 10_000, inFlight: 64 })
+    await report.addInRounds([
+      { name: 'grpc.baseline.unary', measure: latency(() => rawUnary(client), 300) },
+      { name: 'grpc.baseline.bidi', measure: latency(stream.call, 1_500) },
+      {
+        name: 'grpc.call',
+        measure: latency(call, 1_500),
+        baseline: 'grpc.baseline.bidi',
+        target: { kind: 'max_ratio', value: 1.3 },
+      },
+    ])
+    let next = 0
+    await report.addInRounds([
+      { name: 'grpc.baseline.bidi.64', measure: throughput(stream.call) },
+      {
+        name: 'grpc.throughput',
+        measure: throughput(call),
+        baseline: 'grpc.baseline.bidi.64',
+        target: { kind: 'min_ratio', value: 0.8 },
+      },
+      {
+        name: 'grpc.calls.8_plugins',
+        // Each call goes to the next plugin process: 8 in flight on each.
+        measure: throughput(() => (many[next++ % many.length] as Plugin).call('echo', payload)),
+        baseline: 'grpc.throughput',
+        target: { kind: 'min_ratio', value: 0.8 },
+      },
+    ])
+  } finally {
+    stream.end()
+    client.close()
+    server.kill()
+    await Promise.all(plugins.map((p) => p.shutdown()))
+  }
+}
 
+/**
+ * The gRPC runner beside raw grpc-js, each row in rounds with its baseline: calls (see
+ * `measureCalls`) and a cold start of a TypeScript plugin; and a cold start of the Go example.
+ */
+export default async function grpc(report: BenchReport): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
   const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: { log() {} } })
-  const hello = await example('hello-grpc')
-  const plugin: Plugin = await runner.load({ ...hello, hostApi })
-  await plugin.register()
-  await plugin.init({})
-  const call = () => plugin.call('echo', payload)
-  report.add('grpc.call', await measureLatency(call, { iterations: 10_000 }), {
-    baseline: 'grpc.baseline.bidi',
-    target: { kind: 'max_ratio', value: 1.3 },
-  })
-  report.add('grpc.throughput', await measureThroughput(call, { total: 50_000, inFlight: 64 }), {
-    baseline: 'grpc.baseline.bidi.64',
-    target: { kind: 'min_ratio', value: 0.8 },
-  })
-  await plugin.shutdown()
-
-  let run = 0
-  report.add(
-    'grpc.baseline.start',
-    await measureStarts(8, async () => {
-      const socket = path.join(dir, `start-${run++}.sock`)
-      const child = await startRawServer(socket)
-      const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
-      await rawUnary(startClient)
-      return async () => {
-        startClient.close()
-        child.kill()
-      }
-    }),
-  )
-  report.add(
-    'grpc.start',
-    await measureStarts(8, async () => {
-      const started = await runner.load({ ...hello, hostApi })
-      await started.register()
-      await started.call('echo', payload)
-      return () => started.shutdown()
-    }),
-    { baseline: 'grpc.baseline.start', target: { kind: 'max_ratio', value: 1.15 } },
-  )
-  const goKv = await example('go-kv')
-  report.add(
-    'grpc.start.go',
-    await measureStarts(8, async () => {
-      const started = await runner.load({ ...goKv, hostApi })
-      await started.register()
-      return () => started.shutdown()
-    }),
-    { target: { kind: 'max_us', value: 30_000 } },
-  )
-  await runner.close()
-  rmSync(dir, { recursive: true, force: true })
+  try {
+    const hello = await example('hello-grpc')
+    await measureCalls(report, runner, hello, dir)
+    let run = 0
+    await report.addInRounds(
+      [
+        {
+          name: 'grpc.baseline.start',
+          measure: () =>
+            measureStarts(2, async () => {
+              const socket = path.join(dir, `start-${run++}.sock`)
+              const child = await startRawServer(socket)
+              const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
+              await rawUnary(startClient)
+              return async () => {
+                startClient.close()
+                child.kill()
+              }
+            }),
+        },
+        {
+          name: 'grpc.start',
+          measure: () =>
+            measureStarts(2, async () => {
+              const started = await runner.load({ ...hello, hostApi })
+              await started.register()
+              await started.call('echo', payload)
+              return () => started.shutdown()
+            }),
+          baseline: 'grpc.baseline.start',
+          target: { kind: 'max_ratio', value: 1.15 },
+        },
+      ],
+      4,
+    )
+    const goKv = await example('go-kv')
+    report.add(
+      'grpc.start.go',
+      await measureStarts(8, async () => {
+        const started = await runner.load({ ...goKv, hostApi })
+        await started.register()
+        return () => started.shutdown()
+      }),
+      { kind: 'max_us', value: 30_000 },
+    )
+  } finally {
+    await runner.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

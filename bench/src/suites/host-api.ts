@@ -12,7 +12,7 @@ import { measureLatency } from '../harness.js'
 
 /**
  * The sandboxed host API on the embedded backends, each row beside the bare backend operation it
- * wraps (same run): what a permission check, rate limit, argument validation, metrics and the
+ * wraps (in rounds): what a permission check, rate limit, argument validation, metrics and the
  * deadline timer add to one host call. A plugin's SQLite statement runs in an executor process
  * (so that it can be stopped at its deadline): `baseline.process.ipc` is the bare round trip to a
  * child process that this adds.
@@ -21,11 +21,6 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   const value = Buffer.alloc(100, 'x')
   const bareCache = createMemoryCache()
   await bareCache.set('bench', 'key', value)
-  report.add(
-    'baseline.cache.memory_get',
-    await measureLatency(() => bareCache.get('bench', 'key'), { iterations: 50_000 }),
-  )
-
   const backends = await createBackends({ databaseUrl: '', redisUrl: '' })
   const policies = createSqlPolicyStore(backends.database)
   const permissions = [
@@ -47,38 +42,45 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   const call = api.forPlugin('bench')
   const context = { plugin: 'bench', token: 't' }
   await call('cache.set', { key: 'key', value: value.toString('base64') }, context)
-  report.add(
-    'hostapi.cache_get',
-    await measureLatency(() => call('cache.get', { key: 'key' }, context), { iterations: 50_000 }),
-    { baseline: 'baseline.cache.memory_get' },
-  )
+  const latency = (fn: () => unknown, iterations: number) => () => measureLatency(fn, { iterations })
+  await report.addInRounds([
+    { name: 'baseline.cache.memory_get', measure: latency(() => bareCache.get('bench', 'key'), 8_000) },
+    {
+      name: 'hostapi.cache_get',
+      measure: latency(() => call('cache.get', { key: 'key' }, context), 8_000),
+      baseline: 'baseline.cache.memory_get',
+    },
+  ])
 
   const sql = 'SELECT day, hits FROM bench_daily WHERE day = $1'
   const raw = new Database(':memory:')
-  for (const db of [raw]) {
-    db.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)')
-    db.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)")
+  const ipc = startIpcEcho()
+  try {
+    raw.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)')
+    raw.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)")
+    await backends.database.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)', [])
+    await backends.database.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)", [])
+    await report.addInRounds([
+      {
+        name: 'baseline.sqlite.query',
+        measure: latency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), 3_000),
+      },
+      { name: 'baseline.process.ipc', measure: latency(ipc.roundTrip, 3_000) },
+      {
+        name: 'hostapi.db_query',
+        measure: latency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), 3_000),
+        baseline: 'baseline.sqlite.query',
+      },
+    ])
+  } finally {
+    ipc.close()
+    raw.close()
+    await backends.close()
   }
-  await backends.database.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)', [])
-  await backends.database.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)", [])
-  report.add(
-    'baseline.sqlite.query',
-    await measureLatency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), { iterations: 20_000 }),
-  )
-  report.add('baseline.process.ipc', await measureIpcRoundTrip())
-  report.add(
-    'hostapi.db_query',
-    await measureLatency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), {
-      iterations: 20_000,
-    }),
-    { baseline: 'baseline.sqlite.query' },
-  )
-  raw.close()
-  await backends.close()
 }
 
-/** One message to a child process and its echo, over the IPC channel the SQLite executors use. */
-async function measureIpcRoundTrip() {
+/** A child process echoing each message over the IPC channel the SQLite executors use. */
+function startIpcEcho(): { roundTrip(): Promise<void>; close(): void } {
   const child = spawn(process.execPath, ['-e', "process.on('message', (m) => process.send(m))"], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     serialization: 'json',
@@ -86,16 +88,12 @@ async function measureIpcRoundTrip() {
   let answer: (() => void) | undefined
   child.on('message', () => answer?.())
   const message = { id: 1, sql: 'SELECT day, hits FROM bench_daily WHERE day = $1', params: ['2026-11-21'] }
-  try {
-    return await measureLatency(
-      () =>
-        new Promise<void>((resolve) => {
-          answer = resolve
-          child.send(message)
-        }),
-      { iterations: 20_000 },
-    )
-  } finally {
-    child.kill()
+  return {
+    roundTrip: () =>
+      new Promise<void>((resolve) => {
+        answer = resolve
+        child.send(message)
+      }),
+    close: () => child.kill(),
   }
 }

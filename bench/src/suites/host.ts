@@ -2,21 +2,16 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { createBackends, createPluginManager, createSqlAuditLog } from '@corral/manager'
+import { createBackends, createPluginManager } from '@corral/manager'
 import type { ResourcePolicy } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
+import { compileWat } from '@corral/wasm-runner/testing'
 import Fastify from 'fastify'
-import { loadHostSecret } from '../../../apps/host/src/auth/host-secret.js'
 import { createUsersStore } from '../../../apps/host/src/auth/users-store.js'
-import { createLogBuffer } from '../../../apps/host/src/log-buffer.js'
-import { createHostServer } from '../../../apps/host/src/server.js'
-import { compileWat } from '../compile-wat.js'
-import { type BenchReport, type Measurement, measureThroughput } from '../harness.js'
+import { createQuietHostServer, signIn } from '../../../apps/host/src/testing/fake-host.js'
+import { type BenchReport, measureThroughput } from '../harness.js'
 import { echoWat, payload } from './wasm.js'
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const templatesDir = path.resolve(here, '../../../apps/host/templates')
 const agent = new Agent({ keepAlive: true, maxSockets: 16 })
 const body = JSON.stringify(payload)
 
@@ -36,32 +31,6 @@ function post(url: string, headers: Record<string, string> = {}): Promise<void> 
     req.on('error', reject)
     req.end(body)
   })
-}
-
-/**
- * Measures `a` and `b` in interleaved rounds (a, b, a, b, …, 16 in flight, 20 000 requests each in
- * all), so that both see the same machine: a shared machine's load changes within seconds. Each
- * figure pools the rounds: requests over the time they took; the median of the rounds' medians and p99s.
- */
-async function interleaved(
-  a: () => Promise<void>,
-  b: () => Promise<void>,
-): Promise<[Measurement, Measurement]> {
-  const rounds = 8
-  const options = { total: 2_500, inFlight: 16 }
-  const measured: [Measurement[], Measurement[]] = [[], []]
-  for (let round = 0; round < rounds; round++) {
-    measured[0].push(await measureThroughput(a, options))
-    measured[1].push(await measureThroughput(b, options))
-  }
-  const median = (values: number[]) =>
-    values.sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN
-  const pool = (ms: Measurement[]): Measurement => ({
-    median_us: median(ms.map((m) => m.median_us)),
-    p99_us: median(ms.map((m) => m.p99_us)),
-    ops_per_s: (options.total * ms.length) / ms.reduce((sum, m) => sum + options.total / m.ops_per_s, 0),
-  })
-  return [pool(measured[0]), pool(measured[1])]
 }
 
 /**
@@ -103,36 +72,21 @@ export default async function host(report: BenchReport): Promise<void> {
     await manager.start()
     await users.migrate()
     await users.create({ username: 'bench', password: 'bench-password' })
-    const server = await createHostServer({
-      manager,
-      users,
-      database: backends.database,
-      audit: createSqlAuditLog(backends.database),
-      logs: createLogBuffer({ log() {} }),
-      secret: await loadHostSecret(backends.database),
-      templatesDir,
-      logger: false,
-    })
+    const server = await createQuietHostServer(manager, users, backends.database)
     const hostUrl = await server.app.listen({ port: 0, host: '127.0.0.1' })
     const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' })
-    const session = await server.app.inject({
-      method: 'POST',
-      url: '/api/v1/session',
-      payload: { username: 'bench', password: 'bench-password' },
-    })
-    const headers = {
-      cookie: session.cookies.map((c) => `${c.name}=${c.value}`).join('; '),
-      'x-csrf-token': (session.json() as { csrfToken: string }).csrfToken,
-    }
-    const [bareRoute, hostRoute] = await interleaved(
-      () => post(`${bareUrl}/echo`),
-      () => post(`${hostUrl}/plugins/bench-echo/echo`, headers),
-    )
-    report.add('baseline.host.route (bare fastify)', bareRoute)
-    report.add('host.route', hostRoute, {
-      baseline: 'baseline.host.route (bare fastify)',
-      target: { kind: 'min_ratio', value: 0.5 },
-    })
+    const session = await signIn(server, 'bench', 'bench-password')
+    const headers = { cookie: session.cookie, 'x-csrf-token': session.csrf }
+    const requests = (fn: () => Promise<void>) => () => measureThroughput(fn, { total: 3_000, inFlight: 16 })
+    await report.addInRounds([
+      { name: 'baseline.host.route (bare fastify)', measure: requests(() => post(`${bareUrl}/echo`)) },
+      {
+        name: 'host.route',
+        measure: requests(() => post(`${hostUrl}/plugins/bench-echo/echo`, headers)),
+        baseline: 'baseline.host.route (bare fastify)',
+        target: { kind: 'min_ratio', value: 0.5 },
+      },
+    ])
     await server.close()
   } finally {
     agent.destroy()

@@ -1,13 +1,12 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createBackends, createPluginManager, type PluginManager } from '@corral/manager'
 import type { Plugin, ResourcePolicy, Runner } from '@corral/types'
 import { createWasmRunner, defaultIdleTimeoutMs } from '@corral/wasm-runner'
-import { compileWat } from '../compile-wat.js'
-import type { BenchReport, Measurement } from '../harness.js'
+import { compileWat } from '@corral/wasm-runner/testing'
+import { type BenchReport, measureLatency } from '../harness.js'
 import { echoWat, payload } from './wasm.js'
 
 const quiet = { log() {} }
@@ -34,24 +33,6 @@ async function writeEchoPlugin(pluginsDir: string, name: string, wasm: Uint8Arra
     path.join(dir, 'plugin.yaml'),
     `name: ${name}\nversion: 0.1.0\nruntime: wasm\nentry: {wasm: echo.wasm}\nwasm: {pool: {max_instances: 1, wait_timeout: 5s}}\n`,
   )
-}
-
-/** `count` calls of `fn` one at a time, each timed (µs). */
-async function timeEach(fn: () => Promise<unknown>, count: number): Promise<number[]> {
-  const samples: number[] = []
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now()
-    await fn()
-    samples.push((performance.now() - t0) * 1000)
-  }
-  return samples
-}
-
-function summarize(samples: number[]): Measurement {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
-  const totalS = samples.reduce((a, b) => a + b, 0) / 1e6
-  return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: samples.length / totalS }
 }
 
 /** The resident set once the heap has settled (GC when exposed), after `waitMs` (1 s by default). */
@@ -129,18 +110,16 @@ async function measureCalls(report: BenchReport, wasm: Uint8Array): Promise<void
     const plugin = loaded[0]
     if (plugin === undefined) throw new Error('bench-echo did not load')
     const viaManager = manager
-    const direct: number[] = []
-    const managed: number[] = []
-    for (let round = 0; round < 12; round++) {
-      direct.push(...(await timeEach(() => plugin.call('echo', payload), 4_000)))
-      managed.push(...(await timeEach(() => viaManager.call('bench-echo', 'echo', payload), 4_000)))
-    }
-    // The first round of each is the warm-up.
-    report.add('manager.call.runner (wasm.call)', summarize(direct.slice(4_000)))
-    report.add('manager.call', summarize(managed.slice(4_000)), {
-      baseline: 'manager.call.runner (wasm.call)',
-      target: { kind: 'max_ratio', value: 1.05 },
-    })
+    const latency = (fn: () => unknown) => () => measureLatency(fn, { iterations: 4_000 })
+    await report.addInRounds([
+      { name: 'manager.call.runner (wasm.call)', measure: latency(() => plugin.call('echo', payload)) },
+      {
+        name: 'manager.call',
+        measure: latency(() => viaManager.call('bench-echo', 'echo', payload)),
+        baseline: 'manager.call.runner (wasm.call)',
+        target: { kind: 'max_ratio', value: 1.05 },
+      },
+    ])
   } finally {
     await manager?.close()
     await wasmRunner.close()

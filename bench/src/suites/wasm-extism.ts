@@ -1,104 +1,80 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { defaultLimits, effectiveGrant } from '@corral/manifest'
 import { createWasmRunner, fromExtismManifest } from '@corral/wasm-runner'
-import { compileWat } from '../compile-wat.js'
-import type { BenchReport, Measurement } from '../harness.js'
-import { measureLatency } from '../harness.js'
+import { compileWat, extismEchoWat } from '@corral/wasm-runner/testing'
+import { type BenchReport, type Measurement, measureLatency, summarize } from '../harness.js'
+import { echoWat, loadEcho, payload } from './wasm.js'
+
+/** Extism's JS SDK with `runInWorker`, driven from a thread of its own. */
+interface ExtismInWorker {
+  /** Times `iterations` echo calls, after a tenth as warm-up (as `measureLatency` does). */
+  measure(iterations: number): Promise<Measurement>
+  close(): Promise<void>
+}
 
 /**
- * An Extism-ABI echo plugin, written against the kernel only (no PDK): it copies its input to a
- * kernel block eight bytes at a time and sets that block as its output. Both runtimes below run
- * this same binary.
+ * Starts Extism's JS SDK with `runInWorker` on the echo plugin, from a thread started without this
+ * process's flags: under tsx, Node would try to source-map the SDK's `data:` worker and fail.
  */
-const echoWat = `(module
-  (import "extism:host/env" "input_length" (func $input_length (result i64)))
-  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
-  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
-  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
-  (memory (export "memory") 1)
-  (func (export "echo") (result i32)
-    (local $n i64) (local $h i64) (local $i i64)
-    (local.set $n (call $input_length))
-    (local.set $h (call $alloc (local.get $n)))
-    (block $done (loop $next
-      (br_if $done (i64.gt_u (i64.add (local.get $i) (i64.const 8)) (local.get $n)))
-      (call $store_u64 (i64.add (local.get $h) (local.get $i)) (call $input_load_u64 (local.get $i)))
-      (local.set $i (i64.add (local.get $i) (i64.const 8)))
-      (br $next)))
-    (block $done (loop $next
-      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (call $input_load_u8 (local.get $i)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br $next)))
-    (call $output_set (local.get $h) (local.get $n))
-    (i32.const 0)))`
-
-/**
- * Times Extism's JS SDK with `runInWorker` on the echo plugin, from a thread of its own started
- * without this process's flags: under tsx, Node would try to source-map the SDK's `data:` worker and
- * fail. Same procedure as `measureLatency`: a tenth as warm-up, then one sample per call.
- */
-async function measureExtismInWorker(
-  wasm: Uint8Array,
-  payload: unknown,
-  iterations: number,
-): Promise<Measurement> {
+async function startExtismInWorker(wasm: Uint8Array): Promise<ExtismInWorker> {
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads')
      ;(async () => {
        const { default: createPlugin } = await import(workerData.sdk)
        const plugin = await createPlugin({ wasm: [{ data: workerData.wasm }] }, { useWasi: false, runInWorker: true })
        const call = async () => (await plugin.call('echo', JSON.stringify(workerData.payload)))?.json()
-       for (let i = 0; i < workerData.iterations / 10; i++) await call()
-       const samples = []
-       const start = performance.now()
-       for (let i = 0; i < workerData.iterations; i++) {
-         const t0 = performance.now()
-         await call()
-         samples.push((performance.now() - t0) * 1000)
-       }
-       const elapsedS = (performance.now() - start) / 1000
-       await plugin.close()
-       parentPort.postMessage({ samples, elapsedS })
+       parentPort.on('message', async (iterations) => {
+         if (iterations === null) return plugin.close().then(() => parentPort.postMessage(null))
+         for (let i = 0; i < iterations / 10; i++) await call()
+         const samples = []
+         const start = performance.now()
+         for (let i = 0; i < iterations; i++) {
+           const t0 = performance.now()
+           await call()
+           samples.push((performance.now() - t0) * 1000)
+         }
+         parentPort.postMessage({ samples, elapsedS: (performance.now() - start) / 1000 })
+       })
+       parentPort.postMessage(null)
      })()`,
     {
       eval: true,
       execArgv: [],
-      workerData: { sdk: import.meta.resolve('@extism/extism'), wasm, payload, iterations },
+      workerData: { sdk: import.meta.resolve('@extism/extism'), wasm, payload },
     },
   )
-  try {
-    const { samples, elapsedS } = await new Promise<{ samples: number[]; elapsedS: number }>(
-      (resolve, reject) => {
-        worker.once('message', resolve)
-        worker.once('error', reject)
-      },
-    )
-    const sorted = samples.sort((a, b) => a - b)
-    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number
-    return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: iterations / elapsedS }
-  } finally {
-    await worker.terminate()
+  // `once` rejects if the worker fails instead of answering.
+  const ask = async <T>(iterations: number | null): Promise<T> => {
+    const answer = once(worker, 'message')
+    worker.postMessage(iterations)
+    return (await answer)[0] as T
+  }
+  await once(worker, 'message') // the plugin is ready
+  return {
+    async measure(iterations) {
+      const { samples, elapsedS } = await ask<{ samples: number[]; elapsedS: number }>(iterations)
+      return summarize(samples, elapsedS)
+    },
+    async close() {
+      await ask(null)
+      await worker.terminate()
+    },
   }
 }
 
 /**
  * `wasm.extism`: the Extism echo plugin under Corral (worker isolation, the runner's pool) against
- * the same plugin under Extism's own JS SDK with `runInWorker`, in the same run. Both sides encode
- * a ~100-byte JSON payload, call, and decode the JSON output.
+ * the same plugin under Extism's own JS SDK with `runInWorker`; and `wasm.call.vs_extism`: Corral's
+ * own-ABI echo against the same. In rounds, so that all three see the same machine. Each side
+ * encodes a ~100-byte JSON payload, calls, and decodes the JSON output.
  */
 export default async function wasmExtism(report: BenchReport): Promise<void> {
-  const wasm = await compileWat(echoWat)
-  const payload = { text: 'x'.repeat(80), n: 1 }
-
-  const extismRow = report.add('extism.js.runInWorker', await measureExtismInWorker(wasm, payload, 5_000))
-
+  const wasm = await compileWat(extismEchoWat)
+  const extism = await startExtismInWorker(wasm)
   const dir = await mkdtemp(path.join(tmpdir(), 'corral-bench-extism-'))
   const runner = createWasmRunner()
   try {
@@ -123,13 +99,30 @@ export default async function wasmExtism(report: BenchReport): Promise<void> {
     })
     const plugin = await runner.load({ manifest, dir, grant, hostApi: async () => ({}) })
     await plugin.init({})
-    report.add(
-      'wasm.extism',
-      await measureLatency(() => plugin.call('echo', payload), { iterations: 20_000 }),
-      // ≥ 3 × faster than Extism's runInWorker: at most a third of its median.
-      { baseline: extismRow.name, target: { kind: 'max_ratio', value: 0.333 } },
-    )
+    const corralDir = path.join(dir, 'corral')
+    await mkdir(corralDir)
+    await writeFile(path.join(corralDir, 'echo.wasm'), await compileWat(echoWat))
+    const corralEcho = await loadEcho(runner, corralDir, 'bench-echo', 1)
+    const iterations = 2_000
+    await report.addInRounds([
+      { name: 'extism.js.runInWorker', measure: () => extism.measure(iterations) },
+      {
+        name: 'wasm.extism',
+        measure: () => measureLatency(() => plugin.call('echo', payload), { iterations }),
+        // ≥ 3 × faster than Extism's runInWorker: at most a third of its median.
+        baseline: 'extism.js.runInWorker',
+        target: { kind: 'max_ratio', value: 0.333 },
+      },
+      {
+        name: 'wasm.call.vs_extism',
+        measure: () => measureLatency(() => corralEcho.call('echo', payload), { iterations }),
+        // ≥ 4 × faster than Extism's runInWorker: at most a quarter of its median.
+        baseline: 'extism.js.runInWorker',
+        target: { kind: 'max_ratio', value: 0.25 },
+      },
+    ])
   } finally {
+    await extism.close()
     await runner.close()
     await rm(dir, { recursive: true, force: true })
   }

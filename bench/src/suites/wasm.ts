@@ -4,10 +4,11 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defaultLimits, defaultRateLimits, loadManifest } from '@corral/manifest'
 import type { EffectiveGrant, HostCallHandler, Manifest, Plugin } from '@corral/types'
-import { createWasmRunner } from '@corral/wasm-runner'
-import { compileWat } from '../compile-wat.js'
-import type { BenchReport, Measurement } from '../harness.js'
-import { measureLatency, measureThroughput } from '../harness.js'
+import { createWasmRunner, type WasmRunner } from '@corral/wasm-runner'
+import { compileWat } from '@corral/wasm-runner/testing'
+import type { BenchReport } from '../harness.js'
+import { measureLatency, measureThroughput, summarize } from '../harness.js'
+import { startAtomicsEcho, startPostMessageEcho } from '../raw-echo.js'
 
 /**
  * A Corral ABI echo plugin in WAT. `corral_alloc` hands out a bump region that starts over for each
@@ -65,9 +66,9 @@ function grantFor(plugin: string): EffectiveGrant {
   }
 }
 
-function echoManifest(maxInstances: number): Manifest {
+function echoManifest(name: string, maxInstances: number): Manifest {
   return {
-    name: 'bench-echo',
+    name,
     version: '0.1.0',
     runtime: 'wasm',
     entry: { wasm: 'echo.wasm' },
@@ -101,13 +102,6 @@ async function sameThreadEcho(wasm: Uint8Array): Promise<() => unknown> {
     const outLen = Number(packed & 0xffffffffn)
     return JSON.parse(decoder.decode(new Uint8Array(memory.buffer, outPtr, outLen)))
   }
-}
-
-/** Median and p99 of samples taken one by one (µs). */
-function summarize(samples: number[], elapsedMs: number): Measurement {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
-  return { median_us: at(0.5), p99_us: at(0.99), ops_per_s: samples.length / (elapsedMs / 1000) }
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -154,112 +148,130 @@ async function measureLoads(report: BenchReport, dir: string): Promise<void> {
     const cold: number[] = []
     let start = performance.now()
     for (const variantDir of dirs.slice(1)) cold.push(await loadOnce(variantDir))
-    report.add('wasm.load.cold', summarize(cold, performance.now() - start), {
-      target: { kind: 'max_us', value: 10_000 },
+    report.add('wasm.load.cold', summarize(cold, (performance.now() - start) / 1000), {
+      kind: 'max_us',
+      value: 10_000,
     })
     const cached: number[] = []
     start = performance.now()
     await loadOnce(dirs[0] as string)
     for (let i = 0; i < iterations; i++) cached.push(await loadOnce(dirs[0] as string))
-    report.add('wasm.load.cached', summarize(cached, performance.now() - start), {
-      target: { kind: 'max_us', value: 3_000 },
+    report.add('wasm.load.cached', summarize(cached, (performance.now() - start) / 1000), {
+      kind: 'max_us',
+      value: 3_000,
     })
   } finally {
     await runner.close()
   }
 }
 
+/** Loads the echo plugin of `dir`/echo.wasm under `name`, with a pool of `maxInstances`, and inits it. */
+export async function loadEcho(
+  runner: WasmRunner,
+  dir: string,
+  name: string,
+  maxInstances: number,
+): Promise<Plugin> {
+  const plugin = await runner.load({
+    manifest: echoManifest(name, maxInstances),
+    dir,
+    grant: grantFor(name),
+    hostApi: async () => ({ value: null }),
+  })
+  await plugin.init({})
+  return plugin
+}
+
 /**
- * The Corral WASM rows of PERFORMANCE.md: `wasm.call` (one echo at a time, worker isolation)
- * against a raw Atomics round trip plus the same echo on this thread, and against Extism's
- * `runInWorker` (row `extism.js.runInWorker`, measured by `wasm-extism.ts` earlier in the run);
- * `wasm.throughput` (64 in flight, pool of 2) against the raw postMessage pipeline;
- * `wasm.call.bytes` (1 KiB in and out through `callBytes`) against a raw Atomics round trip carrying
- * 1 KiB; `wasm.host_call` against `wasm.call`; `wasm.load` cold and cached.
+ * The Corral WASM rows of docs/performance.md, each in rounds with its baseline: `wasm.call` (one
+ * echo at a time, worker isolation) against a raw Atomics round trip plus the same echo on this
+ * thread; `wasm.host_call` against `wasm.call`; `wasm.call.bytes` (1 KiB in and out through
+ * `callBytes`) against a raw Atomics round trip carrying 1 KiB; `wasm.throughput` (64 in flight,
+ * pool of 2) against the raw postMessage pipeline, and `wasm.calls.16_plugins` (16 plugins, 64 in
+ * flight in all) against `wasm.throughput`; `wasm.load` cold and cached. (`wasm.call` against
+ * Extism's `runInWorker` is in `wasm-extism.ts`.)
  */
 export default async function wasm(report: BenchReport): Promise<void> {
   const echo = await compileWat(echoWat)
   const dir = await mkdtemp(path.join(tmpdir(), 'corral-bench-wasm-'))
   const runner = createWasmRunner()
+  const atomics = startAtomicsEcho(0)
+  const atomicsKib = startAtomicsEcho(1024)
+  const postMessage = startPostMessageEcho()
   try {
     await writeFile(path.join(dir, 'echo.wasm'), echo)
+    const jsonEcho = await sameThreadEcho(echo)
+    const latency =
+      (fn: () => unknown, iterations = 3_000) =>
+      () =>
+        measureLatency(fn, { iterations })
+    const throughput = (fn: () => Promise<unknown>) => () =>
+      measureThroughput(fn, { total: 20_000, inFlight: 64 })
 
-    const jsonEcho = report.add(
-      'baseline.wasm.json_echo',
-      await measureLatency(await sameThreadEcho(echo), { iterations: 50_000 }),
-    )
-    const atomics = report.rows.find((r) => r.name === 'baseline.worker.atomics')
-    const baselineName = 'baseline.atomics+json_echo'
-    if (atomics !== undefined) {
-      const median = atomics.median_us + jsonEcho.median_us
-      report.add(baselineName, {
-        median_us: median,
-        p99_us: atomics.p99_us + jsonEcho.p99_us,
-        ops_per_s: 1e6 / median,
-      })
-    }
-
-    const load = async (maxInstances: number): Promise<Plugin> => {
-      const plugin = await runner.load({
-        manifest: echoManifest(maxInstances),
-        dir,
-        grant: grantFor('bench-echo'),
-        hostApi: async () => ({ value: null }),
-      })
-      await plugin.init({})
-      return plugin
-    }
-
-    const single = await load(1)
-    const call = await measureLatency(() => single.call('echo', payload), { iterations: 20_000 })
-    report.add(
-      'wasm.call',
-      call,
-      atomics === undefined
-        ? undefined
-        : { baseline: baselineName, target: { kind: 'max_ratio', value: 1.5 } },
-    )
-    if (report.rows.some((r) => r.name === 'extism.js.runInWorker')) {
-      // ≥ 4 × faster than Extism's runInWorker: at most a quarter of its median.
-      report.add('wasm.call.vs_extism', call, {
-        baseline: 'extism.js.runInWorker',
-        target: { kind: 'max_ratio', value: 0.25 },
-      })
-    }
+    const single = await loadEcho(runner, dir, 'bench-echo', 1)
+    await report.addInRounds([
+      { name: 'baseline.worker.atomics', measure: latency(atomics.roundTrip) },
+      { name: 'baseline.wasm.json_echo', measure: latency(jsonEcho, 20_000) },
+      { name: 'baseline.worker.postMessage', measure: latency(postMessage.roundTrip) },
+      {
+        name: 'baseline.atomics+json_echo',
+        measure: latency(() => {
+          jsonEcho()
+          return atomics.roundTrip()
+        }),
+      },
+      {
+        name: 'wasm.call',
+        measure: latency(() => single.call('echo', payload)),
+        baseline: 'baseline.atomics+json_echo',
+        target: { kind: 'max_ratio', value: 1.5 },
+      },
+      {
+        name: 'wasm.host_call',
+        measure: latency(() => single.call('lookup', { key: 'greetings:Ada' })),
+        baseline: 'wasm.call',
+        target: { kind: 'max_ratio', value: 2.5 },
+      },
+    ])
     // The bytes path: 1 KiB in and out, no JSON on either side.
     const kib = new Uint8Array(1024).map((_, i) => i & 0xff)
-    report.add(
-      'wasm.call.bytes',
-      await measureLatency(() => single.callBytes('echo', kib), { iterations: 20_000 }),
-      report.rows.some((r) => r.name === 'baseline.worker.atomics.1kib')
-        ? { baseline: 'baseline.worker.atomics.1kib', target: { kind: 'max_ratio', value: 1.25 } }
-        : undefined,
-    )
-    report.add(
-      'wasm.host_call',
-      await measureLatency(() => single.call('lookup', { key: 'greetings:Ada' }), { iterations: 20_000 }),
-      { baseline: 'wasm.call', target: { kind: 'max_ratio', value: 2.5 } },
-    )
+    await report.addInRounds([
+      { name: 'baseline.worker.atomics.1kib', measure: latency(atomicsKib.roundTrip) },
+      {
+        name: 'wasm.call.bytes',
+        measure: latency(() => single.callBytes('echo', kib)),
+        baseline: 'baseline.worker.atomics.1kib',
+        target: { kind: 'max_ratio', value: 1.25 },
+      },
+    ])
     await single.shutdown()
 
-    const pooled = await load(2)
-    await Promise.all([pooled.call('echo', payload), pooled.call('echo', payload)])
-    const throughput = await measureThroughput(() => pooled.call('echo', payload), {
-      total: 100_000,
-      inFlight: 64,
-    })
-    const pipeline = report.rows.some((r) => r.name === 'baseline.worker.postMessage.64')
-    report.add(
-      'wasm.throughput',
-      throughput,
-      pipeline
-        ? { baseline: 'baseline.worker.postMessage.64', target: { kind: 'min_ratio', value: 0.5 } }
-        : undefined,
-    )
-    await pooled.shutdown()
+    const pooled = await loadEcho(runner, dir, 'bench-echo', 2)
+    // One at a time: sixteen instantiations at once can outlast the init timeout on a busy machine.
+    const many: Plugin[] = []
+    for (let i = 0; i < 16; i++) many.push(await loadEcho(runner, dir, `bench-echo-${i}`, 1))
+    let next = 0
+    await report.addInRounds([
+      { name: 'baseline.worker.postMessage.64', measure: throughput(postMessage.roundTrip) },
+      {
+        name: 'wasm.throughput',
+        measure: throughput(() => pooled.call('echo', payload)),
+        baseline: 'baseline.worker.postMessage.64',
+        target: { kind: 'min_ratio', value: 0.5 },
+      },
+      {
+        name: 'wasm.calls.16_plugins',
+        // Each call goes to the next plugin: 4 in flight on each.
+        measure: throughput(() => (many[next++ % many.length] as Plugin).call('echo', payload)),
+        baseline: 'wasm.throughput',
+        target: { kind: 'min_ratio', value: 0.8 },
+      },
+    ])
+    await Promise.all([pooled, ...many].map((p) => p.shutdown()))
 
     await measureLoads(report, dir)
   } finally {
+    await Promise.all([atomics.close(), atomicsKib.close(), postMessage.close()])
     await runner.close()
     await rm(dir, { recursive: true, force: true })
   }

@@ -1,31 +1,15 @@
 import { type Backends, createBackends } from '@corral/manager'
-import pg from 'pg'
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest'
-import '../testing/provided-context.js'
+import { freshPostgresDatabase } from '@corral/manager/testing'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createUsersStore, type UsersStore } from './users-store.js'
 
 // The users store over real SQLite and the manager's private PostgreSQL: what an administrator
 // changes of users and groups, and what that does to their sessions.
 
-async function freshPostgres(): Promise<string> {
-  const adminUrl = inject('databaseUrl')
-  const name = 'corral_users_store'
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.query(`CREATE DATABASE ${name}`)
-  } finally {
-    await admin.end()
-  }
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return url.toString()
-}
-
 const databases = {
   SQLite: () => createBackends({ sqlitePath: ':memory:' }),
-  PostgreSQL: async () => createBackends({ sqlitePath: ':memory:', databaseUrl: await freshPostgres() }),
+  PostgreSQL: async () =>
+    createBackends({ sqlitePath: ':memory:', databaseUrl: await freshPostgresDatabase('users_store') }),
 }
 
 describe.each(Object.entries(databases))('the users store on %s', (_name, open) => {

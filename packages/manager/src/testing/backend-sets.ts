@@ -7,6 +7,7 @@
 import pg from 'pg'
 import { inject } from 'vitest'
 import { type Backends, createBackends } from '../backends/create-backends.js'
+import type {} from './provided-context.js'
 
 /** `embedded`: SQLite and in-process; `distributed`: PostgreSQL and Redis. */
 export type BackendSetKind = 'embedded' | 'distributed'

@@ -8,15 +8,8 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type {} from 'vitest'
 import type { TestProject } from 'vitest/node'
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    databaseUrl: string
-    redisUrl: string
-  }
-}
+import type {} from './provided-context.js'
 
 const postgresBin = '/usr/lib/postgresql/15/bin'
 

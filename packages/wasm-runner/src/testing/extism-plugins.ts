@@ -140,6 +140,39 @@ function plugin(
 )`
 }
 
+/** The `echo` export: the input, copied eight bytes at a time, as the output. */
+const echoExport = `(func (export "echo") (result i32)
+    (local $n i64) (local $h i64) (local $i i64)
+    (local.set $n (call $input_length))
+    (local.set $h (call $alloc (local.get $n)))
+    (block $done (loop $next
+      (br_if $done (i64.gt_u (i64.add (local.get $i) (i64.const 8)) (local.get $n)))
+      (call $store_u64 (i64.add (local.get $h) (local.get $i)) (call $input_load_u64 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 8)))
+      (br $next)))
+    (block $done (loop $next
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (call $input_load_u8 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $next)))
+    (call $output_set (local.get $h) (local.get $n))
+    (i32.const 0))`
+
+/**
+ * A plugin with only `echo`, importing only the kernel functions it uses: any Extism runtime runs
+ * it, Extism's own JS SDK too (which has no `corral_host_call` to give).
+ */
+export const extismEchoWat = `(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  ${echoExport})`
+
 /**
  * A plugin with one export per behaviour the tests check. Guest memory: constants from 0x400,
  * scratch from 0x1000.
@@ -176,23 +209,7 @@ export const behaviourPluginWat = plugin((str) => {
     (call $output_mem (i32.const 0x800) (i32.add (local.get $len) (i32.const ${countPrefix.len + 1})))
     (i32.const 0))
 
-  ;; echo: the input, copied eight bytes at a time.
-  (func (export "echo") (result i32)
-    (local $n i64) (local $h i64) (local $i i64)
-    (local.set $n (call $input_length))
-    (local.set $h (call $alloc (local.get $n)))
-    (block $done (loop $next
-      (br_if $done (i64.gt_u (i64.add (local.get $i) (i64.const 8)) (local.get $n)))
-      (call $store_u64 (i64.add (local.get $h) (local.get $i)) (call $input_load_u64 (local.get $i)))
-      (local.set $i (i64.add (local.get $i) (i64.const 8)))
-      (br $next)))
-    (block $done (loop $next
-      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-      (call $store_u8 (i64.add (local.get $h) (local.get $i)) (call $input_load_u8 (local.get $i)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br $next)))
-    (call $output_set (local.get $h) (local.get $n))
-    (i32.const 0))
+  ${echoExport}
 
   ;; The config value named by the input; no output when there is none.
   (func (export "get_config") (result i32)
