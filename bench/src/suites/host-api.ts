@@ -14,8 +14,9 @@ import { measureLatency } from '../harness.js'
  * The sandboxed host API on the embedded backends, each row beside the bare backend operation it
  * wraps (same run): what a permission check, rate limit, argument validation, metrics and the
  * deadline timer add to one host call. A plugin's SQLite statement runs in an executor process
- * (so that it can be stopped at its deadline): `baseline.process.ipc` is the bare round trip to a
- * child process that this adds.
+ * (so that it can be stopped at its deadline): `baseline.process.pipe` is the bare round trip to a
+ * child process over the executors' framing, which this adds (`baseline.process.ipc`, Node's IPC
+ * channel, for comparison).
  */
 export default async function hostApi(report: BenchReport): Promise<void> {
   const value = Buffer.alloc(100, 'x')
@@ -66,6 +67,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
     await measureLatency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), { iterations: 20_000 }),
   )
   report.add('baseline.process.ipc', await measureIpcRoundTrip())
+  report.add('baseline.process.pipe', await measurePipeRoundTrip())
   report.add(
     'hostapi.db_query',
     await measureLatency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), {
@@ -77,7 +79,14 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   await backends.close()
 }
 
-/** One message to a child process and its echo, over the IPC channel the SQLite executors use. */
+/** The message the process round trips carry: about what an executor gets. */
+const roundTripMessage = {
+  id: 1,
+  sql: 'SELECT day, hits FROM bench_daily WHERE day = $1',
+  params: ['2026-11-21'],
+}
+
+/** One message to a child process and its echo, over Node's IPC channel. */
 async function measureIpcRoundTrip() {
   const child = spawn(process.execPath, ['-e', "process.on('message', (m) => process.send(m))"], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -85,13 +94,69 @@ async function measureIpcRoundTrip() {
   })
   let answer: (() => void) | undefined
   child.on('message', () => answer?.())
-  const message = { id: 1, sql: 'SELECT day, hits FROM bench_daily WHERE day = $1', params: ['2026-11-21'] }
   try {
     return await measureLatency(
       () =>
         new Promise<void>((resolve) => {
           answer = resolve
-          child.send(message)
+          child.send(roundTripMessage)
+        }),
+      { iterations: 20_000 },
+    )
+  } finally {
+    child.kill()
+  }
+}
+
+/**
+ * One frame to a child process and its echo, the way the SQLite executors talk: a 4-byte length
+ * and JSON, on the child's stdin and stdout; the child blocks on its input and parses what it gets.
+ */
+async function measurePipeRoundTrip() {
+  const echo = `
+const { readSync, writeSync } = require('node:fs')
+const header = Buffer.alloc(4)
+let body = Buffer.alloc(1 << 16)
+function fill(buffer, length) {
+  for (let got = 0; got < length; ) {
+    const read = readSync(0, buffer, got, length - got)
+    if (read === 0) process.exit(0)
+    got += read
+  }
+}
+for (;;) {
+  fill(header, 4)
+  const length = header.readUInt32LE(0)
+  if (length > body.length) body = Buffer.alloc(length)
+  fill(body, length)
+  const json = JSON.stringify(JSON.parse(body.toString('utf8', 0, length)))
+  const frame = Buffer.allocUnsafe(4 + Buffer.byteLength(json))
+  frame.writeUInt32LE(frame.length - 4, 0)
+  frame.write(json, 4)
+  writeSync(1, frame)
+}`
+  const child = spawn(process.execPath, ['-e', echo], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let answer: (() => void) | undefined
+  let pending = Buffer.alloc(0)
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
+      const end = 4 + pending.readUInt32LE(0)
+      JSON.parse(pending.toString('utf8', 4, end))
+      pending = pending.subarray(end)
+      answer?.()
+    }
+  })
+  try {
+    return await measureLatency(
+      () =>
+        new Promise<void>((resolve) => {
+          answer = resolve
+          const json = JSON.stringify(roundTripMessage)
+          const frame = Buffer.allocUnsafe(4 + Buffer.byteLength(json))
+          frame.writeUInt32LE(frame.length - 4, 0)
+          frame.write(json, 4)
+          child.stdin.write(frame)
         }),
       { iterations: 20_000 },
     )

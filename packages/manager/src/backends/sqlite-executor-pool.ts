@@ -159,6 +159,8 @@ export class SqliteExecutorPool {
    */
   #dispatch(): void {
     if (this.#closed) return
+    // The common case once a statement is done: nothing waits, nothing to stop, one ahead of need.
+    if (this.#waiting.length === 0 && this.#executors.size <= this.#max && this.#hasSpare()) return
     const executors = [...this.#executors]
     const idle = executors.filter((e) => e.ready && e.job === undefined)
     let starting = executors.filter((e) => !e.ready).length
@@ -199,6 +201,12 @@ export class SqliteExecutorPool {
     // wait for a process to start.
     const spare = idle.length + starting > 0
     if (!spare && this.#executors.size < this.#max && !this.#failingToStart) this.#start()
+  }
+
+  /** An executor is idle, or starting. */
+  #hasSpare(): boolean {
+    for (const executor of this.#executors) if (!executor.ready || executor.job === undefined) return true
+    return false
   }
 
   #assign(executor: Executor, job: Job): void {

@@ -105,6 +105,9 @@ function open(file: string, options: Database.Options = {}): Database.Database {
 
 /** A connection and what is prepared on it. */
 class Connection {
+  /** Throws for a statement this connection must not prepare; asked once per text (see `prepared`). */
+  protected admit(_sql: string): void {}
+
   readonly begin: Database.Statement
   readonly beginImmediate: Database.Statement
   readonly commit: Database.Statement
@@ -121,7 +124,10 @@ class Connection {
 
   prepared(sql: string): Database.Statement {
     let statement = this.#statements.get(sql)
-    if (statement === undefined) statement = this.db.prepare(sql)
+    if (statement === undefined) {
+      this.admit(sql)
+      statement = this.db.prepare(sql)
+    }
     this.#statements.delete(sql)
     this.#statements.set(sql, statement)
     if (this.#statements.size > 200) this.#statements.delete(this.#statements.keys().next().value as string)
@@ -168,6 +174,11 @@ class PluginConnection extends Connection {
         return String(ops.find((op) => op.opcode === 'VOpen')?.p4)
       }),
     )
+  }
+
+  /** The statement kind depends on its text alone: checked once, when it is first prepared. */
+  protected override admit(sql: string): void {
+    checkStatementKind(sql)
   }
 
   explain(sql: string, params: unknown[] = []): VdbeOp[] {
@@ -289,7 +300,6 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   let connection: Connection
   let statement: Database.Statement
   try {
-    if (principal !== undefined) checkStatementKind(request.sql)
     connection = principal === undefined ? hostConnection : connectionOf(principal.plugin)
     statement = connection.prepared(request.sql)
   } catch (error) {
