@@ -1,4 +1,4 @@
-/** The messages between `SqliteExecutorPool` and its `sqlite-executor` processes. */
+/** The messages between `SqliteExecutorPool` and its `sqlite-executor` processes, and their frames on the pipes. */
 import { PluginError } from '@corral/types'
 import type { SqlPrincipal, SqlValue } from './sql-database.js'
 
