@@ -14,8 +14,8 @@ import { measureLatency } from '../harness.js'
  * The sandboxed host API on the embedded backends, each row beside the bare backend operation it
  * wraps (in rounds): what a permission check, rate limit, argument validation, metrics and the
  * deadline timer add to one host call. A plugin's SQLite statement runs in an executor process
- * (so that it can be stopped at its deadline): `baseline.process.ipc` is the bare round trip to a
- * child process that this adds.
+ * (so that it can be stopped at its deadline): `baseline.process.pipe` is the bare round trip to a
+ * child process over the executors' framing, the floor of what this adds.
  */
 export default async function hostApi(report: BenchReport): Promise<void> {
   const value = Buffer.alloc(100, 'x')
@@ -54,7 +54,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
 
   const sql = 'SELECT day, hits FROM bench_daily WHERE day = $1'
   const raw = new Database(':memory:')
-  const ipc = startIpcEcho()
+  const pipe = startPipeEcho()
   try {
     raw.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)')
     raw.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)")
@@ -65,7 +65,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
         name: 'baseline.sqlite.query',
         measure: latency(() => raw.prepare(sql).all({ 1: '2026-11-21' }), 3_000),
       },
-      { name: 'baseline.process.ipc', measure: latency(ipc.roundTrip, 3_000) },
+      { name: 'baseline.process.pipe', measure: latency(pipe.roundTrip, 3_000) },
       {
         name: 'hostapi.db_query',
         measure: latency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), 3_000),
@@ -73,27 +73,67 @@ export default async function hostApi(report: BenchReport): Promise<void> {
       },
     ])
   } finally {
-    ipc.close()
+    pipe.close()
     raw.close()
     await backends.close()
   }
 }
 
-/** A child process echoing each message over the IPC channel the SQLite executors use. */
-function startIpcEcho(): { roundTrip(): Promise<void>; close(): void } {
-  const child = spawn(process.execPath, ['-e', "process.on('message', (m) => process.send(m))"], {
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    serialization: 'json',
-  })
+/**
+ * A child process echoing frames the way the SQLite executors talk: a 4-byte length and JSON, on
+ * the child's stdin and stdout; the child blocks on its input and parses what it gets.
+ */
+function startPipeEcho(): { roundTrip(): Promise<void>; close(): void } {
+  const echo = `
+const { readSync, writeSync } = require('node:fs')
+const header = Buffer.alloc(4)
+let body = Buffer.alloc(1 << 16)
+function fill(buffer, length) {
+  for (let got = 0; got < length; ) {
+    const read = readSync(0, buffer, got, length - got)
+    if (read === 0) process.exit(0)
+    got += read
+  }
+}
+for (;;) {
+  fill(header, 4)
+  const length = header.readUInt32LE(0)
+  if (length > body.length) body = Buffer.alloc(length)
+  fill(body, length)
+  writeSync(1, frame(JSON.stringify(JSON.parse(body.toString('utf8', 0, length)))))
+}
+${frame.toString()}`
+  const child = spawn(process.execPath, ['-e', echo], { stdio: ['pipe', 'pipe', 'inherit'] })
   let answer: (() => void) | undefined
-  child.on('message', () => answer?.())
-  const message = { id: 1, sql: 'SELECT day, hits FROM bench_daily WHERE day = $1', params: ['2026-11-21'] }
+  let pending = Buffer.alloc(0)
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
+      const end = 4 + pending.readUInt32LE(0)
+      JSON.parse(pending.toString('utf8', 4, end))
+      pending = pending.subarray(end)
+      answer?.()
+    }
+  })
+  const message = JSON.stringify({
+    id: 1,
+    sql: 'SELECT day, hits FROM bench_daily WHERE day = $1',
+    params: ['2026-11-21'],
+  })
   return {
     roundTrip: () =>
       new Promise<void>((resolve) => {
         answer = resolve
-        child.send(message)
+        child.stdin.write(frame(message))
       }),
     close: () => child.kill(),
   }
+}
+
+/** `json` as one frame: its UTF-8 length (4 bytes, little-endian), then its bytes. */
+function frame(json: string): Buffer {
+  const bytes = Buffer.allocUnsafe(4 + Buffer.byteLength(json))
+  bytes.writeUInt32LE(bytes.length - 4, 0)
+  bytes.write(json, 4)
+  return bytes
 }

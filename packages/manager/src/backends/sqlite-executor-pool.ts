@@ -1,8 +1,16 @@
-import { type ChildProcess, fork } from 'node:child_process'
+import { type ChildProcessByStdio, spawn } from 'node:child_process'
+import type { Socket } from 'node:net'
+import type { Readable, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { PluginError } from '@corral/types'
 import type { SqlPrincipal, SqlValue } from './sql-database.js'
-import type { ExecutorReply, ExecutorRequest } from './sqlite-executor-protocol.js'
+import {
+  type ExecutorReply,
+  type ExecutorRequest,
+  encodeFrame,
+  FrameReader,
+  maxFrameBytes,
+} from './sqlite-executor-protocol.js'
 
 /**
  * The executor's file: `sqlite-executor.js` beside this module once built. Run from the TypeScript
@@ -57,7 +65,9 @@ function ownerOf(job: Job): string {
 }
 
 interface Executor {
-  child: ChildProcess
+  child: ChildProcessByStdio<Writable, Readable, null>
+  /** The executor's output, read as it comes: it keeps the host alive while a statement is in flight. */
+  output: Socket
   ready: boolean
   job?: Job
   exited: Promise<void>
@@ -74,6 +84,11 @@ export interface SqliteExecutorPoolOptions {
    * statement running gets an executor even when all are busy (one more, stopped once idle).
    */
   maxExecutors?: number
+  /**
+   * The most bytes of JSON a statement's result may take; past it the statement fails with
+   * `resource_exhausted` and its executor is stopped. Default 64 MiB.
+   */
+  maxResultBytes?: number
 }
 
 /**
@@ -89,6 +104,7 @@ export class SqliteExecutorPool {
   readonly #path: string
   readonly #pluginsDir: string
   readonly #max: number
+  readonly #maxResultBytes: number
   readonly #executors = new Set<Executor>()
   #waiting: Job[] = []
   #nextId = 1
@@ -100,6 +116,7 @@ export class SqliteExecutorPool {
     this.#path = options.path
     this.#pluginsDir = options.pluginsDir
     this.#max = Math.max(1, options.maxExecutors ?? 4)
+    this.#maxResultBytes = options.maxResultBytes ?? maxFrameBytes
   }
 
   /** Runs one statement in an executor, within `run.timeoutMs` (waiting for a free executor included). */
@@ -142,6 +159,8 @@ export class SqliteExecutorPool {
    */
   #dispatch(): void {
     if (this.#closed) return
+    // The common case once a statement is done: nothing waits, nothing to stop, one ahead of need.
+    if (this.#waiting.length === 0 && this.#executors.size <= this.#max && this.#hasSpare()) return
     const executors = [...this.#executors]
     const idle = executors.filter((e) => e.ready && e.job === undefined)
     let starting = executors.filter((e) => !e.ready).length
@@ -184,11 +203,17 @@ export class SqliteExecutorPool {
     if (!spare && this.#executors.size < this.#max && !this.#failingToStart) this.#start()
   }
 
+  /** An executor is idle, or starting. */
+  #hasSpare(): boolean {
+    for (const executor of this.#executors) if (!executor.ready || executor.job === undefined) return true
+    return false
+  }
+
   #assign(executor: Executor, job: Job): void {
     executor.job = job
     job.executor = executor
     // A statement in flight keeps the host alive until it is answered (idle executors do not).
-    executor.child.channel?.ref()
+    executor.output.ref()
     const { sql, params, readOnly, returnRows, maxRows, principal } = job.run
     this.#send(executor, {
       kind: 'run',
@@ -202,28 +227,44 @@ export class SqliteExecutorPool {
     })
   }
 
+  /** A write that fails (the executor died) is handled by the input's 'error' listener. */
   #send(executor: Executor, request: ExecutorRequest): void {
-    executor.child.send(request, (error) => {
-      if (error !== null && error !== undefined) this.#kill(executor)
-    })
+    executor.child.stdin.write(encodeFrame(request))
   }
 
   #start(): void {
-    const child = fork(this.#file, [this.#path, this.#pluginsDir], {
-      // Statements, parameters and rows are JSON values (rows are made so in the executor), and
-      // JSON crosses the channel faster than the structured clone.
-      serialization: 'json',
-      // The executor's heap is capped: a plugin's huge result kills its executor, not the host.
-      execArgv: ['--max-old-space-size=256'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
-    // Idle executors must not keep the host alive (a statement in flight refs the channel).
+    // Frames on plain pipes, not Node's IPC channel: the executor blocks on its input instead of
+    // running an event loop, and a reply is one write and one read.
+    const child = spawn(
+      process.execPath,
+      // The executor's heap is capped: a plugin's huge statement kills its executor, not the host.
+      ['--max-old-space-size=256', this.#file, this.#path, this.#pluginsDir],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    )
+    // spawn's pipes are sockets. Idle executors must not keep the host alive (a statement in flight
+    // refs the output).
+    const output = child.stdout as Socket
     child.unref()
-    child.channel?.unref()
+    ;(child.stdin as Socket).unref()
+    output.unref()
     let exited!: () => void
-    const executor: Executor = { child, ready: false, exited: new Promise((r) => (exited = r)) }
+    const executor: Executor = { child, output, ready: false, exited: new Promise((r) => (exited = r)) }
     this.#executors.add(executor)
-    child.on('message', (reply: ExecutorReply) => this.#onReply(executor, reply))
+    const replies = new FrameReader(
+      (reply) => this.#onReply(executor, reply as ExecutorReply),
+      this.#maxResultBytes,
+    )
+    output.on('data', (chunk: Buffer) => {
+      try {
+        replies.push(chunk)
+      } catch (error) {
+        // A result over the limit, or a garbled reply: the executor is out of step.
+        this.#drop(executor, error as PluginError)
+      }
+    })
+    const broken = () => this.#drop(executor, new PluginError('unavailable', 'the SQLite executor failed'))
+    child.stdin.on('error', broken)
+    output.on('error', broken)
     child.on('error', () => {
       // A process that failed to start may never emit 'exit': close() must not wait for it.
       exited()
@@ -282,7 +323,7 @@ export class SqliteExecutorPool {
     const job = executor.job
     if (job !== undefined) clearTimeout(job.timer)
     executor.job = undefined
-    executor.child.channel?.unref()
+    executor.output.unref()
     this.#dispatch()
   }
 
@@ -300,6 +341,13 @@ export class SqliteExecutorPool {
     this.#waiting = this.#waiting.filter((j) => j !== job)
     if (job.executor?.job === job) job.executor.job = undefined
     job.reject(error)
+  }
+
+  /** Stops an executor that cannot go on; its statement fails with `error`. */
+  #drop(executor: Executor, error: PluginError): void {
+    if (executor.job !== undefined) this.#fail(executor.job, error)
+    this.#kill(executor)
+    this.#dispatch()
   }
 
   /** Stops an executor without waiting for it: a statement it runs dies with it, uncommitted. */

@@ -11,10 +11,12 @@
  * SQLite compiled for it is checked against the grant (`sqlite-grant-check.ts`) on that connection,
  * inside the transaction it then runs in: what is checked is what runs.
  *
- * Started as `sqlite-executor.js <database file> <plugins' databases directory>`; speaks
- * {@link ExecutorRequest} / {@link ExecutorReply} over the IPC channel.
+ * Started as `sqlite-executor.js <database file> <plugins' databases directory>`; reads
+ * {@link ExecutorRequest} frames on its standard input and writes {@link ExecutorReply} frames on its
+ * standard output (see `encodeFrame`). It has nothing else to do, so it blocks on its input, between
+ * statements as within them: no event loop stands between a request and its statement.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PluginError } from '@corral/types'
 import Database from 'better-sqlite3'
@@ -22,20 +24,29 @@ import { jsonRow, type SqlPrincipal } from './sql-database.js'
 import {
   type ExecutorReply,
   type ExecutorRequest,
+  encodeFrame,
   executorBusyTimeoutMs,
+  FrameReader,
   sqlBindings,
 } from './sqlite-executor-protocol.js'
 import { appDb, checkProgram, checkStatementKind, type VdbeOp } from './sqlite-grant-check.js'
 
 const path = process.argv[2]
 const pluginsDir = process.argv[3]
-if (path === undefined || pluginsDir === undefined || process.send === undefined) {
-  process.stderr.write('sqlite-executor: start me with fork(file, [databaseFile, pluginsDir])\n')
+if (path === undefined || pluginsDir === undefined) {
+  process.stderr.write(
+    'sqlite-executor: start me as sqlite-executor.js <database file> <plugins directory>\n',
+  )
   process.exit(2)
 }
 
+const input = 0
+const output = 1
+
 function reply(message: ExecutorReply): void {
-  process.send?.(message)
+  const frame = encodeFrame(message)
+  // A pipe may take a large frame in parts; the host reads them as they come.
+  for (let written = 0; written < frame.length; ) written += writeSync(output, frame, written)
 }
 
 /** A statement returned more rows than the caller takes. */
@@ -94,6 +105,9 @@ function open(file: string, options: Database.Options = {}): Database.Database {
 
 /** A connection and what is prepared on it. */
 class Connection {
+  /** Throws for a statement this connection must not prepare; asked once per text (see `prepared`). */
+  protected admit(_sql: string): void {}
+
   readonly begin: Database.Statement
   readonly beginImmediate: Database.Statement
   readonly commit: Database.Statement
@@ -110,7 +124,10 @@ class Connection {
 
   prepared(sql: string): Database.Statement {
     let statement = this.#statements.get(sql)
-    if (statement === undefined) statement = this.db.prepare(sql)
+    if (statement === undefined) {
+      this.admit(sql)
+      statement = this.db.prepare(sql)
+    }
     this.#statements.delete(sql)
     this.#statements.set(sql, statement)
     if (this.#statements.size > 200) this.#statements.delete(this.#statements.keys().next().value as string)
@@ -157,6 +174,11 @@ class PluginConnection extends Connection {
         return String(ops.find((op) => op.opcode === 'VOpen')?.p4)
       }),
     )
+  }
+
+  /** The statement kind depends on its text alone: checked once, when it is first prepared. */
+  protected override admit(sql: string): void {
+    checkStatementKind(sql)
   }
 
   explain(sql: string, params: unknown[] = []): VdbeOp[] {
@@ -278,7 +300,6 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   let connection: Connection
   let statement: Database.Statement
   try {
-    if (principal !== undefined) checkStatementKind(request.sql)
     connection = principal === undefined ? hostConnection : connectionOf(principal.plugin)
     statement = connection.prepared(request.sql)
   } catch (error) {
@@ -338,10 +359,21 @@ function commitPending(request: Extract<ExecutorRequest, { kind: 'commit' }>): v
   }
 }
 
-process.on('message', (message: ExecutorRequest) => {
-  if (message.kind === 'run') run(message)
-  else commitPending(message)
+const requests = new FrameReader((message) => {
+  const request = message as ExecutorRequest
+  if (request.kind === 'run') run(request)
+  else commitPending(request)
 })
-// The host went away: nothing is left to answer to.
-process.on('disconnect', () => process.exit(0))
 reply({ id: 0, kind: 'ready' })
+const chunk = Buffer.allocUnsafe(64 << 10)
+for (;;) {
+  let read = 0
+  try {
+    read = readSync(input, chunk)
+  } catch {
+    // Like the end of the input below: the pipe is gone.
+  }
+  // The host went away, or closed its end: nothing is left to answer to.
+  if (read === 0) process.exit(0)
+  requests.push(chunk.subarray(0, read))
+}
