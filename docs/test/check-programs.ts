@@ -1,0 +1,165 @@
+import { execFile } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { parseManifest, parsePolicy } from '@corral/manifest'
+import asc from 'assemblyscript/asc'
+import { parse as parseYaml, parseDocument } from 'yaml'
+import { repoRoot } from './markdown.js'
+import type { Program } from './programs.js'
+
+const exec = promisify(execFile)
+
+/** Runs a command; rejects with its output (not only its exit code) when it fails. */
+async function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
+): Promise<void> {
+  const child = exec(command, args, { cwd: options.cwd, env: options.env, timeout: options.timeout ?? 60_000 })
+  if (options.input !== undefined) child.child.stdin?.end(options.input)
+  await child.catch((error: { stdout?: string; stderr?: string; message: string }) => {
+    throw new Error(`${command} ${args.join(' ')} failed:\n${[error.stdout, error.stderr].join('\n').trim() || error.message}`)
+  })
+}
+
+async function inTempFolder<T>(use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'corral-docs-'))
+  try {
+    return await use(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A YAML block: a plugin manifest (it has `runtime`, or says `manifest`) is parsed by
+ * @corral/manifest, a policy or a list of them (it has `plugin` and `status`, or says `policy`)
+ * by parsePolicy; anything else must be well-formed YAML.
+ */
+export function checkYaml(program: Program): void {
+  const document = parseDocument(program.code)
+  if (document.errors.length > 0) throw new Error(document.errors.map((e) => e.message).join('\n'))
+  const value: unknown = parseYaml(program.code)
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
+  const isPolicy = (v: unknown) => isRecord(v) && 'plugin' in v && 'status' in v
+  if (program.attributes.has('manifest') || (isRecord(value) && 'runtime' in value)) {
+    parseManifest(program.code, { source: `${program.file}:${program.line}` })
+  } else if (program.attributes.has('policy') || isPolicy(value) || (Array.isArray(value) && value.every(isPolicy))) {
+    for (const policy of Array.isArray(value) ? value : [value]) parsePolicy(policy)
+  }
+}
+
+export function checkJson(program: Program): void {
+  JSON.parse(program.code)
+}
+
+/** Where `corral` and the other workspace commands are, for shell blocks that run. */
+const workspaceBin = path.join(repoRoot, 'docs', 'node_modules', '.bin')
+
+/** A shell block is syntax-checked; one that says `run` is run by bash -e in an empty temp folder. */
+export async function checkShell(program: Program): Promise<void> {
+  await runCommand('bash', ['-n'], { input: program.code })
+  if (!program.attributes.has('run')) return
+  await inTempFolder((dir) =>
+    runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${workspaceBin}${path.delimiter}${process.env.PATH ?? ''}` },
+    }),
+  )
+}
+
+/** The C SDK's header, whose folder C blocks get on their include path. */
+const cSdk = path.join(repoRoot, 'packages', 'plugin-sdk', 'c')
+
+/** A C block is compiled for WebAssembly (WASI, a reactor module, as the C plugins are built). */
+export async function checkC(program: Program): Promise<void> {
+  await inTempFolder(async (dir) => {
+    const file = path.join(dir, program.attributes.get('file') ?? 'block.c')
+    await writeFile(file, program.code)
+    await runCommand('clang', [
+      '--target=wasm32-wasi',
+      '--sysroot=/usr',
+      '-mexec-model=reactor',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      `-I${cSdk}`,
+      '-c',
+      '-o',
+      path.join(dir, 'block.o'),
+      file,
+    ])
+  })
+}
+
+const goSdk = path.join(repoRoot, 'packages', 'plugin-sdk', 'go')
+/** Debian's packaged Go sources (go-plugin, grpc), as the Go examples are built: offline, GOPATH mode. */
+const gocode = process.env.CORRAL_GOCODE ?? '/usr/share/gocode'
+
+/** The Go SDK's import path: its go.mod's module, or its package clause's import comment. */
+function goSdkImportPath(): string | undefined {
+  const goMod = path.join(goSdk, 'go.mod')
+  if (existsSync(goMod)) return /^module\s+(\S+)/m.exec(readFileSync(goMod, 'utf8'))?.[1]
+  for (const name of existsSync(goSdk) ? readdirSync(goSdk) : []) {
+    if (!name.endsWith('.go')) continue
+    const comment = /^package\s+\w+\s+\/\/\s*import\s+"([^"]+)"/m.exec(readFileSync(path.join(goSdk, name), 'utf8'))
+    if (comment?.[1] !== undefined) return comment[1]
+  }
+  return undefined
+}
+
+/** A Go block is compiled and vetted in GOPATH mode, the Go SDK on the GOPATH under its import path. */
+export async function checkGo(program: Program): Promise<void> {
+  await inTempFolder(async (gopath) => {
+    const pkg = path.join(gopath, 'src', 'docblock')
+    await mkdir(pkg, { recursive: true })
+    await writeFile(path.join(pkg, program.attributes.get('file') ?? 'main.go'), program.code)
+    const sdkPath = goSdkImportPath()
+    if (sdkPath !== undefined) {
+      await mkdir(path.dirname(path.join(gopath, 'src', sdkPath)), { recursive: true })
+      await symlink(goSdk, path.join(gopath, 'src', sdkPath))
+    }
+    await runCommand('go', ['vet', 'docblock'], {
+      cwd: pkg,
+      env: {
+        ...process.env,
+        GO111MODULE: 'off',
+        GOFLAGS: '',
+        GOPATH: `${gopath}${path.delimiter}${gocode}`,
+        GOCACHE: process.env.GOCACHE ?? path.join(os.homedir(), '.cache', 'corral-go-build'),
+      },
+    })
+  })
+}
+
+/**
+ * An AssemblyScript block (`ts assemblyscript`) is compiled by asc as a Corral plugin is: the SDK
+ * from node_modules (`@corral/plugin-sdk/assembly`), its abort handler, an incremental runtime.
+ */
+export async function checkAssemblyScript(program: Program, workDir: string): Promise<void> {
+  const dir = path.join(workDir, `${program.file.replace(/[^A-Za-z0-9_-]+/g, '_')}-${program.line}`)
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  const file = program.attributes.get('file') ?? 'index.ts'
+  await writeFile(path.join(dir, file), program.code)
+  const { error, stderr } = await asc.main(
+    [
+      file,
+      '--baseDir',
+      dir,
+      '--outFile',
+      'plugin.wasm',
+      '--runtime',
+      'incremental',
+      '--exportStart',
+      '_initialize',
+      '--use',
+      'abort=~lib/@corral/plugin-sdk/assembly/plugin/corralAbort',
+    ],
+    {},
+  )
+  if (error !== null) throw new Error(`${error.message}\n${stderr.toString()}`)
+}
