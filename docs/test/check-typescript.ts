@@ -58,7 +58,8 @@ export async function checkTypeScript(programs: Program[], workDir: string): Pro
       types: ['node'],
       noEmit: false,
       outDir: 'out',
-      rootDir: 'src',
+      // The repository's root: a block's hidden context may import a package's internals by path.
+      rootDir: path.relative(workDir, repoRoot),
       declaration: false,
       sourceMap: false,
     },
@@ -84,7 +85,8 @@ export async function checkTypeScript(programs: Program[], workDir: string): Pro
     errors,
     unplaced,
     async execute(program) {
-      const js = path.join(workDir, 'out', sourcePath(program).replace(/\.ts$/, '.js'))
+      const source = path.relative(repoRoot, path.join(workDir, 'src', sourcePath(program)))
+      const js = path.join(workDir, 'out', source.replace(/\.ts$/, '.js'))
       const cwd = path.resolve(repoRoot, program.attributes.get('cwd') ?? '.')
       await run(process.execPath, [js], { cwd, timeout: 30_000 }).catch((error: { stderr?: string; message: string }) => {
         throw new Error(`${program.file}:${program.line} failed when run:\n${error.stderr || error.message}`)

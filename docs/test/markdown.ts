@@ -31,6 +31,21 @@ export interface CodeBlock {
   /** The info string's words after the language: `run`, `continues`, `file=main.ts`, … */
   attributes: Map<string, string>
   code: string
+  /**
+   * Code the block assumes and does not show: the `<!-- docs-test context: … -->` comment right
+   * above its fence (imports, `declare const manifest: Manifest`), with the line it starts on.
+   */
+  context?: { code: string; line: number }
+}
+
+/** The hidden context comment that ends at `lines[end]`, if one does. */
+function contextAbove(lines: string[], end: number): { code: string; line: number } | undefined {
+  if (lines[end]?.trim() !== '-->') return undefined
+  for (let i = end - 1; i >= 0; i--) {
+    if (lines[i]?.trim() === '<!-- docs-test context:') return { code: lines.slice(i + 1, end).join('\n'), line: i + 2 }
+    if (lines[i]?.includes('-->')) return undefined
+  }
+  return undefined
 }
 
 const fencePattern = /^( {0,3})(`{3,}|~{3,})\s*([^`]*)$/
@@ -67,7 +82,10 @@ export function extractCodeBlocks(file: string, text: string): CodeBlock[] {
       if (closesFence(line, fence)) break
       body.push(line.startsWith(indent) ? line.slice(indent.length) : line)
     }
-    blocks.push({ file, line: i + 1, lang: lang.toLowerCase(), attributes: parseAttributes(words), code: body.join('\n') })
+    const block: CodeBlock = { file, line: i + 1, lang: lang.toLowerCase(), attributes: parseAttributes(words), code: body.join('\n') }
+    const context = contextAbove(lines, i - 1)
+    if (context !== undefined) block.context = context
+    blocks.push(block)
     i = j
   }
   return blocks

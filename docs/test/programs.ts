@@ -30,14 +30,18 @@ export function groupPrograms(blocks: CodeBlock[]): Program[] {
   const lastByLanguage = new Map<string, Program>()
   for (const block of blocks) {
     const lang = checkedLanguage(block)
-    const lines = block.code.split('\n')
-    const sourceLines = lines.map((_, i) => block.line + 1 + i)
+    const context = block.context
+    const code = context === undefined ? block.code : `${context.code}\n${block.code}`
+    const sourceLines = [
+      ...(context?.code.split('\n').map((_, i) => context.line + i) ?? []),
+      ...block.code.split('\n').map((_, i) => block.line + 1 + i),
+    ]
     const previous = lastByLanguage.get(lang)
     if (block.attributes.has('continues')) {
       if (previous === undefined) {
         throw new Error(`${block.file}:${block.line}: a block that continues needs a ${lang} block before it`)
       }
-      previous.code += `\n${block.code}`
+      previous.code += `\n${code}`
       previous.sourceLines.push(...sourceLines)
       for (const [key, value] of block.attributes) if (key !== 'continues') previous.attributes.set(key, value)
       continue
@@ -47,7 +51,7 @@ export function groupPrograms(blocks: CodeBlock[]): Program[] {
       line: block.line,
       lang,
       attributes: new Map(block.attributes),
-      code: block.code,
+      code,
       sourceLines,
     }
     programs.push(program)
