@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -95,43 +95,27 @@ export async function checkC(program: Program): Promise<void> {
   })
 }
 
-const goSdk = path.join(repoRoot, 'packages', 'plugin-sdk', 'go')
-/** Debian's packaged Go sources (go-plugin, grpc), as the Go examples are built: offline, GOPATH mode. */
-const gocode = process.env.CORRAL_GOCODE ?? '/usr/share/gocode'
+/** The Go SDK's build script: a plugin's folder in, a binary out, offline, in GOPATH mode. */
+const goSdkBuild = path.join(repoRoot, 'packages', 'plugin-sdk', 'go', 'build-plugin.sh')
 
-/** The Go SDK's import path: its go.mod's module, or its package clause's import comment. */
-function goSdkImportPath(): string | undefined {
-  const goMod = path.join(goSdk, 'go.mod')
-  if (existsSync(goMod)) return /^module\s+(\S+)/m.exec(readFileSync(goMod, 'utf8'))?.[1]
-  for (const name of existsSync(goSdk) ? readdirSync(goSdk) : []) {
-    if (!name.endsWith('.go')) continue
-    const comment = /^package\s+\w+\s+\/\/\s*import\s+"([^"]+)"/m.exec(readFileSync(path.join(goSdk, name), 'utf8'))
-    if (comment?.[1] !== undefined) return comment[1]
-  }
-  return undefined
-}
-
-/** A Go block is compiled and vetted in GOPATH mode, the Go SDK on the GOPATH under its import path. */
+/**
+ * A Go block is a `package main` built as a plugin is: by the Go SDK's build-plugin.sh (the SDK
+ * importable as corral.dev/corral). Without the SDK, by `go build` in GOPATH mode, standard library only.
+ */
 export async function checkGo(program: Program): Promise<void> {
-  await inTempFolder(async (gopath) => {
-    const pkg = path.join(gopath, 'src', 'docblock')
+  await inTempFolder(async (dir) => {
+    const pkg = path.join(dir, 'src', 'plugin')
     await mkdir(pkg, { recursive: true })
     await writeFile(path.join(pkg, program.attributes.get('file') ?? 'main.go'), program.code)
-    const sdkPath = goSdkImportPath()
-    if (sdkPath !== undefined) {
-      await mkdir(path.dirname(path.join(gopath, 'src', sdkPath)), { recursive: true })
-      await symlink(goSdk, path.join(gopath, 'src', sdkPath))
+    const output = path.join(dir, 'plugin')
+    if (existsSync(goSdkBuild)) {
+      await runCommand('sh', [goSdkBuild, pkg, output], { timeout: 120_000 })
+    } else {
+      await runCommand('go', ['build', '-o', output, 'plugin'], {
+        cwd: pkg,
+        env: { ...process.env, GO111MODULE: 'off', GOFLAGS: '', GOPATH: dir },
+      })
     }
-    await runCommand('go', ['vet', 'docblock'], {
-      cwd: pkg,
-      env: {
-        ...process.env,
-        GO111MODULE: 'off',
-        GOFLAGS: '',
-        GOPATH: `${gopath}${path.delimiter}${gocode}`,
-        GOCACHE: process.env.GOCACHE ?? path.join(os.homedir(), '.cache', 'corral-go-build'),
-      },
-    })
   })
 }
 

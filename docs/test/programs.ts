@@ -15,7 +15,7 @@ export interface Program {
 }
 
 /** Languages whose blocks are output or prose, shown and never run. */
-export const outputLanguages = new Set(['text', 'console', 'output'])
+export const outputLanguages = new Set(['text', 'console', 'output', 'md', 'markdown'])
 
 /** The language a block is checked as: `ts assemblyscript` is AssemblyScript; aliases folded. */
 export function checkedLanguage(block: Pick<CodeBlock, 'lang' | 'attributes'>): string {
