@@ -6,7 +6,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { parseManifest, parsePolicy } from '@corral/manifest'
 import asc from 'assemblyscript/asc'
-import { parse as parseYaml, parseDocument } from 'yaml'
+import { parseDocument, parse as parseYaml } from 'yaml'
 import { repoRoot } from './markdown.js'
 import type { Program } from './programs.js'
 
@@ -18,10 +18,16 @@ async function runCommand(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
 ): Promise<void> {
-  const child = exec(command, args, { cwd: options.cwd, env: options.env, timeout: options.timeout ?? 60_000 })
+  const child = exec(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    timeout: options.timeout ?? 60_000,
+  })
   if (options.input !== undefined) child.child.stdin?.end(options.input)
   await child.catch((error: { stdout?: string; stderr?: string; message: string }) => {
-    throw new Error(`${command} ${args.join(' ')} failed:\n${[error.stdout, error.stderr].join('\n').trim() || error.message}`)
+    throw new Error(
+      `${command} ${args.join(' ')} failed:\n${[error.stdout, error.stderr].join('\n').trim() || error.message}`,
+    )
   })
 }
 
@@ -47,7 +53,11 @@ export function checkYaml(program: Program): void {
   const isPolicy = (v: unknown) => isRecord(v) && 'plugin' in v && 'status' in v
   if (program.attributes.has('manifest') || (isRecord(value) && 'runtime' in value)) {
     parseManifest(program.code, { source: `${program.file}:${program.line}` })
-  } else if (program.attributes.has('policy') || isPolicy(value) || (Array.isArray(value) && value.every(isPolicy))) {
+  } else if (
+    program.attributes.has('policy') ||
+    isPolicy(value) ||
+    (Array.isArray(value) && value.every(isPolicy))
+  ) {
     for (const policy of Array.isArray(value) ? value : [value]) parsePolicy(policy)
   }
 }
@@ -74,7 +84,7 @@ export async function checkShell(program: Program): Promise<void> {
 /** The C SDK's header, whose folder C blocks get on their include path. */
 const cSdk = path.join(repoRoot, 'packages', 'plugin-sdk', 'c')
 
-/** A C block is compiled for WebAssembly (WASI, a reactor module, as the C plugins are built). */
+/** A C block is compiled for WebAssembly (WASI, with the warnings the C plugins are built with). */
 export async function checkC(program: Program): Promise<void> {
   await inTempFolder(async (dir) => {
     const file = path.join(dir, program.attributes.get('file') ?? 'block.c')
@@ -82,7 +92,6 @@ export async function checkC(program: Program): Promise<void> {
     await runCommand('clang', [
       '--target=wasm32-wasi',
       '--sysroot=/usr',
-      '-mexec-model=reactor',
       '-Wall',
       '-Wextra',
       '-Werror',
@@ -99,8 +108,9 @@ export async function checkC(program: Program): Promise<void> {
 const goSdkBuild = path.join(repoRoot, 'packages', 'plugin-sdk', 'go', 'build-plugin.sh')
 
 /**
- * A Go block is a `package main` built as a plugin is: by the Go SDK's build-plugin.sh (the SDK
- * importable as corral.dev/corral). Without the SDK, by `go build` in GOPATH mode, standard library only.
+ * A Go block is a `package main`. One that imports the Go SDK (`corral.dev/corral`) is built as a
+ * plugin is, by the SDK's build-plugin.sh (offline, GOPATH mode, the SDK's protos generated); any
+ * other by `go build` in GOPATH mode, standard library only.
  */
 export async function checkGo(program: Program): Promise<void> {
   await inTempFolder(async (dir) => {
@@ -108,7 +118,8 @@ export async function checkGo(program: Program): Promise<void> {
     await mkdir(pkg, { recursive: true })
     await writeFile(path.join(pkg, program.attributes.get('file') ?? 'main.go'), program.code)
     const output = path.join(dir, 'plugin')
-    if (existsSync(goSdkBuild)) {
+    if (program.code.includes('"corral.dev/corral"')) {
+      if (!existsSync(goSdkBuild)) throw new Error(`the Go SDK is missing: ${goSdkBuild}`)
       await runCommand('sh', [goSdkBuild, pkg, output], { timeout: 120_000 })
     } else {
       await runCommand('go', ['build', '-o', output, 'plugin'], {

@@ -22,7 +22,8 @@ function parseDiagnostics(output: string): { file: string; line: number; message
   for (const text of output.split('\n')) {
     const match = /^(.+?)\((\d+),\d+\): (error TS\d+: .*)$/.exec(text)
     const last = diagnostics.at(-1)
-    if (match !== null) diagnostics.push({ file: match[1] ?? '', line: Number(match[2]), message: match[3] ?? '' })
+    if (match !== null)
+      diagnostics.push({ file: match[1] ?? '', line: Number(match[2]), message: match[3] ?? '' })
     else if (text.startsWith(' ') && last !== undefined) last.message += `\n${text}`
     else if (text.trim() !== '') diagnostics.push({ file: '', line: 0, message: text })
   }
@@ -66,7 +67,9 @@ export async function checkTypeScript(programs: Program[], workDir: string): Pro
     include: ['src'],
   }
   await writeFile(path.join(workDir, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2))
-  const output = await run(process.execPath, [tsc, '-p', workDir, '--pretty', 'false'], { cwd: workDir }).then(
+  const output = await run(process.execPath, [tsc, '-p', workDir, '--pretty', 'false'], {
+    cwd: workDir,
+  }).then(
     (r) => r.stdout,
     (error: { stdout?: string; message: string }) => error.stdout ?? error.message,
   )
@@ -88,9 +91,13 @@ export async function checkTypeScript(programs: Program[], workDir: string): Pro
       const source = path.relative(repoRoot, path.join(workDir, 'src', sourcePath(program)))
       const js = path.join(workDir, 'out', source.replace(/\.ts$/, '.js'))
       const cwd = path.resolve(repoRoot, program.attributes.get('cwd') ?? '.')
-      await run(process.execPath, [js], { cwd, timeout: 30_000 }).catch((error: { stderr?: string; message: string }) => {
-        throw new Error(`${program.file}:${program.line} failed when run:\n${error.stderr || error.message}`)
-      })
+      await run(process.execPath, [js], { cwd, timeout: 30_000 }).catch(
+        (error: { stderr?: string; message: string }) => {
+          throw new Error(
+            `${program.file}:${program.line} failed when run:\n${error.stderr || error.message}`,
+          )
+        },
+      )
     },
   }
 }

@@ -51,7 +51,11 @@ describe('TypeScript blocks type-check against the workspace packages (and run, 
 })
 
 const checks: [string, string, (program: Program) => unknown][] = [
-  ['assemblyscript', 'AssemblyScript blocks compile with asc', (p) => checkAssemblyScript(p, path.join(workDir, 'as'))],
+  [
+    'assemblyscript',
+    'AssemblyScript blocks compile with asc',
+    (p) => checkAssemblyScript(p, path.join(workDir, 'as')),
+  ],
   ['yaml', 'YAML blocks parse (manifests by parseManifest, policies by parsePolicy)', checkYaml],
   ['json', 'JSON blocks parse', checkJson],
   ['sh', 'shell blocks pass bash -n (and run in a temp folder, when they say run)', checkShell],

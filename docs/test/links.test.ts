@@ -33,13 +33,18 @@ function brokenReason(file: string, target: string): string | undefined {
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(target)) return 'only relative links and http(s) links are allowed'
   const [pathPart = '', anchor] = target.split('#')
-  const resolved = pathPart === '' ? path.join(repoRoot, file) : path.resolve(repoRoot, path.dirname(file), decodeURI(pathPart))
+  const resolved =
+    pathPart === ''
+      ? path.join(repoRoot, file)
+      : path.resolve(repoRoot, path.dirname(file), decodeURI(pathPart))
   if (path.relative(repoRoot, resolved).startsWith('..')) return 'leads outside the repository'
   if (!existsSync(resolved)) return `${path.relative(repoRoot, resolved)} does not exist`
   if (anchor === undefined) return undefined
   if (!resolved.endsWith('.md') || statSync(resolved).isDirectory()) return 'an anchor needs a Markdown file'
   const anchors = headingAnchors(readMarkdown(path.relative(repoRoot, resolved)))
-  return anchors.has(anchor) ? undefined : `#${anchor} is not a heading of ${path.relative(repoRoot, resolved)}`
+  return anchors.has(anchor)
+    ? undefined
+    : `#${anchor} is not a heading of ${path.relative(repoRoot, resolved)}`
 }
 
 describe('Markdown links', () => {

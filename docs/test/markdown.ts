@@ -42,7 +42,8 @@ export interface CodeBlock {
 function contextAbove(lines: string[], end: number): { code: string; line: number } | undefined {
   if (lines[end]?.trim() !== '-->') return undefined
   for (let i = end - 1; i >= 0; i--) {
-    if (lines[i]?.trim() === '<!-- docs-test context:') return { code: lines.slice(i + 1, end).join('\n'), line: i + 2 }
+    if (lines[i]?.trim() === '<!-- docs-test context:')
+      return { code: lines.slice(i + 1, end).join('\n'), line: i + 2 }
     if (lines[i]?.includes('-->')) return undefined
   }
   return undefined
@@ -82,7 +83,13 @@ export function extractCodeBlocks(file: string, text: string): CodeBlock[] {
       if (closesFence(line, fence)) break
       body.push(line.startsWith(indent) ? line.slice(indent.length) : line)
     }
-    const block: CodeBlock = { file, line: i + 1, lang: lang.toLowerCase(), attributes: parseAttributes(words), code: body.join('\n') }
+    const block: CodeBlock = {
+      file,
+      line: i + 1,
+      lang: lang.toLowerCase(),
+      attributes: parseAttributes(words),
+      code: body.join('\n'),
+    }
     const context = contextAbove(lines, i - 1)
     if (context !== undefined) block.context = context
     blocks.push(block)
@@ -106,7 +113,9 @@ function linesOutsideFences(text: string): string[] {
 
 /** The lines of a Markdown text outside code: fenced blocks and inline code spans blanked. */
 export function proseLines(text: string): string[] {
-  return linesOutsideFences(text).map((line) => line.replace(/(`+)[^`]*?\1/g, (span) => ' '.repeat(span.length)))
+  return linesOutsideFences(text).map((line) =>
+    line.replace(/(`+)[^`]*?\1/g, (span) => ' '.repeat(span.length)),
+  )
 }
 
 /** One Markdown link `[text](target)` or `![alt](target)`. */
@@ -120,10 +129,12 @@ export interface MarkdownLink {
 export function extractLinks(file: string, text: string): MarkdownLink[] {
   const links: MarkdownLink[] = []
   proseLines(text).forEach((line, i) => {
-      for (const match of line.matchAll(/\]\(\s*<?([^()\s>]+(?:\([^()\s]*\)[^()\s>]*)*)>?(?:\s+"[^"]*")?\s*\)/g)) {
-        links.push({ file, line: i + 1, target: match[1] ?? '' })
-      }
-    })
+    for (const match of line.matchAll(
+      /\]\(\s*<?([^()\s>]+(?:\([^()\s]*\)[^()\s>]*)*)>?(?:\s+"[^"]*")?\s*\)/g,
+    )) {
+      links.push({ file, line: i + 1, target: match[1] ?? '' })
+    }
+  })
   return links
 }
 

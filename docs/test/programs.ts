@@ -19,7 +19,13 @@ export const outputLanguages = new Set(['text', 'console', 'output', 'md', 'mark
 
 /** The language a block is checked as: `ts assemblyscript` is AssemblyScript; aliases folded. */
 export function checkedLanguage(block: Pick<CodeBlock, 'lang' | 'attributes'>): string {
-  const aliases: Record<string, string> = { typescript: 'ts', yml: 'yaml', shell: 'sh', bash: 'sh', golang: 'go' }
+  const aliases: Record<string, string> = {
+    typescript: 'ts',
+    yml: 'yaml',
+    shell: 'sh',
+    bash: 'sh',
+    golang: 'go',
+  }
   const lang = aliases[block.lang] ?? block.lang
   return lang === 'ts' && block.attributes.has('assemblyscript') ? 'assemblyscript' : lang
 }
@@ -43,7 +49,8 @@ export function groupPrograms(blocks: CodeBlock[]): Program[] {
       }
       previous.code += `\n${code}`
       previous.sourceLines.push(...sourceLines)
-      for (const [key, value] of block.attributes) if (key !== 'continues') previous.attributes.set(key, value)
+      for (const [key, value] of block.attributes)
+        if (key !== 'continues') previous.attributes.set(key, value)
       continue
     }
     const program: Program = {
