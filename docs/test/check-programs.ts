@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -114,7 +114,7 @@ const goSdkBuild = path.join(repoRoot, 'packages', 'plugin-sdk', 'go', 'build-pl
  */
 export async function checkGo(program: Program): Promise<void> {
   await inTempFolder(async (dir) => {
-    const pkg = path.join(dir, 'src', 'plugin')
+    const pkg = path.join(dir, 'src', 'docblock')
     await mkdir(pkg, { recursive: true })
     await writeFile(path.join(pkg, program.attributes.get('file') ?? 'main.go'), program.code)
     const output = path.join(dir, 'plugin')
@@ -122,7 +122,7 @@ export async function checkGo(program: Program): Promise<void> {
       if (!existsSync(goSdkBuild)) throw new Error(`the Go SDK is missing: ${goSdkBuild}`)
       await runCommand('sh', [goSdkBuild, pkg, output], { timeout: 120_000 })
     } else {
-      await runCommand('go', ['build', '-o', output, 'plugin'], {
+      await runCommand('go', ['build', '-o', output, 'docblock'], {
         cwd: pkg,
         env: { ...process.env, GO111MODULE: 'off', GOFLAGS: '', GOPATH: dir },
       })
@@ -130,9 +130,15 @@ export async function checkGo(program: Program): Promise<void> {
   })
 }
 
+/** The build options of `corral new --template wasm-as`: AssemblyScript blocks are built with them. */
+const templateAsconfig = path.join(repoRoot, 'packages', 'cli', 'templates', 'wasm-as', 'asconfig.json')
+/** asc's own asconfig-to-flags conversion: exported by assemblyscript/asc, missing from its types. */
+const configToArguments = (asc as unknown as { configToArguments(options: object): string[] })
+  .configToArguments
+
 /**
- * An AssemblyScript block (`ts assemblyscript`) is compiled by asc as a Corral plugin is: the SDK
- * from node_modules (`@corral/plugin-sdk/assembly`), its abort handler, an incremental runtime.
+ * An AssemblyScript block (`ts assemblyscript`) is compiled by asc as a new plugin is: the options
+ * of the wasm-as template, the SDK from node_modules (`@corral/plugin-sdk/assembly`).
  */
 export async function checkAssemblyScript(program: Program, workDir: string): Promise<void> {
   const dir = path.join(workDir, `${program.file.replace(/[^A-Za-z0-9_-]+/g, '_')}-${program.line}`)
@@ -140,20 +146,11 @@ export async function checkAssemblyScript(program: Program, workDir: string): Pr
   await mkdir(dir, { recursive: true })
   const file = program.attributes.get('file') ?? 'index.ts'
   await writeFile(path.join(dir, file), program.code)
+  const { options } = JSON.parse(await readFile(templateAsconfig, 'utf8')) as {
+    options: Record<string, unknown>
+  }
   const { error, stderr } = await asc.main(
-    [
-      file,
-      '--baseDir',
-      dir,
-      '--outFile',
-      'plugin.wasm',
-      '--runtime',
-      'incremental',
-      '--exportStart',
-      '_initialize',
-      '--use',
-      'abort=~lib/@corral/plugin-sdk/assembly/plugin/corralAbort',
-    ],
+    [file, '--baseDir', dir, ...configToArguments({ ...options, outFile: 'plugin.wasm' })],
     {},
   )
   if (error !== null) throw new Error(`${error.message}\n${stderr.toString()}`)
