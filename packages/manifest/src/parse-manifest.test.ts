@@ -266,7 +266,9 @@ describe('parseManifest', () => {
     [{ type: 'db', access: ['read'], scope: ['stats; drop'] }, false, 'resources.permissions[0].scope[0]'],
     [{ type: 'db', access: ['read'], scope: [] }, false, 'resources.permissions[0].scope'],
     [{ type: 'http', scope: ['api.example.com', 'localhost:8080', '*.example.com'] }, true],
+    [{ type: 'http', scope: ['api.example.com:*', '*:8443', '*:*'] }, true],
     [{ type: 'http', scope: ['http://api.example.com/'] }, false, 'resources.permissions[0].scope[0]'],
+    [{ type: 'http', scope: ['api.example.com:8*'] }, false, 'resources.permissions[0].scope[0]'],
     [{ type: 'http', access: ['read'], scope: ['example.com'] }, false, 'resources.permissions[0].access'],
     [{ type: 'email', scope: ['example.com'] }, true],
     [{ type: 'email', scope: ['someone@example.com'] }, false, 'resources.permissions[0].scope[0]'],
@@ -287,6 +289,13 @@ describe('parseManifest', () => {
     } else {
       expect(parseError(text).fields.map((f) => f.field)).toContain(errorField)
     }
+  })
+
+  it('names every form an http scope may take when one is wrong', () => {
+    const text = stringify(withField('resources.permissions', [{ type: 'http', scope: ['https://x.test'] }]))
+    expect(parseError(text).fields[0]?.message).toBe(
+      'must be a host glob like api.example.com, *.example.com, api.example.com:8443 or api.example.com:* (any port)',
+    )
   })
 
   it('reports every problem at once, each with its line and column', () => {
