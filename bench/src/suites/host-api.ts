@@ -105,7 +105,7 @@ for (;;) {
 ${frame.toString()}`
   const child = spawn(process.execPath, ['-e', echo], { stdio: ['pipe', 'pipe', 'inherit'] })
   let answer: (() => void) | undefined
-  let pending = Buffer.alloc(0)
+  let pending: Buffer = Buffer.alloc(0)
   child.stdout.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
     while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {

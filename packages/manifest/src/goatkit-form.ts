@@ -1,6 +1,6 @@
-import type { FieldError } from '@corral/types'
+import { type FieldError, formatFieldPath } from '@corral/types'
 import type { Document, LineCounter } from 'yaml'
-import { formatFieldPath, positionOf } from './field-errors.js'
+import { positionOf } from './field-errors.js'
 
 /** A manifest value in Corral's form, with a note for each GoatKit field read as Corral's. */
 export interface CorralForm {
