@@ -222,9 +222,9 @@ export class WorkerHandle {
   /** The most calls the instance holds at once, running and queued. */
   readonly maxCalls = ringSlots
 
-  /** Whether a call can be queued behind the running one now: it started moments ago. */
+  /** Whether a call can be queued behind the running one now: one runs, and it started moments ago. */
   get canQueue(): boolean {
-    return this.#alive && performance.now() - this.#headSince < pipelineWindowMs
+    return this.#alive && this.#calls.length > 0 && performance.now() - this.#headSince < pipelineWindowMs
   }
 
   /**
