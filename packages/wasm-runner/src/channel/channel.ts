@@ -48,7 +48,7 @@ const word = {
   workerBell: 7,
   /** Bumped by the worker after it publishes anything for the host; the host sleeps on it. */
   hostBell: 8,
-  /** 1 while a side sleeps on its bell: the other notifies (a costly call) only then. */
+  /** What a side sleeps on its bell for ({@link waitingFor}): the other notifies (a costly call) only then. */
   workerSleeps: 9,
   hostSleeps: 10,
   /** Calls written into the request ring, and calls the worker is done with (counters that wrap). */
@@ -62,12 +62,18 @@ const controlWords = 16
 /** Words of a slot's header: request = state, aux, length, flags; result = seq, kind, flags, length. */
 const headerWords = 4
 const owner = { none: 0, host: 1, worker: 2 } as const
+/**
+ * What a sleeping side waits for. A publish that cannot be it bumps the bell without a notify: a
+ * wake-up for nothing would cost the notifier a system call and the sleeper a trip through the
+ * scheduler.
+ */
+const waitingFor = { nothing: 0, call: 1, resultRoom: 2, exchange: 3, host: 4 } as const
 /** A request slot's state, in the low two bits of its state word (the call's seq above them). */
 const request = { posted: 1, taken: 2, revoked: 3, stateMask: 3, seqMask: 0x1fffffff } as const
 /** A request slot flag: the call's bytes follow through the exchange area. */
 const inExchange = 1
 /** How long the worker spins for a message before it sleeps (ms). */
-const spinMs = 0.03
+const spinMs = Number(process.env.CORRAL_SPIN_MS ?? 0.03)
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -161,14 +167,16 @@ class ChannelEnd {
     return this.self === owner.host ? owner.worker : owner.host
   }
 
-  /** Bumps the peer's bell, and wakes it if it sleeps. */
-  protected ring(): void {
+  /** Whether this side's last publish woke the peer. */
+  protected wokePeer = false
+
+  /** Bumps the peer's bell, and wakes it if it sleeps waiting for `what` ({@link waitingFor}). */
+  protected ring(what: number): void {
     const c = this.control
     const toWorker = this.self === owner.host
     Atomics.add(c, toWorker ? word.workerBell : word.hostBell, 1)
-    if (Atomics.load(c, toWorker ? word.workerSleeps : word.hostSleeps) === 1) {
-      Atomics.notify(c, toWorker ? word.workerBell : word.hostBell)
-    }
+    this.wokePeer = Atomics.load(c, toWorker ? word.workerSleeps : word.hostSleeps) === what
+    if (this.wokePeer) Atomics.notify(c, toWorker ? word.workerBell : word.hostBell)
   }
 
   /** Writes one chunk of a message into the exchange area and hands it to the peer. */
@@ -181,7 +189,7 @@ class ChannelEnd {
     c[word.total] = total
     c[word.chunk] = chunk === undefined ? total : chunk.length
     Atomics.store(c, word.exchange, this.peer)
-    this.ring()
+    this.ring(this.self === owner.host ? waitingFor.exchange : waitingFor.host)
   }
 
   /** Whether the exchange area holds a message for this side. */
@@ -189,10 +197,13 @@ class ChannelEnd {
     return Atomics.load(this.control, word.exchange) === this.self
   }
 
-  /** Frees the exchange area after reading the message in it, and tells the peer (it may wait to send). */
+  /**
+   * Frees the exchange area after reading the message in it. The worker may wait for that (to send
+   * its own); the host never does.
+   */
   markRead(): void {
     Atomics.store(this.control, word.exchange, owner.none)
-    this.ring()
+    if (this.self === owner.host) this.ring(waitingFor.exchange)
   }
 
   /** Reads the message just handed over; a chunked one starts a copy of `total` bytes. */
@@ -233,23 +244,34 @@ export class WorkerChannelEnd extends ChannelEnd {
   #resultTail = 0
   /** The sequence number of the call being run: what the worker's messages are about. */
   #running = 0
+  /**
+   * Whether the host sends calls in a burst: set when a call is taken with more queued behind it,
+   * cleared when a spin waiting for the next one ends in sleep.
+   */
+  #burst = false
 
   constructor(buffer: SharedArrayBuffer) {
     super(buffer, owner.worker)
   }
 
   /**
-   * Blocks until `ready()`: spins for a few microseconds, then sleeps on the worker's bell. Every
-   * publish of the host bumps the bell, so `ready` is checked again after each.
+   * Blocks until `ready()`, sleeping on the worker's bell. Every publish of the host bumps the
+   * bell, so `ready` is checked again after each. Waiting for a call in a burst, it spins for a few
+   * microseconds first: the host's next call then costs no wake-up. Only then: on a busy machine the
+   * host thread may share the worker's core, and a spin would hold it up; and not after waking the
+   * host, which may have been queued on this very core.
    */
-  #waitUntil(ready: () => boolean): void {
+  #waitUntil(ready: () => boolean, what: number): void {
     if (ready()) return
-    const until = performance.now() + spinMs
-    while (performance.now() < until) if (ready()) return
+    if (what === waitingFor.call && this.#burst && !this.wokePeer) {
+      const until = performance.now() + spinMs
+      while (performance.now() < until) if (ready()) return
+      this.#burst = false
+    }
     const c = this.control
     for (;;) {
       const bell = Atomics.load(c, word.workerBell)
-      Atomics.store(c, word.workerSleeps, 1)
+      Atomics.store(c, word.workerSleeps, what)
       if (ready()) break
       Atomics.wait(c, word.workerBell, bell)
     }
@@ -269,7 +291,7 @@ export class WorkerChannelEnd extends ChannelEnd {
     const c = this.control
     const headers = this.requestHeaders
     for (;;) {
-      this.#waitUntil(this.#callQueued)
+      this.#waitUntil(this.#callQueued, waitingFor.call)
       const index = this.#requestHead & (ringSlots - 1)
       const at = index * headerWords
       const state = Atomics.load(headers, at)
@@ -284,6 +306,7 @@ export class WorkerChannelEnd extends ChannelEnd {
         continue
       const seq = state >>> 2
       this.#running = seq
+      if (((Atomics.load(c, word.requestTail) - this.#requestHead) | 0) > 1) this.#burst = true
       if ((headers[at + 3] ?? 0) & inExchange) {
         const message = this.receive()
         return {
@@ -318,7 +341,7 @@ export class WorkerChannelEnd extends ChannelEnd {
       this.send(kind, 0, flags, payload)
       return
     }
-    this.#waitUntil(this.#resultRoom)
+    this.#waitUntil(this.#resultRoom, waitingFor.resultRoom)
     const index = this.#resultTail & (ringSlots - 1)
     this.resultSlots.set(payload, index * slotBytes)
     const headers = this.resultHeaders
@@ -329,7 +352,7 @@ export class WorkerChannelEnd extends ChannelEnd {
     headers[at + 3] = payload.length
     this.#resultTail = (this.#resultTail + 1) | 0
     Atomics.store(this.control, word.resultTail, this.#resultTail)
-    this.ring()
+    this.ring(waitingFor.host)
   }
 
   /**
@@ -337,12 +360,12 @@ export class WorkerChannelEnd extends ChannelEnd {
    * The payload is a copy: the area is freed before this returns.
    */
   receive(): ChannelMessage {
-    this.#waitUntil(this.#messageArrived)
+    this.#waitUntil(this.#messageArrived, waitingFor.exchange)
     const { message, remaining } = this.read()
     let offset = message.payload.length - remaining
     while (offset < message.payload.length) {
       this.post(MessageKind.continue, 0, 0, 0, undefined)
-      this.#waitUntil(this.#messageArrived)
+      this.#waitUntil(this.#messageArrived, waitingFor.exchange)
       offset += this.readChunk(message, offset)
     }
     if (remaining === 0) message.payload = message.payload.slice()
@@ -352,14 +375,14 @@ export class WorkerChannelEnd extends ChannelEnd {
 
   /** Sends a message about the running call through the exchange area, chunked if it must be, once the area is free. */
   send(kind: number, aux: number, flags: number, payload: Uint8Array): void {
-    this.#waitUntil(this.#exchangeFree)
+    this.#waitUntil(this.#exchangeFree, waitingFor.exchange)
     this.control[word.seq] = this.#running
     const size = this.data.length
     for (let offset = 0; ; offset += size) {
       const last = offset + size >= payload.length
       this.post(kind, aux, flags, payload.length, payload.subarray(offset, offset + size))
       if (last) return
-      this.#waitUntil(this.#messageArrived) // the host's `continue`
+      this.#waitUntil(this.#messageArrived, waitingFor.exchange) // the host's `continue`
       this.markRead()
     }
   }
@@ -392,7 +415,7 @@ export class HostChannelEnd extends ChannelEnd {
       if (this.#stopped) return false
       if (this.#pending) break
       const bell = Atomics.load(c, word.hostBell)
-      Atomics.store(c, word.hostSleeps, 1)
+      Atomics.store(c, word.hostSleeps, waitingFor.host)
       if (this.#pending) break
       const wait = Atomics.waitAsync(c, word.hostBell, bell)
       if (wait.async) await wait.value
@@ -450,7 +473,7 @@ export class HostChannelEnd extends ChannelEnd {
     Atomics.store(headers, at, ((seq & request.seqMask) << 2) | request.posted)
     this.#requestTail = (this.#requestTail + 1) | 0
     Atomics.store(this.control, word.requestTail, this.#requestTail)
-    this.ring()
+    this.ring(waitingFor.call)
   }
 
   /** Takes back call `seq` queued in `slot` if the worker has not taken it; true when taken back. */
@@ -481,8 +504,7 @@ export class HostChannelEnd extends ChannelEnd {
   shiftResult(): void {
     this.#resultHead = (this.#resultHead + 1) | 0
     Atomics.store(this.control, word.resultHead, this.#resultHead)
-    // Rung only when the worker sleeps: it waits for room only when the ring is full.
-    if (Atomics.load(this.control, word.workerSleeps) === 1) this.ring()
+    this.ring(waitingFor.resultRoom)
   }
 
   /** Waits for the worker's answer in the exchange area; false when the channel was stopped first. */
@@ -502,7 +524,7 @@ export class HostChannelEnd extends ChannelEnd {
     c[word.total] = written
     c[word.chunk] = written
     Atomics.store(c, word.exchange, owner.worker)
-    this.ring()
+    this.ring(waitingFor.exchange)
     return true
   }
 
