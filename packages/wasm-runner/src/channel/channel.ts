@@ -170,13 +170,19 @@ class ChannelEnd {
   /** Whether this side's last publish woke the peer. */
   protected wokePeer = false
 
-  /** Bumps the peer's bell, and wakes it if it sleeps waiting for `what` ({@link waitingFor}). */
+  /**
+   * Bumps the peer's bell, and wakes it if it sleeps waiting for `what` ({@link waitingFor}). The
+   * waker clears the sleep flag: until the peer is up and sets it again, further publishes need no
+   * notify of their own.
+   */
   protected ring(what: number): void {
     const c = this.control
     const toWorker = this.self === owner.host
-    Atomics.add(c, toWorker ? word.workerBell : word.hostBell, 1)
-    this.wokePeer = Atomics.load(c, toWorker ? word.workerSleeps : word.hostSleeps) === what
-    if (this.wokePeer) Atomics.notify(c, toWorker ? word.workerBell : word.hostBell)
+    const bell = toWorker ? word.workerBell : word.hostBell
+    Atomics.add(c, bell, 1)
+    const sleeps = toWorker ? word.workerSleeps : word.hostSleeps
+    this.wokePeer = Atomics.compareExchange(c, sleeps, what, waitingFor.nothing) === what
+    if (this.wokePeer) Atomics.notify(c, bell)
   }
 
   /** Writes one chunk of a message into the exchange area and hands it to the peer. */
