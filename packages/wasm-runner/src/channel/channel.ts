@@ -17,9 +17,10 @@
  *
  * Waking: each side waits on its own bell, a counter the other side bumps after publishing anything
  * for it, and calls `Atomics.notify` (which takes a process-wide lock) only when the waiter said it
- * sleeps. Both use sequentially consistent atomics — read the bell, set the flag, check for work,
- * then wait on the bell's value — so a publish is never missed. The worker spins briefly before it
- * sleeps: a call arriving moments after the last result then costs no wake-up.
+ * sleeps for what was published; the waker clears that flag, so a wake-up costs one notify. Both
+ * use sequentially consistent atomics — read the bell, set the flag, check for work, then wait on
+ * the bell's value — so a publish is never missed. Within a burst of calls the worker spins briefly
+ * before it sleeps: the host's next call then costs no wake-up.
  *
  * Taking back: a queued call's slot holds its state (posted, taken, revoked) with its sequence
  * number in one word; the host revokes a call the worker has not taken with one compare-and-swap,
@@ -72,8 +73,8 @@ const waitingFor = { nothing: 0, call: 1, resultRoom: 2, exchange: 3, host: 4 } 
 const request = { posted: 1, taken: 2, revoked: 3, stateMask: 3, seqMask: 0x1fffffff } as const
 /** A request slot flag: the call's bytes follow through the exchange area. */
 const inExchange = 1
-/** How long the worker spins for a message before it sleeps (ms). */
-const spinMs = Number(process.env.CORRAL_SPIN_MS ?? 0.03)
+/** How long the worker spins for the next call of a burst before it sleeps (ms). */
+const spinMs = 0.03
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -186,7 +187,13 @@ class ChannelEnd {
   }
 
   /** Writes one chunk of a message into the exchange area and hands it to the peer. */
-  protected post(kind: number, aux: number, flags: number, total: number, chunk: Uint8Array | undefined): void {
+  protected post(
+    kind: number,
+    aux: number,
+    flags: number,
+    total: number,
+    chunk: Uint8Array | undefined,
+  ): void {
     const c = this.control
     if (chunk !== undefined) this.data.set(chunk)
     c[word.kind] = kind
@@ -287,7 +294,8 @@ export class WorkerChannelEnd extends ChannelEnd {
   readonly #callQueued = () => Atomics.load(this.control, word.requestTail) !== this.#requestHead
   readonly #messageArrived = () => this.hasMessage
   readonly #exchangeFree = () => Atomics.load(this.control, word.exchange) === owner.none
-  readonly #resultRoom = () => ((this.#resultTail - Atomics.load(this.control, word.resultHead)) | 0) < ringSlots
+  readonly #resultRoom = () =>
+    ((this.#resultTail - Atomics.load(this.control, word.resultHead)) | 0) < ringSlots
 
   /**
    * Blocks until the host queues a call, and takes it: the next one in the request ring, skipping

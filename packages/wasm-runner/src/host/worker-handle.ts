@@ -367,7 +367,11 @@ export class WorkerHandle {
                 message: `host call ${method}: ${argsBytes} bytes of arguments, more than max_host_call_bytes ${maxHostCallBytes}`,
               },
             })
-          : await this.#hostCall(method, decoder.decode(message.payload.subarray(message.aux)), running.context)
+          : await this.#hostCall(
+              method,
+              decoder.decode(message.payload.subarray(message.aux)),
+              running.context,
+            )
       if (!this.#alive) return
       if (!this.#end.postText(MessageKind.hostResult, response)) {
         await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
