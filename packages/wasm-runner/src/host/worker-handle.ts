@@ -239,6 +239,7 @@ export class WorkerHandle {
     if (this.#calls.length + this.#waiting.length >= ringSlots) {
       return Promise.reject(new PluginError('internal', 'instance is busy', { plugin: this.#options.plugin }))
     }
+    this.#lastSeq = nextSeq(this.#lastSeq)
     return new Promise<unknown>((resolve, reject) => {
       const { plugin } = this.#options
       const { signal, deadline } = options
@@ -247,7 +248,7 @@ export class WorkerHandle {
         signal?.removeEventListener('abort', onAbort)
       }
       const call: GuestCall = {
-        seq: (this.#lastSeq = nextSeq(this.#lastSeq)),
+        seq: this.#lastSeq,
         fn,
         input,
         context: options.context,
