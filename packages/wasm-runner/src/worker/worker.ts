@@ -26,7 +26,7 @@ const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
 const encoder = new TextEncoder()
 
 /** Runs the calls the host queues, in order, until a failure discards the instance. */
-function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): void {
+function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
   for (;;) {
     const call = end.nextCall()
     let discard = false
@@ -39,8 +39,9 @@ function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): voi
       end.reply(MessageKind.failure, discard ? 1 : 0, data)
     }
     end.finish()
-    // An instance about to be discarded takes no further call: the host runs them elsewhere.
-    if (discard) return
+    // An instance about to be discarded takes no further call (the host runs them elsewhere): it
+    // waits to be terminated.
+    if (discard) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
   }
 }
 
