@@ -121,8 +121,8 @@ function workerExitError(plugin: string, error: unknown): PluginError {
 /**
  * The host's handle of one worker thread, which runs one instance of the plugin's module: it runs
  * one call at a time over the shared-memory channel (and may hold more queued behind it, up to
- * {@link ringSlots}, see `channel.ts`), serves the guest's host calls asynchronously, and is stopped for real (the thread
- * is terminated) when a call runs past its deadline or is canceled.
+ * {@link ringSlots}, see `channel.ts`), serves the guest's host calls asynchronously, and is stopped
+ * for real (the thread is terminated) when a call runs past its deadline or is canceled.
  */
 export class WorkerHandle {
   readonly #worker: Worker
@@ -277,7 +277,8 @@ export class WorkerHandle {
   /** Puts a call into the channel (behind those already there), or keeps it until there is room. */
   #dispatch(call: GuestCall): void {
     if (this.#calls.length === 0 && this.#waiting.length === 0) this.#headSince = performance.now()
-    if (this.#waiting.length > 0 || !this.#post(call)) this.#waiting.push(call)
+    this.#waiting.push(call)
+    this.#flush()
     void this.#pump()
   }
 
@@ -437,6 +438,9 @@ export class WorkerHandle {
     if (this.#end.revoke(call.slot, call.seq)) {
       this.#calls.splice(at, 1)
       call.reject(error)
+      // A waiting call too large for a slot may go out now that the channel has room.
+      this.#flush()
+      void this.#pump()
       return
     }
     void this.terminate(error)
