@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import { createChannelBuffer, HostChannelEnd, MessageKind, WorkerChannelEnd, writeInput } from './channel.js'
+import {
+  createChannelBuffer,
+  HostChannelEnd,
+  MessageKind,
+  ringSlots,
+  slotBytes,
+  WorkerChannelEnd,
+  writeInput,
+} from './channel.js'
 
 /**
- * The two ends of one channel in one thread. The worker end blocks only while the host holds the
- * turn, so each step below hands the turn over before the other end reads.
+ * The two ends of one channel in one thread. The worker end blocks only until what it waits for
+ * is there, so each step below publishes before the other end reads.
  */
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -13,113 +21,148 @@ function channel(): { host: HostChannelEnd; worker: WorkerChannelEnd } {
   return { host: new HostChannelEnd(buffer), worker: new WorkerChannelEnd(buffer) }
 }
 
-/** The host sends call `seq` of `fn` with `input`, written in place as WorkerHandle does. */
-function sendCall(host: HostChannelEnd, fn: string, input: string, seq: number): void {
-  host.setCallSeq(seq)
-  const name = encoder.encodeInto(fn, host.area)
-  const written = writeInput(input, host.area.subarray(name.written)) as number
-  host.postInPlace(MessageKind.call, name.written, name.written + written)
+const text = (payload: Uint8Array | undefined) => decoder.decode(payload ?? new Uint8Array())
+
+/** The worker runs its next call: answers `output`, or echoes the input. */
+function runNext(worker: WorkerChannelEnd, output?: string): { fn: string; input: string; seq: number } {
+  const call = worker.nextCall()
+  const seen = { fn: call.fn, input: text(call.input), seq: call.seq }
+  worker.reply(MessageKind.result, 0, output === undefined ? call.input : encoder.encode(output))
+  worker.finish()
+  return seen
 }
 
-const text = (payload: Uint8Array) => decoder.decode(payload)
+/** The results the host can read now, in order. */
+function readResults(host: HostChannelEnd): { seq: number; output: string }[] {
+  const results = []
+  for (let result = host.peekResult(); result !== undefined; result = host.peekResult()) {
+    results.push({ seq: result.seq, output: text(result.payload) })
+    host.shiftResult()
+  }
+  return results
+}
 
 describe('channel', () => {
-  it('carries a call to the worker and its result back', async () => {
+  it('carries queued calls to the worker in order, and all their results back in one read', async () => {
     const { host, worker } = channel()
-    sendCall(host, 'greet', '{"name":"Ada"}', 1)
-    expect(host.workerHasTurn).toBe(true)
-    const call = worker.callFrom(worker.receive())
-    expect([call.fn, text(call.input), call.seq]).toEqual(['greet', '{"name":"Ada"}', 1])
-    worker.send(MessageKind.result, 0, 0, encoder.encode('"hi Ada"'))
-    const answer = await host.receive()
-    expect([answer?.kind, text(answer?.payload ?? new Uint8Array())]).toEqual([
-      MessageKind.result,
-      '"hi Ada"',
+    expect(host.queue('greet', '{"name":"Ada"}', 1)).toBeGreaterThanOrEqual(0)
+    expect(host.queue('greet', '{"name":"Bo"}', 2)).toBeGreaterThanOrEqual(0)
+    expect(host.queue('bytes', new Uint8Array([104, 105]), 3)).toBeGreaterThanOrEqual(0)
+    expect(runNext(worker)).toEqual({ fn: 'greet', input: '{"name":"Ada"}', seq: 1 })
+    expect(runNext(worker)).toEqual({ fn: 'greet', input: '{"name":"Bo"}', seq: 2 })
+    expect(runNext(worker)).toEqual({ fn: 'bytes', input: 'hi', seq: 3 })
+    expect(await host.waitForWorker()).toBe(true)
+    expect(readResults(host)).toEqual([
+      { seq: 1, output: '{"name":"Ada"}' },
+      { seq: 2, output: '{"name":"Bo"}' },
+      { seq: 3, output: 'hi' },
     ])
+    expect(host.peekResult()).toBeUndefined()
   })
 
-  it('serves a host call inside a call: request, then the response, on the same turn', async () => {
+  it('holds at most ringSlots calls: a slot is free again once the worker is done with its call', () => {
     const { host, worker } = channel()
-    sendCall(host, 'work', '{}', 1)
-    worker.receive()
-    const method = encoder.encode('cache.get')
-    const args = encoder.encode('{"key":"k"}')
-    const request = new Uint8Array(method.length + args.length)
-    request.set(method)
-    request.set(args, method.length)
-    worker.send(MessageKind.hostCall, method.length, 0, request)
-    const hostCall = (await host.receive()) as { kind: number; aux: number; payload: Uint8Array }
-    expect(hostCall.kind).toBe(MessageKind.hostCall)
-    expect(text(hostCall.payload.subarray(0, hostCall.aux))).toBe('cache.get')
-    expect(text(hostCall.payload.subarray(hostCall.aux))).toBe('{"key":"k"}')
+    for (let seq = 1; seq <= ringSlots; seq++) expect(host.queue('f', '1', seq)).toBeGreaterThanOrEqual(0)
+    expect(host.room).toBe(0)
+    expect(host.queue('f', '1', ringSlots + 1)).toBe(-1)
+    runNext(worker)
+    expect(host.room).toBe(1)
+    expect(host.queue('f', '1', ringSlots + 1)).toBeGreaterThanOrEqual(0)
+  })
+
+  it('refuses into a slot a call larger than a slot', () => {
+    const { host } = channel()
+    expect(host.queue('f', 'x'.repeat(slotBytes), 1)).toBe(-1)
+    expect(host.room).toBe(ringSlots)
+  })
+
+  it('lets the host take back a queued call the worker has not taken; the worker skips it', async () => {
+    const { host, worker } = channel()
+    const first = host.queue('f', '1', 1)
+    const second = host.queue('f', '2', 2)
+    host.queue('f', '3', 3)
+    expect(host.revoke(second, 3)).toBe(false) // another call's number: not this slot's call
+    expect(host.revoke(second, 2)).toBe(true)
+    expect(runNext(worker).seq).toBe(1)
+    expect(host.revoke(first, 1)).toBe(false) // taken: too late
+    expect(runNext(worker).seq).toBe(3)
+    await host.waitForWorker()
+    expect(readResults(host).map((r) => r.seq)).toEqual([1, 3])
+    expect(host.room).toBe(ringSlots) // the skipped slot is free too
+  })
+
+  it('serves a host call through the exchange area, after the results of earlier calls', async () => {
+    const { host, worker } = channel()
+    host.queue('quick', '1', 1)
+    host.queue('work', '{}', 2)
+    runNext(worker)
+    worker.nextCall()
+    const request = encoder.encode('cache.get{"key":"k"}')
+    worker.send(MessageKind.hostCall, 'cache.get'.length, 0, request)
+    await host.waitForWorker()
+    expect(readResults(host)).toEqual([{ seq: 1, output: '1' }])
+    expect(host.hasMessage).toBe(true)
+    const hostCall = await host.receive()
+    expect([hostCall?.kind, hostCall?.seq, hostCall?.aux, text(hostCall?.payload)]).toEqual([
+      MessageKind.hostCall,
+      2,
+      9,
+      'cache.get{"key":"k"}',
+    ])
     expect(host.postText(MessageKind.hostResult, '{"ok":1}')).toBe(true)
     const response = worker.receive()
     expect([response.kind, text(response.payload)]).toEqual([MessageKind.hostResult, '{"ok":1}'])
+    expect(host.hasMessage).toBe(false) // the worker freed the area as it read the response
+    worker.reply(MessageKind.result, 0, encoder.encode('done'))
+    worker.finish()
+    expect(readResults(host)).toEqual([{ seq: 2, output: 'done' }])
   })
 
-  it('refuses text larger than the data area in place: the caller sends it in chunks instead', () => {
+  it('carries a call and a result too large for a slot through the exchange area', async () => {
+    const { host, worker } = channel()
+    const input = 'y'.repeat(slotBytes + 10)
+    const bytes = encoder.encode(`big${input}`)
+    await host.sendLarge(3, bytes, 7)
+    const call = worker.nextCall()
+    expect([call.fn, text(call.input), call.seq]).toEqual(['big', input, 7])
+    worker.reply(MessageKind.result, 0, call.input)
+    worker.finish()
+    await host.waitForWorker()
+    expect(host.peekResult()).toBeUndefined()
+    const result = await host.receive()
+    expect([result?.kind, result?.seq, text(result?.payload)]).toEqual([MessageKind.result, 7, input])
+    host.markRead()
+    expect(host.hasMessage).toBe(false)
+  })
+
+  it('refuses text larger than the exchange area in place: the caller sends it in chunks instead', () => {
     const { host } = channel()
     expect(host.postText(MessageKind.hostResult, 'x'.repeat(host.area.length + 1))).toBe(false)
-    expect(host.workerHasTurn).toBe(false)
     expect(writeInput(new Uint8Array(host.area.length + 1), host.area)).toBeUndefined()
-  })
-
-  it('pipelines: a queued call runs right after the one it follows, once the host has acked the result', async () => {
-    const { host, worker } = channel()
-    sendCall(host, 'first', '1', 1)
-    const first = worker.callFrom(worker.receive())
-    expect(host.queue('second', '2', 2, 1)).toBe(true)
-    expect(host.queue('third', '3', 3, 2)).toBe(false) // one mailbox
-    worker.send(MessageKind.result, 0, 0, encoder.encode('1'))
-    // The worker claims the queued call straight after its result, without waiting for the host.
-    const second = worker.takeQueued(first.seq, false)
-    expect([second?.fn, text(second?.input ?? new Uint8Array()), second?.seq]).toEqual(['second', '2', 2])
-    expect(host.unqueue()).toBe(false) // claimed: too late to take it back
-    expect(text((await host.receive())?.payload ?? new Uint8Array())).toBe('1')
-    host.markRead()
-    host.ack()
-    worker.send(MessageKind.result, 0, 0, encoder.encode('2'))
-    expect(text((await host.receive())?.payload ?? new Uint8Array())).toBe('2')
-  })
-
-  it('never runs a queued call out of order: only right after the call it follows', () => {
-    const { host, worker } = channel()
-    sendCall(host, 'first', '1', 1)
-    worker.receive()
-    expect(host.queue('later', '9', 9, 5)).toBe(true)
-    expect(worker.takeQueued(1, false)).toBeUndefined()
-  })
-
-  it('lets the host take back a queued call the worker has not claimed', () => {
-    const { host, worker } = channel()
-    sendCall(host, 'first', '1', 1)
-    worker.receive()
-    expect(host.queue('second', '2', 2, 1)).toBe(true)
-    expect(host.unqueue()).toBe(true)
-    expect(worker.takeQueued(1, false)).toBeUndefined()
-    expect(host.queue('second', '2', 2, 1)).toBe(true) // the mailbox is free again
   })
 
   it('stopping: a host waiting on a worker that never answers is woken with nothing', async () => {
     const { host, worker } = channel()
-    sendCall(host, 'spin', '', 1)
-    worker.receive()
-    const waiting = host.receive()
+    host.queue('spin', '', 1)
+    worker.nextCall()
+    const waiting = host.waitForWorker()
     host.wake()
-    expect(await waiting).toBeUndefined()
+    expect(await waiting).toBe(false)
   })
 
-  it('stopping: a result already in the channel is kept (peekFinal), once', () => {
+  it('stopping: a large final message already in the exchange area is kept (peekFinal), once', () => {
     const { host, worker } = channel()
-    sendCall(host, 'quick', '', 1)
-    expect(host.peekFinal()).toBeUndefined() // the worker holds the turn
-    worker.receive()
-    worker.send(MessageKind.failure, 0, 1, encoder.encode('{"code":"plugin_trap"}'))
+    host.queue('quick', '', 1)
+    expect(host.peekFinal()).toBeUndefined()
+    worker.nextCall()
+    const failure = `{"code":"plugin_trap","message":"${'z'.repeat(slotBytes)}"}`
+    worker.reply(MessageKind.failure, 1, encoder.encode(failure))
     const final = host.peekFinal()
-    expect([final?.kind, final?.flags, text(final?.payload ?? new Uint8Array())]).toEqual([
+    expect([final?.kind, final?.flags, final?.seq, text(final?.payload)]).toEqual([
       MessageKind.failure,
       1,
-      '{"code":"plugin_trap"}',
+      1,
+      failure,
     ])
     host.markRead()
     expect(host.peekFinal()).toBeUndefined()

@@ -7,6 +7,7 @@ import { InstancePool, type PooledInstance, type PoolLimits } from './instance-p
 class FakeInstance implements PooledInstance {
   alive = true
   canQueue = false
+  maxCalls = 2
   terminated = false
   constructor(readonly id: number) {}
   /** Why it was terminated: undefined for a shutdown. */

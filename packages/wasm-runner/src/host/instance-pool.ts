@@ -21,6 +21,8 @@ export interface PooledInstance {
   readonly alive: boolean
   /** Whether a call may be queued behind its running one now. */
   readonly canQueue: boolean
+  /** The most calls it holds at once: the running one and those queued behind it. */
+  readonly maxCalls: number
   /** Stops the worker by force; the running call fails with `reason` ({@link WorkerHandle.terminate}). */
   terminate(reason?: PluginError): Promise<void>
 }
@@ -77,7 +79,7 @@ export class InstancePool<I extends PooledInstance> {
   readonly #stopping = new Set<Promise<void>>()
   readonly #all = new Set<I>()
   readonly #waiters: Waiter<I>[] = []
-  /** Calls handed out per live instance: 1 running, 2 with one queued behind it. */
+  /** Calls handed out per live instance: 1 running, more with calls queued behind it. */
   readonly #reserved = new Map<I, number>()
   /** Instances being started. */
   #starting = 0
@@ -116,15 +118,28 @@ export class InstancePool<I extends PooledInstance> {
     return undefined
   }
 
-  /** A busy instance that can take a call queued behind its running one, reserved for it. */
+  /**
+   * The busy instance with the fewest calls that can take one more queued behind its running one,
+   * reserved for it.
+   */
   #queueableInstance(mayQueueOn: (instance: I) => boolean): I | undefined {
+    let chosen: I | undefined
+    let fewest = Number.POSITIVE_INFINITY
     for (const instance of this.#all) {
-      if (this.#reserved.get(instance) === 1 && instance.canQueue && mayQueueOn(instance)) {
-        this.#reserved.set(instance, 2)
-        return instance
+      const reserved = this.#reserved.get(instance) ?? 0
+      if (
+        reserved > 0 &&
+        reserved < fewest &&
+        reserved < instance.maxCalls &&
+        instance.canQueue &&
+        mayQueueOn(instance)
+      ) {
+        chosen = instance
+        fewest = reserved
       }
     }
-    return undefined
+    if (chosen !== undefined) this.#reserved.set(chosen, fewest + 1)
+    return chosen
   }
 
   #forget(instance: I): void {

@@ -3,7 +3,7 @@ import type { AbortSignalLike, HostCallContext, HostCallHandler, PluginErrorData
 import { PluginError } from '@corral/types'
 import type { AbiName, ExtismLimits } from '../abi/guest-abi.js'
 import type { ChannelMessage } from '../channel/channel.js'
-import { createChannelBuffer, HostChannelEnd, MessageKind, writeInput } from '../channel/channel.js'
+import { createChannelBuffer, HostChannelEnd, MessageKind, nextSeq, ringSlots } from '../channel/channel.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from '../channel/worker-messages.js'
 import type { WasiOptions } from '../worker/wasi.js'
 import type { SpareWorkers } from './spare-workers.js'
@@ -74,8 +74,8 @@ interface GuestCall {
   decode: OutputDecoder
   resolve(value: unknown): void
   reject(error: PluginError): void
-  /** Left in the mailbox behind the running call; false once it is known to run. */
-  queued: boolean
+  /** Its request slot, while the host may take it back; -1 for a call sent through the exchange area. */
+  slot: number
 }
 
 /** How a call ended, read from the worker's final message. */
@@ -92,9 +92,9 @@ export class CallNotStarted extends PluginError {
 }
 
 /**
- * How long a call may have been running and still get the next one queued behind it. Pipelining
- * pays off for short calls; a call that runs longer keeps its queue empty, so that a slow call
- * holds up at most what was queued in its first moments.
+ * How long a call may have been running and still get more queued behind it. Pipelining pays off
+ * for short calls; a call that runs longer keeps its queue as it is, so that a slow call holds up
+ * at most what was queued in its first moments.
  */
 const pipelineWindowMs = 2
 
@@ -120,25 +120,25 @@ function workerExitError(plugin: string, error: unknown): PluginError {
 
 /**
  * The host's handle of one worker thread, which runs one instance of the plugin's module: it runs
- * one call at a time over the shared-memory channel (and may hold the next one queued, see
- * `channel.ts`), serves the guest's host calls asynchronously, and is stopped for real (the thread
- * is terminated) when a call runs past its deadline or is canceled.
+ * one call at a time over the shared-memory channel (and may hold more queued behind it, up to
+ * {@link ringSlots}, see `channel.ts`), serves the guest's host calls asynchronously, and is stopped
+ * for real (the thread is terminated) when a call runs past its deadline or is canceled.
  */
 export class WorkerHandle {
   readonly #worker: Worker
   readonly #end: HostChannelEnd
   readonly #options: InstanceSettings
   #alive = true
-  /** The running call first, then at most one queued in the mailbox. */
+  /** The calls in the channel, in order: the running one first, then those queued behind it. */
   readonly #calls: GuestCall[] = []
-  /** A second call that found the mailbox busy: it goes out when the instance drains. */
-  #waiting: GuestCall | undefined
-  /** A chunked call still going out. */
+  /** Calls not yet in the channel (the ring was full, or a call too large for a slot found it busy). */
+  readonly #waiting: GuestCall[] = []
+  /** A call too large for a slot still going out. */
   #posting: Promise<void> | undefined
   #pumping = false
   #lastSeq = 0
-  /** When the running call went out (performance.now()). */
-  #runningSince = 0
+  /** When the oldest call in the channel started, as near as the host knows (performance.now()). */
+  #headSince = 0
   /** Whether the instance has started (a loss before that is a failed start, not a crash). */
   #started = false
   /** The plugin config generation this instance ran `corral_init` with (0: none). */
@@ -219,17 +219,12 @@ export class WorkerHandle {
     return this.#alive
   }
 
-  /**
-   * Whether a call can be queued behind the running one now: exactly one call runs, it started
-   * moments ago, and nothing else waits.
-   */
+  /** The most calls the instance holds at once, running and queued. */
+  readonly maxCalls = ringSlots
+
+  /** Whether a call can be queued behind the running one now: one runs, and it started moments ago. */
   get canQueue(): boolean {
-    return (
-      this.#alive &&
-      this.#calls.length === 1 &&
-      this.#waiting === undefined &&
-      performance.now() - this.#runningSince < pipelineWindowMs
-    )
+    return this.#alive && this.#calls.length > 0 && performance.now() - this.#headSince < pipelineWindowMs
   }
 
   /**
@@ -241,9 +236,10 @@ export class WorkerHandle {
    */
   call(fn: string, input: string | Uint8Array, options: InstanceCallOptions): Promise<unknown> {
     if (!this.#alive) return Promise.reject(new CallNotStarted(this.#options.plugin))
-    if (this.#calls.length >= 2 || this.#waiting !== undefined) {
+    if (this.#calls.length + this.#waiting.length >= ringSlots) {
       return Promise.reject(new PluginError('internal', 'instance is busy', { plugin: this.#options.plugin }))
     }
+    this.#lastSeq = nextSeq(this.#lastSeq)
     return new Promise<unknown>((resolve, reject) => {
       const { plugin } = this.#options
       const { signal, deadline } = options
@@ -252,12 +248,12 @@ export class WorkerHandle {
         signal?.removeEventListener('abort', onAbort)
       }
       const call: GuestCall = {
-        seq: ++this.#lastSeq | 0,
+        seq: this.#lastSeq,
         fn,
         input,
         context: options.context,
         decode: options.decode ?? jsonOutput,
-        queued: false,
+        slot: -1,
         resolve: (value) => {
           finish()
           resolve(value)
@@ -278,51 +274,47 @@ export class WorkerHandle {
     })
   }
 
-  /** Sends a call now, queues it behind the running one, or keeps it until the instance drains. */
+  /** Puts a call into the channel (behind those already there), or keeps it until there is room. */
   #dispatch(call: GuestCall): void {
-    if (this.#calls.length === 0) {
-      this.#calls.push(call)
-      this.#send(call)
-      void this.#pump()
-    } else if (this.#end.queue(call.fn, call.input, call.seq, (this.#calls[0] as GuestCall).seq)) {
-      call.queued = true
-      this.#calls.push(call)
-    } else {
-      this.#waiting = call
-    }
+    if (this.#calls.length === 0 && this.#waiting.length === 0) this.#headSince = performance.now()
+    this.#waiting.push(call)
+    this.#flush()
+    void this.#pump()
   }
 
   /**
-   * Writes a call into the channel: straight into shared memory when it fits; otherwise chunked,
-   * and the pump waits for the last chunk to be across before it reads.
+   * Writes a call into a request slot; one too large for a slot goes through the exchange area,
+   * only when no other call is in the channel (the pump waits for it to be across before it reads).
+   * False when it must wait.
    */
-  #send(call: GuestCall): void {
-    this.#runningSince = performance.now()
+  #post(call: GuestCall): boolean {
     const { fn, input } = call
-    this.#end.setCallSeq(call.seq)
-    const area = this.#end.area
-    const name = encoder.encodeInto(fn, area)
-    const written = writeInput(input, area.subarray(name.written))
-    if (written !== undefined) {
-      this.#end.postInPlace(MessageKind.call, name.written, name.written + written)
-      return
+    call.slot = this.#end.queue(fn, input, call.seq)
+    if (call.slot < 0) {
+      if (this.#calls.length > 0) return false
+      const nameBytes = encoder.encode(fn)
+      const inputBytes = typeof input === 'string' ? encoder.encode(input) : input
+      const payload = new Uint8Array(nameBytes.length + inputBytes.length)
+      payload.set(nameBytes)
+      payload.set(inputBytes, nameBytes.length)
+      this.#posting = this.#end.sendLarge(nameBytes.length, payload, call.seq)
     }
-    const nameBytes = encoder.encode(fn)
-    const inputBytes = typeof input === 'string' ? encoder.encode(input) : input
-    const payload = new Uint8Array(nameBytes.length + inputBytes.length)
-    payload.set(nameBytes)
-    payload.set(inputBytes, nameBytes.length)
-    this.#posting = this.#end.send(MessageKind.call, nameBytes.length, payload)
+    this.#calls.push(call)
+    return true
+  }
+
+  /** Moves waiting calls into the channel while there is room. */
+  #flush(): void {
+    while (this.#waiting.length > 0 && this.#post(this.#waiting[0] as GuestCall)) this.#waiting.shift()
   }
 
   /**
-   * Reads the worker's messages while calls are in flight: serves host calls for the running call,
-   * settles each call as its result or failure arrives, and moves the queue along.
+   * Reads the worker's messages while calls are in flight: settles calls from the result ring,
+   * serves host calls for the running call, and moves waiting calls into the channel.
    */
   async #pump(): Promise<void> {
     if (this.#pumping) return
     this.#pumping = true
-    const { plugin } = this.#options
     try {
       while (this.#alive && this.#calls.length > 0) {
         if (this.#posting !== undefined) {
@@ -330,67 +322,92 @@ export class WorkerHandle {
           this.#posting = undefined
           await posting
         }
-        const message = await this.#end.receive()
-        if (message === undefined || !this.#alive) return
-        const running = this.#calls[0] as GuestCall
-        if (message.kind === MessageKind.hostCall) {
-          const method = decoder.decode(message.payload.subarray(0, message.aux))
-          const argsBytes = message.payload.length - message.aux
-          const response =
-            argsBytes > this.#options.maxHostCallBytes
-              ? JSON.stringify({
-                  error: {
-                    code: 'resource_exhausted',
-                    message: `host call ${method}: ${argsBytes} bytes of arguments, more than max_host_call_bytes ${this.#options.maxHostCallBytes}`,
-                  },
-                })
-              : await this.#hostCall(
-                  method,
-                  decoder.decode(message.payload.subarray(message.aux)),
-                  running.context,
-                )
-          if (!this.#alive) return
-          if (!this.#end.postText(MessageKind.hostResult, response)) {
-            await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
-          }
-          continue
-        }
-        if (message.kind !== MessageKind.result && message.kind !== MessageKind.failure) {
-          throw new PluginError('internal', `unexpected channel message ${message.kind}`, { plugin })
-        }
-        this.#calls.shift()
-        const outcome = this.#outcome(running, message)
-        this.#end.markRead()
-        if (!outcome.ok && outcome.discard) {
-          // The worker takes no queued call after a discarding failure: it can run elsewhere.
-          running.reject(outcome.error)
-          void this.terminate(outcome.error)
-          return
-        }
-        this.#advance()
-        if (outcome.ok) running.resolve(outcome.value)
-        else running.reject(outcome.error)
+        this.#settleResults()
+        if (!this.#alive || this.#calls.length === 0) return
+        if (this.#end.hasMessage) await this.#serveExchange(this.#calls[0] as GuestCall)
+        else if (!(await this.#end.waitForWorker())) return
       }
     } catch (error) {
-      void this.terminate(PluginError.from(error, 'internal', plugin))
+      void this.terminate(PluginError.from(error, 'internal', this.#options.plugin))
     } finally {
       this.#pumping = false
     }
   }
 
-  /** After a call settled: the queued call runs now (the worker gets its ack), or a waiting one goes out. */
-  #advance(): void {
-    const next = this.#calls[0]
-    if (next !== undefined) {
-      next.queued = false
-      this.#runningSince = performance.now()
-      this.#end.ack()
-    } else if (this.#waiting !== undefined) {
-      const waiting = this.#waiting
-      this.#waiting = undefined
-      this.#calls.push(waiting)
-      this.#send(waiting)
+  /** Settles the calls whose results the worker wrote into the result ring, oldest first. */
+  #settleResults(): void {
+    let settled = false
+    for (let result = this.#end.peekResult(); result !== undefined; result = this.#end.peekResult()) {
+      const call = this.#calls[0]
+      // The running call's answer is in the exchange area, ahead of the results behind it.
+      if (call !== undefined && result.seq !== call.seq && this.#end.hasMessage) break
+      if (call === undefined || result.seq !== call.seq) {
+        throw new PluginError('internal', `channel: a result for call ${result.seq} out of order`)
+      }
+      this.#calls.shift()
+      const outcome = this.#outcome(call, result)
+      this.#end.shiftResult()
+      settled = true
+      if (!this.#settle(call, outcome)) return
     }
+    if (settled) this.#advanced()
+  }
+
+  /** Serves the message in the exchange area, which is about `running`: a host call, or its large result. */
+  async #serveExchange(running: GuestCall): Promise<void> {
+    const message = await this.#end.receive()
+    if (message === undefined || !this.#alive) return
+    if (message.kind === MessageKind.hostCall) {
+      const method = decoder.decode(message.payload.subarray(0, message.aux))
+      const argsBytes = message.payload.length - message.aux
+      const { maxHostCallBytes } = this.#options
+      const response =
+        argsBytes > maxHostCallBytes
+          ? JSON.stringify({
+              error: {
+                code: 'resource_exhausted',
+                message: `host call ${method}: ${argsBytes} bytes of arguments, more than max_host_call_bytes ${maxHostCallBytes}`,
+              },
+            })
+          : await this.#hostCall(
+              method,
+              decoder.decode(message.payload.subarray(message.aux)),
+              running.context,
+            )
+      if (!this.#alive) return
+      if (!this.#end.postText(MessageKind.hostResult, response)) {
+        await this.#end.send(MessageKind.hostResult, 0, encoder.encode(response))
+      }
+      return
+    }
+    if (message.kind !== MessageKind.result && message.kind !== MessageKind.failure) {
+      throw new PluginError('internal', `unexpected channel message ${message.kind}`)
+    }
+    this.#calls.shift()
+    const outcome = this.#outcome(running, message)
+    this.#end.markRead()
+    if (this.#settle(running, outcome)) this.#advanced()
+  }
+
+  /**
+   * Settles a call with its outcome; false when the outcome discards the instance (it is then
+   * stopped: the worker takes no call after a discarding failure, so the others can run elsewhere).
+   */
+  #settle(call: GuestCall, outcome: Outcome): boolean {
+    if (outcome.ok) {
+      call.resolve(outcome.value)
+      return true
+    }
+    call.reject(outcome.error)
+    if (!outcome.discard) return true
+    void this.terminate(outcome.error)
+    return false
+  }
+
+  /** After calls settled: the next one in the channel runs from about now, and waiting ones move in. */
+  #advanced(): void {
+    this.#headSince = performance.now()
+    this.#flush()
   }
 
   /** What a result or failure message means for `call`. */
@@ -410,16 +427,20 @@ export class WorkerHandle {
   /** A call's deadline passed or its signal aborted: drop it if it has not started, else stop the instance. */
   #expire(call: GuestCall, error: PluginError): void {
     if (!this.#alive) return
-    if (this.#waiting === call) {
-      this.#waiting = undefined
+    const waiting = this.#waiting.indexOf(call)
+    if (waiting >= 0) {
+      this.#waiting.splice(waiting, 1)
       call.reject(error)
       return
     }
     const at = this.#calls.indexOf(call)
     if (at < 0) return
-    if (call.queued && this.#end.unqueue()) {
+    if (this.#end.revoke(call.slot, call.seq)) {
       this.#calls.splice(at, 1)
       call.reject(error)
+      // A waiting call too large for a slot may go out now that the channel has room.
+      this.#flush()
+      void this.#pump()
       return
     }
     void this.terminate(error)
@@ -443,31 +464,37 @@ export class WorkerHandle {
   }
 
   /**
-   * Marks the instance stopped and settles what was in flight: a call whose result already sits in
-   * the channel keeps it; the running call fails with `error`; a queued call the worker had not
-   * taken, and a waiting one, fail with {@link CallNotStarted}.
+   * Marks the instance stopped and settles what was in flight: calls whose results already sit in
+   * the channel keep them; the running call fails with `error`; calls the worker had not taken, and
+   * waiting ones, fail with {@link CallNotStarted}.
    */
   #stop(error: PluginError, crashed: boolean): void {
     if (!this.#alive) return
     this.#alive = false
     if (crashed && this.#started) this.#options.onCrash?.(error)
     const { plugin } = this.#options
-    const calls = this.#calls.splice(0)
-    const finished = calls.length > 0 ? this.#end.peekFinal() : undefined
+    this.#settleWritten()
     this.#end.wake()
-    if (finished !== undefined) {
-      const call = calls.shift() as GuestCall
-      const outcome = this.#outcome(call, finished)
+    for (const call of this.#calls.splice(0)) {
+      if (this.#end.revoke(call.slot, call.seq)) call.reject(new CallNotStarted(plugin))
+      else call.reject(error)
+    }
+    for (const call of this.#waiting.splice(0)) call.reject(new CallNotStarted(plugin))
+  }
+
+  /** Settles, oldest first, the calls whose final messages the worker has written whole. */
+  #settleWritten(): void {
+    for (let call = this.#calls[0]; call !== undefined; call = this.#calls[0]) {
+      const result = this.#end.peekResult()
+      const message = result?.seq === call.seq ? result : this.#end.peekFinal()
+      if (message === undefined || message.seq !== call.seq) return
+      this.#calls.shift()
+      const outcome = this.#outcome(call, message)
+      if (message === result) this.#end.shiftResult()
+      else this.#end.markRead()
       if (outcome.ok) call.resolve(outcome.value)
       else call.reject(outcome.error)
     }
-    for (const call of calls) {
-      if (call.queued && this.#end.unqueue()) call.reject(new CallNotStarted(plugin))
-      else call.reject(error)
-    }
-    const waiting = this.#waiting
-    this.#waiting = undefined
-    waiting?.reject(new CallNotStarted(plugin))
   }
 
   /**

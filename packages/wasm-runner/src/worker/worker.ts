@@ -10,7 +10,6 @@ import { createCorralGuest } from '../abi/corral/corral-guest.js'
 import { createExtismGuest } from '../abi/extism/extism-guest.js'
 import type { AbiName, GuestFactory, GuestInstance, HostBridge } from '../abi/guest-abi.js'
 import { GuestCallError, guestFailure } from '../abi/guest-abi.js'
-import type { ChannelCall } from '../channel/channel.js'
 import { MessageKind, WorkerChannelEnd } from '../channel/channel.js'
 import type {
   WorkerStartMessage,
@@ -26,39 +25,23 @@ const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
 
 const encoder = new TextEncoder()
 
+/** Runs the calls the host queues, in order, until a failure discards the instance. */
 function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
-  let next: ChannelCall | undefined
-  let lastSeq = 0
   for (;;) {
-    let call = next
-    next = undefined
-    if (call === undefined) {
-      const message = end.receive()
-      if (message.kind === MessageKind.ack) {
-        call = end.takeQueued(lastSeq, true)
-        if (call === undefined) throw new Error('channel: ack without a queued call')
-      } else if (message.kind === MessageKind.call) {
-        call = end.callFrom(message)
-      } else {
-        continue
-      }
-    }
-    lastSeq = call.seq
+    const call = end.nextCall()
     let discard = false
     try {
-      end.send(MessageKind.result, 0, 0, guest.call(call.fn, call.input))
+      end.reply(MessageKind.result, 0, guest.call(call.fn, call.input))
     } catch (error) {
       const failure = guestFailure(error, call.fn)
       discard = failure.discard
-      end.send(
-        MessageKind.failure,
-        0,
-        discard ? 1 : 0,
-        encoder.encode(JSON.stringify(failure.toData(plugin))),
-      )
+      const data = encoder.encode(JSON.stringify(failure.toData(plugin)))
+      end.reply(MessageKind.failure, discard ? 1 : 0, data)
     }
-    // Straight on with a call the host queued behind this one; an instance about to be discarded takes none.
-    if (!discard) next = end.takeQueued(lastSeq, false)
+    end.finish()
+    // An instance about to be discarded takes no further call (the host runs them elsewhere): it
+    // waits to be terminated.
+    if (discard) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
   }
 }
 
@@ -78,7 +61,7 @@ function bridgeOver(end: WorkerChannelEnd): HostBridge {
           true,
         )
       }
-      return reply.payload.slice()
+      return reply.payload
     },
     log(level, message) {
       bridge.hostCall('log', encoder.encode(JSON.stringify({ level: logLevels[level], message })))
