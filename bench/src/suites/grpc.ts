@@ -136,7 +136,7 @@ async function measureCalls(
         name: 'grpc.call',
         measure: latency(call, 1_500),
         baseline: 'grpc.baseline.bidi',
-        target: { kind: 'max_ratio', value: 1.3 },
+        target: { kind: 'max_ratio', value: 1.1 },
       },
     ])
     let next = 0
@@ -146,7 +146,7 @@ async function measureCalls(
         name: 'grpc.throughput',
         measure: throughput(call),
         baseline: 'grpc.baseline.bidi.64',
-        target: { kind: 'min_ratio', value: 0.8 },
+        target: { kind: 'min_ratio', value: 2 },
       },
       {
         name: 'grpc.calls.8_plugins',
@@ -201,7 +201,7 @@ export default async function grpc(report: BenchReport): Promise<void> {
               return () => started.shutdown()
             }),
           baseline: 'grpc.baseline.start',
-          target: { kind: 'max_ratio', value: 1.15 },
+          target: { kind: 'max_ratio', value: 1.1 },
         },
       ],
       4,
@@ -214,7 +214,7 @@ export default async function grpc(report: BenchReport): Promise<void> {
         await started.register()
         return () => started.shutdown()
       }),
-      { kind: 'max_us', value: 30_000 },
+      { kind: 'max_us', value: 20_000 },
     )
   } finally {
     await runner.close()

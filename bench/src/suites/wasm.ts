@@ -158,7 +158,7 @@ async function measureLoads(report: BenchReport, dir: string): Promise<void> {
     for (let i = 0; i < iterations; i++) cached.push(await loadOnce(dirs[0] as string))
     report.add('wasm.load.cached', summarize(cached, (performance.now() - start) / 1000), {
       kind: 'max_us',
-      value: 3_000,
+      value: 2_000,
     })
   } finally {
     await runner.close()
@@ -224,13 +224,13 @@ export default async function wasm(report: BenchReport): Promise<void> {
         name: 'wasm.call',
         measure: latency(() => single.call('echo', payload)),
         baseline: 'baseline.atomics+json_echo',
-        target: { kind: 'max_ratio', value: 1.5 },
+        target: { kind: 'max_ratio', value: 1.25 },
       },
       {
         name: 'wasm.host_call',
         measure: latency(() => single.call('lookup', { key: 'greetings:Ada' })),
         baseline: 'wasm.call',
-        target: { kind: 'max_ratio', value: 2.5 },
+        target: { kind: 'max_ratio', value: 2 },
       },
     ])
     // The bytes path: 1 KiB in and out, no JSON on either side.
@@ -257,7 +257,7 @@ export default async function wasm(report: BenchReport): Promise<void> {
         name: 'wasm.throughput',
         measure: throughput(() => pooled.call('echo', payload)),
         baseline: 'baseline.worker.postMessage.64',
-        target: { kind: 'min_ratio', value: 0.5 },
+        target: { kind: 'min_ratio', value: 1 },
       },
       {
         name: 'wasm.calls.16_plugins',
