@@ -108,7 +108,7 @@ describe('corral new --template wasm-c', () => {
     )
     const mistyped = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":42}')
     expect(mistyped.status).toBe(1)
-    expect(mistyped.stderr).toContain('[demo:wrong_type] demo: name must be a string')
+    expect(mistyped.stderr).toContain('[invalid_argument] demo: field "name" must be a string')
     await writeFile(
       path.join(dir, 'plugin.yaml'),
       `${await readFile(path.join(dir, 'plugin.yaml'), 'utf8')}\nconfig:\n  greeting: Grüß Gott\n`,
@@ -134,6 +134,50 @@ describe('corral new --template extism', () => {
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)
     expect(await ownTest(dir)).toBe(0)
+  })
+})
+
+describe('a Go plugin on the Go SDK', () => {
+  it('fails a call whose function panics with plugin_error, and goes on serving', async () => {
+    const dir = await scaffold('grpc-go')
+    const main = path.join(dir, 'main.go')
+    const source = await readFile(main, 'utf8')
+    expect(source).toContain('{"greet": greet}')
+    await writeFile(
+      main,
+      `${source.replace('{"greet": greet}', '{"greet": greet, "explode": explode}')}
+func explode(ctx context.Context, call *corral.Call) (interface{}, error) {
+\tpanic("boom")
+}
+`,
+    )
+    const built = await corral(work, 'build', 'demo')
+    expect(built.status, built.stderr).toBe(0)
+    const policy = parsePolicy(parseYaml((await corral(work, 'policy', 'demo')).stdout))
+    const backends = await createBackends()
+    const manager = createPluginManager({
+      sources: [{ path: dir }],
+      hostVersion: '0.1.0',
+      backends,
+      policies: [policy],
+      jobs: false,
+      logger: { log() {} },
+    })
+    try {
+      await manager.start()
+      await expect(manager.call('demo', 'explode', {})).rejects.toMatchObject({
+        code: 'plugin_error',
+        message: expect.stringContaining('explode panicked: boom'),
+      })
+      expect(await manager.call('demo', 'greet', { name: 'Ada' })).toEqual({
+        message: 'Hello, Ada!',
+        count: 1,
+      })
+      expect(manager.get('demo')?.state).toBe('running')
+    } finally {
+      await manager.close()
+      await backends.close()
+    }
   })
 })
 
@@ -210,10 +254,11 @@ describe('corral validate', () => {
     const goatKitForm = corralForm.replace('runtime: wasm\n', '').replace('entry:\n  wasm:', 'wasm:')
     expect(goatKitForm).not.toBe(corralForm)
     await writeFile(manifest, goatKitForm)
+    const line = goatKitForm.split('\n').findIndex((text) => text.startsWith('wasm:')) + 1
     const run = await corral(work, 'validate', 'demo')
     expect(run.status, run.stderr).toBe(0)
-    expect(run.stdout).toMatch(
-      /! 7:1 wasm: GoatKit's form, read as runtime: wasm and entry: \{ wasm: build\/plugin\.wasm \}/,
+    expect(run.stdout).toContain(
+      `! ${line}:1 wasm: GoatKit's form, read as runtime: wasm and entry: { wasm: build/plugin.wasm }`,
     )
     expect(run.stdout).toContain('✓ manifest')
 
@@ -225,11 +270,18 @@ describe('corral validate', () => {
 
   it('checks the built registration against the manifest', async () => {
     const dir = await scaffold('grpc-ts')
-    const manifest = path.join(dir, 'plugin.yaml')
-    await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('version: 0.1.0', 'version: 0.2.0'))
+    const source = path.join(dir, 'src', 'plugin.ts')
+    const registered = (await readFile(source, 'utf8')).replace(
+      '  register: {\n',
+      "  register: {\n    permissions: [{ type: 'http', access: ['read'], scope: ['api.example.com'] }],\n",
+    )
+    expect(registered).toContain('api.example.com')
+    await writeFile(source, registered)
+    const built = await corral(work, 'build', 'demo')
+    expect(built.status, built.stderr).toBe(0)
     const run = await corral(work, 'validate', 'demo')
     expect(run.status).toBe(1)
-    expect(run.stderr).toContain('version: is 0.1.0, but the manifest says 0.2.0')
+    expect(run.stderr).toContain('http on api.example.com is not requested by the manifest')
   })
 })
 
@@ -316,17 +368,21 @@ describe('corral pack, sign, verify', () => {
   })
 })
 
-describe('corral dev', () => {
-  it('rebuilds and hot-reloads on a source change, and prints the new result', async () => {
-    const dir = await scaffold('grpc-ts')
-    const child = spawn(
-      process.execPath,
-      [bin, 'dev', 'demo', '--call', 'greet', '--args', '{"name":"Ada"}'],
-      {
-        cwd: work,
-        env: { ...process.env, NO_COLOR: '1' },
-      },
-    )
+describe.each([
+  { template: 'wasm-as', source: 'assembly/index.ts', args: '{"name":"Ada"}', from: '${name}!`' },
+  { template: 'grpc-ts', source: 'src/plugin.ts', args: '{"name":"Ada"}', from: '${name}!`' },
+  { template: 'wasm-c', source: 'src/plugin.c', args: '{"name":"Ada"}', from: '"%s, %s!"' },
+  { template: 'grpc-go', source: 'main.go', args: '{"name":"Ada"}', from: '"%s, %s!"' },
+  { template: 'extism', source: 'assembly/index.ts', args: '"Ada"', from: '${name}!`' },
+])('corral new --template $template, then corral dev', ({ template, source, args, from }) => {
+  it('builds, answers, and on a source change rebuilds, hot-reloads and answers anew', async () => {
+    // What a new user types, in an empty folder: no build step of their own.
+    const made = await corral(work, 'new', 'demo', '--template', template)
+    expect(made.status, made.stderr).toBe(0)
+    const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', args], {
+      cwd: work,
+      env: { ...process.env, NO_COLOR: '1' },
+    })
     children.push(child)
     let stdout = ''
     let stderr = ''
@@ -345,10 +401,13 @@ describe('corral dev', () => {
         )
         check()
       })
-    await printed('demo.greet → {"message":"Hello, Ada!","count":1}')
-    const source = path.join(dir, 'src', 'main.ts')
-    await writeFile(source, (await readFile(source, 'utf8')).replace('}, $', '} again, $'))
-    await printed('"message":"Hello again, Ada!"').catch((error) => {
+    await printed('demo.greet → ')
+    expect(stdout).toContain('Hello, Ada!')
+    const file = path.join(work, 'demo', source)
+    const text = await readFile(file, 'utf8')
+    expect(text).toContain(from)
+    await writeFile(file, text.replace(from, from.replace('!', '!!')))
+    await printed('Hello, Ada!!').catch((error) => {
       throw new Error(`${error}\n${stdout}\n${stderr}`)
     })
     // Stopped as a service manager stops it (a shell's background job ignores Ctrl-C's SIGINT).

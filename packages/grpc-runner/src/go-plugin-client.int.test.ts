@@ -122,8 +122,9 @@ describe('reattachGoPlugin', () => {
     const reattached = await reattachGoPlugin({ ...config, logger: logs.logger })
     expect(await reattached.health(5000)).toBe(true)
     const response = await unary(reattached.rpc, pluginService.register, {})
+    // hello-grpc's own registration: what it provides (its identity comes from its plugin.yaml).
     expect(JSON.parse(Buffer.from(response.registrationJson ?? []).toString())).toMatchObject({
-      name: 'hello-grpc',
+      routes: expect.arrayContaining([expect.objectContaining({ path: '/greet', handler: 'greet' })]),
     })
 
     const stranger = await generateCertificate()

@@ -176,8 +176,9 @@ const char *corral_writer_text(corral_writer *w);
  */
 corral_result corral_fail(const char *code, const char *message);
 /**
- * Fails the call for a field that `corral_json_get_*` did not find as expected: `missing_field`
- * ("<key> is missing") or `wrong_type` ("<key> must be <expected>").
+ * Fails the call for a field that `corral_json_get_*` did not find as expected, as every Corral SDK
+ * does: `invalid_argument`, `field "<key>" is missing` or `field "<key>" must be <expected>`, with
+ * the field in the error's `fields`.
  */
 corral_result corral_fail_field(corral_field found, const char *key, const char *expected);
 
@@ -871,13 +872,25 @@ static bool corral_error_set = false;
 static char *corral_config_text = NULL; /* outlives calls: malloc'd, replaced by each corral_init */
 static size_t corral_config_len = 0;
 
-static void corral_set_error(const char *code, const char *message) {
+/* The error `{code, message}`, with `fields: [{field, message}]` when `field` is not NULL. */
+static void corral_set_error(const char *code, const char *message, const char *field, const char *problem) {
     corral_writer w = {0};
     corral_write_begin_object(&w);
     corral_write_key(&w, "code");
     corral_write_string(&w, code);
     corral_write_key(&w, "message");
     corral_write_string(&w, message);
+    if (field != NULL) {
+        corral_write_key(&w, "fields");
+        corral_write_begin_array(&w);
+        corral_write_begin_object(&w);
+        corral_write_key(&w, "field");
+        corral_write_string(&w, field);
+        corral_write_key(&w, "message");
+        corral_write_string(&w, problem);
+        corral_write_end_object(&w);
+        corral_write_end_array(&w);
+    }
     corral_write_end_object(&w);
     const char *text = corral_writer_text(&w);
     if (text == NULL) text = "{\"code\":\"failed\",\"message\":\"the error code or message is not text\"}";
@@ -886,13 +899,14 @@ static void corral_set_error(const char *code, const char *message) {
 }
 
 corral_result corral_fail(const char *code, const char *message) {
-    corral_set_error(code, message);
+    corral_set_error(code, message, NULL, NULL);
     return CORRAL_FAILED;
 }
 
 corral_result corral_fail_field(corral_field found, const char *key, const char *expected) {
-    if (found == CORRAL_FIELD_WRONG_TYPE) return corral_fail("wrong_type", corral_format("%s must be %s", key, expected));
-    return corral_fail("missing_field", corral_format("%s is missing", key));
+    const char *problem = found == CORRAL_FIELD_WRONG_TYPE ? corral_format("must be %s", expected) : "is missing";
+    corral_set_error("invalid_argument", corral_format("field \"%s\" %s", key, problem), key, problem);
+    return CORRAL_FAILED;
 }
 
 static uint64_t corral_pack(const void *ptr, size_t len) { return (uint64_t)(uintptr_t)ptr << 32 | (uint64_t)len; }

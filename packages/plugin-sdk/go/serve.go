@@ -169,11 +169,18 @@ func (s *pluginServer) Call(ctx context.Context, req *pluginv1.CallRequest) (*pl
 	return &pluginv1.CallResult{ErrorJson: data}, nil
 }
 
-func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (interface{}, error) {
+func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (result interface{}, err error) {
 	fn, ok := s.plugin.Functions[req.Function]
 	if !ok {
 		return nil, Errorf(CodeUnimplemented, "no function %q", req.Function)
 	}
+	// A panic fails its call only, as an exception does in the other SDKs: without this, grpc-go
+	// would let it end the process and every call in flight beside it.
+	defer func() {
+		if recovered := recover(); recovered != nil {
+			result, err = nil, Errorf(CodePluginError, "%s panicked: %v", req.Function, recovered)
+		}
+	}()
 	s.mu.Lock()
 	host := s.host
 	s.mu.Unlock()

@@ -155,14 +155,16 @@ describe('corral.h: reading arguments', () => {
     expect(read.s).toEqual(['ok', 'escaped key', 11])
   })
 
-  it('fails with missing_field and wrong_type, naming the field, through corral_fail_field', async () => {
+  it('fails with invalid_argument naming the field, missing or of the wrong type, through corral_fail_field', async () => {
     await expect(plugin.call('require_name', {})).rejects.toMatchObject({
-      code: 'probe:missing_field',
-      rawMessage: 'name is missing',
+      code: 'invalid_argument',
+      rawMessage: 'field "name" is missing',
+      fields: [{ field: 'name', message: 'is missing' }],
     })
     await expect(plugin.call('require_name', { name: ['Ada'] })).rejects.toMatchObject({
-      code: 'probe:wrong_type',
-      rawMessage: 'name must be a string',
+      code: 'invalid_argument',
+      rawMessage: 'field "name" must be a string',
+      fields: [{ field: 'name', message: 'must be a string' }],
     })
     expect(await plugin.call('require_name', { name: 'Ada' })).toBe('Ada')
   })

@@ -11,10 +11,24 @@ static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c ==
 
 static bool is_vowel(char c) { return c != '\0' && strchr("aeiouAEIOU", c) != NULL; }
 
+/*
+ * The text to count: the call's "text" or, when the host routes an HTTP request here (POST
+ * /plugins/c-wasm/count), the "text" of its query or of its JSON body.
+ */
+static corral_field text_of(corral_json input, corral_str *text) {
+    corral_json part;
+    corral_field found = corral_json_get_string(input, "text", text);
+    if (found == CORRAL_FIELD_MISSING && corral_json_get_object(input, "query", &part) == CORRAL_FIELD_OK)
+        found = corral_json_get_string(part, "text", text);
+    if (found == CORRAL_FIELD_MISSING && corral_json_get_object(input, "body", &part) == CORRAL_FIELD_OK)
+        found = corral_json_get_string(part, "text", text);
+    return found;
+}
+
 /* {"text": "..."} -> {"chars": n, "words": n, "vowels": n}; c-wasm:missing_text without a text. */
 CORRAL_FUNCTION(count, input, out) {
     corral_str text;
-    corral_field found = corral_json_get_string(input, "text", &text);
+    corral_field found = text_of(input, &text);
     if (found == CORRAL_FIELD_MISSING) return corral_fail("missing_text", "send {\"text\": \"...\"}");
     if (found != CORRAL_FIELD_OK) return corral_fail_field(found, "text", "a string");
 

@@ -143,8 +143,9 @@ describe('examples/plugins/c-wasm (C with corral.h, clang, wasi-libc)', () => {
     await expect(plugin.call('count', { words: 1 })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
     await expect(plugin.call('count', { text: null })).rejects.toMatchObject({ code: 'c-wasm:missing_text' })
     await expect(plugin.call('count', { text: ['a'] })).rejects.toMatchObject({
-      code: 'c-wasm:wrong_type',
-      rawMessage: 'text must be a string',
+      code: 'invalid_argument',
+      rawMessage: 'field "text" must be a string',
+      fields: [{ field: 'text', message: 'must be a string' }],
     })
     await expect(plugin.callBytes('count', new TextEncoder().encode('{"text": "a'))).rejects.toMatchObject({
       code: 'c-wasm:invalid_input',

@@ -24,8 +24,8 @@ test('greet without a name fails with its own code', () => {
   assert.match(stderr, /missing_name/)
 })
 
-test('greet with a name that is not a string fails with wrong_type', () => {
+test('greet with a name that is not a string fails with invalid_argument', () => {
   const { status, stderr } = corral('call', '.', 'greet', '--args', '{"name":42}')
   assert.equal(status, 1)
-  assert.match(stderr, /wrong_type.*name must be a string/)
+  assert.match(stderr, /invalid_argument.*field "name" must be a string/)
 })
