@@ -273,15 +273,15 @@ describe('corral validate', () => {
     const source = path.join(dir, 'src', 'plugin.ts')
     const registered = (await readFile(source, 'utf8')).replace(
       '  register: {\n',
-      "  register: {\n    permissions: [{ type: 'http', access: ['read'], scope: ['api.example.com'] }],\n",
+      "  register: {\n    permissions: [{ type: 'cache', access: ['read'], scope: ['secrets:*'] }],\n",
     )
-    expect(registered).toContain('api.example.com')
+    expect(registered).toContain('secrets:*')
     await writeFile(source, registered)
     const built = await corral(work, 'build', 'demo')
     expect(built.status, built.stderr).toBe(0)
     const run = await corral(work, 'validate', 'demo')
     expect(run.status).toBe(1)
-    expect(run.stderr).toContain('http on api.example.com is not requested by the manifest')
+    expect(run.stderr).toContain('cache on secrets:* is not requested by the manifest')
   })
 })
 
