@@ -66,19 +66,30 @@ export function checkJson(program: Program): void {
   JSON.parse(program.code)
 }
 
-/** Where `corral` and the other workspace commands are, for shell blocks that run. */
-const workspaceBin = path.join(repoRoot, 'docs', 'node_modules', '.bin')
+/**
+ * The workspace's built CLI. Shell blocks that run find it as `corral` through a shim of their own:
+ * pnpm links a workspace package's bin only when its target exists at install time, which on a
+ * fresh clone (install, then build) it does not.
+ */
+const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
 
 /** A shell block is syntax-checked; one that says `run` is run by bash -e in an empty temp folder. */
 export async function checkShell(program: Program): Promise<void> {
   await runCommand('bash', ['-n'], { input: program.code })
   if (!program.attributes.has('run')) return
-  await inTempFolder((dir) =>
-    runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
-      cwd: dir,
-      env: { ...process.env, PATH: `${workspaceBin}${path.delimiter}${process.env.PATH ?? ''}` },
-    }),
-  )
+  await inTempFolder(async (dir) => {
+    const bin = path.join(dir, 'bin')
+    const work = path.join(dir, 'work')
+    await mkdir(bin)
+    await mkdir(work)
+    await writeFile(path.join(bin, 'corral'), `#!/bin/sh\nexec "${process.execPath}" "${cliBin}" "$@"\n`, {
+      mode: 0o755,
+    })
+    await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
+      cwd: work,
+      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
+    })
+  })
 }
 
 /** The C SDK's header, whose folder C blocks get on their include path. */
