@@ -3,10 +3,10 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { isPluginError, type PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CurrentPlugin } from '../abi/extism/current-plugin.js'
 import { behaviourPluginWat, compileWat, hostFunctionPluginWat } from '../testing/extism-plugins.js'
+import { failure } from '../testing/plugin-failure.js'
 import type { ExtismPlugin, ExtismPluginOptions } from './create-plugin.js'
 import { createPlugin } from './create-plugin.js'
 
@@ -51,15 +51,6 @@ async function load(
 }
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} }
-
-async function failure(promise: Promise<unknown>): Promise<PluginError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
-}
 
 describe('createPlugin', () => {
   it('loads from a path, from bytes and from a manifest, and calls with text in and JSON out', async () => {

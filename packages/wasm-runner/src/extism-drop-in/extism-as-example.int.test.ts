@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
-import { isPluginError, type PluginError } from '@corral/types'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { CurrentPlugin } from '../abi/extism/current-plugin.js'
+import { failure } from '../testing/plugin-failure.js'
 import type { ExtismPlugin, ExtismPluginOptions } from './create-plugin.js'
 import { createPlugin } from './create-plugin.js'
 
@@ -27,15 +27,6 @@ async function load(path: string, options: ExtismPluginOptions = {}): Promise<Ex
 async function totalAfter(plugin: ExtismPlugin, text: string): Promise<unknown> {
   const output = await plugin.call('count_vowels', text)
   return (output?.json() as { total?: number } | undefined)?.total
-}
-
-async function failure(promise: Promise<unknown>): Promise<PluginError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
 }
 
 describe('examples/plugins/extism-as under the drop-in createPlugin', () => {

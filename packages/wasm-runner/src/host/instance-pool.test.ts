@@ -1,6 +1,7 @@
-import { isPluginError, PluginError } from '@corral/types'
+import { PluginError } from '@corral/types'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { type ManualClock, manualClock } from '../testing/manual-clock.js'
+import { failure } from '../testing/plugin-failure.js'
 import { InstancePool, type PooledInstance, type PoolLimits } from './instance-pool.js'
 
 /** An instance without a worker: it lives until the test stops it. */
@@ -42,15 +43,6 @@ function pool(limits: Partial<PoolLimits> = {}): InstancePool<FakeInstance> {
       return instance
     },
   })
-}
-
-async function failure(promise: Promise<unknown>): Promise<PluginError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
 }
 
 /** Whether `promise` has settled once pending callbacks have run. */

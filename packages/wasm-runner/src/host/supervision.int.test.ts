@@ -1,7 +1,7 @@
-import type { Plugin, PluginError } from '@corral/types'
-import { isPluginError } from '@corral/types'
+import type { Plugin } from '@corral/types'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
 import { manualClock } from '../testing/manual-clock.js'
+import { failure } from '../testing/plugin-failure.js'
 import { reachedState } from '../testing/plugin-state.js'
 import { corralWat, writeTestPlugin } from '../testing/wat-plugin.js'
 import { createWasmRunner } from './wasm-runner.js'
@@ -38,15 +38,6 @@ beforeEach(async () => {
   changes = []
   plugin.onStateChange((change) => changes.push(`${change.from}->${change.to}`))
 })
-
-async function failure(call: Promise<unknown>): Promise<PluginError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
-}
 
 /** Lets the backoff pass and waits for the restarted instance. */
 async function restarted(): Promise<void> {

@@ -1,6 +1,6 @@
-import type { EffectiveGrant, PluginError, ResourceLimits } from '@corral/types'
-import { isPluginError } from '@corral/types'
+import type { EffectiveGrant, ResourceLimits } from '@corral/types'
 import { afterAll, describe, expect, it } from 'vitest'
+import { failure } from '../testing/plugin-failure.js'
 import { corralWat, type TestPluginOptions, writeTestPlugin } from '../testing/wat-plugin.js'
 import type { WasmPlugin } from './wasm-plugin.js'
 import { createWasmRunner } from './wasm-runner.js'
@@ -42,15 +42,6 @@ async function load(options: TestPluginOptions = {}): Promise<{ plugin: WasmPlug
 
 function narrowed(grant: EffectiveGrant, limits: Partial<ResourceLimits>): EffectiveGrant {
   return { ...grant, limits: { ...grant.limits, ...limits } }
-}
-
-async function failure(call: Promise<unknown>): Promise<PluginError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
 }
 
 describe('updateGrant', () => {

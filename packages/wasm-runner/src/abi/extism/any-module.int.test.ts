@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { defaultLimits, effectiveGrant } from '@corral/manifest'
 import type { Plugin } from '@corral/types'
-import { isPluginError, PluginError } from '@corral/types'
+import { PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createWasmRunner } from '../../host/wasm-runner.js'
 import { compileWat } from '../../testing/extism-plugins.js'
+import { failure } from '../../testing/plugin-failure.js'
 import { reachedState } from '../../testing/plugin-state.js'
 import { fromExtismManifest } from './extism-manifest.js'
 
@@ -68,15 +69,6 @@ async function load(name: string, wat: string): Promise<Plugin> {
   })
   await plugin.init(manifest.config)
   return plugin
-}
-
-async function failure(promise: Promise<unknown>): Promise<PluginError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  if (!isPluginError(error)) throw new Error(`expected a PluginError, got ${String(error)}`)
-  return error
 }
 
 describe('Extism plugins that import nothing of Extism', () => {
