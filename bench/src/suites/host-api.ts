@@ -103,6 +103,7 @@ for (;;) {
   writeSync(1, frame(JSON.stringify(JSON.parse(body.toString('utf8', 0, length)))))
 }
 ${frame.toString()}`
+  // The child's script ends with `frame`'s own source: both ends frame alike, from one function.
   const child = spawn(process.execPath, ['-e', echo], { stdio: ['pipe', 'pipe', 'inherit'] })
   let answer: (() => void) | undefined
   let pending: Buffer = Buffer.alloc(0)

@@ -14,7 +14,6 @@ export { validateConfig } from './validate-config.js'
 
 // Symbols below are for other Corral packages (the manager, the runners, the demo host).
 
-export { formatFieldPath } from '@corral/types'
 export { parseDuration } from './duration.js'
 export { isInsideFolder } from './inside-folder.js'
 export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'

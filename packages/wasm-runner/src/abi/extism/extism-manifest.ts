@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { checkManifestPaths, formatFieldPath, isInsideFolder, manifestSchema } from '@corral/manifest'
+import { checkManifestPaths, isInsideFolder, manifestSchema } from '@corral/manifest'
 import type { FieldError, Manifest } from '@corral/types'
-import { isPluginError, PluginError } from '@corral/types'
+import { formatFieldPath, isPluginError, PluginError } from '@corral/types'
 
 /** One module of an Extism manifest: a file in the plugin's folder, or the bytes themselves. */
 export type ExtismWasmSource =
