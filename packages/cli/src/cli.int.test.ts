@@ -58,15 +58,19 @@ async function scaffold(template: string): Promise<string> {
   return path.join(work, 'demo')
 }
 
-/** Runs the plugin's own `npm test` (`node --test`) with the CLI under test; its exit code. */
-function ownTest(dir: string): Promise<number | null> {
+/**
+ * Runs the plugin's own `npm test` (`node --test`) with the CLI under test: its exit code and output.
+ * `CI` and `FORCE_COLOR` set, as on a user's CI machine, where the CLI colours its messages.
+ */
+function ownTest(dir: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--test'], {
-      cwd: dir,
-      env: { ...process.env, CORRAL_CLI: bin },
-      stdio: 'ignore',
-    })
-    child.on('exit', resolve)
+    execFile(
+      process.execPath,
+      ['--test'],
+      { cwd: dir, env: { ...process.env, CORRAL_CLI: bin, CI: '1', FORCE_COLOR: '1' } },
+      (error, stdout, stderr) =>
+        resolve({ status: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+    )
   })
 }
 
@@ -96,7 +100,8 @@ describe.each([
     expect(valid.status, valid.stderr).toBe(0)
     expect(valid.stdout).toContain('✓ registration')
 
-    expect(await ownTest(dir)).toBe(0)
+    const own = await ownTest(dir)
+    expect(own.status, own.stdout + own.stderr).toBe(0)
   })
 })
 
@@ -133,7 +138,8 @@ describe('corral new --template extism', () => {
 
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)
-    expect(await ownTest(dir)).toBe(0)
+    const own = await ownTest(dir)
+    expect(own.status, own.stdout + own.stderr).toBe(0)
   })
 })
 
