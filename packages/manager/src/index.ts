@@ -66,7 +66,11 @@ export type {
   TranslationRequest,
   Translator,
 } from './host-api/sandbox-dependencies.js'
-export type { SandboxedHostApi, SandboxedHostApiOptions } from './host-api/sandboxed-host-api.js'
+export type {
+  CallerVersion,
+  SandboxedHostApi,
+  SandboxedHostApiOptions,
+} from './host-api/sandboxed-host-api.js'
 export { createSandboxedHostApi, defaultSandboxLimits } from './host-api/sandboxed-host-api.js'
 export type { AuditEntry, AuditLog, AuditQuery } from './policy-store/audit-log.js'
 export { createSqlAuditLog } from './policy-store/audit-log.js'

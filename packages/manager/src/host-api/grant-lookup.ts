@@ -6,8 +6,11 @@ import type { GrantLookup } from './sandbox-dependencies.js'
 /** Options of {@link createPolicyGrantLookup}. */
 export interface PolicyGrantLookupOptions {
   policies: PolicyStore
-  /** What a plugin's manifest requests (`manifest.resources`); undefined for an unknown plugin, which gets nothing. */
-  requestOf: (plugin: string) => ResourceRequest | undefined
+  /**
+   * What a plugin's manifest requests (`manifest.resources`), for host calls of a handler made
+   * without its version's request; undefined for an unknown plugin, which gets nothing.
+   */
+  requestOf?: (plugin: string) => ResourceRequest | undefined
 }
 
 /**
@@ -23,8 +26,8 @@ export function createPolicyGrantLookup(options: PolicyGrantLookupOptions): Gran
   // is the same: computed once, not on every host call.
   const computed = new WeakMap<ResourcePolicy, { request: ResourceRequest; grant: EffectiveGrant }>()
   const noRequest: ResourceRequest = { permissions: [] }
-  return async (plugin) => {
-    const request = options.requestOf(plugin) ?? noRequest
+  return async (plugin, given) => {
+    const request = given ?? options.requestOf?.(plugin) ?? noRequest
     const policy = await options.policies.get(plugin)
     const known = computed.get(policy)
     if (known !== undefined && known.request === request) return known.grant

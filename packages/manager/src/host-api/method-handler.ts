@@ -11,6 +11,8 @@ export interface HostCallScope {
   context: HostCallContext
   /** Epoch milliseconds by which the call must be over (the causing call's deadline, capped by the host). */
   deadline: number
+  /** The calling version's configuration (see `CallerVersion`), or the host's for the plugin. */
+  config(): Promise<Record<string, unknown> | undefined>
   /** Aborted when the deadline passes: handlers pass it to whatever they wait on. */
   signal: AbortSignal
   /**

@@ -1,4 +1,4 @@
-import type { EffectiveGrant, Logger } from '@corral/types'
+import type { EffectiveGrant, Logger, ResourceRequest } from '@corral/types'
 import type { CacheStore } from '../backends/cache-store.js'
 import type { EventBus } from '../backends/event-bus.js'
 import type { Mailer } from '../backends/mailer.js'
@@ -6,8 +6,14 @@ import type { SqlDatabase } from '../backends/sql-database.js'
 import type { AuditLog } from '../policy-store/audit-log.js'
 import type { RateLimiter } from '../rate-limit/rate-limiter.js'
 
-/** The grant of a plugin, looked up on every host call (grants change live): keep it cheap. */
-export type GrantLookup = (plugin: string) => EffectiveGrant | Promise<EffectiveGrant>
+/**
+ * The grant of a plugin, looked up on every host call (grants change live): keep it cheap.
+ * `request` is the calling version's own (its manifest's `resources`) when the host API knows it.
+ */
+export type GrantLookup = (
+  plugin: string,
+  request?: ResourceRequest,
+) => EffectiveGrant | Promise<EffectiveGrant>
 
 /** Options the host passes along with a `plugin.call` it makes for a plugin. */
 export interface PluginCallOptions {

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { performance } from 'node:perf_hooks'
 import { pluginNamePattern } from '@corral/manifest'
-import type { HostCallContext, HostCallHandler, HostMethod, Logger } from '@corral/types'
+import type { HostCallContext, HostCallHandler, HostMethod, Logger, ResourceRequest } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { z } from 'zod'
 import type { Backends } from '../backends/create-backends.js'
@@ -97,14 +97,26 @@ export interface SandboxedHostApiOptions {
   emailFrom?: (plugin: string) => string
 }
 
+/**
+ * What one loaded version of a plugin brings to its host calls. While a new version loads beside
+ * the running one (a reload), each is checked against its own request and reads its own config.
+ */
+export interface CallerVersion {
+  /** Its manifest's `resources`: the grant is `effectiveGrant(request, policy)`. */
+  request: ResourceRequest
+  /** Its configuration, as `config.get` answers it. */
+  config: Record<string, unknown>
+}
+
 /** The per-plugin sandboxed host API: what the runners hand each plugin as its only way out. */
 export interface SandboxedHostApi {
   /**
    * The handler for one plugin's host calls: the plugin identity is bound here, whatever
-   * `context.plugin` says, so one plugin's runner cannot act as another. Its `meter` counts work a
+   * `context.plugin` says, so one plugin's runner cannot act as another; so is `version`, when
+   * given (otherwise the request and config are looked up by name). Its `meter` counts work a
    * runner does for the plugin itself (an Extism plugin's vars) exactly as a host call.
    */
-  forPlugin(plugin: string): HostCallHandler
+  forPlugin(plugin: string, version?: CallerVersion): HostCallHandler
   /** Per plugin, per method: calls, failures by code and time spent, since creation (this replica). */
   metrics(plugin?: string): HostCallMetricsSnapshot
   /** The audit log refusals are written to. */
@@ -202,6 +214,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     method: string,
     args: unknown,
     context: HostCallContext,
+    version: CallerVersion | undefined,
     setDetail: (detail: string) => void,
   ): Promise<unknown> {
     const plugin = context.plugin
@@ -211,7 +224,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     if (context.deadline !== undefined && context.deadline <= start) {
       throw new PluginError('deadline_exceeded', `${method}: the calling plugin call's deadline has passed`)
     }
-    const grant = await deps.grants(plugin)
+    const grant = await deps.grants(plugin, version?.request)
     if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)
 
     // Made only for the methods that wait on something abortable (HTTP, plugin.call): most host
@@ -224,6 +237,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
       grant,
       context,
       deadline,
+      config: async () => (version === undefined ? deps.config(plugin) : version.config),
       get signal() {
         controller ??= new AbortController()
         return controller.signal
@@ -270,6 +284,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
   /** One host call, or one piece of metered work, from checks to metrics and audit. */
   async function serve(
     plugin: string,
+    version: CallerVersion | undefined,
     handler: MethodHandler | undefined,
     method: string,
     args: unknown,
@@ -282,7 +297,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     try {
       if (handler === undefined)
         throw new PluginError('unimplemented', `no host method "${String(method).slice(0, 64)}"`)
-      const result = await dispatch(handler, method, args, context, (d) => {
+      const result = await dispatch(handler, method, args, context, version, (d) => {
         detail = d.slice(0, 500)
       })
       metrics.record(plugin, metricName, performance.now() - started)
@@ -295,13 +310,14 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     }
   }
 
-  function forPlugin(plugin: string): HostCallHandler {
+  function forPlugin(plugin: string, version?: CallerVersion): HostCallHandler {
     // The name becomes a cache namespace and a rate-limit key: it must be a real plugin name.
     if (!pluginNamePattern.test(plugin))
       throw new PluginError('invalid_argument', `"${plugin}" is not a plugin name`)
     const handler: HostCallHandler = (method, args, callContext) =>
       serve(
         plugin,
+        version,
         Object.hasOwn(handlers, method) ? handlers[method as HostMethod] : undefined,
         method,
         args,
@@ -310,7 +326,7 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     // Work a runner does itself goes through the same checks, rate limit, metrics and audit as a
     // host call, with nothing to run: a plugin cannot dodge its limits by the road it takes.
     handler.meter = async (work, callContext) => {
-      await serve(plugin, meteredWork, work, undefined, callContext)
+      await serve(plugin, version, meteredWork, work, undefined, callContext)
     }
     return handler
   }

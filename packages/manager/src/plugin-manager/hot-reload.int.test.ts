@@ -198,3 +198,49 @@ describe('plugins reloaded by a change on disk (watch: true)', () => {
     expect(await manager.call('hello-grpc', 'greet', { name: 'Bo' })).toMatchObject({ text: 'Ahoy, Bo!' })
   }, 60_000)
 })
+
+describe('a reload to a version that requests less', () => {
+  let folder: Awaited<ReturnType<typeof tempPluginsDir>>
+  let started: Awaited<ReturnType<typeof startManager>>
+
+  beforeAll(async () => {
+    folder = await tempPluginsDir()
+  })
+
+  afterAll(async () => {
+    await started?.close()
+    await folder?.remove()
+  })
+
+  it("checks the running version's host calls against its own request until the swap", async () => {
+    const pluginDir = await copyExample('hello-grpc', folder.dir)
+    started = await startManager({ pluginsDir: folder.dir, policies: [helloGrpcPolicy] })
+    const { manager } = started
+    // 0.2.0 counts greetings under the cache key `visits` and asks for that key alone; 0.1.0, still
+    // serving while 0.2.0 starts, reads `greetings`, which only its own request covers.
+    await newVersion(pluginDir, '0.2.0', 'Howdy')
+    const program = path.join(pluginDir, 'dist/main.js')
+    const js = await readFile(program, 'utf8')
+    expect(js).toContain('"greetings"')
+    await writeFile(program, js.replaceAll('"greetings"', '"visits"'))
+    await editManifest(pluginDir, (yaml) =>
+      yaml.replace(/- type: cache\n( +)scope: \["\*"\]/, '- type: cache\n$1scope: ["visits"]'),
+    )
+    const stream = steadyCalls(manager, 'hello-grpc', 'greet', { name: 'Ada' }, greetingOf['hello-grpc'])
+    const reloaded = await manager.reload('hello-grpc')
+    const served = manager.get('hello-grpc')?.metrics.calls ?? 0
+    await eventually(
+      () => (manager.get('hello-grpc')?.metrics.calls ?? 0) > served + 20,
+      30_000,
+      'calls after the swap',
+    )
+    const seen = await stream.stop()
+    expect(reloaded).toMatchObject({ state: 'running', version: '0.2.0' })
+    expect(seen.failures).toEqual([])
+    expect(seen.distinct).toEqual(['Hello, Ada!', 'Howdy, Ada!'])
+    // And the new version is held to its own, smaller request.
+    expect(manager.get('hello-grpc')?.grant?.permissions).toContainEqual(
+      expect.objectContaining({ type: 'cache', scope: ['visits'] }),
+    )
+  }, 60_000)
+})

@@ -1,25 +1,18 @@
 import { effectiveGrant, validateConfig } from '@corral/manifest'
 import type { HostCallHandler, Manifest, PluginRuntime, ResourcePolicy, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
+import type { CallerVersion } from '../host-api/sandboxed-host-api.js'
 import { PluginVersion } from './plugin-version.js'
 
 /** What loading one version of a plugin needs. */
 export interface PluginLoaderOptions {
   runners: Readonly<Record<PluginRuntime, Runner>>
-  hostApiFor: (plugin: string) => HostCallHandler
+  /** The host API of one version: its host calls are checked against its own request and config. */
+  hostApiFor: (plugin: string, version: CallerVersion) => HostCallHandler
   /** The host's per-plugin config, laid over the manifest's defaults. */
   config?: (plugin: string) => Record<string, unknown> | undefined
   /** Checks the plugin's source (folder or `.wasm`) before anything of it runs (signatures); rejects to refuse it. */
   verify?: (source: string) => Promise<void>
-  /**
-   * Told which manifest and config a version initialising now has (and `undefined` once it runs or
-   * failed), so that its host calls during `init` are checked against its own request and read its own
-   * config, not those of the version it replaces (or none, on a first load).
-   */
-  initializing?: (
-    plugin: string,
-    version: { manifest: Manifest; config: Record<string, unknown> } | undefined,
-  ) => void
 }
 
 /**
@@ -37,12 +30,11 @@ export async function loadPluginVersion(
     await options.verify?.(found.path)
     const grant = effectiveGrant(manifest.resources, policy)
     const config = validateConfig(manifest, options.config?.(name))
-    options.initializing?.(name, { manifest, config })
     const plugin = await options.runners[manifest.runtime].load({
       manifest,
       dir,
       grant,
-      hostApi: options.hostApiFor(name),
+      hostApi: options.hostApiFor(name, { request: manifest.resources, config }),
     })
     try {
       const registration = await plugin.register()
@@ -54,7 +46,5 @@ export async function loadPluginVersion(
     }
   } catch (error) {
     throw PluginError.from(error, 'load_failed', name)
-  } finally {
-    options.initializing?.(name, undefined)
   }
 }

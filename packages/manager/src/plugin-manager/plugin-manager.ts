@@ -90,12 +90,6 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     logger,
   })
   const records = new Map<string, ManagedPlugin>()
-  /**
-   * Versions between load and running, by plugin: their host calls are checked against their own
-   * request and config. (During a reload's init the old version's host calls are too, for those
-   * moments: both requests are bounded by the one policy.)
-   */
-  const initializing = new Map<string, { manifest: Manifest; config: Record<string, unknown> }>()
   /** Sources unloaded by hand: a change on disk does not bring them back. */
   const unloaded = new Set<string>()
   const runners = resolveRunners(options, logger)
@@ -120,22 +114,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     createSandboxedHostApi({
       backends,
       logger,
-      grants: createPolicyGrantLookup({
-        policies,
-        requestOf: (name) => (initializing.get(name) ?? records.get(name)?.current)?.manifest.resources,
-      }),
-      config: (name) => (initializing.get(name) ?? records.get(name)?.current)?.config,
+      // Every handler is made for one version (hostApiFor), which brings its request and config.
+      grants: createPolicyGrantLookup({ policies }),
       callPlugin: (target, fn, args, { chain, deadline, token, signal }) =>
         callInto(target, fn, args, { token, signal, timeoutMs: Math.max(1, deadline - Date.now()) }, chain),
     })
 
   const loader: PluginLoaderOptions = {
-    initializing: (name, version) => {
-      if (version === undefined) initializing.delete(name)
-      else initializing.set(name, version)
-    },
     runners,
-    hostApiFor: (name) => hostApi.forPlugin(name),
+    hostApiFor: (name, version) => hostApi.forPlugin(name, version),
     config: options.config,
     verify: options.signatures?.required ? verifySignature : undefined,
   }

@@ -39,7 +39,7 @@ export const configGet = defineMethod({
         plugin: scope.plugin,
       })
     }
-    let value: unknown = (await scope.deps.config(scope.plugin)) ?? {}
+    let value: unknown = (await scope.config()) ?? {}
     for (const part of args.key.split('.')) {
       value = isPlainObject(value) && Object.hasOwn(value, part) ? value[part] : undefined
     }
