@@ -1,8 +1,15 @@
+import { generateCertificate } from '@corral/proto'
 import type { HostCallHandler } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
-import { callPluginAs, observePlugin, plainApproaches } from './testing/impersonator.js'
+import {
+  type Approach,
+  callPluginAs,
+  observePlugin,
+  plainApproaches,
+  serverCertificate,
+} from './testing/impersonator.js'
 import {
   eventually,
   examplePlugin,
@@ -110,6 +117,36 @@ describe('the go-kv example under peer secrets, called by a process without them
     for (const approach of plainApproaches(environ)) {
       for (const outcome of await callPluginAs(`unix:${pluginSocket}`, approach)) {
         expect(outcome).toMatch(/UNAUTHENTICATED|peer secret/)
+      }
+    }
+    expect(await plugin.call('set', { key: 'a', value: 'one' })).toEqual({ ok: true })
+  })
+})
+
+describe('the go-kv example under AutoMTLS, called by a process without the host’s certificate', () => {
+  const host = recordingHost()
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: memoryLogger().logger })
+  let plugin: GrpcPlugin
+
+  beforeAll(async () => {
+    const { manifest, dir, grant } = await examplePlugin('go-kv')
+    plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
+    await plugin.register()
+    await plugin.init({})
+  })
+  afterAll(() => runner.close())
+
+  it('refuses every call into the plugin without the host’s client certificate, and still serves the host', async () => {
+    const { environ, pluginSocket } = observePlugin(plugin.pid as number)
+    expect(environ.PLUGIN_CLIENT_CERT).toContain('BEGIN CERTIFICATE')
+    const own = await generateCertificate()
+    const approaches: Approach[] = [
+      ...plainApproaches(environ),
+      { kind: 'tls', own, serverCertPem: await serverCertificate({ path: pluginSocket }, own) },
+    ]
+    for (const approach of approaches) {
+      for (const outcome of await callPluginAs(`unix:${pluginSocket}`, approach)) {
+        expect(outcome).not.toBe('accepted')
       }
     }
     expect(await plugin.call('set', { key: 'a', value: 'one' })).toEqual({ ok: true })

@@ -37,29 +37,67 @@ export interface PluginProcess {
   kill(): void
 }
 
-// util-linux's setpriv sets the parent-death signal and then execs the plugin: if the host dies,
-// even by SIGKILL, the kernel kills the plugin. Node has no prctl of its own.
+// The launcher between the host and a plugin, one program exec'd before the plugin (each exec costs
+// a few milliseconds of every start).
+//
+// Parent-death signal: if the host dies, even by SIGKILL, the kernel kills the plugin. Node has no
+// prctl of its own; perl's `syscall` makes it, by the number prctl has on this machine. It reads the
+// signal back, and checks that its parent is still the host: one that died before the prctl would
+// go unnoticed.
+//
+// Descriptors: Node opens its own close-on-exec, but not those the host inherited without it (a
+// socket from systemd, a pipe of whatever started the host): a child would get them all. Node
+// cannot close a descriptor in a child before exec, so the launcher closes every descriptor above 2
+// and execs the plugin, its environment untouched. Each is closed through a handle opened on it
+// (`<&=`, or `>&=` for a write-only one), not POSIX::close: loading the POSIX module costs some
+// 30 ms on every plugin start.
+//
+// perl-base is part of every Debian. Where perl or the prctl number is missing, util-linux's
+// setpriv sets the parent-death signal instead, in an exec of its own.
+const perl = process.platform === 'linux' && existsSync('/usr/bin/perl') ? '/usr/bin/perl' : undefined
 const setpriv =
   process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined
-
-// Node opens its own descriptors close-on-exec, but not those the host inherited without it (a
-// socket from systemd, a pipe of whatever started the host): a child would get them all. Node
-// cannot close a descriptor in a child before exec, so a perl one-liner (perl-base is part of every
-// Debian) closes every descriptor above 2 and execs the plugin, its environment untouched. Each is
-// closed through a handle opened on it (`<&=`, or `>&=` for a write-only one), not POSIX::close:
-// loading the POSIX module costs some 30 ms on every plugin start.
-const perl = process.platform === 'linux' && existsSync('/usr/bin/perl') ? '/usr/bin/perl' : undefined
+/** prctl's system call number on Linux, by `process.arch` (the kernel's syscall tables). */
+const prctlNumbers: Partial<Record<NodeJS.Architecture, number>> = {
+  x64: 157,
+  ia32: 172,
+  arm: 172,
+  arm64: 167,
+  riscv64: 167,
+  loong64: 167,
+  ppc64: 171,
+  s390x: 172,
+}
+const prctl = prctlNumbers[process.arch]
+const setParentDeathSignal =
+  'my ($prctl, $host) = splice(@ARGV, 0, 2); my $signal = pack("i", 0); ' +
+  // PR_SET_PDEATHSIG (1) to SIGKILL (9), then PR_GET_PDEATHSIG (2).
+  'syscall($prctl, 1, 9) == 0 && syscall($prctl, 2, $signal) == 0 && unpack("i", $signal) == 9 ' +
+  'or die "corral: cannot set the parent-death signal: $!\\n"; ' +
+  'getppid() == $host or die "corral: the host is gone\\n"; '
 const closeInheritedFds =
   'opendir(my $d, "/proc/self/fd") or die "corral: no /proc/self/fd: $!\\n"; ' +
   'my @fds = grep { /^\\d+$/ && $_ > 2 } readdir($d); closedir($d); ' +
   'for my $fd (@fds) { open(my $f, "<&=", $fd) or open($f, ">&=", $fd) or next; close($f) } ' +
   'exec { $ARGV[0] } @ARGV or die "corral: cannot run $ARGV[0]: $!\\n"'
 
-/** The program and arguments that start `command`: under setpriv and the launcher, where there are. */
+/** The program and arguments that start `command`: under the launcher, where there is one. */
 function launchCommand(command: string, args: readonly string[]): [string, string[]] {
   let argv = [command, ...args]
-  if (perl !== undefined) argv = [perl, '-e', closeInheritedFds, '--', ...argv]
-  if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv]
+  if (perl !== undefined && prctl !== undefined) {
+    argv = [
+      perl,
+      '-e',
+      setParentDeathSignal + closeInheritedFds,
+      '--',
+      String(prctl),
+      String(process.pid),
+      ...argv,
+    ]
+  } else {
+    if (perl !== undefined) argv = [perl, '-e', closeInheritedFds, '--', ...argv]
+    if (setpriv !== undefined) argv = [setpriv, '--pdeathsig', 'SIGKILL', '--', ...argv]
+  }
   return [argv[0] as string, argv.slice(1)]
 }
 

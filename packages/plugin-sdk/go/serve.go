@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 
 	hostv1 "corral.dev/corral/internal/hostv1"
 	pluginv1 "corral.dev/corral/internal/pluginv1"
@@ -54,12 +52,24 @@ func Serve(p *Plugin) {
 			return grpc.NewServer(append(opts, secrets.serverOptions()...)...)
 		}
 	}
-	goplugin.Serve(&goplugin.ServeConfig{
+	config := &goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         map[string]goplugin.Plugin{"corral": &grpcPlugin{plugin: p, logger: logger, secrets: secrets}},
 		GRPCServer:      server,
 		Logger:          logger,
-	})
+	}
+	if hostPEM := os.Getenv(hostCertificateEnv); hostPEM != "" {
+		mtls, err := newAutoMTLS(hostPEM)
+		if err == nil {
+			err = mtls.sendCertificateInHandshake()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		config.TLSProvider = func() (*tls.Config, error) { return mtls.config, nil }
+	}
+	goplugin.Serve(config)
 }
 
 // grpcPlugin is the go-plugin Plugin that serves PluginService (plugin side only).
@@ -71,7 +81,6 @@ type grpcPlugin struct {
 }
 
 func (g *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
-	trustHostCertificate(broker)
 	pluginv1.RegisterPluginServiceServer(s, &pluginServer{
 		plugin: g.plugin, broker: broker, logger: g.logger, secrets: g.secrets,
 	})
@@ -80,26 +89,6 @@ func (g *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) err
 
 func (g *grpcPlugin) GRPCClient(context.Context, *goplugin.GRPCBroker, *grpc.ClientConn) (interface{}, error) {
 	return nil, fmt.Errorf("a Corral plugin serves PluginService; it is no client of it")
-}
-
-// trustHostCertificate lets go-plugin's broker dial the host under AutoMTLS. Before go-plugin
-// 1.4.4 (hashicorp/go-plugin#109, Debian ships 1.0.1) the broker dials with the plugin server's
-// TLS config, which trusts the host's certificate as a client but not as a server, so every host
-// call would fail its TLS handshake. That config is a private field of the broker, reached by
-// reflection; a go-plugin that already sets RootCAs, or runs without TLS, is left as it is. The
-// server's own credentials were copied from the config before, so only the broker's dials change.
-func trustHostCertificate(broker *goplugin.GRPCBroker) {
-	field := reflect.ValueOf(broker).Elem().FieldByName("tls")
-	if !field.IsValid() || field.Type() != reflect.TypeOf((*tls.Config)(nil)) {
-		return
-	}
-	config := *(**tls.Config)(unsafe.Pointer(field.UnsafeAddr()))
-	if config == nil || config.RootCAs != nil {
-		return
-	}
-	config.RootCAs = config.ClientCAs
-	// The host's AutoMTLS certificate names localhost; go-plugin dials the address "unused".
-	config.ServerName = "localhost"
 }
 
 // pluginServer answers PluginService for one plugin.
