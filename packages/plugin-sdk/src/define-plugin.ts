@@ -1,4 +1,3 @@
-import type { StandardSchemaV1 } from '@standard-schema/spec'
 import {
   formatFieldPath,
   type HealthStatus,
@@ -7,6 +6,7 @@ import {
   PluginError,
   type TypedArguments,
 } from '@corral/types'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { PluginCache } from './plugin-cache.js'
 
 /** What a plugin function gets besides its arguments. */
@@ -69,11 +69,14 @@ export function asBytesFunction(fn: PluginFunction): BytesFunction | undefined {
   return (fn as Partial<MarkedBytesFunction>)[bytesMark]
 }
 
-/** A function whose arguments a schema checks, made by {@link withArgs}. */
+/**
+ * A function whose arguments a schema checks, made by {@link withArgs}: it resolves with `Result`
+ * (or returns it, when both the schema and the handler are synchronous).
+ */
 export type CheckedFunction<Args, Result> = ((
   args: unknown,
   context: CallContext,
-) => Result | Promise<Awaited<Result>>) &
+) => Result | PromiseLike<Result>) &
   TypedArguments<Args>
 
 /**
@@ -94,7 +97,7 @@ export type CheckedFunction<Args, Result> = ((
  */
 export function withArgs<Schema extends StandardSchemaV1, Result>(
   schema: Schema,
-  handler: (args: StandardSchemaV1.InferOutput<Schema>, context: CallContext) => Result,
+  handler: (args: StandardSchemaV1.InferOutput<Schema>, context: CallContext) => Result | PromiseLike<Result>,
 ): CheckedFunction<StandardSchemaV1.InferInput<Schema>, Result> {
   const validate = schema['~standard'].validate
   return (args, context) => {
