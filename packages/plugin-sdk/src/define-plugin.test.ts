@@ -1,7 +1,7 @@
 import { isPluginError } from '@corral/types'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { z } from 'zod'
+import * as z from 'zod'
 import { type CallContext, definePlugin, withArgs } from './define-plugin.js'
 
 const context = {} as CallContext

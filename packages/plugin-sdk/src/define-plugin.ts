@@ -89,7 +89,7 @@ export type CheckedFunction<Args, Result> = ((
  * result a promise; a synchronous one answers in the same tick.
  *
  * @example
- * import { z } from 'zod'
+ * import * as z from 'zod'
  *
  * functions: {
  *   greet: withArgs(z.object({ name: z.string().min(1) }), ({ name }) => ({ text: `Hello, ${name}!` })),
@@ -154,7 +154,7 @@ export interface PluginDefinition {
  * it (its type is what a host's typed client is derived from) and serve it from the entry file.
  *
  * @example
- * import { z } from 'zod'
+ * import * as z from 'zod'
  *
  * export default definePlugin({
  *   register: { routes: [{ method: 'POST', path: '/greet', handler: 'greet', middleware: [] }] },

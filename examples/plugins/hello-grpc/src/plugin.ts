@@ -1,5 +1,5 @@
 import { definePlugin, PluginError, withArgs } from '@corral/plugin-sdk'
-import { z } from 'zod'
+import * as z from 'zod'
 
 let greeting = 'Hello'
 

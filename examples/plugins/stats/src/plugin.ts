@@ -6,7 +6,7 @@ import {
   type RouteRequest,
   withArgs,
 } from '@corral/plugin-sdk'
-import { z } from 'zod'
+import * as z from 'zod'
 import {
   countsOfDay,
   createEventTables,

@@ -1,5 +1,5 @@
 import type { RouteRequest, RouteResponse } from '@corral/plugin-sdk'
-import { z } from 'zod'
+import * as z from 'zod'
 
 const text = z.record(z.string(), z.string())
 
