@@ -10,3 +10,22 @@ export default defineConfig({
   clean: true,
   target: 'node20',
 })
+
+/**
+ * The build of the TypeScript example plugins: `src/main.ts` bundled with every dependency into
+ * `dist/main.js`, as `corral build` bundles a user's plugin (packages/cli/src/node-bundle.ts). A
+ * plugin starts from one file, not from hundreds of modules resolved and loaded one by one.
+ */
+export const pluginBundle = defineConfig({
+  entry: ['src/main.ts'],
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  noExternal: [/./],
+  // What corral build's bundle starts with: CommonJS dependencies (gRPC) call require() for Node's modules.
+  banner: {
+    js: "globalThis.require ??= process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+  },
+  sourcemap: true,
+  clean: true,
+})

@@ -15,6 +15,7 @@ const allowedSites = new Set([
   'developer.mozilla.org',
   'json-schema.org',
   'spdx.org',
+  'standardschema.dev',
   'semver.org',
   'grpc.io',
   'protobuf.dev',

@@ -4,7 +4,7 @@ import { sdkModulesDir } from './toolchain.js'
 /**
  * Bundles a Node.js plugin entry with every dependency into one ESM file, so that the plugin's
  * folder runs wherever it is copied. Dependencies the plugin's folder lacks are looked up beside the
- * CLI (`@corral/plugin-sdk` and what it uses).
+ * CLI: `@corral/plugin-sdk`, zod (the `grpc-ts` template's schemas) and what they use.
  */
 export async function bundleNodeEntry(input: string, outfile: string): Promise<void> {
   await build({

@@ -1,6 +1,7 @@
 import { isPluginError } from '@corral/types'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { z } from 'zod'
+import * as z from 'zod'
 import { type CallContext, definePlugin, withArgs } from './define-plugin.js'
 
 const context = {} as CallContext
@@ -54,5 +55,42 @@ describe('withArgs', () => {
         fields: [expect.objectContaining({ field: '(root)' })],
       }),
     )
+  })
+
+  it('takes any Standard Schema, path segments given as keys or as {key}', () => {
+    const port: StandardSchemaV1<unknown, number> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (value) =>
+          typeof value === 'object' && value !== null && 'port' in value && typeof value.port === 'number'
+            ? { value: value.port }
+            : { issues: [{ message: 'a port is required', path: [{ key: 'server' }, 'ports', { key: 0 }] }] },
+      },
+    }
+    const double = withArgs(port, (n) => {
+      expectTypeOf(n).toEqualTypeOf<number>()
+      return n * 2
+    })
+    expect(double({ port: 80 }, context)).toBe(160)
+    expect(() => double({}, context)).toThrow(
+      expect.objectContaining({
+        code: 'invalid_argument',
+        fields: [{ field: 'server.ports[0]', message: 'a port is required' }],
+      }),
+    )
+  })
+
+  it('waits for a schema that checks asynchronously, and rejects what it refuses', async () => {
+    const known = new Set(['Ada'])
+    const greetKnown = withArgs(
+      z.object({ name: z.string().refine(async (name) => known.has(name), 'unknown name') }),
+      ({ name }) => `Hello, ${name}`,
+    )
+    await expect(greetKnown({ name: 'Ada' }, context)).resolves.toBe('Hello, Ada')
+    await expect(greetKnown({ name: 'Bob' }, context)).rejects.toMatchObject({
+      code: 'invalid_argument',
+      fields: [{ field: 'name', message: 'unknown name' }],
+    })
   })
 })

@@ -6,7 +6,7 @@ import {
   PluginError,
   type TypedArguments,
 } from '@corral/types'
-import type { z } from 'zod'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type { PluginCache } from './plugin-cache.js'
 
 /** What a plugin function gets besides its arguments. */
@@ -69,43 +69,61 @@ export function asBytesFunction(fn: PluginFunction): BytesFunction | undefined {
   return (fn as Partial<MarkedBytesFunction>)[bytesMark]
 }
 
-/** A function whose arguments a zod schema checks, made by {@link withArgs}. */
-export type CheckedFunction<Args, Result> = ((args: unknown, context: CallContext) => Result) &
+/**
+ * A function whose arguments a schema checks, made by {@link withArgs}: it resolves with `Result`
+ * (or returns it, when both the schema and the handler are synchronous).
+ */
+export type CheckedFunction<Args, Result> = ((
+  args: unknown,
+  context: CallContext,
+) => Result | PromiseLike<Result>) &
   TypedArguments<Args>
 
 /**
  * Declares a function whose arguments `schema` checks before `handler` runs: the handler gets them
  * parsed and typed (defaults applied), and a host's typed client (`manager.client`) sends the
- * schema's input type. Arguments that do not match fail the call with `invalid_argument`, each
- * problem in `fields` (`{field: 'items[0].name', message}`). The schema must be synchronous (no
- * async refinements).
+ * schema's input type. The schema is any [Standard Schema](https://standardschema.dev) (zod 4,
+ * Valibot, ArkType…): the plugin brings its own library, the SDK loads none. Arguments that do not
+ * match fail the call with `invalid_argument`, each problem in `fields`
+ * (`{field: 'items[0].name', message}`). A schema that checks asynchronously makes the call's
+ * result a promise; a synchronous one answers in the same tick.
  *
  * @example
+ * import * as z from 'zod'
+ *
  * functions: {
  *   greet: withArgs(z.object({ name: z.string().min(1) }), ({ name }) => ({ text: `Hello, ${name}!` })),
  * }
  */
-export function withArgs<Schema extends z.ZodType, Result>(
+export function withArgs<Schema extends StandardSchemaV1, Result>(
   schema: Schema,
-  handler: (args: z.output<Schema>, context: CallContext) => Result,
-): CheckedFunction<z.input<Schema>, Result> {
+  handler: (args: StandardSchemaV1.InferOutput<Schema>, context: CallContext) => Result | PromiseLike<Result>,
+): CheckedFunction<StandardSchemaV1.InferInput<Schema>, Result> {
+  const validate = schema['~standard'].validate
   return (args, context) => {
-    const parsed = schema.safeParse(args)
-    if (!parsed.success) throw invalidArguments(parsed.error.issues)
-    return handler(parsed.data, context)
+    const checked = (result: StandardSchemaV1.Result<StandardSchemaV1.InferOutput<Schema>>) => {
+      if (result.issues !== undefined) throw invalidArguments(result.issues)
+      return handler(result.value, context)
+    }
+    const result = validate(args)
+    return result instanceof Promise ? result.then(checked) : checked(result)
   }
 }
 
 /** `invalid_argument` listing every issue, each with its path. */
-function invalidArguments(issues: readonly z.core.$ZodIssue[]): PluginError {
+function invalidArguments(issues: readonly StandardSchemaV1.Issue[]): PluginError {
   const fields = issues.map((issue) => ({
-    field:
-      formatFieldPath(issue.path.filter((key): key is string | number => typeof key !== 'symbol')) ||
-      '(root)',
+    field: formatFieldPath(issuePath(issue)) || '(root)',
     message: issue.message,
   }))
   const list = fields.map((f) => `${f.field}: ${f.message}`).join('; ')
   return new PluginError('invalid_argument', `invalid arguments: ${list}`, { fields })
+}
+
+/** An issue's path as keys (a segment may be a key or `{key}`); symbols, which JSON has none of, left out. */
+function issuePath(issue: StandardSchemaV1.Issue): (string | number)[] {
+  const keys = (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment))
+  return keys.filter((key): key is string | number => typeof key !== 'symbol')
 }
 
 /**
@@ -136,6 +154,8 @@ export interface PluginDefinition {
  * it (its type is what a host's typed client is derived from) and serve it from the entry file.
  *
  * @example
+ * import * as z from 'zod'
+ *
  * export default definePlugin({
  *   register: { routes: [{ method: 'POST', path: '/greet', handler: 'greet', middleware: [] }] },
  *   functions: {

@@ -9,8 +9,6 @@ export type {
   RouteUser,
 } from '@corral/types'
 export { PluginError } from '@corral/types'
-/** zod, for {@link withArgs} schemas: the version the SDK is built with. */
-export { z } from 'zod'
 export type {
   BytesFunction,
   CallContext,

@@ -1,4 +1,5 @@
-import { definePlugin, PluginError, withArgs, z } from '@corral/plugin-sdk'
+import { definePlugin, PluginError, withArgs } from '@corral/plugin-sdk'
+import * as z from 'zod'
 
 let greeting = 'Hello'
 

@@ -5,8 +5,8 @@ import {
   PluginError,
   type RouteRequest,
   withArgs,
-  z,
 } from '@corral/plugin-sdk'
+import * as z from 'zod'
 import {
   countsOfDay,
   createEventTables,

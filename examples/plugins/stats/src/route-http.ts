@@ -1,4 +1,5 @@
-import { type RouteRequest, type RouteResponse, z } from '@corral/plugin-sdk'
+import type { RouteRequest, RouteResponse } from '@corral/plugin-sdk'
+import * as z from 'zod'
 
 const text = z.record(z.string(), z.string())
 

@@ -1,6 +1,7 @@
 // Checked by `tsc` (the package's typecheck): a wrong type below fails the build.
-import { bytesFunction, definePlugin, withArgs, z } from '@corral/plugin-sdk'
+import { bytesFunction, definePlugin, withArgs } from '@corral/plugin-sdk'
 import { expectTypeOf, test } from 'vitest'
+import * as z from 'zod'
 import type helloGrpc from '../../../../examples/plugins/hello-grpc/src/plugin.js'
 import type { PluginManager } from './manager-api.js'
 

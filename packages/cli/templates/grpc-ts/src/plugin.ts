@@ -1,6 +1,7 @@
 // __NAME__: greets people with the configured greeting and counts greetings per name in the host's cache.
 // Its name, version and description are plugin.yaml's; `register` says only what it adds to the host.
-import { definePlugin, PluginError, withArgs, z } from '@corral/plugin-sdk'
+import { definePlugin, PluginError, withArgs } from '@corral/plugin-sdk'
+import * as z from 'zod'
 
 let greeting = 'Hello'
 
