@@ -130,9 +130,29 @@ export class SqliteExecutorPool {
         reject,
         timer: setTimeout(() => this.#expire(job), Math.max(1, run.timeoutMs)),
       }
-      this.#waiting.push(job)
+      // The common case: nothing waits before it, and an idle executor may take it at once.
+      const executor = this.#waiting.length === 0 ? this.#idleFor(job) : undefined
+      if (executor === undefined) this.#waiting.push(job)
+      else this.#assign(executor, job)
       this.#dispatch()
     })
+  }
+
+  /**
+   * An idle executor that `job` may have now, as {@link SqliteExecutorPool.#dispatch} would give it
+   * were it the only one waiting: always if its owner has none running, else within the pool's size.
+   */
+  #idleFor(job: Job): Executor | undefined {
+    let idle: Executor | undefined
+    let busy = 0
+    let ownerRunning = false
+    for (const executor of this.#executors) {
+      if (executor.job !== undefined) {
+        busy++
+        if (ownerOf(executor.job) === ownerOf(job)) ownerRunning = true
+      } else if (executor.ready) idle ??= executor
+    }
+    return ownerRunning && busy >= this.#max ? undefined : idle
   }
 
   /** Stops every executor (a statement still running is rolled back) and refuses further work. */
