@@ -235,16 +235,8 @@ export class SqliteExecutorPool {
     // A statement in flight keeps the host alive until it is answered (idle executors do not).
     executor.output.ref()
     const { sql, params, readOnly, returnRows, maxRows, principal } = job.run
-    this.#send(executor, {
-      kind: 'run',
-      id: job.id,
-      sql,
-      params: [...params],
-      readOnly,
-      returnRows,
-      ...(maxRows === undefined ? {} : { maxRows }),
-      ...(principal === undefined ? {} : { principal }),
-    })
+    // Fields left undefined are not sent (JSON has no undefined).
+    this.#send(executor, { kind: 'run', id: job.id, sql, params, readOnly, returnRows, maxRows, principal })
   }
 
   /** A write that fails (the executor died) is handled by the input's 'error' listener. */

@@ -86,13 +86,16 @@ export function enforceRateLimit(scope: HostCallScope, kind: RateLimitKind): Pro
         : kind === 'http'
           ? [rates.http_requests_per_minute, 60_000, 'HTTP requests per minute']
           : [scope.deps.limits.logLinesPerSecond, 1000, 'log lines per second']
-  const check = (decision: RateDecision): undefined => {
-    if (decision.allowed) return undefined
-    throw new PluginError('rate_limited', `more than ${limit} ${what}`, {
-      plugin: scope.plugin,
-      retryAfterMs: decision.retryAfterMs,
-    })
-  }
   const decision = scope.deps.rateLimiter.hit(`${scope.plugin}:${kind}`, limit, windowMs)
-  return decision instanceof Promise ? decision.then(check) : check(decision)
+  if (decision instanceof Promise) return decision.then((d) => refuseOverLimit(d, scope, limit, what))
+  refuseOverLimit(decision, scope, limit, what)
+  return undefined
+}
+
+function refuseOverLimit(decision: RateDecision, scope: HostCallScope, limit: number, what: string): void {
+  if (decision.allowed) return
+  throw new PluginError('rate_limited', `more than ${limit} ${what}`, {
+    plugin: scope.plugin,
+    retryAfterMs: decision.retryAfterMs,
+  })
 }
