@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   createBackends,
   createMemoryCache,
@@ -15,13 +18,16 @@ import { measureLatency } from '../harness.js'
  * wraps (in rounds): what a permission check, rate limit, argument validation, metrics and the
  * deadline timer add to one host call. A plugin's SQLite statement runs in an executor process
  * (so that it can be stopped at its deadline): `baseline.process.pipe` is the bare round trip to a
- * child process over the executors' framing, the floor of what this adds.
+ * child process over the executors' framing, the floor of what this adds. The bare query runs on
+ * the very database the plugin's statement reads: the backends' SQLite file, in WAL mode.
  */
 export default async function hostApi(report: BenchReport): Promise<void> {
   const value = Buffer.alloc(100, 'x')
   const bareCache = createMemoryCache()
   await bareCache.set('bench', 'key', value)
-  const backends = await createBackends({ databaseUrl: '', redisUrl: '' })
+  const dir = mkdtempSync(join(tmpdir(), 'corral-bench-'))
+  const file = join(dir, 'corral.db')
+  const backends = await createBackends({ databaseUrl: '', redisUrl: '', sqlitePath: file })
   const policies = createSqlPolicyStore(backends.database)
   const permissions = [
     { type: 'cache' as const, access: ['read' as const, 'write' as const], scope: ['*'] },
@@ -53,13 +59,14 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   ])
 
   const sql = 'SELECT day, hits FROM bench_daily WHERE day = $1'
-  const raw = new Database(':memory:')
+  await backends.database.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)', [])
+  await backends.database.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)", [])
+  // A connection of its own to the backends' file, set up as the host's is (createSqliteDatabase).
+  const raw = new Database(file, { timeout: 0 })
+  raw.pragma('journal_mode = WAL')
+  raw.pragma('foreign_keys = ON')
   const pipe = startPipeEcho()
   try {
-    raw.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)')
-    raw.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)")
-    await backends.database.exec('CREATE TABLE bench_daily (day TEXT PRIMARY KEY, hits INTEGER)', [])
-    await backends.database.exec("INSERT INTO bench_daily VALUES ('2026-11-21', 5)", [])
     await report.addInRounds([
       {
         name: 'baseline.sqlite.query',
@@ -76,6 +83,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
     pipe.close()
     raw.close()
     await backends.close()
+    rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -133,10 +133,10 @@ export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDa
       readOnly: run.readOnly === true,
       returnRows,
       timeoutMs: run.timeoutMs ?? hostBusyTimeoutMs,
-      ...(run.maxRows === undefined ? {} : { maxRows: run.maxRows }),
-      ...(run.keep === undefined ? {} : { keep: run.keep }),
-      ...(run.owner === undefined ? {} : { owner: run.owner }),
-      ...(run.principal === undefined ? {} : { principal: run.principal }),
+      maxRows: run.maxRows,
+      keep: run.keep,
+      owner: run.owner,
+      principal: run.principal,
     })
   }
 

@@ -130,9 +130,29 @@ export class SqliteExecutorPool {
         reject,
         timer: setTimeout(() => this.#expire(job), Math.max(1, run.timeoutMs)),
       }
-      this.#waiting.push(job)
+      // The common case: nothing waits before it, and an idle executor may take it at once.
+      const executor = this.#waiting.length === 0 ? this.#idleFor(job) : undefined
+      if (executor === undefined) this.#waiting.push(job)
+      else this.#assign(executor, job)
       this.#dispatch()
     })
+  }
+
+  /**
+   * An idle executor that `job` may have now, as {@link SqliteExecutorPool.#dispatch} would give it
+   * were it the only one waiting: always if its owner has none running, else within the pool's size.
+   */
+  #idleFor(job: Job): Executor | undefined {
+    let idle: Executor | undefined
+    let busy = 0
+    let ownerRunning = false
+    for (const executor of this.#executors) {
+      if (executor.job !== undefined) {
+        busy++
+        if (ownerOf(executor.job) === ownerOf(job)) ownerRunning = true
+      } else if (executor.ready) idle ??= executor
+    }
+    return ownerRunning && busy >= this.#max ? undefined : idle
   }
 
   /** Stops every executor (a statement still running is rolled back) and refuses further work. */
@@ -215,16 +235,8 @@ export class SqliteExecutorPool {
     // A statement in flight keeps the host alive until it is answered (idle executors do not).
     executor.output.ref()
     const { sql, params, readOnly, returnRows, maxRows, principal } = job.run
-    this.#send(executor, {
-      kind: 'run',
-      id: job.id,
-      sql,
-      params: [...params],
-      readOnly,
-      returnRows,
-      ...(maxRows === undefined ? {} : { maxRows }),
-      ...(principal === undefined ? {} : { principal }),
-    })
+    // Fields left undefined are not sent (JSON has no undefined).
+    this.#send(executor, { kind: 'run', id: job.id, sql, params, readOnly, returnRows, maxRows, principal })
   }
 
   /** A write that fails (the executor died) is handled by the input's 'error' listener. */

@@ -8,7 +8,7 @@ export type ExecutorRequest =
       kind: 'run'
       id: number
       sql: string
-      params: SqlValue[]
+      params: readonly SqlValue[]
       /** The statement was checked as a read: refuse it if SQLite says it writes. */
       readOnly: boolean
       /** Send back the rows it returns (`db.query`), or only count them (`db.exec`). */

@@ -2,6 +2,7 @@ import { matchAnyScope } from '@corral/manifest'
 import type { Access, EffectiveGrant, HostCallContext, PermissionType } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { z } from 'zod'
+import type { RateDecision } from '../rate-limit/rate-limiter.js'
 import type { SandboxDependencies } from './sandbox-dependencies.js'
 
 /** One host call in flight: who asks, under which grant, until when. */
@@ -73,8 +74,11 @@ export function requireGrant(
 /** The rate limits of a plugin: per second for calls and log lines, per minute for DB queries and HTTP requests. */
 export type RateLimitKind = 'calls' | 'db' | 'http' | 'log'
 
-/** Counts one hit against a plugin's rate limit; throws `rate_limited` with `retryAfterMs` when over. */
-export async function enforceRateLimit(scope: HostCallScope, kind: RateLimitKind): Promise<void> {
+/**
+ * Counts one hit against a plugin's rate limit; throws `rate_limited` with `retryAfterMs` when over.
+ * With a limiter that answers at once (in process), so does this (`undefined`): no promise per hit.
+ */
+export function enforceRateLimit(scope: HostCallScope, kind: RateLimitKind): Promise<void> | undefined {
   const rates = scope.grant.rate_limits
   const [limit, windowMs, what] =
     kind === 'calls'
@@ -84,11 +88,16 @@ export async function enforceRateLimit(scope: HostCallScope, kind: RateLimitKind
         : kind === 'http'
           ? [rates.http_requests_per_minute, 60_000, 'HTTP requests per minute']
           : [scope.deps.limits.logLinesPerSecond, 1000, 'log lines per second']
-  const decision = await scope.deps.rateLimiter.hit(`${scope.plugin}:${kind}`, limit, windowMs)
-  if (!decision.allowed) {
-    throw new PluginError('rate_limited', `more than ${limit} ${what}`, {
-      plugin: scope.plugin,
-      retryAfterMs: decision.retryAfterMs,
-    })
-  }
+  const decision = scope.deps.rateLimiter.hit(`${scope.plugin}:${kind}`, limit, windowMs)
+  if (decision instanceof Promise) return decision.then((d) => refuseOverLimit(d, scope, limit, what))
+  refuseOverLimit(decision, scope, limit, what)
+  return undefined
+}
+
+function refuseOverLimit(decision: RateDecision, scope: HostCallScope, limit: number, what: string): void {
+  if (decision.allowed) return
+  throw new PluginError('rate_limited', `more than ${limit} ${what}`, {
+    plugin: scope.plugin,
+    retryAfterMs: decision.retryAfterMs,
+  })
 }

@@ -1,7 +1,14 @@
 import { lookup } from 'node:dns/promises'
 import { performance } from 'node:perf_hooks'
 import { pluginNamePattern } from '@corral/manifest'
-import type { HostCallContext, HostCallHandler, HostMethod, Logger, ResourceRequest } from '@corral/types'
+import type {
+  EffectiveGrant,
+  HostCallContext,
+  HostCallHandler,
+  HostMethod,
+  Logger,
+  ResourceRequest,
+} from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { z } from 'zod'
 import type { Backends } from '../backends/create-backends.js'
@@ -141,6 +148,52 @@ function invalidArguments(method: string, issues: { path: PropertyKey[]; message
   )
 }
 
+/** The {@link HostCallScope} of one call: an instance of a class, as every call makes one. */
+class CallScope implements HostCallScope {
+  // Made only for the methods that wait on something abortable (HTTP, plugin.call): most host
+  // calls never need it, and a signal per call is not free.
+  #controller: AbortController | undefined
+  /** Who decided the outcome first: the deadline, or a handler that committed within it. */
+  #outcome: 'expired' | 'committed' | undefined
+
+  constructor(
+    readonly plugin: string,
+    readonly version: CallerVersion | undefined,
+    readonly grant: EffectiveGrant,
+    readonly context: HostCallContext,
+    readonly deadline: number,
+    readonly deps: SandboxDependencies,
+    readonly describe: (detail: string) => void,
+  ) {}
+
+  async config(): Promise<Record<string, unknown> | undefined> {
+    return this.version === undefined ? this.deps.config(this.plugin) : this.version.config
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController()
+    return this.#controller.signal
+  }
+
+  commitBeforeDeadline(): boolean {
+    this.#outcome ??= this.deps.now() <= this.deadline ? 'committed' : 'expired'
+    return this.#outcome === 'committed'
+  }
+
+  /** A handler committed within the deadline: its result stands, however late. */
+  get committed(): boolean {
+    return this.#outcome === 'committed'
+  }
+
+  /** The deadline passed: `false` if a handler committed first, else aborts the signal with `error`. */
+  expire(error: PluginError): boolean {
+    if (this.#outcome === 'committed') return false
+    this.#outcome = 'expired'
+    this.#controller?.abort(error)
+    return true
+  }
+}
+
 /**
  * Creates the sandboxed host API. Every call is checked against the calling plugin's effective
  * grant (looked up per call) and rate limits, attributed to the plugin and the token of the call
@@ -227,53 +280,33 @@ export function createSandboxedHostApi(options: SandboxedHostApiOptions): Sandbo
     const grant = await deps.grants(plugin, version?.request)
     if (grant.status === 'blocked') throw new PluginError('permission_denied', `plugin ${plugin} is blocked`)
 
-    // Made only for the methods that wait on something abortable (HTTP, plugin.call): most host
-    // calls never need it, and a signal per call is not free.
-    let controller: AbortController | undefined
-    // Who decided the outcome first: the deadline, or a handler that committed within it.
-    let outcome: 'expired' | 'committed' | undefined
-    const scope: HostCallScope = {
-      plugin,
-      grant,
-      context,
-      deadline,
-      config: async () => (version === undefined ? deps.config(plugin) : version.config),
-      get signal() {
-        controller ??= new AbortController()
-        return controller.signal
-      },
-      commitBeforeDeadline() {
-        outcome ??= now() <= deadline ? 'committed' : 'expired'
-        return outcome === 'committed'
-      },
-      deps,
-      describe: setDetail,
-    }
-    await enforceRateLimit(scope, 'calls')
+    const scope = new CallScope(plugin, version, grant, context, deadline, deps, setDetail)
+    const callsLimited = enforceRateLimit(scope, 'calls')
+    if (callsLimited !== undefined) await callsLimited
     const parsed = handler.args.safeParse(args)
     if (!parsed.success) throw invalidArguments(method, parsed.error.issues)
-    if (handler.rateLimit !== undefined) await enforceRateLimit(scope, handler.rateLimit)
+    if (handler.rateLimit !== undefined) {
+      const limited = enforceRateLimit(scope, handler.rateLimit)
+      if (limited !== undefined) await limited
+    }
 
-    const remaining = deadline - now()
     let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => {
-          // A handler that committed in time is waited for: its changes are final, so is its result.
-          if (outcome === 'committed') return
-          outcome = 'expired'
-          const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
-          controller?.abort(error)
-          reject(error)
-        },
-        Math.max(0, remaining),
-      )
-    })
     try {
-      const result = await Promise.race([handler.run(parsed.data, scope), expired])
+      // Whichever comes first: the handler's result, or the deadline (one promise, not a race of two).
+      const result = await new Promise((resolve, reject) => {
+        timer = setTimeout(
+          () => {
+            // A handler that committed in time is waited for: its changes are final, so is its result.
+            const error = new PluginError('deadline_exceeded', `${method} did not finish before the deadline`)
+            if (scope.expire(error)) reject(error)
+          },
+          Math.max(0, deadline - now()),
+        )
+        handler.run(parsed.data, scope).then(resolve, reject)
+      })
       // Work that blocked the thread past the deadline could not be raced; its result is still too
       // late for the caller (unless it committed in time).
-      if (outcome !== 'committed' && now() > deadline)
+      if (!scope.committed && now() > deadline)
         throw new PluginError('deadline_exceeded', `${method} finished after the deadline`)
       return result
     } finally {

@@ -1,4 +1,4 @@
-import { PluginError } from '@corral/types'
+import { type EffectiveGrant, PluginError } from '@corral/types'
 import { z } from 'zod'
 import type { SqlPrincipal, SqlRunOptions } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope } from '../method-handler.js'
@@ -17,8 +17,14 @@ const sqlArgs = z.strictObject({
     .default([]),
 })
 
+/** Principals made from grants: a grant lookup hands out the same grant object while it is current. */
+const principals = new WeakMap<EffectiveGrant, SqlPrincipal>()
+
 /** The plugin and its `db` grant, which the database enforces (see `SqlRunOptions.principal`). */
 function principalOf(scope: HostCallScope): SqlPrincipal {
+  const known = principals.get(scope.grant)
+  // Keyed by the grant, checked for the plugin: a lookup may give two plugins one grant object.
+  if (known?.plugin === scope.plugin) return known
   const read: string[] = []
   const write: string[] = []
   for (const permission of scope.grant.permissions) {
@@ -26,7 +32,9 @@ function principalOf(scope: HostCallScope): SqlPrincipal {
     if (permission.access.includes('read')) read.push(...permission.scope)
     if (permission.access.includes('write')) write.push(...permission.scope)
   }
-  return { plugin: scope.plugin, read, write }
+  const principal = { plugin: scope.plugin, read, write }
+  principals.set(scope.grant, principal)
+  return principal
 }
 
 /**
@@ -34,13 +42,14 @@ function principalOf(scope: HostCallScope): SqlPrincipal {
  * enforces (a refusal is `permission_denied` naming the object); not past the deadline; its
  * changes kept only if the caller still waits for them.
  */
-function runOptions(sql: string, scope: HostCallScope): SqlRunOptions {
+function runOptions(sql: string, scope: HostCallScope, maxRows?: number): SqlRunOptions {
   scope.describe(sql)
   return {
     timeoutMs: Math.max(1, scope.deadline - scope.deps.now()),
     keep: () => scope.commitBeforeDeadline(),
     owner: scope.plugin,
     principal: principalOf(scope),
+    maxRows,
   }
 }
 
@@ -53,9 +62,8 @@ export const dbQuery = defineMethod({
   args: sqlArgs,
   rateLimit: 'db',
   async run({ sql, args }, scope) {
-    const options = runOptions(sql, scope)
     const max = scope.deps.limits.dbMaxRows
-    const rows = await scope.deps.database.query(sql, args, { ...options, maxRows: max })
+    const rows = await scope.deps.database.query(sql, args, runOptions(sql, scope, max))
     if (rows.length > max) {
       throw new PluginError('resource_exhausted', `the query returned more than ${max} rows; add a LIMIT`)
     }
