@@ -119,7 +119,10 @@ async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client
   const [serverPair, clientPair] = await Promise.all([generateCertificate(), generateCertificate()])
   const socket = path.join(dir, 'echo-tls.sock')
   const server = await startRawServer(socket, { peerCertPem: clientPair.certPem, ...serverPair })
-  const { credentials: security, options } = channelSecurity({ peerCertPem: serverPair.certPem, ...clientPair })
+  const { credentials: security, options } = channelSecurity({
+    peerCertPem: serverPair.certPem,
+    ...clientPair,
+  })
   return { server, client: new Client(`unix:${socket}`, security, options) }
 }
 
