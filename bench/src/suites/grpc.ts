@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createGrpcRunner, type GrpcRunner } from '@corral/grpc-runner'
 import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
+import { channelSecurity, generateCertificate, type MtlsMaterial } from '@corral/proto'
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
 import type { BenchReport, Measurement } from '../harness.js'
@@ -18,6 +19,7 @@ const payload = { text: 'x'.repeat(80), n: 1 }
 /**
  * The raw baseline: a grpc-js server in a Node child echoing bytes, unary and on a bidi stream,
  * with no protobuf and no Corral in the way. Run from the bench folder so it finds @grpc/grpc-js.
+ * With `BENCH_TLS` (JSON of an {@link MtlsMaterial}) it serves mutual TLS, as a Corral plugin does.
  */
 const rawServer = `
 const grpc = require('@grpc/grpc-js')
@@ -29,17 +31,23 @@ server.addService({ echo: method('Echo', false), stream: method('Stream', true) 
   echo: (call, callback) => callback(null, call.request),
   stream: (call) => { call.on('data', (d) => call.write(d)); call.on('end', () => call.end()) },
 })
-server.bindAsync('unix:' + process.argv[1], grpc.ServerCredentials.createInsecure(), (error) => {
+const tls = process.env.BENCH_TLS ? JSON.parse(process.env.BENCH_TLS) : undefined
+const security = tls
+  ? grpc.ServerCredentials.createSsl(Buffer.from(tls.peerCertPem),
+      [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }], true)
+  : grpc.ServerCredentials.createInsecure()
+server.bindAsync('unix:' + process.argv[1], security, (error) => {
   if (error) throw error
   process.stdout.write('ready\\n')
 })
 `
 const identity = (b: Buffer) => b
 
-async function startRawServer(socket: string): Promise<ChildProcess> {
+async function startRawServer(socket: string, tls?: MtlsMaterial): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['-e', rawServer, socket], {
     cwd: benchDir,
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: tls === undefined ? process.env : { ...process.env, BENCH_TLS: JSON.stringify(tls) },
   })
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
@@ -104,8 +112,24 @@ async function example(name: string) {
 const hostApi: HostCallHandler = async () => ({})
 
 /**
+ * A raw grpc-js client of the raw server over mutual TLS (AutoMTLS's certificates, as the runner
+ * connects to a plugin), on a unix socket in `dir`.
+ */
+async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client: Client }> {
+  const [serverPair, clientPair] = await Promise.all([generateCertificate(), generateCertificate()])
+  const socket = path.join(dir, 'echo-tls.sock')
+  const server = await startRawServer(socket, { peerCertPem: clientPair.certPem, ...serverPair })
+  const { credentials: security, options } = channelSecurity({
+    peerCertPem: serverPair.certPem,
+    ...clientPair,
+  })
+  return { server, client: new Client(`unix:${socket}`, security, options) }
+}
+
+/**
  * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight and 64, and 64 spread
- * over 8 plugin processes.
+ * over 8 plugin processes. `grpc.baseline.bidi.tls` is for information: the raw echo over the mutual
+ * TLS a Corral plugin's connection has (AutoMTLS), which the plain baseline has not.
  */
 async function measureCalls(
   report: BenchReport,
@@ -116,6 +140,8 @@ async function measureCalls(
   const server = await startRawServer(path.join(dir, 'echo.sock'))
   const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
   const stream = rawStream(client)
+  const tls = await startTlsEcho(dir)
+  const tlsStream = rawStream(tls.client)
   const plugins: Plugin[] = []
   try {
     for (let i = 0; i < 9; i++) {
@@ -132,6 +158,11 @@ async function measureCalls(
     await report.addInRounds([
       { name: 'grpc.baseline.unary', measure: latency(() => rawUnary(client), 300) },
       { name: 'grpc.baseline.bidi', measure: latency(stream.call, 1_500) },
+      {
+        name: 'grpc.baseline.bidi.tls',
+        measure: latency(tlsStream.call, 1_500),
+        baseline: 'grpc.baseline.bidi',
+      },
       {
         name: 'grpc.call',
         measure: latency(call, 1_500),
@@ -158,8 +189,11 @@ async function measureCalls(
     ])
   } finally {
     stream.end()
+    tlsStream.end()
     client.close()
+    tls.client.close()
     server.kill()
+    tls.server.kill()
     await Promise.all(plugins.map((p) => p.shutdown()))
   }
 }

@@ -76,6 +76,23 @@ describe('CallStream', () => {
     expect(await third).toBe('result c')
   })
 
+  it('holds calls made while others are in flight until the end of the turn, and sends them together', async () => {
+    const first = stream.call(request('a'), undefined, decode)
+    await flush()
+    expect(fake.written).toHaveLength(1)
+    // Two calls in two microtask checkpoints of one turn, while `a` is in flight: one batch.
+    const second = stream.call(request('b'), undefined, decode)
+    await flush()
+    const third = stream.call(request('c'), undefined, decode)
+    await flush()
+    expect(fake.written).toHaveLength(1)
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    expect(fake.written.map((batch) => batch.requests?.map((r) => r.function))).toEqual([['a'], ['b', 'c']])
+    const ids = fake.written.flatMap((batch) => batch.requests?.map((r) => r.id) ?? [])
+    fake.answer(ids.map((id, i) => ({ id, resultJson: text(`result ${i}`) })))
+    expect(await Promise.all([first, second, third])).toEqual(['result 0', 'result 1', 'result 2'])
+  })
+
   it('rejects a call whose result fails to decode, and only that call', async () => {
     const bad = outcome(
       stream.call(request('a'), undefined, () => {

@@ -207,14 +207,19 @@ export class CallStream {
   }
 
   /**
-   * Queues a request; what is queued leaves as one batch at the end of the current microtask
-   * checkpoint (a lone call waits for nothing; calls started together travel together).
+   * Queues a request; what is queued leaves as one batch. A call alone on the stream leaves at the
+   * end of the current microtask checkpoint: it waits for nothing. While other calls are in flight
+   * (their results on the way), the batch leaves at the end of this turn of the event loop
+   * (`setImmediate`), with every call made meanwhile: the callers of all the results read in this
+   * turn, from this plugin and from others. Without it, callers that spread their calls over several
+   * plugins (one result from each starts one call to each) would send one message per call.
    */
   #send(request: CallRequest): void {
     this.#outbox.push(request)
     if (this.#flushing) return
     this.#flushing = true
-    queueMicrotask(this.#flush)
+    if (this.#pending.size <= 1) queueMicrotask(this.#flush)
+    else setImmediate(this.#flush)
   }
 
   readonly #flush = (): void => {
