@@ -19,7 +19,9 @@ const payload = { text: 'x'.repeat(80), n: 1 }
 /**
  * The raw baseline: a grpc-js server in a Node child echoing bytes, unary and on a bidi stream,
  * with no protobuf and no Corral in the way. Run from the bench folder so it finds @grpc/grpc-js.
- * With `BENCH_TLS` (JSON of an {@link MtlsMaterial}) it serves mutual TLS, as a Corral plugin does.
+ * With `BENCH_TLS` (JSON of an {@link MtlsMaterial}) it serves mutual TLS, as a Corral plugin does;
+ * given only the peer's certificate, it makes its own at start, as an AutoMTLS plugin does, and
+ * prints it after `ready`.
  */
 const rawServer = `
 const grpc = require('@grpc/grpc-js')
@@ -31,29 +33,39 @@ server.addService({ echo: method('Echo', false), stream: method('Stream', true) 
   echo: (call, callback) => callback(null, call.request),
   stream: (call) => { call.on('data', (d) => call.write(d)); call.on('end', () => call.end()) },
 })
-const tls = process.env.BENCH_TLS ? JSON.parse(process.env.BENCH_TLS) : undefined
-const security = tls
-  ? grpc.ServerCredentials.createSsl(Buffer.from(tls.peerCertPem),
-      [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }], true)
-  : grpc.ServerCredentials.createInsecure()
-server.bindAsync('unix:' + process.argv[1], security, (error) => {
-  if (error) throw error
-  process.stdout.write('ready\\n')
-})
+const serve = async () => {
+  let tls = process.env.BENCH_TLS ? JSON.parse(process.env.BENCH_TLS) : undefined
+  const made = tls && tls.certPem === undefined
+  if (made) tls = { ...tls, ...(await (await import('@corral/proto')).generateCertificate()) }
+  const security = tls
+    ? grpc.ServerCredentials.createSsl(Buffer.from(tls.peerCertPem),
+        [{ private_key: Buffer.from(tls.keyPem), cert_chain: Buffer.from(tls.certPem) }], true)
+    : grpc.ServerCredentials.createInsecure()
+  server.bindAsync('unix:' + process.argv[1], security, (error) => {
+    if (error) throw error
+    process.stdout.write('ready' + (made ? ' ' + Buffer.from(tls.certPem).toString('base64') : '') + '\\n')
+  })
+}
+serve()
 `
 const identity = (b: Buffer) => b
 
-async function startRawServer(socket: string, tls?: MtlsMaterial): Promise<ChildProcess> {
+/** The raw server on `socket`; `certPem`: the one it made at start, when given only the peer's. */
+async function startRawServer(
+  socket: string,
+  tls?: MtlsMaterial | Pick<MtlsMaterial, 'peerCertPem'>,
+): Promise<{ child: ChildProcess; certPem?: string }> {
   const child = spawn(process.execPath, ['-e', rawServer, socket], {
     cwd: benchDir,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: tls === undefined ? process.env : { ...process.env, BENCH_TLS: JSON.stringify(tls) },
   })
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', () => resolve())
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`raw grpc-js server exited with ${code}`)))
   })
-  return child
+  const made = line.split(' ')[1]
+  return made === undefined ? { child } : { child, certPem: Buffer.from(made, 'base64').toString() }
 }
 
 function rawUnary(client: Client): Promise<unknown> {
@@ -118,7 +130,7 @@ const hostApi: HostCallHandler = async () => ({})
 async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client: Client }> {
   const [serverPair, clientPair] = await Promise.all([generateCertificate(), generateCertificate()])
   const socket = path.join(dir, 'echo-tls.sock')
-  const server = await startRawServer(socket, { peerCertPem: clientPair.certPem, ...serverPair })
+  const { child: server } = await startRawServer(socket, { peerCertPem: clientPair.certPem, ...serverPair })
   const { credentials: security, options } = channelSecurity({
     peerCertPem: serverPair.certPem,
     ...clientPair,
@@ -127,9 +139,9 @@ async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client
 }
 
 /**
- * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight and 64, and 64 spread
- * over 8 plugin processes. `grpc.baseline.bidi.tls` is for information: the raw echo over the mutual
- * TLS a Corral plugin's connection has (AutoMTLS), which the plain baseline has not.
+ * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight (against the raw
+ * echo over the mutual TLS a Corral plugin's connection has) and 64, and 64 spread over 8 plugin
+ * processes.
  */
 async function measureCalls(
   report: BenchReport,
@@ -137,7 +149,7 @@ async function measureCalls(
   hello: Awaited<ReturnType<typeof example>>,
   dir: string,
 ): Promise<void> {
-  const server = await startRawServer(path.join(dir, 'echo.sock'))
+  const { child: server } = await startRawServer(path.join(dir, 'echo.sock'))
   const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
   const stream = rawStream(client)
   const tls = await startTlsEcho(dir)
@@ -166,7 +178,7 @@ async function measureCalls(
       {
         name: 'grpc.call',
         measure: latency(call, 1_500),
-        baseline: 'grpc.baseline.bidi',
+        baseline: 'grpc.baseline.bidi.tls',
         target: { kind: 'max_ratio', value: 1.1 },
       },
     ])
@@ -201,6 +213,9 @@ async function measureCalls(
 /**
  * The gRPC runner beside raw grpc-js, each row in rounds with its baseline: calls (see
  * `measureCalls`) and a cold start of a TypeScript plugin; and a cold start of the Go example.
+ * A Corral plugin's connection always runs mutual TLS (AutoMTLS, as go-plugin's), so the targets
+ * compare with raw grpc-js over the same TLS, the plugin making its certificate at start; the
+ * plaintext rows show what TLS itself costs.
  */
 export default async function grpc(report: BenchReport): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'corral-bench-'))
@@ -208,6 +223,8 @@ export default async function grpc(report: BenchReport): Promise<void> {
   try {
     const hello = await example('hello-grpc')
     await measureCalls(report, runner, hello, dir)
+    // The host's certificate, made once as a runner makes its own.
+    const clientPair = await generateCertificate()
     let run = 0
     await report.addInRounds(
       [
@@ -216,7 +233,7 @@ export default async function grpc(report: BenchReport): Promise<void> {
           measure: () =>
             measureStarts(2, async () => {
               const socket = path.join(dir, `start-${run++}.sock`)
-              const child = await startRawServer(socket)
+              const { child } = await startRawServer(socket)
               const startClient = new Client(`unix:${socket}`, credentials.createInsecure())
               await rawUnary(startClient)
               return async () => {
@@ -224,6 +241,25 @@ export default async function grpc(report: BenchReport): Promise<void> {
                 child.kill()
               }
             }),
+        },
+        {
+          name: 'grpc.baseline.start.tls',
+          measure: () =>
+            measureStarts(2, async () => {
+              const socket = path.join(dir, `start-${run++}.sock`)
+              const { child, certPem } = await startRawServer(socket, { peerCertPem: clientPair.certPem })
+              const { credentials: security, options } = channelSecurity({
+                peerCertPem: certPem as string,
+                ...clientPair,
+              })
+              const startClient = new Client(`unix:${socket}`, security, options)
+              await rawUnary(startClient)
+              return async () => {
+                startClient.close()
+                child.kill()
+              }
+            }),
+          baseline: 'grpc.baseline.start',
         },
         {
           name: 'grpc.start',
@@ -234,7 +270,7 @@ export default async function grpc(report: BenchReport): Promise<void> {
               await started.call('echo', payload)
               return () => started.shutdown()
             }),
-          baseline: 'grpc.baseline.start',
+          baseline: 'grpc.baseline.start.tls',
           target: { kind: 'max_ratio', value: 1.1 },
         },
       ],
