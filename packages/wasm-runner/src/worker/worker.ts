@@ -72,14 +72,17 @@ function bridgeOver(end: WorkerChannelEnd): HostBridge {
 
 const port = parentPort
 if (port === null) throw new Error('the worker entry runs in a worker thread')
+/** The channel, from the warm-up on. */
+let end: WorkerChannelEnd | undefined
 port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerStartMessage) {
   if (message.type === 'warm-up') {
+    end = new WorkerChannelEnd(message.buffer)
     port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
     return
   }
   port.off('message', onStart)
   const start = message
-  const end = new WorkerChannelEnd(start.buffer)
+  if (end === undefined) throw new Error('a worker starts after its warm-up')
   let guest: GuestInstance
   try {
     const factory = guestFactories[start.abi]
