@@ -37,9 +37,12 @@ interface ReadFile {
 export class ModuleFiles {
   readonly #files = new Map<string, ReadFile>()
   readonly #capacity: number
+  readonly #now: () => number
 
-  constructor(capacity = 64) {
+  /** `now`: the wall clock file times are compared with (tests pass a later one). */
+  constructor(capacity = 64, now: () => number = Date.now) {
     this.#capacity = capacity
+    this.#now = now
   }
 
   /**
@@ -62,7 +65,7 @@ export class ModuleFiles {
     if (known?.identity === identity) return known.module
     const module = moduleBytes(new Uint8Array(await readFile(resolved)))
     this.#files.delete(resolved)
-    if (Date.now() - Number(ctimeMs) > settledMs) {
+    if (this.#now() - Number(ctimeMs) > settledMs) {
       this.#files.set(resolved, { identity, module })
       if (this.#files.size > this.#capacity) this.#files.delete(this.#files.keys().next().value as string)
     }
