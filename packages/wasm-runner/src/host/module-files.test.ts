@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { PluginError } from '@corral/types'
+import type { PluginError } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ModuleFiles, moduleBytes } from './module-files.js'
 
@@ -50,7 +50,10 @@ describe('ModuleFiles', () => {
   it('fails with load_failed for a missing module and for one outside the folder', async () => {
     const files = new ModuleFiles()
     const missing = await failure(files.read(dir, 'none.wasm', 'p'))
-    expect([missing.code, missing.rawMessage]).toEqual(['load_failed', 'no module at none.wasm (was the plugin built?)'])
+    expect([missing.code, missing.rawMessage]).toEqual([
+      'load_failed',
+      'no module at none.wasm (was the plugin built?)',
+    ])
     const outside = path.join(dir, 'outside.wasm')
     await writeFile(outside, 'x')
     await mkdir(path.join(dir, 'plugin'))
