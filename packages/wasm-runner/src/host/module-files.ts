@@ -50,16 +50,19 @@ export class ModuleFiles {
    * or when it resolves (through symbolic links) outside `dir`.
    */
   async read(dir: string, file: string, plugin: string): Promise<ModuleBytes> {
-    const [root, resolved] = await Promise.all([
+    // One round of file system calls: the stat of `target` is that of the file it resolves to.
+    const target = path.resolve(dir, file)
+    const missing = () => {
+      throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
+    }
+    const [root, resolved, { dev, ino, size, mtimeNs, ctimeNs, ctimeMs }] = await Promise.all([
       realpath(dir),
-      realpath(path.resolve(dir, file)).catch(() => {
-        throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
-      }),
+      realpath(target).catch(missing),
+      stat(target, { bigint: true }).catch(missing),
     ])
     if (!isInsideFolder(root, resolved)) {
       throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
     }
-    const { dev, ino, size, mtimeNs, ctimeNs, ctimeMs } = await stat(resolved, { bigint: true })
     const identity = `${dev}:${ino}:${size}:${mtimeNs}:${ctimeNs}`
     const known = this.#files.get(resolved)
     if (known?.identity === identity) return known.module
