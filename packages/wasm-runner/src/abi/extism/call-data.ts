@@ -6,18 +6,19 @@
  * not JSON comes back as a string.
  */
 
+const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** `"`: a JSON text starting with it is a string. */
 const quote = 0x22
 
 /**
- * The input an Extism export gets for the JSON text of a call's arguments (`JSON.stringify` of
- * them): a JSON string as its bare text, `null` as no input, any other JSON as its text. Text, not
- * bytes: the channel encodes it straight into shared memory, as it does a Corral-ABI call's JSON.
+ * The bytes an Extism export gets for the JSON text of a call's arguments (`JSON.stringify` of
+ * them): a JSON string as its bare UTF-8 text, `null` as no input, any other JSON as its text.
  */
-export function extismInputFromJson(json: string): string {
-  if (json.charCodeAt(0) === quote) return JSON.parse(json) as string
-  return json === 'null' ? '' : json
+export function extismInputFromJson(json: string): Uint8Array {
+  if (json.charCodeAt(0) === quote) return encoder.encode(JSON.parse(json) as string)
+  if (json === 'null') return new Uint8Array(0)
+  return encoder.encode(json)
 }
 
 /**
