@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto'
 import { PluginError } from '@corral/types'
 import { corralAbiCheck } from '../abi/corral/corral-abi.js'
 import { extismAbiCheck } from '../abi/extism/extism-abi.js'
 import type { AbiCheck, AbiName, CheckedModule } from '../abi/guest-abi.js'
 import { capModuleMemory, readModuleInfo, wasmPageBytes } from '../abi/wasm-binary.js'
+import type { ModuleBytes } from './module-files.js'
 
 /** The ABIs the runner recognises, in the order it tries them. */
 const abiChecks: AbiCheck[] = [corralAbiCheck, extismAbiCheck]
@@ -50,18 +50,18 @@ export class ModuleCache {
   }
 
   /**
-   * The compiled module for `bytes` with memory capped at `memoryMb`, compiling it on a miss; `abi`
+   * The compiled module for `module` with memory capped at `memoryMb`, compiling it on a miss; `abi`
    * as {@link checkModule} takes it.
    */
   get(
-    bytes: Uint8Array,
+    { bytes, digest }: ModuleBytes,
     memoryMb: number,
     abi?: AbiName,
     hostFunctions?: ReadonlySet<string>,
   ): Promise<CompiledModule> {
     const maxPages = Math.floor((memoryMb * 1024 * 1024) / wasmPageBytes)
     const declared = hostFunctions === undefined ? '' : [...hostFunctions].sort().join(',')
-    const key = `${createHash('sha256').update(bytes).digest('hex')}:${maxPages}:${abi ?? ''}:${declared}`
+    const key = `${digest}:${maxPages}:${abi ?? ''}:${declared}`
     const hit = this.#entries.get(key)
     if (hit !== undefined) {
       // Most recently used goes last.

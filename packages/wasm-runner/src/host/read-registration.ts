@@ -1,6 +1,7 @@
 import type { HostCallHandler, ResourceLimits } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { ModuleCache } from './module-cache.js'
+import { moduleBytes } from './module-files.js'
 import { SpareWorkers } from './spare-workers.js'
 import { WorkerHandle } from './worker-handle.js'
 
@@ -41,7 +42,7 @@ export async function readRegistration(
   const { label, limits } = options
   let compiled: Awaited<ReturnType<ModuleCache['get']>>
   try {
-    compiled = await new ModuleCache(1).get(bytes, limits.memory_mb)
+    compiled = await new ModuleCache(1).get(moduleBytes(bytes), limits.memory_mb)
   } catch (error) {
     throw PluginError.from(error, 'load_failed', label)
   }

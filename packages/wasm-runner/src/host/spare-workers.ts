@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads'
+import { createChannelBuffer } from '../channel/channel.js'
 import type { WorkerWarmUpMessage } from '../channel/worker-messages.js'
 
 /**
@@ -24,6 +25,12 @@ const workerResourceLimits = { maxOldGenerationSizeMb: 64, maxYoungGenerationSiz
  */
 const refillDelayMs = 50
 
+/** A started (or starting) worker and the channel buffer it already holds, its own. */
+export interface SpareWorker {
+  worker: Worker
+  buffer: SharedArrayBuffer
+}
+
 /**
  * Keeps one worker started ahead of need. Starting a thread costs tens of milliseconds;
  * with a spare at hand, loading a plugin or replacing a stopped instance costs only the
@@ -31,15 +38,15 @@ const refillDelayMs = 50
  */
 export class SpareWorkers {
   readonly #url = workerUrl()
-  #spare: Worker | undefined
+  #spare: SpareWorker | undefined
   #refillTimer: ReturnType<typeof setTimeout> | undefined
   #closed = false
 
   /** A started (or starting) worker for the caller to keep; a new spare starts a little later. */
-  take(): Worker {
-    const worker = this.#spare ?? this.#spawn()
+  take(): SpareWorker {
+    const spare = this.#spare ?? this.#spawn()
     this.#spare = undefined
-    worker.ref()
+    spare.worker.ref()
     if (!this.#closed && this.#refillTimer === undefined) {
       this.#refillTimer = setTimeout(() => {
         this.#refillTimer = undefined
@@ -47,22 +54,28 @@ export class SpareWorkers {
       }, refillDelayMs)
       this.#refillTimer.unref()
     }
-    return worker
+    return spare
   }
 
-  #spawn(): Worker {
+  /**
+   * Starts a worker and hands it its channel buffer at once: allocating the buffer, and the first
+   * transfer of a SharedArrayBuffer to a thread, cost a load about a millisecond when done on its
+   * way (bench row `wasm.load.cached`). The buffer is this worker's alone, never reused.
+   */
+  #spawn(): SpareWorker {
     // trackUnmanagedFds (Node's default, stated because the sandbox relies on it): the files a guest
     // opens through WASI are closed when its worker exits, even when terminated mid-call.
     const worker = new Worker(this.#url, { resourceLimits: workerResourceLimits, trackUnmanagedFds: true })
     // A spare nobody took must not keep the host alive, nor crash it if it fails to start.
     worker.unref()
+    const spare: SpareWorker = { worker, buffer: createChannelBuffer() }
     const onFailure = () => {
-      if (this.#spare === worker) this.#spare = undefined
+      if (this.#spare === spare) this.#spare = undefined
     }
     worker.on('error', onFailure)
     worker.on('exit', onFailure)
-    worker.postMessage({ type: 'warm-up' } satisfies WorkerWarmUpMessage)
-    return worker
+    worker.postMessage({ type: 'warm-up', buffer: spare.buffer } satisfies WorkerWarmUpMessage)
+    return spare
   }
 
   /** Stops the spare; {@link SpareWorkers.take} still works after, without keeping a spare. */
@@ -71,6 +84,6 @@ export class SpareWorkers {
     clearTimeout(this.#refillTimer)
     const spare = this.#spare
     this.#spare = undefined
-    await spare?.terminate()
+    await spare?.worker.terminate()
   }
 }

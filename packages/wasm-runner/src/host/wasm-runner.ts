@@ -1,6 +1,3 @@
-import { readFile, realpath } from 'node:fs/promises'
-import path from 'node:path'
-import { isInsideFolder } from '@corral/manifest'
 import type {
   EffectiveGrant,
   LoadOptions,
@@ -18,6 +15,7 @@ import { defaultMaxHttpResponseBytes } from '../abi/extism/kernel.js'
 import { defaultMaxVarBytes, ExtismVarStore } from '../abi/extism/var-store.js'
 import { wasmPageBytes } from '../abi/wasm-binary.js'
 import { ModuleCache } from './module-cache.js'
+import { ModuleFiles } from './module-files.js'
 import { resolvePreopens } from './preopens.js'
 import { SpareWorkers } from './spare-workers.js'
 import { WasmPlugin } from './wasm-plugin.js'
@@ -25,7 +23,7 @@ import type { InstanceSettings } from './worker-handle.js'
 
 /** Options of {@link createWasmRunner}. */
 export interface WasmRunnerOptions {
-  /** How many compiled modules to keep, by content hash. Default 64. */
+  /** How many compiled modules to keep, by content hash, and module files, by path. Default 64. */
   moduleCacheSize?: number
   /** When a plugin whose instance crashed starts again, and when it is quarantined. */
   restart?: Partial<RestartOptions>
@@ -66,20 +64,6 @@ function loadFailure(plugin: string, error: unknown): PluginError {
   return new PluginError(code, failure.rawMessage, { plugin, cause: failure })
 }
 
-async function readModuleFile(dir: string, file: string, plugin: string): Promise<Uint8Array> {
-  const root = await realpath(dir)
-  let resolved: string
-  try {
-    resolved = await realpath(path.resolve(root, file))
-  } catch {
-    throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
-  }
-  if (!isInsideFolder(root, resolved)) {
-    throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
-  }
-  return new Uint8Array(await readFile(resolved))
-}
-
 /**
  * Creates the WASM runner: it loads plugins written against Corral ABI v1 and runs each in a pool
  * of worker-thread instances, enforcing the grant's limits (memory cap, call/init/shutdown
@@ -95,6 +79,7 @@ async function readModuleFile(dir: string, file: string, plugin: string): Promis
  */
 export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
   const cache = new ModuleCache(options.moduleCacheSize)
+  const files = new ModuleFiles(options.moduleCacheSize)
   const spares = new SpareWorkers()
   const loaded = new Set<Plugin>()
   const restart: RestartOptions = { ...defaultRestartOptions, ...options.restart }
@@ -111,11 +96,11 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
         throw new PluginError('load_failed', `runtime ${manifest.runtime} is not a WASM plugin`, { plugin })
       }
       try {
-        const bytes = await readModuleFile(dir, manifest.entry.wasm, plugin)
+        const source = await files.read(dir, manifest.entry.wasm, plugin)
         const extism = manifest.wasm?.extism
         const abi = extism && 'extism'
         const declared = extismFunctions === undefined ? undefined : hostFunctionNames(extismFunctions)
-        const compiled = await cache.get(bytes, grant.limits.memory_mb, abi, declared)
+        const compiled = await cache.get(source, grant.limits.memory_mb, abi, declared)
         const maxKernelBytes = (memoryMb: number) =>
           // Extism's max_pages bounds the kernel's memory; the grant's memory_mb bounds it too.
           Math.min((extism?.max_pages ?? Number.POSITIVE_INFINITY) * wasmPageBytes, memoryMb * mib)
@@ -140,7 +125,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           const module =
             limits.memory_mb === grant.limits.memory_mb
               ? compiled.module
-              : (await cache.get(bytes, limits.memory_mb, abi, declared)).module
+              : (await cache.get(source, limits.memory_mb, abi, declared)).module
           return {
             module,
             abi: compiled.abi,
@@ -183,6 +168,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
       await Promise.all([...loaded].map((p) => p.shutdown()))
       loaded.clear()
       cache.clear()
+      files.clear()
       await spares.close()
     },
   }

@@ -3,7 +3,7 @@ import type { AbortSignalLike, HostCallContext, HostCallHandler, PluginErrorData
 import { PluginError } from '@corral/types'
 import type { AbiName, ExtismLimits } from '../abi/guest-abi.js'
 import type { ChannelMessage } from '../channel/channel.js'
-import { createChannelBuffer, HostChannelEnd, MessageKind, nextSeq, ringSlots } from '../channel/channel.js'
+import { HostChannelEnd, MessageKind, nextSeq, ringSlots } from '../channel/channel.js'
 import type { WorkerStartMessage, WorkerStatusMessage } from '../channel/worker-messages.js'
 import type { WasiOptions } from '../worker/wasi.js'
 import type { SpareWorkers } from './spare-workers.js'
@@ -156,8 +156,7 @@ export class WorkerHandle {
 
   /** Starts an instance: takes a spare worker and instantiates the guest in it. */
   static start(options: InstanceSettings): Promise<WorkerHandle> {
-    const buffer = createChannelBuffer()
-    const worker = options.spares.take()
+    const { worker, buffer } = options.spares.take()
     const handle = new WorkerHandle(worker, buffer, options)
     return new Promise<WorkerHandle>((resolve, reject) => {
       const fail = (error: PluginError) => {
@@ -204,7 +203,6 @@ export class WorkerHandle {
         module: options.module,
         abi: options.abi,
         plugin: options.plugin,
-        buffer,
         maxOutputBytes: options.maxOutputBytes,
         memoryMb: options.memoryMb,
         wasi: options.wasi,

@@ -4,7 +4,7 @@
  * shared-memory channel forever, blocking between them. The host stops it by terminating the
  * thread, which is what makes a timeout stop a guest that never returns.
  */
-import { parentPort } from 'node:worker_threads'
+import { type MessagePort, parentPort } from 'node:worker_threads'
 import { logLevels } from '@corral/types'
 import { createCorralGuest } from '../abi/corral/corral-guest.js'
 import { createExtismGuest } from '../abi/extism/extism-guest.js'
@@ -70,16 +70,14 @@ function bridgeOver(end: WorkerChannelEnd): HostBridge {
   return bridge
 }
 
-const port = parentPort
-if (port === null) throw new Error('the worker entry runs in a worker thread')
-port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerStartMessage) {
-  if (message.type === 'warm-up') {
-    port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
-    return
-  }
-  port.off('message', onStart)
-  const start = message
-  const end = new WorkerChannelEnd(start.buffer)
+function workerPort(): MessagePort {
+  if (parentPort === null) throw new Error('the worker entry runs in a worker thread')
+  return parentPort
+}
+const port = workerPort()
+
+/** Instantiates the guest `start` names, reports `ready` (or why not), then serves its calls. */
+async function startInstance(end: WorkerChannelEnd, start: WorkerStartMessage): Promise<void> {
   let guest: GuestInstance
   try {
     const factory = guestFactories[start.abi]
@@ -101,4 +99,12 @@ port.on('message', async function onStart(message: WorkerWarmUpMessage | WorkerS
   }
   port.postMessage({ type: 'ready' } satisfies WorkerStatusMessage)
   serve(end, guest, start.plugin)
+}
+
+// Two messages, each taken once: the warm-up with the channel, then the start. The warm-up runs the
+// listener bookkeeping a start would otherwise run cold, in a new thread, on the load's way.
+port.once('message', (warmUp: WorkerWarmUpMessage) => {
+  const end = new WorkerChannelEnd(warmUp.buffer)
+  port.once('message', (start: WorkerStartMessage) => void startInstance(end, start))
+  port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
 })

@@ -1,0 +1,67 @@
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { PluginError } from '@corral/types'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { ModuleFiles, moduleBytes } from './module-files.js'
+
+let dir: string
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'corral-module-files-'))
+})
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => {
+      throw new Error('expected a failure')
+    },
+    (error: unknown) => error as PluginError,
+  )
+
+describe('ModuleFiles', () => {
+  it('reads a module with its digest, and keeps it while the file stays the same', async () => {
+    await writeFile(path.join(dir, 'a.wasm'), 'first')
+    // A clock a minute ahead: the file counts as settled since it was written.
+    const files = new ModuleFiles(8, () => Date.now() + 60_000)
+    const first = await files.read(dir, 'a.wasm', 'p')
+    expect(first).toEqual(moduleBytes(new TextEncoder().encode('first')))
+    expect(await files.read(dir, 'a.wasm', 'p')).toBe(first)
+    // Same size, new content, written as build tools do (a new file renamed over the old one): in
+    // the same clock tick as the first write, only the inode tells them apart.
+    await writeFile(path.join(dir, 'a.wasm.new'), 'other')
+    await rename(path.join(dir, 'a.wasm.new'), path.join(dir, 'a.wasm'))
+    const second = await files.read(dir, 'a.wasm', 'p')
+    expect(new TextDecoder().decode(second.bytes)).toBe('other')
+    expect(second.digest).not.toBe(first.digest)
+  })
+
+  it('reads a file changed moments ago again each time: a write in the same clock tick leaves no trace', async () => {
+    await writeFile(path.join(dir, 'a.wasm'), 'fresh')
+    const files = new ModuleFiles()
+    const first = await files.read(dir, 'a.wasm', 'p')
+    const again = await files.read(dir, 'a.wasm', 'p')
+    expect(again).not.toBe(first)
+    expect(again).toEqual(first)
+  })
+
+  it('fails with load_failed for a missing module and for one outside the folder', async () => {
+    const files = new ModuleFiles()
+    const missing = await failure(files.read(dir, 'none.wasm', 'p'))
+    expect([missing.code, missing.rawMessage]).toEqual([
+      'load_failed',
+      'no module at none.wasm (was the plugin built?)',
+    ])
+    const outside = path.join(dir, 'outside.wasm')
+    await writeFile(outside, 'x')
+    await mkdir(path.join(dir, 'plugin'))
+    await symlink(outside, path.join(dir, 'plugin', 'link.wasm'))
+    const escaped = await failure(files.read(path.join(dir, 'plugin'), 'link.wasm', 'p'))
+    expect([escaped.code, escaped.rawMessage]).toEqual([
+      'load_failed',
+      "the module link.wasm is outside the plugin's folder",
+    ])
+  })
+})

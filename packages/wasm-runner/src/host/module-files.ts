@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto'
+import { readFile, realpath, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { isInsideFolder } from '@corral/manifest'
+import { PluginError } from '@corral/types'
+
+/** A module's bytes and their SHA-256 (hex), which {@link ModuleCache} keys compiled modules by. */
+export interface ModuleBytes {
+  bytes: Uint8Array
+  digest: string
+}
+
+/** Hashes `bytes` for {@link ModuleCache}. */
+export function moduleBytes(bytes: Uint8Array): ModuleBytes {
+  return { bytes, digest: createHash('sha256').update(bytes).digest('hex') }
+}
+
+/**
+ * How recently a file may have changed and still have its read kept. A file's times move by the
+ * kernel's clock tick, not by the nanosecond: a write in the same tick as the read, keeping the
+ * size, would leave its stat as it was (git's "racy" entries). A file older than this cannot have
+ * been written unseen since it was read.
+ */
+const settledMs = 2_000
+
+interface ReadFile {
+  /** The stat fields that change when the file is replaced or written. */
+  identity: string
+  module: ModuleBytes
+}
+
+/**
+ * Reads plugins' module files, and keeps each one's bytes and digest while its stat stays the same:
+ * loading a plugin again (a reload, a restart of the host's plugin set) then costs a `stat` instead
+ * of reading and hashing the file. Bounded: the oldest entry goes when it is full.
+ */
+export class ModuleFiles {
+  readonly #files = new Map<string, ReadFile>()
+  readonly #capacity: number
+  readonly #now: () => number
+
+  /** `now`: the wall clock file times are compared with (tests pass a later one). */
+  constructor(capacity = 64, now: () => number = Date.now) {
+    this.#capacity = capacity
+    this.#now = now
+  }
+
+  /**
+   * The module at `file` in the plugin folder `dir`. Fails with `load_failed` when there is none,
+   * or when it resolves (through symbolic links) outside `dir`.
+   */
+  async read(dir: string, file: string, plugin: string): Promise<ModuleBytes> {
+    // One round of file system calls: the stat of `target` is that of the file it resolves to.
+    const target = path.resolve(dir, file)
+    const missing = () => {
+      throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
+    }
+    const [root, resolved, { dev, ino, size, mtimeNs, ctimeNs, ctimeMs }] = await Promise.all([
+      realpath(dir),
+      realpath(target).catch(missing),
+      stat(target, { bigint: true }).catch(missing),
+    ])
+    if (!isInsideFolder(root, resolved)) {
+      throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
+    }
+    const identity = `${dev}:${ino}:${size}:${mtimeNs}:${ctimeNs}`
+    const known = this.#files.get(resolved)
+    if (known?.identity === identity) return known.module
+    const module = moduleBytes(new Uint8Array(await readFile(resolved)))
+    this.#files.delete(resolved)
+    if (this.#now() - Number(ctimeMs) > settledMs) {
+      this.#files.set(resolved, { identity, module })
+      if (this.#files.size > this.#capacity) this.#files.delete(this.#files.keys().next().value as string)
+    }
+    return module
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.#files.clear()
+  }
+}
