@@ -98,20 +98,25 @@ describe.each<{ transport: string; autoMtls: boolean; policy: TestPolicy }>([
   },
 )
 
-describe('the go-kv example under peer secrets, called by a process without them', () => {
-  const host = recordingHost()
-  const runner = createGrpcRunner({ hostVersion: '0.1.0', autoMtls: false, logger: memoryLogger().logger })
-  let plugin: GrpcPlugin
-
+/** Loads go-kv, initialised, in the enclosing describe block, by a runner of its own; the plugin. */
+function goKvLoaded(options: { autoMtls: boolean }): () => GrpcPlugin {
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', ...options, logger: memoryLogger().logger })
+  let plugin: GrpcPlugin | undefined
   beforeAll(async () => {
     const { manifest, dir, grant } = await examplePlugin('go-kv')
-    plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
+    plugin = await runner.load({ manifest, dir, grant, hostApi: recordingHost().handler })
     await plugin.register()
     await plugin.init({})
   })
   afterAll(() => runner.close())
+  return () => plugin as GrpcPlugin
+}
+
+describe('the go-kv example under peer secrets, called by a process without them', () => {
+  const loaded = goKvLoaded({ autoMtls: false })
 
   it('refuses every call into the plugin that lacks the host’s secret, and still serves the host', async () => {
+    const plugin = loaded()
     const { environ, pluginSocket } = observePlugin(plugin.pid as number)
     expect(environ.CORRAL_PEER_SECRETS).toBe('stdin')
     for (const approach of plainApproaches(environ)) {
@@ -124,19 +129,10 @@ describe('the go-kv example under peer secrets, called by a process without them
 })
 
 describe('the go-kv example under AutoMTLS, called by a process without the host’s certificate', () => {
-  const host = recordingHost()
-  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: memoryLogger().logger })
-  let plugin: GrpcPlugin
-
-  beforeAll(async () => {
-    const { manifest, dir, grant } = await examplePlugin('go-kv')
-    plugin = await runner.load({ manifest, dir, grant, hostApi: host.handler })
-    await plugin.register()
-    await plugin.init({})
-  })
-  afterAll(() => runner.close())
+  const loaded = goKvLoaded({ autoMtls: true })
 
   it('refuses every call into the plugin without the host’s client certificate, and still serves the host', async () => {
+    const plugin = loaded()
     const { environ, pluginSocket } = observePlugin(plugin.pid as number)
     expect(environ.PLUGIN_CLIENT_CERT).toContain('BEGIN CERTIFICATE')
     const own = await generateCertificate()
