@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup'
+import { esmRequireBanner } from './packages/cli/src/esm-require-banner.js'
 
 /** The one build every Corral package uses: ESM, declarations, Node 20, public types free of Node globals. */
 export default defineConfig({
@@ -22,10 +23,7 @@ export const pluginBundle = defineConfig({
   platform: 'node',
   target: 'node20',
   noExternal: [/./],
-  // What corral build's bundle starts with: CommonJS dependencies (gRPC) call require() for Node's modules.
-  banner: {
-    js: "globalThis.require ??= process.getBuiltinModule('node:module').createRequire(import.meta.url);",
-  },
+  banner: { js: esmRequireBanner },
   sourcemap: true,
   clean: true,
 })

@@ -1,4 +1,5 @@
 import { build } from 'esbuild'
+import { esmRequireBanner } from './esm-require-banner.js'
 import { sdkModulesDir } from './toolchain.js'
 
 /**
@@ -16,10 +17,6 @@ export async function bundleNodeEntry(input: string, outfile: string): Promise<v
     target: 'node20',
     nodePaths: [sdkModulesDir()],
     logLevel: 'silent',
-    // CommonJS dependencies (gRPC) call require() for Node's modules: give the ESM bundle one. A
-    // global, set once, declares nothing, so a bundle can be bundled again (`corral pack` of a build).
-    banner: {
-      js: "globalThis.require ??= process.getBuiltinModule('node:module').createRequire(import.meta.url);",
-    },
+    banner: { js: esmRequireBanner },
   })
 }
