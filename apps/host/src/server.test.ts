@@ -8,6 +8,11 @@ import { createUsersStore } from './auth/users-store.js'
 import { createLogBuffer, type LogBuffer } from './log-buffer.js'
 import { createHostServer, type HostServer } from './server.js'
 import { createFakeManager, type FakePlugin } from './testing/fake-manager.js'
+import {
+  pageWithForm as pageWithFormOn,
+  streamReader,
+  submitForm as submitFormOn,
+} from './testing/page-requests.js'
 
 const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../templates')
 const seen: unknown[] = []
@@ -79,9 +84,7 @@ beforeEach(async () => {
   await users.migrate()
   await users.create({ username: 'admin', password: 'admin-password', admin: true })
   await users.create({ username: 'ann', password: 'ann-password', groups: ['team'] })
-  manager = createFakeManager(
-    plugins.map((p) => ({ ...p, jobs: p.jobs?.map((j) => ({ ...j })) })),
-  )
+  manager = createFakeManager(plugins.map((p) => ({ ...p, jobs: p.jobs?.map((j) => ({ ...j })) })))
   audit = createSqlAuditLog(backends.database)
   logs = createLogBuffer({ log() {} })
   server = await createHostServer({
@@ -114,50 +117,18 @@ async function signIn(username: string, password: string) {
   return { cookie, csrf: (res.json() as { csrfToken: string }).csrfToken }
 }
 
-/** A page as an administrator's browser gets it, which must have a form posting to `action`: its HTML and CSRF token. */
-async function pageWithForm(cookie: string, url: string, action: string) {
-  const res = await server.app.inject({ url, headers: { cookie, accept: 'text/html' } })
-  expect(res.statusCode).toBe(200)
-  expect(res.body).toContain(`action="${action}"`)
-  return { html: res.body, token: /name="_csrf" value="([^"]+)"/.exec(res.body)?.[1] ?? '' }
-}
-
-/** Posts a page's form as a browser does: URL-encoded, with the page's CSRF token. */
-function submitForm(cookie: string, token: string, action: string, fields: Record<string, string> = {}) {
-  return server.app.inject({
-    method: 'POST',
-    url: action,
-    headers: { cookie, accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ _csrf: token, ...fields }).toString(),
-  })
-}
+/** A page's HTML and CSRF token, on this test's server. */
+const pageWithForm = (cookie: string, url: string, action: string) =>
+  pageWithFormOn(server, cookie, url, action)
+/** Posts a page's form on this test's server. */
+const submitForm = (cookie: string, token: string, action: string, fields?: Record<string, string>) =>
+  submitFormOn(server, cookie, token, action, fields)
 
 /** The HTML of one table row of a page, found by its `data-…` attribute. */
 function rowOf(html: string, marker: string): string {
   const start = html.indexOf(marker)
   expect(start).toBeGreaterThan(-1)
   return html.slice(start, html.indexOf('</tr>', start))
-}
-
-/** Reads a live stream: `until(text)` resolves with what came up to and including `text`. */
-function streamReader(response: Response) {
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
-  const decoder = new TextDecoder()
-  let buffered = ''
-  return {
-    async until(text: string): Promise<string> {
-      while (!buffered.includes(text)) {
-        const { value, done } = await reader.read()
-        if (done) throw new Error(`the stream ended before ${text}: ${buffered}`)
-        buffered += decoder.decode(value, { stream: true })
-      }
-      const end = buffered.indexOf(text) + text.length
-      const read = buffered.slice(0, end)
-      buffered = buffered.slice(end)
-      return read
-    },
-    cancel: () => reader.cancel(),
-  }
 }
 
 describe('plugin routes', () => {
@@ -486,7 +457,10 @@ describe('admin: lifecycle and grants', () => {
       grants: '- type: cache\n  access: [read]\n  scope: ["notes:public"]\n',
     })
     expect(decided.statusCode).toBe(303)
-    const policy = await server.app.inject({ url: '/api/v1/policies/notes', headers: { cookie: admin.cookie } })
+    const policy = await server.app.inject({
+      url: '/api/v1/policies/notes',
+      headers: { cookie: admin.cookie },
+    })
     expect(policy.json()).toMatchObject({
       status: 'restricted',
       grants: [{ type: 'cache', access: ['read'], scope: ['notes:public'] }],
@@ -515,13 +489,20 @@ describe('admin: lifecycle and grants', () => {
       status: 'restricted',
       grants: [{ type: 'cache', access: ['read'], scope: ['notes:a'] }],
     })
-    const { token } = await pageWithForm(admin.cookie, '/admin/plugins/notes', '/admin/plugins/notes/decision')
+    const { token } = await pageWithForm(
+      admin.cookie,
+      '/admin/plugins/notes',
+      '/admin/plugins/notes/decision',
+    )
     const bad = await submitForm(admin.cookie, token, '/admin/plugins/notes/decision', {
       status: 'restricted',
       grants: 'type: cache',
     })
     expect(bad.statusCode).toBe(400)
-    const stored = await server.app.inject({ url: '/api/v1/policies/notes', headers: { cookie: admin.cookie } })
+    const stored = await server.app.inject({
+      url: '/api/v1/policies/notes',
+      headers: { cookie: admin.cookie },
+    })
     expect(stored.json()).toMatchObject({ grants: [{ scope: ['notes:a'] }] })
   })
 })
@@ -573,7 +554,11 @@ describe('admin: jobs', () => {
     expect(off.json()).toMatchObject({ plugin: 'notes', id: 'tidy', enabled: false })
     const list = await server.app.inject({ url: '/api/v1/jobs', headers })
     expect(list.json()).toEqual([
-      expect.objectContaining({ id: 'tidy', enabled: false, lastRun: expect.objectContaining({ ok: false }) }),
+      expect.objectContaining({
+        id: 'tidy',
+        enabled: false,
+        lastRun: expect.objectContaining({ ok: false }),
+      }),
     ])
     const unknown = await server.app.inject({
       method: 'PUT',
@@ -591,7 +576,13 @@ describe('admin: audit', () => {
     const refusal = { code: 'permission_denied', message: 'not granted' }
     await audit.record({ at: 1000, plugin: 'notes', method: 'cache.get', ...refusal, detail: 'notes:a' })
     await audit.record({ at: 2000, plugin: 'notes', method: 'db.query', ...refusal, detail: 'users' })
-    await audit.record({ at: 3000, plugin: 'pending', method: 'cache.get', code: 'rate_limited', message: 'slow down' })
+    await audit.record({
+      at: 3000,
+      plugin: 'pending',
+      method: 'cache.get',
+      code: 'rate_limited',
+      message: 'slow down',
+    })
   })
 
   it('filters refused host calls by plugin, method and code over the API', async () => {
@@ -599,7 +590,9 @@ describe('admin: audit', () => {
     const list = async (query: string) => {
       const res = await server.app.inject({ url: `/api/v1/audit${query}`, headers: { cookie: admin.cookie } })
       expect(res.statusCode).toBe(200)
-      return (res.json() as Array<{ detail: string; plugin: string }>).map((e) => `${e.plugin}/${e.detail ?? ''}`)
+      return (res.json() as Array<{ detail: string; plugin: string }>).map(
+        (e) => `${e.plugin}/${e.detail ?? ''}`,
+      )
     }
     expect(await list('')).toEqual(['pending/', 'notes/users', 'notes/notes:a'])
     expect(await list('?plugin=notes')).toEqual(['notes/users', 'notes/notes:a'])
@@ -631,7 +624,9 @@ describe('live log view', () => {
     const url = await server.app.listen({ port: 0, host: '127.0.0.1' })
     const admin = await signIn('admin', 'admin-password')
     const ann = await signIn('ann', 'ann-password')
-    const adminStream = streamReader(await fetch(`${url}/events/stream`, { headers: { cookie: admin.cookie } }))
+    const adminStream = streamReader(
+      await fetch(`${url}/events/stream`, { headers: { cookie: admin.cookie } }),
+    )
     const annStream = streamReader(await fetch(`${url}/events/stream`, { headers: { cookie: ann.cookie } }))
     await adminStream.until(': connected')
     await annStream.until(': connected')

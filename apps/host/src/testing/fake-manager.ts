@@ -183,7 +183,12 @@ export function createFakeManager(
           await byName.get(plugin)?.functions[job.handler]?.({})
           job.lastRun = { at, ok: true, durationMs: Date.now() - at }
         } catch (error) {
-          job.lastRun = { at, ok: false, durationMs: Date.now() - at, error: PluginError.from(error).toJSON() }
+          job.lastRun = {
+            at,
+            ok: false,
+            durationMs: Date.now() - at,
+            error: PluginError.from(error).toJSON(),
+          }
         }
         return job.lastRun
       },
