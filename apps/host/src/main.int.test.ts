@@ -125,7 +125,9 @@ beforeAll(async () => {
   await writeFile(
     path.join(spinner, 'plugin.wasm'),
     await wat2wasm(
-      corralWat('(func (export "spin") (param i32 i32) (result i64) (loop $forever (br $forever)) (i64.const 0))'),
+      corralWat(
+        '(func (export "spin") (param i32 i32) (result i64) (loop $forever (br $forever)) (i64.const 0))',
+      ),
     ),
   )
   await symlink(path.join(examplesDir, 'hello-grpc'), path.join(root, 'plugins/hello-grpc'))
@@ -133,7 +135,8 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for (const { child } of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  for (const { child } of started)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   await Promise.all(started.map((s) => s.exited))
   if (root !== undefined) await rm(root, { recursive: true, force: true })
 })
@@ -156,7 +159,9 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     // A request under way when SIGTERM comes is answered (here: its plugin's timeout) before the exit.
     const underWay = fetch(`${url}/plugins/spinner/spin`)
     await vi.waitFor(async () =>
-      expect(await (await fetch(`${url}/metrics`)).text()).toContain('corral_plugin_in_flight{plugin="spinner"} 1'),
+      expect(await (await fetch(`${url}/metrics`)).text()).toContain(
+        'corral_plugin_in_flight{plugin="spinner"} 1',
+      ),
     )
     main.child.kill('SIGTERM')
     const answered = await underWay
