@@ -4,18 +4,21 @@ import path from 'node:path'
 import { createPluginManager } from '@corral/manager'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startHost } from './host.js'
+import { readPolicies } from './read-policies.js'
 import { appDir, examplesDir } from './testing/test-host.js'
 
 // The embedded host keeps what matters in its data folder: a second start over the same folder has
 // the same users, sessions' secret and policies. The first start made a password and said so once.
 const root = await mkdtemp(path.join(os.tmpdir(), 'corral-host-restart-'))
+// stats runs (approved, as policies.yaml has it), so that its job is scheduled.
+const policies = (await readPolicies(path.join(appDir, 'policies.yaml'))).filter((p) => p.plugin === 'stats')
 afterAll(() => rm(root, { recursive: true, force: true }))
 
 const start = () =>
   startHost({
     dataDir: path.join(root, 'data'),
     pluginsDir: examplesDir,
-    policies: [],
+    policies,
     hostVersion: '0.1.0',
     port: 0,
     templatesDir: path.join(appDir, 'templates'),
@@ -33,7 +36,7 @@ async function signIn(url: string, password: string) {
 }
 
 describe('an embedded host started twice on one data folder', () => {
-  it('keeps the administrator and the policies decided in between', async () => {
+  it('keeps the administrator, the policies decided and the jobs disabled in between', async () => {
     const first = await start()
     const password = first.firstAdmin?.generatedPassword
     let session: Response
@@ -52,6 +55,13 @@ describe('an embedded host started twice on one data folder', () => {
         body: JSON.stringify({ status: 'blocked' }),
       })
       expect(decided.status).toBe(200)
+      const disabled = await fetch(`${first.url}/api/v1/jobs/stats/rollup`, {
+        method: 'PUT',
+        headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
+        body: JSON.stringify({ enabled: false }),
+      })
+      expect(disabled.status).toBe(200)
+      expect(await disabled.json()).toMatchObject({ plugin: 'stats', id: 'rollup', enabled: false })
     } finally {
       await first.close()
     }
@@ -62,6 +72,9 @@ describe('an embedded host started twice on one data folder', () => {
       expect((await signIn(second.url, password as string)).status).toBe(200)
       expect((await signIn(second.url, 'not-the-password')).status).toBe(401)
       expect(second.manager.get('hello-wasm')?.policy?.status).toBe('blocked')
+      // The job switched off before the restart stays off (its registration enables it).
+      const rollup = second.manager.jobs.list().find((j) => j.plugin === 'stats' && j.id === 'rollup')
+      expect(rollup).toMatchObject({ enabled: false })
     } finally {
       await second.close()
     }

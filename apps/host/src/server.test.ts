@@ -1,18 +1,25 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
+import { type AuditLog, type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
 import { PluginError } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { loadHostSecret } from './auth/host-secret.js'
 import { createUsersStore } from './auth/users-store.js'
-import { createLogBuffer } from './log-buffer.js'
+import { createLogBuffer, type LogBuffer } from './log-buffer.js'
 import { createHostServer, type HostServer } from './server.js'
 import { createFakeManager, type FakePlugin } from './testing/fake-manager.js'
+import {
+  pageWithForm as pageWithFormOn,
+  streamReader,
+  submitForm as submitFormOn,
+} from './testing/page-requests.js'
 
 const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../templates')
 const seen: unknown[] = []
 /** Finishes the calls of `notes.slow` under way. */
 const finishSlow: Array<() => void> = []
+/** Whether the job `notes/tidy` fails when run. */
+let tidyFails = false
 const plugins: FakePlugin[] = [
   {
     name: 'notes',
@@ -29,7 +36,11 @@ const plugins: FakePlugin[] = [
     ],
     errorCodes: [{ code: 'too_long', http_status: 422, message: 'too long' }],
     widgets: [{ id: 'card', title: 'Card', handler: 'card', size: 'small' }],
+    jobs: [{ id: 'tidy', cron: '0 * * * *', handler: 'tidy', enabled: true }],
     functions: {
+      tidy: () => {
+        if (tidyFails) throw new PluginError('unavailable', 'the store is away')
+      },
       save: (args) => {
         seen.push(args)
         return {
@@ -60,22 +71,28 @@ const plugins: FakePlugin[] = [
 
 let backends: Backends
 let server: HostServer
+let audit: AuditLog
+let logs: LogBuffer
+let manager: ReturnType<typeof createFakeManager>
 
 beforeEach(async () => {
   seen.length = 0
   finishSlow.length = 0
+  tidyFails = false
   backends = await createBackends({ sqlitePath: ':memory:' })
   const users = createUsersStore(backends.database)
   await users.migrate()
   await users.create({ username: 'admin', password: 'admin-password', admin: true })
   await users.create({ username: 'ann', password: 'ann-password', groups: ['team'] })
-  const manager = createFakeManager(plugins.map((p) => ({ ...p })))
+  manager = createFakeManager(plugins.map((p) => ({ ...p, jobs: p.jobs?.map((j) => ({ ...j })) })))
+  audit = createSqlAuditLog(backends.database)
+  logs = createLogBuffer({ log() {} })
   server = await createHostServer({
     manager,
     users,
     database: backends.database,
-    audit: createSqlAuditLog(backends.database),
-    logs: createLogBuffer({ log() {} }),
+    audit,
+    logs,
     secret: await loadHostSecret(backends.database),
     templatesDir,
     logger: process.env.HOST_TEST_LOG === '1' ? { level: 'info' } : false,
@@ -98,6 +115,20 @@ async function signIn(username: string, password: string) {
   expect(res.statusCode).toBe(200)
   const cookie = res.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
   return { cookie, csrf: (res.json() as { csrfToken: string }).csrfToken }
+}
+
+/** A page's HTML and CSRF token, on this test's server. */
+const pageWithForm = (cookie: string, url: string, action: string) =>
+  pageWithFormOn(server, cookie, url, action)
+/** Posts a page's form on this test's server. */
+const submitForm = (cookie: string, token: string, action: string, fields?: Record<string, string>) =>
+  submitFormOn(server, cookie, token, action, fields)
+
+/** The HTML of one table row of a page, found by its `data-…` attribute. */
+function rowOf(html: string, marker: string): string {
+  const start = html.indexOf(marker)
+  expect(start).toBeGreaterThan(-1)
+  return html.slice(start, html.indexOf('</tr>', start))
 }
 
 describe('plugin routes', () => {
@@ -383,6 +414,232 @@ describe('admin API', () => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/api/v1/plugins/{name}/reload', '/api/v1/policies/{name}', '/api/v1/audit']),
     )
+  })
+})
+
+describe('admin: lifecycle and grants', () => {
+  it('unloads a plugin from the plugins page: it leaves the list and its routes go', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const { token } = await pageWithForm(admin.cookie, '/admin/plugins', '/admin/plugins/pending/unload')
+    const unloaded = await submitForm(admin.cookie, token, '/admin/plugins/pending/unload')
+    expect(unloaded.statusCode).toBe(303)
+    expect(unloaded.headers.location).toBe('/admin/plugins')
+    const page = await server.app.inject({
+      url: '/admin/plugins',
+      headers: { cookie: admin.cookie, accept: 'text/html' },
+    })
+    expect(page.body).toContain('data-plugin="notes"')
+    expect(page.body).not.toContain('data-plugin="pending"')
+    expect((await server.app.inject({ url: '/plugins/pending/hello' })).statusCode).toBe(404)
+  })
+
+  it('unloads a plugin through the API', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf }
+    const res = await server.app.inject({ method: 'POST', url: '/api/v1/plugins/notes/unload', headers })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ name: 'notes', state: 'stopped' })
+    const list = await server.app.inject({ url: '/api/v1/plugins', headers })
+    expect((list.json() as Array<{ name: string }>).map((p) => p.name)).toEqual(['pending'])
+    expect((await server.app.inject({ url: '/plugins/notes/public' })).statusCode).toBe(404)
+  })
+
+  it('restricts a plugin to the grants typed on its page', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const { html, token } = await pageWithForm(
+      admin.cookie,
+      '/admin/plugins/notes',
+      '/admin/plugins/notes/decision',
+    )
+    expect(html).toContain('value="restricted"')
+    const decided = await submitForm(admin.cookie, token, '/admin/plugins/notes/decision', {
+      status: 'restricted',
+      grants: '- type: cache\n  access: [read]\n  scope: ["notes:public"]\n',
+    })
+    expect(decided.statusCode).toBe(303)
+    const policy = await server.app.inject({
+      url: '/api/v1/policies/notes',
+      headers: { cookie: admin.cookie },
+    })
+    expect(policy.json()).toMatchObject({
+      status: 'restricted',
+      grants: [{ type: 'cache', access: ['read'], scope: ['notes:public'] }],
+    })
+    const page = await server.app.inject({
+      url: '/admin/plugins/notes',
+      headers: { cookie: admin.cookie, accept: 'text/html' },
+    })
+    expect(page.body).toContain('policy: <strong>restricted</strong>')
+    expect(page.body).toContain('notes:public')
+    // A restricted plugin keeps serving its routes, within its smaller grant.
+    expect((await server.app.inject({ url: '/plugins/notes/public' })).statusCode).toBe(200)
+  })
+
+  it('restricts a plugin through the API, and refuses grants that are not a list on the page', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const res = await server.app.inject({
+      method: 'POST',
+      url: '/api/v1/plugins/notes/decision',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+      payload: { status: 'restricted', grants: [{ type: 'cache', access: ['read'], scope: ['notes:a'] }] },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({
+      plugin: 'notes',
+      status: 'restricted',
+      grants: [{ type: 'cache', access: ['read'], scope: ['notes:a'] }],
+    })
+    const { token } = await pageWithForm(
+      admin.cookie,
+      '/admin/plugins/notes',
+      '/admin/plugins/notes/decision',
+    )
+    const bad = await submitForm(admin.cookie, token, '/admin/plugins/notes/decision', {
+      status: 'restricted',
+      grants: 'type: cache',
+    })
+    expect(bad.statusCode).toBe(400)
+    const stored = await server.app.inject({
+      url: '/api/v1/policies/notes',
+      headers: { cookie: admin.cookie },
+    })
+    expect(stored.json()).toMatchObject({ grants: [{ scope: ['notes:a'] }] })
+  })
+})
+
+describe('admin: jobs', () => {
+  it('runs a job now and switches it off and on from the jobs page, which shows the last run', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const jobs = async () =>
+      rowOf(
+        (await pageWithForm(admin.cookie, '/admin/jobs', '/admin/jobs/notes/tidy/run')).html,
+        'data-job="notes/tidy"',
+      )
+    const { token } = await pageWithForm(admin.cookie, '/admin/jobs', '/admin/jobs/notes/tidy/run')
+    expect(await jobs()).toContain('<code>0 * * * *</code>')
+    expect(await jobs()).not.toMatch(/ok \(|failed/)
+
+    expect((await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/run')).statusCode).toBe(303)
+    expect(await jobs()).toMatch(/<td>ok \(\d+ ms\)<\/td>/)
+    tidyFails = true
+    await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/run')
+    expect(await jobs()).toMatch(/<td>failed: unavailable \(\d+ ms\)<\/td>/)
+
+    expect(await jobs()).toContain('<td>true</td>')
+    const off = await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/enabled', { enabled: 'false' })
+    expect(off.statusCode).toBe(303)
+    expect(await jobs()).toContain('<td>false</td>')
+    expect(await jobs()).toContain('<button>Enable</button>')
+    await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/enabled', { enabled: 'true' })
+    expect(await jobs()).toContain('<td>true</td>')
+  })
+
+  it('runs a job now and enables and disables it through the API', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf }
+    const run = await server.app.inject({ method: 'POST', url: '/api/v1/jobs/notes/tidy/run', headers })
+    expect(run.statusCode).toBe(200)
+    expect(run.json()).toMatchObject({ ok: true })
+    tidyFails = true
+    const failed = await server.app.inject({ method: 'POST', url: '/api/v1/jobs/notes/tidy/run', headers })
+    expect(failed.json()).toMatchObject({ ok: false, error: { code: 'unavailable' } })
+
+    const off = await server.app.inject({
+      method: 'PUT',
+      url: '/api/v1/jobs/notes/tidy',
+      headers,
+      payload: { enabled: false },
+    })
+    expect(off.statusCode).toBe(200)
+    expect(off.json()).toMatchObject({ plugin: 'notes', id: 'tidy', enabled: false })
+    const list = await server.app.inject({ url: '/api/v1/jobs', headers })
+    expect(list.json()).toEqual([
+      expect.objectContaining({
+        id: 'tidy',
+        enabled: false,
+        lastRun: expect.objectContaining({ ok: false }),
+      }),
+    ])
+    const unknown = await server.app.inject({
+      method: 'PUT',
+      url: '/api/v1/jobs/notes/sweep',
+      headers,
+      payload: { enabled: true },
+    })
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.json()).toMatchObject({ code: 'not_found' })
+  })
+})
+
+describe('admin: audit', () => {
+  beforeEach(async () => {
+    const refusal = { code: 'permission_denied', message: 'not granted' }
+    await audit.record({ at: 1000, plugin: 'notes', method: 'cache.get', ...refusal, detail: 'notes:a' })
+    await audit.record({ at: 2000, plugin: 'notes', method: 'db.query', ...refusal, detail: 'users' })
+    await audit.record({
+      at: 3000,
+      plugin: 'pending',
+      method: 'cache.get',
+      code: 'rate_limited',
+      message: 'slow down',
+    })
+  })
+
+  it('filters refused host calls by plugin, method and code over the API', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const list = async (query: string) => {
+      const res = await server.app.inject({ url: `/api/v1/audit${query}`, headers: { cookie: admin.cookie } })
+      expect(res.statusCode).toBe(200)
+      return (res.json() as Array<{ detail: string; plugin: string }>).map(
+        (e) => `${e.plugin}/${e.detail ?? ''}`,
+      )
+    }
+    expect(await list('')).toEqual(['pending/', 'notes/users', 'notes/notes:a'])
+    expect(await list('?plugin=notes')).toEqual(['notes/users', 'notes/notes:a'])
+    expect(await list('?plugin=notes&method=cache.get')).toEqual(['notes/notes:a'])
+    expect(await list('?code=rate_limited')).toEqual(['pending/'])
+    expect(await list('?plugin=notes&limit=1')).toEqual(['notes/users'])
+    const bad = await server.app.inject({ url: '/api/v1/audit?limit=0', headers: { cookie: admin.cookie } })
+    expect(bad.statusCode).toBe(400)
+    expect(bad.json()).toMatchObject({ code: 'invalid_argument' })
+  })
+
+  it('filters them on the audit page', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const page = await server.app.inject({
+      url: '/admin/audit?plugin=notes&method=cache.get&code=',
+      headers: { cookie: admin.cookie, accept: 'text/html' },
+    })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('name="plugin" placeholder="plugin" value="notes"')
+    const table = page.body.slice(page.body.indexOf('<table id="audit">'))
+    expect(table).toContain('<td>notes:a</td>')
+    expect(table).not.toContain('<td>users</td>')
+    expect(table).not.toContain('slow down')
+  })
+})
+
+describe('live log view', () => {
+  it('streams a plugin’s log lines to administrators as log:<plugin> frames', async () => {
+    const url = await server.app.listen({ port: 0, host: '127.0.0.1' })
+    const admin = await signIn('admin', 'admin-password')
+    const ann = await signIn('ann', 'ann-password')
+    const adminStream = streamReader(
+      await fetch(`${url}/events/stream`, { headers: { cookie: admin.cookie } }),
+    )
+    const annStream = streamReader(await fetch(`${url}/events/stream`, { headers: { cookie: ann.cookie } }))
+    await adminStream.until(': connected')
+    await annStream.until(': connected')
+
+    logs.logger.log('warn', 'tidied 3 notes', { plugin: 'notes' })
+    const frame = await adminStream.until('tidied 3 notes')
+    expect(frame).toContain('event: log:notes\ndata: <li class="log log-warn">')
+
+    // Every stream gets the next event; a user who is not an administrator never got the log line.
+    manager.emit({ type: 'plugin.event', plugin: 'notes', event: 'notes.saved', data: {}, at: Date.now() })
+    expect(await annStream.until('event: event')).not.toContain('log:notes')
+    await adminStream.cancel()
+    await annStream.cancel()
   })
 })
 

@@ -44,6 +44,7 @@ describe('the example plugins’ dashboard widgets, under the demo host and its 
 
   it.each([
     ['c-wasm', 'c-wasm-about', '<p>Word and vowel counts, written in C: POST <code>{"text": "..."}</code>'],
+    ['extism-as', 'extism-vowels', '<p>Vowels counted so far: <strong>0</strong></p>'],
     ['go-kv', 'go-kv-about', "<p>Keys in the host's cache, written in Go:"],
     ['hello-wasm', 'hello', '<p>Hello from WebAssembly.</p>'],
     ['stats', 'stats-overview', '<dl class="stats-overview"><dt>Today</dt><dd>0</dd>'],
@@ -54,5 +55,11 @@ describe('the example plugins’ dashboard widgets, under the demo host and its 
     const rendered = await host.manager.call(name, widget?.handler as string, {})
     expect(typeof rendered).toBe('string')
     expect(rendered as string).toContain(html)
+  })
+
+  it('shows the Extism plugin’s running total in its widget', async () => {
+    await host.manager.call('extism-as', 'count_vowels', 'Extism')
+    const rendered = await host.manager.call('extism-as', 'widget', { widget: 'extism-vowels' })
+    expect(rendered).toMatch(/^<p>Vowels counted so far: <strong>[1-9]\d*<\/strong><\/p>$/)
   })
 })

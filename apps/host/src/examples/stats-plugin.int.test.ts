@@ -164,7 +164,7 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
     expect(registration.groups).toEqual([
       { name: 'stats-viewers', description: 'May read the daily reports.' },
     ])
-    expect(registration.landing_page).toBe('/plugins/stats/report/today')
+    expect(registration.landing_page).toBe('/report/today')
     // It claims exactly what its manifest requests, which policies.yaml approves as a whole.
     expect(registration.permissions).toEqual(manifest.resources.permissions)
   })

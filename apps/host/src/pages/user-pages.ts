@@ -20,11 +20,8 @@ export function registerUserPages(app: FastifyInstance, options: UserPagesOption
   const html = 'text/html; charset=utf-8'
 
   app.get('/', { preHandler: requireUser }, async (_request, reply) => {
-    const landing = manager.registries.landingPage()
-    return reply.redirect(
-      landing === undefined ? '/dashboard' : `/plugins/${landing.plugin}${landing.path}`,
-      303,
-    )
+    // The registry gives the landing page's host path, under the plugin's mount point already.
+    return reply.redirect(manager.registries.landingPage()?.path ?? '/dashboard', 303)
   })
   app.get('/dashboard', { preHandler: requireUser }, async (request, reply) => {
     reply.type(html)

@@ -23,6 +23,8 @@ export interface FakePlugin {
   errorCodes?: Array<{ code: string; http_status: number; message: string }>
   /** The groups it declares (the fake does not create them in the users store). */
   groups?: GroupSpec[]
+  /** Its cron jobs: `run now` calls the function named `handler`. */
+  jobs?: Array<{ id: string; cron: string; handler: string; enabled: boolean }>
   functions: Record<string, (args: unknown) => unknown>
 }
 
@@ -68,7 +70,14 @@ export function createFakeManager(
     plugins.flatMap((p) =>
       (p.routes ?? []).map((r) => ({ ...r, plugin: p.name, fullPath: `/plugins/${p.name}${r.path}` })),
     )
-  const jobs: JobInfo[] = []
+  const jobs: JobInfo[] = plugins.flatMap((p) =>
+    (p.jobs ?? []).map((j) => ({ ...j, plugin: p.name, timeoutMs: 1000, running: false })),
+  )
+  const jobOf = (plugin: string, id: string) => {
+    const job = jobs.find((j) => j.plugin === plugin && j.id === id)
+    if (job === undefined) throw new PluginError('not_found', `no job ${id} of ${plugin}`)
+    return job
+  }
   const policyStore = {
     get: async (plugin: string) => policies.get(plugin) ?? defaultPolicy(plugin),
     list: async () => [...policies.values()],
@@ -86,7 +95,7 @@ export function createFakeManager(
     client() {
       throw new PluginError('unimplemented', 'the fake manager has no typed clients: the host calls by name')
     },
-    list: () => plugins.map(info),
+    list: () => plugins.filter((p) => byName.has(p.name)).map(info),
     get: (name) => {
       const p = byName.get(name)
       return p === undefined ? undefined : info(p)
@@ -163,10 +172,25 @@ export function createFakeManager(
       landingPage: () => undefined,
     },
     jobs: {
-      list: () => jobs,
-      async setEnabled() {},
-      async runNow(plugin, job) {
-        throw new PluginError('not_found', `no job ${job} of ${plugin}`)
+      list: () => jobs.filter((j) => byName.has(j.plugin)),
+      async setEnabled(plugin, id, enabled) {
+        jobOf(plugin, id).enabled = enabled
+      },
+      async runNow(plugin, id) {
+        const job = jobOf(plugin, id)
+        const at = Date.now()
+        try {
+          await byName.get(plugin)?.functions[job.handler]?.({})
+          job.lastRun = { at, ok: true, durationMs: Date.now() - at }
+        } catch (error) {
+          job.lastRun = {
+            at,
+            ok: false,
+            durationMs: Date.now() - at,
+            error: PluginError.from(error).toJSON(),
+          }
+        }
+        return job.lastRun
       },
     },
     events: {

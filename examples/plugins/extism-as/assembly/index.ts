@@ -65,6 +65,16 @@ export function greet(): i32 {
   return 0
 }
 
+/**
+ * The dashboard widget: the running total of `count_vowels` (the var `total`) as an HTML fragment.
+ * Its input, the host's `{"widget": …}`, is not needed.
+ */
+export function widget(): i32 {
+  const stored = Var.getString('total')
+  outputText(`<p>Vowels counted so far: <strong>${stored === null ? '0' : stored}</strong></p>`)
+  return 0
+}
+
 /** Always fails, with the Extism error `no such thing: <input>`. */
 export function fail(): i32 {
   return failWith(`no such thing: ${Host.inputString()}`)

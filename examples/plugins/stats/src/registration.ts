@@ -4,8 +4,8 @@ import { namespace, translations } from './translations.js'
 /**
  * Everything the plugin adds to the host, self-described: each kind of capability a registration
  * can carry is used at least once. Its name, version and description are its `plugin.yaml`'s.
- * Paths of menu items and the landing page are the host's, routes' paths are below the plugin's
- * mount point (`/plugins/stats`).
+ * Paths of menu items are the host's; the paths of routes and of the landing page are below the
+ * plugin's mount point (`/plugins/stats`).
  */
 export const registration: PluginRegistration = {
   routes: [
@@ -111,7 +111,7 @@ export const registration: PluginRegistration = {
   groups: [{ name: 'stats-viewers', description: 'May read the daily reports.' }],
   // The host's own reports entry: the plugin's menu replaces it while the plugin is loaded.
   hidden_menu_items: ['reports'],
-  landing_page: '/plugins/stats/report/today',
+  landing_page: '/report/today',
   permissions: [
     { type: 'db', access: ['read', 'write'], scope: ['stats_*'] },
     { type: 'cache', access: ['read', 'write'], scope: ['summary'] },
