@@ -3,7 +3,7 @@ import { adminPassword, startTestHost, type TestHost } from '../testing/test-hos
 
 // A real host running examples/plugins/stats (its own process, real SQLite): its route
 // GET /report/:day is for the group it declares, stats-viewers, which an administrator manages
-// through the admin API.
+// through the admin API; its templates replace the footer of the host's pages.
 let host: TestHost
 
 beforeAll(async () => {
@@ -81,5 +81,17 @@ describe('the stats plugin’s group, managed through the admin API', { timeout:
 
     expect((await admin('DELETE', '/api/v1/users/viewer/groups/stats-viewers')).status).toBe(200)
     expect((await report()).status).toBe(403)
+  })
+})
+
+describe('the stats plugin’s templates, rendered by the host', () => {
+  it('replaces the host’s page footer with its own, which includes the template it adds', async () => {
+    const admin = await signIn('admin', adminPassword)
+    const page = await (await admin('GET', '/dashboard')).text()
+    expect(page).toContain(
+      '<footer class="layout-footer">Corral · <a href="/plugins/stats/summary">statistics</a></footer>',
+    )
+    const signInPage = await (await fetch(`${host.url}/login`)).text()
+    expect(signInPage).toContain('<a href="/plugins/stats/summary">statistics</a></footer>')
   })
 })

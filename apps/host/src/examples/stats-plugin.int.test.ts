@@ -151,8 +151,8 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
     ])
     expect(registration.jobs).toEqual([{ id: 'rollup', cron: '* * * * *', handler: 'rollUp', enabled: true }])
     expect(registration.templates.map((t) => [t.name, t.override])).toEqual([
-      ['stats/summary-card', false],
-      ['layout/footer', true],
+      ['stats/footer-link', false],
+      ['footer', true],
     ])
     expect(registration.i18n?.namespace).toBe('stats')
     expect(registration.i18n?.languages).toEqual(['en', 'de'])

@@ -86,15 +86,14 @@ export const registration: PluginRegistration = {
   jobs: [{ id: 'rollup', cron: '* * * * *', handler: 'rollUp', enabled: true }],
   templates: [
     {
-      name: 'stats/summary-card',
-      content:
-        '<section class="stats-card"><h3>{{title}}</h3><p>{{today}} / {{total}}</p>{{{chart}}}</section>',
+      name: 'stats/footer-link',
+      content: '<a href="/plugins/stats/summary">statistics</a>',
       override: false,
     },
     {
-      name: 'layout/footer',
-      content:
-        '<footer class="layout-footer">Corral · <a href="/plugins/stats/summary">statistics</a></footer>',
+      // The host's page footer, replaced: Liquid, as the host renders it, including the template above.
+      name: 'footer',
+      content: '<footer class="layout-footer">Corral · {% render \'stats/footer-link\' %}</footer>',
       override: true,
     },
   ],
