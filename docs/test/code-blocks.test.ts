@@ -18,6 +18,9 @@ for (const file of listMarkdownFiles()) {
   }
 }
 const ofLanguage = (lang: string) => programs.filter((p) => p.lang === lang)
+/** The blocks of a program's Markdown file saved as files (`file=<name>`) that are not compiled. */
+const filesBeside = (program: Program) =>
+  programs.filter((p) => p.file === program.file && p.attributes.has('file') && p.lang !== 'ts')
 
 it('every block continues a block before it, when it says so', () => {
   expect(groupingErrors).toEqual([])
@@ -45,7 +48,7 @@ describe('TypeScript blocks type-check against the workspace packages (and run, 
     it(programName(program), { timeout: 120_000 }, async () => {
       const { errors, execute } = await typescript()
       expect(errors.get(program)).toEqual([])
-      if (program.attributes.has('run')) await execute(program)
+      if (program.attributes.has('run')) await execute(program, filesBeside(program))
     })
   }
 })
