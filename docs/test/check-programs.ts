@@ -13,7 +13,7 @@ import type { Program } from './programs.js'
 const exec = promisify(execFile)
 
 /** Runs a command; rejects with its output (not only its exit code) when it fails. */
-async function runCommand(
+export async function runCommand(
   command: string,
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
