@@ -81,14 +81,19 @@ const checks: [string, string, (program: Program) => unknown][] = [
   ],
   ['yaml', 'YAML blocks parse (manifests by parseManifest, policies by parsePolicy)', checkYaml],
   ['json', 'JSON blocks parse', checkJson],
-  ['sh', 'shell blocks pass bash -n (and run in a temp folder, when they say run)', checkShell],
+  [
+    'sh',
+    'shell blocks pass bash -n (and run in a temp folder, when they say run)',
+    (p) => checkShell(p, filesBeside(p)),
+  ],
   ['c', 'C blocks compile for wasm32-wasi against the C SDK', checkC],
   ['go', 'Go blocks compile against the Go SDK', checkGo],
 ]
+// Each block in a folder of its own: they run side by side (a `corral` session waits on processes).
 for (const [lang, title, check] of checks) {
-  describe(title, () => {
+  describe.concurrent(title, () => {
     for (const program of ofLanguage(lang)) {
-      it(programName(program), { timeout: 60_000 }, async () => {
+      it(programName(program), { timeout: 300_000 }, async () => {
         await check(program)
       })
     }

@@ -18,12 +18,17 @@ export async function inRunFolder<T>(files: Program[], use: (dir: string) => Pro
     for (const plugin of await readdir(examplePlugins)) {
       await symlink(path.join(examplePlugins, plugin), path.join(dir, 'plugins', plugin))
     }
-    for (const file of files) {
-      const name = file.attributes.get('file')
-      if (name !== undefined) await writeFile(path.join(dir, name), `${file.code}\n`)
-    }
+    await writeFiles(dir, files)
     return await use(dir)
   } finally {
     await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** Saves each block in `dir` under its `file=<name>`. */
+export async function writeFiles(dir: string, files: Program[]): Promise<void> {
+  for (const file of files) {
+    const name = file.attributes.get('file')
+    if (name !== undefined) await writeFile(path.join(dir, name), `${file.code}\n`)
   }
 }
