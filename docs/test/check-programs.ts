@@ -92,7 +92,7 @@ export async function checkShell(program: Program, files: Program[]): Promise<vo
     })
     await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
       cwd: work,
-      timeout: 240_000,
+      timeout: 600_000,
       env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
     })
   })

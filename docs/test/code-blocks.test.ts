@@ -2,8 +2,8 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { checkAssemblyScript, checkC, checkGo, checkJson, checkShell, checkYaml } from './check-programs.js'
 import { checkTypeScript, type TypeScriptResults } from './check-typescript.js'
-import { loadBlockPlugins, type LoadedBlockPlugins, typescriptPluginProgram } from './plugin-blocks.js'
 import { extractCodeBlocks, listMarkdownFiles, readMarkdown, repoRoot } from './markdown.js'
+import { type LoadedBlockPlugins, loadBlockPlugins, typescriptPluginProgram } from './plugin-blocks.js'
 import { groupPrograms, outputLanguages, type Program, programName } from './programs.js'
 
 // Every fenced code block of every Markdown file, checked by its language (see docs/README.md).
@@ -93,19 +93,33 @@ const checks: [string, string, (program: Program) => unknown][] = [
 for (const [lang, title, check] of checks) {
   describe.concurrent(title, () => {
     for (const program of ofLanguage(lang)) {
-      it(programName(program), { timeout: 300_000 }, async () => {
+      it(programName(program), { timeout: 660_000 }, async () => {
         await check(program)
       })
     }
   })
 }
 
-for (const { file, blocks, manifest, typescript: plugin, typescriptBlocks, assemblyScriptBlocks } of pluginFiles) {
+for (const {
+  file,
+  blocks,
+  manifest,
+  typescript: plugin,
+  typescriptBlocks,
+  assemblyScriptBlocks,
+} of pluginFiles) {
   describe(`${file}: plugin blocks run inside real plugins under a real host`, () => {
     let loaded: Promise<LoadedBlockPlugins> | undefined
     const plugins = () => {
-      if (manifest === undefined) throw new Error(`${file} has plugin blocks and no \`yaml manifest plugin\` block`)
-      loaded ??= loadBlockPlugins(manifest, plugin, typescriptBlocks, assemblyScriptBlocks, path.join(workDir, 'plugins'))
+      if (manifest === undefined)
+        throw new Error(`${file} has plugin blocks and no \`yaml manifest plugin\` block`)
+      loaded ??= loadBlockPlugins(
+        manifest,
+        plugin,
+        typescriptBlocks,
+        assemblyScriptBlocks,
+        path.join(workDir, 'plugins'),
+      )
       return loaded
     }
     afterAll(async () => {

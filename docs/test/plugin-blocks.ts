@@ -36,7 +36,11 @@ export interface PluginCall {
 export function typescriptPluginProgram(blocks: Program[]): Program | undefined {
   const [first] = blocks
   if (first === undefined) return undefined
-  const code = ["import { definePlugin } from '@corral/plugin-sdk'", 'export default definePlugin({', '  functions: {']
+  const code = [
+    "import { definePlugin } from '@corral/plugin-sdk'",
+    'export default definePlugin({',
+    '  functions: {',
+  ]
   const sourceLines = [first.line, first.line, first.line]
   for (const block of blocks) {
     code.push(`    ${functionName(block)}: async (_args, { host }) => {`, ...block.code.split('\n'), '    },')
@@ -140,7 +144,8 @@ export async function loadBlockPlugins(
       { ...base, name, runtime: 'grpc', entry: { node: 'dist/main.js' } },
       {
         'src/plugin.ts': typescript.code,
-        'src/main.ts': "import { serve } from '@corral/plugin-sdk'\nimport plugin from './plugin.js'\n\nawait serve(plugin)\n",
+        'src/main.ts':
+          "import { serve } from '@corral/plugin-sdk'\nimport plugin from './plugin.js'\n\nawait serve(plugin)\n",
       },
     )
     dirs.push(dir)
@@ -158,9 +163,13 @@ export async function loadBlockPlugins(
     dirs.push(dir)
     calls.push(...assemblyScriptBlocks.map((block) => call(block, name, exportedFunction(block))))
   }
-  await Promise.all(dirs.map((dir) => runCommand(process.execPath, [cliBin, 'build', dir], { timeout: 120_000 })))
+  await Promise.all(
+    dirs.map((dir) => runCommand(process.execPath, [cliBin, 'build', dir], { timeout: 120_000 })),
+  )
 
-  const manifests = await Promise.all([...dirs, helloWasm].map(async (dir) => (await loadManifest(dir)).manifest))
+  const manifests = await Promise.all(
+    [...dirs, helloWasm].map(async (dir) => (await loadManifest(dir)).manifest),
+  )
   const backends = await createBackends()
   const manager: PluginManager = createPluginManager({
     sources: [...dirs, helloWasm].map((dir) => ({ path: dir })),
@@ -181,9 +190,12 @@ export async function loadBlockPlugins(
       const where = `${program.file}:${program.line}`
       try {
         const result = await manager.call(plugin, fn, args)
-        if (fails !== undefined) throw new Error(`${where}: succeeded, but the block says it fails with ${fails}`)
+        if (fails !== undefined)
+          throw new Error(`${where}: succeeded, but the block says it fails with ${fails}`)
         if (!matchesShown(result, shown))
-          throw new Error(`${where}: returned ${JSON.stringify(result)}, the block shows ${JSON.stringify(shown)}`)
+          throw new Error(
+            `${where}: returned ${JSON.stringify(result)}, the block shows ${JSON.stringify(shown)}`,
+          )
       } catch (error) {
         if (!isPluginError(error)) throw error
         const failedAsSaid = fails !== undefined && (error.code === fails || error.code.endsWith(`:${fails}`))
