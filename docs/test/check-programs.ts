@@ -9,11 +9,12 @@ import asc from 'assemblyscript/asc'
 import { parseDocument, parse as parseYaml } from 'yaml'
 import { repoRoot } from './markdown.js'
 import type { Program } from './programs.js'
+import { writeFiles } from './run-folder.js'
 
 const exec = promisify(execFile)
 
 /** Runs a command; rejects with its output (not only its exit code) when it fails. */
-async function runCommand(
+export async function runCommand(
   command: string,
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
@@ -73,8 +74,11 @@ export function checkJson(program: Program): void {
  */
 const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
 
-/** A shell block is syntax-checked; one that says `run` is run by bash -e in an empty temp folder. */
-export async function checkShell(program: Program): Promise<void> {
+/**
+ * A shell block is syntax-checked; one that says `run` is run by bash -e in a temp folder holding
+ * only the `files` (the Markdown file's blocks saved under their `file=<name>`).
+ */
+export async function checkShell(program: Program, files: Program[]): Promise<void> {
   await runCommand('bash', ['-n'], { input: program.code })
   if (!program.attributes.has('run')) return
   await inTempFolder(async (dir) => {
@@ -82,11 +86,13 @@ export async function checkShell(program: Program): Promise<void> {
     const work = path.join(dir, 'work')
     await mkdir(bin)
     await mkdir(work)
+    await writeFiles(work, files)
     await writeFile(path.join(bin, 'corral'), `#!/bin/sh\nexec "${process.execPath}" "${cliBin}" "$@"\n`, {
       mode: 0o755,
     })
     await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
       cwd: work,
+      timeout: 600_000,
       env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
     })
   })

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { repoRoot } from './markdown.js'
 import type { Program } from './programs.js'
+import { inRunFolder } from './run-folder.js'
 
 const run = promisify(execFile)
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
@@ -35,8 +36,11 @@ export interface TypeScriptResults {
   errors: Map<Program, string[]>
   /** Errors that belong to no program (the compiler's own). */
   unplaced: string[]
-  /** Runs a `run` program's compiled JavaScript with Node; rejects with its output when it fails. */
-  execute(program: Program): Promise<void>
+  /**
+   * Runs a `run` program's compiled JavaScript with Node in a run folder holding `files`; rejects
+   * with its output when it fails.
+   */
+  execute(program: Program, files: Program[]): Promise<void>
 }
 
 /**
@@ -87,17 +91,18 @@ export async function checkTypeScript(programs: Program[], workDir: string): Pro
   return {
     errors,
     unplaced,
-    async execute(program) {
+    async execute(program, files) {
       const source = path.relative(repoRoot, path.join(workDir, 'src', sourcePath(program)))
       const js = path.join(workDir, 'out', source.replace(/\.ts$/, '.js'))
-      const cwd = path.resolve(repoRoot, program.attributes.get('cwd') ?? '.')
-      await run(process.execPath, [js], { cwd, timeout: 30_000 }).catch(
-        (error: { stderr?: string; message: string }) => {
-          throw new Error(
-            `${program.file}:${program.line} failed when run:\n${error.stderr || error.message}`,
-          )
-        },
-      )
+      await inRunFolder(files, async (cwd) => {
+        await run(process.execPath, [js], { cwd, timeout: 60_000 }).catch(
+          (error: { stderr?: string; message: string }) => {
+            throw new Error(
+              `${program.file}:${program.line} failed when run:\n${error.stderr || error.message}`,
+            )
+          },
+        )
+      })
     },
   }
 }
