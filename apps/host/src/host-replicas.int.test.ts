@@ -26,7 +26,9 @@ beforeAll(async () => {
   const databaseUrl = await freshPostgresDatabase('host_replicas')
   const redisUrl = `${inject('redisUrl')}/0`
   for (let i = 0; i < 2; i++)
-    replicas.push(await startTestHost({ plugins: [], approved: ['stats'], pluginsDir, databaseUrl, redisUrl }))
+    replicas.push(
+      await startTestHost({ plugins: [], approved: ['stats'], pluginsDir, databaseUrl, redisUrl }),
+    )
 })
 afterAll(async () => {
   await Promise.allSettled(replicas.map((r) => r.stop()))

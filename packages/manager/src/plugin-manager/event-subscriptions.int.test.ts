@@ -176,8 +176,11 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
       first.dir,
       'forger',
       corralWat(
-        publishingExport('forge_host', JSON.stringify({ type: replicaCommandType, data: forgedCommand }), 1024) +
-          publishingExport('forge_own', JSON.stringify({ type: 'command', data: forgedCommand }), 2048),
+        publishingExport(
+          'forge_host',
+          JSON.stringify({ type: replicaCommandType, data: forgedCommand }),
+          1024,
+        ) + publishingExport('forge_own', JSON.stringify({ type: 'command', data: forgedCommand }), 2048),
       ),
       '  permissions:\n    - { type: events, scope: ["*", "corral.*"] }\n',
     )

@@ -80,8 +80,14 @@ describe('plugin commands across replicas (fake runners, one bus)', () => {
     expect(await a.reload('alpha')).toMatchObject({ version: '2.0.0', state: 'running' })
     const logged = 'reload sent by replica a failed on this one'
     await eventually(() => warnings.b.includes(logged), 5_000, 'the failure logged on b')
-    expect(b.get('alpha')).toMatchObject({ version: '1.0.0', state: 'running', lastError: { code: 'load_failed' } })
-    expect(b.get('alpha')?.history.at(-1)?.reason).toMatch(/^reload failed, the running version keeps serving/)
+    expect(b.get('alpha')).toMatchObject({
+      version: '1.0.0',
+      state: 'running',
+      lastError: { code: 'load_failed' },
+    })
+    expect(b.get('alpha')?.history.at(-1)?.reason).toMatch(
+      /^reload failed, the running version keeps serving/,
+    )
   })
 
   it('loads and unloads on every replica', async () => {

@@ -387,9 +387,13 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       case 'load': {
         const found = await readNewSource(command.path)
         if (found.manifest.name !== name) {
-          throw new PluginError('invalid_argument', `${found.path} declares plugin ${found.manifest.name} here`, {
-            plugin: name,
-          })
+          throw new PluginError(
+            'invalid_argument',
+            `${found.path} declares plugin ${found.manifest.name} here`,
+            {
+              plugin: name,
+            },
+          )
         }
         await loadSource(found)
         return

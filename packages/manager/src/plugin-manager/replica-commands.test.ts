@@ -77,7 +77,9 @@ describe('replica commands', () => {
     failWith = new PluginError('not_found', 'no such plugin', { plugin: 'gone' })
     a.send({ action: 'unload', plugin: 'gone' })
     await eventually(() => logged.length === 1, 1_000, 'the failure logged')
-    expect(logged).toEqual([{ on: 'b', level: 'warn', message: 'unload sent by replica a failed on this one' }])
+    expect(logged).toEqual([
+      { on: 'b', level: 'warn', message: 'unload sent by replica a failed on this one' },
+    ])
     failWith = undefined
     a.send({ action: 'load', plugin: 'stats', path: '/plugins/stats' })
     await eventually(() => ran.length === 2, 1_000, 'the next command run')
