@@ -159,10 +159,12 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
   /** An administrator's command, as a plugin would forge it: unload `listener` on every replica. */
   const forgedCommand = { replica: 'replica-x', command: { action: 'unload', plugin: 'listener' } }
   let folders: Array<Awaited<ReturnType<typeof tempPluginsDir>>> = []
-  let replicas: Array<{ backends: Backends; manager: PluginManager }> = []
+  let replicas: Array<{ backends: Backends; manager: PluginManager; warnings: string[] }> = []
+  let redisUrl: string
 
   beforeAll(async () => {
     const config = await prepareBackendSet('distributed', 'events')
+    redisUrl = config.redisUrl as string
     folders = [await tempPluginsDir(), await tempPluginsDir()]
     const [first, second] = folders as [(typeof folders)[number], (typeof folders)[number]]
     await writePlugin(
@@ -192,11 +194,12 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
     )
     for (const [i, folder] of folders.entries()) {
       const backends = await createBackends({ databaseUrl: config.databaseUrl, redisUrl: config.redisUrl })
+      const warnings: string[] = []
       const manager = createPluginManager({
         pluginsDir: folder.dir,
         hostVersion: '1.0.0',
         backends,
-        logger: { log() {} },
+        logger: { log: (level, message) => level === 'warn' && warnings.push(message) },
         replicaId: `replica-${i}`,
         policies: [
           approved('announcer', grants),
@@ -204,7 +207,7 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
           approved('forger', [{ type: 'events', access: [], scope: ['*', 'corral.*'] }]),
         ],
       })
-      replicas.push({ backends, manager })
+      replicas.push({ backends, manager, warnings })
       await manager.start()
     }
   }, 60_000)
@@ -234,6 +237,31 @@ describe('event subscriptions across replicas sharing PostgreSQL and Redis', () 
       data: { type: 'demo.hello', plugin: 'announcer' },
     })
     await eventually(() => b.manager.get('listener')?.metrics.calls === 1, 10_000, 'the call counted')
+  })
+
+  it('drops what is not an event or a well-formed command on the bus, logging the command', async () => {
+    const [, b] = replicas as [(typeof replicas)[number], (typeof replicas)[number]]
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(redisUrl)
+    try {
+      for (const message of [
+        'null',
+        '{"type":5}',
+        JSON.stringify({ type: replicaCommandType, plugin: 'listener', data: null, at: 0 }),
+        JSON.stringify({
+          type: replicaCommandType,
+          plugin: 'listener',
+          data: { replica: 'replica-x', command: { action: 'unload', plugin: 'listener', path: '/' } },
+          at: 0,
+        }),
+      ])
+        await redis.publish('corral:events', message)
+    } finally {
+      redis.disconnect()
+    }
+    const dropped = () => b.warnings.filter((w) => w === 'a malformed replica command was dropped').length
+    await eventually(() => dropped() === 2, 10_000, 'both malformed commands logged on b')
+    expect(b.manager.get('listener')?.state).toBe('running')
   })
 
   it('never takes a plugin’s event for an administrator’s command', async () => {
