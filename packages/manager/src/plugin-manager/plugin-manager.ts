@@ -387,13 +387,8 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       case 'load': {
         const found = await readNewSource(command.path)
         if (found.manifest.name !== name) {
-          throw new PluginError(
-            'invalid_argument',
-            `${found.path} declares plugin ${found.manifest.name} here`,
-            {
-              plugin: name,
-            },
-          )
+          const here = `${found.path} declares plugin ${found.manifest.name} here`
+          throw new PluginError('invalid_argument', here, { plugin: name })
         }
         await loadSource(found)
         return
