@@ -1,24 +1,39 @@
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
 import { freshPostgresDatabase } from '@corral/manager/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import './testing/provided-context.js'
-import { adminPassword, startTestHost, type TestHost } from './testing/test-host.js'
+import { adminPassword, examplesDir, startTestHost, type TestHost } from './testing/test-host.js'
 
-// Two host replicas on one PostgreSQL database and one Redis: what an administrator does on one,
-// and what a plugin publishes on one, reaches the other.
+// Two host replicas on one PostgreSQL database and one Redis, over one plugins folder (as replicas
+// of one image): what an administrator does on one, and what a plugin publishes on one, reaches
+// the other.
 let replicas: TestHost[] = []
+let shared: string
+/** The folder of `c-wasm`: a copy, so a test can change its version on disk. */
+let cWasmDir: string
 
 beforeAll(async () => {
+  shared = await mkdtemp(path.join(os.tmpdir(), 'corral-replicas-'))
+  const pluginsDir = path.join(shared, 'plugins')
+  cWasmDir = path.join(pluginsDir, 'c-wasm')
+  await mkdir(cWasmDir, { recursive: true })
+  await cp(path.join(examplesDir, 'c-wasm', 'plugin.yaml'), path.join(cWasmDir, 'plugin.yaml'))
+  await cp(path.join(examplesDir, 'c-wasm', 'build'), path.join(cWasmDir, 'build'), { recursive: true })
+  await symlink(path.join(examplesDir, 'stats'), path.join(pluginsDir, 'stats'))
   const databaseUrl = await freshPostgresDatabase('host_replicas')
   const redisUrl = `${inject('redisUrl')}/0`
   for (let i = 0; i < 2; i++)
     replicas.push(
-      await startTestHost({ plugins: ['stats', 'c-wasm'], approved: ['stats'], databaseUrl, redisUrl }),
+      await startTestHost({ plugins: [], approved: ['stats'], pluginsDir, databaseUrl, redisUrl }),
     )
 })
 afterAll(async () => {
   await Promise.allSettled(replicas.map((r) => r.stop()))
   replicas = []
+  await rm(shared, { recursive: true, force: true })
 })
 
 /** Signs in on `host` through the JSON session: the cookie header and CSRF token of later calls. */
@@ -80,5 +95,37 @@ describe('two host replicas on PostgreSQL and Redis', () => {
     })
     expect(rollup.status).toBe(200)
     expect(await received).toContain('event: event')
+  })
+
+  it('share a reload: reloading on one runs the new version on the other', async () => {
+    const [a, b] = replicas as [TestHost, TestHost]
+    const admin = await signIn(a)
+    const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf }
+    const manifest = path.join(cWasmDir, 'plugin.yaml')
+    await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('version: 0.1.0', 'version: 0.2.0'))
+    const reloaded = await fetch(`${a.url}/api/v1/plugins/c-wasm/reload`, { method: 'POST', headers })
+    expect(reloaded.status).toBe(200)
+    expect(await reloaded.json()).toMatchObject({ version: '0.2.0' })
+    const onB = async () =>
+      (await (await fetch(`${b.url}/api/v1/plugins/c-wasm`, { headers })).json()) as {
+        version: string
+        history: Array<{ reason: string }>
+      }
+    await expect.poll(async () => (await onB()).version, { timeout: 10_000 }).toBe('0.2.0')
+    expect((await onB()).history.at(-1)?.reason).toMatch(/^reloaded on replica .+: 0\.1\.0 → 0\.2\.0$/)
+  })
+
+  it('share an unload: unloading on one stops the route on the other', async () => {
+    const [a, b] = replicas as [TestHost, TestHost]
+    const admin = await signIn(a)
+    const route = () => fetch(`${b.url}/plugins/c-wasm/count?text=gone`, { method: 'POST' })
+    expect((await route()).status).not.toBe(404)
+    const unloaded = await fetch(`${a.url}/api/v1/plugins/c-wasm/unload`, {
+      method: 'POST',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
+    })
+    expect(unloaded.status).toBe(200)
+    await expect.poll(async () => (await route()).status, { timeout: 10_000 }).toBe(404)
+    expect(b.manager.get('c-wasm')).toBeUndefined()
   })
 })

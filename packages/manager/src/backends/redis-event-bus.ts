@@ -3,6 +3,12 @@ import { deliver, type EventBus, type HostEvent, type HostEventListener } from '
 
 const channel = 'corral:events'
 
+function isHostEvent(value: unknown): value is HostEvent {
+  if (typeof value !== 'object' || value === null) return false
+  const { type, plugin, at } = value as Partial<HostEvent>
+  return typeof type === 'string' && typeof plugin === 'string' && typeof at === 'number'
+}
+
 /**
  * The event bus at scale: Redis pub/sub, so an event published on one host replica reaches the
  * listeners of every replica (this one included, through Redis, exactly once).
@@ -20,6 +26,9 @@ export async function createRedisEventBus(publisher: Redis, subscriber: Redis): 
     } catch {
       return
     }
+    // Anyone on the Redis may publish here: what is not shaped as an event is dropped. The data
+    // is each listener's to check.
+    if (!isHostEvent(event)) return
     deliver([...listeners], event)
   })
   await subscriber.subscribe(channel)

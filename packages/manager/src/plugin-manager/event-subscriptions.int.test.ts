@@ -3,11 +3,12 @@ import path from 'node:path'
 import { eventually } from '@corral/grpc-runner/testing'
 import { corralWat, wat2wasm } from '@corral/wasm-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBackends } from '../backends/create-backends.js'
+import { type Backends, createBackends } from '../backends/create-backends.js'
 import { prepareBackendSet } from '../testing/backend-sets.js'
 import { approved, startManager, tempPluginsDir } from '../testing/plugin-folders.js'
 import type { ManagerEvent, PluginManager } from './manager-api.js'
 import { createPluginManager } from './plugin-manager.js'
+import { replicaCommandType } from './replica-commands.js'
 
 /**
  * Event subscriptions between real WASM plugins: `announcer` publishes `demo.hello` through the
@@ -154,60 +155,136 @@ describe('plugins subscribed to event types (real WASM plugins, the embedded bus
 })
 
 describe('event subscriptions across replicas sharing PostgreSQL and Redis', () => {
-  it('delivers an event published on one replica to a subscriber loaded on the other', async () => {
+  const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+  /** An administrator's command, as a plugin would forge it: unload `listener` on every replica. */
+  const forgedCommand = { replica: 'replica-x', command: { action: 'unload', plugin: 'listener' } }
+  let folders: Array<Awaited<ReturnType<typeof tempPluginsDir>>> = []
+  let replicas: Array<{ backends: Backends; manager: PluginManager; warnings: string[] }> = []
+  let redisUrl: string
+
+  beforeAll(async () => {
     const config = await prepareBackendSet('distributed', 'events')
-    const folders = [await tempPluginsDir(), await tempPluginsDir()] as const
-    const grants = [{ type: 'events' as const, access: [], scope: ['demo.*', 'seen.*'] }]
+    redisUrl = config.redisUrl as string
+    folders = [await tempPluginsDir(), await tempPluginsDir()]
+    const [first, second] = folders as [(typeof folders)[number], (typeof folders)[number]]
     await writePlugin(
-      folders[0].dir,
+      first.dir,
       'announcer',
       corralWat(publishingExport('announce', '{"type":"demo.hello","data":{"n":1}}', 1024)),
       '  permissions:\n    - { type: events, scope: ["demo.*"] }\n',
     )
+    // `forger` tries to pass an event off as an administrator's command, under the widest grant.
     await writePlugin(
-      folders[1].dir,
+      first.dir,
+      'forger',
+      corralWat(
+        publishingExport(
+          'forge_host',
+          JSON.stringify({ type: replicaCommandType, data: forgedCommand }),
+          1024,
+        ) + publishingExport('forge_own', JSON.stringify({ type: 'command', data: forgedCommand }), 2048),
+      ),
+      '  permissions:\n    - { type: events, scope: ["*", "corral.*"] }\n',
+    )
+    await writePlugin(
+      second.dir,
       'listener',
       corralWat(answeringExport('on_demo')),
       subscribing('demo.*', 'on_demo'),
     )
-    const replicas = await Promise.all(
-      folders.map(async (folder, i) => {
-        const backends = await createBackends({ databaseUrl: config.databaseUrl, redisUrl: config.redisUrl })
-        const manager = createPluginManager({
-          pluginsDir: folder.dir,
-          hostVersion: '1.0.0',
-          backends,
-          logger: { log() {} },
-          replicaId: `replica-${i}`,
-          policies: [approved('announcer', grants), approved('listener', grants)],
-        })
-        return { backends, manager }
-      }),
-    )
-    type Replica = (typeof replicas)[number]
-    const [a, b] = replicas as [Replica, Replica]
-    try {
-      const seenOnA: ManagerEvent[] = []
-      a.manager.events.subscribe((e) => {
-        if (e.type === 'plugin.event' && e.event === 'seen.demo') seenOnA.push(e)
+    for (const [i, folder] of folders.entries()) {
+      const backends = await createBackends({ databaseUrl: config.databaseUrl, redisUrl: config.redisUrl })
+      const warnings: string[] = []
+      const manager = createPluginManager({
+        pluginsDir: folder.dir,
+        hostVersion: '1.0.0',
+        backends,
+        logger: { log: (level, message) => level === 'warn' && warnings.push(message) },
+        replicaId: `replica-${i}`,
+        policies: [
+          approved('announcer', grants),
+          approved('listener', grants),
+          approved('forger', [{ type: 'events', access: [], scope: ['*', 'corral.*'] }]),
+        ],
       })
-      await a.manager.start()
-      await b.manager.start()
-      expect(b.manager.get('listener')?.state).toBe('running')
-      expect(await a.manager.call('announcer', 'announce')).toEqual({ ok: {} })
-      // The listener runs on replica b; its answer comes back to replica a over Redis.
-      await eventually(() => seenOnA.length === 1, 10_000, "replica a to see the listener's answer")
-      expect(seenOnA[0]).toMatchObject({
-        plugin: 'listener',
-        data: { type: 'demo.hello', plugin: 'announcer' },
-      })
-      await eventually(() => b.manager.get('listener')?.metrics.calls === 1, 10_000, 'the call counted')
-    } finally {
-      for (const { manager, backends } of replicas) {
-        await manager.close()
-        await backends.close()
-      }
-      for (const folder of folders) await folder.remove()
+      replicas.push({ backends, manager, warnings })
+      await manager.start()
     }
   }, 60_000)
+
+  afterAll(async () => {
+    for (const { manager, backends } of replicas) {
+      await manager.close()
+      await backends.close()
+    }
+    for (const folder of folders) await folder.remove()
+    replicas = []
+    folders = []
+  })
+
+  it('delivers an event published on one replica to a subscriber loaded on the other', async () => {
+    const [a, b] = replicas as [(typeof replicas)[number], (typeof replicas)[number]]
+    const seenOnA: ManagerEvent[] = []
+    a.manager.events.subscribe((e) => {
+      if (e.type === 'plugin.event' && e.event === 'seen.demo') seenOnA.push(e)
+    })
+    expect(b.manager.get('listener')?.state).toBe('running')
+    expect(await a.manager.call('announcer', 'announce')).toEqual({ ok: {} })
+    // The listener runs on replica b; its answer comes back to replica a over Redis.
+    await eventually(() => seenOnA.length === 1, 10_000, "replica a to see the listener's answer")
+    expect(seenOnA[0]).toMatchObject({
+      plugin: 'listener',
+      data: { type: 'demo.hello', plugin: 'announcer' },
+    })
+    await eventually(() => b.manager.get('listener')?.metrics.calls === 1, 10_000, 'the call counted')
+  })
+
+  it('drops what is not an event or a well-formed command on the bus, logging the command', async () => {
+    const [, b] = replicas as [(typeof replicas)[number], (typeof replicas)[number]]
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(redisUrl)
+    try {
+      for (const message of [
+        'null',
+        '{"type":5}',
+        JSON.stringify({ type: replicaCommandType, plugin: 'listener', data: null, at: 0 }),
+        JSON.stringify({
+          type: replicaCommandType,
+          plugin: 'listener',
+          data: { replica: 'replica-x', command: { action: 'unload', plugin: 'listener', path: '/' } },
+          at: 0,
+        }),
+      ])
+        await redis.publish('corral:events', message)
+    } finally {
+      redis.disconnect()
+    }
+    const dropped = () => b.warnings.filter((w) => w === 'a malformed replica command was dropped').length
+    await eventually(() => dropped() === 2, 10_000, 'both malformed commands logged on b')
+    expect(b.manager.get('listener')?.state).toBe('running')
+  })
+
+  it('never takes a plugin’s event for an administrator’s command', async () => {
+    const [a, b] = replicas as [(typeof replicas)[number], (typeof replicas)[number]]
+    const forgedOnB: ManagerEvent[] = []
+    b.manager.events.subscribe((e) => {
+      if (e.type === 'plugin.event' && e.plugin === 'forger') forgedOnB.push(e)
+    })
+    // The host's namespace is refused whatever the grant; in its own, the command is just its event.
+    expect(await a.manager.call('forger', 'forge_host')).toMatchObject({
+      error: { code: 'permission_denied' },
+    })
+    expect(await a.manager.call('forger', 'forge_own')).toEqual({ ok: {} })
+    await eventually(() => forgedOnB.length === 1, 10_000, 'the forger’s event on replica b')
+    expect(forgedOnB[0]).toMatchObject({ event: 'command', data: forgedCommand })
+    expect(b.manager.get('listener')?.state).toBe('running')
+    // The same message from the host is a command: the forger's was well formed, and refused.
+    await a.backends.events.publish({
+      type: replicaCommandType,
+      plugin: 'listener',
+      data: forgedCommand,
+      at: Date.now(),
+    })
+    await eventually(() => b.manager.get('listener') === undefined, 10_000, 'listener unloaded on b')
+  })
 })

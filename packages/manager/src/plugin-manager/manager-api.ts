@@ -81,8 +81,9 @@ export interface PluginManagerOptions {
   /** Where the groups plugins declare are created when they load (the host's users store). */
   groups?: GroupStore
   /**
-   * This manager's name among replicas sharing `backends`: on events relayed from another replica
-   * and in the job scheduler's log lines. Default: a random id.
+   * This manager's name among replicas sharing `backends`: on events relayed from another replica,
+   * in the reasons of what another replica's command did here (`reloaded on replica <id>`) and in
+   * the job scheduler's log lines. Default: a random id.
    */
   replicaId?: string
   /** How many state changes each plugin's history keeps. Default 50. */
@@ -191,7 +192,10 @@ export interface ManagerEvents {
 
 /**
  * The plugin manager: discovery, one lifecycle for both runtimes, live policy, calls with metrics,
- * hot reload, registries, jobs and events.
+ * hot reload, registries, jobs and events. `load`, `unload`, `reload` and `reset` are an
+ * administrator's: each runs here and on every other replica sharing `backends.events` (from the
+ * same path there); the promise is this replica's result, and another replica's failure is logged
+ * there (a failed load or reload is in that plugin's state and history there).
  *
  * @example
  * const manager = createPluginManager({ pluginsDir, hostVersion: '1.0.0', backends })

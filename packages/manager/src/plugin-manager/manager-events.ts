@@ -58,6 +58,8 @@ export function createManagerEventHub(
       })
       return
     }
+    // The host's other messages on the bus (an administrator's commands) are not events.
+    if (!relayedTypes.has(published.type.slice(hostEventPrefix.length) as ManagerEvent['type'])) return
     const relayed = published.data as RelayedEvent
     if (relayed.replica === replicaId) return
     if (`${hostEventPrefix}${relayed.event.type}` !== published.type) return

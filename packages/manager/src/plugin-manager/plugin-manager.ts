@@ -13,6 +13,7 @@ import { createJobScheduler } from './jobs/job-scheduler.js'
 import { exclusive, type ManagedPlugin, markFailed, pluginInfo } from './managed-plugin.js'
 import type {
   ManagerCallOptions,
+  PluginInfo,
   PluginManager,
   PluginManagerOptions,
   StateTransition,
@@ -27,6 +28,7 @@ import { PluginCallMetrics } from './plugin-metrics.js'
 import { createPluginTransitions } from './plugin-transitions.js'
 import { type PluginWatcher, watchPluginSources } from './plugin-watcher.js'
 import { createRegistries } from './registries/registries.js'
+import { createReplicaCommands, type ReplicaCommand } from './replica-commands.js'
 import { describeBareWasm } from './self-described-sources.js'
 import { verifyPluginPackage } from './signatures/plugin-signature.js'
 import { createSqlStateHistoryStore } from './state-history-store.js'
@@ -45,7 +47,8 @@ const supervisionIntervalMs = 2_000
  * Creates the plugin manager: it discovers plugins, loads each with the runner of its runtime under
  * the grant its policy gives, moves each through one lifecycle, applies policy changes live, routes
  * calls with rate limits and metrics, reloads changed plugins without dropping a call, and stops
- * everything in reverse load order.
+ * everything in reverse load order. Its `load`, `unload`, `reload` and `reset` run on every replica
+ * sharing `backends.events`.
  *
  * @example
  * const backends = await createBackends({ sqlitePath: 'data/corral.db' })
@@ -108,6 +111,8 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   let watcher: PluginWatcher | undefined
   let supervision: NodeJS.Timeout | undefined
   let persisting: Promise<void> = Promise.resolve()
+
+  const commands = createReplicaCommands(backends.events, { replicaId, logger, run: runSentCommand })
 
   const hostApi =
     options.hostApi ??
@@ -337,6 +342,68 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     if (closed) throw new PluginError('unavailable', 'the plugin manager is closed')
   }
 
+  function runningVersion(name: string) {
+    const version = known(name).current
+    if (version === undefined) throw refusal(name, records.get(name))
+    return version
+  }
+
+  /** Reads a plugin source to load: it must be a plugin, and one not running already. */
+  async function readNewSource(source: string): Promise<DiscoveredPlugin & { ok: true }> {
+    const found = await readPluginSource(source, hostVersion, describeWasm, logger)
+    if (!found.ok) throw found.error
+    const name = found.manifest.name
+    const existing = records.get(name)
+    if (existing?.current !== undefined) {
+      throw new PluginError('already_exists', `plugin ${name} is already loaded from ${existing.path}`, {
+        plugin: name,
+      })
+    }
+    return found
+  }
+
+  async function loadSource(found: DiscoveredPlugin & { ok: true }): Promise<PluginInfo> {
+    const name = found.manifest.name
+    unloaded.delete(found.path)
+    const record = records.get(name) ?? (await addRecord(name, found.path))
+    await exclusive(record, () => transitions.load(record, found))
+    if (record.lifecycle.state === 'failed') {
+      throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
+    }
+    return pluginInfo(record)
+  }
+
+  async function unloadRecord(record: ManagedPlugin, reason: string): Promise<void> {
+    await exclusive(record, () => transitions.stop(record, reason, 'stopped'))
+    records.delete(record.name)
+    unloaded.add(record.path)
+  }
+
+  /** Runs here a command another replica sent (see {@link createReplicaCommands}); it throws what fails. */
+  async function runSentCommand(command: ReplicaCommand, from: string): Promise<void> {
+    if (closed) return
+    const name = command.plugin
+    switch (command.action) {
+      case 'load': {
+        const found = await readNewSource(command.path)
+        if (found.manifest.name !== name) {
+          const here = `${found.path} declares plugin ${found.manifest.name} here`
+          throw new PluginError('invalid_argument', here, { plugin: name })
+        }
+        await loadSource(found)
+        return
+      }
+      case 'unload':
+        return unloadRecord(known(name), `unloaded on replica ${from}`)
+      case 'reload': {
+        const record = known(name)
+        return exclusive(record, () => transitions.reload(record, `reloaded on replica ${from}`))
+      }
+      case 'reset':
+        return runningVersion(name).plugin.reset()
+    }
+  }
+
   /** Stores the seed policies of plugins that have none stored: the administrator's decisions win. */
   async function seedPolicies(): Promise<void> {
     const stored = new Set((await policies.list()).map((policy) => policy.plugin))
@@ -408,40 +475,29 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       const record = records.get(name)
       return record === undefined ? undefined : pluginInfo(record)
     },
+    // Each checks the command here, sends it to the other replicas, then runs it here: the caller
+    // gets this replica's result; the others run it on their own.
     async load(source) {
       refuseWhenClosed()
-      const found = await readPluginSource(source, hostVersion, describeWasm, logger)
-      if (!found.ok) throw found.error
-      const name = found.manifest.name
-      const existing = records.get(name)
-      if (existing?.current !== undefined) {
-        throw new PluginError('already_exists', `plugin ${name} is already loaded from ${existing.path}`, {
-          plugin: name,
-        })
-      }
-      unloaded.delete(found.path)
-      const record = existing ?? (await addRecord(name, found.path))
-      await exclusive(record, () => transitions.load(record, found))
-      if (record.lifecycle.state === 'failed') {
-        throw PluginError.fromData(record.lastError ?? { code: 'load_failed', message: 'load failed' })
-      }
-      return pluginInfo(record)
+      const found = await readNewSource(source)
+      commands.send({ action: 'load', plugin: found.manifest.name, path: found.path })
+      return loadSource(found)
     },
     async unload(name) {
       const record = known(name)
-      await exclusive(record, () => transitions.stop(record, 'unloaded', 'stopped'))
-      records.delete(name)
-      unloaded.add(record.path)
+      commands.send({ action: 'unload', plugin: name })
+      await unloadRecord(record, 'unloaded')
     },
     async reload(name) {
       refuseWhenClosed()
       const record = known(name)
+      commands.send({ action: 'reload', plugin: name })
       await exclusive(record, () => transitions.reload(record, 'reloaded'))
       return pluginInfo(record)
     },
     async reset(name) {
-      const version = known(name).current
-      if (version === undefined) throw refusal(name, records.get(name))
+      const version = runningVersion(name)
+      commands.send({ action: 'reset', plugin: name })
       await version.plugin.reset()
     },
     async setPolicy(input, putOptions) {
@@ -454,6 +510,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     close() {
       closed = true
       closing ??= (async () => {
+        commands.close()
         clearInterval(supervision)
         stopEventDelivery()
         await watcher?.close()
