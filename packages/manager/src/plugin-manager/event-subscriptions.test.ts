@@ -42,9 +42,11 @@ describe('mayReceive / handlersFor', () => {
     expect(mayReceive(cacheOnly, 'stats.updated')).toBe(false)
   })
 
-  it('never lets * reach the host corral.* types: only a glob naming the prefix does', () => {
+  it("never lets * reach the host corral.* types (only a glob naming the prefix does), nor any glob the replicas' commands", () => {
     expect(mayReceive(grantOf('a', ['*']), 'corral.plugin.state')).toBe(false)
     expect(mayReceive(grantOf('a', ['corral.plugin.*']), 'corral.plugin.state')).toBe(true)
+    expect(mayReceive(grantOf('a', ['corral.*']), 'corral.plugin.state')).toBe(true)
+    expect(mayReceive(grantOf('a', ['corral.*']), 'corral.command')).toBe(false)
     const all: EventSubscription[] = [{ type: '*', handler: 'on_all' }]
     expect(handlersFor(all, 'corral.job.result')).toEqual([])
     expect(handlersFor([...all, { type: 'corral.*', handler: 'on_host' }], 'corral.job.result')).toEqual([

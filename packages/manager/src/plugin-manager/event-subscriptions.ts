@@ -2,6 +2,7 @@ import { matchScope } from '@corral/manifest'
 import type { EffectiveGrant, EventSubscription, Logger } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { type EventBus, type HostEvent, hostEventPrefix } from '../backends/event-bus.js'
+import { replicaCommandType } from './replica-commands.js'
 
 /** How many events wait for one plugin by default; past it new ones are dropped. */
 export const defaultEventQueueSize = 100
@@ -33,8 +34,13 @@ function covers(pattern: string, type: string): boolean {
   return matchScope(pattern, type)
 }
 
-/** Whether the grant lets the plugin take events of `type`: an `events` permission whose scope covers it. */
+/**
+ * Whether the grant lets the plugin take events of `type`: an `events` permission whose scope covers
+ * it. The administrators' commands between replicas are never a plugin's, whatever its grant: they
+ * name the host's paths.
+ */
 export function mayReceive(grant: EffectiveGrant, type: string): boolean {
+  if (type === replicaCommandType) return false
   return grant.permissions.some(
     (permission) => permission.type === 'events' && permission.scope.some((glob) => covers(glob, type)),
   )
