@@ -1,6 +1,7 @@
 import { isPluginErrorCode, isPluginErrorData, PluginError, type PluginErrorData } from '@corral/types'
 import { Metadata, type ServiceError, type status } from '@grpc/grpc-js'
 import { codeFromStatus, statusFromCode } from './grpc-status.js'
+import { parseJsonBytes } from './json-bytes.js'
 
 /**
  * The metadata key under which a Corral plugin sends the whole {@link PluginErrorData} of a failed
@@ -33,7 +34,7 @@ export function encodeErrorJson(error: PluginError): Buffer {
 export function parseErrorJson(bytes: Uint8Array, plugin: string): PluginErrorData {
   let value: unknown
   try {
-    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+    value = parseJsonBytes(bytes)
   } catch {
     return { code: 'plugin_error', message: 'the plugin sent an error that is not JSON', plugin }
   }

@@ -13,6 +13,7 @@ export { codeFromStatus, statusFromCode } from './grpc-status.js'
 export { corralHandshake } from './handshake.js'
 export type { HandshakeLine } from './handshake-line.js'
 export { coreProtocolVersion, formatHandshakeLine, parseHandshakeLine } from './handshake-line.js'
+export { parseJsonBytes } from './json-bytes.js'
 export type { PeerSecrets } from './peer-secret.js'
 export {
   formatPeerSecretsLine,

@@ -1,4 +1,4 @@
-import { type CallResult, parseErrorJson } from '@corral/proto'
+import { type CallResult, parseErrorJson, parseJsonBytes } from '@corral/proto'
 import { PluginError } from '@corral/types'
 
 /**
@@ -46,7 +46,7 @@ export const jsonResult: ResultDecoder = (plugin, fn, result, limit) => {
   const json = checkedResult(plugin, fn, result, limit)
   if (json === undefined) return null
   try {
-    return JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'))
+    return parseJsonBytes(json)
   } catch (error) {
     throw new PluginError('plugin_error', `${fn} returned a result that is not JSON`, {
       plugin,

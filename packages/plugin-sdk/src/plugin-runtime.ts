@@ -77,9 +77,12 @@ export class PluginRuntime implements CallRunner {
 
   /** Runs a call of one of the plugin's functions; never rejects (see `callFunction`). */
   run(request: CallRequest, running: RunningCall): CallResult | Promise<CallResult> {
-    return callFunction(this.#plugin.functions, request, running, (failure) => {
-      this.#lastError = failure.toData()
-    })
+    return callFunction(this.#plugin.functions, request, running, this.#recordFailure)
+  }
+
+  /** Keeps a call's failure for health to report (one function for every call, not one per call). */
+  readonly #recordFailure = (failure: PluginError): void => {
+    this.#lastError = failure.toData()
   }
 
   async #init(request: InitRequest): Promise<object> {
