@@ -69,8 +69,9 @@ export function warmUpModuleBytes(): Uint8Array<ArrayBuffer> {
  *
  * It leaves nothing a plugin could see: the instance, its memory and its imports, the channel and
  * its buffer are all its own and unreachable once it returns; the worker's real channel is not
- * touched; and the module-level values of the code it runs are constants. What stays is compiled
- * code, which no guest can read.
+ * touched; and the module-level values of the code it runs are constants and stateless text
+ * coders. What stays is compiled code, which no guest can read. A worker is still never reused:
+ * the plugin it is handed to is the first and only one it runs.
  */
 export async function warmUp(): Promise<void> {
   const plugin = 'corral-warm-up'
