@@ -64,14 +64,15 @@ async function startInstance(end: WorkerChannelEnd, start: WorkerStartMessage): 
   serve(end, guest, start.plugin)
 }
 
-// The worker warms up (warm-up.ts) as soon as it starts; a start waits for the warm-up to end. A
-// warm-up that failed only leaves the code cold.
-const warmedUp = warmUp().catch(() => undefined)
+// The worker warms up (warm-up.ts) as soon as it starts. A start does not wait for it: a spare
+// taken the moment it was spawned (a burst of instance starts) starts at once, the warm-up running
+// on beside it. A warm-up that failed only leaves the code cold.
+void warmUp().catch(() => undefined)
 
 // Two messages, each taken once: the warm-up with the channel, then the start. The warm-up message
 // runs the listener bookkeeping a start would otherwise run cold, in a new thread, on the load's way.
 port.once('message', (message: WorkerWarmUpMessage) => {
   const end = new WorkerChannelEnd(message.buffer)
-  port.once('message', (start: WorkerStartMessage) => void warmedUp.then(() => startInstance(end, start)))
-  void warmedUp.then(() => port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage))
+  port.once('message', (start: WorkerStartMessage) => void startInstance(end, start))
+  port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
 })
