@@ -19,6 +19,12 @@ interface ExtismInWorker {
 /**
  * Starts Extism's JS SDK with `runInWorker` on the echo plugin, from a thread started without this
  * process's flags: under tsx, Node would try to source-map the SDK's `data:` worker and fail.
+ *
+ * Each timed call is followed by an untimed `plugin.reset()`. The SDK keeps every call's input and
+ * output block until a reset, and each call copies its list of blocks across to its worker and back:
+ * without it, a call's cost grew with the calls made before it (a median of 125 µs in the first
+ * round, 3.3 ms in the fifth, in one run), so the baseline measured how long the bench had run
+ * rather than a call (docs/performance.md: 78 µs). With it, every call sees the plugin as a fresh one.
  */
 async function startExtismInWorker(wasm: Uint8Array): Promise<ExtismInWorker> {
   const worker = new Worker(
@@ -29,15 +35,18 @@ async function startExtismInWorker(wasm: Uint8Array): Promise<ExtismInWorker> {
        const call = async () => (await plugin.call('echo', JSON.stringify(workerData.payload)))?.json()
        parentPort.on('message', async (iterations) => {
          if (iterations === null) return plugin.close().then(() => parentPort.postMessage(null))
-         for (let i = 0; i < iterations / 10; i++) await call()
+         for (let i = 0; i < iterations / 10; i++) {
+           await call()
+           await plugin.reset()
+         }
          const samples = []
-         const start = performance.now()
          for (let i = 0; i < iterations; i++) {
            const t0 = performance.now()
            await call()
            samples.push((performance.now() - t0) * 1000)
+           await plugin.reset()
          }
-         parentPort.postMessage({ samples, elapsedS: (performance.now() - start) / 1000 })
+         parentPort.postMessage({ samples, elapsedS: samples.reduce((a, b) => a + b, 0) / 1e6 })
        })
        parentPort.postMessage(null)
      })()`,
@@ -125,11 +134,9 @@ export default async function wasmExtism(report: BenchReport): Promise<void> {
         target: { kind: 'max_ratio', value: 1 / 6 },
       },
     ]
-    // One unrecorded pass of the Corral rows first: their first round ran with code still cold (a
-    // median twice the later rounds'), which spread the ratios. Not of Extism's: its median grew
-    // with the calls made on its plugin (125 µs in the first round, 2.4 ms by the fifth, in one
-    // run), so extra calls there would flatter Corral; it warms up within each round already.
-    for (const row of rows.slice(1)) await row.measure()
+    // One unrecorded pass of every row first: the first round ran with code still cold (a median
+    // twice the later rounds'), which spread the ratios.
+    for (const row of rows) await row.measure()
     await report.addInRounds(rows)
   } finally {
     await extism.close()

@@ -223,7 +223,8 @@ export function readModuleInfo(bytes: Uint8Array): ModuleInfo {
   return info
 }
 
-function uleb(value: number): number[] {
+/** `value` as an unsigned LEB128, as the binary format writes sizes, counts and indices. */
+export function uleb(value: number): number[] {
   const out: number[] = []
   do {
     let b = value % 128

@@ -5,17 +5,18 @@
  * thread, which is what makes a timeout stop a guest that never returns.
  */
 import { type MessagePort, parentPort } from 'node:worker_threads'
-import { logLevels } from '@corral/types'
 import { createCorralGuest } from '../abi/corral/corral-guest.js'
 import { createExtismGuest } from '../abi/extism/extism-guest.js'
-import type { AbiName, GuestFactory, GuestInstance, HostBridge } from '../abi/guest-abi.js'
+import type { AbiName, GuestFactory, GuestInstance } from '../abi/guest-abi.js'
 import { GuestCallError, guestFailure } from '../abi/guest-abi.js'
-import { MessageKind, WorkerChannelEnd } from '../channel/channel.js'
+import { WorkerChannelEnd } from '../channel/channel.js'
 import type {
   WorkerStartMessage,
   WorkerStatusMessage,
   WorkerWarmUpMessage,
 } from '../channel/worker-messages.js'
+import { bridgeOver, serveNextCall } from './serve.js'
+import { warmUp } from './warm-up.js'
 
 /** How the worker instantiates a guest of each ABI. */
 const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
@@ -23,51 +24,13 @@ const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
   extism: createExtismGuest,
 }
 
-const encoder = new TextEncoder()
-
 /** Runs the calls the host queues, in order, until a failure discards the instance. */
 function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
   for (;;) {
-    const call = end.nextCall()
-    let discard = false
-    try {
-      end.reply(MessageKind.result, 0, guest.call(call.fn, call.input))
-    } catch (error) {
-      const failure = guestFailure(error, call.fn)
-      discard = failure.discard
-      const data = encoder.encode(JSON.stringify(failure.toData(plugin)))
-      end.reply(MessageKind.failure, discard ? 1 : 0, data)
-    }
-    end.finish()
     // An instance about to be discarded takes no further call (the host runs them elsewhere): it
     // waits to be terminated.
-    if (discard) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+    if (serveNextCall(end, guest, plugin)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
   }
-}
-
-function bridgeOver(end: WorkerChannelEnd): HostBridge {
-  const bridge: HostBridge = {
-    hostCall(method, args) {
-      const name = encoder.encode(method)
-      const payload = new Uint8Array(name.length + args.length)
-      payload.set(name)
-      payload.set(args, name.length)
-      end.send(MessageKind.hostCall, name.length, 0, payload)
-      const reply = end.receive()
-      if (reply.kind !== MessageKind.hostResult) {
-        throw new GuestCallError(
-          'internal',
-          `host call ${method}: unexpected channel message ${reply.kind}`,
-          true,
-        )
-      }
-      return reply.payload
-    },
-    log(level, message) {
-      bridge.hostCall('log', encoder.encode(JSON.stringify({ level: logLevels[level], message })))
-    },
-  }
-  return bridge
 }
 
 function workerPort(): MessagePort {
@@ -101,10 +64,15 @@ async function startInstance(end: WorkerChannelEnd, start: WorkerStartMessage): 
   serve(end, guest, start.plugin)
 }
 
-// Two messages, each taken once: the warm-up with the channel, then the start. The warm-up runs the
-// listener bookkeeping a start would otherwise run cold, in a new thread, on the load's way.
-port.once('message', (warmUp: WorkerWarmUpMessage) => {
-  const end = new WorkerChannelEnd(warmUp.buffer)
+// The worker warms up (warm-up.ts) as soon as it starts. A start does not wait for it: a spare
+// taken the moment it was spawned (a burst of instance starts) starts at once, the warm-up running
+// on beside it. A warm-up that failed only leaves the code cold.
+void warmUp().catch(() => undefined)
+
+// Two messages, each taken once: the warm-up with the channel, then the start. The warm-up message
+// runs the listener bookkeeping a start would otherwise run cold, in a new thread, on the load's way.
+port.once('message', (message: WorkerWarmUpMessage) => {
+  const end = new WorkerChannelEnd(message.buffer)
   port.once('message', (start: WorkerStartMessage) => void startInstance(end, start))
   port.postMessage({ type: 'warmed' } satisfies WorkerStatusMessage)
 })
