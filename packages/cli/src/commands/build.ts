@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { loadManifest } from '@corral/manifest'
 import { PluginError } from '@corral/types'
-import { main as asc } from 'assemblyscript/asc'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { withProgress } from '../output.js'
 import { sdkFile, sdkModulesDir } from '../toolchain.js'
@@ -42,6 +41,9 @@ async function buildScript(dir: string): Promise<string | undefined> {
 }
 
 async function compileAssemblyScript(dir: string): Promise<void> {
+  // Loaded here, not with the CLI: AssemblyScript brings Binaryen, seconds of start-up under load
+  // that every other command and template would pay.
+  const { main: asc } = await import('assemblyscript/asc')
   const { error, stderr } = await asc(['--baseDir', dir, '--path', sdkModulesDir()])
   if (error !== null) {
     throw new PluginError('load_failed', `asc failed: ${error.message}\n${stderr.toString()}`)
