@@ -127,7 +127,9 @@ describe('parseManifest', () => {
         column: 9,
       },
     ])
-    expect(parseManifest(stringify({ ...base, runtime: 'grpc', entry: { node: built } })).entry).toMatchObject({
+    expect(
+      parseManifest(stringify({ ...base, runtime: 'grpc', entry: { node: built } })).entry,
+    ).toMatchObject({
       node: built,
     })
   })

@@ -34,8 +34,13 @@ export interface InitContext {
   readonly host: HostApi
 }
 
-/** A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. */
-export type PluginFunction = (args: unknown, context: CallContext) => unknown
+/**
+ * A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. Its
+ * arguments may be typed by annotation (`(args: { name: string }) => …`), which a host's typed
+ * client then sends, unchecked at run time; {@link withArgs} checks them with a schema. (`never`
+ * here is what lets a function of any argument type be one.)
+ */
+export type PluginFunction = (args: never, context: CallContext) => unknown
 
 /** A plugin function over bytes: the call's argument bytes in, its result bytes out, no JSON. */
 export type BytesFunction = (input: Uint8Array, context: CallContext) => Uint8Array | Promise<Uint8Array>
