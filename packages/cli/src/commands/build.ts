@@ -62,7 +62,7 @@ interface BuildStep {
  * SDK into its `entry.binary`), a TypeScript gRPC plugin's `src/main.ts` (bundled with its
  * dependencies into its `entry.node`).
  */
-export async function buildStep(dir: string): Promise<BuildStep | undefined> {
+async function buildStep(dir: string): Promise<BuildStep | undefined> {
   const script = await buildScript(dir)
   if (script !== undefined) return { what: script, run: () => run(script, dir) }
   if (existsSync(path.join(dir, 'asconfig.json'))) {
@@ -89,15 +89,21 @@ export async function buildStep(dir: string): Promise<BuildStep | undefined> {
   return undefined
 }
 
+/** Builds the plugin in `folder`, with progress on stderr; false when it names nothing to build. */
+export async function buildPlugin(folder: string): Promise<boolean> {
+  const step = await buildStep(folder)
+  if (step === undefined) return false
+  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
+  return true
+}
+
 /** `corral build [dir]`: builds the plugin, with progress on stderr. */
 export async function buildCommand(dir: string): Promise<void> {
   const folder = path.resolve(dir)
-  const step = await buildStep(folder)
-  if (step === undefined) {
+  if (!(await buildPlugin(folder))) {
     throw new PluginError(
       'not_found',
       `${folder}: nothing to build (no build script in package.json, no asconfig.json, build.sh, main.go or src/main.ts)`,
     )
   }
-  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
 }
