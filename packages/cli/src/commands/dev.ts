@@ -33,7 +33,7 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   const folder = path.resolve(dir)
   const args = parseArgs(options.args)
   const logger = cliLogger(options.verbose === true)
-  const build = () => buildPlugin(folder)
+  const build = () => buildPlugin(folder, true)
   await build()
 
   const session: PluginSession = await openPluginSession({
