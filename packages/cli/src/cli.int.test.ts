@@ -468,9 +468,9 @@ describe.each([
       })
     await printed('demo.greet → ')
     expect(stdout).toContain('Hello, Ada!')
-    // The promise is an answer within a minute of `corral new`: printed, not asserted. It takes
-    // 4–25 s alone on a loaded 2-core machine, but up to 70 s there beside a type check, so a limit
-    // would fail on a busy machine, not on a slow CLI.
+    // The promise is an answer within a minute of `corral new`: printed, not asserted. It took
+    // 9–23 s per template on a 2-core machine at load 20, but a busier machine multiplies that, so
+    // a limit would fail on a busy machine, not on a slow CLI.
     const seconds = (performance.now() - started) / 1000
     console.log(`${template}: corral new → first answer of corral dev in ${seconds.toFixed(1)} s`)
     expect(stderr).toMatch(/^… building demo: .+\n✓ building demo: /m)
