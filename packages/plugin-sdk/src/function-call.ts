@@ -57,7 +57,7 @@ export function callFunction(
       throw new PluginError('invalid_argument', `the arguments of ${name} are not JSON`)
     }
     // The arguments as sent: a function's own annotation is not checked, withArgs' schema is.
-    value = fn(args as never, running)
+    value = fn(args, running)
   } catch (error) {
     return failed(error)
   }
