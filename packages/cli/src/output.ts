@@ -1,10 +1,23 @@
 import type { Logger } from '@corral/types'
 import { PluginError } from '@corral/types'
-import pc from 'picocolors'
+import picocolors from 'picocolors'
 import yoctoSpinner from 'yocto-spinner'
 
-/** Colours for stdout and stderr: off when the stream is not a terminal or `NO_COLOR` is set (picocolors). */
-export const colors = pc
+/**
+ * Whether to colour what goes to `stream`: as `FORCE_COLOR` says when it is set (it wins over
+ * `NO_COLOR`, as in Node.js); else on a terminal, unless `NO_COLOR` is set. Not picocolors' own
+ * choice, which also colours piped output wherever `CI` is set.
+ */
+export function colorsWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.FORCE_COLOR !== undefined) return env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false'
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
+  return stream.isTTY === true && env.TERM !== 'dumb'
+}
+
+/** Colours for what is written to stdout. */
+export const colors = picocolors.createColors(colorsWanted(process.stdout))
+/** Colours for what is written to stderr. */
+export const errorColors = picocolors.createColors(colorsWanted(process.stderr))
 
 /** A JSON value as the CLI prints results: indented when a person reads it, one line when piped. */
 export function formatJson(value: unknown): string {
@@ -18,7 +31,9 @@ export function formatJson(value: unknown): string {
 export function formatError(reason: unknown): string {
   const error = PluginError.from(reason, 'internal')
   const plugin = error.plugin === undefined ? '' : `${error.plugin}: `
-  const lines = [`${pc.red('✗')} ${pc.bold(`[${error.code}]`)} ${plugin}${error.rawMessage}`]
+  const lines = [
+    `${errorColors.red('✗')} ${errorColors.bold(`[${error.code}]`)} ${plugin}${error.rawMessage}`,
+  ]
   for (const field of error.fields) {
     const where = field.line === undefined ? '' : `${field.line}:${field.column ?? 1} `
     const line = `  ${where}${field.field}: ${field.message}`
@@ -34,7 +49,8 @@ export function cliLogger(verbose: boolean): Logger {
     log(level, message, fields) {
       if (!verbose && level !== 'warn' && level !== 'error') return
       const plugin = typeof fields?.plugin === 'string' ? `${fields.plugin}: ` : ''
-      const paint = level === 'error' ? pc.red : level === 'warn' ? pc.yellow : pc.dim
+      const paint =
+        level === 'error' ? errorColors.red : level === 'warn' ? errorColors.yellow : errorColors.dim
       process.stderr.write(`${paint(`${level} ${plugin}${message}`)}\n`)
     },
   }

@@ -110,6 +110,30 @@ describe('parseManifest', () => {
     expect(node.entry).toEqual({ node: 'dist/main.js', args: [], env: [] })
   })
 
+  it.each([
+    ['src/main.ts', 'dist/main.js'],
+    ['src/main.mts', 'dist/main.mjs'],
+    ['main.cts', 'dist/main.cjs'],
+  ])('refuses TypeScript source %s as entry.node, on its line, naming the built file', (source, built) => {
+    const error = parseError(
+      ['name: stats', 'version: 1.0.0', 'runtime: grpc', 'entry:', `  node: ${source}`].join('\n'),
+    )
+    expect(error.code).toBe('manifest_invalid')
+    expect(error.fields).toEqual([
+      {
+        field: 'entry.node',
+        message: `must be built JavaScript, not TypeScript source: run corral build and name its output, like entry: { node: ${built} }`,
+        line: 5,
+        column: 9,
+      },
+    ])
+    expect(
+      parseManifest(stringify({ ...base, runtime: 'grpc', entry: { node: built } })).entry,
+    ).toMatchObject({
+      node: built,
+    })
+  })
+
   // Every field, accept and reject: [field, value, accepted, the field path of the error].
   const cases: Array<[string, unknown, boolean, string?]> = [
     ['name', 'ab', true],

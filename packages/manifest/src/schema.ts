@@ -393,6 +393,21 @@ const resourcesSchema = z
   })
   .meta({ description: 'Limits and permissions the plugin requests; its policy grants them, or less.' })
 
+/** TypeScript source and the JavaScript a build makes of it: `src/main.ts` → `dist/main.js`. */
+const typeScriptSource = /\.([mc]?)ts$/i
+
+/**
+ * A Node.js entry: built JavaScript. Node refuses TypeScript source with a bare stack
+ * (ERR_UNKNOWN_FILE_EXTENSION), so the manifest says what to name instead.
+ */
+const nodeEntry = relativePath.refine((p) => !typeScriptSource.test(p), {
+  error: (issue) => {
+    const source = String(issue.input)
+    const built = (source.split(/[/\\]/).pop() ?? source).replace(typeScriptSource, '.$1js')
+    return `must be built JavaScript, not TypeScript source: run corral build and name its output, like entry: { node: dist/${built} }`
+  },
+})
+
 const entrySchema = z
   .strictObject({
     wasm: relativePath
@@ -401,7 +416,7 @@ const entrySchema = z
     binary: relativePath
       .optional()
       .meta({ description: 'The executable of a grpc plugin.', examples: ['bin/plugin'] }),
-    node: relativePath.optional().meta({
+    node: nodeEntry.optional().meta({
       description: 'The JavaScript file of a grpc plugin run by Node.js.',
       examples: ['dist/main.js'],
     }),

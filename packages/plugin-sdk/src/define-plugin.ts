@@ -34,8 +34,15 @@ export interface InitContext {
   readonly host: HostApi
 }
 
-/** A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. */
-export type PluginFunction = (args: unknown, context: CallContext) => unknown
+/**
+ * A plugin function: JSON arguments in, a JSON-serialisable result (or a promise of one) out. Its
+ * arguments are `unknown` unless annotated (`(args: { name: string }) => …`), a type a host's typed
+ * client then sends, unchecked at run time; {@link withArgs} checks them with a schema. (Declared
+ * as a method, whose parameters TypeScript compares both ways, so that an annotated function fits.)
+ */
+export type PluginFunction = {
+  call(args: unknown, context: CallContext): unknown
+}['call']
 
 /** A plugin function over bytes: the call's argument bytes in, its result bytes out, no JSON. */
 export type BytesFunction = (input: Uint8Array, context: CallContext) => Uint8Array | Promise<Uint8Array>

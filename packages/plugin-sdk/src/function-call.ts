@@ -31,6 +31,7 @@ export function callFunction(
       value = bytesFn(request.argsJson ?? noInput, running)
     } else {
       answer = jsonAnswer
+      // The arguments as sent: a function's own annotation is not checked, withArgs' schema is.
       value = fn(parseArguments(name, request.argsJson), running)
     }
   } catch (error) {

@@ -8,8 +8,17 @@ export interface TypedArguments<Args> {
   readonly '~args'?: Args
 }
 
-/** The arguments a caller passes to plugin function `F`: its schema's input, or `unknown` without one. */
-export type FunctionArguments<F> = F extends TypedArguments<infer Args> ? Args : unknown
+/**
+ * The arguments a caller passes to plugin function `F`: its schema's input (`withArgs`), else the
+ * type its first parameter is annotated with (`unknown` when it has none).
+ */
+export type FunctionArguments<F> = '~args' extends keyof F
+  ? F extends TypedArguments<infer Args>
+    ? Args
+    : unknown
+  : F extends (args: infer Args, ...rest: never[]) => unknown
+    ? Args
+    : unknown
 
 /** What plugin function `F` resolves with, as the caller gets it (after JSON). */
 export type FunctionResult<F> = F extends (...args: never[]) => infer Result ? Awaited<Result> : unknown

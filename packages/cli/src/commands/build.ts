@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { loadManifest } from '@corral/manifest'
 import { PluginError } from '@corral/types'
-import { main as asc } from 'assemblyscript/asc'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { withProgress } from '../output.js'
 import { sdkFile, sdkModulesDir } from '../toolchain.js'
@@ -41,8 +40,15 @@ async function buildScript(dir: string): Promise<string | undefined> {
   return pkg.scripts?.build
 }
 
-async function compileAssemblyScript(dir: string): Promise<void> {
-  const { error, stderr } = await asc(['--baseDir', dir, '--path', sdkModulesDir()])
+/** asc's flags for a quick build: none of Binaryen's optimisation passes, a third of the CPU time. */
+const unoptimized = ['--optimizeLevel', '0', '--shrinkLevel', '0']
+
+async function compileAssemblyScript(dir: string, quick: boolean): Promise<void> {
+  // Loaded here, not with the CLI: AssemblyScript brings Binaryen, seconds of start-up under load
+  // that every other command and template would pay.
+  const { main: asc } = await import('assemblyscript/asc')
+  const flags = quick ? unoptimized : []
+  const { error, stderr } = await asc(['--baseDir', dir, '--path', sdkModulesDir(), ...flags])
   if (error !== null) {
     throw new PluginError('load_failed', `asc failed: ${error.message}\n${stderr.toString()}`)
   }
@@ -60,11 +66,14 @@ interface BuildStep {
  * SDK into its `entry.binary`), a TypeScript gRPC plugin's `src/main.ts` (bundled with its
  * dependencies into its `entry.node`).
  */
-export async function buildStep(dir: string): Promise<BuildStep | undefined> {
+async function buildStep(dir: string, quick: boolean): Promise<BuildStep | undefined> {
   const script = await buildScript(dir)
   if (script !== undefined) return { what: script, run: () => run(script, dir) }
   if (existsSync(path.join(dir, 'asconfig.json'))) {
-    return { what: 'asc --config asconfig.json', run: () => compileAssemblyScript(dir) }
+    return {
+      what: ['asc --config asconfig.json', ...(quick ? unoptimized : [])].join(' '),
+      run: () => compileAssemblyScript(dir, quick),
+    }
   }
   if (existsSync(path.join(dir, 'build.sh')))
     return { what: 'sh build.sh', run: () => run('sh build.sh', dir) }
@@ -87,15 +96,24 @@ export async function buildStep(dir: string): Promise<BuildStep | undefined> {
   return undefined
 }
 
+/**
+ * Builds the plugin in `folder`, with progress on stderr; false when it names nothing to build.
+ * `quick` (for `corral dev`) skips the optimisation of an AssemblyScript build, the slow part of it.
+ */
+export async function buildPlugin(folder: string, quick = false): Promise<boolean> {
+  const step = await buildStep(folder, quick)
+  if (step === undefined) return false
+  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
+  return true
+}
+
 /** `corral build [dir]`: builds the plugin, with progress on stderr. */
 export async function buildCommand(dir: string): Promise<void> {
   const folder = path.resolve(dir)
-  const step = await buildStep(folder)
-  if (step === undefined) {
+  if (!(await buildPlugin(folder))) {
     throw new PluginError(
       'not_found',
       `${folder}: nothing to build (no build script in package.json, no asconfig.json, build.sh, main.go or src/main.ts)`,
     )
   }
-  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
 }

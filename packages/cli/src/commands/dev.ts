@@ -1,9 +1,9 @@
 import path from 'node:path'
 import type { ManagerEvent } from '@corral/manager'
 import { watch } from 'chokidar'
-import { cliLogger, colors, formatError, formatJson } from '../output.js'
+import { cliLogger, errorColors, formatError, formatJson } from '../output.js'
 import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
-import { buildStep } from './build.js'
+import { buildPlugin } from './build.js'
 import { parseArgs } from './call.js'
 
 /** Options of `corral dev`. */
@@ -33,12 +33,7 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   const folder = path.resolve(dir)
   const args = parseArgs(options.args)
   const logger = cliLogger(options.verbose === true)
-  const build = async () => {
-    const step = await buildStep(folder)
-    if (step === undefined) return
-    process.stderr.write(`${colors.dim(`building: ${step.what}`)}\n`)
-    await step.run()
-  }
+  const build = () => buildPlugin(folder, true)
   await build()
 
   const session: PluginSession = await openPluginSession({
@@ -60,10 +55,10 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   session.manager.events.subscribe((event: ManagerEvent) => {
     if (event.type !== 'plugin.state' || event.plugin !== name) return
     if (event.from === 'running' && event.to === 'running' && event.reason.startsWith('reloaded')) {
-      process.stderr.write(`${colors.green('↻')} ${event.reason}\n`)
+      process.stderr.write(`${errorColors.green('↻')} ${event.reason}\n`)
       void callOnce()
     } else if (event.reason.startsWith('reload failed')) {
-      process.stderr.write(`${colors.red('✗')} ${event.reason}\n`)
+      process.stderr.write(`${errorColors.red('✗')} ${event.reason}\n`)
     }
   })
   // Builds one at a time: a change during a build builds once more after it.
@@ -90,7 +85,7 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   // Changes count from here on: the first call is made once the watch is in place.
   await new Promise<void>((resolve) => sources.once('ready', () => resolve()))
 
-  process.stderr.write(`${colors.green('✓')} ${name} runs; watching ${folder} (Ctrl-C to stop)\n`)
+  process.stderr.write(`${errorColors.green('✓')} ${name} runs; watching ${folder} (Ctrl-C to stop)\n`)
   await callOnce()
 
   await new Promise<void>((resolve) => {

@@ -9,12 +9,7 @@ const corral = (...args) => {
   const [command, prefix] = process.env.CORRAL_CLI
     ? [process.execPath, [process.env.CORRAL_CLI]]
     : ['corral', []]
-  // NO_COLOR: the messages are matched as text, even where CI or FORCE_COLOR would colour them.
-  return spawnSync(command, [...prefix, ...args], {
-    cwd: dir,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
-  })
+  return spawnSync(command, [...prefix, ...args], { cwd: dir, encoding: 'utf8' })
 }
 
 test('greet answers with the greeting', () => {
