@@ -2,7 +2,7 @@ import { PluginError } from '@corral/types'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { type ManualClock, manualClock } from '../testing/manual-clock.js'
 import { failure } from '../testing/plugin-failure.js'
-import { InstancePool, type PooledInstance, type PoolLimits } from './instance-pool.js'
+import { InstancePool, type PooledInstance, PoolGroup, type PoolLimits } from './instance-pool.js'
 
 /** An instance without a worker: it lives until the test stops it. */
 class FakeInstance implements PooledInstance {
@@ -26,9 +26,10 @@ let clock: ManualClock
 let started: FakeInstance[]
 let startFails: PluginError | undefined
 
-function pool(limits: Partial<PoolLimits> = {}): InstancePool<FakeInstance> {
+function pool(limits: Partial<PoolLimits> = {}, group?: PoolGroup): InstancePool<FakeInstance> {
   return new InstancePool<FakeInstance>({
     plugin: 'p',
+    group,
     maxInstances: 2,
     maxConcurrentCalls: 100,
     maxQueuedCalls: 100,
@@ -92,6 +93,30 @@ describe('InstancePool', () => {
     a.canQueue = true
     expect(await settled(p.acquire(farAway, undefined, () => false))).toBe(false)
     expect(await p.acquire(farAway)).toBe(a)
+  })
+
+  it('in a group, grows past its first instance only while the group has room; a freed one serves the waiter', async () => {
+    const group = new PoolGroup(3)
+    const p = pool({ maxInstances: 4 }, group)
+    const q = pool({ maxInstances: 4 }, group)
+    const a = await p.acquire(farAway)
+    const b = await p.acquire(farAway)
+    const c = await q.acquire(farAway) // the group's third busy instance
+    expect(started).toHaveLength(3)
+    const waiting = p.acquire(farAway)
+    expect(await settled(waiting)).toBe(false)
+    expect(started).toHaveLength(3)
+    // A pool's first instance starts even in a full group: nothing else would serve its callers.
+    const r = pool({ maxInstances: 4 }, group)
+    const d = await r.acquire(farAway)
+    expect(started).toHaveLength(4)
+    p.release(b)
+    expect(await waiting).toBe(b)
+    // Idle instances leave room: once the other pools' calls end, p may grow again.
+    q.release(c)
+    r.release(d)
+    expect([a, b]).not.toContain(await p.acquire(farAway))
+    expect(started).toHaveLength(5)
   })
 
   it('refuses a caller at once when maxQueuedCalls callers already wait', async () => {

@@ -36,6 +36,46 @@ export interface InstancePoolOptions<I extends PooledInstance> extends PoolLimit
   stopIdle?(instance: I): Promise<void>
   /** The clock of the callers' deadlines and waits (tests pass a manual one). */
   clock?: SupervisorClock | undefined
+  /** The pools this one shares the machine with (a runner's): past its first instance, it grows only while they leave room. */
+  group?: PoolGroup | undefined
+}
+
+/** What a {@link PoolGroup} asks of a pool. */
+interface GroupMember {
+  /** Instances running calls or starting. */
+  readonly busy: number
+}
+
+/**
+ * The pools of one runner, which share the machine's cores: a pool starts an instance beyond its
+ * first only while the group's busy instances (running calls, or starting) are fewer than
+ * `maxBusy`. Without such a bound, many busy plugins on a small machine each grow to their own
+ * `max_instances`: sixteen plugins with the default pool of 4 started 64 worker threads on 2
+ * cores, whose start-ups held each other past the instantiation limit, and whose calls ran no
+ * faster than on 16 (more threads than cores only take turns).
+ */
+export class PoolGroup {
+  readonly #pools = new Set<GroupMember>()
+
+  constructor(
+    /** Past this many busy instances in the group, its pools grow no more (each may always start its first). */
+    readonly maxBusy: number,
+  ) {}
+
+  /** Whether a pool of the group may start one more instance beyond its first. */
+  get hasRoom(): boolean {
+    let busy = 0
+    for (const pool of this.#pools) busy += pool.busy
+    return busy < this.maxBusy
+  }
+
+  join(pool: GroupMember): void {
+    this.#pools.add(pool)
+  }
+
+  leave(pool: GroupMember): void {
+    this.#pools.delete(pool)
+  }
 }
 
 /** The host's clock and timers. */
@@ -90,11 +130,24 @@ export class InstancePool<I extends PooledInstance> {
   constructor(options: InstancePoolOptions<I>) {
     this.#options = { ...options }
     this.#clock = options.clock ?? systemClock
+    options.group?.join(this)
   }
 
   /** Live instances, busy or idle. */
   get size(): number {
     return this.#all.size
+  }
+
+  /** Instances that hold a worker: live, starting, or stopping after their idle time. */
+  get #live(): number {
+    return this.#all.size + this.#starting + this.#stopping.size
+  }
+
+  /** Instances running calls, or starting. */
+  get busy(): number {
+    let busy = this.#starting
+    for (const reserved of this.#reserved.values()) if (reserved > 0) busy++
+    return busy
   }
 
   /** Adds an instance started elsewhere (the one a plugin is loaded with). */
@@ -156,8 +209,7 @@ export class InstancePool<I extends PooledInstance> {
     if (this.#inFlight >= this.#options.maxConcurrentCalls) return undefined
     let instance = this.#idleInstance()
     if (instance === undefined) {
-      const live = this.#all.size + this.#starting + this.#stopping.size
-      if (this.#paused === undefined && live < this.#options.maxInstances) {
+      if (this.#paused === undefined && this.#live < this.#options.maxInstances && this.#mayGrow()) {
         return this.#start()
       }
       instance = this.#queueableInstance(mayQueueOn)
@@ -242,6 +294,15 @@ export class InstancePool<I extends PooledInstance> {
       this.#waiters.push(waiter)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /**
+   * Whether one more instance may start as far as the group goes: always a first one (nothing else
+   * would serve the caller), beyond that while the group has room.
+   */
+  #mayGrow(): boolean {
+    const { group } = this.#options
+    return group === undefined || this.#all.size + this.#starting === 0 || group.hasRoom
   }
 
   /** Starts an instance for one call: it counts as in flight from now, and stops counting if the start fails. */
@@ -411,6 +472,7 @@ export class InstancePool<I extends PooledInstance> {
    */
   close(): void {
     this.#closed = true
+    this.#options.group?.leave(this)
     this.#clock.clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
     for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#unavailable())

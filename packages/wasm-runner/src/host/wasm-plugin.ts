@@ -18,7 +18,7 @@ import type {
 import { callTimeoutMs, PluginError, RestartSupervisor, throwIfCanceled } from '@corral/types'
 import { extismInputFromJson, extismOutputValue } from '../abi/extism/call-data.js'
 import type { LifecycleFunction } from '../abi/guest-abi.js'
-import { InstancePool, type PoolLimits } from './instance-pool.js'
+import { InstancePool, type PoolGroup, type PoolLimits } from './instance-pool.js'
 import type { CompiledModule } from './module-cache.js'
 import type { InstanceCallOptions, InstanceSettings, OutputDecoder } from './worker-handle.js'
 import { bytesOutput, CallNotStarted, WorkerHandle } from './worker-handle.js'
@@ -36,6 +36,8 @@ export interface WasmPluginParts {
   restart: RestartOptions
   clock?: SupervisorClock | undefined
   logger: Logger
+  /** The runner's pools, which bound how far this plugin's pool grows past its first instance. */
+  group?: PoolGroup | undefined
   /** Called once the plugin has shut down. */
   onShutdown?: () => void
 }
@@ -132,6 +134,7 @@ export class WasmPlugin implements Plugin {
     this.#pool = new InstancePool({
       plugin: this.name,
       ...poolLimits(parts.manifest, parts.grant.limits),
+      group: parts.group,
       create: () => this.#startInstance(),
       stopIdle: async (instance) => {
         await this.#runShutdown(instance, Date.now() + this.#limits.shutdown_timeout)

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type {
   EffectiveGrant,
   LoadOptions,
@@ -14,6 +15,7 @@ import { hostFunctionNames } from '../abi/extism/current-plugin.js'
 import { defaultMaxHttpResponseBytes } from '../abi/extism/kernel.js'
 import { defaultMaxVarBytes, ExtismVarStore } from '../abi/extism/var-store.js'
 import { wasmPageBytes } from '../abi/wasm-binary.js'
+import { PoolGroup } from './instance-pool.js'
 import { ModuleCache } from './module-cache.js'
 import { ModuleFiles } from './module-files.js'
 import { resolvePreopens } from './preopens.js'
@@ -57,6 +59,13 @@ export interface WasmRunner extends Runner {
 
 const mib = 1024 * 1024
 
+/**
+ * How many busy instances per core the runner's pools grow to together (each plugin's first
+ * instance always starts). More than one: an instance waiting on a host call leaves its core to
+ * another.
+ */
+const instancesPerCore = 4
+
 function loadFailure(plugin: string, error: unknown): PluginError {
   const failure = PluginError.from(error, 'load_failed', plugin)
   const code: PluginErrorCode = failure.code === 'incompatible' ? 'incompatible' : 'load_failed'
@@ -81,6 +90,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
   const cache = new ModuleCache(options.moduleCacheSize)
   const files = new ModuleFiles(options.moduleCacheSize)
   const spares = new SpareWorkers()
+  const group = new PoolGroup(instancesPerCore * availableParallelism())
   const loaded = new Set<Plugin>()
   const restart: RestartOptions = { ...defaultRestartOptions, ...options.restart }
   const logger = options.logger ?? stderrLogger
@@ -154,6 +164,7 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
           restart,
           clock: options.clock,
           logger,
+          group,
           onShutdown: () => loaded.delete(wasmPlugin),
         })
         loaded.add(wasmPlugin)
