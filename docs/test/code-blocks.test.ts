@@ -20,9 +20,11 @@ for (const file of listMarkdownFiles()) {
 }
 /** The blocks checked by their language alone: not those that are parts of a plugin (`plugin`). */
 const ofLanguage = (lang: string) => programs.filter((p) => p.lang === lang && !p.attributes.has('plugin'))
-/** The blocks of a program's Markdown file saved as files (`file=<name>`) that are not compiled. */
-const filesBeside = (program: Program) =>
-  programs.filter((p) => p.file === program.file && p.attributes.has('file') && p.lang !== 'ts')
+/** The blocks of a program's Markdown file saved as files (`file=<name>`). */
+const filesOf = (program: Program) =>
+  programs.filter((p) => p.file === program.file && p.attributes.has('file'))
+/** Those a TypeScript program runs beside: not TypeScript, which it imports compiled. */
+const filesBeside = (program: Program) => filesOf(program).filter((p) => p.lang !== 'ts')
 
 /** Per Markdown file with `plugin` blocks: its blocks, and its TypeScript plugin's generated source. */
 const pluginFiles = [...new Set(programs.filter((p) => p.attributes.has('plugin')).map((p) => p.file))].map(
@@ -84,7 +86,7 @@ const checks: [string, string, (program: Program) => unknown][] = [
   [
     'sh',
     'shell blocks pass bash -n (and run in a temp folder, when they say run)',
-    (p) => checkShell(p, filesBeside(p)),
+    (p) => checkShell(p, filesOf(p)),
   ],
   ['c', 'C blocks compile for wasm32-wasi against the C SDK', checkC],
   ['go', 'Go blocks compile against the Go SDK', checkGo],
