@@ -2,7 +2,7 @@ import { matchScope } from '@corral/manifest'
 import type { EffectiveGrant, EventSubscription, Logger } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { type EventBus, type HostEvent, hostEventPrefix } from '../backends/event-bus.js'
-import { replicaCommandType } from './replica-commands.js'
+import { isRelayedEventType } from './manager-events.js'
 
 /** How many events wait for one plugin by default; past it new ones are dropped. */
 export const defaultEventQueueSize = 100
@@ -28,19 +28,20 @@ export interface EventSubscriptionOptions {
   queueSize?: number
 }
 
-/** Whether glob `pattern` covers event `type`: a host `corral.*` type only when the glob names that prefix. */
+/**
+ * Whether glob `pattern` covers event `type`. A host `corral.` type is covered only when the glob
+ * names that prefix, and only if it is one of the manager's relayed events: the host's other
+ * messages on the bus (an administrator's commands between replicas, which name the host's paths)
+ * are never a plugin's, whatever its grant.
+ */
 function covers(pattern: string, type: string): boolean {
-  if (type.startsWith(hostEventPrefix) && !pattern.startsWith(hostEventPrefix)) return false
+  if (type.startsWith(hostEventPrefix) && !(pattern.startsWith(hostEventPrefix) && isRelayedEventType(type)))
+    return false
   return matchScope(pattern, type)
 }
 
-/**
- * Whether the grant lets the plugin take events of `type`: an `events` permission whose scope covers
- * it. The administrators' commands between replicas are never a plugin's, whatever its grant: they
- * name the host's paths.
- */
+/** Whether the grant lets the plugin take events of `type`: an `events` permission whose scope covers it. */
 export function mayReceive(grant: EffectiveGrant, type: string): boolean {
-  if (type === replicaCommandType) return false
   return grant.permissions.some(
     (permission) => permission.type === 'events' && permission.scope.some((glob) => covers(glob, type)),
   )

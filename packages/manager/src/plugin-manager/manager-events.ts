@@ -6,6 +6,17 @@ import type { ManagerEvent, ManagerEvents } from './manager-api.js'
 /** The manager's own events that other replicas are told of (registries are each replica's own). */
 const relayedTypes = new Set<ManagerEvent['type']>(['plugin.state', 'job.result'])
 
+/**
+ * Whether a bus message of a host type (`corral.`) is one of the manager's relayed events: the
+ * host's other messages on the bus (an administrator's commands between replicas) are not events.
+ */
+export function isRelayedEventType(type: string): boolean {
+  return (
+    type.startsWith(hostEventPrefix) &&
+    relayedTypes.has(type.slice(hostEventPrefix.length) as ManagerEvent['type'])
+  )
+}
+
 /** What a relayed event carries on the bus. */
 interface RelayedEvent {
   replica: string
@@ -58,8 +69,7 @@ export function createManagerEventHub(
       })
       return
     }
-    // The host's other messages on the bus (an administrator's commands) are not events.
-    if (!relayedTypes.has(published.type.slice(hostEventPrefix.length) as ManagerEvent['type'])) return
+    if (!isRelayedEventType(published.type)) return
     const relayed = published.data as RelayedEvent
     if (relayed.replica === replicaId) return
     if (`${hostEventPrefix}${relayed.event.type}` !== published.type) return
