@@ -1,5 +1,5 @@
 import type { HostCallRequest, HostCallResponse } from '@corral/proto'
-import { hostService } from '@corral/proto'
+import { hostService, parseJsonBytes } from '@corral/proto'
 import { type HostCallHandler, PluginError } from '@corral/types'
 import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import type { CallTokens } from './call-tokens.js'
@@ -66,7 +66,7 @@ async function hostCall(
     let args: unknown = null
     if (bytes && bytes.length > 0) {
       try {
-        args = JSON.parse(Buffer.from(bytes).toString('utf8'))
+        args = parseJsonBytes(bytes)
       } catch {
         throw new PluginError('invalid_argument', `host call ${method}: the arguments are not JSON`, {
           plugin,

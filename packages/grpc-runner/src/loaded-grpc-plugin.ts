@@ -5,6 +5,7 @@ import {
   errorFromStatus,
   messageEnvelopeBytes,
   parseErrorJson,
+  parseJsonBytes,
   pluginService,
   unary,
 } from '@corral/proto'
@@ -158,7 +159,8 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     } catch (error) {
       throw errorFromStatus(error, this.name, 'register')
     }
-    const value: unknown = JSON.parse(Buffer.from(response.registrationJson ?? []).toString('utf8') || 'null')
+    const json = response.registrationJson
+    const value: unknown = json && json.length > 0 ? parseJsonBytes(json) : null
     const registration = parseRegistration(value, this.#options.manifest)
     this.#registered = true
     return registration

@@ -35,7 +35,7 @@ describe('definePlugin and the typed client', () => {
     // @ts-expect-error name is a string
     void client.greet({ name: 7 })
     // @ts-expect-error a function's arguments come first, its context second
-    definePlugin({ functions: { swapped: (context: CallContext, args: { name: string }) => args.name } })
+    definePlugin({ functions: { swapped: (_context: CallContext, args: { name: string }) => args.name } })
     expectTypeOf(client.greet).toBeFunction()
   })
 })

@@ -3,7 +3,7 @@ import { PluginError } from '@corral/types'
 import { asBytesFunction, type PluginFunction } from './define-plugin.js'
 import type { RunningCall } from './running-call.js'
 
-/** What a function that is not a `bytesFunction` gets when the call carries no argument bytes. */
+/** What a `bytesFunction` gets when the call carries no argument bytes. */
 const noInput = new Uint8Array(0)
 
 /**

@@ -1,4 +1,4 @@
-import { type HostCallResponse, hostService, unary } from '@corral/proto'
+import { type HostCallResponse, hostService, parseJsonBytes, unary } from '@corral/proto'
 import {
   type HostApi,
   type HostMethod,
@@ -8,6 +8,7 @@ import {
   PluginError,
 } from '@corral/types'
 import { Client, status } from '@grpc/grpc-js'
+import { decodeJson } from './function-call.js'
 import type { PluginBroker } from './plugin-broker.js'
 
 /**
@@ -58,13 +59,12 @@ export class HostConnection {
       throw new PluginError(code, `host call ${method} failed: ${(error as Error).message}`, { cause: error })
     }
     if (response.errorJson && response.errorJson.length > 0) {
-      const data: unknown = JSON.parse(Buffer.from(response.errorJson).toString('utf8'))
+      const data: unknown = parseJsonBytes(response.errorJson)
       throw isPluginErrorData(data)
         ? PluginError.fromData(data)
         : new PluginError('internal', 'host call failed')
     }
-    const json = response.resultJson
-    return json && json.length > 0 ? JSON.parse(Buffer.from(json).toString('utf8')) : null
+    return decodeJson(response.resultJson)
   }
 
   #connect(): Promise<Client> {
