@@ -5,7 +5,7 @@ import path from 'node:path'
 import { freshPostgresDatabase } from '@corral/manager/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import './testing/provided-context.js'
-import { adminPassword, examplesDir, startTestHost, type TestHost } from './testing/test-host.js'
+import { adminPassword, examplesDir, signInAt, startTestHost, type TestHost } from './testing/test-host.js'
 
 // Two host replicas on one PostgreSQL database and one Redis, over one plugins folder (as replicas
 // of one image): what an administrator does on one, and what a plugin publishes on one, reaches
@@ -36,21 +36,6 @@ afterAll(async () => {
   await rm(shared, { recursive: true, force: true })
 })
 
-/** Signs in on `host` through the JSON session: the cookie header and CSRF token of later calls. */
-async function signIn(host: TestHost) {
-  const res = await fetch(`${host.url}/api/v1/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: adminPassword }),
-  })
-  expect(res.status).toBe(200)
-  const cookie = res.headers
-    .getSetCookie()
-    .map((c) => c.split(';', 1)[0])
-    .join('; ')
-  return { cookie, csrf: ((await res.json()) as { csrfToken: string }).csrfToken }
-}
-
 describe('two host replicas on PostgreSQL and Redis', () => {
   it('share a policy change: approving on one serves the route on the other', async () => {
     const [a, b] = replicas as [TestHost, TestHost]
@@ -58,7 +43,7 @@ describe('two host replicas on PostgreSQL and Redis', () => {
       fetch(`${host.url}/plugins/c-wasm/count?text=shared`, { method: 'POST' })
     expect((await route(a)).status).toBe(403)
     expect((await route(b)).status).toBe(403)
-    const admin = await signIn(a)
+    const admin = await signInAt(a.url, 'admin', adminPassword)
     const decided = await fetch(`${a.url}/api/v1/plugins/c-wasm/decision`, {
       method: 'POST',
       headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf, 'content-type': 'application/json' },
@@ -71,7 +56,7 @@ describe('two host replicas on PostgreSQL and Redis', () => {
   it('share an event: a plugin event on one reaches the other’s live stream', async () => {
     const [a, b] = replicas as [TestHost, TestHost]
     // One session, valid on both: sessions live in the shared database.
-    const admin = await signIn(a)
+    const admin = await signInAt(a.url, 'admin', adminPassword)
     const received = new Promise<string>((resolve, reject) => {
       const req = request(`${b.url}/events/stream`, { headers: { cookie: admin.cookie } }, (res) => {
         let text = ''
@@ -99,7 +84,7 @@ describe('two host replicas on PostgreSQL and Redis', () => {
 
   it('share a reload: reloading on one runs the new version on the other', async () => {
     const [a, b] = replicas as [TestHost, TestHost]
-    const admin = await signIn(a)
+    const admin = await signInAt(a.url, 'admin', adminPassword)
     const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf }
     const manifest = path.join(cWasmDir, 'plugin.yaml')
     await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('version: 0.1.0', 'version: 0.2.0'))
@@ -117,7 +102,7 @@ describe('two host replicas on PostgreSQL and Redis', () => {
 
   it('share an unload: unloading on one stops the route on the other', async () => {
     const [a, b] = replicas as [TestHost, TestHost]
-    const admin = await signIn(a)
+    const admin = await signInAt(a.url, 'admin', adminPassword)
     const route = () => fetch(`${b.url}/plugins/c-wasm/count?text=gone`, { method: 'POST' })
     expect((await route()).status).not.toBe(404)
     const unloaded = await fetch(`${a.url}/api/v1/plugins/c-wasm/unload`, {

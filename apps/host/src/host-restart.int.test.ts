@@ -5,7 +5,7 @@ import { createPluginManager } from '@corral/manager'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startHost } from './host.js'
 import { readPolicies } from './read-policies.js'
-import { appDir, examplesDir } from './testing/test-host.js'
+import { appDir, examplesDir, postSession, signInAt } from './testing/test-host.js'
 
 // The embedded host keeps what matters in its data folder: a second start over the same folder has
 // the same users, sessions' secret and policies. The first start made a password and said so once.
@@ -27,28 +27,13 @@ const start = () =>
     server: { logger: false },
   })
 
-async function signIn(url: string, password: string) {
-  return fetch(`${url}/api/v1/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  })
-}
-
 describe('an embedded host started twice on one data folder', () => {
   it('keeps the administrator, the policies decided and the jobs disabled in between', async () => {
     const first = await start()
     const password = first.firstAdmin?.generatedPassword
-    let session: Response
     try {
       expect(password).toMatch(/^[A-Za-z0-9_-]{16}$/)
-      session = await signIn(first.url, password as string)
-      expect(session.status).toBe(200)
-      const cookie = session.headers
-        .getSetCookie()
-        .map((c) => c.split(';', 1)[0])
-        .join('; ')
-      const { csrfToken } = (await session.json()) as { csrfToken: string }
+      const { cookie, csrf: csrfToken } = await signInAt(first.url, 'admin', password as string)
       const decided = await fetch(`${first.url}/api/v1/plugins/hello-wasm/decision`, {
         method: 'POST',
         headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
@@ -69,8 +54,8 @@ describe('an embedded host started twice on one data folder', () => {
     const second = await start()
     try {
       expect(second.firstAdmin).toBeUndefined()
-      expect((await signIn(second.url, password as string)).status).toBe(200)
-      expect((await signIn(second.url, 'not-the-password')).status).toBe(401)
+      expect((await postSession(second.url, 'admin', password as string)).status).toBe(200)
+      expect((await postSession(second.url, 'admin', 'not-the-password')).status).toBe(401)
       expect(second.manager.get('hello-wasm')?.policy?.status).toBe('blocked')
       // The job switched off before the restart stays off (its registration enables it).
       const rollup = second.manager.jobs.list().find((j) => j.plugin === 'stats' && j.id === 'rollup')

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { processExists } from '@corral/grpc-runner/testing'
 import { corralWat, wat2wasm } from '@corral/wasm-runner/testing'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { appDir, examplesDir } from './testing/test-host.js'
+import { appDir, examplesDir, postSession } from './testing/test-host.js'
 
 // The main job as `pnpm start` runs it (node dist/main.js, as the build made it), on a free port, a
 // temp data folder and a temp plugins folder: hello-grpc (a plugin process) and `spinner`, a WAT
@@ -107,13 +107,9 @@ function childrenOf(pid: number): number[] {
     .filter(processExists)
 }
 
+/** The status of a sign-in as the administrator. */
 async function signIn(url: string, password: string): Promise<number> {
-  const res = await fetch(`${url}/api/v1/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  })
-  return res.status
+  return (await postSession(url, 'admin', password)).status
 }
 
 beforeAll(async () => {

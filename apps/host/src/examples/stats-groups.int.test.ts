@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { adminPassword, startTestHost, type TestHost } from '../testing/test-host.js'
+import { adminPassword, signInAt, startTestHost, type TestHost } from '../testing/test-host.js'
 
 // A real host running examples/plugins/stats (its own process, real SQLite): its route
 // GET /report/:day is for the group it declares, stats-viewers, which an administrator manages
@@ -15,23 +15,13 @@ afterAll(async () => {
 
 /** Signs in through the JSON session: a fetch with the session cookie and CSRF token. */
 async function signIn(username: string, password: string) {
-  const res = await fetch(`${host.url}/api/v1/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password }),
-  })
-  expect(res.status).toBe(200)
-  const cookie = res.headers
-    .getSetCookie()
-    .map((c) => c.split(';', 1)[0])
-    .join('; ')
-  const { csrfToken } = (await res.json()) as { csrfToken: string }
+  const { cookie, csrf } = await signInAt(host.url, username, password)
   return (method: string, url: string, body?: unknown) =>
     fetch(`${host.url}${url}`, {
       method,
       headers: {
         cookie,
-        'x-csrf-token': csrfToken,
+        'x-csrf-token': csrf,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),

@@ -12,6 +12,30 @@ export const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
 export const examplesDir = path.resolve(appDir, '../../examples/plugins')
 export const adminPassword = 'admin-password-for-tests'
 
+/** Posts a sign-in to the JSON session of the host at `url`, as a client does: its answer. */
+export function postSession(url: string, username: string, password: string): Promise<Response> {
+  return fetch(`${url}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  })
+}
+
+/** Signs in on the host at `url` through the JSON session: the cookie header and CSRF token of later calls. */
+export async function signInAt(
+  url: string,
+  username: string,
+  password: string,
+): Promise<{ cookie: string; csrf: string }> {
+  const res = await postSession(url, username, password)
+  if (res.status !== 200) throw new Error(`sign-in of ${username}: ${res.status} ${await res.text()}`)
+  const cookie = res.headers
+    .getSetCookie()
+    .map((c) => c.split(';', 1)[0])
+    .join('; ')
+  return { cookie, csrf: ((await res.json()) as { csrfToken: string }).csrfToken }
+}
+
 /** A real host over some of the example plugins, in temp folders that `stop()` deletes. */
 export interface TestHost extends RunningHost {
   /** Closes the host and deletes its folders. */
