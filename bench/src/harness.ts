@@ -142,17 +142,20 @@ function ratioOf(row: RoundRow, m: Measurement, base: Measurement): number {
 /** The comparison fields of a row measured once on its own. */
 const noRatio = { baseline: null, ratio: null, ratio_min: null, ratio_max: null, rounds: 1 } as const
 
+/** Rounds a group of rows is measured in, unless said. */
+export const defaultRounds = 6
+
 /** Collects rows, in the order they are measured. */
 export class BenchReport {
   readonly rows: BenchRow[] = []
 
   /**
-   * Measures `rows` in `rounds` rounds (6 unless said); each round measures every row once, in the
+   * Measures `rows` in `rounds` rounds ({@link defaultRounds} unless said); each round measures every row once, in the
    * order given (A, B, A, B, …), so that a row and its baseline see the same machine: a shared
    * machine's load changes within seconds. A row's ratio is computed per round and reported as the median with its
    * min–max; a row that misses its target is reported, never thrown.
    */
-  async addInRounds(rows: readonly RoundRow[], rounds = 6): Promise<BenchRow[]> {
+  async addInRounds(rows: readonly RoundRow[], rounds = defaultRounds): Promise<BenchRow[]> {
     for (const row of rows) {
       if (row.baseline !== undefined && !rows.some((r) => r.name === row.baseline)) {
         throw new Error(`bench row ${row.name}: baseline ${row.baseline} is not in its group`)

@@ -10,7 +10,7 @@ import { channelSecurity, generateCertificate, type MtlsMaterial } from '@corral
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
 import type { BenchReport, Measurement } from '../harness.js'
-import { measureLatency, measureThroughput, summarize } from '../harness.js'
+import { defaultRounds, measureLatency, measureThroughput, summarize } from '../harness.js'
 
 const benchDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const examplesDir = path.join(benchDir, '../examples/plugins')
@@ -164,20 +164,22 @@ async function measureCalls(
     }
     const [plugin, ...many] = plugins as [Plugin, ...Plugin[]]
     const call = () => plugin.call('echo', payload)
+    /** Calls per round of the one-in-flight rows. */
+    const latencyCalls = 1_500
     const latency = (fn: () => unknown, iterations: number) => () => measureLatency(fn, { iterations })
     const throughput = (fn: () => Promise<unknown>) => () =>
       measureThroughput(fn, { total: 10_000, inFlight: 64 })
     await report.addInRounds([
       { name: 'grpc.baseline.unary', measure: latency(() => rawUnary(client), 300) },
-      { name: 'grpc.baseline.bidi', measure: latency(stream.call, 1_500) },
+      { name: 'grpc.baseline.bidi', measure: latency(stream.call, latencyCalls) },
       {
         name: 'grpc.baseline.bidi.tls',
-        measure: latency(tlsStream.call, 1_500),
+        measure: latency(tlsStream.call, latencyCalls),
         baseline: 'grpc.baseline.bidi',
       },
       {
         name: 'grpc.call',
-        measure: latency(call, 1_500),
+        measure: latency(call, latencyCalls),
         baseline: 'grpc.baseline.bidi.tls',
         target: { kind: 'max_ratio', value: 1.1 },
       },
@@ -185,10 +187,11 @@ async function measureCalls(
     let next = 0
     // Each call goes to the next plugin process: 8 in flight on each.
     const spread = () => (many[next++ % many.length] as Plugin).call('echo', payload)
-    // `plugin` enters the rows below warm: the rows above made 9,900 calls on it (6 rounds of 1,500,
-    // and a tenth more to warm up). The other processes get as many each first, unrecorded: else the
-    // row would weigh 8 cold JITs, each compiling the call path in the first rounds, against a warm one.
-    await measureThroughput(spread, { total: many.length * 9_900, inFlight: 64, warmup: 0 })
+    // `plugin` enters the rows below warm: each round above made `latencyCalls` calls on it, and a
+    // tenth more to warm up. The other processes get as many each first, unrecorded: else the row
+    // would weigh 8 cold JITs, each compiling the call path in the first rounds, against a warm one.
+    const callsSoFar = defaultRounds * (latencyCalls + Math.ceil(latencyCalls / 10))
+    await measureThroughput(spread, { total: many.length * callsSoFar, inFlight: 64, warmup: 0 })
     await report.addInRounds([
       { name: 'grpc.baseline.bidi.64', measure: throughput(stream.call) },
       {
