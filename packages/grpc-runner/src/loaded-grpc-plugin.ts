@@ -159,9 +159,10 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     } catch (error) {
       throw errorFromStatus(error, this.name, 'register')
     }
-    const json = response.registrationJson
-    const value: unknown = json && json.length > 0 ? parseJsonBytes(json) : null
-    const registration = parseRegistration(value, this.#options.manifest)
+    const registration = parseRegistration(
+      registrationValue(response.registrationJson, this.name),
+      this.#options.manifest,
+    )
     this.#registered = true
     return registration
   }
@@ -453,5 +454,18 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
       // The supervisor logs the message: the plain one, the log line names the plugin already.
       throw new Error(failure.rawMessage, { cause: failure })
     }
+  }
+}
+
+/** The value of a plugin's answer to Register: `null` for none; bytes that are not JSON are its failure. */
+function registrationValue(json: Uint8Array | null | undefined, plugin: string): unknown {
+  if (json === undefined || json === null || json.length === 0) return null
+  try {
+    return parseJsonBytes(json)
+  } catch (error) {
+    throw new PluginError('load_failed', 'register() returned a registration that is not JSON', {
+      plugin,
+      cause: error,
+    })
   }
 }
