@@ -1,11 +1,10 @@
-import { parseRegistration } from '@corral/manifest'
+import { parseRegistrationJson } from '@corral/manifest'
 import {
   bidi,
   deadlineIn,
   errorFromStatus,
   messageEnvelopeBytes,
   parseErrorJson,
-  parseJsonBytes,
   pluginService,
   unary,
 } from '@corral/proto'
@@ -159,10 +158,7 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     } catch (error) {
       throw errorFromStatus(error, this.name, 'register')
     }
-    const registration = parseRegistration(
-      registrationValue(response.registrationJson, this.name),
-      this.#options.manifest,
-    )
+    const registration = parseRegistrationJson(response.registrationJson, this.#options.manifest)
     this.#registered = true
     return registration
   }
@@ -454,18 +450,5 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
       // The supervisor logs the message: the plain one, the log line names the plugin already.
       throw new Error(failure.rawMessage, { cause: failure })
     }
-  }
-}
-
-/** The value of a plugin's answer to Register: `null` for none; bytes that are not JSON are its failure. */
-function registrationValue(json: Uint8Array | null | undefined, plugin: string): unknown {
-  if (json === undefined || json === null || json.length === 0) return null
-  try {
-    return parseJsonBytes(json)
-  } catch (error) {
-    throw new PluginError('load_failed', 'register() returned a registration that is not JSON', {
-      plugin,
-      cause: error,
-    })
   }
 }
