@@ -1,5 +1,5 @@
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { request } from 'node:http'
+import { type IncomingMessage, request } from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { freshPostgresDatabase } from '@corral/manager/testing'
@@ -51,29 +51,34 @@ describe('two host replicas on PostgreSQL and Redis', () => {
     })
     expect(decided.status).toBe(200)
     await expect.poll(async () => (await route(b)).status, { timeout: 10_000 }).toBe(200)
+    // B serves the route once its policy store says approved, and runs the plugin under the approved
+    // grant once its supervision has applied the policy (a reload): until then, that reload could
+    // land in a later test.
+    await expect.poll(() => b.manager.get('c-wasm')?.grant?.status, { timeout: 10_000 }).toBe('approved')
   })
 
   it('share an event: a plugin event on one reaches the other’s live stream', async () => {
     const [a, b] = replicas as [TestHost, TestHost]
     // One session, valid on both: sessions live in the shared database.
     const admin = await signInAt(a.url, 'admin', adminPassword)
-    const received = new Promise<string>((resolve, reject) => {
-      const req = request(`${b.url}/events/stream`, { headers: { cookie: admin.cookie } }, (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          text += chunk
-          if (text.includes('stats.updated')) {
-            resolve(text)
-            req.destroy()
-          }
-        })
-      })
+    // B adds the stream to its clients as it answers the headers; then the rollup runs on A.
+    const stream = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${b.url}/events/stream`, { headers: { cookie: admin.cookie } }, resolve)
       req.on('error', reject)
       req.end()
     })
-    // The stream is open once B has answered its headers; then the rollup runs on A.
-    await new Promise((r) => setTimeout(r, 500))
+    const received = new Promise<string>((resolve, reject) => {
+      let text = ''
+      stream.setEncoding('utf8')
+      stream.on('data', (chunk: string) => {
+        text += chunk
+        if (text.includes('stats.updated')) {
+          resolve(text)
+          stream.destroy()
+        }
+      })
+      stream.on('error', reject)
+    })
     const rollup = await fetch(`${a.url}/plugins/stats/rollup`, {
       method: 'POST',
       headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
@@ -110,7 +115,9 @@ describe('two host replicas on PostgreSQL and Redis', () => {
       headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf },
     })
     expect(unloaded.status).toBe(200)
-    await expect.poll(async () => (await route()).status, { timeout: 10_000 }).toBe(404)
-    expect(b.manager.get('c-wasm')).toBeUndefined()
+    // B withdraws the route first, then drains and stops the plugin, and only then forgets it: the
+    // unload has run on B once B no longer lists it.
+    await expect.poll(() => b.manager.get('c-wasm'), { timeout: 10_000 }).toBeUndefined()
+    expect((await route()).status).toBe(404)
   })
 })

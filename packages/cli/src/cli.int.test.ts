@@ -432,58 +432,97 @@ describe('corral pack, sign, verify', () => {
   })
 })
 
+/** What greet answers before and after the edits of the `corral dev` tests. */
+const oldAnswer = /Hello, Ada![^!]/
+const newAnswer = /Hello, Ada!!/
+
+/** `corral dev` of a new `demo` of `template`, calling greet with `args`: its output as it comes. */
+async function startDev(template: string, args: string) {
+  const made = await corral(work, 'new', 'demo', '--template', template)
+  expect(made.status, made.stderr).toBe(0)
+  const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', args], {
+    cwd: work,
+    env: plainEnv,
+  })
+  children.push(child)
+  const output = { stdout: '', stderr: '' }
+  child.stdout.on('data', (chunk) => {
+    output.stdout += chunk
+  })
+  child.stderr.on('data', (chunk) => {
+    output.stderr += chunk
+  })
+  const failure = (text: string, code: number | null) =>
+    new Error(`corral dev exited (${code}) before printing ${text}:\n${output.stdout}\n${output.stderr}`)
+  /** Waits until `stream` has printed `text` `times` times in all. */
+  const printed = (text: string, times = 1, stream: 'stdout' | 'stderr' = 'stdout') =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => output[stream].split(text).length > times && resolve()
+      child[stream].on('data', check)
+      child.once('exit', (code) => reject(failure(text, code)))
+      check()
+    })
+  /** What greet answered, in order: one line at the start and one after each reload. */
+  const answers = () => output.stdout.split('\n').filter((line) => line.startsWith('demo.greet → '))
+  /** The reloads `corral dev` reported. */
+  const reloads = () => output.stderr.split('\n').filter((line) => line.startsWith('↻ '))
+  /** Stops it as a service manager does (a shell's background job ignores Ctrl-C's SIGINT): its exit code. */
+  const stop = () => {
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    return exited
+  }
+  return { output, printed, answers, reloads, stop }
+}
+
+const wasmAs = { template: 'wasm-as', source: 'assembly/index.ts', args: '{"name":"Ada"}', from: '${name}!`' }
+
 describe.each([
-  { template: 'wasm-as', source: 'assembly/index.ts', args: '{"name":"Ada"}', from: '${name}!`' },
+  wasmAs,
   { template: 'grpc-ts', source: 'src/plugin.ts', args: '{"name":"Ada"}', from: '${name}!`' },
   { template: 'wasm-c', source: 'src/plugin.c', args: '{"name":"Ada"}', from: '"%s, %s!"' },
   { template: 'grpc-go', source: 'main.go', args: '{"name":"Ada"}', from: '"%s, %s!"' },
   { template: 'extism', source: 'assembly/index.ts', args: '"Ada"', from: '${name}!`' },
 ])('corral new --template $template, then corral dev', ({ template, source, args, from }) => {
-  it('builds, answers, and on a source change rebuilds, hot-reloads and answers anew', async () => {
+  it('builds, answers, and on a source change rebuilds, hot-reloads once and answers anew', async () => {
     // What a new user types, in an empty folder: no build step of their own.
     const started = performance.now()
-    const made = await corral(work, 'new', 'demo', '--template', template)
-    expect(made.status, made.stderr).toBe(0)
-    const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', args], {
-      cwd: work,
-      env: plainEnv,
-    })
-    children.push(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk
-    })
-    const printed = (text: string) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => stdout.includes(text) && resolve()
-        child.stdout.on('data', check)
-        child.once('exit', (code) =>
-          reject(new Error(`corral dev exited (${code}) before printing ${text}:\n${stdout}\n${stderr}`)),
-        )
-        check()
-      })
-    await printed('demo.greet → ')
-    expect(stdout).toContain('Hello, Ada!')
+    const dev = await startDev(template, args)
+    await dev.printed('demo.greet → ')
+    expect(dev.output.stdout).toContain('Hello, Ada!')
     // The promise: an answer within a minute of `corral new`. On a 2-core machine it took 1.6–3.5 s
     // per template within the whole suite, and 9–23 s at load 20.
     const seconds = (performance.now() - started) / 1000
     console.log(`${template}: corral new → first answer of corral dev in ${seconds.toFixed(1)} s`)
     expect(seconds).toBeLessThan(60)
-    expect(stderr).toMatch(/^… building demo: .+\n✓ building demo: /m)
+    expect(dev.output.stderr).toMatch(/^… building demo: .+\n✓ building demo: /m)
     const file = path.join(work, 'demo', source)
     const text = await readFile(file, 'utf8')
     expect(text).toContain(from)
     await writeFile(file, text.replace(from, from.replace('!', '!!')))
-    await printed('Hello, Ada!!').catch((error) => {
-      throw new Error(`${error}\n${stdout}\n${stderr}`)
-    })
-    // Stopped as a service manager stops it (a shell's background job ignores Ctrl-C's SIGINT).
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    await dev.printed('Hello, Ada!!')
+    // One edit, one reload, of the rebuilt plugin: no reload of the old build before it.
+    expect(dev.reloads()).toEqual([expect.stringMatching(/^↻ reloaded: /)])
+    expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer), expect.stringMatching(newAnswer)])
+    expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral dev, when a build fails', () => {
+  it('says so, keeps the version it ran serving, and reloads once the source builds again', async () => {
+    const dev = await startDev(wasmAs.template, wasmAs.args)
+    await dev.printed('demo.greet → ')
+    const file = path.join(work, 'demo', wasmAs.source)
+    const text = await readFile(file, 'utf8')
+    await writeFile(file, `${text}\nthis is not AssemblyScript\n`)
+    await dev.printed('the build failed: demo keeps serving the version it ran before', 1, 'stderr')
+    // The version it ran still answers; nothing was reloaded.
+    await dev.printed('demo.greet → ', 2)
+    expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer), expect.stringMatching(oldAnswer)])
+    expect(dev.reloads()).toEqual([])
+    await writeFile(file, text.replace(wasmAs.from, wasmAs.from.replace('!', '!!')))
+    await dev.printed('Hello, Ada!!')
+    expect(dev.reloads()).toHaveLength(1)
+    expect(await dev.stop()).toBe(0)
   })
 })

@@ -14,8 +14,6 @@ export interface PluginSessionOptions {
   /** A YAML (or JSON) policy file; default: exactly what the manifest requests, approved. */
   policyFile?: string
   logger: Logger
-  /** Hot-reload the plugin when its folder changes. */
-  watch?: boolean
 }
 
 /** One plugin running in a host of its own: the real runners and the sandboxed host API on embedded backends. */
@@ -66,7 +64,6 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
     policies: [policy],
     logger: options.logger,
     jobs: false,
-    watch: options.watch,
   })
   const close = async () => {
     await manager.close()

@@ -1,11 +1,10 @@
-import { parseRegistration } from '@corral/manifest'
+import { parseRegistrationJson } from '@corral/manifest'
 import {
   bidi,
   deadlineIn,
   errorFromStatus,
   messageEnvelopeBytes,
   parseErrorJson,
-  parseJsonBytes,
   pluginService,
   unary,
 } from '@corral/proto'
@@ -159,9 +158,7 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     } catch (error) {
       throw errorFromStatus(error, this.name, 'register')
     }
-    const json = response.registrationJson
-    const value: unknown = json && json.length > 0 ? parseJsonBytes(json) : null
-    const registration = parseRegistration(value, this.#options.manifest)
+    const registration = parseRegistrationJson(response.registrationJson, this.#options.manifest)
     this.#registered = true
     return registration
   }

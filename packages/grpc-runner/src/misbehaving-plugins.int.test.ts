@@ -233,6 +233,24 @@ describe('misbehaving plugins harm only themselves', () => {
     await bystanderServes()
   })
 
+  it('answers Register with malformed JSON: load_failed naming the plugin, process stopped', async () => {
+    const manifest = fixtureManifest('garbled', 'unary-plugin.mjs', ['garbled', 'malformed-registration'])
+    const plugin = await runner.load({
+      manifest,
+      dir: fixturesDir,
+      grant: grantFor(manifest, {}, bareFixturePolicy),
+      hostApi: host.handler,
+    })
+    const pid = plugin.pid as number
+    const error = await failure(plugin.register())
+    expect(error.code).toBe('load_failed')
+    expect(error.plugin).toBe('garbled')
+    expect(error.message).toContain('register() returned a registration that is not JSON')
+    await plugin.shutdown()
+    await expectNoProcessLeft(pid)
+    await bystanderServes()
+  })
+
   it('no handshake: deadline_exceeded after init_timeout, process killed', async () => {
     const error = await failure(loadFixture('silent', 'x', 'no-handshake.mjs', { init_timeout: 500 }))
     expect(error.code).toBe('deadline_exceeded')

@@ -8,7 +8,7 @@ export {
   parseManifestWithNotes,
 } from './parse-manifest.js'
 export { parsePolicy } from './parse-policy.js'
-export { parseRegistration, registrationFromManifest } from './parse-registration.js'
+export { parseRegistration, parseRegistrationJson, registrationFromManifest } from './parse-registration.js'
 export { defaultLimits, defaultPolicy, defaultRateLimits, effectiveGrant } from './policy.js'
 export { validateConfig } from './validate-config.js'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseManifest } from './parse-manifest.js'
-import { parseRegistration, registrationFromManifest } from './parse-registration.js'
+import { parseRegistration, parseRegistrationJson, registrationFromManifest } from './parse-registration.js'
 
 const manifest = parseManifest(`
 name: stats
@@ -109,6 +109,32 @@ entry: { node: main.js }
         manifest,
       ),
     ).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ field: 'jobs[0].cron' })] }))
+  })
+})
+
+describe('parseRegistrationJson', () => {
+  const bytes = (text: string) => new TextEncoder().encode(text)
+
+  it('reads the JSON bytes a plugin answered with', () => {
+    expect(parseRegistrationJson(bytes('{"name":"stats","version":"1.0.0"}'), manifest)).toEqual(
+      parseRegistration({ name: 'stats', version: '1.0.0' }, manifest),
+    )
+  })
+
+  it('rejects bytes that are not JSON with load_failed, naming the plugin', () => {
+    expect(() => parseRegistrationJson(bytes('{"name": '), manifest)).toThrow(
+      expect.objectContaining({
+        code: 'load_failed',
+        plugin: 'stats',
+        rawMessage: 'register() returned a registration that is not JSON',
+      }),
+    )
+  })
+
+  it('takes no bytes as no registration: invalid, as null is', () => {
+    expect(() => parseRegistrationJson(new Uint8Array(0), manifest)).toThrow(
+      /register\(\) returned an invalid registration/,
+    )
   })
 })
 

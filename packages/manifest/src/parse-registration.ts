@@ -73,6 +73,28 @@ export function parseRegistration(value: unknown, manifest: Manifest): Registrat
   return registration
 }
 
+const utf8 = new TextDecoder()
+
+/**
+ * {@link parseRegistration} of the JSON bytes a plugin's `register()` answered with (none is
+ * `null`): the same for every runtime, so bytes that are not JSON fail as any invalid registration
+ * does, with `load_failed` naming the plugin.
+ */
+export function parseRegistrationJson(json: Uint8Array | null | undefined, manifest: Manifest): Registration {
+  let value: unknown = null
+  if (json !== null && json !== undefined && json.length > 0) {
+    try {
+      value = JSON.parse(utf8.decode(json))
+    } catch (error) {
+      throw new PluginError('load_failed', 'register() returned a registration that is not JSON', {
+        plugin: manifest.name,
+        cause: error,
+      })
+    }
+  }
+  return parseRegistration(value, manifest)
+}
+
 /** The registration of a plugin that does not describe itself: its manifest's identity and `provides`. */
 export function registrationFromManifest(manifest: Manifest): Registration {
   const { provides = {} } = manifest

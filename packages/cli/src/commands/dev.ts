@@ -1,5 +1,4 @@
 import path from 'node:path'
-import type { ManagerEvent } from '@corral/manager'
 import { watch } from 'chokidar'
 import { cliLogger, errorColors, formatError, formatJson } from '../output.js'
 import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
@@ -14,34 +13,35 @@ export interface DevOptions {
   verbose?: boolean
 }
 
-/** Paths a rebuild writes, or no source lives in: a change there starts no build. */
-function isBuildOutput(dir: string, entry: string) {
-  const outputs = new Set(['node_modules', '.git', 'build', 'dist', 'plugin.sig', path.dirname(entry)])
+/**
+ * Paths where no source lives, and, for a plugin with a build step, the paths its build writes: a
+ * change there starts nothing. A plugin without a build step is reloaded when its entry changes.
+ */
+function isIgnored(dir: string, entry: string, builds: boolean) {
+  const ignored = new Set(['node_modules', '.git', 'plugin.sig'])
+  if (builds) for (const output of ['build', 'dist', path.dirname(entry)]) ignored.add(output)
   return (file: string) => {
     const relative = path.relative(dir, file)
     const top = relative.split(path.sep)[0] ?? ''
-    return relative === entry || outputs.has(top)
+    return (builds && relative === entry) || ignored.has(top)
   }
 }
 
 /**
- * `corral dev <dir>`: builds the plugin, runs it in a host of its own that hot-reloads it on every
- * change of its folder (the manager's `watch`), rebuilds it on every source change, and calls
- * `--call` after the start and each reload, printing what it answers. Runs until interrupted.
+ * `corral dev <dir>`: builds the plugin, runs it in a host of its own, and on every change of its
+ * folder rebuilds it and, once the build has succeeded, reloads it (one edit, one reload, of the
+ * rebuilt plugin; a failed build or reload leaves the running version serving), then calls
+ * `--call`, printing what it answers. Runs until interrupted.
  */
 export async function devCommand(dir: string, options: DevOptions): Promise<void> {
   const folder = path.resolve(dir)
   const args = parseArgs(options.args)
   const logger = cliLogger(options.verbose === true)
   const build = () => buildPlugin(folder, true)
-  await build()
+  const builds = await build()
 
-  const session: PluginSession = await openPluginSession({
-    dir: folder,
-    policyFile: options.policy,
-    logger,
-    watch: true,
-  })
+  // The manager does not watch the folder itself: it would reload on the edit, before the rebuild.
+  const session: PluginSession = await openPluginSession({ dir: folder, policyFile: options.policy, logger })
   const name = session.manifest.name
   const callOnce = async () => {
     if (options.call === undefined) return
@@ -52,35 +52,49 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
       process.stderr.write(`${formatError(error)}\n`)
     }
   }
-  session.manager.events.subscribe((event: ManagerEvent) => {
-    if (event.type !== 'plugin.state' || event.plugin !== name) return
-    if (event.from === 'running' && event.to === 'running' && event.reason.startsWith('reloaded')) {
-      process.stderr.write(`${errorColors.green('↻')} ${event.reason}\n`)
-      void callOnce()
-    } else if (event.reason.startsWith('reload failed')) {
-      process.stderr.write(`${errorColors.red('✗')} ${event.reason}\n`)
+  const failed = (what: string, error: unknown) =>
+    process.stderr.write(
+      `${formatError(error)}\n  the ${what} failed: ${name} keeps serving the version it ran before\n`,
+    )
+  /**
+   * Rebuilds (when the plugin has a build step), then reloads the plugin, and calls it: the new
+   * version, or the one still serving when the build or reload failed.
+   */
+  const update = async () => {
+    try {
+      if (builds) await build()
+    } catch (error) {
+      failed('build', error)
+      return callOnce()
     }
-  })
-  // Builds one at a time: a change during a build builds once more after it.
-  let building: Promise<void> = Promise.resolve()
+    try {
+      const reloaded = await session.manager.reload(name)
+      process.stderr.write(`${errorColors.green('↻')} ${reloaded.history.at(-1)?.reason ?? 'reloaded'}\n`)
+    } catch (error) {
+      failed('reload', error)
+    }
+    await callOnce()
+  }
+  // One update at a time: a change during one updates once more after it.
+  let updating: Promise<void> = Promise.resolve()
   let again = false
   let timer: NodeJS.Timeout | undefined
-  const rebuild = () => {
+  const changed = () => {
     again = true
-    building = building.then(async () => {
+    updating = updating.then(async () => {
       if (!again) return
       again = false
-      await build().catch((error) => process.stderr.write(`${formatError(error)}\n`))
+      await update()
     })
   }
   const entry = entryPath(session.manifest)
   const sources = watch(folder, {
     ignoreInitial: true,
-    ignored: isBuildOutput(folder, path.normalize(entry)),
+    ignored: isIgnored(folder, path.normalize(entry), builds),
   })
   sources.on('all', () => {
     clearTimeout(timer)
-    timer = setTimeout(rebuild, 150)
+    timer = setTimeout(changed, 150)
   })
   // Changes count from here on: the first call is made once the watch is in place.
   await new Promise<void>((resolve) => sources.once('ready', () => resolve()))
@@ -95,6 +109,6 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   })
   clearTimeout(timer)
   await sources.close()
-  await building
+  await updating
   await session.close()
 }

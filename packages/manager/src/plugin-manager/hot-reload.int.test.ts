@@ -2,6 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { eventually, processesWithCommandLine } from '@corral/grpc-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackends } from '../backends/create-backends.js'
+import type { RateLimiter } from '../rate-limit/rate-limiter.js'
 import {
   approved,
   copyExample,
@@ -11,6 +13,7 @@ import {
   tempPluginsDir,
 } from '../testing/plugin-folders.js'
 import type { ManagerEvent, PluginManager } from './manager-api.js'
+import { createPluginManager } from './plugin-manager.js'
 
 /**
  * Hot reload of real plugins under a steady stream of calls: the new version is loaded beside the
@@ -242,5 +245,73 @@ describe('a reload to a version that requests less', () => {
     expect(manager.get('hello-grpc')?.grant?.permissions).toContainEqual(
       expect.objectContaining({ type: 'cache', scope: ['visits'] }),
     )
+  }, 60_000)
+})
+
+/**
+ * `limiter`, whose next hit, once held, is answered only when released: what a shared (Redis)
+ * limiter does to a call, whose admission takes a round trip, made long enough to reload meanwhile.
+ */
+function holdingLimiter(limiter: RateLimiter) {
+  let held: Promise<void> | undefined
+  let release = () => {}
+  const holding: RateLimiter = {
+    hit(key, limit, windowMs) {
+      const gate = held
+      held = undefined
+      return gate === undefined
+        ? limiter.hit(key, limit, windowMs)
+        : gate.then(() => limiter.hit(key, limit, windowMs))
+    },
+    close: () => limiter.close(),
+  }
+  return {
+    limiter: holding,
+    holdNext() {
+      held = new Promise((resolve) => {
+        release = resolve
+      })
+    },
+    release: () => release(),
+  }
+}
+
+describe('a reload while a call waits for its rate limit', () => {
+  let folder: Awaited<ReturnType<typeof tempPluginsDir>>
+  let backends: Awaited<ReturnType<typeof createBackends>> | undefined
+  let manager: PluginManager | undefined
+
+  beforeAll(async () => {
+    folder = await tempPluginsDir()
+  })
+
+  afterAll(async () => {
+    await manager?.close()
+    await backends?.close()
+    await folder?.remove()
+  })
+
+  it('leaves the old version running until that call has been served by it', async () => {
+    const pluginDir = await copyExample('hello-wasm', folder.dir)
+    backends = await createBackends({ databaseUrl: '', redisUrl: '' })
+    const rate = holdingLimiter(backends.rateLimiter)
+    manager = createPluginManager({
+      hostVersion: '1.0.0',
+      logger: { log() {} },
+      pluginsDir: folder.dir,
+      policies: [helloWasmPolicy],
+      backends: { ...backends, rateLimiter: rate.limiter },
+    })
+    await manager.start()
+    const greeting = greetingOf['hello-wasm'] as (result: unknown) => string
+    await newVersion(pluginDir, '0.2.0', 'Howdy')
+    rate.holdNext()
+    const waiting = manager.call('hello-wasm', 'greet', { name: 'Ada' })
+    const reloading = manager.reload('hello-wasm')
+    await eventually(() => manager?.get('hello-wasm')?.version === '0.2.0', 30_000, 'the swap')
+    rate.release()
+    expect(greeting(await waiting)).toBe('Hello, Ada!')
+    expect(await reloading).toMatchObject({ state: 'running', version: '0.2.0' })
+    expect(greeting(await manager.call('hello-wasm', 'greet', { name: 'Bo' }))).toBe('Howdy, Bo!')
   }, 60_000)
 })

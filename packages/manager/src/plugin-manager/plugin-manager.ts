@@ -303,12 +303,11 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     }
     const started = performance.now()
     const runOptions: CallOptions = chain === undefined ? callOptions : { ...callOptions, chain }
-    let entered = false
-    const run = () => {
-      version.entered()
-      entered = true
-      return version.plugin.call(fn, args, runOptions)
-    }
+    const run = () => version.plugin.call(fn, args, runOptions)
+    // In flight on this version from here, its admission included: a reload meanwhile drains this
+    // version only once the call is done, instead of stopping it under a call a shared (Redis) rate
+    // limiter is still admitting, which would then fail.
+    version.entered()
     let running: Promise<unknown>
     try {
       const admitted = admitCall(backends.rateLimiter, name, record.callsInKey, version.grant)
@@ -323,7 +322,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         return result
       },
       (error: unknown) => {
-        if (entered) version.left()
+        version.left()
         const failure = PluginError.from(error, 'internal', name)
         record.metrics.record(performance.now() - started, failure.code)
         record.lastError = failure.toData()

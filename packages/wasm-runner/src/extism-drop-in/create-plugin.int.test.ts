@@ -151,6 +151,12 @@ describe('createPlugin', () => {
     expect(error.message).toMatch(/unknown import extism:host\/user\.hello/)
   })
 
+  it('refuses manifest text that is not JSON: manifest_invalid', async () => {
+    const error = await failure(createPlugin('{"wasm": [', { logger: quiet }))
+    expect(error.code).toBe('manifest_invalid')
+    expect(error.message).toContain('the manifest text is not JSON')
+  })
+
   it('reaches allowedHosts only', async () => {
     const refused = await load(behaviourPath)
     expect((await failure(refused.call('fetch', `${origin}/`))).code).toBe('permission_denied')

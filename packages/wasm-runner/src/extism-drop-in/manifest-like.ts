@@ -58,7 +58,13 @@ async function toManifest(input: ManifestLike): Promise<Manifest> {
     return { wasm: [{ path: fileURLToPath(input) }] }
   }
   if (typeof input === 'string') {
-    if (input.trimStart().startsWith('{')) return JSON.parse(input) as Manifest
+    if (input.trimStart().startsWith('{')) {
+      try {
+        return JSON.parse(input) as Manifest
+      } catch (error) {
+        throw invalid(`the manifest text is not JSON: ${(error as Error).message}`)
+      }
+    }
     if (/^https?:\/\//.test(input)) throw invalid('Corral loads no module from http(s) URLs')
     return input.startsWith('file:') ? toManifest(new URL(input)) : { wasm: [{ path: input }] }
   }

@@ -256,6 +256,34 @@ describe('hostile plugins', () => {
     await stillServing(plugin)
   })
 
+  it('output that is not JSON: plugin_error naming the plugin and the function', async () => {
+    const plugin = await loadPlugin(
+      corralWat(`
+  (data (i32.const 1024) "{not json")
+  (func (export "garble") (param i32 i32) (result i64) (call $pack (i32.const 1024) (i32.const 9)))`),
+      { name: 'garbler' },
+    )
+    const { error } = await misbehave(() => plugin.call('garble'))
+    expect(error.code).toBe('plugin_error')
+    expect(error.plugin).toBe('garbler')
+    expect(error.rawMessage).toBe('garble returned output that is not JSON')
+    await stillServing(plugin)
+  })
+
+  it('a registration that is not JSON: load_failed naming the plugin', async () => {
+    const plugin = await loadPlugin(
+      corralWat(`
+  (data (i32.const 1024) "{\\"name\\": ")
+  (func (export "corral_register") (param i32 i32) (result i64) (call $pack (i32.const 1024) (i32.const 9)))`),
+      { name: 'garbled' },
+    )
+    const { error } = await misbehave(() => plugin.register())
+    expect(error.code).toBe('load_failed')
+    expect(error.plugin).toBe('garbled')
+    expect(error.rawMessage).toBe('register() returned a registration that is not JSON')
+    await stillServing(plugin)
+  })
+
   it('a host_call argument pointer outside guest memory: plugin_trap', async () => {
     const plugin = await loadPlugin(
       corralWat(`

@@ -1,4 +1,4 @@
-import { parseRegistration, registrationFromManifest } from '@corral/manifest'
+import { parseRegistrationJson, registrationFromManifest } from '@corral/manifest'
 import type {
   CallOptions,
   EffectiveGrant,
@@ -228,8 +228,8 @@ export class WasmPlugin implements Plugin {
 
   async register(): Promise<Registration> {
     if (!this.#compiled.lifecycle.has('corral_register')) return registrationFromManifest(this.#manifest)
-    const value = await this.#run('corral_register', '', this.#limits.init_timeout)
-    return parseRegistration(value, this.#manifest)
+    const json = await this.#run('corral_register', '', this.#limits.init_timeout, {}, bytesOutput)
+    return parseRegistrationJson(json as Uint8Array, this.#manifest)
   }
 
   /**

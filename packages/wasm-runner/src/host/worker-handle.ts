@@ -43,20 +43,21 @@ export interface InstanceCallOptions {
 }
 
 /**
- * Turns a call's output into the call's value; throws a {@link PluginError} for output it cannot
- * read. The guest always writes bytes: whether they are JSON is the caller's business.
+ * Turns the output of `call.fn` of `call.plugin` into the call's value; throws a {@link PluginError}
+ * naming both for output it cannot read. The guest always writes bytes: whether they are JSON is
+ * the caller's business.
  */
-export type OutputDecoder = (output: Uint8Array) => unknown
+export type OutputDecoder = (output: Uint8Array, call: { plugin: string; fn: string }) => unknown
 
 const decoder = new TextDecoder()
 
 /** The Corral ABI's contract: the output is JSON text, none meaning `null`. */
-export const jsonOutput: OutputDecoder = (output) => {
+export const jsonOutput: OutputDecoder = (output, { plugin, fn }) => {
   if (output.length === 0) return null
   try {
     return JSON.parse(decoder.decode(output))
-  } catch {
-    throw new PluginError('plugin_error', 'the plugin returned output that is not JSON')
+  } catch (error) {
+    throw new PluginError('plugin_error', `${fn} returned output that is not JSON`, { plugin, cause: error })
   }
 }
 
@@ -413,7 +414,7 @@ export class WorkerHandle {
     const { plugin } = this.#options
     if (message.kind === MessageKind.result) {
       try {
-        return { ok: true, value: call.decode(message.payload) }
+        return { ok: true, value: call.decode(message.payload, { plugin, fn: call.fn }) }
       } catch (error) {
         return { ok: false, error: PluginError.from(error, 'plugin_error', plugin), discard: false }
       }
