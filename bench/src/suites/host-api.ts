@@ -65,8 +65,13 @@ export default async function hostApi(report: BenchReport): Promise<void> {
   const raw = new Database(file, { timeout: 0 })
   raw.pragma('journal_mode = WAL')
   raw.pragma('foreign_keys = ON')
-  const pipe = startPipeEcho()
+  const query = () => call('db.query', { sql, args: ['2026-11-21'] }, context)
+  const pipe = await startPipeEcho()
   try {
+    // Every process up before the first round, not starting during it on a 2-core machine: the
+    // echo child has answered (above), and two statements at once take two executors, so that the
+    // one the pool keeps ahead of need is started now and not mid-round.
+    await Promise.all([query(), query()])
     await report.addInRounds([
       {
         name: 'baseline.sqlite.query',
@@ -75,7 +80,7 @@ export default async function hostApi(report: BenchReport): Promise<void> {
       { name: 'baseline.process.pipe', measure: latency(pipe.roundTrip, 3_000) },
       {
         name: 'hostapi.db_query',
-        measure: latency(() => call('db.query', { sql, args: ['2026-11-21'] }, context), 3_000),
+        measure: latency(query, 3_000),
         baseline: 'baseline.sqlite.query',
       },
     ])
@@ -89,9 +94,10 @@ export default async function hostApi(report: BenchReport): Promise<void> {
 
 /**
  * A child process echoing frames the way the SQLite executors talk: a 4-byte length and JSON, on
- * the child's stdin and stdout; the child blocks on its input and parses what it gets.
+ * the child's stdin and stdout; the child blocks on its input and parses what it gets. Resolves
+ * once the child has answered a first frame.
  */
-function startPipeEcho(): { roundTrip(): Promise<void>; close(): void } {
+async function startPipeEcho(): Promise<{ roundTrip(): Promise<void>; close(): void }> {
   const echo = `
 const { readSync, writeSync } = require('node:fs')
 const header = Buffer.alloc(4)
@@ -129,14 +135,13 @@ ${frame.toString()}`
     sql: 'SELECT day, hits FROM bench_daily WHERE day = $1',
     params: ['2026-11-21'],
   })
-  return {
-    roundTrip: () =>
-      new Promise<void>((resolve) => {
-        answer = resolve
-        child.stdin.write(frame(message))
-      }),
-    close: () => child.kill(),
-  }
+  const roundTrip = () =>
+    new Promise<void>((resolve) => {
+      answer = resolve
+      child.stdin.write(frame(message))
+    })
+  await roundTrip()
+  return { roundTrip, close: () => child.kill() }
 }
 
 /** `json` as one frame: its UTF-8 length (4 bytes, little-endian), then its bytes. */
