@@ -75,9 +75,14 @@ export function jsonValue(value: unknown): unknown {
   return value
 }
 
-/** A row with every value made JSON-safe. */
+/**
+ * The row with every value made JSON-safe, in place: a driver hands out a new object per row, and
+ * most values (strings, numbers, null) are JSON already.
+ */
 export function jsonRow(row: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(row)) out[key] = jsonValue(value)
-  return out
+  for (const key of Object.keys(row)) {
+    const value = row[key]
+    if (typeof value === 'object' || typeof value === 'bigint') row[key] = jsonValue(value)
+  }
+  return row
 }

@@ -139,7 +139,7 @@ class Connection {
 class PluginConnection extends Connection {
   /** See {@link PluginConnection.verify}. */
   readonly #pin: Database.Statement
-  readonly #versions: Database.Statement[]
+  readonly #versions: [main: Database.Statement, app: Database.Statement]
   readonly #appTables: Database.Statement
   readonly #tempObjects: Database.Statement
   readonly #allowedVtabs: Set<string>
@@ -192,10 +192,12 @@ class PluginConnection extends Connection {
    * starts). A verdict is kept per statement, schema versions and grant. Before compiling, the pin
    * brings this connection's copy of the schemas up to date with the snapshot (a stale copy is
    * reloaded when the pin's program starts), so that `EXPLAIN` compiles against the very schema the
-   * statement runs against, which no one can change before the commit.
+   * statement runs against, which no one can change before the commit. `explain` compiles the
+   * statement with its parameters bound: called only when there is no verdict to reuse.
    */
-  verify(sql: string, params: unknown[], returnsRows: boolean, principal: SqlPrincipal): void {
-    const [main, app] = this.#versions.map((version) => version.get() as number) as [number, number]
+  verify(sql: string, returnsRows: boolean, principal: SqlPrincipal, explain: () => VdbeOp[]): void {
+    const main = this.#versions[0].get() as number
+    const app = this.#versions[1].get() as number
     const grant = `${principal.read.join('\n')}\0${principal.write.join('\n')}`
     if (grant !== this.#grant) {
       this.#verified.clear()
@@ -204,8 +206,7 @@ class PluginConnection extends Connection {
     const key = `${main}:${app}:${returnsRows}`
     if (this.#verified.get(sql) === key) return
     this.#pin.get()
-    // Bound values can change the plan (STAT4), never which tables the statement reads or writes.
-    checkProgram(this.explain(sql, params), {
+    checkProgram(explain(), {
       principal,
       appTables: this.#tablesAt(app),
       allowedVtabs: this.#allowedVtabs,
@@ -327,8 +328,9 @@ function run(request: Extract<ExecutorRequest, { kind: 'run' }>): void {
   try {
     if (connection instanceof PluginConnection) {
       const plugin = connection
-      withParams(statement, request, (params) =>
-        plugin.verify(request.sql, params, statement.reader, principal as SqlPrincipal),
+      // Bound values can change the plan (STAT4), never which tables the statement reads or writes.
+      plugin.verify(request.sql, statement.reader, principal as SqlPrincipal, () =>
+        withParams(statement, request, (params) => plugin.explain(request.sql, params)),
       )
     }
     const { rows, changes } = execute(statement, request, writes)
