@@ -128,6 +128,7 @@ export class WasmPlugin implements Plugin {
   readonly #firstInstance: Promise<WorkerHandle>
 
   private constructor(parts: WasmPluginParts) {
+    // First, so that the rest runs while the worker instantiates (`#crashed`, a field, is already set).
     this.#firstInstance = WorkerHandle.start({ ...parts.settings, onCrash: this.#crashed })
     this.name = parts.manifest.name
     this.#manifest = parts.manifest
