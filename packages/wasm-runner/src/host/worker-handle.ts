@@ -155,9 +155,24 @@ export class WorkerHandle {
     )
   }
 
-  /** Starts an instance: takes a spare worker and instantiates the guest in it. */
+  /**
+   * Starts an instance: takes a spare worker and instantiates the guest in it. The worker is sent
+   * its module before anything else is set up here, which then runs while it instantiates; what it
+   * answers waits in its port until this thread's next turn, by which time the listeners are on.
+   */
   static start(options: InstanceSettings): Promise<WorkerHandle> {
     const { worker, buffer } = options.spares.take()
+    const start: WorkerStartMessage = {
+      type: 'start',
+      module: options.module,
+      abi: options.abi,
+      plugin: options.plugin,
+      maxOutputBytes: options.maxOutputBytes,
+      memoryMb: options.memoryMb,
+      wasi: options.wasi,
+      extism: options.extism,
+    }
+    worker.postMessage(start)
     const handle = new WorkerHandle(worker, buffer, options)
     return new Promise<WorkerHandle>((resolve, reject) => {
       const fail = (error: PluginError) => {
@@ -199,17 +214,6 @@ export class WorkerHandle {
       worker.on('message', onStatus)
       worker.on('error', onError)
       worker.on('exit', onExit)
-      const start: WorkerStartMessage = {
-        type: 'start',
-        module: options.module,
-        abi: options.abi,
-        plugin: options.plugin,
-        maxOutputBytes: options.maxOutputBytes,
-        memoryMb: options.memoryMb,
-        wasi: options.wasi,
-        extism: options.extism,
-      }
-      worker.postMessage(start)
     })
   }
 

@@ -29,21 +29,53 @@ const body = (code: number[]): number[] => [...uleb(code.length + 1), 0x00, ...c
 /**
  * The runner's own Corral ABI module, written out here in the binary format (it has no source to
  * build from): one page of memory; `corral_abi_version` answers 1, `corral_alloc` always hands out
- * address 1024, and `corral_init` returns its input as its output.
+ * address 1024, `corral_init` returns its input as its output, and `_initialize` does nothing. It
+ * imports the Corral host functions and AssemblyScript's `abort`, which it never calls: V8 builds
+ * the code that goes from a module to an import, and from JavaScript to an export, once per thread
+ * and signature, and these are the signatures of every Corral plugin's imports and lifecycle exports.
  */
 export function warmUpModuleBytes(): Uint8Array<ArrayBuffer> {
+  const importFunc = (module: string, field: string, type: number): number[] => [
+    ...name(module),
+    ...name(field),
+    0x00,
+    type,
+  ]
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([funcType([], [i32]), funcType([i32], [i32]), funcType([i32, i32], [i64])])),
-    ...section(3, vector([[0], [1], [2]])),
+    ...section(
+      1,
+      vector([
+        funcType([i32, i32, i32, i32], [i64]),
+        funcType([i32, i32, i32], []),
+        funcType([i32, i32], []),
+        funcType([i32, i32, i32, i32], []),
+        funcType([], [i32]),
+        funcType([i32], [i32]),
+        funcType([i32, i32], [i64]),
+        funcType([], []),
+      ]),
+    ),
+    ...section(
+      2,
+      vector([
+        importFunc('corral', 'host_call', 0),
+        importFunc('corral', 'log', 1),
+        importFunc('corral', 'error', 2),
+        importFunc('env', 'abort', 3),
+      ]),
+    ),
+    ...section(3, vector([[4], [5], [6], [7]])),
     ...section(5, vector([[0x00, 1]])),
     ...section(
       7,
       vector([
         [...name('memory'), 0x02, 0],
-        exportFunc('corral_abi_version', 0),
-        exportFunc('corral_alloc', 1),
-        exportFunc('corral_init', 2),
+        // Functions 0–3 are the imports.
+        exportFunc('corral_abi_version', 4),
+        exportFunc('corral_alloc', 5),
+        exportFunc('corral_init', 6),
+        exportFunc('_initialize', 7),
       ]),
     ),
     ...section(
@@ -55,6 +87,7 @@ export function warmUpModuleBytes(): Uint8Array<ArrayBuffer> {
         body([0x41, ...[0x80, 0x08], 0x0b]),
         // (i64.or (i64.shl (i64.extend_i32_u ptr) 32) (i64.extend_i32_u len))
         body([0x20, 0, 0xad, 0x42, 32, 0x86, 0x20, 1, 0xad, 0x84, 0x0b]),
+        body([0x0b]),
       ]),
     ),
   ])
