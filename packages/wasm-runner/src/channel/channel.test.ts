@@ -135,6 +135,26 @@ describe('channel', () => {
     expect(host.hasMessage).toBe(false)
   })
 
+  it('wakes a sleeping worker at once for a call with none ahead, and once at the end of the turn for calls queued behind others', async () => {
+    const buffer = createChannelBuffer()
+    const host = new HostChannelEnd(buffer)
+    const worker = new WorkerChannelEnd(buffer)
+    // The worker's sleep flag (control word 9), set as the worker sets it before it sleeps for a
+    // call (1); the host clears it when it wakes the worker.
+    const control = new Int32Array(buffer, 0, 16)
+    const sleepsForCall = () => Atomics.store(control, 9, 1)
+    sleepsForCall()
+    host.queue('f', '1', 1)
+    expect(Atomics.load(control, 9)).toBe(0)
+    sleepsForCall()
+    host.queue('f', '2', 2, true)
+    host.queue('f', '3', 3, true)
+    expect(Atomics.load(control, 9)).toBe(1)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(Atomics.load(control, 9)).toBe(0)
+    expect([runNext(worker).seq, runNext(worker).seq, runNext(worker).seq]).toEqual([1, 2, 3])
+  })
+
   it('refuses text larger than the exchange area in place: the caller sends it in chunks instead', () => {
     const { host } = channel()
     expect(host.postText(MessageKind.hostResult, 'x'.repeat(host.area.length + 1))).toBe(false)

@@ -287,7 +287,8 @@ export class WorkerHandle {
    */
   #post(call: GuestCall): boolean {
     const { fn, input } = call
-    call.slot = this.#end.queue(fn, input, call.seq)
+    // Behind calls not yet settled, the call waits its turn anyway: its wake-up may wait for the turn's end.
+    call.slot = this.#end.queue(fn, input, call.seq, this.#calls.length > 0)
     if (call.slot < 0) {
       if (this.#calls.length > 0) return false
       const nameBytes = encoder.encode(fn)
