@@ -598,11 +598,18 @@ export class HostChannelEnd extends ChannelEnd {
    * lets the host keep the result of a call that finished just as its instance is being stopped.
    */
   peekFinal(): ChannelMessage | undefined {
-    if (!this.hasMessage) return undefined
-    const c = this.control
-    const kind = c[word.kind]
-    if ((kind !== MessageKind.result && kind !== MessageKind.failure) || c[word.chunk] !== c[word.total])
-      return undefined
+    const message = this.peekWhole()
+    const kind = message?.kind
+    return kind === MessageKind.result || kind === MessageKind.failure ? message : undefined
+  }
+
+  /**
+   * The worker's message in the exchange area if it sits there whole (as a host call does, unless
+   * its arguments are larger than the area): read in the same turn, with no wait. Mark it read, or
+   * answer it.
+   */
+  peekWhole(): ChannelMessage | undefined {
+    if (!this.hasMessage || this.control[word.chunk] !== this.control[word.total]) return undefined
     return this.read().message
   }
 

@@ -354,7 +354,7 @@ export class WorkerHandle {
 
   /** Serves the message in the exchange area, which is about `running`: a host call, or its large result. */
   async #serveExchange(running: GuestCall): Promise<void> {
-    const message = await this.#end.receive()
+    const message = this.#end.peekWhole() ?? (await this.#end.receive())
     if (message === undefined || !this.#alive) return
     if (message.kind === MessageKind.hostCall) {
       const method = decoder.decode(message.payload.subarray(0, message.aux))
@@ -455,7 +455,9 @@ export class WorkerHandle {
         throw new PluginError('invalid_argument', `host call ${method}: arguments are not JSON`)
       }
       const result = await this.#options.hostApi(method, parsed, context)
-      return JSON.stringify({ ok: result ?? null })
+      // The result's JSON wrapped as text, no object made for it; a result JSON cannot hold (a
+      // function, say) is null, as in an array.
+      return `{"ok":${JSON.stringify(result ?? null) ?? 'null'}}`
     } catch (error) {
       const { code, rawMessage } = PluginError.from(error, 'internal')
       return JSON.stringify({ error: { code, message: rawMessage } })
