@@ -21,8 +21,8 @@
  * use sequentially consistent atomics — read the bell, set the flag, check for work, then wait on
  * the bell's value — so a publish is never missed. Within a burst of calls the worker spins briefly
  * before it sleeps: the host's next call then costs no wake-up. The host wakes the worker once for
- * the calls it queues in one turn behind others (a wake-up may cost a switch of the core to the
- * worker, which would then take them one at a time).
+ * the calls it queues in one turn behind others or among many at once (each wake-up may cost a
+ * switch of the core to the worker, which would then take them one at a time).
  *
  * Taking back: a queued call's slot holds its state (posted, taken, revoked) with its sequence
  * number in one word; the host revokes a call the worker has not taken with one compare-and-swap,
@@ -447,13 +447,13 @@ export class HostChannelEnd extends ChannelEnd {
 
   /**
    * Queues call `seq` of `fn` with `input` (JSON text encoded straight in, or bytes) in the request
-   * ring; the slot it took, or -1 when the ring is full or the call does not fit a slot. A call
-   * queued `behind` others the host has not had back wakes the worker at the end of this turn of
-   * the event loop, with every other call queued so in the turn: a worker that went to sleep
-   * between two of them then wakes once and takes them as a burst. A call with none ahead wakes it
-   * at once.
+   * ring; the slot it took, or -1 when the ring is full or the call does not fit a slot. With
+   * `wakeLater` (the call is queued behind others, or is one of many at once) it wakes the worker
+   * at the end of this turn of the event loop, with every other call queued so in the turn: a
+   * worker that went to sleep between two of them then wakes once and takes them as a burst.
+   * Otherwise (a call alone) it wakes the worker at once.
    */
-  queue(fn: string, input: string | Uint8Array, seq: number, behind = false): number {
+  queue(fn: string, input: string | Uint8Array, seq: number, wakeLater = false): number {
     if (this.room === 0) return -1
     const index = this.#requestTail & (ringSlots - 1)
     const area = this.requestSlots.subarray(index * slotBytes, (index + 1) * slotBytes)
@@ -461,7 +461,7 @@ export class HostChannelEnd extends ChannelEnd {
     if (name.read !== fn.length) return -1
     const written = writeInput(input, area.subarray(name.written))
     if (written === undefined) return -1
-    this.#publishRequest(index, seq, name.written, name.written + written, 0, behind)
+    this.#publishRequest(index, seq, name.written, name.written + written, 0, wakeLater)
     return index
   }
 
@@ -490,7 +490,7 @@ export class HostChannelEnd extends ChannelEnd {
     aux: number,
     length: number,
     flags: number,
-    behind: boolean,
+    wakeLater: boolean,
   ): void {
     const headers = this.requestHeaders
     const at = index * headerWords
@@ -500,14 +500,14 @@ export class HostChannelEnd extends ChannelEnd {
     Atomics.store(headers, at, ((seq & request.seqMask) << 2) | request.posted)
     this.#requestTail = (this.#requestTail + 1) | 0
     Atomics.store(this.control, word.requestTail, this.#requestTail)
-    if (!behind) this.ring(waitingFor.call)
+    if (!wakeLater) this.ring(waitingFor.call)
     else if (!this.#ringDeferred) {
       this.#ringDeferred = true
       setImmediate(this.#ringForDeferred)
     }
   }
 
-  /** Whether a ring for calls queued behind others waits for the end of this turn (`queue`). */
+  /** Whether a ring for calls queued to wake the worker later waits for the end of this turn (`queue`). */
   #ringDeferred = false
   readonly #ringForDeferred = () => {
     this.#ringDeferred = false

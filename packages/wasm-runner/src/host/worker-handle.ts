@@ -40,6 +40,11 @@ export interface InstanceCallOptions {
   context: HostCallContext
   /** What the call's output means: JSON by default ({@link jsonOutput}); {@link bytesOutput} for a bytes call. */
   decode?: OutputDecoder
+  /**
+   * Whether other calls of the plugin are in flight: the worker's wake-up for this one may then
+   * wait for the end of this turn of the event loop, and wake it once for all queued in the turn.
+   */
+  concurrent?: boolean
 }
 
 /**
@@ -76,6 +81,8 @@ interface GuestCall {
   reject(error: PluginError): void
   /** Its request slot, while the host may take it back; -1 for a call sent through the exchange area. */
   slot: number
+  /** {@link InstanceCallOptions.concurrent}. */
+  concurrent: boolean
 }
 
 /** How a call ended, read from the worker's final message. */
@@ -252,6 +259,7 @@ export class WorkerHandle {
         context: options.context,
         decode: options.decode ?? jsonOutput,
         slot: -1,
+        concurrent: options.concurrent ?? false,
         resolve: (value) => {
           finish()
           resolve(value)
@@ -287,8 +295,10 @@ export class WorkerHandle {
    */
   #post(call: GuestCall): boolean {
     const { fn, input } = call
-    // Behind calls not yet settled, the call waits its turn anyway: its wake-up may wait for the turn's end.
-    call.slot = this.#end.queue(fn, input, call.seq, this.#calls.length > 0)
+    // Behind calls not yet settled, the call waits its turn anyway: its wake-up may wait for the
+    // turn's end. So may a call among others of the plugin: the worker then wakes once for them.
+    const wakeLater = this.#calls.length > 0 || call.concurrent
+    call.slot = this.#end.queue(fn, input, call.seq, wakeLater)
     if (call.slot < 0) {
       if (this.#calls.length > 0) return false
       const nameBytes = encoder.encode(fn)
