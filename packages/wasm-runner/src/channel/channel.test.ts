@@ -102,7 +102,8 @@ describe('channel', () => {
     await host.waitForWorker()
     expect(readResults(host)).toEqual([{ seq: 1, output: '1' }])
     expect(host.hasMessage).toBe(true)
-    const hostCall = await host.receive()
+    // A host call sits whole in the exchange area: read in the same turn.
+    const hostCall = host.peekWhole()
     expect([hostCall?.kind, hostCall?.seq, hostCall?.aux, text(hostCall?.payload)]).toEqual([
       MessageKind.hostCall,
       2,
@@ -133,6 +134,26 @@ describe('channel', () => {
     expect([result?.kind, result?.seq, text(result?.payload)]).toEqual([MessageKind.result, 7, input])
     host.markRead()
     expect(host.hasMessage).toBe(false)
+  })
+
+  it('wakes a sleeping worker at once for a call with none ahead, and once at the end of the turn for calls queued behind others', async () => {
+    const buffer = createChannelBuffer()
+    const host = new HostChannelEnd(buffer)
+    const worker = new WorkerChannelEnd(buffer)
+    // The worker's sleep flag (control word 9), set as the worker sets it before it sleeps for a
+    // call (1); the host clears it when it wakes the worker.
+    const control = new Int32Array(buffer, 0, 16)
+    const sleepsForCall = () => Atomics.store(control, 9, 1)
+    sleepsForCall()
+    host.queue('f', '1', 1)
+    expect(Atomics.load(control, 9)).toBe(0)
+    sleepsForCall()
+    host.queue('f', '2', 2, true)
+    host.queue('f', '3', 3, true)
+    expect(Atomics.load(control, 9)).toBe(1)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(Atomics.load(control, 9)).toBe(0)
+    expect([runNext(worker).seq, runNext(worker).seq, runNext(worker).seq]).toEqual([1, 2, 3])
   })
 
   it('refuses text larger than the exchange area in place: the caller sends it in chunks instead', () => {

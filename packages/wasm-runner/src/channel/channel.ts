@@ -20,7 +20,9 @@
  * sleeps for what was published; the waker clears that flag, so a wake-up costs one notify. Both
  * use sequentially consistent atomics — read the bell, set the flag, check for work, then wait on
  * the bell's value — so a publish is never missed. Within a burst of calls the worker spins briefly
- * before it sleeps: the host's next call then costs no wake-up.
+ * before it sleeps: the host's next call then costs no wake-up. The host wakes the worker once for
+ * the calls it queues in one turn behind others or among many at once (each wake-up may cost a
+ * switch of the core to the worker, which would then take them one at a time).
  *
  * Taking back: a queued call's slot holds its state (posted, taken, revoked) with its sequence
  * number in one word; the host revokes a call the worker has not taken with one compare-and-swap,
@@ -445,9 +447,13 @@ export class HostChannelEnd extends ChannelEnd {
 
   /**
    * Queues call `seq` of `fn` with `input` (JSON text encoded straight in, or bytes) in the request
-   * ring; the slot it took, or -1 when the ring is full or the call does not fit a slot.
+   * ring; the slot it took, or -1 when the ring is full or the call does not fit a slot. With
+   * `wakeLater` (the call is queued behind others, or is one of many at once) it wakes the worker
+   * at the end of this turn of the event loop, with every other call queued so in the turn: a
+   * worker that went to sleep between two of them then wakes once and takes them as a burst.
+   * Otherwise (a call alone) it wakes the worker at once.
    */
-  queue(fn: string, input: string | Uint8Array, seq: number): number {
+  queue(fn: string, input: string | Uint8Array, seq: number, wakeLater = false): number {
     if (this.room === 0) return -1
     const index = this.#requestTail & (ringSlots - 1)
     const area = this.requestSlots.subarray(index * slotBytes, (index + 1) * slotBytes)
@@ -455,7 +461,7 @@ export class HostChannelEnd extends ChannelEnd {
     if (name.read !== fn.length) return -1
     const written = writeInput(input, area.subarray(name.written))
     if (written === undefined) return -1
-    this.#publishRequest(index, seq, name.written, name.written + written, 0)
+    this.#publishRequest(index, seq, name.written, name.written + written, 0, wakeLater)
     return index
   }
 
@@ -466,7 +472,7 @@ export class HostChannelEnd extends ChannelEnd {
    */
   async sendLarge(aux: number, payload: Uint8Array, seq: number): Promise<void> {
     if (this.room === 0) throw new Error('channel: request ring full')
-    this.#publishRequest(this.#requestTail & (ringSlots - 1), seq, 0, 0, inExchange)
+    this.#publishRequest(this.#requestTail & (ringSlots - 1), seq, 0, 0, inExchange, false)
     this.control[word.seq] = seq
     const size = this.data.length
     for (let offset = 0; ; offset += size) {
@@ -478,7 +484,14 @@ export class HostChannelEnd extends ChannelEnd {
     }
   }
 
-  #publishRequest(index: number, seq: number, aux: number, length: number, flags: number): void {
+  #publishRequest(
+    index: number,
+    seq: number,
+    aux: number,
+    length: number,
+    flags: number,
+    wakeLater: boolean,
+  ): void {
     const headers = this.requestHeaders
     const at = index * headerWords
     headers[at + 1] = aux
@@ -487,6 +500,17 @@ export class HostChannelEnd extends ChannelEnd {
     Atomics.store(headers, at, ((seq & request.seqMask) << 2) | request.posted)
     this.#requestTail = (this.#requestTail + 1) | 0
     Atomics.store(this.control, word.requestTail, this.#requestTail)
+    if (!wakeLater) this.ring(waitingFor.call)
+    else if (!this.#ringDeferred) {
+      this.#ringDeferred = true
+      setImmediate(this.#ringForDeferred)
+    }
+  }
+
+  /** Whether a ring for calls queued to wake the worker later waits for the end of this turn (`queue`). */
+  #ringDeferred = false
+  readonly #ringForDeferred = () => {
+    this.#ringDeferred = false
     this.ring(waitingFor.call)
   }
 
@@ -574,11 +598,18 @@ export class HostChannelEnd extends ChannelEnd {
    * lets the host keep the result of a call that finished just as its instance is being stopped.
    */
   peekFinal(): ChannelMessage | undefined {
-    if (!this.hasMessage) return undefined
-    const c = this.control
-    const kind = c[word.kind]
-    if ((kind !== MessageKind.result && kind !== MessageKind.failure) || c[word.chunk] !== c[word.total])
-      return undefined
+    const message = this.peekWhole()
+    const kind = message?.kind
+    return kind === MessageKind.result || kind === MessageKind.failure ? message : undefined
+  }
+
+  /**
+   * The worker's message in the exchange area if it sits there whole (as a host call does, unless
+   * its arguments are larger than the area): read in the same turn, with no wait. Mark it read, or
+   * answer it.
+   */
+  peekWhole(): ChannelMessage | undefined {
+    if (!this.hasMessage || this.control[word.chunk] !== this.control[word.total]) return undefined
     return this.read().message
   }
 

@@ -413,7 +413,12 @@ export class WasmPlugin implements Plugin {
         try {
           if (instance.configGeneration !== this.#configGeneration) await this.#initialize(instance, context)
           if (fn === undefined) return undefined
-          const callOptions: InstanceCallOptions = { deadline, signal: options.signal, context }
+          const callOptions: InstanceCallOptions = {
+            deadline,
+            signal: options.signal,
+            context,
+            concurrent: this.#inFlight > 1,
+          }
           if (decode !== undefined) callOptions.decode = decode
           const result = await instance.call(fn, input, callOptions)
           this.#calls++

@@ -40,6 +40,11 @@ export interface InstanceCallOptions {
   context: HostCallContext
   /** What the call's output means: JSON by default ({@link jsonOutput}); {@link bytesOutput} for a bytes call. */
   decode?: OutputDecoder
+  /**
+   * Whether other calls of the plugin are in flight: the worker's wake-up for this one may then
+   * wait for the end of this turn of the event loop, and wake it once for all queued in the turn.
+   */
+  concurrent?: boolean
 }
 
 /**
@@ -77,6 +82,8 @@ interface GuestCall {
   reject(error: PluginError): void
   /** Its request slot, while the host may take it back; -1 for a call sent through the exchange area. */
   slot: number
+  /** {@link InstanceCallOptions.concurrent}. */
+  concurrent: boolean
 }
 
 /** How a call ended, read from the worker's final message. */
@@ -257,6 +264,7 @@ export class WorkerHandle {
         context: options.context,
         decode: options.decode ?? jsonOutput,
         slot: -1,
+        concurrent: options.concurrent ?? false,
         resolve: (value) => {
           finish()
           resolve(value)
@@ -292,7 +300,10 @@ export class WorkerHandle {
    */
   #post(call: GuestCall): boolean {
     const { fn, input } = call
-    call.slot = this.#end.queue(fn, input, call.seq)
+    // Behind calls not yet settled, the call waits its turn anyway: its wake-up may wait for the
+    // turn's end. So may a call among others of the plugin: the worker then wakes once for them.
+    const wakeLater = this.#calls.length > 0 || call.concurrent
+    call.slot = this.#end.queue(fn, input, call.seq, wakeLater)
     if (call.slot < 0) {
       if (this.#calls.length > 0) return false
       const nameBytes = encoder.encode(fn)
@@ -358,7 +369,7 @@ export class WorkerHandle {
 
   /** Serves the message in the exchange area, which is about `running`: a host call, or its large result. */
   async #serveExchange(running: GuestCall): Promise<void> {
-    const message = await this.#end.receive()
+    const message = this.#end.peekWhole() ?? (await this.#end.receive())
     if (message === undefined || !this.#alive) return
     if (message.kind === MessageKind.hostCall) {
       const method = decoder.decode(message.payload.subarray(0, message.aux))
@@ -459,7 +470,9 @@ export class WorkerHandle {
         throw new PluginError('invalid_argument', `host call ${method}: arguments are not JSON`)
       }
       const result = await this.#options.hostApi(method, parsed, context)
-      return JSON.stringify({ ok: result ?? null })
+      // The result's JSON wrapped as text, no object made for it; a result JSON cannot hold (a
+      // function, say) is null, as in an array.
+      return `{"ok":${JSON.stringify(result ?? null) ?? 'null'}}`
     } catch (error) {
       const { code, rawMessage } = PluginError.from(error, 'internal')
       return JSON.stringify({ error: { code, message: rawMessage } })
