@@ -67,6 +67,19 @@ describe('BenchReport.addInRounds', () => {
     expect(row?.target).toBe('≥ 0.5 × base ops/s')
   })
 
+  it('compares a throughput row without a target by ops/s when it says so', async () => {
+    const [, row] = await new BenchReport().addInRounds(
+      [
+        { name: 'base', measure: scripted('base', [10, 10, 10], []) },
+        { name: 'row', measure: scripted('row', [40, 40, 40], []), baseline: 'base', byOps: true },
+      ],
+      3,
+    )
+    // A quarter of the rate, where latency would say 4.
+    expect(row?.ratio).toBeCloseTo(0.25)
+    expect(row).toMatchObject({ target: null, met: null })
+  })
+
   it('compares a row with another row than the first of its group', async () => {
     const [, call, hostCall] = await new BenchReport().addInRounds(
       [

@@ -119,6 +119,8 @@ export interface RoundRow {
   baseline?: string
   /** Judged on the median ratio over rounds. */
   target?: Extract<Target, { kind: 'max_ratio' | 'min_ratio' }>
+  /** Compared by ops/s, as a `min_ratio` target is, for a throughput row without a target. */
+  byOps?: boolean
 }
 
 function describeTarget(target: Target, baseline: string | null): string {
@@ -134,9 +136,11 @@ function describeTarget(target: Target, baseline: string | null): string {
   }
 }
 
-/** How a row compares with its baseline: the ratio a target speaks of, or latency when it has none. */
+/** How a row compares with its baseline: the ratio a target speaks of, else ops/s or latency as the row says. */
 function ratioOf(row: RoundRow, m: Measurement, base: Measurement): number {
-  return row.target?.kind === 'min_ratio' ? m.ops_per_s / base.ops_per_s : m.median_us / base.median_us
+  return row.target?.kind === 'min_ratio' || row.byOps
+    ? m.ops_per_s / base.ops_per_s
+    : m.median_us / base.median_us
 }
 
 /** The comparison fields of a row measured once on its own. */

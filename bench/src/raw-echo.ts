@@ -49,17 +49,23 @@ export function startAtomicsEcho(bytes: number): RawEcho {
   }
 }
 
-/** A worker round trip over `postMessage` carrying a ~100-byte JSON string; any number in flight. */
-export function startPostMessageEcho(): RawEcho {
-  const worker = new Worker(
-    `const { parentPort } = require('node:worker_threads')
-     parentPort.on('message', ({ id, data }) => parentPort.postMessage({ id, data }))`,
-    { eval: true },
-  )
+/**
+ * A worker round trip over `postMessage` carrying a ~100-byte JSON string; any number in flight,
+ * spread over `workers` workers in turn (what a plugin per worker costs with no Corral in the way).
+ */
+export function startPostMessageEcho(workers = 1): RawEcho {
   const pending = new Map<number, () => void>()
-  worker.on('message', ({ id }: { id: number }) => {
-    pending.get(id)?.()
-    pending.delete(id)
+  const echoes = Array.from({ length: workers }, () => {
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads')
+       parentPort.on('message', ({ id, data }) => parentPort.postMessage({ id, data }))`,
+      { eval: true },
+    )
+    worker.on('message', ({ id }: { id: number }) => {
+      pending.get(id)?.()
+      pending.delete(id)
+    })
+    return worker
   })
   let nextId = 0
   const payload = JSON.stringify({ text: 'x'.repeat(80), n: 1 })
@@ -68,10 +74,10 @@ export function startPostMessageEcho(): RawEcho {
       new Promise<void>((resolve) => {
         const id = nextId++
         pending.set(id, resolve)
-        worker.postMessage({ id, data: payload })
+        ;(echoes[id % workers] as Worker).postMessage({ id, data: payload })
       }),
     close: async () => {
-      await worker.terminate()
+      await Promise.all(echoes.map((worker) => worker.terminate()))
     },
   }
 }

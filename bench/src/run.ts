@@ -41,7 +41,7 @@ for (const file of suiteFiles) {
 
 /** The printed table: a negative width pads on the right (text), a positive one on the left (numbers). */
 const columns: Array<{ title: string; width: number; cell: (row: BenchRow) => string }> = [
-  { title: 'row', width: -36, cell: (row) => row.name },
+  { title: 'row', width: -38, cell: (row) => row.name },
   { title: 'median', width: 12, cell: formatMedian },
   { title: 'p99 µs', width: 10, cell: (row) => fmt(row.p99_us) },
   { title: 'ops/s', width: 9, cell: (row) => fmt(row.ops_per_s, 0) },

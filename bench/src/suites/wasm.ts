@@ -188,7 +188,7 @@ export async function loadEcho(
  * thread; `wasm.host_call` against `wasm.call`; `wasm.call.bytes` (1 KiB in and out through
  * `callBytes`) against a raw Atomics round trip carrying 1 KiB; `wasm.throughput` (64 in flight,
  * pool of 2) against the raw postMessage pipeline, and `wasm.calls.16_plugins` (16 plugins, 64 in
- * flight in all) against `wasm.throughput`; `wasm.load` cold and cached. (`wasm.call` against
+ * flight in all) against `wasm.throughput`, beside the raw pipeline over 16 workers (its floor); `wasm.load` cold and cached. (`wasm.call` against
  * Extism's `runInWorker` is in `wasm-extism.ts`.)
  */
 export default async function wasm(report: BenchReport): Promise<void> {
@@ -251,8 +251,16 @@ export default async function wasm(report: BenchReport): Promise<void> {
     const many: Plugin[] = []
     for (let i = 0; i < 16; i++) many.push(await loadEcho(runner, dir, `bench-echo-${i}`, 1))
     let next = 0
+    // The floor of the 16 plugins' row: the raw pipeline spread over 16 workers, 4 in flight on each.
+    const postMessage16 = startPostMessageEcho(16)
     await report.addInRounds([
       { name: 'baseline.worker.postMessage.64', measure: throughput(postMessage.roundTrip) },
+      {
+        name: 'baseline.worker.postMessage.16_workers',
+        measure: throughput(postMessage16.roundTrip),
+        baseline: 'baseline.worker.postMessage.64',
+        byOps: true,
+      },
       {
         name: 'wasm.throughput',
         measure: throughput(() => pooled.call('echo', payload)),
@@ -267,7 +275,7 @@ export default async function wasm(report: BenchReport): Promise<void> {
         target: { kind: 'min_ratio', value: 0.8 },
       },
     ])
-    await Promise.all([pooled, ...many].map((p) => p.shutdown()))
+    await Promise.all([postMessage16.close(), ...[pooled, ...many].map((p) => p.shutdown())])
 
     await measureLoads(report, dir)
   } finally {
