@@ -6,7 +6,13 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createGrpcRunner, type GrpcRunner } from '@corral/grpc-runner'
 import { defaultPolicy, effectiveGrant, loadManifest } from '@corral/manifest'
-import { channelSecurity, generateCertificate, type MtlsMaterial } from '@corral/proto'
+import {
+  channelSecurity,
+  generateCertificate,
+  type MtlsMaterial,
+  pluginService,
+  type ResultBatch,
+} from '@corral/proto'
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
 import type { BenchReport, Measurement } from '../harness.js'
@@ -21,7 +27,9 @@ const payload = { text: 'x'.repeat(80), n: 1 }
  * with no protobuf and no Corral in the way. Run from the bench folder so it finds @grpc/grpc-js.
  * With `BENCH_TLS` (JSON of an {@link MtlsMaterial}) it serves mutual TLS, as a Corral plugin does;
  * given only the peer's certificate, it makes its own at start, as an AutoMTLS plugin does, and
- * prints it after `ready`.
+ * prints it after `ready`. With `BENCH_WIRE` it also serves Corral's `PluginService/CallStream` as
+ * bare as it can be: each request's JSON arguments parsed and encoded again as its result, in
+ * protobuf.js's CallBatch and ResultBatch; no SDK.
  */
 const rawServer = `
 const grpc = require('@grpc/grpc-js')
@@ -33,7 +41,23 @@ server.addService({ echo: method('Echo', false), stream: method('Stream', true) 
   echo: (call, callback) => callback(null, call.request),
   stream: (call) => { call.on('data', (d) => call.write(d)); call.on('end', () => call.end()) },
 })
+const serveWire = async () => {
+  const { callStream } = (await import('@corral/proto')).pluginService
+  server.addService({ callStream }, {
+    callStream: (call) => {
+      call.on('data', (batch) => {
+        const results = batch.requests.map((request) => ({
+          id: request.id,
+          resultJson: Buffer.from(JSON.stringify(JSON.parse(request.argsJson.toString()))),
+        }))
+        call.write({ results })
+      })
+      call.on('end', () => call.end())
+    },
+  })
+}
 const serve = async () => {
+  if (process.env.BENCH_WIRE) await serveWire()
   let tls = process.env.BENCH_TLS ? JSON.parse(process.env.BENCH_TLS) : undefined
   const made = tls && tls.certPem === undefined
   if (made) tls = { ...tls, ...(await (await import('@corral/proto')).generateCertificate()) }
@@ -54,11 +78,15 @@ const identity = (b: Buffer) => b
 async function startRawServer(
   socket: string,
   tls?: MtlsMaterial | Pick<MtlsMaterial, 'peerCertPem'>,
+  wire = false,
 ): Promise<{ child: ChildProcess; certPem?: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  if (tls !== undefined) env.BENCH_TLS = JSON.stringify(tls)
+  if (wire) env.BENCH_WIRE = '1'
   const child = spawn(process.execPath, ['-e', rawServer, socket], {
     cwd: benchDir,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: tls === undefined ? process.env : { ...process.env, BENCH_TLS: JSON.stringify(tls) },
+    env,
   })
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve)
@@ -98,6 +126,43 @@ function rawStream(client: Client): { call(): Promise<unknown>; end(): void } {
   }
 }
 
+/**
+ * Echo calls on one `PluginService/CallStream`, one request per batch, as Corral's host sends them
+ * (id, function, JSON arguments, timeout, token); the result's JSON is parsed as a call's is.
+ */
+function wireStream(client: Client): { call(): Promise<unknown>; end(): void } {
+  const method = pluginService.callStream
+  const stream = client.makeBidiStreamRequest(
+    method.path,
+    method.requestSerialize,
+    method.responseDeserialize,
+    new Metadata(),
+    {},
+  )
+  const waiting = new Map<number, (value: unknown) => void>()
+  let nextId = 0
+  stream.on('data', (batch: ResultBatch) => {
+    for (const result of batch.results ?? []) {
+      const id = result.id ?? 0
+      waiting.get(id)?.(JSON.parse(String(result.resultJson)))
+      waiting.delete(id)
+    }
+  })
+  stream.on('error', () => {})
+  return {
+    call: () =>
+      new Promise((resolve) => {
+        const id = ++nextId
+        waiting.set(id, resolve)
+        const argsJson = Buffer.from(JSON.stringify(payload))
+        stream.write({
+          requests: [{ id, function: 'echo', argsJson, timeoutMs: 2000, token: `bench-${id}` }],
+        })
+      }),
+    end: () => stream.end(),
+  }
+}
+
 /** Times `start` alone (each run's own cleanup is not timed). */
 async function measureStarts(runs: number, start: () => Promise<() => Promise<void>>): Promise<Measurement> {
   const samples: number[] = []
@@ -125,12 +190,16 @@ const hostApi: HostCallHandler = async () => ({})
 
 /**
  * A raw grpc-js client of the raw server over mutual TLS (AutoMTLS's certificates, as the runner
- * connects to a plugin), on a unix socket in `dir`.
+ * connects to a plugin), on a unix socket in `dir`; the server serves the bare CallStream too.
  */
 async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client: Client }> {
   const [serverPair, clientPair] = await Promise.all([generateCertificate(), generateCertificate()])
   const socket = path.join(dir, 'echo-tls.sock')
-  const { child: server } = await startRawServer(socket, { peerCertPem: clientPair.certPem, ...serverPair })
+  const { child: server } = await startRawServer(
+    socket,
+    { peerCertPem: clientPair.certPem, ...serverPair },
+    true,
+  )
   const { credentials: security, options } = channelSecurity({
     peerCertPem: serverPair.certPem,
     ...clientPair,
@@ -154,6 +223,7 @@ async function measureCalls(
   const stream = rawStream(client)
   const tls = await startTlsEcho(dir)
   const tlsStream = rawStream(tls.client)
+  const wire = wireStream(tls.client)
   const plugins: Plugin[] = []
   try {
     for (let i = 0; i < 9; i++) {
@@ -176,6 +246,11 @@ async function measureCalls(
         name: 'grpc.baseline.bidi.tls',
         measure: latency(tlsStream.call, latencyCalls),
         baseline: 'grpc.baseline.bidi',
+      },
+      {
+        name: 'grpc.baseline.wire.tls',
+        measure: latency(wire.call, latencyCalls),
+        baseline: 'grpc.baseline.bidi.tls',
       },
       {
         name: 'grpc.call',
@@ -210,6 +285,7 @@ async function measureCalls(
   } finally {
     stream.end()
     tlsStream.end()
+    wire.end()
     client.close()
     tls.client.close()
     server.kill()
