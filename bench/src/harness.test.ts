@@ -80,6 +80,25 @@ describe('BenchReport.addInRounds', () => {
     expect(row).toMatchObject({ target: null, met: null })
   })
 
+  it('writes a target ratio with three significant digits at most', async () => {
+    const [, row] = await new BenchReport().addInRounds(
+      [
+        { name: 'base', measure: scripted('base', [60], []) },
+        {
+          name: 'row',
+          // 0.1668: over a sixth, under the 0.167 the target is written as.
+          measure: scripted('row', [10.008], []),
+          baseline: 'base',
+          target: { kind: 'max_ratio', value: 1 / 6 },
+        },
+      ],
+      1,
+    )
+    expect(row?.target).toBe('≤ 0.167 × base')
+    // Judged on the exact sixth, not the rounded one.
+    expect(row?.met).toBe(false)
+  })
+
   it('compares a row with another row than the first of its group', async () => {
     const [, call, hostCall] = await new BenchReport().addInRounds(
       [

@@ -123,12 +123,15 @@ export interface RoundRow {
   byOps?: boolean
 }
 
+/** A ratio as people write it: three significant digits at most (1/6 is 0.167). */
+const ratioText = (value: number) => String(Number(value.toPrecision(3)))
+
 function describeTarget(target: Target, baseline: string | null): string {
   switch (target.kind) {
     case 'max_ratio':
-      return `≤ ${target.value} × ${baseline}`
+      return `≤ ${ratioText(target.value)} × ${baseline}`
     case 'min_ratio':
-      return `≥ ${target.value} × ${baseline} ops/s`
+      return `≥ ${ratioText(target.value)} × ${baseline} ops/s`
     case 'max_us':
       return `≤ ${target.value} µs`
     case 'max_mb_above':
