@@ -152,6 +152,13 @@ const noRatio = { baseline: null, ratio: null, ratio_min: null, ratio_max: null,
 /** Rounds a group of rows is measured in, unless said. */
 export const defaultRounds = 6
 
+/**
+ * Rounds a group runs first, counting for nothing: its first measurements ran this process (and its
+ * workers and children) still compiling the code and sizing its heaps, and made a row's min–max a
+ * measure of that rather than of the machine.
+ */
+export const unrecordedRounds = 1
+
 /** Collects rows, in the order they are measured. */
 export class BenchReport {
   readonly rows: BenchRow[] = []
@@ -168,6 +175,7 @@ export class BenchReport {
         throw new Error(`bench row ${row.name}: baseline ${row.baseline} is not in its group`)
       }
     }
+    for (let round = 0; round < unrecordedRounds; round++) for (const row of rows) await row.measure()
     const measured = new Map<string, Measurement[]>(rows.map((r) => [r.name, []]))
     for (let round = 0; round < rounds; round++) {
       for (const row of rows) measured.get(row.name)?.push(await row.measure())

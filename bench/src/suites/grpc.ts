@@ -16,7 +16,7 @@ import {
 import type { HostCallHandler, Plugin } from '@corral/types'
 import { Client, credentials, Metadata } from '@grpc/grpc-js'
 import type { BenchReport, Measurement } from '../harness.js'
-import { defaultRounds, measureLatency, measureThroughput, summarize } from '../harness.js'
+import { defaultRounds, measureLatency, measureThroughput, summarize, unrecordedRounds } from '../harness.js'
 
 const benchDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const examplesDir = path.join(benchDir, '../examples/plugins')
@@ -262,10 +262,10 @@ async function measureCalls(
     let next = 0
     // Each call goes to the next plugin process: 8 in flight on each.
     const spread = () => (many[next++ % many.length] as Plugin).call('echo', payload)
-    // `plugin` enters the rows below warm: each round above made `latencyCalls` calls on it, and a
-    // tenth more to warm up. The other processes get as many each first, unrecorded: else the row
-    // would weigh 8 cold JITs, each compiling the call path in the first rounds, against a warm one.
-    const callsSoFar = defaultRounds * (latencyCalls + Math.ceil(latencyCalls / 10))
+    // `plugin` enters the rows below warm: each round above (those unrecorded too) made
+    // `latencyCalls` calls on it, and a tenth more to warm up. The other processes get as many each
+    // first, unrecorded: else the row would weigh 8 cold JITs against a warm one.
+    const callsSoFar = (unrecordedRounds + defaultRounds) * (latencyCalls + Math.ceil(latencyCalls / 10))
     await measureThroughput(spread, { total: many.length * callsSoFar, inFlight: 64, warmup: 0 })
     await report.addInRounds([
       { name: 'grpc.baseline.bidi.64', measure: throughput(stream.call) },

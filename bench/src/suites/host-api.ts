@@ -73,10 +73,6 @@ export default async function hostApi(report: BenchReport): Promise<void> {
     // echo child has answered (above), and two statements at once take two executors, so that the
     // one the pool keeps ahead of need is started now and not mid-round.
     await Promise.all([query(), query()])
-    // And a round's worth of calls each, unrecorded: the first round measured this process still
-    // compiling and sizing its heap (every row about twice as slow as in the rounds after), which
-    // made the row's min–max a measure of that.
-    for (const fn of [bareQuery, pipe.roundTrip, query]) await measureLatency(fn, { iterations: 3_000 })
     await report.addInRounds([
       { name: 'baseline.sqlite.query', measure: latency(bareQuery, 3_000) },
       { name: 'baseline.process.pipe', measure: latency(pipe.roundTrip, 3_000) },
