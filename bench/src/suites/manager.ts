@@ -1,17 +1,19 @@
+import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { createBackends, createPluginManager, type PluginManager } from '@corral/manager'
 import type { Plugin, ResourcePolicy, Runner } from '@corral/types'
-import { createWasmRunner, defaultIdleTimeoutMs } from '@corral/wasm-runner'
+import { createWasmRunner } from '@corral/wasm-runner'
 import { compileWat } from '@corral/wasm-runner/testing'
 import { type BenchReport, measureLatency } from '../harness.js'
 import { echoWat, payload } from './wasm.js'
 
 const quiet = { log() {} }
 const idlePlugins = 20
-const mb = 1024 * 1024
+const run = promisify(execFile)
 
 /** An approved policy under which the bench, not a rate limit, sets the pace. */
 function benchPolicy(plugin: string): ResourcePolicy {
@@ -25,7 +27,8 @@ function benchPolicy(plugin: string): ResourcePolicy {
   } as unknown as ResourcePolicy
 }
 
-async function writeEchoPlugin(pluginsDir: string, name: string, wasm: Uint8Array): Promise<void> {
+/** Writes a WASM plugin `name` of the echo module `wasm` into `pluginsDir`, with a pool of one. */
+export async function writeEchoPlugin(pluginsDir: string, name: string, wasm: Uint8Array): Promise<void> {
   const dir = path.join(pluginsDir, name)
   await mkdir(dir, { recursive: true })
   await writeFile(path.join(dir, 'echo.wasm'), wasm)
@@ -35,44 +38,27 @@ async function writeEchoPlugin(pluginsDir: string, name: string, wasm: Uint8Arra
   )
 }
 
-/** The resident set once the heap has settled (GC when exposed), after `waitMs` (1 s by default). */
-async function settledRssMb(waitMs = 1_000): Promise<number> {
-  const gc = (globalThis as { gc?: () => void }).gc
-  await sleep(waitMs)
-  gc?.()
-  return process.memoryUsage.rss() / mb
-}
+const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 /**
- * `host.rss`: the resident set of this host with the manager and no plugin, then with 20 small
- * WASM plugins loaded through it and idle (unused for their default `wasm.pool.idle_timeout`, after
- * which their instances stop); the row says what one idle plugin costs.
+ * `host.rss`: the resident set of a host with the manager and no plugin, then with 20 small WASM
+ * plugins loaded through it and idle; the row says what one idle plugin costs. Measured in a fresh
+ * process (idle-host-rss.ts): in this one, the earlier suites' memory moved the baseline by 100 MB
+ * from run to run.
  */
-async function measureIdlePlugins(report: BenchReport, wasm: Uint8Array): Promise<void> {
-  const pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-bench-idle-'))
-  const backends = await createBackends({ sqlitePath: ':memory:' })
-  const manager = createPluginManager({ pluginsDir, hostVersion: '1.0.0', backends, logger: quiet })
-  try {
-    await manager.start()
-    const none = report.addMemory('baseline.host.rss', await settledRssMb())
-    for (let i = 1; i <= idlePlugins; i++) {
-      const name = `idle-${i}`
-      await writeEchoPlugin(pluginsDir, name, wasm)
-      await manager.load(path.join(pluginsDir, name))
-    }
-    const loaded = manager.list().filter((p) => p.state === 'running').length
-    if (loaded !== idlePlugins) throw new Error(`only ${loaded} of ${idlePlugins} idle plugins run`)
-    const rss = await settledRssMb(defaultIdleTimeoutMs + 1_000)
-    const perPlugin = (rss - (none.rss_mb ?? 0)) / idlePlugins
-    report.addMemory(`host.rss (${idlePlugins} idle WASM; ${perPlugin.toFixed(1)} MB each)`, rss, {
-      baseline: none.name,
-      maxAboveMb: 150,
-    })
-  } finally {
-    await manager.close()
-    await backends.close()
-    await rm(pluginsDir, { recursive: true, force: true })
-  }
+async function measureIdlePlugins(report: BenchReport): Promise<void> {
+  const { stdout } = await run(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', 'src/idle-host-rss.ts', String(idlePlugins)],
+    { cwd: benchDir },
+  )
+  const { none, loaded } = JSON.parse(stdout) as { none: number; loaded: number }
+  const baseline = report.addMemory('baseline.host.rss', none)
+  const perPlugin = (loaded - none) / idlePlugins
+  report.addMemory(`host.rss (${idlePlugins} idle WASM; ${perPlugin.toFixed(1)} MB each)`, loaded, {
+    baseline: baseline.name,
+    maxAboveMb: 150,
+  })
 }
 
 /**
@@ -131,6 +117,6 @@ async function measureCalls(report: BenchReport, wasm: Uint8Array): Promise<void
 /** The manager rows of docs/performance.md: `host.rss` and `manager.call`. */
 export default async function manager(report: BenchReport): Promise<void> {
   const wasm = await compileWat(echoWat)
-  await measureIdlePlugins(report, wasm)
+  await measureIdlePlugins(report)
   await measureCalls(report, wasm)
 }
