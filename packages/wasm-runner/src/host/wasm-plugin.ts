@@ -28,8 +28,6 @@ export interface WasmPluginParts {
   manifest: Manifest
   grant: EffectiveGrant
   compiled: CompiledModule
-  /** The settings of instances started under the plugin's grant as it loads ({@link instanceSettings}). */
-  settings: InstanceSettings
   /**
    * The settings instances start with under `grant`: its module compiled with the grant's memory
    * cap, its output and host-call limits, its WASI preopens.
@@ -127,15 +125,15 @@ export class WasmPlugin implements Plugin {
   /** The first instance, started by the constructor before anything else (see {@link WasmPlugin.load}). */
   readonly #firstInstance: Promise<WorkerHandle>
 
-  private constructor(parts: WasmPluginParts) {
+  private constructor(parts: WasmPluginParts, settings: InstanceSettings) {
     // First, so that the rest runs while the worker instantiates (`#crashed`, a field, is already set).
-    this.#firstInstance = WorkerHandle.start({ ...parts.settings, onCrash: this.#crashed })
+    this.#firstInstance = WorkerHandle.start({ ...settings, onCrash: this.#crashed })
     this.name = parts.manifest.name
     this.#manifest = parts.manifest
     this.#grant = parts.grant
     this.#compiled = parts.compiled
     this.#instanceSettings = parts.instanceSettings
-    this.#settings = Promise.resolve(parts.settings)
+    this.#settings = Promise.resolve(settings)
     this.#onShutdown = parts.onShutdown
     this.#unready = new PluginError('unavailable', 'init() has not run', { plugin: this.name })
     this.#pool = new InstancePool({
@@ -165,7 +163,7 @@ export class WasmPlugin implements Plugin {
    * plugin's own set-up here runs while the worker instantiates (bench row `wasm.load.cached`).
    */
   static async load(parts: WasmPluginParts): Promise<WasmPlugin> {
-    const plugin = new WasmPlugin(parts)
+    const plugin = new WasmPlugin(parts, await parts.instanceSettings(parts.grant))
     plugin.#pool.add(await plugin.#firstInstance)
     return plugin
   }

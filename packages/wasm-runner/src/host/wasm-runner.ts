@@ -129,8 +129,13 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
                 },
               )
             : hostApi
-        const settingsWith = (module: WebAssembly.Module, current: EffectiveGrant): InstanceSettings => {
+        const instanceSettings = async (current: EffectiveGrant): Promise<InstanceSettings> => {
           const { limits } = current
+          // Guest memory is capped in the module itself: another cap is another compilation (cached).
+          const module =
+            limits.memory_mb === grant.limits.memory_mb
+              ? compiled.module
+              : (await cache.get(source, limits.memory_mb, abi, declared)).module
           return {
             module,
             abi: compiled.abi,
@@ -151,19 +156,10 @@ export function createWasmRunner(options: WasmRunnerOptions = {}): WasmRunner {
             startTimeoutMs: limits.init_timeout,
           }
         }
-        // Guest memory is capped in the module itself: another cap is another compilation (cached).
-        const instanceSettings = async (current: EffectiveGrant): Promise<InstanceSettings> =>
-          settingsWith(
-            current.limits.memory_mb === grant.limits.memory_mb
-              ? compiled.module
-              : (await cache.get(source, current.limits.memory_mb, abi, declared)).module,
-            current,
-          )
         const wasmPlugin: WasmPlugin = await WasmPlugin.load({
           manifest,
           grant,
           compiled,
-          settings: settingsWith(compiled.module, grant),
           instanceSettings,
           restart,
           clock: options.clock,
