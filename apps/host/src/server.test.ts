@@ -124,6 +124,10 @@ const pageWithForm = (cookie: string, url: string, action: string) =>
 const submitForm = (cookie: string, token: string, action: string, fields?: Record<string, string>) =>
   submitFormOn(server, cookie, token, action, fields)
 
+/** A page as a browser signed in with `cookie` asks for it. */
+const pageAs = (cookie: string, url: string) =>
+  server.app.inject({ url, headers: { cookie, accept: 'text/html' } })
+
 /** The HTML of one table row of a page, found by its `data-…` attribute. */
 function rowOf(html: string, marker: string): string {
   const start = html.indexOf(marker)
@@ -315,8 +319,7 @@ describe('sessions and CSRF', () => {
 describe('pages', () => {
   it('shows a widget’s HTML without anything that runs', async () => {
     const { cookie } = await signIn('ann', 'ann-password')
-    const html = (await server.app.inject({ url: '/dashboard', headers: { cookie, accept: 'text/html' } }))
-      .body
+    const html = (await pageAs(cookie, '/dashboard')).body
     expect(html).toContain('<p class="n">7<img src="x" /><a>x</a></p>')
     expect(html).not.toContain('steal()')
   })
@@ -324,7 +327,7 @@ describe('pages', () => {
   it('shows the host menu of the user’s location: the admin items to administrators only', async () => {
     const page = async (who: string, password: string) => {
       const { cookie } = await signIn(who, password)
-      return (await server.app.inject({ url: '/dashboard', headers: { cookie, accept: 'text/html' } })).body
+      return (await pageAs(cookie, '/dashboard')).body
     }
     const admin = await page('admin', 'admin-password')
     expect(admin).toContain('href="/admin/plugins"')
@@ -342,10 +345,7 @@ describe('admin API', () => {
     const res = await server.app.inject({ url: '/api/v1/plugins', headers: { cookie: ann.cookie } })
     expect(res.statusCode).toBe(403)
     expect(res.json()).toMatchObject({ code: 'permission_denied' })
-    const page = await server.app.inject({
-      url: '/admin/plugins',
-      headers: { cookie: ann.cookie, accept: 'text/html' },
-    })
+    const page = await pageAs(ann.cookie, '/admin/plugins')
     expect(page.statusCode).toBe(403)
   })
 
@@ -424,10 +424,7 @@ describe('admin: lifecycle and grants', () => {
     const unloaded = await submitForm(admin.cookie, token, '/admin/plugins/pending/unload')
     expect(unloaded.statusCode).toBe(303)
     expect(unloaded.headers.location).toBe('/admin/plugins')
-    const page = await server.app.inject({
-      url: '/admin/plugins',
-      headers: { cookie: admin.cookie, accept: 'text/html' },
-    })
+    const page = await pageAs(admin.cookie, '/admin/plugins')
     expect(page.body).toContain('data-plugin="notes"')
     expect(page.body).not.toContain('data-plugin="pending"')
     expect((await server.app.inject({ url: '/plugins/pending/hello' })).statusCode).toBe(404)
@@ -465,10 +462,7 @@ describe('admin: lifecycle and grants', () => {
       status: 'restricted',
       grants: [{ type: 'cache', access: ['read'], scope: ['notes:public'] }],
     })
-    const page = await server.app.inject({
-      url: '/admin/plugins/notes',
-      headers: { cookie: admin.cookie, accept: 'text/html' },
-    })
+    const page = await pageAs(admin.cookie, '/admin/plugins/notes')
     expect(page.body).toContain('policy: <strong>restricted</strong>')
     expect(page.body).toContain('notes:public')
     // A restricted plugin keeps serving its routes, within its smaller grant.
@@ -606,10 +600,7 @@ describe('admin: audit', () => {
 
   it('filters them on the audit page', async () => {
     const admin = await signIn('admin', 'admin-password')
-    const page = await server.app.inject({
-      url: '/admin/audit?plugin=notes&method=cache.get&code=',
-      headers: { cookie: admin.cookie, accept: 'text/html' },
-    })
+    const page = await pageAs(admin.cookie, '/admin/audit?plugin=notes&method=cache.get&code=')
     expect(page.statusCode).toBe(200)
     expect(page.body).toContain('name="plugin" placeholder="plugin" value="notes"')
     const table = page.body.slice(page.body.indexOf('<table id="audit">'))
