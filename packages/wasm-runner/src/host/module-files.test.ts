@@ -38,6 +38,28 @@ describe('ModuleFiles', () => {
     expect(second.digest).not.toBe(first.digest)
   })
 
+  it('resolves a kept module again once its path leads to another file, and refuses one outside the folder', async () => {
+    const plugin = path.join(dir, 'plugin')
+    await mkdir(plugin)
+    await writeFile(path.join(plugin, 'a.wasm'), 'first')
+    const files = new ModuleFiles(8, () => Date.now() + 60_000)
+    const kept = await files.read(plugin, 'a.wasm', 'p')
+    expect(await files.read(plugin, 'a.wasm', 'p')).toBe(kept)
+    // The same bytes outside the folder, swapped in under the kept path by a symbolic link.
+    await writeFile(path.join(dir, 'outside.wasm'), 'first')
+    await symlink(path.join(dir, 'outside.wasm'), path.join(plugin, 'a.wasm.new'))
+    await rename(path.join(plugin, 'a.wasm.new'), path.join(plugin, 'a.wasm'))
+    const escaped = await failure(files.read(plugin, 'a.wasm', 'p'))
+    expect([escaped.code, escaped.rawMessage]).toEqual([
+      'load_failed',
+      "the module a.wasm is outside the plugin's folder",
+    ])
+    const removed = path.join(plugin, 'a.wasm')
+    await rm(removed)
+    const missing = await failure(files.read(plugin, 'a.wasm', 'p'))
+    expect(missing.rawMessage).toBe('no module at a.wasm (was the plugin built?)')
+  })
+
   it('reads a file changed moments ago again each time: a write in the same clock tick leaves no trace', async () => {
     await writeFile(path.join(dir, 'a.wasm'), 'fresh')
     const files = new ModuleFiles()

@@ -32,8 +32,14 @@ interface ReadFile {
 
 /**
  * Reads plugins' module files, and keeps each one's bytes and digest while its stat stays the same:
- * loading a plugin again (a reload, a restart of the host's plugin set) then costs a `stat` instead
- * of reading and hashing the file. Bounded: the oldest entry goes when it is full.
+ * loading a plugin again (a reload, a restart of the host's plugin set) then costs one `stat`
+ * instead of resolving the path, reading and hashing the file. Bounded: the oldest entry goes when
+ * it is full.
+ *
+ * A kept read is checked by the identity of the file the path leads to now, not by resolving it
+ * again: a path swapped to lead elsewhere leads to another file (another identity), which is then
+ * resolved and checked as on a first read. The one file with the same identity is the same file,
+ * whose bytes were read from inside the folder.
  */
 export class ModuleFiles {
   readonly #files = new Map<string, ReadFile>()
@@ -51,31 +57,29 @@ export class ModuleFiles {
    * or when it resolves (through symbolic links) outside `dir`.
    */
   async read(dir: string, file: string, plugin: string): Promise<ModuleBytes> {
-    // Three metadata calls on a local file take some 40 µs in all, less than one round trip through
-    // libuv's thread pool (bench row `wasm.load.cached`), so they are made in place. The stat of
-    // `target` is that of the file it resolves to.
+    // Metadata calls on a local file take less than a round trip through libuv's thread pool
+    // (bench row `wasm.load.cached`), so they are made in place. A kept read costs one stat (of the
+    // file `target` leads to); resolving a path costs calls per component, so only a new read does.
     const target = path.resolve(dir, file)
+    const known = this.#files.get(target)
+    if (known !== undefined && known.identity === currentIdentity(target)) return known.module
     let root: string
     let resolved: string
     let stats: BigIntStats
     try {
       root = realpathSync.native(dir)
       resolved = realpathSync.native(target)
-      stats = statSync(target, { bigint: true })
+      stats = statSync(resolved, { bigint: true })
     } catch {
       throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
     }
-    const { dev, ino, size, mtimeNs, ctimeNs, ctimeMs } = stats
     if (!isInsideFolder(root, resolved)) {
       throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
     }
-    const identity = `${dev}:${ino}:${size}:${mtimeNs}:${ctimeNs}`
-    const known = this.#files.get(resolved)
-    if (known?.identity === identity) return known.module
     const module = moduleBytes(new Uint8Array(await readFile(resolved)))
-    this.#files.delete(resolved)
-    if (this.#now() - Number(ctimeMs) > settledMs) {
-      this.#files.set(resolved, { identity, module })
+    this.#files.delete(target)
+    if (this.#now() - Number(stats.ctimeMs) > settledMs) {
+      this.#files.set(target, { identity: identityOf(stats), module })
       if (this.#files.size > this.#capacity) this.#files.delete(this.#files.keys().next().value as string)
     }
     return module
@@ -84,5 +88,19 @@ export class ModuleFiles {
   /** Drops every entry. */
   clear(): void {
     this.#files.clear()
+  }
+}
+
+/** The stat fields that change when a file is replaced or written. */
+function identityOf({ dev, ino, size, mtimeNs, ctimeNs }: BigIntStats): string {
+  return `${dev}:${ino}:${size}:${mtimeNs}:${ctimeNs}`
+}
+
+/** The identity of the file `file` leads to now; undefined when it leads to none (the full read says why). */
+function currentIdentity(file: string): string | undefined {
+  try {
+    return identityOf(statSync(file, { bigint: true }))
+  } catch {
+    return undefined
   }
 }

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { createChannelBuffer } from '../channel/channel.js'
-import type { WorkerWarmUpMessage } from '../channel/worker-messages.js'
+import type { WorkerStartMessage, WorkerWarmUpMessage } from '../channel/worker-messages.js'
 
 /**
  * The worker's file: `worker.js` beside this module once built. Run from the
@@ -42,9 +42,14 @@ export class SpareWorkers {
   #refillTimer: ReturnType<typeof setTimeout> | undefined
   #closed = false
 
-  /** A started (or starting) worker for the caller to keep; a new spare starts a little later. */
-  take(): SpareWorker {
+  /**
+   * A started (or starting) worker for the caller to keep, posted `start` before anything else: it
+   * instantiates while this thread keeps the books (bench row `wasm.load.cached`). A new spare
+   * starts a little later.
+   */
+  take(start: WorkerStartMessage): SpareWorker {
     const spare = this.#spare ?? this.#spawn()
+    spare.worker.postMessage(start)
     this.#spare = undefined
     spare.worker.ref()
     if (!this.#closed && this.#refillTimer === undefined) {

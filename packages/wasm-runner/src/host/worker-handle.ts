@@ -168,7 +168,6 @@ export class WorkerHandle {
    * answers waits in its port until this thread's next turn, by which time the listeners are on.
    */
   static start(options: InstanceSettings): Promise<WorkerHandle> {
-    const { worker, buffer } = options.spares.take()
     const start: WorkerStartMessage = {
       type: 'start',
       module: options.module,
@@ -179,7 +178,7 @@ export class WorkerHandle {
       wasi: options.wasi,
       extism: options.extism,
     }
-    worker.postMessage(start)
+    const { worker, buffer } = options.spares.take(start)
     const handle = new WorkerHandle(worker, buffer, options)
     return new Promise<WorkerHandle>((resolve, reject) => {
       const fail = (error: PluginError) => {

@@ -1,5 +1,4 @@
 import { corralAbiVersion } from '../abi/corral/corral-abi.js'
-import { createCorralGuest } from '../abi/corral/corral-guest.js'
 import { uleb } from '../abi/wasm-binary.js'
 import {
   createChannelBuffer,
@@ -8,6 +7,8 @@ import {
   slotBytes,
   WorkerChannelEnd,
 } from '../channel/channel.js'
+import type { WorkerStartMessage } from '../channel/worker-messages.js'
+import { instantiate } from './instantiate.js'
 import { serveNextCall } from './serve.js'
 
 const utf8 = new TextEncoder()
@@ -95,10 +96,10 @@ export function warmUpModuleBytes(): Uint8Array<ArrayBuffer> {
 
 /**
  * Runs, once, what a worker runs for a plugin's first load and call, with the module above: the
- * Corral guest's instantiation (with WASI's imports, granting nothing), and one `corral_init`
- * through a channel of its own, from the host's queue to the worker's reply. A spare worker does
- * this before it is handed out, so that a plugin's load runs code already compiled rather than
- * compiling it on its way (bench row `wasm.load.cached`).
+ * worker's instantiation of a Corral guest (with WASI's imports, granting nothing), and one
+ * `corral_init` through a channel of its own, from the host's queue to the worker's reply. A spare
+ * worker does this before it is handed out, so that a plugin's load runs code already compiled
+ * rather than compiling it on its way (bench row `wasm.load.cached`).
  *
  * It leaves nothing a plugin could see: the instance, its memory and its imports, the channel and
  * its buffer are all its own and unreachable once it returns; the worker's real channel is not
@@ -108,24 +109,22 @@ export function warmUpModuleBytes(): Uint8Array<ArrayBuffer> {
  */
 export async function warmUp(): Promise<void> {
   const plugin = 'corral-warm-up'
-  const guest = await createCorralGuest({
+  const buffer = createChannelBuffer(slotBytes)
+  const end = new WorkerChannelEnd(buffer)
+  const warmUpStart: WorkerStartMessage = {
+    type: 'start',
     module: new WebAssembly.Module(warmUpModuleBytes()),
+    abi: 'corral',
     plugin,
-    bridge: {
-      hostCall: () => {
-        throw new Error('the warm-up module makes no host call')
-      },
-      log: () => undefined,
-    },
     maxOutputBytes: slotBytes,
     memoryMb: 1,
     wasi: { preopens: [], maxOpenFiles: 0 },
     extism: { maxKernelBytes: 0, maxHttpResponseBytes: 0 },
-  })
-  const buffer = createChannelBuffer(slotBytes)
+  }
+  const guest = await instantiate(end, warmUpStart)
   const host = new HostChannelEnd(buffer)
   host.queue('corral_init', '{"config":{}}', 1)
-  serveNextCall(new WorkerChannelEnd(buffer), guest, plugin)
+  serveNextCall(end, guest, plugin)
   const result = host.peekResult()
   if (result?.kind !== MessageKind.result)
     throw new Error(`the warm-up call failed (message ${result?.kind})`)

@@ -5,24 +5,17 @@
  * thread, which is what makes a timeout stop a guest that never returns.
  */
 import { type MessagePort, parentPort } from 'node:worker_threads'
-import { createCorralGuest } from '../abi/corral/corral-guest.js'
-import { createExtismGuest } from '../abi/extism/extism-guest.js'
-import type { AbiName, GuestFactory, GuestInstance } from '../abi/guest-abi.js'
-import { GuestCallError, guestFailure } from '../abi/guest-abi.js'
+import type { GuestInstance } from '../abi/guest-abi.js'
+import { guestFailure } from '../abi/guest-abi.js'
 import { WorkerChannelEnd } from '../channel/channel.js'
 import type {
   WorkerStartMessage,
   WorkerStatusMessage,
   WorkerWarmUpMessage,
 } from '../channel/worker-messages.js'
-import { bridgeOver, serveNextCall } from './serve.js'
+import { instantiate } from './instantiate.js'
+import { serveNextCall } from './serve.js'
 import { warmUp } from './warm-up.js'
-
-/** How the worker instantiates a guest of each ABI. */
-const guestFactories: Partial<Record<AbiName, GuestFactory>> = {
-  corral: createCorralGuest,
-  extism: createExtismGuest,
-}
 
 /** Runs the calls the host queues, in order, until a failure discards the instance. */
 function serve(end: WorkerChannelEnd, guest: GuestInstance, plugin: string): never {
@@ -43,18 +36,7 @@ const port = workerPort()
 async function startInstance(end: WorkerChannelEnd, start: WorkerStartMessage): Promise<void> {
   let guest: GuestInstance
   try {
-    const factory = guestFactories[start.abi]
-    if (factory === undefined)
-      throw new GuestCallError('load_failed', `no guest support for the ${start.abi} ABI`, true)
-    guest = await factory({
-      module: start.module,
-      plugin: start.plugin,
-      bridge: bridgeOver(end),
-      maxOutputBytes: start.maxOutputBytes,
-      memoryMb: start.memoryMb,
-      wasi: start.wasi,
-      extism: start.extism,
-    })
+    guest = await instantiate(end, start)
   } catch (error) {
     const failure = guestFailure(error, 'instantiation')
     port.postMessage({ type: 'failed', error: failure.toData(start.plugin) } satisfies WorkerStatusMessage)
