@@ -148,6 +148,15 @@ describe('corral new --template extism', () => {
   })
 })
 
+/** Whether a 64-bit ELF executable has a PT_INTERP program header: a dynamic loader to start it. */
+function namesDynamicLoader(elf: Buffer): boolean {
+  const headers = Number(elf.readBigUInt64LE(0x20))
+  const size = elf.readUInt16LE(0x36)
+  const count = elf.readUInt16LE(0x38)
+  for (let i = 0; i < count; i++) if (elf.readUInt32LE(headers + i * size) === 3) return true
+  return false
+}
+
 describe('a Go plugin on the Go SDK', () => {
   it('fails a call whose function panics with plugin_error, and goes on serving', async () => {
     const dir = await scaffold('grpc-go')
@@ -164,6 +173,8 @@ func explode(ctx context.Context, call *corral.Call) (interface{}, error) {
     )
     const built = await corral(work, 'build', 'demo')
     expect(built.status, built.stderr).toBe(0)
+    // Static by default: it names no dynamic loader.
+    expect(namesDynamicLoader(await readFile(path.join(dir, 'build', 'demo')))).toBe(false)
     const policy = parsePolicy(parseYaml((await corral(work, 'policy', 'demo')).stdout))
     const backends = await createBackends()
     const manager = createPluginManager({
