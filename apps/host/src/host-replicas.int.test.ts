@@ -52,8 +52,8 @@ describe('two host replicas on PostgreSQL and Redis', () => {
     expect(decided.status).toBe(200)
     await expect.poll(async () => (await route(b)).status, { timeout: 10_000 }).toBe(200)
     // B serves the route once its policy store says approved, and runs the plugin under the approved
-    // grant once its supervision has applied the policy (a reload): until then, that reload could
-    // land in a later test.
+    // grant once it has applied the policy A's command told it of (a reload): until then, that
+    // reload could land in a later test.
     await expect.poll(() => b.manager.get('c-wasm')?.grant?.status, { timeout: 10_000 }).toBe('approved')
   })
 

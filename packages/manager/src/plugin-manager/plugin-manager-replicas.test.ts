@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { eventually } from '@corral/grpc-runner/testing'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type Backends, createBackends } from '../backends/create-backends.js'
 import { FakeRunner } from '../testing/fake-runner.js'
 import type { PluginManager } from './manager-api.js'
@@ -105,6 +105,35 @@ describe('plugin commands across replicas (fake runners, one bus)', () => {
     await a.reset('alpha')
     await eventually(() => b.get('alpha')?.state === 'running', 5_000, 'the quarantine lifted on b')
     expect([runners.a.latest('alpha').resets, runners.b.latest('alpha').resets]).toEqual([1, 1])
+  })
+
+  it('applies a policy stored on one replica on the others at once, not at their next look for it', async () => {
+    // c's own look for stored policies (every 2 s) is held: only a's command can reach it.
+    vi.useFakeTimers({ toFake: ['setInterval'] })
+    const runner = new FakeRunner()
+    const c = createPluginManager({
+      pluginsDir,
+      hostVersion: '1.0.0',
+      backends,
+      replicaId: 'c',
+      logger: { log() {} },
+      runners: { wasm: runner },
+    })
+    try {
+      await c.start()
+    } finally {
+      vi.useRealTimers()
+    }
+    try {
+      expect(c.get('alpha')?.state).toBe('running')
+      await a.setPolicy({ plugin: 'alpha', status: 'blocked', grants: [] })
+      await eventually(() => c.get('alpha')?.state === 'blocked', 5_000, 'alpha blocked on c')
+      expect(runner.latest('alpha').shutDown).toBe(true)
+      await eventually(() => b.get('alpha')?.state === 'blocked', 5_000, 'alpha blocked on b')
+      expect(a.get('alpha')?.state).toBe('blocked')
+    } finally {
+      await c.close()
+    }
   })
 
   it('shows a load that fails on another replica in its state, and logs it there', async () => {

@@ -39,7 +39,8 @@ const defaultHistorySize = 50
 const defaultDebounceMs = 300
 /**
  * How often health is asked and policies stored by another replica are looked for. A policy put
- * through this manager applies at once; one put elsewhere within this time (and the store's cache).
+ * through a manager applies at once, there and on the replicas its command reaches (the event
+ * bus); this look catches one whose command was lost, within this time (and the store's cache).
  */
 const supervisionIntervalMs = 2_000
 
@@ -400,6 +401,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       case 'reset':
         return runningVersion(name).plugin.reset()
+      case 'policy': {
+        // Read now, past the store's cache: a revoked grant must not serve on until the next look.
+        const stored = await policies.get(name, { fresh: true })
+        const record = records.get(name)
+        if (record?.policy === undefined) return
+        return exclusive(record, async () => {
+          if (record.policy?.updated_at !== stored.updated_at) await transitions.applyPolicy(record, stored)
+        })
+      }
     }
   }
 
@@ -501,6 +511,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     },
     async setPolicy(input, putOptions) {
       const stored = await policies.put(input, putOptions)
+      commands.send({ action: 'policy', plugin: stored.plugin })
       const record = records.get(stored.plugin)
       if (record !== undefined && !closed)
         await exclusive(record, () => transitions.applyPolicy(record, stored))

@@ -12,12 +12,15 @@ export const replicaCommandType = `${hostEventPrefix}command`
 const pluginName = z.string().min(1).max(256)
 const command = z.union([
   z.strictObject({ action: z.literal('load'), plugin: pluginName, path: z.string().min(1).max(4096) }),
-  z.strictObject({ action: z.enum(['unload', 'reload', 'reset']), plugin: pluginName }),
+  z.strictObject({ action: z.enum(['unload', 'reload', 'reset', 'policy']), plugin: pluginName }),
 ])
 /** What a command carries on the bus: it is checked field by field, since anyone on the bus can publish. */
 const message = z.strictObject({ replica: z.string().min(1).max(256), command })
 
-/** An administrator's `load`, `unload`, `reload` or `reset` of one plugin, for every replica. */
+/**
+ * An administrator's `load`, `unload`, `reload` or `reset` of one plugin, for every replica; or
+ * `policy`: they stored the plugin's policy, which every replica applies at once.
+ */
 export type ReplicaCommand = z.infer<typeof command>
 
 /** The administrators' commands between replicas sharing one event bus. */

@@ -73,6 +73,19 @@ describe.each(backendSetKinds)('the policy store and audit log on the %s backend
     expect((await replicaB.get('live')).status).toBe('blocked')
   })
 
+  it('reads past its cache when asked for a fresh policy, and keeps what it read', async () => {
+    const clock = createTestClock()
+    clock.freeze(1_000_000)
+    const replicaA = createSqlPolicyStore(backends.database, { cacheMs: 1000, now: clock.now })
+    const replicaB = createSqlPolicyStore(backends.database, { cacheMs: 1000, now: clock.now })
+    await replicaA.put({ plugin: 'fresh', status: 'approved', grants: [] })
+    expect((await replicaB.get('fresh')).status).toBe('approved')
+    await replicaA.put({ plugin: 'fresh', status: 'blocked', grants: [] })
+    expect((await replicaB.get('fresh')).status).toBe('approved')
+    expect((await replicaB.get('fresh', { fresh: true })).status).toBe('blocked')
+    expect((await replicaB.get('fresh')).status).toBe('blocked')
+  })
+
   it('keeps audit entries newest first, filtered by plugin, method and code', async () => {
     const audit = createSqlAuditLog(backends.database)
     await audit.record({

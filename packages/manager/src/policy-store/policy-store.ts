@@ -4,8 +4,11 @@ import type { SqlDatabase } from '../backends/sql-database.js'
 
 /** Where administrators' {@link ResourcePolicy} decisions live. Policies change live. */
 export interface PolicyStore {
-  /** The stored policy of `plugin`, or the restrictive default policy if none is stored. */
-  get(plugin: string): Promise<ResourcePolicy>
+  /**
+   * The stored policy of `plugin`, or the restrictive default policy if none is stored. `fresh`
+   * reads the database now rather than a briefly kept copy: another replica has just stored one.
+   */
+  get(plugin: string, options?: { fresh?: boolean }): Promise<ResourcePolicy>
   /** Validates (`parsePolicy`) and stores a policy, stamping `updated_at`; returns what was stored. */
   put(policy: unknown, options?: { by?: string }): Promise<ResourcePolicy>
   /** Every stored policy, by plugin name. */
@@ -18,7 +21,8 @@ export interface PolicyStore {
 export interface SqlPolicyStoreOptions {
   /**
    * How long a policy read from the database is reused. A `put` on this store takes effect at
-   * once; a `put` by another host replica within this time. Default 1000 ms; 0 reads every time.
+   * once; a `put` by another host replica within this time, or at once where that replica says so
+   * (`get` with `fresh`). Default 1000 ms; 0 reads every time.
    */
   cacheMs?: number
   /** Epoch milliseconds. Default `Date.now`. */
@@ -76,9 +80,9 @@ export function createSqlPolicyStore(
   const cache = new Map<string, { policy: ResourcePolicy; until: number }>()
 
   return {
-    async get(plugin) {
+    async get(plugin, getOptions = {}) {
       const cached = cache.get(plugin)
-      if (cached !== undefined && cached.until > now()) return cached.policy
+      if (cached !== undefined && cached.until > now() && !getOptions.fresh) return cached.policy
       await migrateHostTables(database)
       const rows = await database.query('SELECT policy FROM corral_policies WHERE plugin = $1', [plugin])
       const policy =
