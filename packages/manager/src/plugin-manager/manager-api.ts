@@ -22,6 +22,7 @@ import type {
   TemplateSpec,
   WidgetSpec,
 } from '@corral/types'
+import type { ExtismHostFunctions } from '@corral/wasm-runner/extism'
 import type { Backends } from '../backends/create-backends.js'
 import type { SandboxedHostApi } from '../host-api/sandboxed-host-api.js'
 import type { PolicyStore } from '../policy-store/policy-store.js'
@@ -61,6 +62,12 @@ export interface PluginManagerOptions {
   logger?: Logger
   /** Per-plugin host config, laid over the manifest's defaults and checked against its schema. */
   config?: (plugin: string) => Record<string, unknown> | undefined
+  /**
+   * The user host functions (Extism's `functions`) a plugin that runs as an Extism module may
+   * import, by plugin name; none where this gives undefined. They run in the host, reading and
+   * writing the guest's kernel memory through `CurrentPlugin` (docs/abi.md).
+   */
+  extismFunctions?: (plugin: string) => ExtismHostFunctions | undefined
   /** Override the runners (default: `createWasmRunner()`, `createGrpcRunner({hostVersion, logger})`). */
   runners?: Partial<Record<PluginRuntime, Runner>>
   /** Override the sandboxed host API (default: built over `backends`, the policy store and the manager). */

@@ -1,6 +1,8 @@
 import { effectiveGrant, validateConfig } from '@corral/manifest'
 import type { HostCallHandler, Manifest, PluginRuntime, ResourcePolicy, Runner } from '@corral/types'
 import { PluginError } from '@corral/types'
+import type { WasmLoadOptions } from '@corral/wasm-runner'
+import type { ExtismHostFunctions } from '@corral/wasm-runner/extism'
 import type { CallerVersion } from '../host-api/sandboxed-host-api.js'
 import { PluginVersion } from './plugin-version.js'
 
@@ -11,6 +13,8 @@ export interface PluginLoaderOptions {
   hostApiFor: (plugin: string, version: CallerVersion) => HostCallHandler
   /** The host's per-plugin config, laid over the manifest's defaults. */
   config?: (plugin: string) => Record<string, unknown> | undefined
+  /** The Extism user host functions a plugin may import; the WASM runner takes them. */
+  extismFunctions?: (plugin: string) => ExtismHostFunctions | undefined
   /** Checks the plugin's source (folder or `.wasm`) before anything of it runs (signatures); rejects to refuse it. */
   verify?: (source: string) => Promise<void>
 }
@@ -30,12 +34,16 @@ export async function loadPluginVersion(
     await options.verify?.(found.path)
     const grant = effectiveGrant(manifest.resources, policy)
     const config = validateConfig(manifest, options.config?.(name))
-    const plugin = await options.runners[manifest.runtime].load({
+    // A runner other than the WASM one has no use for the Extism functions.
+    const load: WasmLoadOptions = {
       manifest,
       dir,
       grant,
       hostApi: options.hostApiFor(name, { request: manifest.resources, config }),
-    })
+    }
+    const extismFunctions = manifest.runtime === 'wasm' ? options.extismFunctions?.(name) : undefined
+    if (extismFunctions !== undefined) load.extismFunctions = extismFunctions
+    const plugin = await options.runners[manifest.runtime].load(load)
     try {
       const registration = await plugin.register()
       await plugin.init(config)

@@ -130,6 +130,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     runners,
     hostApiFor: (name, version) => hostApi.forPlugin(name, version),
     config: options.config,
+    extismFunctions: options.extismFunctions,
     verify: options.signatures?.required ? verifySignature : undefined,
   }
 
