@@ -9,11 +9,9 @@ import (
 	"corral.dev/corral"
 )
 
+// registration says what the plugin adds to the host; its name, version, description and license
+// are plugin.yaml's.
 var registration = corral.Registration{
-	Name:        "go-kv",
-	Version:     "0.1.0",
-	Description: "A key-value store backed by the host's cache, written in Go.",
-	License:     "MPL-2.0",
 	Routes: []corral.Route{
 		{Method: "GET", Path: "/kv/:key", Handler: "get", Middleware: []string{"auth"}},
 		{Method: "PUT", Path: "/kv/:key", Handler: "set", Middleware: []string{"auth"}},

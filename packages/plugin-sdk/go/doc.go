@@ -3,7 +3,7 @@
 // Its import path is corral.dev/corral; build-plugin.sh, beside this file, builds a plugin with it.
 //
 //	corral.Serve(&corral.Plugin{
-//		Registration: corral.Registration{Name: "hello", Version: "0.1.0"},
+//		Registration: corral.Registration{}, // name, version and the rest: plugin.yaml's
 //		Functions: map[string]corral.Function{
 //			"greet": func(ctx context.Context, call *corral.Call) (interface{}, error) {
 //				var args struct{ Name string }

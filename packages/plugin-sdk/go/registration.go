@@ -1,10 +1,11 @@
 package corral
 
-// Registration is what a plugin provides, as the host reads it from Register: its identity (Name
-// and Version must match its plugin.yaml) and its capabilities. Every list may be empty.
+// Registration is what a plugin provides, as the host reads it from Register: its capabilities,
+// and its identity where it repeats its plugin.yaml's. Name, Version and the other identity fields
+// left empty are plugin.yaml's; given, Name and Version must match it. Every list may be empty.
 type Registration struct {
-	Name           string      `json:"name"`
-	Version        string      `json:"version"`
+	Name           string      `json:"name,omitempty"`
+	Version        string      `json:"version,omitempty"`
 	Description    string      `json:"description,omitempty"`
 	Author         string      `json:"author,omitempty"`
 	License        string      `json:"license,omitempty"`

@@ -32,7 +32,7 @@ var Handshake = goplugin.HandshakeConfig{
 //
 //	func main() {
 //		corral.Serve(&corral.Plugin{
-//			Registration: corral.Registration{Name: "hello", Version: "0.1.0"},
+//			Registration: corral.Registration{}, // name, version and the rest: plugin.yaml's
 //			Functions:    map[string]corral.Function{"greet": greet},
 //		})
 //	}
@@ -82,7 +82,7 @@ type grpcPlugin struct {
 
 func (g *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
 	pluginv1.RegisterPluginServiceServer(s, &pluginServer{
-		plugin: g.plugin, broker: broker, logger: g.logger, secrets: g.secrets,
+		plugin: g.plugin, broker: broker, logger: g.logger, log: g.logger, secrets: g.secrets,
 	})
 	return nil
 }
@@ -99,7 +99,11 @@ type pluginServer struct {
 	logger  hclog.Logger
 	secrets *peerSecrets
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// name is the plugin's name as the host knows it (from Init): what its own error codes are
+	// prefixed with, and what log names the logger its functions get.
+	name      string
+	log       hclog.Logger
 	conn      *grpc.ClientConn
 	host      hostv1.HostServiceClient
 	ready     bool
@@ -121,9 +125,10 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 		return nil, status.Errorf(codes.Unavailable, "dial the host service: %v", err)
 	}
 	host := hostv1.NewHostServiceClient(conn)
+	log := s.logger.ResetNamed(req.Plugin)
 	s.mu.Lock()
 	previous := s.conn
-	s.conn, s.host, s.ready = conn, host, false
+	s.name, s.log, s.conn, s.host, s.ready = req.Plugin, log, conn, host, false
 	s.mu.Unlock()
 	if previous != nil {
 		previous.Close()
@@ -133,7 +138,7 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 			Plugin: req.Plugin,
 			Config: req.ConfigJson,
 			Host:   &Host{client: host, token: req.Token, secrets: s.secrets},
-			Log:    s.logger,
+			Log:    log,
 		}
 		if err := s.plugin.Init(ctx, init); err != nil {
 			return nil, rpcError(ctx, s.fail(err))
@@ -171,23 +176,23 @@ func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (res
 		}
 	}()
 	s.mu.Lock()
-	host := s.host
+	host, log := s.host, s.log
 	s.mu.Unlock()
 	return fn(ctx, &Call{
 		Function: req.Function,
 		Args:     req.ArgsJson,
 		Token:    req.Token,
 		Host:     &Host{client: host, token: req.Token, secrets: s.secrets},
-		Log:      s.logger,
+		Log:      log,
 	})
 }
 
 // fail records err as the last failure (what Health reports) and returns it as it goes to the host.
 func (s *pluginServer) fail(err error) *Error {
-	failure := wireError(err, s.plugin.Registration.Name)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	failure := wireError(err, s.name)
 	s.lastError = failure
-	s.mu.Unlock()
 	return failure
 }
 

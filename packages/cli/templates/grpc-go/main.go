@@ -10,13 +10,11 @@ import (
 	"corral.dev/corral"
 )
 
+// registration says what the plugin adds to the host; its name, version, description and license
+// are plugin.yaml's.
 var registration = corral.Registration{
-	Name:        "__NAME__",
-	Version:     "0.1.0",
-	Description: "Greets people over gRPC, and counts greetings in the host's cache.",
-	License:     "MIT",
-	Routes:      []corral.Route{{Method: "POST", Path: "/greet", Handler: "greet", Middleware: []string{}}},
-	ErrorCodes:  []corral.ErrorCode{{Code: "missing_name", Message: "a name is required", HTTPStatus: 400}},
+	Routes:     []corral.Route{{Method: "POST", Path: "/greet", Handler: "greet", Middleware: []string{}}},
+	ErrorCodes: []corral.ErrorCode{{Code: "missing_name", Message: "a name is required", HTTPStatus: 400}},
 }
 
 // config is the plugin's config, as its plugin.yaml's config_schema describes it.
