@@ -54,8 +54,7 @@ describe('ModuleFiles', () => {
       'load_failed',
       "the module a.wasm is outside the plugin's folder",
     ])
-    const removed = path.join(plugin, 'a.wasm')
-    await rm(removed)
+    await rm(path.join(plugin, 'a.wasm'))
     const missing = await failure(files.read(plugin, 'a.wasm', 'p'))
     expect(missing.rawMessage).toBe('no module at a.wasm (was the plugin built?)')
   })
