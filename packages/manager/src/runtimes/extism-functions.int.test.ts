@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { defaultPolicy } from '@corral/manifest'
 import type { CurrentPlugin, ExtismHostFunctions } from '@corral/wasm-runner/extism'
 import { compileWat, hostFunctionPluginWat } from '@corral/wasm-runner/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -46,7 +47,10 @@ describe('Extism user host functions under the plugin manager', () => {
       pluginsDir,
       hostVersion: '1.0.0',
       backends,
-      policies: ['hosted', 'bare'].map((plugin) => ({ plugin, status: 'approved' as const, grants: [] })),
+      policies: ['hosted', 'bare'].map((plugin) => ({
+        ...defaultPolicy(plugin),
+        status: 'approved' as const,
+      })),
       jobs: false,
       logger: { log() {} },
       extismFunctions: (plugin) => (plugin === 'hosted' ? functions : undefined),
