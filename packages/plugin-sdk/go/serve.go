@@ -191,7 +191,11 @@ func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (res
 func (s *pluginServer) fail(err error) *Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	failure := wireError(err, s.name)
+	name := s.name
+	if name == "" {
+		name = s.plugin.Registration.Name // before Init: the name the plugin gave itself, if any
+	}
+	failure := wireError(err, name)
 	s.lastError = failure
 	return failure
 }
