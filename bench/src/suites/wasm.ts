@@ -188,8 +188,8 @@ export async function loadEcho(
  * thread; `wasm.host_call` against `wasm.call`; `wasm.call.bytes` (1 KiB in and out through
  * `callBytes`) against a raw Atomics round trip carrying 1 KiB; `wasm.throughput` (64 in flight,
  * pool of 2) against the raw postMessage pipeline, and `wasm.calls.16_plugins` (16 plugins, 64 in
- * flight in all) against `wasm.throughput`, beside the raw pipeline over 16 workers (its floor); `wasm.load` cold and cached. (`wasm.call` against
- * Extism's `runInWorker` is in `wasm-extism.ts`.)
+ * flight in all) against `wasm.throughput`, beside the raw pipeline over 16 workers (its floor);
+ * `wasm.load` cold and cached. (`wasm.call` against Extism's `runInWorker` is in `wasm-extism.ts`.)
  */
 export default async function wasm(report: BenchReport): Promise<void> {
   const echo = await compileWat(echoWat)

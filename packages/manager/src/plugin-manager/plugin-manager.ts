@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import type { CallOptions, Manifest } from '@corral/types'
+import type { CallOptions, Manifest, ResourcePolicy } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
@@ -222,15 +222,24 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       }
       if (record.policy === undefined || closed) continue
       const stored = await policies.get(record.name).catch(() => undefined)
-      if (stored !== undefined && stored.updated_at !== record.policy.updated_at) {
-        await exclusive(record, () => transitions.applyPolicy(record, stored)).catch((error) =>
-          logger.log('warn', 'a stored policy could not be applied', {
-            plugin: record.name,
-            error: PluginError.from(error).message,
-          }),
-        )
-      }
+      if (stored === undefined || stored.updated_at === record.policy.updated_at) continue
+      await applyStoredPolicy(record, stored).catch((error) =>
+        logger.log('warn', 'a stored policy could not be applied', {
+          plugin: record.name,
+          error: PluginError.from(error).message,
+        }),
+      )
     }
+  }
+
+  /**
+   * Applies a policy another replica stored, unless it is the one applied here already (checked in
+   * the plugin's turn: the look above and a replica's command may bring the same one).
+   */
+  function applyStoredPolicy(record: ManagedPlugin, stored: ResourcePolicy): Promise<void> {
+    return exclusive(record, async () => {
+      if (record.policy?.updated_at !== stored.updated_at) await transitions.applyPolicy(record, stored)
+    })
   }
 
   function startSupervision(): void {
@@ -407,9 +416,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         const stored = await policies.get(name, { fresh: true })
         const record = records.get(name)
         if (record?.policy === undefined) return
-        return exclusive(record, async () => {
-          if (record.policy?.updated_at !== stored.updated_at) await transitions.applyPolicy(record, stored)
-        })
+        return applyStoredPolicy(record, stored)
       }
     }
   }
