@@ -4,6 +4,7 @@ export type {
   ManagerEvent,
   MountedMenuItem,
   MountedRoute,
+  MountedTemplate,
   MountedWidget,
   PluginInfo,
   PluginManager,

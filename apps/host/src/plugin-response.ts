@@ -19,6 +19,9 @@ const refusedHeaders = new Set([
   'strict-transport-security',
 ])
 
+/** The MIME types a browser runs as scripts (WHATWG's "JavaScript MIME type" list). */
+const javaScriptType = /^\s*(?:application|text)\/(?:x-)?(?:java|ecma|j|live)script/i
+
 /**
  * A plugin's HTML runs in a sandbox of its own origin (no scripts, no host cookies): plugins are
  * not trusted, and their pages are served beside the administrator's.
@@ -49,5 +52,9 @@ export function toPluginResponse(plugin: string, result: unknown): PluginRespons
     if (refusedHeaders.has(key) || typeof value !== 'string' || !/^[a-z0-9-]+$/.test(key)) continue
     kept[key] = value
   }
+  // The host's pages may load scripts from the host's origin, the plugins' routes included: a
+  // plugin's answer is never one (served as nosniff, it is not run as one either).
+  if (kept['content-type'] !== undefined && javaScriptType.test(kept['content-type']))
+    kept['content-type'] = 'text/plain; charset=utf-8'
   return { status, headers: kept, body }
 }

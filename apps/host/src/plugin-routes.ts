@@ -6,12 +6,10 @@ import { clientGone } from './client-gone.js'
 import type { PluginManager } from './manager-api.js'
 import type { HostMetrics } from './metrics.js'
 import { pluginHtmlPolicy, toPluginResponse } from './plugin-response.js'
+import { servedStatuses } from './served-plugins.js'
 
 /** Request headers a plugin never sees: the user's credentials are the host's. */
 const privateHeaders = new Set(['cookie', 'authorization', 'x-csrf-token', 'proxy-authorization'])
-
-/** Policy statuses under which a plugin's routes are served; pending review and blocked are not. */
-const servedStatuses = new Set(['approved', 'restricted'])
 
 export interface PluginRoutesOptions {
   manager: PluginManager
@@ -79,11 +77,15 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
         stop()
       }
       const response = toPluginResponse(route.plugin, result)
-      reply.code(response.status).headers(response.headers)
+      // Whatever the type says, a browser may render a response as HTML (a type's case does not
+      // matter to it): every answer gets the plugin's sandbox.
+      reply
+        .code(response.status)
+        .headers(response.headers)
+        .header('content-security-policy', pluginHtmlPolicy)
+        .header('x-content-type-options', 'nosniff')
       if (typeof response.body === 'string') {
         if (response.headers['content-type'] === undefined) reply.type('text/html; charset=utf-8')
-        if (reply.getHeader('content-type')?.toString().startsWith('text/html'))
-          reply.header('content-security-policy', pluginHtmlPolicy)
         return response.body
       }
       reply.type('application/json; charset=utf-8')

@@ -24,6 +24,7 @@ import { createPageRenderer, readHostTemplates } from './pages/render.js'
 import { registerUserPages } from './pages/user-pages.js'
 import { registerUsersPages } from './pages/users-pages.js'
 import { mountPluginRoutes } from './plugin-routes.js'
+import { isServed } from './served-plugins.js'
 import { createSseHub } from './sse.js'
 import { createWidgetFeed } from './widgets.js'
 
@@ -66,6 +67,15 @@ const require = createRequire(import.meta.url)
 const packageDir = (name: string) => path.dirname(require.resolve(`${name}/package.json`))
 
 /**
+ * The host's pages run scripts from the host's origin only (htmx, its SSE extension), never inline
+ * ones: markup a plugin slipped past the sanitizers could not run. Inline styles stay (the layout's
+ * own); images come from the host or are inline, so a page cannot send what it shows elsewhere.
+ */
+const hostPagePolicy =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+/**
  * The Corral host web server: plugin routes, pages, the admin API, live events, probes and metrics,
  * all over one plugin manager.
  *
@@ -92,7 +102,9 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   let draining = false
   const hub = createSseHub()
   const metrics = createHostMetrics(manager, manager.hostApi)
-  const render = createPageRenderer(readHostTemplates(options.templatesDir), manager.registries)
+  const render = createPageRenderer(readHostTemplates(options.templatesDir), manager.registries, (plugin) =>
+    isServed(manager, plugin),
+  )
   const page = createPageContext(manager.registries)
   const widgets = createWidgetFeed(manager, hub, callTimeoutMs)
 
@@ -154,6 +166,9 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
   // A callback hook, not an async one: it runs on every answer, and a promise each is not free.
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    // Plugin routes set their own sandbox.
+    if (!reply.hasHeader('content-security-policy'))
+      reply.header('content-security-policy', hostPagePolicy).header('x-content-type-options', 'nosniff')
     done(null, payload)
   })
 

@@ -1,6 +1,8 @@
 import { isPluginError, PluginError } from '@corral/types'
 import sanitizeHtml from 'sanitize-html'
 import type { MountedWidget, PluginManager } from './manager-api.js'
+import { sanitizePluginHtml } from './pages/plugin-markup.js'
+import { isServed } from './served-plugins.js'
 import type { SseHub } from './sse.js'
 
 /** A widget with its current HTML (sanitized). */
@@ -16,46 +18,6 @@ export interface WidgetFeed {
   stop(): void
 }
 
-/** Inline SVG charts: shapes and text, never scripts, links or foreign objects. */
-const svgTags = ['svg', 'g', 'rect', 'circle', 'line', 'path', 'polyline', 'polygon', 'text', 'title']
-const svgShapeAttributes = [
-  'x',
-  'y',
-  'x1',
-  'y1',
-  'x2',
-  'y2',
-  'cx',
-  'cy',
-  'r',
-  'width',
-  'height',
-  'd',
-  'points',
-  'fill',
-  'stroke',
-  'stroke-width',
-  'font-size',
-  'text-anchor',
-  'transform',
-  'opacity',
-]
-
-/** Widget HTML comes from plugins, which are not trusted: no scripts, no handlers, no styles that escape. */
-const sanitizeOptions: sanitizeHtml.IOptions = {
-  allowedTags: [...sanitizeHtml.defaults.allowedTags, 'img', 'progress', 'meter', ...svgTags],
-  allowedAttributes: {
-    '*': ['class', 'title', 'data-*'],
-    a: ['href'],
-    img: ['src', 'alt'],
-    meter: ['value', 'min', 'max'],
-    progress: ['value', 'max'],
-    svg: ['xmlns', 'viewbox', 'width', 'height', 'role', 'aria-label'],
-    ...Object.fromEntries(svgTags.filter((t) => t !== 'svg').map((t) => [t, svgShapeAttributes])),
-  },
-  allowedSchemes: ['http', 'https'],
-}
-
 export const widgetEvent = (widget: Pick<MountedWidget, 'plugin' | 'id'>) =>
   `widget:${widget.plugin}:${widget.id}`
 
@@ -63,13 +25,14 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
   const lastPushed = new Map<string, number>()
   let timer: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
+  const served = () => manager.registries.widgets().filter((widget) => isServed(manager, widget.plugin))
 
   async function render(widget: MountedWidget, language?: string): Promise<RenderedWidget> {
     try {
       const args = language === undefined ? { widget: widget.id } : { widget: widget.id, language }
       const out = await manager.call(widget.plugin, widget.handler, args, { timeoutMs })
       const html = typeof out === 'string' ? out : JSON.stringify(out)
-      return { ...widget, html: sanitizeHtml(html, sanitizeOptions) }
+      return { ...widget, html: sanitizePluginHtml(html) }
     } catch (error) {
       const e = isPluginError(error) ? error : PluginError.from(error)
       return {
@@ -84,14 +47,12 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
   }
 
   const feed: WidgetFeed = {
-    renderAll: (language) =>
-      Promise.all(manager.registries.widgets().map((widget) => render(widget, language))),
+    renderAll: (language) => Promise.all(served().map((widget) => render(widget, language))),
     start(renderGrid, onError) {
       unsubscribe = manager.events.subscribe((event) => {
         if (hub.clients === 0) return
         if (event.type === 'plugin.event')
-          for (const widget of manager.registries.widgets())
-            if (widget.plugin === event.plugin) void push(widget)
+          for (const widget of served()) if (widget.plugin === event.plugin) void push(widget)
         if (event.type === 'registry.changed')
           feed
             .renderAll()
@@ -102,7 +63,7 @@ export function createWidgetFeed(manager: PluginManager, hub: SseHub, timeoutMs:
       timer = setInterval(() => {
         if (hub.clients === 0) return
         const now = Date.now()
-        for (const widget of manager.registries.widgets()) {
+        for (const widget of served()) {
           const every = widget.refresh_seconds
           if (every === undefined) continue
           if (now - (lastPushed.get(widgetEvent(widget)) ?? 0) >= every * 1000) void push(widget)

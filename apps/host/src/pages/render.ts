@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { TemplateSpec } from '@corral/types'
 import { Liquid } from 'liquidjs'
-import type { Registries } from '../manager-api.js'
+import type { MountedTemplate, Registries } from '../manager-api.js'
+import { sanitizePluginTemplate } from './plugin-markup.js'
 
 /** The host's own templates: every `<name>.liquid` of `dir`. */
 export function readHostTemplates(dir: string): TemplateSpec[] {
@@ -22,21 +23,32 @@ export type RenderPage = (name: string, data: Record<string, unknown>) => Promis
  * The page renderer. Templates are Liquid: logic-less enough to take from plugins, which are not
  * trusted, since a Liquid template cannot run code in the host (an Eta or EJS template could).
  * Output is HTML-escaped unless marked `| raw`. A plugin's template with `override: true` replaces
- * the host's of that name; its other templates can be included by name.
+ * the host's of that name; its other templates can be included by name. A plugin's template is
+ * rendered as {@link sanitizePluginTemplate} leaves it: it cannot script the page or drive htmx.
  *
  * @example
- * const render = createPageRenderer(readHostTemplates(templatesDir), manager.registries)
+ * const render = createPageRenderer(readHostTemplates(templatesDir), manager.registries, (plugin) => true)
  * reply.type('text/html').send(await render('dashboard', { widgets }))
  */
 export function createPageRenderer(
   hostTemplates: readonly TemplateSpec[],
   registries: Registries,
+  /** Whether a plugin's templates are used now (an administrator approved it). */
+  served: (plugin: string) => boolean,
 ): RenderPage {
   const host = new Map(hostTemplates.map((t) => [t.name, t.content]))
+  // A registry entry is replaced, never changed, when its plugin's templates change.
+  const sanitized = new WeakMap<MountedTemplate, string>()
   const source = (name: string): string | undefined => {
-    const plugin = registries.template(name)
-    if (plugin !== undefined && (plugin.override || !host.has(name))) return plugin.content
-    return host.get(name)
+    const entry = registries.template(name)
+    if (entry?.plugin === undefined || (!entry.override && host.has(name)) || !served(entry.plugin))
+      return host.get(name)
+    let content = sanitized.get(entry)
+    if (content === undefined) {
+      content = sanitizePluginTemplate(entry.content)
+      sanitized.set(entry, content)
+    }
+    return content
   }
   const liquid = new Liquid({
     outputEscape: 'escape',
