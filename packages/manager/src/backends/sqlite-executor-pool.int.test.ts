@@ -73,6 +73,21 @@ describe('SqliteExecutorPool: the pipes to its executors', () => {
     expect(executorPids()).not.toContain(before)
   })
 
+  it('fails a statement that builds values past SQLite’s memory cap with resource_exhausted', async () => {
+    pool = new SqliteExecutorPool({ path, pluginsDir: join(dir, 'plugins'), maxExecutors: 1 })
+    await run('SELECT 1')
+    const [executor] = executorPids()
+    // Six values of 400 MB each, 2.4 GB in all without the cap.
+    const columns = [0, 1, 2, 3, 4, 5]
+    const hog = `SELECT ${columns.map((i) => `length(c${i})`).join(' + ')} AS n FROM (SELECT ${columns
+      .map((i) => `randomblob(400000000) AS c${i}`)
+      .join(', ')})`
+    await expect(run(hog, [], 30_000)).rejects.toMatchObject({ code: 'resource_exhausted' })
+    const residentKb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${executor}/status`, 'utf8'))?.[1])
+    expect(residentKb).toBeLessThan(600 * 1024)
+    expect((await run('SELECT v FROM t')).rows).toEqual([{ v: 'x' }])
+  })
+
   it('fails the statement at once with unavailable when its executor is killed mid-statement', async () => {
     pool = new SqliteExecutorPool({ path, pluginsDir: join(dir, 'plugins'), maxExecutors: 1 })
     await run('SELECT 1')

@@ -1,4 +1,5 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +23,19 @@ function executorFile(): string {
     new URL(here.endsWith('.ts') ? '../../dist/sqlite-executor.js' : './sqlite-executor.js', here),
   )
 }
+
+/**
+ * util-linux's `prlimit`, which starts the executor under a limit on its writable memory
+ * (RLIMIT_DATA; Node has no call to set one). Every Debian-like system has it; elsewhere the
+ * executor runs with its JavaScript heap capped only.
+ */
+const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((file) => existsSync(file))
+
+/**
+ * An executor's writable memory: its JavaScript heap (256 MiB) and Node's own, and what SQLite may
+ * allocate for a statement's values. A statement needing more fails with `resource_exhausted`.
+ */
+const executorDataBytes = 512 * 1024 * 1024
 
 /** A statement for an executor, and what decides its fate. */
 export interface ExecutorRun {
@@ -247,12 +261,13 @@ export class SqliteExecutorPool {
   #start(): void {
     // Frames on plain pipes, not Node's IPC channel: the executor blocks on its input instead of
     // running an event loop, and a reply is one write and one read.
-    const child = spawn(
-      process.execPath,
-      // The executor's heap is capped: a plugin's huge statement kills its executor, not the host.
-      ['--max-old-space-size=256', this.#file, this.#path, this.#pluginsDir],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    )
+    // The executor's memory is capped: a plugin's huge statement fails, or kills its executor, and
+    // never grows a process without bound. V8's flag caps the JavaScript heap; SQLite allocates
+    // outside it (a value per column, in C), so the process's writable memory is capped too.
+    const node = [process.execPath, '--max-old-space-size=256', this.#file, this.#path, this.#pluginsDir]
+    const [command, ...args] =
+      prlimit === undefined ? node : [prlimit, `--data=${executorDataBytes}`, '--', ...node]
+    const child = spawn(command as string, args, { stdio: ['pipe', 'pipe', 'inherit'] })
     // spawn's pipes are sockets. Idle executors must not keep the host alive (a statement in flight
     // refs the output).
     const output = child.stdout as Socket

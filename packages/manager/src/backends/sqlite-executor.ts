@@ -52,6 +52,9 @@ function reply(message: ExecutorReply): void {
 /** A statement returned more rows than the caller takes. */
 class TooManyRows extends Error {}
 
+/** SQLite's codes for a statement that needed more memory (the executor's is capped), or a bigger value, than allowed. */
+const tooBig = new Set(['SQLITE_NOMEM', 'SQLITE_TOOBIG'])
+
 function failure(id: number, error: unknown): void {
   if (error instanceof PluginError && error.code === 'permission_denied') {
     reply({ id, kind: 'error', code: error.code, message: error.rawMessage })
@@ -63,7 +66,12 @@ function failure(id: number, error: unknown): void {
   reply({
     id,
     kind: 'error',
-    code: error instanceof TooManyRows ? 'resource_exhausted' : busy ? 'unavailable' : 'invalid_argument',
+    code:
+      error instanceof TooManyRows || tooBig.has(sqliteCode as string)
+        ? 'resource_exhausted'
+        : busy
+          ? 'unavailable'
+          : 'invalid_argument',
     message: (error as Error).message,
   })
 }

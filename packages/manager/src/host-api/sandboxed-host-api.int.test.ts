@@ -37,7 +37,7 @@ const plugins: TestPlugin[] = [
       { type: 'events', access: [], scope: ['stats.*'] },
       { type: 'plugin_call', access: [], scope: ['helper'] },
     ],
-    secretConfigKeys: ['smtp.password'],
+    secretConfigKeys: ['smtp.password', 'smtps.*.password', 'smtps.1.*'],
   },
   { name: 'reader', permissions: [{ type: 'cache', access: ['read'], scope: ['public.*'] }] },
   { name: 'peer', permissions: [{ type: 'cache', access: ['read', 'write'], scope: ['*'] }] },
@@ -108,7 +108,12 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
       limits: { maxCallDepth: 3, logLinesPerSecond: 3 },
       config: (plugin) =>
         plugin === 'stats'
-          ? { smtp: { host: 'mail.example.com', password: 'hunter2' }, feature: { beta: true }, other: 1 }
+          ? {
+              smtp: { host: 'mail.example.com', password: 'hunter2' },
+              smtps: [{ host: 'a.example.com', password: 'hunter3' }, [{ password: 'hunter4' }]],
+              feature: { beta: true },
+              other: 1,
+            }
           : undefined,
       translate: ({ key, args, language }) =>
         key === 'greeting' ? `${language === 'de' ? 'Hallo' : 'Hello'}, ${String(args[0])}` : undefined,
@@ -240,6 +245,10 @@ describe.each(backendSetKinds)('the sandboxed host API on the %s backends', (kin
       await expectRefused(host.call('stats', 'config.get', { key: 'smtp.password' }), 'permission_denied')
       expect(await host.call('stats', 'config.get', { key: 'smtp' })).toEqual({
         value: { host: 'mail.example.com' },
+      })
+      // In a list, an item is named by its index; a secret item is left as null.
+      expect(await host.call('stats', 'config.get', { key: 'smtps' })).toEqual({
+        value: [{ host: 'a.example.com' }, [null]],
       })
     })
 

@@ -12,8 +12,17 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** A copy of `value` (found at `path`) without anything whose path is a secret. */
+/**
+ * A copy of `value` (found at `path`) without anything whose path is a secret. A list's items are
+ * named by their index (`servers.0.password`); a secret item is left as null, keeping the others'.
+ */
 function withoutSecrets(value: unknown, path: string, secrets: readonly string[]): unknown {
+  if (Array.isArray(value)) {
+    return value.map((item, index) => {
+      const itemPath = `${path}.${index}`
+      return matchAnyScope(secrets, itemPath) ? null : withoutSecrets(item, itemPath, secrets)
+    })
+  }
   if (!isPlainObject(value)) return value
   const out: Record<string, unknown> = {}
   for (const [name, child] of Object.entries(value)) {
