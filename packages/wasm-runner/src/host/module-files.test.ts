@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -84,5 +87,47 @@ describe('ModuleFiles', () => {
       'load_failed',
       "the module link.wasm is outside the plugin's folder",
     ])
+    await mkdir(path.join(dir, 'plugin', 'folder.wasm'))
+    const folder = await failure(files.read(path.join(dir, 'plugin'), 'folder.wasm', 'p'))
+    expect([folder.code, folder.rawMessage]).toEqual(['load_failed', 'the module folder.wasm is not a file'])
+  })
+
+  it('never reads a file outside the folder while a folder on the path is swapped for a link out of it', async () => {
+    const plugin = path.join(dir, 'plugin')
+    await mkdir(path.join(plugin, 'build'), { recursive: true })
+    await mkdir(path.join(dir, 'outside'))
+    await writeFile(path.join(plugin, 'build', 'x.wasm'), 'inside')
+    await writeFile(path.join(dir, 'outside', 'x.wasm'), 'outside')
+    await symlink(path.join(dir, 'outside'), path.join(plugin, 'build.link'))
+    // Flips build between the folder and the link, as fast as it can, until killed.
+    const swap = `const { renameSync } = require('node:fs')
+      const [live, real, link] = ['build', 'build.real', 'build.link'].map((name) => ${JSON.stringify(plugin)} + '/' + name)
+      for (;;) { renameSync(live, real); renameSync(link, live); renameSync(live, link); renameSync(real, live) }`
+    const swapper = spawn(process.execPath, ['-e', swap], { stdio: 'ignore' })
+    // Every file is old enough to be kept from its first read.
+    const files = new ModuleFiles(8, () => Date.now() + 60_000)
+    const read: Record<string, number> = {}
+    try {
+      for (const end = Date.now() + 2_000; Date.now() < end; ) {
+        const got = await files.read(plugin, 'build/x.wasm', 'p').then(
+          (module) => Buffer.from(module.bytes).toString(),
+          (error: PluginError) => error.code,
+        )
+        read[got] = (read[got] ?? 0) + 1
+      }
+    } finally {
+      swapper.kill('SIGKILL')
+      await once(swapper, 'exit')
+    }
+    expect(read.inside).toBeGreaterThan(0)
+    expect(read.outside).toBeUndefined()
+    // With the folder back in place, its module is read: nothing read during the swaps was kept
+    // under the module's identity.
+    if (existsSync(path.join(plugin, 'build.real'))) {
+      if (existsSync(path.join(plugin, 'build')))
+        await rename(path.join(plugin, 'build'), path.join(plugin, 'build.link'))
+      await rename(path.join(plugin, 'build.real'), path.join(plugin, 'build'))
+    }
+    expect(Buffer.from((await files.read(plugin, 'build/x.wasm', 'p')).bytes).toString()).toBe('inside')
   })
 })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { type BigIntStats, realpathSync, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { type BigIntStats, constants, readlinkSync, realpathSync, statSync } from 'node:fs'
+import { type FileHandle, open } from 'node:fs/promises'
 import path from 'node:path'
 import { isInsideFolder } from '@corral/manifest'
 import { PluginError } from '@corral/types'
@@ -36,10 +36,11 @@ interface ReadFile {
  * instead of resolving the path, reading and hashing the file. Bounded: the oldest entry goes when
  * it is full.
  *
- * A kept read is checked by the identity of the file the path leads to now, not by resolving it
- * again: a path swapped to lead elsewhere leads to another file (another identity), which is then
- * resolved and checked as on a first read. The one file with the same identity is the same file,
- * whose bytes were read from inside the folder.
+ * A new read opens the file and checks where the opened file is; the bytes and the identity kept
+ * are that open file's. A kept read is checked by the identity of the file the path leads to now,
+ * not by resolving it again: a path swapped to lead elsewhere leads to another file (another
+ * identity), which is then opened and checked as on a first read. The one file with the same
+ * identity is the same file, whose bytes were read from inside the folder.
  */
 export class ModuleFiles {
   readonly #files = new Map<string, ReadFile>()
@@ -64,19 +65,29 @@ export class ModuleFiles {
     const known = this.#files.get(target)
     if (known !== undefined && known.identity === currentIdentity(target)) return known.module
     let root: string
-    let resolved: string
-    let stats: BigIntStats
+    let handle: FileHandle
     try {
       root = realpathSync.native(dir)
-      resolved = realpathSync.native(target)
-      stats = statSync(resolved, { bigint: true })
+      // Non-blocking: a FIFO in the module's place must not hold the load up (it is refused below).
+      handle = await open(target, constants.O_RDONLY | constants.O_NONBLOCK)
     } catch {
       throw new PluginError('load_failed', `no module at ${file} (was the plugin built?)`, { plugin })
     }
-    if (!isInsideFolder(root, resolved)) {
-      throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
+    let module: ModuleBytes
+    let stats: BigIntStats
+    try {
+      // Where the file opened is, as the kernel has it: a path checked before the open could be
+      // swapped between the check and the open (a symbolic link in the folder, renamed).
+      if (!isInsideFolder(root, readlinkSync(`/proc/self/fd/${handle.fd}`))) {
+        throw new PluginError('load_failed', `the module ${file} is outside the plugin's folder`, { plugin })
+      }
+      stats = await handle.stat({ bigint: true })
+      if (!stats.isFile())
+        throw new PluginError('load_failed', `the module ${file} is not a file`, { plugin })
+      module = moduleBytes(new Uint8Array(await handle.readFile()))
+    } finally {
+      await handle.close()
     }
-    const module = moduleBytes(new Uint8Array(await readFile(resolved)))
     this.#files.delete(target)
     if (this.#now() - Number(stats.ctimeMs) > settledMs) {
       this.#files.set(target, { identity: identityOf(stats), module })
