@@ -240,7 +240,11 @@ export interface PluginManager {
   reload(name: string): Promise<PluginInfo>
   /** Lifts a quarantine. */
   reset(name: string): Promise<void>
-  /** Stores a policy and applies it live: grant, limits and status (blocking stops, approving re-inits). */
+  /**
+   * Stores a policy and applies it live on every replica: grant, limits and status (blocking stops,
+   * approving re-inits). Each applies what the store then holds: this policy, or one another
+   * replica stored after it.
+   */
   setPolicy(policy: unknown, options?: { by?: string }): Promise<ResourcePolicy>
   readonly policies: PolicyStore
   readonly hostApi: SandboxedHostApi

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import type { CallOptions, Manifest, ResourcePolicy } from '@corral/types'
+import { isDeepStrictEqual } from 'node:util'
+import type { CallOptions, Manifest } from '@corral/types'
 import { PluginError, stderrLogger } from '@corral/types'
 import { createPolicyGrantLookup } from '../host-api/grant-lookup.js'
 import { createSandboxedHostApi } from '../host-api/sandboxed-host-api.js'
@@ -221,9 +222,10 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
         }))
       }
       if (record.policy === undefined || closed) continue
+      // The store's briefly kept copy tells whether it changed; applying it reads it again.
       const stored = await policies.get(record.name).catch(() => undefined)
-      if (stored === undefined || stored.updated_at === record.policy.updated_at) continue
-      await applyStoredPolicy(record, stored).catch((error) =>
+      if (stored === undefined || isDeepStrictEqual(stored, record.policy)) continue
+      await applyStoredPolicy(record).catch((error) =>
         logger.log('warn', 'a stored policy could not be applied', {
           plugin: record.name,
           error: PluginError.from(error).message,
@@ -233,12 +235,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   }
 
   /**
-   * Applies a policy another replica stored, unless it is the one applied here already (checked in
-   * the plugin's turn: the look above and a replica's command may bring the same one).
+   * Applies the policy stored now, unless it is the one applied here already. It is read past the
+   * store's cache in the plugin's turn, so reads and applies happen in order: a read that started
+   * earlier cannot answer after a later one and put an older policy back. It is compared whole, not
+   * by `updated_at`: two replicas may store different policies in the same millisecond.
    */
-  function applyStoredPolicy(record: ManagedPlugin, stored: ResourcePolicy): Promise<void> {
+  function applyStoredPolicy(record: ManagedPlugin): Promise<void> {
     return exclusive(record, async () => {
-      if (record.policy?.updated_at !== stored.updated_at) await transitions.applyPolicy(record, stored)
+      const stored = await policies.get(record.name, { fresh: true })
+      if (!isDeepStrictEqual(stored, record.policy)) await transitions.applyPolicy(record, stored)
     })
   }
 
@@ -412,11 +417,9 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       case 'reset':
         return runningVersion(name).plugin.reset()
       case 'policy': {
-        // Read now, past the store's cache: a revoked grant must not serve on until the next look.
-        const stored = await policies.get(name, { fresh: true })
         const record = records.get(name)
         if (record?.policy === undefined) return
-        return applyStoredPolicy(record, stored)
+        return applyStoredPolicy(record)
       }
     }
   }
@@ -521,8 +524,9 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       const stored = await policies.put(input, putOptions)
       commands.send({ action: 'policy', plugin: stored.plugin })
       const record = records.get(stored.plugin)
-      if (record !== undefined && !closed)
-        await exclusive(record, () => transitions.applyPolicy(record, stored))
+      // What the store holds is applied, as on the other replicas: another replica's policy stored
+      // just after this one wins here too.
+      if (record !== undefined && !closed) await applyStoredPolicy(record)
       return stored
     },
     close() {

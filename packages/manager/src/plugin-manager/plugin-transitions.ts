@@ -96,7 +96,9 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
   async function loadRecord(record: ManagedPlugin, found: DiscoveredPlugin & { ok: true }): Promise<void> {
     record.path = found.path
     record.manifest = found.manifest
-    const policy = await policies.get(record.name)
+    // Read past the store's cache, like every policy the manager applies: the copy kept there may be
+    // older than the policy applied last (one read on another connection that answered sooner).
+    const policy = await policies.get(record.name, { fresh: true })
     record.policy = policy
     if (policy.status === 'blocked') {
       if (record.lifecycle.state !== 'blocked') record.lifecycle.move('blocked', 'blocked by policy')
@@ -148,7 +150,7 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
     }
     try {
       const found = await reread(record)
-      const policy = await policies.get(record.name)
+      const policy = await policies.get(record.name, { fresh: true })
       if (policy.status === 'blocked') {
         throw new PluginError('permission_denied', 'blocked by policy', { plugin: record.name })
       }

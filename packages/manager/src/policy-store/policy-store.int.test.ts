@@ -6,6 +6,7 @@ import {
   openBackendSet,
   prepareBackendSet,
 } from '../testing/backend-sets.js'
+import { withHeldPolicyReads } from '../testing/held-policy-reads.js'
 import { createSqlAuditLog } from './audit-log.js'
 import { createSqlPolicyStore } from './policy-store.js'
 
@@ -76,6 +77,30 @@ describe.each(backendSetKinds)('the policy store and audit log on the %s backend
     expect((await replicaB.get('live')).status).toBe('blocked')
     expect((await replicaB.get('live', { fresh: true })).status).toBe('approved')
     expect((await replicaB.get('live')).status).toBe('approved')
+  })
+
+  it('does not keep a policy from a read that a write or a later read overtook', async () => {
+    const slow = withHeldPolicyReads(backends.database)
+    const replicaA = createSqlPolicyStore(backends.database, { cacheMs: 0 })
+    const replicaB = createSqlPolicyStore(slow.database, { cacheMs: 60_000 })
+    await replicaB.put({ plugin: 'overtaken', status: 'approved', grants: [] })
+    // A read of approved answers after B's own write of blocked: blocked stays.
+    let late = slow.holdNext()
+    let reading = replicaB.get('overtaken')
+    await late.read
+    await replicaB.put({ plugin: 'overtaken', status: 'blocked', grants: [] })
+    await late.release()
+    expect((await reading).status).toBe('approved')
+    expect((await replicaB.get('overtaken')).status).toBe('blocked')
+    // A fresh read of blocked answers after a later fresh read of what A stored since: A's stays.
+    late = slow.holdNext()
+    reading = replicaB.get('overtaken', { fresh: true })
+    await late.read
+    await replicaA.put({ plugin: 'overtaken', status: 'restricted', grants: [] })
+    expect((await replicaB.get('overtaken', { fresh: true })).status).toBe('restricted')
+    await late.release()
+    expect((await reading).status).toBe('blocked')
+    expect((await replicaB.get('overtaken')).status).toBe('restricted')
   })
 
   it('keeps audit entries newest first, filtered by plugin, method and code', async () => {

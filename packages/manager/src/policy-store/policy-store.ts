@@ -22,7 +22,8 @@ export interface SqlPolicyStoreOptions {
   /**
    * How long a policy read from the database is reused. A `put` on this store takes effect at
    * once; a `put` by another host replica within this time, or at once where that replica says so
-   * (`get` with `fresh`). Default 1000 ms; 0 reads every time.
+   * (`get` with `fresh`). A read that a write or a later read overtook is not kept. Default
+   * 1000 ms; 0 reads every time.
    */
   cacheMs?: number
   /** Epoch milliseconds. Default `Date.now`. */
@@ -78,16 +79,34 @@ export function createSqlPolicyStore(
   const cacheMs = options.cacheMs ?? 1000
   const now = options.now ?? Date.now
   const cache = new Map<string, { policy: ResourcePolicy; until: number }>()
+  /**
+   * Reads are numbered as they start, writes as they finish. `newest` holds, per plugin, the number
+   * of the read that last filled its cache entry or of the write that last emptied it. A read
+   * numbered lower started before that one, and may bring back an older policy (its answer late,
+   * from a slow pooled connection, say): it does not fill the cache.
+   */
+  let sequence = 0
+  const newest = new Map<string, number>()
+
+  /** Empties the plugin's cache entry once a write to its row is done. */
+  function forget(plugin: string): void {
+    cache.delete(plugin)
+    newest.set(plugin, ++sequence)
+  }
 
   return {
     async get(plugin, getOptions = {}) {
       const cached = cache.get(plugin)
       if (cached !== undefined && cached.until > now() && !getOptions.fresh) return cached.policy
+      const started = ++sequence
       await migrateHostTables(database)
       const rows = await database.query('SELECT policy FROM corral_policies WHERE plugin = $1', [plugin])
       const policy =
         rows[0] === undefined ? defaultPolicy(plugin) : parsePolicy(JSON.parse(String(rows[0].policy)))
-      if (cacheMs > 0) cache.set(plugin, { policy, until: now() + cacheMs })
+      if (cacheMs > 0 && started > (newest.get(plugin) ?? 0)) {
+        cache.set(plugin, { policy, until: now() + cacheMs })
+        newest.set(plugin, started)
+      }
       return policy
     },
     async put(input, putOptions = {}) {
@@ -99,7 +118,7 @@ export function createSqlPolicyStore(
         'INSERT INTO corral_policies (plugin, policy, updated_at) VALUES ($1, $2, $3) ON CONFLICT (plugin) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at',
         [policy.plugin, JSON.stringify(wireForm(policy)), policy.updated_at ?? ''],
       )
-      cache.delete(policy.plugin)
+      forget(policy.plugin)
       return policy
     },
     async list() {
@@ -109,8 +128,9 @@ export function createSqlPolicyStore(
     },
     async delete(plugin) {
       await migrateHostTables(database)
-      cache.delete(plugin)
-      return (await database.exec('DELETE FROM corral_policies WHERE plugin = $1', [plugin])) > 0
+      const deleted = await database.exec('DELETE FROM corral_policies WHERE plugin = $1', [plugin])
+      forget(plugin)
+      return deleted > 0
     },
   }
 }
