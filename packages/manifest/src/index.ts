@@ -7,6 +7,8 @@ export {
   parseManifest,
   parseManifestWithNotes,
 } from './parse-manifest.js'
+export type { ParsePoliciesOptions } from './parse-policies.js'
+export { loadPolicies, parsePolicies } from './parse-policies.js'
 export { parsePolicy } from './parse-policy.js'
 export { parseRegistration, parseRegistrationJson, registrationFromManifest } from './parse-registration.js'
 export { defaultLimits, defaultPolicy, defaultRateLimits, effectiveGrant } from './policy.js'

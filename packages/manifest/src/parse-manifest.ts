@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { LineCounter, parseDocument } from 'yaml'
-import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors, yamlSyntaxErrors } from './field-errors.js'
 import { fromGoatKitForm } from './goatkit-form.js'
 import { isInsideFolder } from './inside-folder.js'
 import { manifestSchema } from './schema.js'
@@ -64,18 +64,7 @@ export function parseManifestWithNotes(text: string, options: ParseManifestOptio
   }
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
-  if (doc.errors.length > 0) {
-    const fields = doc.errors.map((e): FieldError => {
-      const pos = e.linePos?.[0]
-      return {
-        field: '(yaml)',
-        message: e.message.split('\n')[0] ?? e.message,
-        line: pos?.line,
-        column: pos?.col,
-      }
-    })
-    throw invalid(fields, options.source)
-  }
+  if (doc.errors.length > 0) throw invalid(yamlSyntaxErrors(doc), options.source)
   let value: unknown
   try {
     value = doc.toJS({ maxAliasCount: 50 })
