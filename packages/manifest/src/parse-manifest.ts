@@ -160,6 +160,17 @@ export interface LoadedManifest {
   notes: FieldError[]
 }
 
+/** The hint for a missing `plugin.yaml` with a `plugin.yml` beside it (a common slip); else `''`. */
+async function misnamedManifestHint(file: string): Promise<string> {
+  if (path.basename(file) !== 'plugin.yaml') return ''
+  const misnamed = path.join(path.dirname(file), 'plugin.yml')
+  const found = await stat(misnamed).then(
+    (s) => s.isFile(),
+    () => false,
+  )
+  return found ? ' (there is a plugin.yml: did you mean plugin.yaml?)' : ''
+}
+
 /**
  * Reads, parses and checks a `plugin.yaml` file, or the `plugin.yaml` inside a folder.
  *
@@ -173,7 +184,11 @@ export async function loadManifest(fileOrDir: string): Promise<LoadedManifest> {
     if ((await stat(file)).isDirectory()) file = path.join(file, 'plugin.yaml')
     text = await readFile(file, 'utf8')
   } catch (cause) {
-    throw new PluginError('not_found', `cannot read manifest ${file}: ${(cause as Error).message}`, { cause })
+    throw new PluginError(
+      'not_found',
+      `cannot read manifest ${file}: ${(cause as Error).message}${await misnamedManifestHint(file)}`,
+      { cause },
+    )
   }
   const { manifest, notes } = parseManifestWithNotes(text, { source: file })
   const dir = path.dirname(file)
