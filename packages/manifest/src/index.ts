@@ -18,5 +18,5 @@ export { validateConfig } from './validate-config.js'
 
 export { parseDuration } from './duration.js'
 export { isInsideFolder } from './inside-folder.js'
-export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
+export { manifestSchema, pluginNamePattern, pluginNameRule, registrationSchema } from './schema.js'
 export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'
