@@ -2,8 +2,8 @@ import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadPolicies } from '@corral/manifest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readPolicies } from './read-policies.js'
 import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -42,7 +42,7 @@ describe('the demo host over the example plugins (real workers and processes)', 
     host = await startDemoHost({
       pluginsDir,
       hostVersion: '0.1.0',
-      policies: await readPolicies(path.join(appDir, 'policies.yaml')),
+      policies: await loadPolicies(path.join(appDir, 'policies.yaml')),
       logger: quiet,
     })
   }, 60_000)
@@ -115,7 +115,7 @@ describe('two plugin folders declaring one name (real folders, real workers)', (
       host = await startDemoHost({
         pluginsDir,
         hostVersion: '0.1.0',
-        policies: await readPolicies(path.join(appDir, 'policies.yaml')),
+        policies: await loadPolicies(path.join(appDir, 'policies.yaml')),
         logger: quiet,
       })
       expect(namesIn(host, 'running')).toEqual(['c-wasm'])

@@ -2,16 +2,16 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { createPluginManager } from '@corral/manager'
+import { loadPolicies } from '@corral/manifest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startHost } from './host.js'
-import { readPolicies } from './read-policies.js'
 import { appDir, examplesDir, postSession, signInAt } from './testing/test-host.js'
 
 // The embedded host keeps what matters in its data folder: a second start over the same folder has
 // the same users, sessions' secret and policies. The first start made a password and said so once.
 const root = await mkdtemp(path.join(os.tmpdir(), 'corral-host-restart-'))
 // stats runs (approved, as policies.yaml has it), so that its job is scheduled.
-const policies = (await readPolicies(path.join(appDir, 'policies.yaml'))).filter((p) => p.plugin === 'stats')
+const policies = (await loadPolicies(path.join(appDir, 'policies.yaml'))).filter((p) => p.plugin === 'stats')
 afterAll(() => rm(root, { recursive: true, force: true }))
 
 const start = () =>

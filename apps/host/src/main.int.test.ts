@@ -48,13 +48,14 @@ interface MainProcess {
 let root: string
 const started: MainProcess[] = []
 
-function startMain(): MainProcess {
+function startMain(overrides: NodeJS.ProcessEnv = {}): MainProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: '0',
     CORRAL_DATA_DIR: path.join(root, 'data'),
     CORRAL_PLUGINS_DIR: path.join(root, 'plugins'),
     CORRAL_POLICIES: path.join(root, 'policies.yaml'),
+    ...overrides,
   }
   delete env.CORRAL_ADMIN_PASSWORD
   delete env.DATABASE_URL
@@ -179,5 +180,26 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     expect(await signIn(url as string, password)).toBe(200)
     main.child.kill('SIGTERM')
     expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('the main job, given a policies file', { timeout: 90_000 }, () => {
+  it('takes one policy, as corral policy prints it, as well as a list', async () => {
+    const file = path.join(root, 'one-policy.yaml')
+    await writeFile(file, 'plugin: spinner\nstatus: approved\ngrants: []\n')
+    const main = startMain({ CORRAL_POLICIES: file, CORRAL_DATA_DIR: path.join(root, 'data-one-policy') })
+    await main.printed(/Ctrl-C stops it/)
+    expect(main.output()).toMatch(/✓ spinner 0\.1\.0 \[wasm\] running, policy approved/)
+    main.child.kill('SIGTERM')
+    expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('with a typo: says so with the file and the line, without a stack, and exits with code 1', async () => {
+    const file = path.join(root, 'typo.yaml')
+    await writeFile(file, '- plugin: spinner\n  status: aproved\n')
+    const main = startMain({ CORRAL_POLICIES: file, CORRAL_DATA_DIR: path.join(root, 'data-typo') })
+    expect(await main.exited).toEqual({ code: 1, signal: null })
+    expect(main.output()).toContain(`✗ [invalid_argument] ${file} has 1 problem:\n  2:11 [0].status: `)
+    expect(main.output()).not.toMatch(/^\s+at /m)
   })
 })

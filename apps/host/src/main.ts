@@ -1,8 +1,9 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createPluginManager } from '@corral/manager'
-import { startHost } from './host.js'
-import { readPolicies } from './read-policies.js'
+import { loadPolicies } from '@corral/manifest'
+import { isPluginError } from '@corral/types'
+import { type RunningHost, startHost } from './host.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
@@ -15,20 +16,35 @@ const databaseUrl = env('DATABASE_URL')
 const redisUrl = env('REDIS_URL')
 const adminPassword = env('CORRAL_ADMIN_PASSWORD')
 
-const host = await startHost({
-  dataDir: env('CORRAL_DATA_DIR') ?? path.join(appDir, '.data'),
-  pluginsDir,
-  policies: await readPolicies(policiesFile),
-  hostVersion,
-  ...(databaseUrl === undefined ? {} : { databaseUrl }),
-  ...(redisUrl === undefined ? {} : { redisUrl }),
-  port: Number(env('PORT') ?? 8080),
-  listenHost: env('HOST') ?? '127.0.0.1',
-  ...(adminPassword === undefined ? {} : { adminPassword }),
-  templatesDir: path.join(appDir, 'templates'),
-  createManager: createPluginManager,
-  server: { secureCookies: env('CORRAL_SECURE_COOKIES') === '1' },
-})
+/**
+ * Ends a start-up that failed. A `PluginError` is the operator's to mend (a policies file with a
+ * typo): its `✗ [code] message`, which lists its problems, without a stack. Anything else is a bug,
+ * printed with its stack.
+ */
+function failStartUp(error: unknown): never {
+  console.error(isPluginError(error) ? `✗ ${error.message}` : error)
+  process.exit(1)
+}
+
+let host: RunningHost
+try {
+  host = await startHost({
+    dataDir: env('CORRAL_DATA_DIR') ?? path.join(appDir, '.data'),
+    pluginsDir,
+    policies: await loadPolicies(policiesFile),
+    hostVersion,
+    ...(databaseUrl === undefined ? {} : { databaseUrl }),
+    ...(redisUrl === undefined ? {} : { redisUrl }),
+    port: Number(env('PORT') ?? 8080),
+    listenHost: env('HOST') ?? '127.0.0.1',
+    ...(adminPassword === undefined ? {} : { adminPassword }),
+    templatesDir: path.join(appDir, 'templates'),
+    createManager: createPluginManager,
+    server: { secureCookies: env('CORRAL_SECURE_COOKIES') === '1' },
+  })
+} catch (error) {
+  failStartUp(error)
+}
 
 const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
 for (const p of host.manager.list())

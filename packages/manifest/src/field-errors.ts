@@ -12,6 +12,19 @@ export function formatFieldErrors(fields: readonly FieldError[]): string {
     .join('\n')
 }
 
+/** A YAML document's syntax errors, each with its line and column: why it cannot be read at all. */
+export function yamlSyntaxErrors(doc: Document): FieldError[] {
+  return doc.errors.map((e) => {
+    const pos = e.linePos?.[0]
+    return {
+      field: '(yaml)',
+      message: e.message.split('\n')[0] ?? e.message,
+      line: pos?.line,
+      column: pos?.col,
+    }
+  })
+}
+
 /** The keys an object schema at `path` accepts, looking through wrappers, arrays and records. */
 function knownKeysAt(schema: z.ZodType, path: readonly PathKey[]): string[] {
   let current: z.ZodType | undefined = schema

@@ -7,6 +7,8 @@ export {
   parseManifest,
   parseManifestWithNotes,
 } from './parse-manifest.js'
+export type { ParsePoliciesOptions } from './parse-policies.js'
+export { loadPolicies, parsePolicies } from './parse-policies.js'
 export { parsePolicy } from './parse-policy.js'
 export { parseRegistration, parseRegistrationJson, registrationFromManifest } from './parse-registration.js'
 export { defaultLimits, defaultPolicy, defaultRateLimits, effectiveGrant } from './policy.js'
@@ -16,5 +18,5 @@ export { validateConfig } from './validate-config.js'
 
 export { parseDuration } from './duration.js'
 export { isInsideFolder } from './inside-folder.js'
-export { manifestSchema, pluginNamePattern, registrationSchema } from './schema.js'
+export { manifestSchema, pluginNamePattern, pluginNameRule, registrationSchema } from './schema.js'
 export { intersectScopes, matchAnyScope, matchScope, scopeCovers } from './scope-glob.js'

@@ -422,6 +422,20 @@ describe('loadManifest', () => {
     expect(loaded.dir).toBe(dir)
   })
 
+  it('fails with not_found for a folder without plugin.yaml, asking about a plugin.yml beside it', async () => {
+    await expect(loadManifest(dir)).rejects.toMatchObject({
+      code: 'not_found',
+      message: expect.not.stringContaining('did you mean'),
+    })
+    await writeFile(path.join(dir, 'plugin.yml'), stringify(base))
+    await expect(loadManifest(dir)).rejects.toMatchObject({
+      code: 'not_found',
+      message: expect.stringMatching(
+        /cannot read manifest .*plugin\.yaml: .*\(there is a plugin\.yml: did you mean plugin\.yaml\?\)$/,
+      ),
+    })
+  })
+
   it('refuses an entry that leaves the folder through a symlink', async () => {
     const outside = await mkdtemp(path.join(tmpdir(), 'corral-outside-'))
     try {

@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import { LineCounter, parseDocument } from 'yaml'
-import { fieldErrorsFromIssues, formatFieldErrors } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors, yamlSyntaxErrors } from './field-errors.js'
 import { fromGoatKitForm } from './goatkit-form.js'
 import { isInsideFolder } from './inside-folder.js'
 import { manifestSchema } from './schema.js'
@@ -64,18 +64,7 @@ export function parseManifestWithNotes(text: string, options: ParseManifestOptio
   }
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
-  if (doc.errors.length > 0) {
-    const fields = doc.errors.map((e): FieldError => {
-      const pos = e.linePos?.[0]
-      return {
-        field: '(yaml)',
-        message: e.message.split('\n')[0] ?? e.message,
-        line: pos?.line,
-        column: pos?.col,
-      }
-    })
-    throw invalid(fields, options.source)
-  }
+  if (doc.errors.length > 0) throw invalid(yamlSyntaxErrors(doc), options.source)
   let value: unknown
   try {
     value = doc.toJS({ maxAliasCount: 50 })
@@ -171,6 +160,17 @@ export interface LoadedManifest {
   notes: FieldError[]
 }
 
+/** The hint for a missing `plugin.yaml` with a `plugin.yml` beside it (a common slip); else `''`. */
+async function misnamedManifestHint(file: string): Promise<string> {
+  if (path.basename(file) !== 'plugin.yaml') return ''
+  const misnamed = path.join(path.dirname(file), 'plugin.yml')
+  const found = await stat(misnamed).then(
+    (s) => s.isFile(),
+    () => false,
+  )
+  return found ? ' (there is a plugin.yml: did you mean plugin.yaml?)' : ''
+}
+
 /**
  * Reads, parses and checks a `plugin.yaml` file, or the `plugin.yaml` inside a folder.
  *
@@ -184,7 +184,11 @@ export async function loadManifest(fileOrDir: string): Promise<LoadedManifest> {
     if ((await stat(file)).isDirectory()) file = path.join(file, 'plugin.yaml')
     text = await readFile(file, 'utf8')
   } catch (cause) {
-    throw new PluginError('not_found', `cannot read manifest ${file}: ${(cause as Error).message}`, { cause })
+    throw new PluginError(
+      'not_found',
+      `cannot read manifest ${file}: ${(cause as Error).message}${await misnamedManifestHint(file)}`,
+      { cause },
+    )
   }
   const { manifest, notes } = parseManifestWithNotes(text, { source: file })
   const dir = path.dirname(file)

@@ -15,10 +15,10 @@ import { z } from 'zod'
 import { parseDuration } from './duration.js'
 
 export const pluginNamePattern = /^[a-z][a-z0-9-]{1,62}$/
+/** {@link pluginNamePattern} in words: what a name that does not match is told. */
+export const pluginNameRule = 'must be 2-63 characters of a-z, 0-9 and "-", starting with a letter'
 
-const pluginName = z
-  .string()
-  .regex(pluginNamePattern, 'must be 2-63 characters of a-z, 0-9 and "-", starting with a letter')
+const pluginName = z.string().regex(pluginNamePattern, pluginNameRule)
 
 const semverVersion = z
   .string()

@@ -2,8 +2,8 @@ import { mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadPolicies } from '@corral/manifest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readPolicies } from '../read-policies.js'
 import { type DemoHost, startDemoHost } from '../testing/demo-host.js'
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -20,7 +20,7 @@ describe('the example plugins’ dashboard widgets, under the demo host and its 
     host = await startDemoHost({
       pluginsDir,
       hostVersion: '0.1.0',
-      policies: await readPolicies(path.join(appDir, 'policies.yaml')),
+      policies: await loadPolicies(path.join(appDir, 'policies.yaml')),
       logger: { log() {} },
     })
   }, 60_000)

@@ -10,11 +10,10 @@ import {
   type HostEvent,
   type TranslationRequest,
 } from '@corral/manager'
-import { loadManifest, parseRegistration } from '@corral/manifest'
+import { loadManifest, loadPolicies, parseRegistration } from '@corral/manifest'
 import type { Manifest, Plugin, Registration } from '@corral/types'
 import { isPluginError } from '@corral/types'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { readPolicies } from '../read-policies.js'
 
 /**
  * The stats example (examples/plugins/stats, built from source by the build) as the host runs it:
@@ -89,7 +88,7 @@ describe('examples/plugins/stats under the gRPC runner and the sandboxed host AP
     backends = await createBackends({ sqlitePath: ':memory:' })
     backends.events.subscribe((event) => events.push(event))
     const policies = createSqlPolicyStore(backends.database)
-    for (const policy of await readPolicies(path.join(appDir, 'policies.yaml'))) await policies.put(policy)
+    for (const policy of await loadPolicies(path.join(appDir, 'policies.yaml'))) await policies.put(policy)
     ;({ manifest } = await loadManifest(statsDir))
     const grants = createPolicyGrantLookup({ policies, requestOf: () => manifest.resources })
     const hostApi = createSandboxedHostApi({
