@@ -332,6 +332,13 @@ const capabilityShape = {
   permissions: z.array(permissionSchema).default([]),
 }
 
+/**
+ * What a manifest's `provides` may list: a registration's capabilities but `permissions`, which a
+ * registration claims for information only and a manifest requests under `resources.permissions`
+ * (in `provides` they would grant nothing, so they are refused, pointing there).
+ */
+const { permissions: _claimedPermissions, ...providedShape } = capabilityShape
+
 const identityShape = {
   name: pluginName.meta({
     description: "The plugin's name: unique in a host, its routes' mount point and its error codes' prefix.",
@@ -489,9 +496,9 @@ export const manifestSchema: z.ZodType<Manifest> = z
       .record(z.string(), z.unknown())
       .default({})
       .meta({ description: "The config's defaults; the host's config for the plugin is laid over them." }),
-    provides: z.strictObject(capabilityShape).partial().optional().meta({
+    provides: z.strictObject(providedShape).partial().optional().meta({
       description:
-        'What the plugin provides, for a plugin whose `register()` does not say it itself (a WASM module without `corral_register`).',
+        'What the plugin provides, for a plugin whose `register()` does not say it itself (a WASM module without `corral_register`). What it asks of the host goes under `resources.permissions`, not here.',
     }),
   })
   .superRefine((m, ctx) => {
