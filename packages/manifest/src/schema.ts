@@ -375,7 +375,7 @@ const resourcesSchema = z
       .optional()
       .meta({
         description:
-          "Memory per instance, in MiB: a WASM instance's linear memory, a process's heap. The policy may lower it.",
+          "Memory in MiB; the policy may lower it. wasm: each instance's linear memory cannot grow past it (a plugin holds at most `max_instances` × this). grpc: the process's resident set (RSS, read from /proc, so on Linux) is sampled every 5 s, and three samples in a row above it restart the plugin, 10–15 s after it went over; a shorter spike is let be. A process the host attached to rather than started is not watched.",
         examples: [16],
       }),
     call_timeout: duration(hour)
