@@ -66,6 +66,15 @@ function suggestKey(key: string, known: readonly string[]): string | undefined {
 }
 
 /**
+ * Fields written where they do nothing, by dotted path, and where they belong: their message says so
+ * rather than guess a sibling. `provides.permissions` grants nothing; what a plugin asks of the host
+ * (and an administrator may grant) is `resources.permissions`.
+ */
+const misplacedFields: Record<string, string> = {
+  'provides.permissions': 'resources.permissions',
+}
+
+/**
  * Where a field is in the YAML source: the node at `path` (its key with `keyNode`), or its nearest
  * ancestor that exists.
  */
@@ -116,6 +125,15 @@ export function fieldErrorsFromIssues(
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeysAt(schema, path)
       for (const key of issue.keys) {
+        const belongs = misplacedFields[formatFieldPath([...path, key])]
+        if (belongs !== undefined) {
+          add(
+            [...path, key],
+            `is not a known field (did you mean "${belongs}"?): permissions listed here grant nothing`,
+            true,
+          )
+          continue
+        }
         const suggestion = suggestKey(key, known)
         add(
           [...path, key],

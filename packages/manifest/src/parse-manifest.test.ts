@@ -373,6 +373,21 @@ describe('parseManifest', () => {
     expect(error.fields[0]?.message).toBe('is not a known field (did you mean "memory_mb"?)')
   })
 
+  it('refuses provides.permissions, which would grant nothing, pointing to resources.permissions', () => {
+    const error = parseError(
+      'name: stats\nversion: 1.0.0\nruntime: wasm\nentry: { wasm: a.wasm }\nprovides:\n  permissions:\n    - { type: cache, scope: ["*"] }\n',
+    )
+    expect(error.fields).toEqual([
+      {
+        field: 'provides.permissions',
+        message:
+          'is not a known field (did you mean "resources.permissions"?): permissions listed here grant nothing',
+        line: 6,
+        column: 3,
+      },
+    ])
+  })
+
   it('reports YAML syntax errors with their position', () => {
     const error = parseError('name: stats\nversion: [1.0.0\nruntime: wasm\n')
     expect(error.code).toBe('manifest_invalid')

@@ -332,6 +332,13 @@ const capabilityShape = {
   permissions: z.array(permissionSchema).default([]),
 }
 
+/**
+ * What a manifest's `provides` may list: a registration's capabilities but `permissions`, which a
+ * registration claims for information only and a manifest requests under `resources.permissions`
+ * (in `provides` they would grant nothing, so they are refused, pointing there).
+ */
+const { permissions: _claimedPermissions, ...providedShape } = capabilityShape
+
 const identityShape = {
   name: pluginName.meta({
     description: "The plugin's name: unique in a host, its routes' mount point and its error codes' prefix.",
@@ -368,7 +375,7 @@ const resourcesSchema = z
       .optional()
       .meta({
         description:
-          "Memory per instance, in MiB: a WASM instance's linear memory, a process's heap. The policy may lower it.",
+          "Memory in MiB; the policy may lower it. wasm: each instance's linear memory cannot grow past it (a plugin holds at most `max_instances` × this). grpc: the process's resident set (RSS, read from /proc, so on Linux) is sampled every 5 s, and three samples in a row above it restart the plugin, 10–15 s after it went over; a shorter spike is let be. A process the host attached to rather than started is not watched.",
         examples: [16],
       }),
     call_timeout: duration(hour)
@@ -489,9 +496,9 @@ export const manifestSchema: z.ZodType<Manifest> = z
       .record(z.string(), z.unknown())
       .default({})
       .meta({ description: "The config's defaults; the host's config for the plugin is laid over them." }),
-    provides: z.strictObject(capabilityShape).partial().optional().meta({
+    provides: z.strictObject(providedShape).partial().optional().meta({
       description:
-        'What the plugin provides, for a plugin whose `register()` does not say it itself (a WASM module without `corral_register`).',
+        'What the plugin provides, for a plugin whose `register()` does not say it itself (a WASM module without `corral_register`). What it asks of the host goes under `resources.permissions`, not here.',
     }),
   })
   .superRefine((m, ctx) => {

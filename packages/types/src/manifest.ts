@@ -82,7 +82,8 @@ export interface Manifest extends PluginIdentity {
   config: Record<string, unknown>
   /**
    * What the plugin adds to the host, for plugins that do not describe themselves in `register()`
-   * (a WASM module without `corral_register`).
+   * (a WASM module without `corral_register`). No `permissions`: what a plugin asks for is
+   * `resources.permissions`.
    */
-  provides?: Partial<PluginCapabilities>
+  provides?: Partial<Omit<PluginCapabilities, 'permissions'>>
 }

@@ -9,6 +9,7 @@ import { behaviourPluginWat, compileWat, hostFunctionPluginWat } from '../testin
 import { failure } from '../testing/plugin-failure.js'
 import type { ExtismPlugin, ExtismPluginOptions } from './create-plugin.js'
 import { createPlugin } from './create-plugin.js'
+import * as dropIn from './index.js'
 
 /**
  * The drop-in against Extism JS's own test cases, ported from their behaviour: a plugin loaded from
@@ -53,6 +54,12 @@ async function load(
 const quiet = { debug() {}, info() {}, warn() {}, error() {} }
 
 describe('createPlugin', () => {
+  it("is imported in each of Extism JS's forms: default, createPlugin and newPlugin", () => {
+    expect(dropIn.default).toBe(createPlugin)
+    expect(dropIn.createPlugin).toBe(createPlugin)
+    expect(dropIn.newPlugin).toBe(createPlugin)
+  })
+
   it('loads from a path, from bytes and from a manifest, and calls with text in and JSON out', async () => {
     for (const source of [behaviourPath, behaviour, { wasm: [{ data: behaviour }] }]) {
       const plugin = await load(source)
