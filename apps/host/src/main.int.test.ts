@@ -48,7 +48,7 @@ interface MainProcess {
 let root: string
 const started: MainProcess[] = []
 
-function startMain(): MainProcess {
+function startMain(pluginUser?: string): MainProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: '0',
@@ -59,6 +59,8 @@ function startMain(): MainProcess {
   delete env.CORRAL_ADMIN_PASSWORD
   delete env.DATABASE_URL
   delete env.REDIS_URL
+  delete env.CORRAL_PLUGIN_USER
+  if (pluginUser !== undefined) env.CORRAL_PLUGIN_USER = pluginUser
   const child = spawn(process.execPath, [mainJs], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const waiters = new Set<() => void>()
@@ -107,6 +109,17 @@ function childrenOf(pid: number): number[] {
     .filter(processExists)
 }
 
+/** How often the host warned that its plugin processes run as root. */
+function rootWarnings(output: string): number {
+  return output.match(/gRPC plugin processes run as root/g)?.length ?? 0
+}
+
+/** A line of `/proc/<pid>/status`, such as `Uid`, as its fields. */
+function statusFields(pid: number, field: string): string[] {
+  const line = new RegExp(`^${field}:(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  return (line ?? '').trim().split(/\s+/)
+}
+
 /** The status of a sign-in as the administrator. */
 async function signIn(url: string, password: string): Promise<number> {
   return (await postSession(url, 'admin', password)).status
@@ -147,6 +160,8 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     await main.printed(/Ctrl-C stops it/)
     password = generated as string
     expect(main.output()).toMatch(/✓ hello-grpc .*running, policy approved/)
+    // Without CORRAL_PLUGIN_USER, a host running as root (as CI's does) says so, once.
+    expect(rootWarnings(main.output())).toBe(process.getuid?.() === 0 ? 1 : 0)
     expect(await signIn(url as string, password)).toBe(200)
     expect(await signIn(url as string, 'not-the-password')).toBe(401)
     const plugins = childrenOf(main.child.pid as number)
@@ -179,5 +194,27 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     expect(await signIn(url as string, password)).toBe(200)
     main.child.kill('SIGTERM')
     expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('runs its gRPC plugins as the user CORRAL_PLUGIN_USER names, and does not warn', async () => {
+    if (process.getuid?.() !== 0) throw new Error('running plugins as another user takes root (as CI runs)')
+    const main = startMain('nobody')
+    await main.printed(/Ctrl-C stops it/)
+    expect(main.output()).toMatch(/✓ hello-grpc .*running, policy approved/)
+    expect(rootWarnings(main.output())).toBe(0)
+    const plugin = childrenOf(main.child.pid as number).find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('hello-grpc'),
+    )
+    expect(statusFields(plugin as number, 'Uid')).toEqual(['65534', '65534', '65534', '65534'])
+    main.child.kill('SIGTERM')
+    expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('refuses to start on a CORRAL_PLUGIN_USER it cannot resolve, naming it', async () => {
+    const main = startMain('no-such-user')
+    expect((await main.exited).code).not.toBe(0)
+    expect(main.output()).toContain(
+      'CORRAL_PLUGIN_USER=no-such-user: neither uid:gid nor a user in /etc/passwd',
+    )
   })
 })

@@ -2,6 +2,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createPluginManager } from '@corral/manager'
 import { startHost } from './host.js'
+import { parsePluginUser } from './plugin-user.js'
 import { readPolicies } from './read-policies.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
@@ -14,6 +15,7 @@ const policiesFile = env('CORRAL_POLICIES') ?? path.join(appDir, 'policies.yaml'
 const databaseUrl = env('DATABASE_URL')
 const redisUrl = env('REDIS_URL')
 const adminPassword = env('CORRAL_ADMIN_PASSWORD')
+const pluginUser = env('CORRAL_PLUGIN_USER')
 
 const host = await startHost({
   dataDir: env('CORRAL_DATA_DIR') ?? path.join(appDir, '.data'),
@@ -25,6 +27,7 @@ const host = await startHost({
   port: Number(env('PORT') ?? 8080),
   listenHost: env('HOST') ?? '127.0.0.1',
   ...(adminPassword === undefined ? {} : { adminPassword }),
+  ...(pluginUser === undefined ? {} : { pluginUser: parsePluginUser(pluginUser) }),
   templatesDir: path.join(appDir, 'templates'),
   createManager: createPluginManager,
   server: { secureCookies: env('CORRAL_SECURE_COOKIES') === '1' },
