@@ -1,5 +1,6 @@
-import { mkdir } from 'node:fs/promises'
+import { chmod, mkdir } from 'node:fs/promises'
 import path from 'node:path'
+import type { PluginUser } from '@corral/grpc-runner'
 import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
 import type { LogLevel, ResourcePolicy } from '@corral/types'
 import { loadHostSecret } from './auth/host-secret.js'
@@ -13,7 +14,10 @@ import { readHostTemplates } from './pages/render.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
 
 export interface HostOptions {
-  /** Where the embedded database lives (`<dataDir>/host.sqlite`); created if missing. */
+  /**
+   * Where the embedded database lives (`<dataDir>/host.sqlite`); created if missing, and made (or
+   * tightened to) mode 0700 at every start: it is the host's alone.
+   */
   dataDir: string
   pluginsDir: string
   /** Seeds for plugins that have no stored policy yet (an administrator's later decisions win). */
@@ -31,6 +35,11 @@ export interface HostOptions {
   /** The plugin manager's factory: `createPluginManager` from `@corral/manager`. */
   createManager: (options: PluginManagerOptions) => PluginManager
   logLevel?: LogLevel
+  /**
+   * The OS user gRPC plugin processes run as (`CORRAL_PLUGIN_USER`); unset, the host's own. A host
+   * running as root without one warns at start.
+   */
+  pluginUser?: PluginUser
   /** Passed to the server as they are (timeouts, caps, cookies). */
   server?: Partial<
     Omit<HostServerOptions, 'manager' | 'users' | 'database' | 'audit' | 'logs' | 'secret' | 'templatesDir'>
@@ -57,13 +66,21 @@ export interface RunningHost {
  * console.log(host.url)
  */
 export async function startHost(options: HostOptions): Promise<RunningHost> {
-  await mkdir(options.dataDir, { recursive: true })
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  // One made by an earlier version, or by hand, may be open to others: a plugin user among them.
+  await chmod(options.dataDir, 0o700)
   const backends = await createBackends({
     sqlitePath: path.join(options.dataDir, 'host.sqlite'),
     ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
     ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
   })
   const logs = createLogBuffer(createJsonLogger(options.logLevel ?? 'info'))
+  if (options.pluginUser === undefined && process.getuid?.() === 0) {
+    logs.logger.log(
+      'warn',
+      'the host runs as root and CORRAL_PLUGIN_USER is not set: gRPC plugin processes run as root, able to read and write the host database and everything else; set CORRAL_PLUGIN_USER to an unprivileged user (such as nobody)',
+    )
+  }
   let manager: PluginManager | undefined
   try {
     const users = createUsersStore(backends.database)
@@ -75,6 +92,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       backends,
       policies: options.policies,
       logger: logs.logger,
+      ...(options.pluginUser === undefined ? {} : { pluginUser: options.pluginUser }),
       hostMenu,
       hostTemplates: readHostTemplates(options.templatesDir),
       groups: { ensure: (group) => users.ensureGroup(group.name, group.description ?? '') },

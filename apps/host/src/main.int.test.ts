@@ -49,17 +49,15 @@ let root: string
 const started: MainProcess[] = []
 
 function startMain(overrides: NodeJS.ProcessEnv = {}): MainProcess {
+  const { CORRAL_ADMIN_PASSWORD, DATABASE_URL, REDIS_URL, CORRAL_PLUGIN_USER, ...inherited } = process.env
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
     PORT: '0',
     CORRAL_DATA_DIR: path.join(root, 'data'),
     CORRAL_PLUGINS_DIR: path.join(root, 'plugins'),
     CORRAL_POLICIES: path.join(root, 'policies.yaml'),
     ...overrides,
   }
-  delete env.CORRAL_ADMIN_PASSWORD
-  delete env.DATABASE_URL
-  delete env.REDIS_URL
   const child = spawn(process.execPath, [mainJs], { cwd: appDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const waiters = new Set<() => void>()
@@ -108,6 +106,17 @@ function childrenOf(pid: number): number[] {
     .filter(processExists)
 }
 
+/** How often the host warned that its plugin processes run as root. */
+function rootWarnings(output: string): number {
+  return output.match(/gRPC plugin processes run as root/g)?.length ?? 0
+}
+
+/** A line of `/proc/<pid>/status`, such as `Uid`, as its fields. */
+function statusFields(pid: number, field: string): string[] {
+  const line = new RegExp(`^${field}:(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  return (line ?? '').trim().split(/\s+/)
+}
+
 /** The status of a sign-in as the administrator. */
 async function signIn(url: string, password: string): Promise<number> {
   return (await postSession(url, 'admin', password)).status
@@ -148,6 +157,8 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     await main.printed(/Ctrl-C stops it/)
     password = generated as string
     expect(main.output()).toMatch(/✓ hello-grpc .*running, policy approved/)
+    // Without CORRAL_PLUGIN_USER, a host running as root (as CI's does) says so, once.
+    expect(rootWarnings(main.output())).toBe(process.getuid?.() === 0 ? 1 : 0)
     expect(await signIn(url as string, password)).toBe(200)
     expect(await signIn(url as string, 'not-the-password')).toBe(401)
     const plugins = childrenOf(main.child.pid as number)
@@ -180,6 +191,28 @@ describe('the main job (node dist/main.js)', { timeout: 90_000 }, () => {
     expect(await signIn(url as string, password)).toBe(200)
     main.child.kill('SIGTERM')
     expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('runs its gRPC plugins as the user CORRAL_PLUGIN_USER names, and does not warn', async () => {
+    if (process.getuid?.() !== 0) throw new Error('running plugins as another user takes root (as CI runs)')
+    const main = startMain({ CORRAL_PLUGIN_USER: 'nobody' })
+    await main.printed(/Ctrl-C stops it/)
+    expect(main.output()).toMatch(/✓ hello-grpc .*running, policy approved/)
+    expect(rootWarnings(main.output())).toBe(0)
+    const plugin = childrenOf(main.child.pid as number).find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('hello-grpc'),
+    )
+    expect(statusFields(plugin as number, 'Uid')).toEqual(['65534', '65534', '65534', '65534'])
+    main.child.kill('SIGTERM')
+    expect(await main.exited).toEqual({ code: 0, signal: null })
+  })
+
+  it('refuses to start on a CORRAL_PLUGIN_USER it cannot resolve, naming it', async () => {
+    const main = startMain({ CORRAL_PLUGIN_USER: 'no-such-user' })
+    expect((await main.exited).code).not.toBe(0)
+    expect(main.output()).toContain(
+      'CORRAL_PLUGIN_USER=no-such-user: neither uid:gid nor a user in /etc/passwd',
+    )
   })
 })
 

@@ -4,6 +4,7 @@ import { createPluginManager } from '@corral/manager'
 import { loadPolicies } from '@corral/manifest'
 import { isPluginError } from '@corral/types'
 import { type RunningHost, startHost } from './host.js'
+import { parsePluginUser } from './plugin-user.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
@@ -15,6 +16,7 @@ const policiesFile = env('CORRAL_POLICIES') ?? path.join(appDir, 'policies.yaml'
 const databaseUrl = env('DATABASE_URL')
 const redisUrl = env('REDIS_URL')
 const adminPassword = env('CORRAL_ADMIN_PASSWORD')
+const pluginUser = env('CORRAL_PLUGIN_USER')
 
 /**
  * Ends a start-up that failed. A `PluginError` is the operator's to mend (a policies file with a
@@ -38,6 +40,7 @@ try {
     port: Number(env('PORT') ?? 8080),
     listenHost: env('HOST') ?? '127.0.0.1',
     ...(adminPassword === undefined ? {} : { adminPassword }),
+    ...(pluginUser === undefined ? {} : { pluginUser: parsePluginUser(pluginUser) }),
     templatesDir: path.join(appDir, 'templates'),
     createManager: createPluginManager,
     server: { secureCookies: env('CORRAL_SECURE_COOKIES') === '1' },

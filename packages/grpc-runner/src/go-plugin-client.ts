@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import {
   type CertificatePair,
   channelSecurity,
@@ -27,6 +27,13 @@ import { Client, Metadata, status } from '@grpc/grpc-js'
 import { GrpcBroker } from './grpc-broker.js'
 import { LineReader, logLineLimits } from './plugin-log.js'
 import { type PluginProcess, type ProcessExit, spawnPluginProcess } from './plugin-process.js'
+import {
+  assertPluginUserCan,
+  checkPluginUser,
+  createPluginUserFolders,
+  type PluginFolders,
+  type PluginUser,
+} from './plugin-user.js'
 
 /** go-plugin's handshake config: both sides must agree on it. */
 export interface HandshakeConfig {
@@ -68,6 +75,13 @@ export interface StartGoPluginOptions {
   portRange?: { min: number; max: number }
   /** Where the plugin puts its unix socket. Default: a fresh private temporary folder, removed at stop. */
   unixSocketDir?: string
+  /**
+   * Run the plugin as this user and group (no supplementary groups) instead of the host's. Its
+   * socket folder is made for it (mode 0700); the host's broker sockets are in a folder of the host
+   * that it can enter but not list, each handed to it. Its program and `cwd` must be reachable by it,
+   * else the start fails with `load_failed` naming the path and the user.
+   */
+  user?: PluginUser
   logger?: Logger
   /** Names the plugin in errors and logs. Default: the command. */
   name?: string
@@ -142,11 +156,17 @@ const pidPollMs = 500
 export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPluginClient> {
   const name = options.name ?? options.command
   const logger = options.logger ?? stderrLogger
-  const ownSocketDir = options.unixSocketDir === undefined
-  const socketDir = options.unixSocketDir ?? mkdtempSync(join(tmpdir(), 'corral-grpc-'))
-  const removeSocketDir = () => {
-    if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true })
+  const { user } = options
+  let folders: PluginFolders
+  try {
+    folders =
+      user === undefined
+        ? sameUserFolders(options.unixSocketDir)
+        : pluginUserFolders(user, options, name, logger)
+  } catch (error) {
+    throw PluginError.from(error, 'load_failed', name)
   }
+  const { socketDir } = folders
   let hostPair: CertificatePair | undefined
   let proc: PluginProcess | undefined
   try {
@@ -185,6 +205,7 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       startTimeoutMs,
       logger,
       name,
+      ...(user === undefined ? {} : { user }),
     })
     const line = parseHandshakeLine(proc.handshakeLine, [options.handshake.protocolVersion], name)
     let tls: MtlsMaterial | undefined
@@ -201,7 +222,8 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       name,
       logger,
       ...(options.maxReceiveBytes === undefined ? {} : { maxReceiveBytes: options.maxReceiveBytes }),
-      socketDir,
+      brokerDir: folders.brokerDir,
+      ...(user === undefined ? {} : { brokerOwner: user }),
       reattach: {
         network: line.network,
         address: line.address,
@@ -213,15 +235,38 @@ export async function startGoPlugin(options: StartGoPluginOptions): Promise<GoPl
       exited: proc.exited,
       timeoutMs: startTimeoutMs,
       kill: () => started.kill(),
-      cleanup: removeSocketDir,
+      cleanup: folders.remove,
     })
     return client
   } catch (error) {
     proc?.kill()
     if (proc !== undefined) await proc.exited
-    removeSocketDir()
+    await folders.remove()
     throw PluginError.from(error, 'load_failed', name)
   }
+}
+
+/** A plugin of the host's user: one folder for its socket and the host's broker sockets. */
+function sameUserFolders(given: string | undefined): PluginFolders {
+  const socketDir = given ?? mkdtempSync(join(tmpdir(), 'corral-grpc-'))
+  return {
+    socketDir,
+    brokerDir: socketDir,
+    async remove() {
+      if (given === undefined) rmSync(socketDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A plugin of a user of its own: checks that it can reach what it needs, and makes its folders. */
+function pluginUserFolders(user: PluginUser, options: StartGoPluginOptions, name: string, logger: Logger) {
+  checkPluginUser(user)
+  if (options.cwd !== undefined) assertPluginUserCan(user, 'enter', options.cwd, name)
+  // A bare name is looked up on PATH, by the launcher, as the plugin user.
+  if (options.command.includes('/')) {
+    assertPluginUserCan(user, 'run', resolve(options.cwd ?? '.', options.command), name)
+  }
+  return createPluginUserFolders(user, name, logger, options.unixSocketDir)
 }
 
 /** Options of {@link reattachGoPlugin}. */
@@ -264,7 +309,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
           }, pidPollMs)
           watch.unref()
         })
-  const cleanup = () => {
+  const cleanup = async () => {
     clearInterval(watch)
     rmSync(socketDir, { recursive: true, force: true })
   }
@@ -275,7 +320,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
     return await connect({
       name,
       logger: options.logger ?? stderrLogger,
-      socketDir,
+      brokerDir: socketDir,
       reattach: {
         network: options.network,
         address: options.address,
@@ -294,7 +339,7 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
       cleanup,
     })
   } catch (error) {
-    cleanup()
+    await cleanup()
     throw PluginError.from(error, 'unavailable', name)
   }
 }
@@ -302,7 +347,10 @@ export async function reattachGoPlugin(options: ReattachGoPluginOptions): Promis
 interface ConnectOptions {
   name: string
   logger: Logger
-  socketDir: string
+  /** Where the broker's unix sockets go. */
+  brokerDir: string
+  /** Who the broker's unix sockets are handed to: a plugin that runs as a user of its own. */
+  brokerOwner?: PluginUser
   reattach: ReattachConfig
   /** Where a TCP broker listens; default 127.0.0.1. */
   brokerHost?: string
@@ -310,7 +358,7 @@ interface ConnectOptions {
   exited: Promise<ProcessExit>
   timeoutMs: number
   kill(): void
-  cleanup(): void
+  cleanup(): Promise<void>
 }
 
 async function connect(options: ConnectOptions): Promise<GoPluginClient> {
@@ -347,7 +395,11 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       listen:
         reattach.network === 'tcp'
           ? { network: 'tcp', host: options.brokerHost ?? '127.0.0.1' }
-          : { network: 'unix', socketDir: options.socketDir },
+          : {
+              network: 'unix',
+              socketDir: options.brokerDir,
+              ...(options.brokerOwner === undefined ? {} : { owner: options.brokerOwner }),
+            },
       ...(reattach.tls === undefined ? {} : { tls: reattach.tls }),
       ...(secrets === undefined ? {} : { secrets }),
       name,
@@ -363,13 +415,13 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
   })
   let stopping: Promise<void> | undefined
   let disconnected = false
-  const closeConnection = () => {
+  const closeConnection = async () => {
     if (disconnected) return
     disconnected = true
     stdio.cancel()
     broker.close()
     rpc.close()
-    options.cleanup()
+    await options.cleanup()
   }
   const health = async (timeoutMs: number) => {
     try {
@@ -397,7 +449,7 @@ async function connect(options: ConnectOptions): Promise<GoPluginClient> {
       // Whatever is left of the plugin (itself, if it ignored Shutdown, or children it started) goes.
       options.kill()
       if (reattach.pid !== undefined) await options.exited
-      closeConnection()
+      await closeConnection()
     })()
     return stopping
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { chownSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import {
@@ -16,16 +17,20 @@ import {
 import { PluginError } from '@corral/types'
 import type { ChannelCredentials, Client, ClientDuplexStream, ClientOptions } from '@grpc/grpc-js'
 import { Server } from '@grpc/grpc-js'
+import { describeUser, type PluginUser } from './plugin-user.js'
 
 /** How long `dial` waits for the plugin to offer a service, unless told. */
 const defaultDialTimeoutMs = 5000
 
 /**
- * Where the host's broker listens: unix sockets in a private folder for a plugin on this machine,
- * TCP on `host` (an address of this host the plugin can reach; bound as given) for a plugin reached
- * over TCP, such as one running as its own service elsewhere.
+ * Where the host's broker listens: unix sockets in a private folder for a plugin on this machine
+ * (handed to `owner`, a plugin's user of its own, where it has one: the folder must be the host's,
+ * one the plugin cannot write in), TCP on `host` (an address of this host the plugin can reach;
+ * bound as given) for a plugin reached over TCP, such as one running as its own service elsewhere.
  */
-export type BrokerListen = { network: 'unix'; socketDir: string } | { network: 'tcp'; host: string }
+export type BrokerListen =
+  | { network: 'unix'; socketDir: string; owner?: PluginUser }
+  | { network: 'tcp'; host: string }
 
 /** The address of a service the host offers over the broker, as the plugin is told it. */
 export interface BrokerAddress {
@@ -139,6 +144,20 @@ export class GrpcBroker {
           cause: error,
         },
       )
+    }
+    if (listen.network === 'unix' && listen.owner !== undefined) {
+      // Connecting takes write permission on the socket: the plugin's user gets it, no one else.
+      const path = bindTo.slice('unix:'.length)
+      try {
+        chownSync(path, listen.owner.uid, listen.owner.gid)
+      } catch (error) {
+        server.forceShutdown()
+        throw new PluginError(
+          'unavailable',
+          `the broker cannot hand ${path} to ${describeUser(listen.owner)}: ${(error as Error).message}`,
+          { plugin: this.#name, cause: error },
+        )
+      }
     }
     this.#servers.push(server)
     const offered: BrokerAddress =

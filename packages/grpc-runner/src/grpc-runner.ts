@@ -3,6 +3,7 @@ import type { LoadOptions, Logger, Plugin, RestartOptions, Runner, SupervisorClo
 import { defaultRestartOptions, PluginError, stderrLogger } from '@corral/types'
 import { LoadedGrpcPlugin } from './loaded-grpc-plugin.js'
 import type { ReattachTarget } from './plugin-launch.js'
+import { checkPluginUser, type PluginUser } from './plugin-user.js'
 import type { SupervisionOptions } from './process-watch.js'
 
 /**
@@ -65,6 +66,14 @@ export interface GrpcRunnerOptions {
    * `shutdown` disconnects and leaves it running; a lost connection is reattached with backoff.
    */
   reattach?: Readonly<Record<string, ReattachTarget>>
+  /**
+   * Run every plugin process as this OS user and group (no supplementary groups) instead of the
+   * host's: it then cannot read the host's files (its database) or its processes' environments and
+   * descriptors (`/proc/<host pid>/environ`). Takes a host running as root. The plugin's folder
+   * and entry (and Node, for a `node` entry) must be reachable by that user, else its load fails
+   * with `load_failed` naming the path and the user. Unset: the host's user.
+   */
+  pluginUser?: PluginUser
 }
 
 const defaultSupervision: SupervisionOptions = {
@@ -93,6 +102,7 @@ const defaultSupervision: SupervisionOptions = {
  * })
  */
 export function createGrpcRunner(options: GrpcRunnerOptions = {}): GrpcRunner {
+  if (options.pluginUser !== undefined) checkPluginUser(options.pluginUser)
   const settings = {
     hostVersion: options.hostVersion ?? '0.0.0',
     logger: options.logger ?? stderrLogger,
@@ -102,6 +112,7 @@ export function createGrpcRunner(options: GrpcRunnerOptions = {}): GrpcRunner {
     restart: { ...defaultRestartOptions, ...options.restart },
     clock: options.clock,
     reattach: options.reattach ?? {},
+    ...(options.pluginUser === undefined ? {} : { pluginUser: options.pluginUser }),
   }
   const loaded = new Set<LoadedGrpcPlugin>()
   let closed = false

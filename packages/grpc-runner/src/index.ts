@@ -13,4 +13,5 @@ export type { GrpcPlugin, GrpcRunner, GrpcRunnerOptions } from './grpc-runner.js
 export { createGrpcRunner } from './grpc-runner.js'
 export type { ReattachTarget } from './plugin-launch.js'
 export type { ProcessExit } from './plugin-process.js'
+export type { PluginUser } from './plugin-user.js'
 export type { SupervisionOptions } from './process-watch.js'

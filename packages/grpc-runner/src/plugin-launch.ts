@@ -9,6 +9,7 @@ import {
   reattachGoPlugin,
   startGoPlugin,
 } from './go-plugin-client.js'
+import { assertPluginUserCan, type PluginUser } from './plugin-user.js'
 
 /**
  * Where a plugin that runs as a service of its own listens (go-plugin's ReattachConfig: `tcp` with
@@ -29,6 +30,8 @@ export interface LaunchSettings {
   autoMtls: boolean
   /** The certificate the host presents under AutoMTLS, the same for every start (see `createGrpcRunner`). */
   hostCertificate(): Promise<CertificatePair>
+  /** The user plugin processes run as; unset, the host's. */
+  pluginUser?: PluginUser
 }
 
 /**
@@ -38,7 +41,7 @@ export interface LaunchSettings {
  */
 export async function launchPlugin(options: LoadOptions, settings: LaunchSettings): Promise<GoPluginClient> {
   const { manifest, dir, grant } = options
-  const { logger, autoMtls } = settings
+  const { logger, autoMtls, pluginUser } = settings
   const name = manifest.name
   const entry = manifest.entry
   let command: string
@@ -48,7 +51,11 @@ export async function launchPlugin(options: LoadOptions, settings: LaunchSetting
     args = entry.args
   } else if ('node' in entry) {
     command = process.execPath
-    args = [resolveEntry(dir, entry.node, name), ...entry.args]
+    const script = resolveEntry(dir, entry.node, name)
+    // startGoPlugin checks that the plugin user can enter the folder and run Node; that Node must
+    // read this file is known here only.
+    if (pluginUser !== undefined) assertPluginUserCan(pluginUser, 'read', script, name)
+    args = [script, ...entry.args]
   } else {
     throw new PluginError('load_failed', 'a gRPC plugin needs a binary or node entry', { plugin: name })
   }
@@ -81,6 +88,7 @@ export async function launchPlugin(options: LoadOptions, settings: LaunchSetting
     maxReceiveBytes: receiveLimit(grant.limits.max_output_bytes),
     logger,
     name,
+    ...(pluginUser === undefined ? {} : { user: pluginUser }),
   })
 }
 

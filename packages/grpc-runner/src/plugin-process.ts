@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import type { Logger } from '@corral/types'
 import { PluginError, pluginLogFields } from '@corral/types'
 import { LineReader, logLineLimits, parseHclogLine } from './plugin-log.js'
+import type { PluginUser } from './plugin-user.js'
 
 /** How a plugin process ended. */
 export interface ProcessExit {
@@ -24,6 +25,8 @@ export interface SpawnPluginOptions {
   logger: Logger
   /** Names the plugin in errors and log lines. */
   name: string
+  /** Run as this user and group, without supplementary groups (Node drops them when it switches). */
+  user?: PluginUser
 }
 
 /** A started plugin process and its handshake line. */
@@ -122,6 +125,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       cwd: options.cwd,
       env: options.env,
       detached: true,
+      ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid }),
       // stdin stays an open pipe: its end tells a Corral SDK plugin that the host is gone.
       stdio: ['pipe', 'pipe', 'pipe'],
     })

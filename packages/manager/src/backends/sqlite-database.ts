@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,7 +13,8 @@ export interface SqliteDatabaseOptions {
   /**
    * A file path, or `:memory:` (the default) for a database that lives as long as this object: a
    * file in a temporary directory, removed by `close()` (plugins' statements run in other
-   * processes, which cannot share an in-memory database).
+   * processes, which cannot share an in-memory database). A new file is made with mode 0600 (so
+   * are its -wal and -shm), the plugins' databases beside it in `<file>-plugins`, mode 0700.
    */
   path?: string
   /**
@@ -63,6 +64,9 @@ function databaseFile(path: string): { file: string; temporaryDir?: string } {
 export function createSqliteDatabase(options: SqliteDatabaseOptions = {}): SqlDatabase {
   const { file, temporaryDir } = databaseFile(options.path ?? ':memory:')
   const hostBusyTimeoutMs = options.hostBusyTimeoutMs ?? 30_000
+  // The host's data is its own: a new file is made readable and writable by its owner only, before
+  // SQLite makes it, and SQLite gives its -wal and -shm files the database file's mode.
+  closeSync(openSync(file, 'a', 0o600))
   // No busy wait in the host's thread: a lock held elsewhere is waited for by pausing (below).
   const db = new Database(file, { timeout: 0 })
   db.pragma('journal_mode = WAL')

@@ -244,7 +244,8 @@ class PluginConnection extends Connection {
   }
 }
 
-mkdirSync(pluginsDir, { recursive: true })
+// The plugins' databases are the host's data, as its own database is: owner only.
+mkdirSync(pluginsDir, { recursive: true, mode: 0o700 })
 /** The host's own statements bounded by a deadline (no principal). */
 const hostConnection = new Connection(open(path, { fileMustExist: true }))
 /** Plugins' connections, most recently used last. */

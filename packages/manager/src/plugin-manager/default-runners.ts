@@ -5,7 +5,7 @@ import type { PluginManagerOptions } from './manager-api.js'
 
 /**
  * The runners the manager uses: those given, and for each runtime not given one it creates (and
- * closes with itself) with the host's version, logger and restart options.
+ * closes with itself) with the host's version, logger, restart options and plugin user.
  */
 export function resolveRunners(
   options: PluginManagerOptions,
@@ -16,10 +16,10 @@ export function resolveRunners(
     owned.push(runner)
     return runner
   }
-  const { runners: given, restart, hostVersion } = options
+  const { runners: given, restart, hostVersion, pluginUser } = options
   return {
     wasm: given?.wasm ?? own(createWasmRunner({ logger, restart })),
-    grpc: given?.grpc ?? own(createGrpcRunner({ hostVersion, logger, restart })),
+    grpc: given?.grpc ?? own(createGrpcRunner({ hostVersion, logger, restart, pluginUser })),
     owned,
   }
 }

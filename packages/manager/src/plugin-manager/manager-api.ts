@@ -1,3 +1,4 @@
+import type { PluginUser } from '@corral/grpc-runner'
 import type {
   CallOptions,
   EffectiveGrant,
@@ -70,6 +71,11 @@ export interface PluginManagerOptions {
   extismFunctions?: (plugin: string) => ExtismHostFunctions | undefined
   /** Override the runners (default: `createWasmRunner()`, `createGrpcRunner({hostVersion, logger})`). */
   runners?: Partial<Record<PluginRuntime, Runner>>
+  /**
+   * The OS user gRPC plugin processes run as (the gRPC runner's `pluginUser`), when the manager
+   * makes that runner; unset, the host's user.
+   */
+  pluginUser?: PluginUser
   /** Override the sandboxed host API (default: built over `backends`, the policy store and the manager). */
   hostApi?: SandboxedHostApi
   /** Watch the plugin folders and hot-reload on change. Default false; `debounceMs` default 300. */
