@@ -163,11 +163,12 @@ export interface PluginDefinition {
  * @example
  * import * as z from 'zod'
  *
+ * const greet = withArgs(z.object({ name: z.string() }), ({ name }) => ({ text: `Hello, ${name}` }))
+ *
  * export default definePlugin({
- *   register: { routes: [{ method: 'POST', path: '/greet', handler: 'greet', middleware: [] }] },
- *   functions: {
- *     greet: withArgs(z.object({ name: z.string() }), ({ name }) => ({ text: `Hello, ${name}` })),
- *   },
+ *   // A route's handler gets the HTTP request: jsonRoute hands greet the request's JSON body.
+ *   register: { routes: [{ method: 'POST', path: '/greet', handler: 'greetRoute', middleware: [] }] },
+ *   functions: { greet, greetRoute: jsonRoute(greet) },
  * })
  */
 export function definePlugin<const T extends PluginDefinition>(definition: T): T {

@@ -20,6 +20,7 @@ export type {
   PluginRegistration,
 } from './define-plugin.js'
 export { bytesFunction, definePlugin, withArgs } from './define-plugin.js'
+export { jsonRoute } from './json-route.js'
 export type { PluginCache } from './plugin-cache.js'
 export type { ServedPlugin, ServeOptions } from './serve.js'
 export { serve } from './serve.js'

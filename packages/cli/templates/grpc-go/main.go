@@ -11,9 +11,9 @@ import (
 )
 
 // registration says what the plugin adds to the host; its name, version, description and license
-// are plugin.yaml's.
+// are plugin.yaml's. The host calls a route's handler with the HTTP request: greetRoute.
 var registration = corral.Registration{
-	Routes:     []corral.Route{{Method: "POST", Path: "/greet", Handler: "greet", Middleware: []string{}}},
+	Routes:     []corral.Route{{Method: "POST", Path: "/greet", Handler: "greetRoute", Middleware: []string{}}},
 	ErrorCodes: []corral.ErrorCode{{Code: "missing_name", Message: "a name is required", HTTPStatus: 400}},
 }
 
@@ -63,9 +63,13 @@ func greet(ctx context.Context, call *corral.Call) (interface{}, error) {
 }
 
 func main() {
+	functions := map[string]corral.Function{"greet": greet}
+	// POST /plugins/__NAME__/greet with {"name": "Ada"}: the request's JSON body is greet's arguments,
+	// greet's result the JSON response.
+	functions["greetRoute"] = corral.JSONRoute(greet)
 	corral.Serve(&corral.Plugin{
 		Registration: registration,
 		Init:         initPlugin,
-		Functions:    map[string]corral.Function{"greet": greet},
+		Functions:    functions,
 	})
 }

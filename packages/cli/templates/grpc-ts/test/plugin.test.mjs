@@ -30,3 +30,30 @@ test('greet without a name is refused with invalid_argument naming the field', (
   assert.match(stderr, /invalid_argument/)
   assert.match(stderr, /name/)
 })
+
+/** What the host calls the handler of `POST /plugins/<name>/greet` with: the HTTP request. */
+const postGreet = (body) => ({
+  method: 'POST',
+  path: '/greet',
+  params: {},
+  query: {},
+  headers: { 'content-type': 'application/json' },
+  body,
+  user: null,
+})
+
+test('the POST /greet route answers the JSON body it is sent, as a host serves it', () => {
+  const request = JSON.stringify(postGreet('{"name":"Ada"}'))
+  const { status, stdout, stderr } = corral('call', '.', 'greetRoute', '--args', request)
+  assert.equal(status, 0, stderr)
+  const response = JSON.parse(stdout)
+  assert.equal(response.status, 200)
+  assert.deepEqual(JSON.parse(response.body), { message: 'Hello, Ada!', count: 1 })
+})
+
+test('the POST /greet route refuses a body without a name with invalid_argument', () => {
+  const { status, stderr } = corral('call', '.', 'greetRoute', '--args', JSON.stringify(postGreet('{}')))
+  assert.equal(status, 1)
+  assert.match(stderr, /invalid_argument/)
+  assert.match(stderr, /name/)
+})
