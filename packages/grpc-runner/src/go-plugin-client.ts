@@ -485,7 +485,9 @@ function forwardStdio(rpc: Client, name: string, logger: Logger): { cancel(): vo
   const reader = (channel: string) =>
     new LineReader({
       ...logLineLimits,
-      onLine: (line) => logger.log('info', line, { plugin: name, stream: channel }),
+      // Plain text on stderr is a complaint or a crash report more often than not.
+      onLine: (line) =>
+        logger.log(channel === 'stderr' ? 'warn' : 'info', line, { plugin: name, stream: channel }),
       onDropped: (count) => logger.log('warn', `dropped ${count} ${channel} lines`, { plugin: name }),
     })
   const stdout = reader('stdout')

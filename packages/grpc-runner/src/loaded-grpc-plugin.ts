@@ -141,7 +141,7 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     }
     this.#client = client
     this.#stream = undefined
-    void client.exited.then((exit) => this.#onExit(client, exit.code, exit.signal))
+    void client.exited.then((exit) => this.#onExit(client, exit.code, exit.signal, exit.stderr))
     this.#unwatch = watchProcess(client, this.#settings.supervision, this.#target === undefined, {
       isCurrent: (watched) => watched === this.#client && this.#supervisor.state === 'running',
       memoryLimitMiB: () => this.#options.grant.limits.memory_mb,
@@ -413,10 +413,11 @@ export class LoadedGrpcPlugin implements GrpcPlugin {
     this.#limiter.failQueued(error)
   }
 
-  #onExit(client: GoPluginClient, code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(client: GoPluginClient, code: number | null, signal: NodeJS.Signals | null, stderr?: string): void {
     if (client !== this.#client || this.#supervisor.stopping) return
     const reason =
-      this.#restartReason ?? `the process exited ${signal === null ? `with code ${code}` : `by ${signal}`}`
+      this.#restartReason ??
+      `the process exited ${signal === null ? `with code ${code}` : `by ${signal}`}${stderr === undefined ? '' : `; stderr: ${stderr}`}`
     this.#restartReason = undefined
     const error = new PluginError('unavailable', `plugin process is gone: ${reason}`, { plugin: this.name })
     this.#lastError = error

@@ -87,7 +87,7 @@ describe('misbehaving plugins harm only themselves', () => {
   // After every misbehaviour the other plugin still answers.
   const bystanderServes = async () => expect(await bystander.call('echo', { ok: 1 })).toEqual({ ok: 1 })
 
-  it('forwards what a plugin prints over plugin.GRPCStdio, by stream', async () => {
+  it('forwards what a plugin prints over plugin.GRPCStdio, by stream (stderr at warn)', async () => {
     await bystander.call('say', { out: 'to stdout', err: 'to stderr' })
     await eventually(
       () => logs.entries.filter((e) => e.fields?.plugin === 'bystander').length >= 2,
@@ -101,7 +101,7 @@ describe('misbehaving plugins harm only themselves', () => {
       fields: { plugin: 'bystander', stream: 'stdout' },
     })
     expect(lines).toContainEqual({
-      level: 'info',
+      level: 'warn',
       message: 'to stderr',
       fields: { plugin: 'bystander', stream: 'stderr' },
     })
@@ -293,6 +293,22 @@ describe('misbehaving plugins harm only themselves', () => {
 
     await plugin.reset()
     expect(await plugin.call('echo', 'back')).toBe('back')
+    await plugin.shutdown()
+    await bystanderServes()
+  })
+
+  it('crash after the handshake: the restart says why, in its last stderr lines, logged at warn', async () => {
+    const plugin = await startFixture('teller', 'well')
+    const restarting = nextState(plugin, 'restarting')
+    await plugin.call('stderr', { line: 'fatal: the disk is full' })
+    await plugin.call('crash', { afterMs: 50 })
+    const change = await restarting
+    expect(change.reason).toMatch(/exited with code 7; stderr: fatal: the disk is full$/)
+    expect(logs.entries).toContainEqual({
+      level: 'warn',
+      message: 'fatal: the disk is full',
+      fields: { plugin: 'teller' },
+    })
     await plugin.shutdown()
     await bystanderServes()
   })

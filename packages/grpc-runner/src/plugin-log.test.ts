@@ -8,9 +8,9 @@ describe('parseHclogLine', () => {
     expect(parseHclogLine(line)).toEqual({ level: 'warn', message: 'slow', fields: { ms: 12, module: 'kv' } })
   })
 
-  it('logs anything else as text at debug', () => {
-    expect(parseHclogLine('panic: oops')).toEqual({ level: 'debug', message: 'panic: oops', fields: {} })
-    expect(parseHclogLine('{"not":"hclog"}')).toMatchObject({ level: 'debug', message: '{"not":"hclog"}' })
+  it('logs anything else as text at warn (a panic or a stack trace, mostly)', () => {
+    expect(parseHclogLine('panic: oops')).toEqual({ level: 'warn', message: 'panic: oops', fields: {} })
+    expect(parseHclogLine('{"not":"hclog"}')).toMatchObject({ level: 'warn', message: '{"not":"hclog"}' })
   })
 })
 

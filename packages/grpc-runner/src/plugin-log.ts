@@ -18,7 +18,9 @@ export interface LogEntry {
 
 /**
  * Reads one stderr line: an hclog JSON line (`@level`, `@message`, `@timestamp`, other keys are
- * fields) becomes that entry; anything else is logged as it is at `debug`, as go-plugin does.
+ * fields) becomes that entry; anything else is logged as it is at `warn`. go-plugin logs such lines
+ * at debug, but a plugin's plain stderr is mostly a panic, a stack trace or a runtime's complaint:
+ * at debug, a host at its default level would show only that the process exited.
  */
 export function parseHclogLine(line: string): LogEntry {
   if (line.startsWith('{')) {
@@ -39,7 +41,7 @@ export function parseHclogLine(line: string): LogEntry {
       // Not JSON after all: logged as text below.
     }
   }
-  return { level: 'debug', message: line, fields: {} }
+  return { level: 'warn', message: line, fields: {} }
 }
 
 /**

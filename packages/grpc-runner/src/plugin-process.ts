@@ -9,6 +9,8 @@ import type { PluginUser } from './plugin-user.js'
 export interface ProcessExit {
   code: number | null
   signal: NodeJS.Signals | null
+  /** Its last lines on stderr since the handshake (about 1 KiB at most): they usually say why it ended. */
+  stderr?: string
 }
 
 /** What {@link spawnPluginProcess} needs. */
@@ -106,6 +108,8 @@ function launchCommand(command: string, args: readonly string[]): [string, strin
 
 const maxHandshakeBytes = 64 * 1024
 const stderrTailBytes = 2048
+/** How much of the end of its stderr an exit reports, in characters. */
+const exitStderrChars = 1024
 /** Beyond this a second, the host stops reading a plugin's output pipe until the second is over. */
 const maxOutputBytesPerSecond = 1 << 20
 const throttleWindowMs = 1000
@@ -132,24 +136,30 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
   } catch (error) {
     return Promise.reject(PluginError.from(error, 'load_failed', name))
   }
-  let exitInfo: ProcessExit | undefined
+  let gone = false
+  let stderrTail = ''
   const exited = new Promise<ProcessExit>((resolve) => {
     child.once('exit', (code, signal) => {
-      exitInfo = { code, signal }
+      gone = true
       // The plugin is gone; anything it started in its group goes too.
       killGroup(child.pid)
-      resolve(exitInfo)
+      // Its last stderr lines are read first (bounded: a grandchild may hold the pipe open).
+      const report = () => {
+        clearTimeout(drained)
+        const stderr = lastLines(stderrTail, exitStderrChars)
+        resolve(stderr === '' ? { code, signal } : { code, signal, stderr })
+      }
+      const drained = setTimeout(report, stderrDrainMs)
+      child.once('close', report)
     })
   })
   child.stdin?.on('error', () => {})
   if (options.stdinLine !== undefined) child.stdin?.write(options.stdinLine)
 
-  let stderrTail = ''
-  let handshakeDone = false
   const stderrLines = new LineReader({
     ...logLineLimits,
     onLine(line) {
-      if (!handshakeDone) stderrTail = `${stderrTail}${line}\n`.slice(-stderrTailBytes)
+      stderrTail = `${stderrTail}${line}\n`.slice(-stderrTailBytes)
       const entry = parseHclogLine(line)
       logger.log(entry.level, entry.message, pluginLogFields(entry.fields, { plugin: name }))
     },
@@ -198,7 +208,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
       if (settled) return
       settled = true
       clearTimeout(timer)
-      handshakeDone = true
+      stderrTail = ''
       child.stdout?.off('data', onData)
       child.off('exit', onEarlyExit)
       const stdoutLines = new LineReader({
@@ -215,7 +225,7 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
         pid: child.pid as number,
         handshakeLine: stdout.subarray(0, newline).toString('utf8'),
         exited,
-        hasExited: () => exitInfo !== undefined,
+        hasExited: () => gone,
         kill: () => killGroup(child.pid),
       })
     }
@@ -235,6 +245,15 @@ export function spawnPluginProcess(options: SpawnPluginOptions): Promise<PluginP
     child.once('exit', onEarlyExit)
     child.once('error', (error) => fail(PluginError.from(error, 'load_failed', name)))
   })
+}
+
+/** The whole lines within the last `maxChars` characters of `text`, trimmed. */
+function lastLines(text: string, maxChars: number): string {
+  const trimmed = text.trim()
+  if (trimmed.length <= maxChars) return trimmed
+  const end = trimmed.slice(-maxChars)
+  const newline = end.indexOf('\n')
+  return newline === -1 ? end : end.slice(newline + 1)
 }
 
 /**

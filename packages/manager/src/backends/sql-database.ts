@@ -1,3 +1,5 @@
+import type { PolicyStatus } from '@corral/types'
+
 /** The SQL a database speaks. */
 export type SqlDialect = 'sqlite' | 'postgresql'
 
@@ -17,6 +19,12 @@ export interface SqlPrincipal {
   read: readonly string[]
   /** Table-name globs the plugin may write (its effective grant's `db` write scopes). */
   write: readonly string[]
+  /**
+   * What the plugin's manifest asks for (its `db` read and write scopes) and its policy's status,
+   * when known: a refusal then says whether `plugin.yaml` lacks the permission or the administrator
+   * has not granted what it asks for. Not part of the grant: nothing is allowed by it.
+   */
+  requested?: { read: readonly string[]; write: readonly string[]; status: PolicyStatus }
 }
 
 /** What running one statement may check on the way, besides running it. */

@@ -97,6 +97,42 @@ describe('checkProgram', () => {
     expect(verdict([op('Clear', 4, appDb, 0)])).toMatch(/db write on table shared_config/)
   })
 
+  it('says the administrator, not plugin.yaml, is missing when the manifest asks for what is refused', () => {
+    const asks = { read: ['stats_*', 'vault'], write: ['stats_*', 'shared_*'] }
+    const pending = {
+      principal: {
+        plugin: 'p',
+        read: [],
+        write: [],
+        requested: { ...asks, status: 'pending_review' as const },
+      },
+    }
+    const restricted = {
+      principal: {
+        plugin: 'p',
+        read: ['stats_*'],
+        write: [],
+        requested: { ...asks, status: 'restricted' as const },
+      },
+    }
+    const ownWrite = verdict([op('OpenWrite', 0, 7, ownDb)], pending)
+    expect(ownWrite).toMatch(/plugin\.yaml asks for db write, but the plugin is pending review/)
+    expect(ownWrite).not.toMatch(/ask for db write in plugin\.yaml/)
+    expect(verdict([op('OpenRead', 0, 7, ownDb)], pending)).toMatch(
+      /asks for db, but the plugin is pending review/,
+    )
+    expect(verdict([op('OpenRead', 0, 3, appDb)], restricted)).toMatch(
+      /db read on table vault is not granted; plugin\.yaml asks for it, but the administrator has not granted it \(policy restricted/,
+    )
+    expect(verdict([op('OpenWrite', 0, 4, appDb)], restricted)).toMatch(
+      /db write on table shared_config is not granted; plugin\.yaml asks for it, but the administrator/,
+    )
+    // What the manifest does not ask for is still plugin.yaml's to ask for.
+    expect(verdict([op('OpenWrite', 0, 3, appDb)], restricted)).toMatch(
+      /db write on table vault is not granted; add it to the db write scopes in plugin\.yaml/,
+    )
+  })
+
   it('compares names as SQLite does: ASCII case folded, nothing else', () => {
     expect(
       verdict([op('OpenRead', 0, 6, appDb)], { principal: { plugin: 'k', read: ['keys'], write: [] } }),

@@ -225,18 +225,37 @@ export function checkProgram(ops: readonly VdbeOp[], context: GrantCheckContext)
  * `db` write grant of any scope. A plugin granted only reads writes nothing, its own tables included.
  */
 function checkOwn(own: 'none' | 'read' | 'write', principal: SqlPrincipal): void {
+  const { requested } = principal
   if (own === 'write' && principal.write.length === 0) {
-    throw denied('writing your own tables needs a db write grant; ask for db write in plugin.yaml')
+    throw denied(
+      requested !== undefined && requested.write.length > 0
+        ? `writing your own tables needs a db write grant; plugin.yaml asks for db write, ${notGranted(requested.status)}`
+        : 'writing your own tables needs a db write grant; ask for db write in plugin.yaml',
+    )
   }
   if (own === 'read' && principal.read.length === 0 && principal.write.length === 0) {
-    throw denied('reading your own tables needs a db grant; ask for db in plugin.yaml')
+    throw denied(
+      requested !== undefined && requested.read.length + requested.write.length > 0
+        ? `reading your own tables needs a db grant; plugin.yaml asks for db, ${notGranted(requested.status)}`
+        : 'reading your own tables needs a db grant; ask for db in plugin.yaml',
+    )
   }
+}
+
+/** Why a permission the manifest asks for is missing: the administrator's decision, not plugin.yaml. */
+function notGranted(status: string): string {
+  return status === 'pending_review'
+    ? 'but the plugin is pending review: an administrator has not approved it yet'
+    : `but the administrator has not granted it (policy ${status}: approve the plugin or add it to its grants)`
 }
 
 function checkTables(reads: Set<string>, writes: Set<string>, context: GrantCheckContext): void {
   const { principal } = context
+  const { requested } = principal
   const canRead = (t: string) => matchAnyScope(principal.read.map(foldAscii), foldAscii(t))
   const canWrite = (t: string) => matchAnyScope(principal.write.map(foldAscii), foldAscii(t))
+  const asked = (scopes: readonly string[] | undefined, t: string) =>
+    scopes !== undefined && matchAnyScope(scopes.map(foldAscii), foldAscii(t))
   // AUTOINCREMENT keeps its counters in sqlite_sequence: bookkeeping of a granted write.
   const grantedWrite = [...writes].some((t) => !isReserved(t) && canWrite(t))
   const bookkeeping = (t: string) => grantedWrite && foldAscii(t) === 'sqlite_sequence'
@@ -245,14 +264,22 @@ function checkTables(reads: Set<string>, writes: Set<string>, context: GrantChec
   }
   for (const t of writes) {
     if (!bookkeeping(t) && !canWrite(t)) {
-      throw denied(`db write on table ${t} is not granted; add it to the db write scopes in plugin.yaml`)
+      throw denied(
+        requested !== undefined && asked(requested.write, t)
+          ? `db write on table ${t} is not granted; plugin.yaml asks for it, ${notGranted(requested.status)}`
+          : `db write on table ${t} is not granted; add it to the db write scopes in plugin.yaml`,
+      )
     }
   }
   for (const t of reads) {
     // A statement that returns nothing may read what it writes (WHERE, constraints, cascades).
     const readForWrite = !context.returnsRows && writes.has(t)
     if (!bookkeeping(t) && !readForWrite && !canRead(t)) {
-      throw denied(`db read on table ${t} is not granted; add it to the db read scopes in plugin.yaml`)
+      throw denied(
+        requested !== undefined && asked(requested.read, t)
+          ? `db read on table ${t} is not granted; plugin.yaml asks for it, ${notGranted(requested.status)}`
+          : `db read on table ${t} is not granted; add it to the db read scopes in plugin.yaml`,
+      )
     }
   }
 }

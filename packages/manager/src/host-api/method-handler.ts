@@ -1,5 +1,5 @@
 import { matchAnyScope } from '@corral/manifest'
-import type { Access, EffectiveGrant, HostCallContext, PermissionType } from '@corral/types'
+import type { Access, EffectiveGrant, HostCallContext, PermissionType, ResourceRequest } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { z } from 'zod'
 import type { RateDecision } from '../rate-limit/rate-limiter.js'
@@ -9,6 +9,8 @@ import type { SandboxDependencies } from './sandbox-dependencies.js'
 export interface HostCallScope {
   plugin: string
   grant: EffectiveGrant
+  /** What the calling version's manifest requests (`resources`), when the call names its version. */
+  request: ResourceRequest | undefined
   context: HostCallContext
   /** Epoch milliseconds by which the call must be over (the causing call's deadline, capped by the host). */
   deadline: number

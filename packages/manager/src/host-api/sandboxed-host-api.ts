@@ -166,6 +166,10 @@ class CallScope implements HostCallScope {
     readonly describe: (detail: string) => void,
   ) {}
 
+  get request(): ResourceRequest | undefined {
+    return this.version?.request
+  }
+
   async config(): Promise<Record<string, unknown> | undefined> {
     return this.version === undefined ? this.deps.config(this.plugin) : this.version.config
   }

@@ -20,6 +20,7 @@ export interface ManagedPlugin {
   current?: PluginVersion
   /** Versions still running: the current one and those a reload or stop is draining. */
   readonly live: Set<PluginVersion>
+  /** Its last load or lifecycle failure (load, register, init, reload, quarantine); cleared once it runs again. */
   lastError?: PluginErrorData
   health?: HealthStatus
   loadOrder: number
@@ -58,7 +59,11 @@ export function pluginInfo(record: ManagedPlugin): PluginInfo {
     policy: record.policy,
     requested: manifest?.resources,
     grant: current?.grant,
-    health: record.health,
+    // What a version that no longer runs last answered says nothing of the plugin now.
+    health:
+      current === undefined
+        ? { ready: false, message: `the plugin is ${record.lifecycle.state}` }
+        : record.health,
     metrics: record.metrics.snapshot(inFlight),
     lastError: record.lastError,
     history: record.lifecycle.history,

@@ -332,7 +332,7 @@ export interface JobInfo {
   running: boolean
   /** Scheduled runs skipped because the previous run was still going (counted by this replica). */
   skippedRuns?: number
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds; none while the job is disabled. */
   nextRunAt?: number
   lastRun?: { at: number; ok: boolean; durationMs: number; error?: PluginErrorData }
 }

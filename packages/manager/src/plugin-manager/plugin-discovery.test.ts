@@ -79,6 +79,46 @@ describe('discoverPlugins', () => {
     expect(found[2]?.ok === false && found[2].error.message).toMatch(/also declared by impostor/)
   })
 
+  it('skips hidden folders and node_modules, and a folder with no manifest with a warning', async () => {
+    const good = 'name: good\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n'
+    await plugin('good', good)
+    await plugin('.hidden', good.replace('good', 'hidden'))
+    await mkdir(path.join(dir, '.git/objects'), { recursive: true })
+    await mkdir(path.join(dir, 'node_modules/left-pad'), { recursive: true })
+    await mkdir(path.join(dir, 'notes'))
+    await writeFile(path.join(dir, 'notes/todo.txt'), 'write plugins\n')
+    const logs = memoryLogger()
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger: logs.logger,
+    })
+    expect(found.map((p) => [path.basename(p.path), p.ok])).toEqual([['good', true]])
+    expect(logs.entries).toEqual([
+      {
+        level: 'warn',
+        message: expect.stringMatching(/has no plugin\.yaml.*skipped/),
+        fields: { folder: path.join(dir, 'notes') },
+      },
+    ])
+  })
+
+  it('lists a broken folder by its path when a good folder declares the folder’s name', async () => {
+    await plugin('hello-x', 'name: hello-x\nversion: nope\n')
+    await plugin('hx-new', 'name: hello-x\nversion: 1.0.0\nruntime: wasm\nentry: {wasm: a.wasm}\n')
+    const found = await discoverPlugins({
+      pluginsDir: dir,
+      hostVersion: '0.1.0',
+      describeWasm: noWasm,
+      logger,
+    })
+    expect(found.map((p) => (p.ok ? [p.manifest.name, 'ok'] : [p.name, p.error.code]))).toEqual([
+      [path.join(dir, 'hello-x'), 'manifest_invalid'],
+      ['hello-x', 'ok'],
+    ])
+  })
+
   it('takes bare .wasm files, described by their registration, and sources named one by one', async () => {
     await writeFile(path.join(dir, 'solo.wasm'), '')
     await writeFile(path.join(dir, 'opaque.wasm'), '')

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { checkHostVersion, loadManifest } from '@corral/manifest'
 import type { Logger, Manifest } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
-import { describeExtismFolder, hasExtismManifest } from './self-described-sources.js'
+import { describeExtismFolder, extismManifestFile, hasExtismManifest } from './self-described-sources.js'
 
 /** One plugin source, as discovery found it: a manifest ready to load, or the reason it is not. */
 export type DiscoveredPlugin =
@@ -84,10 +84,14 @@ export async function readPluginSource(
  * plugins declare the same
  * name (after {@link pluginNameKey}) are all refused: a name is what policies, grants, data and
  * audit are keyed by, so no folder may take over another's.
+ *
+ * In the plugins folder, hidden entries (`.git`, `.cache`) and `node_modules` are not plugins, and a
+ * folder with neither `plugin.yaml` nor `manifest.json` is skipped with a warning (notes, a build
+ * folder, a plugin whose manifest is misnamed): it is no plugin to list as failed.
  */
 export async function discoverPlugins(options: DiscoveryOptions): Promise<DiscoveredPlugin[]> {
   const paths = [
-    ...(options.pluginsDir === undefined ? [] : await listPluginsDir(options.pluginsDir)),
+    ...(options.pluginsDir === undefined ? [] : await listPluginsDir(options.pluginsDir, options.logger)),
     ...(options.sources ?? []).map((source) => path.resolve(source.path)),
   ]
   const unique = [...new Set(paths)].sort()
@@ -96,24 +100,59 @@ export async function discoverPlugins(options: DiscoveryOptions): Promise<Discov
       readPluginSource(source, options.hostVersion, options.describeWasm, options.logger),
     ),
   )
-  return refuseDuplicateNames(found)
+  return nameFailuresApart(refuseDuplicateNames(found))
+}
+
+/** Whether an entry of the plugins folder can never be a plugin: hidden, or installed dependencies. */
+export function isNeverPlugin(entryName: string): boolean {
+  return entryName.startsWith('.') || entryName === 'node_modules'
+}
+
+/** Whether a folder holds a manifest: `plugin.yaml`, or an Extism `manifest.json`. */
+async function hasManifest(dir: string): Promise<boolean> {
+  const found = await Promise.all(
+    ['plugin.yaml', extismManifestFile].map((file) =>
+      stat(path.join(dir, file)).then(
+        (s) => s.isFile(),
+        () => false,
+      ),
+    ),
+  )
+  return found.includes(true)
 }
 
 /** The plugin folders and bare `.wasm` files of a plugins folder. */
-async function listPluginsDir(pluginsDir: string): Promise<string[]> {
+async function listPluginsDir(pluginsDir: string, logger: Logger): Promise<string[]> {
   const entries = await readdir(pluginsDir, { withFileTypes: true })
   // A link counts as what it points to (a plugin under development is often linked in);
   // loadManifest still refuses entry paths that lead outside the folder the link points to.
   const kinds = await Promise.all(
     entries.map(async (entry) => {
+      if (isNeverPlugin(entry.name)) return []
       const full = path.join(pluginsDir, entry.name)
       const target = entry.isSymbolicLink() ? await stat(full).catch(() => null) : entry
-      if (target?.isDirectory()) return [full]
+      if (target?.isDirectory()) {
+        if (await hasManifest(full)) return [full]
+        logger.log('warn', 'a folder of the plugins folder has no plugin.yaml (nor manifest.json): skipped', {
+          folder: full,
+        })
+        return []
+      }
       if (target?.isFile() && isBareWasm(entry.name)) return [full]
       return []
     }),
   )
   return kinds.flat()
+}
+
+/**
+ * A failed source is listed by its folder's name: unless a good source declares that name (a broken
+ * folder `hello` beside `hello-2` declaring `name: hello`), when it is listed by its path, so
+ * that both are seen.
+ */
+function nameFailuresApart(found: DiscoveredPlugin[]): DiscoveredPlugin[] {
+  const declared = new Set(found.flatMap((p) => (p.ok ? [pluginNameKey(p.manifest.name)] : [])))
+  return found.map((p) => (!p.ok && declared.has(pluginNameKey(p.name)) ? { ...p, name: p.path } : p))
 }
 
 /** Turns every source whose plugin name another source also declares into a failure naming them all. */

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { ResourcePolicy } from '@corral/types'
+import { PluginError, type ResourcePolicy } from '@corral/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Backends, createBackends } from '../backends/create-backends.js'
 import type { RateLimiter } from '../rate-limit/rate-limiter.js'
@@ -390,6 +390,41 @@ describe('createPluginManager (fake runners)', () => {
       'degraded',
       'running',
     ])
+  })
+
+  it('keeps a failed call out of lastError, and clears lastError once the plugin runs again', async () => {
+    await writePlugin('alpha')
+    runner.failLoad = () => true
+    const m = await start()
+    expect(m.get('alpha')).toMatchObject({ state: 'failed', lastError: { code: 'load_failed' } })
+    expect(m.get('alpha')?.health).toMatchObject({ ready: false })
+    runner.failLoad = () => false
+    await m.reload('alpha')
+    expect(m.get('alpha')?.state).toBe('running')
+    expect(m.get('alpha')?.lastError).toBeUndefined()
+
+    runner.handler = () => {
+      throw new PluginError('invalid_argument', 'name is required', { plugin: 'alpha' })
+    }
+    expect((await failure(m.call('alpha', 'greet'))).code).toBe('invalid_argument')
+    expect(m.get('alpha')?.lastError).toBeUndefined()
+    expect(m.get('alpha')?.metrics.errors).toEqual({ invalid_argument: 1 })
+
+    const plugin = runner.latest('alpha')
+    plugin.emitState('quarantined', '5 restarts within 60000 ms')
+    expect(m.get('alpha')?.lastError?.message).toMatch(/quarantined: 5 restarts/)
+    await m.reset('alpha')
+    expect(m.get('alpha')?.lastError).toBeUndefined()
+  })
+
+  it('reports a blocked plugin not ready, whatever it answered while it ran', async () => {
+    await writePlugin('alpha')
+    const m = await start({ policies: [approved('alpha')] })
+    await m.setPolicy({ plugin: 'alpha', status: 'blocked', grants: [] })
+    expect(m.get('alpha')).toMatchObject({
+      state: 'blocked',
+      health: { ready: false, message: 'the plugin is blocked' },
+    })
   })
 
   it('keeps state history in the database across managers', async () => {

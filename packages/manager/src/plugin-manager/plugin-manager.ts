@@ -340,8 +340,9 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
       (error: unknown) => {
         version.left()
         const failure = PluginError.from(error, 'internal', name)
+        // In the metrics only: a call's failure (a caller's bad input, say) is not the plugin's
+        // `lastError`, which tells why it does not run.
         record.metrics.record(performance.now() - started, failure.code)
-        record.lastError = failure.toData()
         throw failure
       },
     )

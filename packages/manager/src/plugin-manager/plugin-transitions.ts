@@ -68,6 +68,13 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
       if (change.to === 'restarting') record.metrics.restarted()
       // Stops are the manager's own doing, recorded by it.
       if (change.to === 'stopping' || change.to === 'stopped') return
+      if (change.to === 'quarantined')
+        record.lastError = {
+          code: 'unavailable',
+          message: `quarantined: ${change.reason}`,
+          plugin: record.name,
+        }
+      else if (change.to === 'running') record.lastError = undefined
       try {
         record.lifecycle.move(stateOfRuntime[change.to], change.reason)
       } catch (error) {
@@ -108,6 +115,7 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
     try {
       const version = await loadPluginVersion(loader, found, policy)
       await install(record, version)
+      record.lastError = undefined
       record.lifecycle.move('running', `${found.manifest.runtime} plugin ${found.manifest.version} started`)
       await contribute(record, version)
     } catch (error) {
@@ -157,6 +165,7 @@ export function createPluginTransitions(options: PluginTransitionsOptions): Plug
       const next = await loadPluginVersion(loader, found, policy)
       await install(record, next)
       record.policy = policy
+      record.lastError = undefined
       record.lifecycle.move('running', `${why}: ${old.manifest.version} → ${next.manifest.version}`)
       await contribute(record, next)
       await retire(record, old)

@@ -1,4 +1,4 @@
-import { type EffectiveGrant, PluginError } from '@corral/types'
+import { type EffectiveGrant, type Permission, PluginError } from '@corral/types'
 import { z } from 'zod'
 import type { SqlPrincipal, SqlRunOptions } from '../../backends/sql-database.js'
 import { defineMethod, type HostCallScope } from '../method-handler.js'
@@ -25,16 +25,30 @@ function principalOf(scope: HostCallScope): SqlPrincipal {
   const known = principals.get(scope.grant)
   // Keyed by the grant, checked for the plugin: a lookup may give two plugins one grant object.
   if (known?.plugin === scope.plugin) return known
+  const granted = dbScopes(scope.grant.permissions)
+  const request = scope.request
+  const principal: SqlPrincipal =
+    request === undefined
+      ? { plugin: scope.plugin, ...granted }
+      : {
+          plugin: scope.plugin,
+          ...granted,
+          requested: { ...dbScopes(request.permissions), status: scope.grant.status },
+        }
+  principals.set(scope.grant, principal)
+  return principal
+}
+
+/** The `db` read and write scopes of some permissions. */
+function dbScopes(permissions: readonly Permission[]): { read: string[]; write: string[] } {
   const read: string[] = []
   const write: string[] = []
-  for (const permission of scope.grant.permissions) {
+  for (const permission of permissions) {
     if (permission.type !== 'db') continue
     if (permission.access.includes('read')) read.push(...permission.scope)
     if (permission.access.includes('write')) write.push(...permission.scope)
   }
-  const principal = { plugin: scope.plugin, read, write }
-  principals.set(scope.grant, principal)
-  return principal
+  return { read, write }
 }
 
 /**

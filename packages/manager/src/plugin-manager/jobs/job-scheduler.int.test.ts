@@ -156,7 +156,7 @@ describe.each(['sqlite', 'postgresql'] as const)('createJobScheduler on %s', (di
     })
   })
 
-  it('keeps enable and disable in the database: a new scheduler on it runs only the enabled jobs', async () => {
+  it('keeps enable and disable in the database: a new scheduler on it runs only the enabled jobs, shows no next run of a disabled one', async () => {
     const first = open(await openDatabase(), async () => {})
     const specs = [job('on-by-default'), job('off-by-default', { enabled: false })]
     await first.scheduler.put('toggle', specs, 5_000)
@@ -172,11 +172,14 @@ describe.each(['sqlite', 'postgresql'] as const)('createJobScheduler on %s', (di
       'on-by-default false',
       'off-by-default false',
     ])
+    // A disabled job has no next run to show.
+    expect(second.scheduler.list().map((j) => j.nextRunAt)).toEqual([undefined, undefined])
     await sleep(2_200)
     expect(calls).toEqual([])
     // An administrator may still run a disabled job by hand.
     expect(await second.scheduler.runNow('toggle', 'on-by-default')).toMatchObject({ ok: true })
     await second.scheduler.setEnabled('toggle', 'off-by-default', true)
+    expect(second.scheduler.list()[1]?.nextRunAt).toEqual(expect.any(Number))
     await waitFor('a scheduled run of the enabled job', () => calls.includes('off-by-default'))
     expect(calls.filter((id) => id === 'on-by-default')).toEqual(['on-by-default'])
     await expect(second.scheduler.setEnabled('toggle', 'nope', true)).rejects.toMatchObject({

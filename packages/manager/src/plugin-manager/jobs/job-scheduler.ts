@@ -450,7 +450,8 @@ export function createJobScheduler(options: JobSchedulerOptions): MutableJobSche
             skippedRuns: scheduled.skippedRuns,
           }
           const next = scheduled.cron.nextRun()
-          if (next !== null) info.nextRunAt = next.getTime()
+          // A disabled job has no next run (its schedule still ticks, to no effect).
+          if (next !== null && scheduled.enabled) info.nextRunAt = next.getTime()
           if (scheduled.lastRun !== undefined) info.lastRun = scheduled.lastRun
           return info
         }),
