@@ -11,6 +11,7 @@ import { createLogBuffer } from './log-buffer.js'
 import type { PluginManager, PluginManagerOptions } from './manager-api.js'
 import { hostMenu } from './pages/host-menu.js'
 import { readHostTemplates } from './pages/render.js'
+import { refuseBlockedPluginRoutes } from './plugin-refusals.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
 
 export interface HostOptions {
@@ -104,6 +105,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       templatesDir: options.templatesDir,
     })
     server = web
+    refuseBlockedPluginRoutes(web.app, manager)
     // Until the plugins folder has loaded once, the host is alive but not ready: a plugin whose
     // process hangs before its handshake delays readiness, not the probes or the admin pages.
     let loading = true
