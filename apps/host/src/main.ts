@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { createPluginManager } from '@corral/manager'
 import { startHost } from './host.js'
 import { readPolicies } from './read-policies.js'
+import { pluginSummaryLines } from './startup-summary.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
@@ -31,10 +32,7 @@ const host = await startHost({
 })
 
 const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
-for (const p of host.manager.list())
-  lines.push(
-    `    ${p.state === 'running' ? '✓' : '✗'} ${p.name} ${p.version ?? ''} [${p.runtime ?? '?'}] ${p.state}, policy ${p.policy?.status ?? 'pending_review'}`,
-  )
+lines.push(...(await pluginSummaryLines(host.manager)))
 if (host.firstAdmin?.generatedPassword !== undefined)
   lines.push(
     `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,

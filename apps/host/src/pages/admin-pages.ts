@@ -3,7 +3,7 @@ import type { Permission, PolicyStatus } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { parse } from 'yaml'
-import { decide, pluginOrNotFound } from '../api/policy-decisions.js'
+import { decide, pluginOrNotFound, pluginWithPolicy, withStoredPolicies } from '../api/policy-decisions.js'
 import { requireAdmin } from '../auth/guards.js'
 import type { LogBuffer } from '../log-buffer.js'
 import type { PluginManager } from '../manager-api.js'
@@ -40,7 +40,7 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
 
     admin.get('/admin/plugins', async (request, reply) => {
       reply.type(html)
-      const plugins = manager.list().map((p) => ({
+      const plugins = (await withStoredPolicies(manager, manager.list())).map((p) => ({
         ...p,
         status: p.policy?.status ?? 'pending_review',
         requestedText: permissionLines(p.requested?.permissions),
@@ -49,7 +49,7 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
       return render('plugins', { ...(await page(request, reply, 'plugins')), plugins })
     })
     admin.get<{ Params: { name: string } }>('/admin/plugins/:name', async (request, reply) => {
-      const p = pluginOrNotFound(manager, request.params.name)
+      const p = await pluginWithPolicy(manager, request.params.name)
       reply.type(html)
       return render('plugin', {
         ...(await page(request, reply, 'plugins')),
