@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,6 +9,14 @@ import { type DemoHost, startDemoHost } from './testing/demo-host.js'
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const examplesDir = path.resolve(appDir, '../../examples/plugins')
 const quiet = { log() {} }
+/** What the host logged at warn or above. */
+const warnings: Array<{ message: string; fields?: Record<string, unknown> }> = []
+const keepWarnings = {
+  log(level: string, message: string, fields?: Record<string, unknown>) {
+    if (level === 'warn' || level === 'error')
+      warnings.push({ message, ...(fields === undefined ? {} : { fields }) })
+  },
+}
 
 /** The plugins in `state`, by name. */
 function namesIn(host: DemoHost, state: string): string[] {
@@ -33,17 +41,20 @@ describe('the demo host over the example plugins (real workers and processes)', 
   let pluginsDir: string
 
   beforeAll(async () => {
-    // The examples, plus a folder whose manifest is broken: it must not stop the others.
+    // The examples, plus a folder whose manifest is broken (it must not stop the others) and a
+    // folder with no manifest at all (no plugin: skipped, with a warning).
     pluginsDir = await mkdtemp(path.join(tmpdir(), 'corral-demo-'))
     for (const name of ['hello-wasm', 'hello-grpc', 'c-wasm', 'go-kv', 'extism-as']) {
       await symlink(path.join(examplesDir, name), path.join(pluginsDir, name))
     }
     await symlink(path.join(appDir, 'src'), path.join(pluginsDir, 'not-a-plugin'))
+    await mkdir(path.join(pluginsDir, 'broken'))
+    await writeFile(path.join(pluginsDir, 'broken/plugin.yaml'), 'name: broken\nruntime: cobol\n')
     host = await startDemoHost({
       pluginsDir,
       hostVersion: '0.1.0',
       policies: await loadPolicies(path.join(appDir, 'policies.yaml')),
-      logger: quiet,
+      logger: keepWarnings,
     })
   }, 60_000)
 
@@ -52,9 +63,13 @@ describe('the demo host over the example plugins (real workers and processes)', 
     await rm(pluginsDir, { recursive: true, force: true })
   })
 
-  it('runs every example and reports the broken folder', () => {
+  it('runs every example, reports the broken folder, and skips the folder without a manifest with a warning', () => {
     expect(namesIn(host, 'running')).toEqual(['c-wasm', 'extism-as', 'go-kv', 'hello-grpc', 'hello-wasm'])
-    expect(failures(host)).toEqual([['not-a-plugin', 'not_found']])
+    expect(failures(host)).toEqual([['broken', 'manifest_invalid']])
+    expect(warnings).toContainEqual({
+      message: expect.stringMatching(/has no plugin\.yaml.*skipped/),
+      fields: { folder: path.join(pluginsDir, 'not-a-plugin') },
+    })
   })
 
   it('serves a WASM plugin through the sandboxed cache, counting per name', async () => {

@@ -5,12 +5,14 @@ import { type Backends, createBackends, createSqlAuditLog } from '@corral/manage
 import type { LogLevel, ResourcePolicy } from '@corral/types'
 import { loadHostSecret } from './auth/host-secret.js'
 import { createUsersStore } from './auth/users-store.js'
-import { ensureFirstAdmin, type FirstAdmin } from './first-admin.js'
+import { checkFirstAdminPassword, ensureFirstAdmin, type FirstAdmin } from './first-admin.js'
+import { readHostEnv } from './host-env.js'
 import { createJsonLogger } from './json-logger.js'
 import { createLogBuffer } from './log-buffer.js'
 import type { PluginManager, PluginManagerOptions } from './manager-api.js'
 import { hostMenu } from './pages/host-menu.js'
 import { readHostTemplates } from './pages/render.js'
+import { refuseBlockedPluginRoutes } from './plugin-refusals.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
 
 export interface HostOptions {
@@ -34,6 +36,7 @@ export interface HostOptions {
   templatesDir: string
   /** The plugin manager's factory: `createPluginManager` from `@corral/manager`. */
   createManager: (options: PluginManagerOptions) => PluginManager
+  /** The host's and its plugins' log level. Default `CORRAL_LOG_LEVEL`, else `info`. */
   logLevel?: LogLevel
   /**
    * The OS user gRPC plugin processes run as (`CORRAL_PLUGIN_USER`); unset, the host's own. A host
@@ -59,13 +62,18 @@ export interface RunningHost {
 
 /**
  * Starts a Corral host: the backends (embedded by default), users, the plugin manager over the
- * plugins folder, and the web server.
+ * plugins folder, and the web server. The server listens before the plugins load (`/healthz`
+ * answers; `/readyz` is 503 until the first load of the plugins folder is done), and the promise
+ * resolves once they have loaded. The first administrator is created last, so a start that fails
+ * (a port in use, a missing plugins folder) leaves none behind whose generated password no one saw.
+ * `CORRAL_LOG_LEVEL` and `CORRAL_TRUST_PROXY` are read here (see `readHostEnv`); options win.
  *
  * @example
  * const host = await startHost({ dataDir, pluginsDir, policies, hostVersion, port: 8080, templatesDir, createManager: createPluginManager })
  * console.log(host.url)
  */
 export async function startHost(options: HostOptions): Promise<RunningHost> {
+  const env = readHostEnv()
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
   // One made by an earlier version, or by hand, may be open to others: a plugin user among them.
   await chmod(options.dataDir, 0o700)
@@ -74,7 +82,8 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
     ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
   })
-  const logs = createLogBuffer(createJsonLogger(options.logLevel ?? 'info'))
+  const logLevel = options.logLevel ?? env.logLevel ?? 'info'
+  const logs = createLogBuffer(createJsonLogger(logLevel))
   if (options.pluginUser === undefined && process.getuid?.() === 0) {
     logs.logger.log(
       'warn',
@@ -82,10 +91,13 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     )
   }
   let manager: PluginManager | undefined
+  let server: HostServer | undefined
   try {
     const users = createUsersStore(backends.database)
     await users.migrate()
-    const firstAdmin = await ensureFirstAdmin(users, options.adminPassword)
+    // Checked now, not after the plugins have loaded: a password that cannot be set stops the start at once.
+    if (options.adminPassword !== undefined && (await users.count()) === 0)
+      checkFirstAdminPassword(options.adminPassword)
     manager = options.createManager({
       pluginsDir: options.pluginsDir,
       hostVersion: options.hostVersion,
@@ -97,8 +109,10 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       hostTemplates: readHostTemplates(options.templatesDir),
       groups: { ensure: (group) => users.ensureGroup(group.name, group.description ?? '') },
     })
-    await manager.start()
-    const server = await createHostServer({
+    const running = manager
+    const web = await createHostServer({
+      ...(env.logLevel === undefined ? {} : { logger: { level: env.logLevel } }),
+      ...(env.trustProxy === undefined ? {} : { trustProxy: env.trustProxy }),
       ...options.server,
       manager,
       users,
@@ -108,21 +122,33 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       secret: await loadHostSecret(backends.database),
       templatesDir: options.templatesDir,
     })
-    const address = await server.app.listen({ port: options.port, host: options.listenHost ?? '127.0.0.1' })
-    const running = manager
+    server = web
+    refuseBlockedPluginRoutes(web.app, manager)
+    // Until the plugins folder has loaded once, the host is alive but not ready: a plugin whose
+    // process hangs before its handshake delays readiness, not the probes or the admin pages.
+    let loading = true
+    web.app.addHook('onRequest', async (request, reply) => {
+      if (loading && request.routeOptions.url === '/readyz')
+        return reply.code(503).send({ status: 'not ready', checks: { pluginsLoaded: false } })
+    })
+    const address = await web.app.listen({ port: options.port, host: options.listenHost ?? '127.0.0.1' })
+    await manager.start()
+    loading = false
+    const firstAdmin = await ensureFirstAdmin(users, options.adminPassword)
     return {
       url: address,
       manager: running,
-      server,
+      server: web,
       backends,
       ...(firstAdmin === undefined ? {} : { firstAdmin }),
       async close() {
-        await server.close()
+        await web.close()
         await running.close()
         await backends.close()
       },
     }
   } catch (error) {
+    await server?.close().catch(() => {})
     await manager?.close().catch(() => {})
     await backends.close()
     throw error

@@ -1,5 +1,6 @@
 import type { CorralErrorCode, FieldError } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
+import type { FastifyInstance } from 'fastify'
 import type { Registries } from './manager-api.js'
 
 /** The HTTP status of each of Corral's own codes; a plugin's own code takes its declared status. */
@@ -7,13 +8,17 @@ const statusOfCode: Record<CorralErrorCode, number> = {
   manifest_invalid: 400,
   config_invalid: 400,
   invalid_argument: 400,
-  load_failed: 500,
+  // The plugin named cannot load as it is on disk (a missing module, an init that fails): the
+  // operator's to fix, not the host's failure.
+  load_failed: 422,
   incompatible: 409,
   not_found: 404,
   already_exists: 409,
   permission_denied: 403,
   rate_limited: 429,
-  resource_exhausted: 429,
+  // A plugin past one of its limits (a result over max_output_bytes, a full call queue): trying
+  // again soon is no cure, unless the error says when (`retryAfterMs`, then 429).
+  resource_exhausted: 502,
   deadline_exceeded: 504,
   unavailable: 503,
   canceled: 499,
@@ -41,7 +46,32 @@ export function requestErrorStatus(error: unknown, failure: PluginError, registr
 /** The status of a failure: a plugin's declared `http_status`, else the table's (500 when unknown). */
 export function errorStatus(error: PluginError, registries?: Registries): number {
   const declared = registries?.errorCode(error.code)?.http_status
-  return declared ?? statusOfCode[error.code as CorralErrorCode] ?? 500
+  if (declared !== undefined) return declared
+  if (error.code === 'resource_exhausted' && error.retryAfterMs !== undefined) return 429
+  return statusOfCode[error.code as CorralErrorCode] ?? 500
+}
+
+/** Codes of a plugin that cannot load as it is: an operator's mistake, not a host bug. */
+const loadFailureCodes = new Set<string>([
+  'load_failed',
+  'manifest_invalid',
+  'config_invalid',
+  'incompatible',
+])
+
+/**
+ * Logs a plugin that failed to load on an administrator's request (load, reload, a decision that
+ * loads it) as a warning with its code and message: the request is answered 4xx, and no stack
+ * trace is printed as for a host bug.
+ */
+export function warnOnLoadFailures(app: FastifyInstance): void {
+  app.addHook('onError', async (request, _reply, error) => {
+    if (!isPluginError(error) || !loadFailureCodes.has(error.code)) return
+    request.log.warn(
+      { code: error.code, ...(error.plugin === undefined ? {} : { plugin: error.plugin }) },
+      `plugin load failed: ${error.rawMessage}`,
+    )
+  })
 }
 
 export function errorBody(error: PluginError): ErrorBody {

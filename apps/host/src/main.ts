@@ -5,6 +5,7 @@ import { loadPolicies } from '@corral/manifest'
 import { isPluginError } from '@corral/types'
 import { type RunningHost, startHost } from './host.js'
 import { parsePluginUser } from './plugin-user.js'
+import { pluginSummaryLines } from './startup-summary.js'
 
 /** The host's own version: what plugins' `min_host_version` ranges are checked against. */
 const hostVersion = '0.1.0'
@@ -50,10 +51,7 @@ try {
 }
 
 const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
-for (const p of host.manager.list())
-  lines.push(
-    `    ${p.state === 'running' ? '✓' : '✗'} ${p.name} ${p.version ?? ''} [${p.runtime ?? '?'}] ${p.state}, policy ${p.policy?.status ?? 'pending_review'}`,
-  )
+lines.push(...(await pluginSummaryLines(host.manager)))
 if (host.firstAdmin?.generatedPassword !== undefined)
   lines.push(
     `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,

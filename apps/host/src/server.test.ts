@@ -514,10 +514,11 @@ describe('admin: jobs', () => {
     expect(await jobs()).not.toMatch(/ok \(|failed/)
 
     expect((await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/run')).statusCode).toBe(303)
-    expect(await jobs()).toMatch(/<td>ok \(\d+ ms\)<\/td>/)
+    const at = '<time datetime="\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z">'
+    expect(await jobs()).toMatch(new RegExp(`<td>ok \\(\\d+ ms\\) at ${at}`))
     tidyFails = true
     await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/run')
-    expect(await jobs()).toMatch(/<td>failed: unavailable \(\d+ ms\)<\/td>/)
+    expect(await jobs()).toMatch(new RegExp(`<td>failed: unavailable \\(\\d+ ms\\) at ${at}`))
 
     expect(await jobs()).toContain('<td>true</td>')
     const off = await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/enabled', { enabled: 'false' })
@@ -526,6 +527,25 @@ describe('admin: jobs', () => {
     expect(await jobs()).toContain('<button>Enable</button>')
     await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/enabled', { enabled: 'true' })
     expect(await jobs()).toContain('<td>true</td>')
+  })
+
+  it('shows what the jobs page refuses: an unknown job to run, an enabled that is not true or false', async () => {
+    const admin = await signIn('admin', 'admin-password')
+    const { token } = await pageWithForm(admin.cookie, '/admin/jobs', '/admin/jobs/notes/tidy/run')
+    const unknown = await submitForm(admin.cookie, token, '/admin/jobs/notes/nope/run')
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.body).toContain('<p class="error" id="error-code">not_found</p>')
+    expect(unknown.body).toContain('no job nope of notes')
+    const maybe = await submitForm(admin.cookie, token, '/admin/jobs/notes/tidy/enabled', {
+      enabled: 'maybe',
+    })
+    expect(maybe.statusCode).toBe(400)
+    expect(maybe.body).toContain('enabled is true or false')
+    const tidy = rowOf(
+      (await pageWithForm(admin.cookie, '/admin/jobs', '/admin/jobs/notes/tidy/run')).html,
+      'data-job="notes/tidy"',
+    )
+    expect(tidy).toContain('<td>true</td>')
   })
 
   it('runs a job now and enables and disables it through the API', async () => {

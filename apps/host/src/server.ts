@@ -50,6 +50,8 @@ export interface HostServerOptions {
   sessionTtlMs?: number
   /** Login attempts per minute and address. Default 10. */
   loginsPerMinute?: number
+  /** Proxies whose `X-Forwarded-For` gives the client's address (fastify's `trustProxy`). Default none. */
+  trustProxy?: boolean | string[] | ((address: string, hop: number) => boolean)
   /**
    * Request logs, as JSON lines of the manager's shape: on stdout from `level` (default `info`), or
    * `false` for none. Default on.
@@ -98,6 +100,7 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
     // Keep-alive connections with nothing under way close at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    trustProxy: options.trustProxy ?? false,
   })
   let draining = false
   const hub = createSseHub()

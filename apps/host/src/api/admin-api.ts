@@ -3,8 +3,9 @@ import { PluginError } from '@corral/types'
 import type { FastifyInstance } from 'fastify'
 import { requireAdmin } from '../auth/guards.js'
 import type { UsersStore } from '../auth/users-store.js'
+import { warnOnLoadFailures } from '../http-errors.js'
 import type { PluginManager } from '../manager-api.js'
-import { decide, pluginOrNotFound } from './policy-decisions.js'
+import { decide, pluginOrNotFound, pluginWithPolicy, withStoredPolicies } from './policy-decisions.js'
 import { registerUsersApi } from './users-api.js'
 
 const pluginName = { type: 'string', pattern: '^[a-z][a-z0-9-]{1,62}$' } as const
@@ -44,6 +45,7 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
   await app.register(
     async (api) => {
       api.addHook('preHandler', requireAdmin)
+      warnOnLoadFailures(api)
       const by = (user: { username: string } | null) => user?.username ?? 'unknown'
 
       api.get(
@@ -54,12 +56,12 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
             summary: 'Every loaded plugin: state, history, health, metrics, requested and granted',
           },
         },
-        async () => manager.list(),
+        async () => withStoredPolicies(manager, manager.list()),
       )
       api.get<{ Params: { name: string } }>(
         '/plugins/:name',
         { schema: { tags: ['plugins'], params: nameParams, response: errors } },
-        async (request) => pluginOrNotFound(manager, request.params.name),
+        async (request) => pluginWithPolicy(manager, request.params.name),
       )
       api.post<{ Body: { path: string } }>(
         '/plugins',
@@ -123,8 +125,26 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
       api.get('/policies', { schema: { tags: ['policies'] } }, async () => manager.policies.list())
       api.get<{ Params: { name: string } }>(
         '/policies/:name',
-        { schema: { tags: ['policies'], params: nameParams } },
-        async (request) => manager.policies.get(request.params.name),
+        {
+          schema: {
+            tags: ['policies'],
+            summary: 'The stored policy, or for a loaded plugin without one the default it runs under',
+            params: nameParams,
+            response: errors,
+          },
+        },
+        async (request) => {
+          const { name } = request.params
+          // The store makes up a default for any name: only a loaded plugin runs under one.
+          const stored = (await manager.policies.list()).find((policy) => policy.plugin === name)
+          if (stored !== undefined) return stored
+          if (manager.get(name) === undefined)
+            throw new PluginError(
+              'not_found',
+              `no policy is stored for ${name}, and no plugin ${name} is loaded`,
+            )
+          return manager.policies.get(name)
+        },
       )
       api.put<{ Params: { name: string }; Body: Record<string, unknown> }>(
         '/policies/:name',

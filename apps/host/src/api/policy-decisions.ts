@@ -10,8 +10,33 @@ export function pluginOrNotFound(manager: PluginManager, name: string): PluginIn
 }
 
 /**
+ * Plugins as administrators see them: one the manager holds no policy for (it failed before its
+ * policy was read: a broken manifest, a name two folders declare) shows its stored policy, if any,
+ * rather than none (which reads as `pending_review`).
+ */
+export async function withStoredPolicies(
+  manager: PluginManager,
+  plugins: PluginInfo[],
+): Promise<PluginInfo[]> {
+  if (plugins.every((p) => p.policy !== undefined)) return plugins
+  const stored = new Map((await manager.policies.list()).map((policy) => [policy.plugin, policy]))
+  return plugins.map((p) => {
+    const policy = p.policy ?? stored.get(p.name)
+    return policy === undefined ? p : { ...p, policy }
+  })
+}
+
+/** A loaded plugin with its stored policy (see {@link withStoredPolicies}), or `not_found`. */
+export async function pluginWithPolicy(manager: PluginManager, name: string): Promise<PluginInfo> {
+  const [info] = await withStoredPolicies(manager, [pluginOrNotFound(manager, name)])
+  return info as PluginInfo
+}
+
+/**
  * An administrator's decision on a plugin: its status, and for `approved` without grants what it
- * requests, for `restricted` the grants given. Limits and the rest of the policy stay as they are.
+ * requests, for `restricted` the grants given. Limits and the rest of the policy stay as they are:
+ * the policy the manager applies, else the stored one (a plugin that failed before its policy was
+ * read has none in the manager, and its stored grants and limits must not be lost).
  */
 export async function decide(
   manager: PluginManager,
@@ -20,9 +45,11 @@ export async function decide(
   by: string,
 ): Promise<ResourcePolicy> {
   const info = pluginOrNotFound(manager, name)
-  const { updated_at: _at, updated_by: _by, ...current } = info.policy ?? { plugin: name }
+  const { updated_at: _at, updated_by: _by, ...current } = info.policy ?? (await manager.policies.get(name))
+  // Approving grants what the manifest requests; without a manifest read, the grants stay.
   const grants =
-    decision.grants ?? (decision.status === 'approved' ? (info.requested?.permissions ?? []) : undefined)
+    decision.grants ??
+    (decision.status === 'approved' && info.requested !== undefined ? info.requested.permissions : undefined)
   return manager.setPolicy(
     { ...current, plugin: name, status: decision.status, ...(grants === undefined ? {} : { grants }) },
     { by },

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { SqlDatabase } from '@corral/manager'
 import { PluginError } from '@corral/types'
-import { hashPassword, verifyPassword } from './passwords.js'
+import { checkNewPassword, hashPassword, verifyPassword } from './passwords.js'
 
 /** A user as pages, routes and plugins see it: never the password hash. */
 export interface User {
@@ -41,7 +41,7 @@ export interface UsersStore {
   count(): Promise<number>
   list(): Promise<User[]>
   get(username: string): Promise<User | undefined>
-  /** `already_exists` when the name is taken, `invalid_argument` for a bad name or a short password. */
+  /** `already_exists` when the name is taken, `invalid_argument` for a bad name or a password too short or over 72 bytes. */
   create(input: { username: string; password: string; admin?: boolean; groups?: string[] }): Promise<User>
   /** Replaces the user's groups, creating the groups that do not exist yet. */
   setGroups(username: string, groups: string[]): Promise<User>
@@ -82,20 +82,11 @@ export interface UsersStoreOptions {
 const usernamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/
 /** What a plugin's manifest allows for a group name, so that `group:<name>` can name every group. */
 const groupPattern = /^[a-z0-9][a-z0-9_-]{0,62}$/
-/** Below this a password is refused (NIST SP 800-63B's minimum for user-chosen secrets). */
-const minPasswordLength = 8
 
 /** A real bcrypt hash (of a password no row has) to check an unknown user's attempt against. */
 const unknownUserHash = '$2b$10$5ZcgjwULltHDObjNymQjEOi1f5qf9yzQyNe2TbbwRCTFIbIMbYFx.'
 
 const sessionKey = (id: string) => createHash('sha256').update(id).digest('hex')
-
-function checkPassword(password: string): void {
-  if (password.length < minPasswordLength)
-    throw new PluginError('invalid_argument', `a password has at least ${minPasswordLength} characters`, {
-      fields: [{ field: 'password', message: `must have at least ${minPasswordLength} characters` }],
-    })
-}
 
 function checkGroupName(name: string, field: string): void {
   if (!groupPattern.test(name))
@@ -214,7 +205,7 @@ export function createUsersStore(database: SqlDatabase, options: UsersStoreOptio
         throw new PluginError('invalid_argument', 'a username is 1-64 of a-z, 0-9, ".", "_", "-"', {
           fields: [{ field: 'username', message: 'must match ^[a-z0-9][a-z0-9._-]{0,63}$' }],
         })
-      checkPassword(password)
+      checkNewPassword(password)
       for (const group of groups) checkGroupName(group, 'groups')
       if ((await load(username)) !== undefined)
         throw new PluginError('already_exists', `user ${username} already exists`)
@@ -240,7 +231,7 @@ export function createUsersStore(database: SqlDatabase, options: UsersStoreOptio
     },
     async update(username, change) {
       const user = await existing(username)
-      if (change.password !== undefined) checkPassword(change.password)
+      if (change.password !== undefined) checkNewPassword(change.password)
       const admin = change.admin ?? user.admin
       const disabled = change.disabled ?? user.disabled
       const changed = await database.exec(keepAnAdministrator[database.dialect], [

@@ -3,8 +3,9 @@ import type { Permission, PolicyStatus } from '@corral/types'
 import { PluginError } from '@corral/types'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { parse } from 'yaml'
-import { decide, pluginOrNotFound } from '../api/policy-decisions.js'
+import { decide, pluginOrNotFound, pluginWithPolicy, withStoredPolicies } from '../api/policy-decisions.js'
 import { requireAdmin } from '../auth/guards.js'
+import { warnOnLoadFailures } from '../http-errors.js'
 import type { LogBuffer } from '../log-buffer.js'
 import type { PluginManager } from '../manager-api.js'
 import type { PageContext } from './page-context.js'
@@ -20,6 +21,8 @@ export interface AdminPagesOptions {
 
 const decisions = new Set<PolicyStatus>(['approved', 'restricted', 'blocked'])
 const json = (value: unknown) => JSON.stringify(value ?? null, null, 2)
+/** Epoch milliseconds as the pages show them: ISO 8601, UTC. */
+const time = (at: number | undefined) => (at === undefined ? '' : new Date(at).toISOString())
 /** Permissions one a line, as an administrator reads them: `db read+write: stats_*`. */
 const permissionLines = (permissions: readonly Permission[] = []) =>
   permissions
@@ -37,10 +40,11 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
 
   app.register(async (admin) => {
     admin.addHook('preHandler', requireAdmin)
+    warnOnLoadFailures(admin)
 
     admin.get('/admin/plugins', async (request, reply) => {
       reply.type(html)
-      const plugins = manager.list().map((p) => ({
+      const plugins = (await withStoredPolicies(manager, manager.list())).map((p) => ({
         ...p,
         status: p.policy?.status ?? 'pending_review',
         requestedText: permissionLines(p.requested?.permissions),
@@ -49,7 +53,7 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
       return render('plugins', { ...(await page(request, reply, 'plugins')), plugins })
     })
     admin.get<{ Params: { name: string } }>('/admin/plugins/:name', async (request, reply) => {
-      const p = pluginOrNotFound(manager, request.params.name)
+      const p = await pluginWithPolicy(manager, request.params.name)
       reply.type(html)
       return render('plugin', {
         ...(await page(request, reply, 'plugins')),
@@ -60,7 +64,7 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
         policyGrantsText: json(p.policy?.grants ?? []),
         healthText: json(p.health),
         metricsText: json(p.metrics),
-        history: [...p.history].reverse(),
+        history: [...p.history].reverse().map((h) => ({ ...h, time: time(h.at) })),
         logs: logs.entries({ plugin: p.name }).slice(-100).reverse(),
       })
     })
@@ -100,23 +104,31 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
 
     admin.get('/admin/jobs', async (request, reply) => {
       reply.type(html)
-      return render('jobs', { ...(await page(request, reply, 'jobs')), jobs: manager.jobs.list() })
+      const jobs = manager.jobs.list().map((j) => ({
+        ...j,
+        nextRunTime: time(j.nextRunAt),
+        lastRunTime: time(j.lastRun?.at),
+      }))
+      return render('jobs', { ...(await page(request, reply, 'jobs')), jobs })
     })
     admin.post<{ Params: { plugin: string; job: string } }>(
       '/admin/jobs/:plugin/:job/run',
       async (request, reply) => {
-        await manager.jobs.runNow(request.params.plugin, request.params.job).catch(() => {})
+        // An unknown job or one running already is the error page; a run that fails is its last
+        // run, which the jobs page shows.
+        await manager.jobs.runNow(request.params.plugin, request.params.job)
         return back(reply, '/admin/jobs')
       },
     )
     admin.post<{ Params: { plugin: string; job: string }; Body: { enabled?: string } }>(
       '/admin/jobs/:plugin/:job/enabled',
       async (request, reply) => {
-        await manager.jobs.setEnabled(
-          request.params.plugin,
-          request.params.job,
-          request.body?.enabled === 'true',
-        )
+        const enabled = request.body?.enabled
+        if (enabled !== 'true' && enabled !== 'false')
+          throw new PluginError('invalid_argument', 'enabled is true or false', {
+            fields: [{ field: 'enabled', message: 'must be true or false' }],
+          })
+        await manager.jobs.setEnabled(request.params.plugin, request.params.job, enabled === 'true')
         return back(reply, '/admin/jobs')
       },
     )
@@ -128,11 +140,8 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
           Object.entries(request.query ?? {}).filter(([, v]) => typeof v === 'string' && v !== ''),
         )
         reply.type(html)
-        return render('audit', {
-          ...(await page(request, reply, 'audit')),
-          filter,
-          entries: await audit.list({ ...filter, limit: 200 }),
-        })
+        const entries = (await audit.list({ ...filter, limit: 200 })).map((e) => ({ ...e, time: time(e.at) }))
+        return render('audit', { ...(await page(request, reply, 'audit')), filter, entries })
       },
     )
   })
