@@ -12,7 +12,6 @@ import { createLogBuffer } from './log-buffer.js'
 import type { PluginManager, PluginManagerOptions } from './manager-api.js'
 import { hostMenu } from './pages/host-menu.js'
 import { readHostTemplates } from './pages/render.js'
-import { refuseBlockedPluginRoutes } from './plugin-refusals.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
 
 export interface HostOptions {
@@ -123,7 +122,6 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       templatesDir: options.templatesDir,
     })
     server = web
-    refuseBlockedPluginRoutes(web.app, manager)
     // Until the plugins folder has loaded once, the host is alive but not ready: a plugin whose
     // process hangs before its handshake delays readiness, not the probes or the admin pages.
     let loading = true

@@ -41,7 +41,10 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
       const method = request.method as HttpMethod
       const path = request.url.split('?', 1)[0] ?? request.url
       const match = manager.registries.matchRoute(method, path)
-      if (match === undefined) throw new PluginError('not_found', `no plugin route ${method} ${path}`)
+      if (match === undefined) {
+        refuseIfBlocked(manager, path)
+        throw new PluginError('not_found', `no plugin route ${method} ${path}`)
+      }
       const { route, params } = match
       // The policy store's short cache, not the whole PluginInfo: this runs on every request.
       const { status } = await manager.policies.get(route.plugin)
@@ -92,6 +95,21 @@ function routeToPlugins(app: FastifyInstance, options: PluginRoutesOptions): voi
       return JSON.stringify(response.body)
     },
   })
+}
+
+/**
+ * A blocked plugin does not run, so its routes are not in the route table: a request for one is
+ * refused as for a plugin pending review, not answered "no plugin route" as if it never was there.
+ */
+function refuseIfBlocked(manager: PluginManager, path: string): void {
+  const name = path.slice('/plugins/'.length).split('/', 1)[0] ?? ''
+  const plugin = manager.get(name)
+  if (plugin !== undefined && (plugin.state === 'blocked' || plugin.policy?.status === 'blocked'))
+    throw new PluginError(
+      'permission_denied',
+      `plugin ${name} is blocked: an administrator blocked it, and its routes are not served`,
+      { plugin: name },
+    )
 }
 
 /** Runs a route's checks in order: `auth` (signed in), `admin`, `group:<name>` (admins pass). */
