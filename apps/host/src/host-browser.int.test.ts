@@ -1,15 +1,15 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from './testing/chromium.js'
 import { adminPassword, appDir, startTestHost, type TestHost } from './testing/test-host.js'
 
 // End-to-end, in Debian's chromium: a real host, real plugins (stats over gRPC, hello-wasm and
 // c-wasm in WebAssembly), real SQLite. c-wasm has no policy: it stays pending review.
 const artifacts = path.join(appDir, 'test-artifacts')
 let host: TestHost
-let userDataDir: string
+let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined
 let browser: BrowserContext
 
 beforeAll(async () => {
@@ -17,26 +17,13 @@ beforeAll(async () => {
     plugins: ['stats', 'hello-wasm', 'c-wasm'],
     approved: ['stats', 'hello-wasm'],
   })
-  userDataDir = await mkdtemp(path.join(os.tmpdir(), 'corral-chromium-'))
+  chromium = await launchChromium()
+  browser = chromium.browser
   await mkdir(artifacts, { recursive: true })
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
 }, 120_000)
 afterAll(async () => {
-  await browser?.close()
+  await chromium?.close()
   await host?.stop()
-  if (userDataDir !== undefined) await rm(userDataDir, { recursive: true, force: true })
 })
 
 async function signIn(page: Page, username: string, password: string): Promise<void> {

@@ -3,8 +3,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { parsePolicy } from '@corral/manifest'
 import { corralWat, wat2wasm } from '@corral/wasm-runner/testing'
-import { type BrowserContext, chromium } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from './testing/chromium.js'
 import { adminPassword, signInAt, startTestHost, type TestHost } from './testing/test-host.js'
 
 // Plugins attack the administrator's session through what they add to the host's pages, in a real
@@ -49,7 +50,7 @@ async function writePlugin(dir: string, manifest: object, wat: string): Promise<
 
 let root: string
 let host: TestHost
-let userDataDir: string
+let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined
 let browser: BrowserContext
 let admin: { cookie: string; csrf: string }
 
@@ -107,24 +108,14 @@ beforeAll(async () => {
     policies: [parsePolicy({ plugin: 'skin', status: 'restricted', grants: [] })],
   })
   admin = await signInAt(host.url, 'admin', adminPassword)
-  userDataDir = await mkdtemp(path.join(os.tmpdir(), 'corral-chromium-'))
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  })
+  chromium = await launchChromium()
+  browser = chromium.browser
 }, 120_000)
 
 afterAll(async () => {
-  await browser?.close()
+  await chromium?.close()
   await host?.stop()
   await rm(root, { recursive: true, force: true })
-  if (userDataDir !== undefined) await rm(userDataDir, { recursive: true, force: true })
 })
 
 const get = (url: string) =>
