@@ -1,6 +1,6 @@
 import { type FieldError, formatFieldPath } from '@corral/types'
 import { closest, distance } from 'fastest-levenshtein'
-import { type Document, isMap, isScalar, type LineCounter, type Node } from 'yaml'
+import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml'
 import type { z } from 'zod'
 
 type PathKey = string | number
@@ -13,7 +13,7 @@ export function formatFieldErrors(fields: readonly FieldError[]): string {
 }
 
 /** A YAML document's syntax errors, each with its line and column: why it cannot be read at all. */
-export function yamlSyntaxErrors(doc: Document): FieldError[] {
+function yamlSyntaxErrors(doc: Document): FieldError[] {
   return doc.errors.map((e) => {
     const pos = e.linePos?.[0]
     return {
@@ -23,6 +23,29 @@ export function yamlSyntaxErrors(doc: Document): FieldError[] {
       column: pos?.col,
     }
   })
+}
+
+/** A YAML (or JSON) text read for checking: its value, and the document and lines fields are placed by. */
+export interface YamlRead {
+  value: unknown
+  doc: Document
+  lines: LineCounter
+}
+
+/**
+ * Reads `text` as one YAML document, duplicate keys refused and aliases expanded 50 times at most
+ * (an alias bomb fails rather than fills memory). Syntax errors, with their lines, and a hostile
+ * document fail as `invalid` makes the error of their field errors.
+ */
+export function readYaml(text: string, invalid: (fields: FieldError[]) => Error): YamlRead {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
+  if (doc.errors.length > 0) throw invalid(yamlSyntaxErrors(doc))
+  try {
+    return { value: doc.toJS({ maxAliasCount: 50 }), doc, lines }
+  } catch (cause) {
+    throw invalid([{ field: '(yaml)', message: (cause as Error).message }])
+  }
 }
 
 /** The keys an object schema at `path` accepts, looking through wrappers, arrays and records. */

@@ -2,8 +2,7 @@ import { readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { FieldError, Manifest } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { LineCounter, parseDocument } from 'yaml'
-import { fieldErrorsFromIssues, formatFieldErrors, yamlSyntaxErrors } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors, readYaml } from './field-errors.js'
 import { fromGoatKitForm } from './goatkit-form.js'
 import { isInsideFolder } from './inside-folder.js'
 import { manifestSchema } from './schema.js'
@@ -62,23 +61,7 @@ export function parseManifestWithNotes(text: string, options: ParseManifestOptio
   if (Buffer.byteLength(text) > maxManifestBytes) {
     throw invalid([{ field: '(root)', message: `is larger than ${maxManifestBytes} bytes` }], options.source)
   }
-  const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
-  if (doc.errors.length > 0) throw invalid(yamlSyntaxErrors(doc), options.source)
-  let value: unknown
-  try {
-    value = doc.toJS({ maxAliasCount: 50 })
-  } catch (cause) {
-    // toJS throws for alias bombs and similar hostile documents.
-    throw new PluginError(
-      'manifest_invalid',
-      `${options.source ?? 'plugin.yaml'}: ${(cause as Error).message}`,
-      {
-        fields: [{ field: '(yaml)', message: (cause as Error).message }],
-        cause,
-      },
-    )
-  }
+  const { value, doc, lines } = readYaml(text, (fields) => invalid(fields, options.source))
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(
       [

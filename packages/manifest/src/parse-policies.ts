@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import type { FieldError, ResourcePolicy } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
-import { fieldErrorsFromIssues, formatFieldErrors, positionOf, yamlSyntaxErrors } from './field-errors.js'
+import { fieldErrorsFromIssues, formatFieldErrors, positionOf, readYaml } from './field-errors.js'
 import { parsePolicy } from './parse-policy.js'
 import { policyInputSchema } from './schema.js'
 
@@ -34,16 +33,7 @@ function invalid(fields: FieldError[], source: string | undefined): PluginError 
  * const policies = parsePolicies(await readFile('policies.yaml', 'utf8'), { source: 'policies.yaml' })
  */
 export function parsePolicies(text: string, options: ParsePoliciesOptions = {}): ResourcePolicy[] {
-  const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true })
-  if (doc.errors.length > 0) throw invalid(yamlSyntaxErrors(doc), options.source)
-  let value: unknown
-  try {
-    value = doc.toJS({ maxAliasCount: 50 })
-  } catch (cause) {
-    // toJS throws for alias bombs and similar hostile documents.
-    throw invalid([{ field: '(yaml)', message: (cause as Error).message }], options.source)
-  }
+  const { value, doc, lines } = readYaml(text, (fields) => invalid(fields, options.source))
   if (value === null || value === undefined) return []
   const schema = Array.isArray(value) ? policyListSchema : policyInputSchema
   const result = schema.safeParse(value)
