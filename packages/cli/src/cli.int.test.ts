@@ -275,6 +275,39 @@ describe('corral call', () => {
     }
   })
 
+  it('prints each problem of invalid arguments once, and sends {} to a JSON plugin without --args', async () => {
+    await scaffold('grpc-ts')
+    const problem = 'name: Invalid input: expected string, received number'
+    const invalid = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":7}')
+    expect(invalid.status).toBe(1)
+    expect(invalid.stderr).toBe(`✗ [invalid_argument] demo: invalid arguments: ${problem}\n`)
+    const noArgs = await corral(work, 'call', 'demo', 'greet')
+    expect(noArgs.status).toBe(1)
+    expect(noArgs.stderr).toContain('name: Invalid input: expected string, received undefined')
+  })
+
+  it('shows what a plugin writes to stderr as warnings, and its stdout with --verbose only', async () => {
+    const dir = await scaffold('grpc-ts')
+    const source = path.join(dir, 'src', 'plugin.ts')
+    const from = 'async ({ name }, { cache }) => {\n'
+    const text = await readFile(source, 'utf8')
+    expect(text).toContain(from)
+    await writeFile(
+      source,
+      text.replace(
+        from,
+        `${from}      console.error('to stderr:', name)\n      console.log('to stdout:', name)\n`,
+      ),
+    )
+    expect((await corral(work, 'build', 'demo')).status).toBe(0)
+    const quiet = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}')
+    expect(quiet.status, quiet.stderr).toBe(0)
+    expect(quiet.stderr).toBe('warn demo: to stderr: Ada\n')
+    const verbose = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}', '--verbose')
+    expect(verbose.stderr).toContain('warn demo: to stderr: Ada\n')
+    expect(verbose.stderr).toContain('info demo: to stdout: Ada\n')
+  })
+
   it('refuses arguments that are not JSON', async () => {
     await scaffold('grpc-ts')
     const bad = await corral(work, 'call', 'demo', 'greet', '--args', '{name}')
