@@ -286,6 +286,24 @@ describe('corral call', () => {
     expect(noArgs.stderr).toContain('name: Invalid input: expected string, received undefined')
   })
 
+  it('ends quietly, with the exit code of a command SIGPIPE ended, when its reader goes away', async () => {
+    await scaffold('grpc-ts')
+    const child = spawn(process.execPath, [bin, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}'], {
+      cwd: work,
+      env: plainEnv,
+    })
+    children.push(child)
+    // As `| head -c 0` does: the reading end is closed before the result is written.
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const code = await new Promise((resolve) => child.once('close', resolve))
+    expect(stderr).toBe('')
+    expect(code).toBe(141)
+  })
+
   it('shows what a plugin writes to stderr as warnings, and its stdout with --verbose only', async () => {
     const dir = await scaffold('grpc-ts')
     const source = path.join(dir, 'src', 'plugin.ts')
