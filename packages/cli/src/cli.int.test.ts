@@ -570,6 +570,34 @@ describe.each([
   })
 })
 
+describe('a plugin folder or its plugin.yaml', () => {
+  it('is taken alike by every command', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    const manifest = path.join('demo', 'plugin.yaml')
+    const built = await corral(work, 'build', manifest)
+    expect(built.status, built.stderr).toBe(0)
+    const valid = await corral(work, 'validate', manifest)
+    expect(valid.status, valid.stderr).toBe(0)
+    expect(valid.stdout).toContain('✓ registration')
+    expect((await corral(work, 'keygen', '--out', 'release')).status).toBe(0)
+    for (const args of [
+      ['call', manifest, 'greet', '--args', '{"name":"Ada"}'],
+      ['policy', manifest],
+      ['pack', manifest, '--out', 'demo.tgz'],
+      ['sign', manifest, '--key', 'release.key.pem'],
+      ['verify', manifest, '--trusted', 'release.pub.pem'],
+    ]) {
+      const run = await corral(work, ...args)
+      expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(0)
+    }
+    const other = await corral(work, 'validate', path.join('demo', 'package.json'))
+    expect(other.status).toBe(1)
+    expect(other.stderr).toMatch(
+      /^✗ \[invalid_argument\] \S+package\.json is a file: give the plugin's folder, or its plugin\.yaml\n$/,
+    )
+  })
+})
+
 describe('corral dev, when a build fails', () => {
   it('says so, keeps the version it ran serving, and reloads once the source builds again', async () => {
     const dev = await startDev(wasmAs.template, wasmAs.args)

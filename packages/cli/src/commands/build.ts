@@ -6,6 +6,7 @@ import { loadManifest } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { withProgress } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { sdkFile, sdkModulesDir } from '../toolchain.js'
 
 /** Runs a shell command in the plugin's folder, its `node_modules/.bin` first on the PATH; output to stderr. */
@@ -109,7 +110,7 @@ export async function buildPlugin(folder: string, quick = false): Promise<boolea
 
 /** `corral build [dir]`: builds the plugin, with progress on stderr. */
 export async function buildCommand(dir: string): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   if (!(await buildPlugin(folder))) {
     throw new PluginError(
       'not_found',

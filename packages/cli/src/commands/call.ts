@@ -1,6 +1,6 @@
-import path from 'node:path'
 import { PluginError } from '@corral/types'
 import { cliLogger, formatJson } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { openPluginSession } from '../plugin-session.js'
 
 /** Options of `corral call`. */
@@ -27,7 +27,7 @@ export function parseArgs(text: string | undefined): unknown {
 export async function callCommand(dir: string, fn: string, options: CallOptions): Promise<void> {
   const args = parseArgs(options.args)
   const session = await openPluginSession({
-    dir: path.resolve(dir),
+    dir: await resolvePluginFolder(dir),
     policyFile: options.policy,
     logger: cliLogger(options.verbose === true),
   })

@@ -1,6 +1,7 @@
 import path from 'node:path'
 import { watch } from 'chokidar'
 import { cliLogger, errorColors, formatError, formatJson } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
 import { buildPlugin } from './build.js'
 import { parseArgs } from './call.js'
@@ -34,7 +35,7 @@ function isIgnored(dir: string, entry: string, builds: boolean) {
  * `--call`, printing what it answers. Runs until interrupted.
  */
 export async function devCommand(dir: string, options: DevOptions): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   const args = parseArgs(options.args)
   const logger = cliLogger(options.verbose === true)
   const build = () => buildPlugin(folder, true)

@@ -10,6 +10,7 @@ import { PluginError } from '@corral/types'
 import { create as createTar } from 'tar'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { colors, withProgress } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 
 /** Options of `corral pack`. */
 export interface PackOptions {
@@ -62,7 +63,7 @@ async function stage(manifest: Manifest, dir: string, to: string): Promise<void>
  * signed, and its SHA-256 digest, printed and written beside it (`<archive>.sha256`, sha256sum's format).
  */
 export async function packCommand(dir: string, options: PackOptions): Promise<void> {
-  const { manifest, dir: folder } = await loadManifest(path.resolve(dir))
+  const { manifest, dir: folder } = await loadManifest(await resolvePluginFolder(dir))
   const archive = path.resolve(options.out ?? `${manifest.name}-${manifest.version}.tgz`)
   const work = await mkdtemp(path.join(tmpdir(), 'corral-pack-'))
   try {

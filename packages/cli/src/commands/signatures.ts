@@ -3,6 +3,7 @@ import path from 'node:path'
 import { generateSigningKeyPair, signPluginPackage, verifyPluginPackage } from '@corral/manager'
 import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 
 async function readKey(file: string): Promise<string> {
   try {
@@ -24,14 +25,14 @@ export async function keygenCommand(prefix: string): Promise<void> {
 
 /** `corral sign [dir] --key key.pem`: signs every file of the built plugin folder into `plugin.sig`. */
 export async function signCommand(dir: string, keyFile: string): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   await signPluginPackage(folder, await readKey(keyFile))
   process.stdout.write(`${colors.green('✓')} signed ${folder} (${path.join(folder, 'plugin.sig')})\n`)
 }
 
 /** `corral verify [dir] --trusted pub.pem…`: checks the folder against its `plugin.sig` and the trusted keys. */
 export async function verifyCommand(dir: string, trustedFiles: string[]): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   const keys = await Promise.all(trustedFiles.map(readKey))
   await verifyPluginPackage(folder, keys)
   process.stdout.write(`${colors.green('✓')} ${folder}: signature valid, by a trusted key\n`)

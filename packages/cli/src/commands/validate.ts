@@ -9,6 +9,7 @@ import { createWasmRunner } from '@corral/wasm-runner'
 import { LineCounter, parseDocument } from 'yaml'
 import { hostVersion } from '../host-version.js'
 import { cliLogger, colors } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { entryPath } from '../plugin-session.js'
 import { requestedPolicy } from '../requested-policy.js'
 
@@ -91,7 +92,7 @@ async function checkRegistration(manifest: Manifest, dir: string): Promise<Check
  * as notes (with what to write instead), which fail nothing.
  */
 export async function validateCommand(dir: string): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   const file = path.join(folder, 'plugin.yaml')
   let loaded: Awaited<ReturnType<typeof loadManifest>>
   try {
