@@ -394,6 +394,18 @@ describe('corral validate', () => {
     expect(ambiguous.stderr).toMatch(/\d+:1 binary: names the plugin's entry as entry does/)
   })
 
+  it('says a folder without plugin.yaml has none, as every command does, and asks about a plugin.yml', async () => {
+    const dir = path.join(work, 'empty')
+    await mkdir(dir)
+    const run = await corral(dir, 'validate')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(/^✗ \[not_found\] cannot read manifest \S+plugin\.yaml: [^\n]+\n$/)
+    expect((await corral(dir, 'call', '.', 'greet')).stderr).toBe(run.stderr)
+    await writeFile(path.join(dir, 'plugin.yml'), 'name: demo\n')
+    const misnamed = await corral(dir, 'validate')
+    expect(misnamed.stderr).toMatch(/\(there is a plugin\.yml: did you mean plugin\.yaml\?\)\n$/)
+  })
+
   it('checks the built registration against the manifest', async () => {
     const dir = await scaffold('grpc-ts')
     const source = path.join(dir, 'src', 'plugin.ts')

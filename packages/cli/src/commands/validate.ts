@@ -4,7 +4,7 @@ import path from 'node:path'
 import { createGrpcRunner } from '@corral/grpc-runner'
 import { effectiveGrant, loadManifest, parsePolicy, validateConfig } from '@corral/manifest'
 import type { FieldError, Manifest, Runner } from '@corral/types'
-import { PluginError } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
 import { createWasmRunner } from '@corral/wasm-runner'
 import { LineCounter, parseDocument } from 'yaml'
 import { hostVersion } from '../host-version.js'
@@ -98,6 +98,8 @@ export async function validateCommand(dir: string): Promise<void> {
   try {
     loaded = await loadManifest(folder)
   } catch (error) {
+    // A manifest that cannot be read at all fails as in every command; its problems are listed.
+    if (!isPluginError(error) || error.code !== 'manifest_invalid') throw error
     return report(file, [{ what: 'manifest', fields: fieldsOf(error) }])
   }
   const { manifest, notes } = loaded
