@@ -1,3 +1,4 @@
+import { PluginError } from '@corral/types'
 import { Command, Option } from 'commander'
 import { buildCommand } from './commands/build.js'
 import { callCommand } from './commands/call.js'
@@ -8,6 +9,7 @@ import { policyCommand } from './commands/policy.js'
 import { keygenCommand, signCommand, verifyCommand } from './commands/signatures.js'
 import { validateCommand } from './commands/validate.js'
 import { hostVersion } from './host-version.js'
+import { formatError } from './output.js'
 
 /**
  * The `corral` command line: every subcommand, parsed by commander. An action's failure is thrown
@@ -20,7 +22,15 @@ export function createProgram(): Command {
   const program = new Command('corral')
     .description('Scaffold, check, build, run, pack and sign Corral plugins.')
     .version(hostVersion)
-    .showHelpAfterError()
+    // A usage error (an option missing, an argument too many) is printed as every failure is,
+    // and commander exits with code 1. Subcommands inherit both settings.
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `${formatError(new PluginError('invalid_argument', message.replace(/^error: /, '').trim()))}\n`,
+        ),
+    })
+    .showHelpAfterError('  (add --help for usage)')
 
   program
     .command('new <name>')

@@ -610,6 +610,21 @@ describe('a plugin folder or its plugin.yaml', () => {
   })
 })
 
+describe('corral new', () => {
+  it('says what a plugin name must be, and a usage error as every failure is said', async () => {
+    const badName = await corral(work, 'new', 'MyPlugin', '--template', 'wasm-as')
+    expect(badName.status).toBe(1)
+    expect(badName.stderr).toBe(
+      '✗ [invalid_argument] MyPlugin is not a plugin name: a name must be 2-63 characters of a-z, 0-9 and "-", starting with a letter\n',
+    )
+    const missing = await corral(work, 'new', 'demo')
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toMatch(
+      /^✗ \[invalid_argument\] required option '-t, --template <template>' not specified\n/,
+    )
+  })
+})
+
 describe('corral dev, when a build fails', () => {
   it('says so, keeps the version it ran serving, and reloads once the source builds again', async () => {
     const dev = await startDev(wasmAs.template, wasmAs.args)
