@@ -11,6 +11,9 @@ import { validateCommand } from './commands/validate.js'
 import { hostVersion } from './host-version.js'
 import { formatError } from './output.js'
 
+const policyHelp =
+  "a YAML policies file, one policy or a list holding the plugin's (default: exactly what the plugin requests, approved)"
+
 /**
  * The `corral` command line: every subcommand, parsed by commander. An action's failure is thrown
  * (a `PluginError`); `bin.ts` prints it and exits with code 1.
@@ -56,7 +59,7 @@ export function createProgram(): Command {
     .command('call <dir> <fn>')
     .description('load the plugin under a policy and call one function; prints the result as JSON')
     .option('-a, --args <json>', 'the arguments, as JSON', '{}')
-    .option('-p, --policy <file>', 'a YAML policy (default: exactly what the plugin requests, approved)')
+    .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir: string, fn: string, options) => callCommand(dir, fn, options))
 
@@ -67,7 +70,7 @@ export function createProgram(): Command {
     )
     .option('-c, --call <fn>', 'the function to call after each reload')
     .option('-a, --args <json>', 'its arguments, as JSON', '{}')
-    .option('-p, --policy <file>', 'a YAML policy (default: exactly what the plugin requests, approved)')
+    .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir = '.', options) => devCommand(dir, options))
 

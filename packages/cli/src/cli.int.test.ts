@@ -7,7 +7,7 @@ import { createBackends, createPluginManager } from '@corral/manager'
 import { parsePolicy } from '@corral/manifest'
 import { extract } from 'tar'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { parse as parseYaml } from 'yaml'
+import { parse as parseYaml, stringify } from 'yaml'
 
 // The built binary, run as a user runs it: `node dist/bin.js …` in a temporary folder.
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
@@ -273,6 +273,31 @@ describe('corral call', () => {
       expect(run.stderr).toContain(expected)
       expect(run.stderr).not.toContain('ERR_UNKNOWN_FILE_EXTENSION')
     }
+  })
+
+  it('takes a policies file holding its policy alone or in a list, and names the file and line of a problem', async () => {
+    await scaffold('grpc-ts')
+    const printed = (await corral(work, 'policy', 'demo')).stdout
+    await writeFile(path.join(work, 'one.yaml'), printed)
+    await writeFile(
+      path.join(work, 'list.yaml'),
+      stringify([{ plugin: 'other', status: 'blocked' }, parseYaml(printed)]),
+    )
+    for (const file of ['one.yaml', 'list.yaml']) {
+      const run = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}', '--policy', file)
+      expect(run.status, run.stderr).toBe(0)
+    }
+
+    await writeFile(path.join(work, 'other.yaml'), 'plugin: other\nstatus: approved\n')
+    const none = await corral(work, 'call', 'demo', 'greet', '--policy', 'other.yaml')
+    expect(none.status).toBe(1)
+    expect(none.stderr).toBe('✗ [invalid_argument] other.yaml has no policy for demo (it has: other)\n')
+
+    await writeFile(path.join(work, 'typo.yaml'), printed.replace('status: approved', 'status: aproved'))
+    const line = printed.split('\n').indexOf('status: approved') + 1
+    const typo = await corral(work, 'call', 'demo', 'greet', '--policy', 'typo.yaml')
+    expect(typo.status).toBe(1)
+    expect(typo.stderr).toContain(`✗ [invalid_argument] typo.yaml has 1 problem:\n  ${line}:9 status: `)
   })
 
   it('prints each problem of invalid arguments once, and sends {} to a JSON plugin without --args', async () => {

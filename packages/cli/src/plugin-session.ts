@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises'
 import { type Backends, createBackends, createPluginManager, type PluginManager } from '@corral/manager'
-import { loadManifest, parsePolicy } from '@corral/manifest'
-import type { Logger, Manifest } from '@corral/types'
+import { loadManifest, loadPolicies, parsePolicy } from '@corral/manifest'
+import type { Logger, Manifest, ResourcePolicy } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { parse as parseYaml } from 'yaml'
 import { hostVersion } from './host-version.js'
 import { requestedPolicy } from './requested-policy.js'
 
@@ -11,7 +9,10 @@ import { requestedPolicy } from './requested-policy.js'
 export interface PluginSessionOptions {
   /** The plugin's folder. */
   dir: string
-  /** A YAML (or JSON) policy file; default: exactly what the manifest requests, approved. */
+  /**
+   * A YAML (or JSON) policies file, one policy or a list: the one for this plugin is used.
+   * Default: exactly what the manifest requests, approved.
+   */
   policyFile?: string
   logger: Logger
 }
@@ -30,18 +31,13 @@ export function entryPath(manifest: Manifest): string {
   return 'wasm' in entry ? entry.wasm : 'binary' in entry ? entry.binary : entry.node
 }
 
-async function readPolicy(file: string, plugin: string) {
-  let value: unknown
-  try {
-    value = parseYaml(await readFile(file, 'utf8'))
-  } catch (cause) {
-    throw new PluginError('invalid_argument', `cannot read policy ${file}: ${(cause as Error).message}`, {
-      cause,
-    })
-  }
-  const policy = parsePolicy(value)
-  if (policy.plugin !== plugin) {
-    throw new PluginError('invalid_argument', `policy ${file} is for ${policy.plugin}, not ${plugin}`)
+/** The policy of a policies file for `plugin`: the file may hold others, not none for it. */
+async function policyFromFile(file: string, plugin: string): Promise<ResourcePolicy> {
+  const policies = await loadPolicies(file)
+  const policy = policies.find((p) => p.plugin === plugin)
+  if (policy === undefined) {
+    const others = policies.length === 0 ? 'none' : policies.map((p) => p.plugin).join(', ')
+    throw new PluginError('invalid_argument', `${file} has no policy for ${plugin} (it has: ${others})`)
   }
   return policy
 }
@@ -55,7 +51,7 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
   const policy =
     options.policyFile === undefined
       ? parsePolicy(requestedPolicy(manifest))
-      : await readPolicy(options.policyFile, manifest.name)
+      : await policyFromFile(options.policyFile, manifest.name)
   const backends: Backends = await createBackends()
   const manager = createPluginManager({
     sources: [{ path: dir }],
