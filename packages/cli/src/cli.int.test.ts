@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -298,6 +298,24 @@ describe('corral call', () => {
     const typo = await corral(work, 'call', 'demo', 'greet', '--policy', 'typo.yaml')
     expect(typo.status).toBe(1)
     expect(typo.stderr).toContain(`✗ [invalid_argument] typo.yaml has 1 problem:\n  ${line}:9 status: `)
+  })
+
+  it('says why a plugin whose folder has another name did not load', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    await rename(path.join(work, 'demo'), path.join(work, 'demo-folder'))
+    const manifest = path.join(work, 'demo-folder', 'plugin.yaml')
+    const text = await readFile(manifest, 'utf8')
+    await writeFile(
+      manifest,
+      text.replace('version: 0.1.0\n', 'version: 0.1.0\nmin_host_version: ">=2.0.0"\n'),
+    )
+    const run = await corral(work, 'call', 'demo-folder', 'greet', '--args', '{"name":"Ada"}')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain(
+      '✗ [incompatible] demo: demo 0.1.0 needs host >=2.0.0, but this host is 0.1.0',
+    )
+    // The host's warning of the failure says why too.
+    expect(run.stderr).toContain('warn demo-folder: discovered → failed: demo 0.1.0 needs host >=2.0.0')
   })
 
   it('prints each problem of invalid arguments once, and sends {} to a JSON plugin without --args', async () => {

@@ -67,7 +67,9 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
   }
   try {
     await manager.start()
-    const info = manager.get(manifest.name)
+    // The one source: listed under the plugin's name, or under its folder's when discovery refused
+    // it (an incompatible min_host_version, say), which manager.get(manifest.name) would miss.
+    const [info] = manager.list()
     if (info?.state !== 'running') {
       throw info?.lastError === undefined
         ? new PluginError('load_failed', `${manifest.name} is ${info?.state ?? 'not loaded'}`)
