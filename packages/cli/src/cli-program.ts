@@ -58,7 +58,7 @@ export function createProgram(): Command {
   program
     .command('call <dir> <fn>')
     .description('load the plugin under a policy and call one function; prints the result as JSON')
-    .option('-a, --args <json>', 'the arguments, as JSON', '{}')
+    .option('-a, --args <json>', 'the arguments, as JSON (default: {}, or no input for an Extism plugin)')
     .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir: string, fn: string, options) => callCommand(dir, fn, options))
@@ -69,7 +69,7 @@ export function createProgram(): Command {
       'run the plugin, rebuild and hot-reload it on every change, and call --call after each reload',
     )
     .option('-c, --call <fn>', 'the function to call after each reload')
-    .option('-a, --args <json>', 'its arguments, as JSON', '{}')
+    .option('-a, --args <json>', 'its arguments, as JSON (default: {}, or no input for an Extism plugin)')
     .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir = '.', options) => devCommand(dir, options))

@@ -140,6 +140,10 @@ describe('corral new --template extism', () => {
     expect(refused.status).toBe(1)
     expect(refused.stdout).toBe('')
     expect(refused.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
+    // Without --args, no input: not the text {}.
+    const noArgs = await corral(work, 'call', 'demo', 'greet')
+    expect(noArgs.status).toBe(1)
+    expect(noArgs.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
 
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)

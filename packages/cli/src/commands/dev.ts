@@ -4,7 +4,7 @@ import { cliLogger, errorColors, formatError, formatJson } from '../output.js'
 import { resolvePluginFolder } from '../plugin-folder.js'
 import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
 import { buildPlugin } from './build.js'
-import { parseArgs } from './call.js'
+import { callArgs, parseArgs } from './call.js'
 
 /** Options of `corral dev`. */
 export interface DevOptions {
@@ -47,7 +47,7 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   const callOnce = async () => {
     if (options.call === undefined) return
     try {
-      const result = await session.manager.call(name, options.call, args)
+      const result = await session.manager.call(name, options.call, callArgs(session.manifest, args))
       process.stdout.write(`${name}.${options.call} → ${formatJson(result)}\n`)
     } catch (error) {
       process.stderr.write(`${formatError(error)}\n`)
