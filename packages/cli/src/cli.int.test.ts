@@ -629,6 +629,18 @@ describe.each([
   })
 })
 
+describe('corral build, when esbuild fails', () => {
+  it('fails with load_failed, as every build tool does', async () => {
+    await corral(work, 'new', 'demo', '--template', 'grpc-ts')
+    await writeFile(path.join(work, 'demo', 'src', 'plugin.ts'), 'export default {\n')
+    const run = await corral(work, 'build', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain(
+      '✗ [load_failed] esbuild src/main.ts → dist/main.js failed: Build failed with 1 error',
+    )
+  })
+})
+
 describe('a plugin folder or its plugin.yaml', () => {
   it('is taken alike by every command', async () => {
     await corral(work, 'new', 'demo', '--template', 'wasm-as')
