@@ -557,10 +557,14 @@ describe('corral pack, sign, verify', () => {
 const oldAnswer = /Hello, Ada![^!]/
 const newAnswer = /Hello, Ada!!/
 
-/** `corral dev` of a new `demo` of `template`, calling greet with `args`: its output as it comes. */
-async function startDev(template: string, args: string) {
+/**
+ * `corral dev` of a new `demo` of `template`, calling greet with `args`: its output as it comes.
+ * `prepare` changes the new plugin's folder first.
+ */
+async function startDev(template: string, args: string, prepare?: (dir: string) => Promise<void>) {
   const made = await corral(work, 'new', 'demo', '--template', template)
   expect(made.status, made.stderr).toBe(0)
+  await prepare?.(path.join(work, 'demo'))
   const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', args], {
     cwd: work,
     env: plainEnv,
@@ -625,6 +629,56 @@ describe.each([
     // One edit, one reload, of the rebuilt plugin: no reload of the old build before it.
     expect(dev.reloads()).toEqual([expect.stringMatching(/^↻ reloaded: /)])
     expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer), expect.stringMatching(newAnswer)])
+    expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral dev, when the first build fails', () => {
+  it('says so and waits, then runs the plugin once it builds', async () => {
+    const dev = await startDev(wasmAs.template, wasmAs.args, async (dir) => {
+      const file = path.join(dir, wasmAs.source)
+      await writeFile(file, `${await readFile(file, 'utf8')}\nthis is not AssemblyScript\n`)
+    })
+    await dev.printed(
+      'the build failed: nothing runs yet; corral dev tries again on the next change',
+      1,
+      'stderr',
+    )
+    await dev.printed('watching', 1, 'stderr')
+    expect(dev.output.stderr).toContain('✗ [load_failed] asc failed')
+    const file = path.join(work, 'demo', wasmAs.source)
+    await writeFile(file, (await readFile(file, 'utf8')).replace('\nthis is not AssemblyScript\n', ''))
+    await dev.printed('demo.greet → ')
+    expect(dev.output.stderr).toContain('✓ demo runs')
+    expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer)])
+    expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral dev, when plugin.yaml changes', () => {
+  it('grants what the new manifest requests, and names a manifest that does not read as what failed', async () => {
+    const cache =
+      '  permissions:\n    - type: cache\n      access: [read, write]\n      scope: ["greetings:*"]\n'
+    let requesting = ''
+    const dev = await startDev('grpc-ts', '{"name":"Ada"}', async (dir) => {
+      requesting = await readFile(path.join(dir, 'plugin.yaml'), 'utf8')
+      expect(requesting).toContain(cache)
+      await writeFile(path.join(dir, 'plugin.yaml'), requesting.replace(cache, ''))
+    })
+    // Not requested, so not granted: greet's cache call is refused.
+    await dev.printed('[permission_denied]', 1, 'stderr')
+    const manifest = path.join(work, 'demo', 'plugin.yaml')
+    await writeFile(manifest, requesting)
+    await dev.printed('demo.greet → ')
+    expect(dev.answers()).toEqual([expect.stringContaining('"Hello, Ada!"')])
+
+    await writeFile(manifest, `${requesting}bogus: 1\n`)
+    await dev.printed('the manifest check failed: demo keeps serving the version it ran before', 1, 'stderr')
+    expect(dev.output.stderr).toMatch(
+      /✗ \[manifest_invalid\] \S+plugin\.yaml has 1 problem:\n {2}\d+:1 bogus: /,
+    )
+    await dev.printed('demo.greet → ', 2)
+    expect(dev.reloads()).toHaveLength(1)
     expect(await dev.stop()).toBe(0)
   })
 })

@@ -1,4 +1,10 @@
-import { type Backends, createBackends, createPluginManager, type PluginManager } from '@corral/manager'
+import {
+  type Backends,
+  createBackends,
+  createPluginManager,
+  type PluginInfo,
+  type PluginManager,
+} from '@corral/manager'
 import { loadManifest, loadPolicies, parsePolicy } from '@corral/manifest'
 import type { Logger, Manifest, ResourcePolicy } from '@corral/types'
 import { PluginError } from '@corral/types'
@@ -19,8 +25,15 @@ export interface PluginSessionOptions {
 
 /** One plugin running in a host of its own: the real runners and the sandboxed host API on embedded backends. */
 export interface PluginSession {
-  manifest: Manifest
+  /** The plugin's manifest, as its last load or reload read it. */
+  readonly manifest: Manifest
   manager: PluginManager
+  /**
+   * Loads the plugin's folder again beside the running version and swaps them (see
+   * {@link PluginManager.reload}). `manifest` is its `plugin.yaml` as it reads now: without a policy
+   * file, the plugin is granted what that manifest requests, so a permission added there is granted.
+   */
+  reload(manifest: Manifest): Promise<PluginInfo>
   /** Stops the plugin and removes the temporary database. */
   close(): Promise<void>
 }
@@ -47,7 +60,9 @@ async function policyFromFile(file: string, plugin: string): Promise<ResourcePol
  * in-process events) and waits until the plugin runs; a plugin that does not is its error.
  */
 export async function openPluginSession(options: PluginSessionOptions): Promise<PluginSession> {
-  const { manifest, dir } = await loadManifest(options.dir)
+  const loaded = await loadManifest(options.dir)
+  const dir = loaded.dir
+  let manifest = loaded.manifest
   const policy =
     options.policyFile === undefined
       ? parsePolicy(requestedPolicy(manifest))
@@ -79,5 +94,21 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
     await close()
     throw error
   }
-  return { manifest, manager, close }
+  const reload = async (next: Manifest) => {
+    // Stored before the reload, which loads the new version under the stored policy; should the
+    // reload fail, the version still serving gets no more than its own manifest requested.
+    if (options.policyFile === undefined) await manager.setPolicy(requestedPolicy(next), { by: 'corral dev' })
+    // By the name it runs under: a manifest that names another plugin now fails the reload, saying so.
+    const reloaded = await manager.reload(manifest.name)
+    manifest = next
+    return reloaded
+  }
+  return {
+    get manifest() {
+      return manifest
+    },
+    manager,
+    reload,
+    close,
+  }
 }
