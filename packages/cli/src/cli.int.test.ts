@@ -453,6 +453,30 @@ describe('corral validate', () => {
     expect(misnamed.stderr).toMatch(/\(there is a plugin\.yml: did you mean plugin\.yaml\?\)\n$/)
   })
 
+  it('fails for handlers the module does not export and a min_host_version this host is not', async () => {
+    const dir = await scaffold('wasm-as')
+    const manifest = path.join(dir, 'plugin.yaml')
+    await writeFile(
+      manifest,
+      `${await readFile(manifest, 'utf8')}
+min_host_version: ">=2.0.0"
+provides:
+  routes:
+    - { method: POST, path: /greet, handler: greet, middleware: [] }
+    - { method: POST, path: /bye, handler: farewell, middleware: [] }
+`,
+    )
+    const run = await corral(work, 'validate', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('2 problems')
+    expect(run.stderr).toMatch(
+      /\d+:19 min_host_version: \[incompatible\] demo 0\.1\.0 needs host >=2\.0\.0, but this host is 0\.1\.0/,
+    )
+    expect(run.stderr).toMatch(
+      /\d+:\d+ provides\.routes\[1\]\.handler: \[unimplemented\] farewell is not a function build\/plugin\.wasm exports/,
+    )
+  })
+
   it('checks the built registration against the manifest', async () => {
     const dir = await scaffold('grpc-ts')
     const source = path.join(dir, 'src', 'plugin.ts')
