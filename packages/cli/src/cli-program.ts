@@ -77,7 +77,7 @@ export function createProgram(): Command {
   program
     .command('pack [dir]')
     .description('write one .tgz with everything the plugin needs to run, and its sha256 digest')
-    .option('-o, --out <file>', 'the archive (default: <name>-<version>.tgz)')
+    .option('-o, --out <file>', 'the archive, or a folder for it (default: <name>-<version>.tgz)')
     .option('-k, --key <file>', 'sign the packed plugin with this private key (PEM)')
     .action((dir = '.', options) => packCommand(dir, options))
 

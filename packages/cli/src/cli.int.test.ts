@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -563,6 +564,28 @@ describe('corral pack, sign, verify', () => {
     } finally {
       await rm(elsewhere, { recursive: true, force: true })
     }
+  })
+
+  it('checks the key and the place of the archive before packing; keygen replaces no key', async () => {
+    await scaffold('wasm-as')
+    const here = await realpath(work)
+    const noKey = await corral(work, 'pack', 'demo', '--key', 'missing.pem')
+    expect(noKey.status).toBe(1)
+    expect(noKey.stderr).toMatch(/^✗ \[not_found\] cannot read key missing\.pem: [^\n]+\n$/)
+    const noFolder = await corral(work, 'pack', 'demo', '--out', 'missing/demo.tgz')
+    expect(noFolder.status).toBe(1)
+    expect(noFolder.stderr).toBe(
+      `✗ [not_found] cannot write ${here}/missing/demo.tgz: there is no folder ${here}/missing\n`,
+    )
+    await mkdir(path.join(work, 'out'))
+    const intoFolder = await corral(work, 'pack', 'demo', '--out', 'out')
+    expect(intoFolder.status, intoFolder.stderr).toBe(0)
+    expect(existsSync(path.join(work, 'out', 'demo-0.1.0.tgz'))).toBe(true)
+
+    expect((await corral(work, 'keygen', '--out', 'release')).status).toBe(0)
+    const again = await corral(work, 'keygen', '--out', 'release')
+    expect(again.status).toBe(1)
+    expect(again.stderr).toBe(`✗ [already_exists] ${here}/release.key.pem already exists\n`)
   })
 
   it('signs a built folder and verifies it; another key is not trusted', async () => {
