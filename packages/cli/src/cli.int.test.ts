@@ -588,6 +588,51 @@ describe('corral pack, sign, verify', () => {
     expect(again.stderr).toBe(`✗ [already_exists] ${here}/release.key.pem already exists\n`)
   })
 
+  it('signs and packs no private key and no archive of pack', async () => {
+    const dir = await scaffold('wasm-as')
+    // As a user does: the keys made in the plugin's folder, and signed from there.
+    expect((await corral(dir, 'keygen', '--out', 'release')).status).toBe(0)
+    const withKey = await corral(dir, 'sign', '.', '--key', 'release.key.pem')
+    expect(withKey.status).toBe(1)
+    expect(withKey.stderr).toContain('would include release.key.pem (a private key): move it out of')
+    expect(existsSync(path.join(dir, 'plugin.sig'))).toBe(false)
+
+    // Moved out, and a copy under another name: found by what it holds.
+    await rename(path.join(dir, 'release.key.pem'), path.join(work, 'release.key.pem'))
+    const key = await readFile(path.join(work, 'release.key.pem'), 'utf8')
+    await writeFile(path.join(dir, 'notes.txt'), key)
+    const copied = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(copied.stderr).toContain('would include notes.txt (a private key)')
+    await rm(path.join(dir, 'notes.txt'))
+
+    expect((await corral(dir, 'pack', '.')).status).toBe(0)
+    const withArchive = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(withArchive.stderr).toContain(
+      'would include demo-0.1.0.tgz (what corral pack writes), demo-0.1.0.tgz.sha256 (what corral pack writes)',
+    )
+    await rm(path.join(dir, 'demo-0.1.0.tgz'))
+    await rm(path.join(dir, 'demo-0.1.0.tgz.sha256'))
+    const signed = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(signed.status, signed.stderr).toBe(0)
+
+    // pack stages the folders of fs permissions: a key in one is refused.
+    const manifest = path.join(dir, 'plugin.yaml')
+    const text = await readFile(manifest, 'utf8')
+    expect(text).toContain('  call_timeout: 500ms\n')
+    await writeFile(
+      manifest,
+      text.replace(
+        '  call_timeout: 500ms\n',
+        '  call_timeout: 500ms\n  permissions:\n    - { type: fs, access: [read], scope: [data] }\n',
+      ),
+    )
+    await mkdir(path.join(dir, 'data'))
+    await writeFile(path.join(dir, 'data', 'id.pem'), key)
+    const packed = await corral(work, 'pack', 'demo')
+    expect(packed.status).toBe(1)
+    expect(packed.stderr).toContain('packing demo would include data/id.pem (a private key)')
+  })
+
   it('signs a built folder and verifies it; another key is not trusted', async () => {
     await scaffold('wasm-as')
     await corral(work, 'keygen', '--out', 'mine')

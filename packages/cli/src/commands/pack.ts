@@ -12,6 +12,7 @@ import { bundleNodeEntry } from '../node-bundle.js'
 import { colors, withProgress } from '../output.js'
 import { checkOutputFile } from '../output-file.js'
 import { resolvePluginFolder } from '../plugin-folder.js'
+import { refuseUnsignableFiles } from '../unsignable-files.js'
 import { readKey } from './signatures.js'
 
 /** Options of `corral pack`. */
@@ -75,7 +76,8 @@ async function archivePath(manifest: Manifest, out: string | undefined): Promise
 /**
  * `corral pack [dir]`: one `.tgz` holding the plugin folder as it runs (`<name>/…`), optionally
  * signed, and its SHA-256 digest, printed and written beside it (`<archive>.sha256`, sha256sum's
- * format). The key and the archive's place are checked before anything is packed.
+ * format). The key and the archive's place are checked before anything is packed; what is staged
+ * may hold no private key.
  */
 export async function packCommand(dir: string, options: PackOptions): Promise<void> {
   const { manifest, dir: folder } = await loadManifest(await resolvePluginFolder(dir))
@@ -89,6 +91,7 @@ export async function packCommand(dir: string, options: PackOptions): Promise<vo
     await mkdir(staged)
     await withProgress(`packing ${manifest.name} ${manifest.version}`, async () => {
       await stage(manifest, folder, staged)
+      await refuseUnsignableFiles(folder, `packing ${manifest.name}`, staged)
       if (key !== undefined) await signPluginPackage(staged, key)
       await createTar({ gzip: true, file: archive, cwd: work, portable: true }, [manifest.name])
     })

@@ -5,6 +5,7 @@ import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
 import { checkOutputFile } from '../output-file.js'
 import { resolvePluginFolder } from '../plugin-folder.js'
+import { refuseUnsignableFiles } from '../unsignable-files.js'
 
 /** Reads a key file: `not_found` naming it and why, never a raw fs error. */
 export async function readKey(file: string): Promise<string> {
@@ -29,10 +30,14 @@ export async function keygenCommand(prefix: string): Promise<void> {
   process.stdout.write(`${colors.green('✓')} wrote ${privateFile} (keep it secret) and ${publicFile}\n`)
 }
 
-/** `corral sign [dir] --key key.pem`: signs every file of the built plugin folder into `plugin.sig`. */
+/**
+ * `corral sign [dir] --key key.pem`: signs every file of the built plugin folder into `plugin.sig`,
+ * refusing a folder that holds a private key or pack's archives (a signature covers every file).
+ */
 export async function signCommand(dir: string, keyFile: string): Promise<void> {
   const folder = await resolvePluginFolder(dir)
   const key = await readKey(keyFile)
+  await refuseUnsignableFiles(folder, `signing ${folder}`)
   await signPluginPackage(folder, key)
   process.stdout.write(`${colors.green('✓')} signed ${folder} (${path.join(folder, 'plugin.sig')})\n`)
 }
