@@ -1,3 +1,4 @@
+import { PluginError } from '@corral/types'
 import { Command, Option } from 'commander'
 import { buildCommand } from './commands/build.js'
 import { callCommand } from './commands/call.js'
@@ -8,6 +9,10 @@ import { policyCommand } from './commands/policy.js'
 import { keygenCommand, signCommand, verifyCommand } from './commands/signatures.js'
 import { validateCommand } from './commands/validate.js'
 import { hostVersion } from './host-version.js'
+import { formatError } from './output.js'
+
+const policyHelp =
+  "a YAML policies file, one policy or a list holding the plugin's (default: exactly what the plugin requests, approved)"
 
 /**
  * The `corral` command line: every subcommand, parsed by commander. An action's failure is thrown
@@ -20,7 +25,15 @@ export function createProgram(): Command {
   const program = new Command('corral')
     .description('Scaffold, check, build, run, pack and sign Corral plugins.')
     .version(hostVersion)
-    .showHelpAfterError()
+    // A usage error (an option missing, an argument too many) is printed as every failure is,
+    // and commander exits with code 1. Subcommands inherit both settings.
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `${formatError(new PluginError('invalid_argument', message.replace(/^error: /, '').trim()))}\n`,
+        ),
+    })
+    .showHelpAfterError('  (add --help for usage)')
 
   program
     .command('new <name>')
@@ -45,8 +58,8 @@ export function createProgram(): Command {
   program
     .command('call <dir> <fn>')
     .description('load the plugin under a policy and call one function; prints the result as JSON')
-    .option('-a, --args <json>', 'the arguments, as JSON', '{}')
-    .option('-p, --policy <file>', 'a YAML policy (default: exactly what the plugin requests, approved)')
+    .option('-a, --args <json>', 'the arguments, as JSON (default: {}, or no input for an Extism plugin)')
+    .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir: string, fn: string, options) => callCommand(dir, fn, options))
 
@@ -56,15 +69,15 @@ export function createProgram(): Command {
       'run the plugin, rebuild and hot-reload it on every change, and call --call after each reload',
     )
     .option('-c, --call <fn>', 'the function to call after each reload')
-    .option('-a, --args <json>', 'its arguments, as JSON', '{}')
-    .option('-p, --policy <file>', 'a YAML policy (default: exactly what the plugin requests, approved)')
+    .option('-a, --args <json>', 'its arguments, as JSON (default: {}, or no input for an Extism plugin)')
+    .option('-p, --policy <file>', policyHelp)
     .option('-v, --verbose', 'print every log line of the host and the plugin')
     .action((dir = '.', options) => devCommand(dir, options))
 
   program
     .command('pack [dir]')
     .description('write one .tgz with everything the plugin needs to run, and its sha256 digest')
-    .option('-o, --out <file>', 'the archive (default: <name>-<version>.tgz)')
+    .option('-o, --out <file>', 'the archive, or a folder for it (default: <name>-<version>.tgz)')
     .option('-k, --key <file>', 'sign the packed plugin with this private key (PEM)')
     .action((dir = '.', options) => packCommand(dir, options))
 

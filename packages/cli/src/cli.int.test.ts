@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { cp, mkdir, mkdtemp, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,7 +8,7 @@ import { createBackends, createPluginManager } from '@corral/manager'
 import { parsePolicy } from '@corral/manifest'
 import { extract } from 'tar'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { parse as parseYaml } from 'yaml'
+import { parse as parseYaml, stringify } from 'yaml'
 
 // The built binary, run as a user runs it: `node dist/bin.js …` in a temporary folder.
 const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
@@ -140,6 +141,10 @@ describe('corral new --template extism', () => {
     expect(refused.status).toBe(1)
     expect(refused.stdout).toBe('')
     expect(refused.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
+    // Without --args, no input: not the text {}.
+    const noArgs = await corral(work, 'call', 'demo', 'greet')
+    expect(noArgs.status).toBe(1)
+    expect(noArgs.stderr).toContain('[plugin_error] demo: missing_name: say who to greet')
 
     const valid = await corral(dir, 'validate')
     expect(valid.status, valid.stderr).toBe(0)
@@ -275,6 +280,100 @@ describe('corral call', () => {
     }
   })
 
+  it('takes a policies file holding its policy alone or in a list, and names the file and line of a problem', async () => {
+    await scaffold('grpc-ts')
+    const printed = (await corral(work, 'policy', 'demo')).stdout
+    await writeFile(path.join(work, 'one.yaml'), printed)
+    await writeFile(
+      path.join(work, 'list.yaml'),
+      stringify([{ plugin: 'other', status: 'blocked' }, parseYaml(printed)]),
+    )
+    for (const file of ['one.yaml', 'list.yaml']) {
+      const run = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}', '--policy', file)
+      expect(run.status, run.stderr).toBe(0)
+    }
+
+    await writeFile(path.join(work, 'other.yaml'), 'plugin: other\nstatus: approved\n')
+    const none = await corral(work, 'call', 'demo', 'greet', '--policy', 'other.yaml')
+    expect(none.status).toBe(1)
+    expect(none.stderr).toBe('✗ [invalid_argument] other.yaml has no policy for demo (it has: other)\n')
+
+    await writeFile(path.join(work, 'typo.yaml'), printed.replace('status: approved', 'status: aproved'))
+    const line = printed.split('\n').indexOf('status: approved') + 1
+    const typo = await corral(work, 'call', 'demo', 'greet', '--policy', 'typo.yaml')
+    expect(typo.status).toBe(1)
+    expect(typo.stderr).toContain(`✗ [invalid_argument] typo.yaml has 1 problem:\n  ${line}:9 status: `)
+  })
+
+  it('says why a plugin whose folder has another name did not load', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    await rename(path.join(work, 'demo'), path.join(work, 'demo-folder'))
+    const manifest = path.join(work, 'demo-folder', 'plugin.yaml')
+    const text = await readFile(manifest, 'utf8')
+    await writeFile(
+      manifest,
+      text.replace('version: 0.1.0\n', 'version: 0.1.0\nmin_host_version: ">=2.0.0"\n'),
+    )
+    const run = await corral(work, 'call', 'demo-folder', 'greet', '--args', '{"name":"Ada"}')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain(
+      '✗ [incompatible] demo: demo 0.1.0 needs host >=2.0.0, but this host is 0.1.0',
+    )
+    // The host's warning of the failure says why too.
+    expect(run.stderr).toContain('warn demo-folder: discovered → failed: demo 0.1.0 needs host >=2.0.0')
+  })
+
+  it('prints each problem of invalid arguments once, and sends {} to a JSON plugin without --args', async () => {
+    await scaffold('grpc-ts')
+    const problem = 'name: Invalid input: expected string, received number'
+    const invalid = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":7}')
+    expect(invalid.status).toBe(1)
+    expect(invalid.stderr).toBe(`✗ [invalid_argument] demo: invalid arguments: ${problem}\n`)
+    const noArgs = await corral(work, 'call', 'demo', 'greet')
+    expect(noArgs.status).toBe(1)
+    expect(noArgs.stderr).toContain('name: Invalid input: expected string, received undefined')
+  })
+
+  it('ends quietly, with the exit code of a command SIGPIPE ended, when its reader goes away', async () => {
+    await scaffold('grpc-ts')
+    const child = spawn(process.execPath, [bin, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}'], {
+      cwd: work,
+      env: plainEnv,
+    })
+    children.push(child)
+    // As `| head -c 0` does: the reading end is closed before the result is written.
+    child.stdout.destroy()
+    let stderr = ''
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    const code = await new Promise((resolve) => child.once('close', resolve))
+    expect(stderr).toBe('')
+    expect(code).toBe(141)
+  })
+
+  it('shows what a plugin writes to stderr as warnings, and its stdout with --verbose only', async () => {
+    const dir = await scaffold('grpc-ts')
+    const source = path.join(dir, 'src', 'plugin.ts')
+    const from = 'async ({ name }, { cache }) => {\n'
+    const text = await readFile(source, 'utf8')
+    expect(text).toContain(from)
+    await writeFile(
+      source,
+      text.replace(
+        from,
+        `${from}      console.error('to stderr:', name)\n      console.log('to stdout:', name)\n`,
+      ),
+    )
+    expect((await corral(work, 'build', 'demo')).status).toBe(0)
+    const quiet = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}')
+    expect(quiet.status, quiet.stderr).toBe(0)
+    expect(quiet.stderr).toBe('warn demo: to stderr: Ada\n')
+    const verbose = await corral(work, 'call', 'demo', 'greet', '--args', '{"name":"Ada"}', '--verbose')
+    expect(verbose.stderr).toContain('warn demo: to stderr: Ada\n')
+    expect(verbose.stderr).toContain('info demo: to stdout: Ada\n')
+  })
+
   it('refuses arguments that are not JSON', async () => {
     await scaffold('grpc-ts')
     const bad = await corral(work, 'call', 'demo', 'greet', '--args', '{name}')
@@ -341,6 +440,42 @@ describe('corral validate', () => {
     const ambiguous = await corral(work, 'validate', 'demo')
     expect(ambiguous.status).toBe(1)
     expect(ambiguous.stderr).toMatch(/\d+:1 binary: names the plugin's entry as entry does/)
+  })
+
+  it('says a folder without plugin.yaml has none, as every command does, and asks about a plugin.yml', async () => {
+    const dir = path.join(work, 'empty')
+    await mkdir(dir)
+    const run = await corral(dir, 'validate')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(/^✗ \[not_found\] cannot read manifest \S+plugin\.yaml: [^\n]+\n$/)
+    expect((await corral(dir, 'call', '.', 'greet')).stderr).toBe(run.stderr)
+    await writeFile(path.join(dir, 'plugin.yml'), 'name: demo\n')
+    const misnamed = await corral(dir, 'validate')
+    expect(misnamed.stderr).toMatch(/\(there is a plugin\.yml: did you mean plugin\.yaml\?\)\n$/)
+  })
+
+  it('fails for handlers the module does not export and a min_host_version this host is not', async () => {
+    const dir = await scaffold('wasm-as')
+    const manifest = path.join(dir, 'plugin.yaml')
+    await writeFile(
+      manifest,
+      `${await readFile(manifest, 'utf8')}
+min_host_version: ">=2.0.0"
+provides:
+  routes:
+    - { method: POST, path: /greet, handler: greet, middleware: [] }
+    - { method: POST, path: /bye, handler: farewell, middleware: [] }
+`,
+    )
+    const run = await corral(work, 'validate', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('2 problems')
+    expect(run.stderr).toMatch(
+      /\d+:19 min_host_version: \[incompatible\] demo 0\.1\.0 needs host >=2\.0\.0, but this host is 0\.1\.0/,
+    )
+    expect(run.stderr).toMatch(
+      /\d+:\d+ provides\.routes\[1\]\.handler: \[unimplemented\] farewell is not a function build\/plugin\.wasm exports/,
+    )
   })
 
   it('checks the built registration against the manifest', async () => {
@@ -431,6 +566,73 @@ describe('corral pack, sign, verify', () => {
     }
   })
 
+  it('checks the key and the place of the archive before packing; keygen replaces no key', async () => {
+    await scaffold('wasm-as')
+    const here = await realpath(work)
+    const noKey = await corral(work, 'pack', 'demo', '--key', 'missing.pem')
+    expect(noKey.status).toBe(1)
+    expect(noKey.stderr).toMatch(/^✗ \[not_found\] cannot read key missing\.pem: [^\n]+\n$/)
+    const noFolder = await corral(work, 'pack', 'demo', '--out', 'missing/demo.tgz')
+    expect(noFolder.status).toBe(1)
+    expect(noFolder.stderr).toBe(
+      `✗ [not_found] cannot write ${here}/missing/demo.tgz: there is no folder ${here}/missing\n`,
+    )
+    await mkdir(path.join(work, 'out'))
+    const intoFolder = await corral(work, 'pack', 'demo', '--out', 'out')
+    expect(intoFolder.status, intoFolder.stderr).toBe(0)
+    expect(existsSync(path.join(work, 'out', 'demo-0.1.0.tgz'))).toBe(true)
+
+    expect((await corral(work, 'keygen', '--out', 'release')).status).toBe(0)
+    const again = await corral(work, 'keygen', '--out', 'release')
+    expect(again.status).toBe(1)
+    expect(again.stderr).toBe(`✗ [already_exists] ${here}/release.key.pem already exists\n`)
+  })
+
+  it('signs and packs no private key and no archive of pack', async () => {
+    const dir = await scaffold('wasm-as')
+    // As a user does: the keys made in the plugin's folder, and signed from there.
+    expect((await corral(dir, 'keygen', '--out', 'release')).status).toBe(0)
+    const withKey = await corral(dir, 'sign', '.', '--key', 'release.key.pem')
+    expect(withKey.status).toBe(1)
+    expect(withKey.stderr).toContain('would include release.key.pem (a private key): move it out of')
+    expect(existsSync(path.join(dir, 'plugin.sig'))).toBe(false)
+
+    // Moved out, and a copy under another name: found by what it holds.
+    await rename(path.join(dir, 'release.key.pem'), path.join(work, 'release.key.pem'))
+    const key = await readFile(path.join(work, 'release.key.pem'), 'utf8')
+    await writeFile(path.join(dir, 'notes.txt'), key)
+    const copied = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(copied.stderr).toContain('would include notes.txt (a private key)')
+    await rm(path.join(dir, 'notes.txt'))
+
+    expect((await corral(dir, 'pack', '.')).status).toBe(0)
+    const withArchive = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(withArchive.stderr).toContain(
+      'would include demo-0.1.0.tgz (what corral pack writes), demo-0.1.0.tgz.sha256 (what corral pack writes)',
+    )
+    await rm(path.join(dir, 'demo-0.1.0.tgz'))
+    await rm(path.join(dir, 'demo-0.1.0.tgz.sha256'))
+    const signed = await corral(dir, 'sign', '.', '--key', '../release.key.pem')
+    expect(signed.status, signed.stderr).toBe(0)
+
+    // pack stages the folders of fs permissions: a key in one is refused.
+    const manifest = path.join(dir, 'plugin.yaml')
+    const text = await readFile(manifest, 'utf8')
+    expect(text).toContain('  call_timeout: 500ms\n')
+    await writeFile(
+      manifest,
+      text.replace(
+        '  call_timeout: 500ms\n',
+        '  call_timeout: 500ms\n  permissions:\n    - { type: fs, access: [read], scope: [data] }\n',
+      ),
+    )
+    await mkdir(path.join(dir, 'data'))
+    await writeFile(path.join(dir, 'data', 'id.pem'), key)
+    const packed = await corral(work, 'pack', 'demo')
+    expect(packed.status).toBe(1)
+    expect(packed.stderr).toContain('packing demo would include data/id.pem (a private key)')
+  })
+
   it('signs a built folder and verifies it; another key is not trusted', async () => {
     await scaffold('wasm-as')
     await corral(work, 'keygen', '--out', 'mine')
@@ -447,10 +649,14 @@ describe('corral pack, sign, verify', () => {
 const oldAnswer = /Hello, Ada![^!]/
 const newAnswer = /Hello, Ada!!/
 
-/** `corral dev` of a new `demo` of `template`, calling greet with `args`: its output as it comes. */
-async function startDev(template: string, args: string) {
+/**
+ * `corral dev` of a new `demo` of `template`, calling greet with `args`: its output as it comes.
+ * `prepare` changes the new plugin's folder first.
+ */
+async function startDev(template: string, args: string, prepare?: (dir: string) => Promise<void>) {
   const made = await corral(work, 'new', 'demo', '--template', template)
   expect(made.status, made.stderr).toBe(0)
+  await prepare?.(path.join(work, 'demo'))
   const child = spawn(process.execPath, [bin, 'dev', 'demo', '--call', 'greet', '--args', args], {
     cwd: work,
     env: plainEnv,
@@ -516,6 +722,111 @@ describe.each([
     expect(dev.reloads()).toEqual([expect.stringMatching(/^↻ reloaded: /)])
     expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer), expect.stringMatching(newAnswer)])
     expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral dev, when the first build fails', () => {
+  it('says so and waits, then runs the plugin once it builds', async () => {
+    const dev = await startDev(wasmAs.template, wasmAs.args, async (dir) => {
+      const file = path.join(dir, wasmAs.source)
+      await writeFile(file, `${await readFile(file, 'utf8')}\nthis is not AssemblyScript\n`)
+    })
+    await dev.printed(
+      'the build failed: nothing runs yet; corral dev tries again on the next change',
+      1,
+      'stderr',
+    )
+    await dev.printed('watching', 1, 'stderr')
+    expect(dev.output.stderr).toContain('✗ [load_failed] asc failed')
+    const file = path.join(work, 'demo', wasmAs.source)
+    await writeFile(file, (await readFile(file, 'utf8')).replace('\nthis is not AssemblyScript\n', ''))
+    await dev.printed('demo.greet → ')
+    expect(dev.output.stderr).toContain('✓ demo runs')
+    expect(dev.answers()).toEqual([expect.stringMatching(oldAnswer)])
+    expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral dev, when plugin.yaml changes', () => {
+  it('grants what the new manifest requests, and names a manifest that does not read as what failed', async () => {
+    const cache =
+      '  permissions:\n    - type: cache\n      access: [read, write]\n      scope: ["greetings:*"]\n'
+    let requesting = ''
+    const dev = await startDev('grpc-ts', '{"name":"Ada"}', async (dir) => {
+      requesting = await readFile(path.join(dir, 'plugin.yaml'), 'utf8')
+      expect(requesting).toContain(cache)
+      await writeFile(path.join(dir, 'plugin.yaml'), requesting.replace(cache, ''))
+    })
+    // Not requested, so not granted: greet's cache call is refused.
+    await dev.printed('[permission_denied]', 1, 'stderr')
+    const manifest = path.join(work, 'demo', 'plugin.yaml')
+    await writeFile(manifest, requesting)
+    await dev.printed('demo.greet → ')
+    expect(dev.answers()).toEqual([expect.stringContaining('"Hello, Ada!"')])
+
+    await writeFile(manifest, `${requesting}bogus: 1\n`)
+    await dev.printed('the manifest check failed: demo keeps serving the version it ran before', 1, 'stderr')
+    expect(dev.output.stderr).toMatch(
+      /✗ \[manifest_invalid\] \S+plugin\.yaml has 1 problem:\n {2}\d+:1 bogus: /,
+    )
+    await dev.printed('demo.greet → ', 2)
+    expect(dev.reloads()).toHaveLength(1)
+    expect(await dev.stop()).toBe(0)
+  })
+})
+
+describe('corral build, when esbuild fails', () => {
+  it('fails with load_failed, as every build tool does', async () => {
+    await corral(work, 'new', 'demo', '--template', 'grpc-ts')
+    await writeFile(path.join(work, 'demo', 'src', 'plugin.ts'), 'export default {\n')
+    const run = await corral(work, 'build', 'demo')
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain(
+      '✗ [load_failed] esbuild src/main.ts → dist/main.js failed: Build failed with 1 error',
+    )
+  })
+})
+
+describe('a plugin folder or its plugin.yaml', () => {
+  it('is taken alike by every command', async () => {
+    await corral(work, 'new', 'demo', '--template', 'wasm-as')
+    const manifest = path.join('demo', 'plugin.yaml')
+    const built = await corral(work, 'build', manifest)
+    expect(built.status, built.stderr).toBe(0)
+    const valid = await corral(work, 'validate', manifest)
+    expect(valid.status, valid.stderr).toBe(0)
+    expect(valid.stdout).toContain('✓ registration')
+    expect((await corral(work, 'keygen', '--out', 'release')).status).toBe(0)
+    for (const args of [
+      ['call', manifest, 'greet', '--args', '{"name":"Ada"}'],
+      ['policy', manifest],
+      ['pack', manifest, '--out', 'demo.tgz'],
+      ['sign', manifest, '--key', 'release.key.pem'],
+      ['verify', manifest, '--trusted', 'release.pub.pem'],
+    ]) {
+      const run = await corral(work, ...args)
+      expect(run.status, `${args.join(' ')}: ${run.stderr}`).toBe(0)
+    }
+    const other = await corral(work, 'validate', path.join('demo', 'package.json'))
+    expect(other.status).toBe(1)
+    expect(other.stderr).toMatch(
+      /^✗ \[invalid_argument\] \S+package\.json is a file: give the plugin's folder, or its plugin\.yaml\n$/,
+    )
+  })
+})
+
+describe('corral new', () => {
+  it('says what a plugin name must be, and a usage error as every failure is said', async () => {
+    const badName = await corral(work, 'new', 'MyPlugin', '--template', 'wasm-as')
+    expect(badName.status).toBe(1)
+    expect(badName.stderr).toBe(
+      '✗ [invalid_argument] MyPlugin is not a plugin name: a name must be 2-63 characters of a-z, 0-9 and "-", starting with a letter\n',
+    )
+    const missing = await corral(work, 'new', 'demo')
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toMatch(
+      /^✗ \[invalid_argument\] required option '-t, --template <template>' not specified\n/,
+    )
   })
 })
 

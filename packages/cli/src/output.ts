@@ -26,7 +26,8 @@ export function formatJson(value: unknown): string {
 
 /**
  * A failure as the CLI prints it on stderr: `✗ [code] message`, then each field on its own line
- * unless the message already lists them (a manifest's errors do, with their lines).
+ * unless the message already states it (a manifest's errors list theirs with their lines, a
+ * plugin's invalid arguments name theirs inline).
  */
 export function formatError(reason: unknown): string {
   const error = PluginError.from(reason, 'internal')
@@ -35,23 +36,32 @@ export function formatError(reason: unknown): string {
     `${errorColors.red('✗')} ${errorColors.bold(`[${error.code}]`)} ${plugin}${error.rawMessage}`,
   ]
   for (const field of error.fields) {
+    const problem = `${field.field}: ${field.message}`
+    if (error.rawMessage.includes(problem)) continue
     const where = field.line === undefined ? '' : `${field.line}:${field.column ?? 1} `
-    const line = `  ${where}${field.field}: ${field.message}`
-    if (!error.rawMessage.includes(line)) lines.push(line)
+    lines.push(`  ${where}${problem}`)
   }
   if (error.retryAfterMs !== undefined) lines.push(`  retry after ${error.retryAfterMs} ms`)
   return lines.join('\n')
 }
 
-/** The host's log lines on stderr: warnings and errors always, the rest with `--verbose`. */
+/**
+ * The host's log lines on stderr: warnings and errors always, the rest with `--verbose`. What a
+ * plugin writes to its stderr (a runner tags it `stream: 'stderr'`; `console.error` in a TypeScript
+ * plugin) is shown as a warning, where its stdout stays at its level. A line's `reason` (why a
+ * plugin changed state) or `error` follows its message.
+ */
 export function cliLogger(verbose: boolean): Logger {
   return {
-    log(level, message, fields) {
+    log(logged, message, fields) {
+      const level = fields?.stream === 'stderr' && logged !== 'error' ? 'warn' : logged
       if (!verbose && level !== 'warn' && level !== 'error') return
       const plugin = typeof fields?.plugin === 'string' ? `${fields.plugin}: ` : ''
+      const why = fields?.reason ?? fields?.error
+      const detail = typeof why === 'string' && why !== '' ? `: ${why}` : ''
       const paint =
         level === 'error' ? errorColors.red : level === 'warn' ? errorColors.yellow : errorColors.dim
-      process.stderr.write(`${paint(`${level} ${plugin}${message}`)}\n`)
+      process.stderr.write(`${paint(`${level} ${plugin}${message}${detail}`)}\n`)
     },
   }
 }

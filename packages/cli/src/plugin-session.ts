@@ -1,9 +1,13 @@
-import { readFile } from 'node:fs/promises'
-import { type Backends, createBackends, createPluginManager, type PluginManager } from '@corral/manager'
-import { loadManifest, parsePolicy } from '@corral/manifest'
-import type { Logger, Manifest } from '@corral/types'
+import {
+  type Backends,
+  createBackends,
+  createPluginManager,
+  type PluginInfo,
+  type PluginManager,
+} from '@corral/manager'
+import { loadManifest, loadPolicies, parsePolicy } from '@corral/manifest'
+import type { Logger, Manifest, ResourcePolicy } from '@corral/types'
 import { PluginError } from '@corral/types'
-import { parse as parseYaml } from 'yaml'
 import { hostVersion } from './host-version.js'
 import { requestedPolicy } from './requested-policy.js'
 
@@ -11,15 +15,25 @@ import { requestedPolicy } from './requested-policy.js'
 export interface PluginSessionOptions {
   /** The plugin's folder. */
   dir: string
-  /** A YAML (or JSON) policy file; default: exactly what the manifest requests, approved. */
+  /**
+   * A YAML (or JSON) policies file, one policy or a list: the one for this plugin is used.
+   * Default: exactly what the manifest requests, approved.
+   */
   policyFile?: string
   logger: Logger
 }
 
 /** One plugin running in a host of its own: the real runners and the sandboxed host API on embedded backends. */
 export interface PluginSession {
-  manifest: Manifest
+  /** The plugin's manifest, as its last load or reload read it. */
+  readonly manifest: Manifest
   manager: PluginManager
+  /**
+   * Loads the plugin's folder again beside the running version and swaps them (see
+   * {@link PluginManager.reload}). `manifest` is its `plugin.yaml` as it reads now: without a policy
+   * file, the plugin is granted what that manifest requests, so a permission added there is granted.
+   */
+  reload(manifest: Manifest): Promise<PluginInfo>
   /** Stops the plugin and removes the temporary database. */
   close(): Promise<void>
 }
@@ -30,18 +44,13 @@ export function entryPath(manifest: Manifest): string {
   return 'wasm' in entry ? entry.wasm : 'binary' in entry ? entry.binary : entry.node
 }
 
-async function readPolicy(file: string, plugin: string) {
-  let value: unknown
-  try {
-    value = parseYaml(await readFile(file, 'utf8'))
-  } catch (cause) {
-    throw new PluginError('invalid_argument', `cannot read policy ${file}: ${(cause as Error).message}`, {
-      cause,
-    })
-  }
-  const policy = parsePolicy(value)
-  if (policy.plugin !== plugin) {
-    throw new PluginError('invalid_argument', `policy ${file} is for ${policy.plugin}, not ${plugin}`)
+/** The policy of a policies file for `plugin`: the file may hold others, not none for it. */
+async function policyFromFile(file: string, plugin: string): Promise<ResourcePolicy> {
+  const policies = await loadPolicies(file)
+  const policy = policies.find((p) => p.plugin === plugin)
+  if (policy === undefined) {
+    const others = policies.length === 0 ? 'none' : policies.map((p) => p.plugin).join(', ')
+    throw new PluginError('invalid_argument', `${file} has no policy for ${plugin} (it has: ${others})`)
   }
   return policy
 }
@@ -51,11 +60,13 @@ async function readPolicy(file: string, plugin: string) {
  * in-process events) and waits until the plugin runs; a plugin that does not is its error.
  */
 export async function openPluginSession(options: PluginSessionOptions): Promise<PluginSession> {
-  const { manifest, dir } = await loadManifest(options.dir)
+  const loaded = await loadManifest(options.dir)
+  const dir = loaded.dir
+  let manifest = loaded.manifest
   const policy =
     options.policyFile === undefined
       ? parsePolicy(requestedPolicy(manifest))
-      : await readPolicy(options.policyFile, manifest.name)
+      : await policyFromFile(options.policyFile, manifest.name)
   const backends: Backends = await createBackends()
   const manager = createPluginManager({
     sources: [{ path: dir }],
@@ -71,7 +82,9 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
   }
   try {
     await manager.start()
-    const info = manager.get(manifest.name)
+    // The one source: listed under the plugin's name, or under its folder's when discovery refused
+    // it (an incompatible min_host_version, say), which manager.get(manifest.name) would miss.
+    const [info] = manager.list()
     if (info?.state !== 'running') {
       throw info?.lastError === undefined
         ? new PluginError('load_failed', `${manifest.name} is ${info?.state ?? 'not loaded'}`)
@@ -81,5 +94,21 @@ export async function openPluginSession(options: PluginSessionOptions): Promise<
     await close()
     throw error
   }
-  return { manifest, manager, close }
+  const reload = async (next: Manifest) => {
+    // Stored before the reload, which loads the new version under the stored policy; should the
+    // reload fail, the version still serving gets no more than its own manifest requested.
+    if (options.policyFile === undefined) await manager.setPolicy(requestedPolicy(next), { by: 'corral dev' })
+    // By the name it runs under: a manifest that names another plugin now fails the reload, saying so.
+    const reloaded = await manager.reload(manifest.name)
+    manifest = next
+    return reloaded
+  }
+  return {
+    get manifest() {
+      return manifest
+    },
+    manager,
+    reload,
+    close,
+  }
 }

@@ -3,9 +3,10 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { loadManifest } from '@corral/manifest'
-import { PluginError } from '@corral/types'
+import { isPluginError, PluginError } from '@corral/types'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { withProgress } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { sdkFile, sdkModulesDir } from '../toolchain.js'
 
 /** Runs a shell command in the plugin's folder, its `node_modules/.bin` first on the PATH; output to stderr. */
@@ -97,19 +98,32 @@ async function buildStep(dir: string, quick: boolean): Promise<BuildStep | undef
 }
 
 /**
+ * Runs a build step. Every build tool's failure is `load_failed`, a plugin that does not build being
+ * one that cannot load: esbuild's too, which throws errors of its own.
+ */
+async function runStep(step: BuildStep): Promise<void> {
+  try {
+    await step.run()
+  } catch (error) {
+    if (isPluginError(error)) throw error
+    throw new PluginError('load_failed', `${step.what} failed: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+/**
  * Builds the plugin in `folder`, with progress on stderr; false when it names nothing to build.
  * `quick` (for `corral dev`) skips the optimisation of an AssemblyScript build, the slow part of it.
  */
 export async function buildPlugin(folder: string, quick = false): Promise<boolean> {
   const step = await buildStep(folder, quick)
   if (step === undefined) return false
-  await withProgress(`building ${path.basename(folder)}: ${step.what}`, step.run)
+  await withProgress(`building ${path.basename(folder)}: ${step.what}`, () => runStep(step))
   return true
 }
 
 /** `corral build [dir]`: builds the plugin, with progress on stderr. */
 export async function buildCommand(dir: string): Promise<void> {
-  const folder = path.resolve(dir)
+  const folder = await resolvePluginFolder(dir)
   if (!(await buildPlugin(folder))) {
     throw new PluginError(
       'not_found',

@@ -1,9 +1,12 @@
 import path from 'node:path'
+import { loadManifest } from '@corral/manifest'
+import type { Manifest } from '@corral/types'
 import { watch } from 'chokidar'
 import { cliLogger, errorColors, formatError, formatJson } from '../output.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
 import { entryPath, openPluginSession, type PluginSession } from '../plugin-session.js'
 import { buildPlugin } from './build.js'
-import { parseArgs } from './call.js'
+import { callArgs, parseArgs } from './call.js'
 
 /** Options of `corral dev`. */
 export interface DevOptions {
@@ -13,69 +16,105 @@ export interface DevOptions {
   verbose?: boolean
 }
 
+/** What the watch knows of the plugin, from the last refresh that read its manifest and ran its build. */
+interface WatchedPlugin {
+  /** The entry its manifest names (normalized); undefined before a manifest was read. */
+  entry?: string
+  /** Whether it has a build step; taken to have one before a build ran. */
+  builds: boolean
+}
+
+/** Where no source lives. */
+const neverSources = new Set(['node_modules', '.git', 'plugin.sig'])
+
 /**
  * Paths where no source lives, and, for a plugin with a build step, the paths its build writes: a
  * change there starts nothing. A plugin without a build step is reloaded when its entry changes.
  */
-function isIgnored(dir: string, entry: string, builds: boolean) {
-  const ignored = new Set(['node_modules', '.git', 'plugin.sig'])
-  if (builds) for (const output of ['build', 'dist', path.dirname(entry)]) ignored.add(output)
+function isIgnored(dir: string, plugin: WatchedPlugin) {
   return (file: string) => {
     const relative = path.relative(dir, file)
     const top = relative.split(path.sep)[0] ?? ''
-    return (builds && relative === entry) || ignored.has(top)
+    if (neverSources.has(top)) return true
+    if (!plugin.builds) return false
+    const entry = plugin.entry
+    return (
+      top === 'build' ||
+      top === 'dist' ||
+      (entry !== undefined && (relative === entry || top === path.dirname(entry)))
+    )
   }
 }
 
 /**
  * `corral dev <dir>`: builds the plugin, runs it in a host of its own, and on every change of its
- * folder rebuilds it and, once the build has succeeded, reloads it (one edit, one reload, of the
- * rebuilt plugin; a failed build or reload leaves the running version serving), then calls
- * `--call`, printing what it answers. Runs until interrupted.
+ * folder reads its manifest, rebuilds it and, once both have succeeded, reloads it (one edit, one
+ * reload, of the rebuilt plugin; a failed step leaves the running version serving, or, before the
+ * plugin first ran, waits for the next change), then calls `--call`, printing what it answers. Runs
+ * until interrupted.
  */
 export async function devCommand(dir: string, options: DevOptions): Promise<void> {
-  const folder = path.resolve(dir)
-  const args = parseArgs(options.args)
+  const folder = await resolvePluginFolder(dir)
+  const given = parseArgs(options.args)
   const logger = cliLogger(options.verbose === true)
-  const build = () => buildPlugin(folder, true)
-  const builds = await build()
+  const watched: WatchedPlugin = { builds: true }
+  let session: PluginSession | undefined
 
-  // The manager does not watch the folder itself: it would reload on the edit, before the rebuild.
-  const session: PluginSession = await openPluginSession({ dir: folder, policyFile: options.policy, logger })
-  const name = session.manifest.name
   const callOnce = async () => {
-    if (options.call === undefined) return
+    if (options.call === undefined || session === undefined) return
+    const { name } = session.manifest
     try {
-      const result = await session.manager.call(name, options.call, args)
+      const result = await session.manager.call(name, options.call, callArgs(session.manifest, given))
       process.stdout.write(`${name}.${options.call} → ${formatJson(result)}\n`)
     } catch (error) {
       process.stderr.write(`${formatError(error)}\n`)
     }
   }
-  const failed = (what: string, error: unknown) =>
-    process.stderr.write(
-      `${formatError(error)}\n  the ${what} failed: ${name} keeps serving the version it ran before\n`,
-    )
+  const failed = (step: string, error: unknown) => {
+    const then =
+      session === undefined
+        ? 'nothing runs yet; corral dev tries again on the next change'
+        : `${session.manifest.name} keeps serving the version it ran before`
+    process.stderr.write(`${formatError(error)}\n  the ${step} failed: ${then}\n`)
+  }
   /**
-   * Rebuilds (when the plugin has a build step), then reloads the plugin, and calls it: the new
-   * version, or the one still serving when the build or reload failed.
+   * Reads the manifest, rebuilds (when the plugin has a build step), then loads the plugin (until it
+   * first runs) or reloads it. A step that fails is reported by its name and ends the refresh.
    */
-  const update = async () => {
+  const refresh = async () => {
+    let manifest: Manifest
     try {
-      if (builds) await build()
+      manifest = (await loadManifest(folder)).manifest
+      watched.entry = path.normalize(entryPath(manifest))
     } catch (error) {
-      failed('build', error)
-      return callOnce()
+      return failed('manifest check', error)
     }
     try {
-      const reloaded = await session.manager.reload(name)
+      watched.builds = await buildPlugin(folder, true)
+    } catch (error) {
+      return failed('build', error)
+    }
+    if (session === undefined) {
+      try {
+        // The manager does not watch the folder itself: it would reload on the edit, before the rebuild.
+        session = await openPluginSession({ dir: folder, policyFile: options.policy, logger })
+      } catch (error) {
+        return failed('load', error)
+      }
+      process.stderr.write(`${errorColors.green('✓')} ${session.manifest.name} runs\n`)
+      return
+    }
+    try {
+      const reloaded = await session.reload(manifest)
       process.stderr.write(`${errorColors.green('↻')} ${reloaded.history.at(-1)?.reason ?? 'reloaded'}\n`)
     } catch (error) {
       failed('reload', error)
     }
-    await callOnce()
   }
-  // One update at a time: a change during one updates once more after it.
+  await refresh()
+
+  // One update at a time: a change during one updates once more after it. Each update calls the
+  // plugin: the new version, or the one still serving when a step failed.
   let updating: Promise<void> = Promise.resolve()
   let again = false
   let timer: NodeJS.Timeout | undefined
@@ -84,14 +123,11 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
     updating = updating.then(async () => {
       if (!again) return
       again = false
-      await update()
+      await refresh()
+      await callOnce()
     })
   }
-  const entry = entryPath(session.manifest)
-  const sources = watch(folder, {
-    ignoreInitial: true,
-    ignored: isIgnored(folder, path.normalize(entry), builds),
-  })
+  const sources = watch(folder, { ignoreInitial: true, ignored: isIgnored(folder, watched) })
   sources.on('all', () => {
     clearTimeout(timer)
     timer = setTimeout(changed, 150)
@@ -99,16 +135,18 @@ export async function devCommand(dir: string, options: DevOptions): Promise<void
   // Changes count from here on: the first call is made once the watch is in place.
   await new Promise<void>((resolve) => sources.once('ready', () => resolve()))
 
-  process.stderr.write(`${errorColors.green('✓')} ${name} runs; watching ${folder} (Ctrl-C to stop)\n`)
+  process.stderr.write(`  watching ${folder} (Ctrl-C to stop)\n`)
   await callOnce()
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve()
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
+    // Its reader gone (`corral dev … | head`), nothing it prints is read any more.
+    process.stdout.once('error', stop)
   })
   clearTimeout(timer)
   await sources.close()
   await updating
-  await session.close()
+  await session?.close()
 }

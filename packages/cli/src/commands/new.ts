@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { pluginNamePattern } from '@corral/manifest'
+import { pluginNamePattern, pluginNameRule } from '@corral/manifest'
 import { PluginError } from '@corral/types'
 import { colors } from '../output.js'
 import { sdkFile } from '../toolchain.js'
@@ -57,7 +57,7 @@ export async function newCommand(name: string, template: string, parent = '.'): 
     )
   }
   if (!pluginNamePattern.test(name)) {
-    throw new PluginError('invalid_argument', `${name} is not a plugin name (${pluginNamePattern.source})`)
+    throw new PluginError('invalid_argument', `${name} is not a plugin name: a name ${pluginNameRule}`)
   }
   const dir = path.resolve(parent, name)
   if (existsSync(dir)) throw new PluginError('already_exists', `${dir} already exists`)

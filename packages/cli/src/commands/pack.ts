@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { signPluginPackage } from '@corral/manager'
@@ -10,10 +10,14 @@ import { PluginError } from '@corral/types'
 import { create as createTar } from 'tar'
 import { bundleNodeEntry } from '../node-bundle.js'
 import { colors, withProgress } from '../output.js'
+import { checkOutputFile } from '../output-file.js'
+import { resolvePluginFolder } from '../plugin-folder.js'
+import { refuseUnsignableFiles } from '../unsignable-files.js'
+import { readKey } from './signatures.js'
 
 /** Options of `corral pack`. */
 export interface PackOptions {
-  /** The archive to write; default `<name>-<version>.tgz` in the current folder. */
+  /** The archive to write, or a folder to write it into; default `<name>-<version>.tgz` in the current folder. */
   out?: string
   /** Sign the packed folder with this private key (PEM file) before archiving it. */
   key?: string
@@ -57,20 +61,40 @@ async function stage(manifest: Manifest, dir: string, to: string): Promise<void>
   }
 }
 
+/** The archive to write: `--out`, or `<name>-<version>.tgz` in the current folder or in the folder `--out` names. */
+async function archivePath(manifest: Manifest, out: string | undefined): Promise<string> {
+  const name = `${manifest.name}-${manifest.version}.tgz`
+  if (out === undefined) return path.resolve(name)
+  const given = path.resolve(out)
+  const isFolder = await stat(given).then(
+    (s) => s.isDirectory(),
+    () => false,
+  )
+  return isFolder ? path.join(given, name) : given
+}
+
 /**
  * `corral pack [dir]`: one `.tgz` holding the plugin folder as it runs (`<name>/…`), optionally
- * signed, and its SHA-256 digest, printed and written beside it (`<archive>.sha256`, sha256sum's format).
+ * signed, and its SHA-256 digest, printed and written beside it (`<archive>.sha256`, sha256sum's
+ * format). The key and the archive's place are checked before anything is packed; what is staged
+ * may hold no private key.
  */
 export async function packCommand(dir: string, options: PackOptions): Promise<void> {
-  const { manifest, dir: folder } = await loadManifest(path.resolve(dir))
-  const archive = path.resolve(options.out ?? `${manifest.name}-${manifest.version}.tgz`)
+  const { manifest, dir: folder } = await loadManifest(await resolvePluginFolder(dir))
+  const archive = await archivePath(manifest, options.out)
+  await checkOutputFile(archive, { replace: true })
+  await checkOutputFile(`${archive}.sha256`, { replace: true })
+  const key = options.key === undefined ? undefined : await readKey(options.key)
   const work = await mkdtemp(path.join(tmpdir(), 'corral-pack-'))
   try {
     const staged = path.join(work, manifest.name)
     await mkdir(staged)
-    await withProgress(`packing ${manifest.name} ${manifest.version}`, () => stage(manifest, folder, staged))
-    if (options.key !== undefined) await signPluginPackage(staged, await readFile(options.key, 'utf8'))
-    await createTar({ gzip: true, file: archive, cwd: work, portable: true }, [manifest.name])
+    await withProgress(`packing ${manifest.name} ${manifest.version}`, async () => {
+      await stage(manifest, folder, staged)
+      await refuseUnsignableFiles(folder, `packing ${manifest.name}`, staged)
+      if (key !== undefined) await signPluginPackage(staged, key)
+      await createTar({ gzip: true, file: archive, cwd: work, portable: true }, [manifest.name])
+    })
   } finally {
     await rm(work, { recursive: true, force: true })
   }
