@@ -68,11 +68,10 @@ export function checkJson(program: Program): void {
 }
 
 /**
- * The workspace's built CLI. Shell blocks that run find it as `corral` through a shim of their own:
- * pnpm links a workspace package's bin only when its target exists at install time, which on a
- * fresh clone (install, then build) it does not.
+ * Where shell blocks that run find `corral`: the clone's `bin` folder on the PATH, as the README
+ * tells a reader to put it (`bin/corral` runs the workspace's built CLI).
  */
-const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
+const cliFolder = path.join(repoRoot, 'bin')
 
 /**
  * A shell block is syntax-checked; one that says `run` is run by bash -e in a temp folder holding
@@ -81,19 +80,12 @@ const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
 export async function checkShell(program: Program, files: Program[]): Promise<void> {
   await runCommand('bash', ['-n'], { input: program.code })
   if (!program.attributes.has('run')) return
-  await inTempFolder(async (dir) => {
-    const bin = path.join(dir, 'bin')
-    const work = path.join(dir, 'work')
-    await mkdir(bin)
-    await mkdir(work)
+  await inTempFolder(async (work) => {
     await writeFiles(work, files)
-    await writeFile(path.join(bin, 'corral'), `#!/bin/sh\nexec "${process.execPath}" "${cliBin}" "$@"\n`, {
-      mode: 0o755,
-    })
     await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
       cwd: work,
       timeout: 600_000,
-      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
+      env: { ...process.env, PATH: `${cliFolder}${path.delimiter}${process.env.PATH ?? ''}` },
     })
   })
 }
