@@ -74,6 +74,17 @@ export function checkJson(program: Program): void {
 const cliFolder = path.join(repoRoot, 'bin')
 
 /**
+ * npm, as the guides' `npm install` runs it in a new plugin: from the cache when it can, without the
+ * audit and funding requests and notices, which have nothing to do with what a block shows.
+ */
+const quietNpm = {
+  npm_config_prefer_offline: 'true',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+}
+
+/**
  * A shell block is syntax-checked; one that says `run` is run by bash -e in a temp folder holding
  * only the `files` (the Markdown file's blocks saved under their `file=<name>`).
  */
@@ -85,7 +96,7 @@ export async function checkShell(program: Program, files: Program[]): Promise<vo
     await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
       cwd: work,
       timeout: 600_000,
-      env: { ...process.env, PATH: `${cliFolder}${path.delimiter}${process.env.PATH ?? ''}` },
+      env: { ...process.env, ...quietNpm, PATH: `${cliFolder}${path.delimiter}${process.env.PATH ?? ''}` },
     })
   })
 }
