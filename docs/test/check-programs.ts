@@ -68,6 +68,19 @@ export function checkJson(program: Program): void {
 }
 
 /**
+ * A JavaScript block passes `node --check`, as an ES module unless its `file=` name ends in `.cjs`
+ * (a plugin's test, `test/plugin.test.mjs`, is one); a `sh run` block may run it.
+ */
+export async function checkJavaScript(program: Program): Promise<void> {
+  const name = program.attributes.get('file') ?? 'block.mjs'
+  await inTempFolder(async (dir) => {
+    const file = path.join(dir, name.endsWith('.cjs') || name.endsWith('.mjs') ? name : `${name}.mjs`)
+    await writeFile(file, program.code)
+    await runCommand(process.execPath, ['--check', file])
+  })
+}
+
+/**
  * Where shell blocks that run find `corral`: the clone's `bin` folder on the PATH, as the README
  * tells a reader to put it (`bin/corral` runs the workspace's built CLI).
  */

@@ -22,9 +22,10 @@ const corral = (...args) => {
 }
 
 test('greet answers with the greeting', () => {
-  const { status, stdout } = corral('call', '.', 'greet', '--args', '{"name":"Ada"}')
-  assert.equal(status, 0)
-  assert.deepEqual(JSON.parse(stdout), { message: 'Hello, Ada!' })
+  const { status, stdout, stderr } = corral('call', '.', 'greet', '--args', '{"name":"Ada"}')
+  assert.equal(status, 0, stderr)
+  // The message only: a greet that answers more (a count, as the AssemblyScript guide's) passes too.
+  assert.equal(JSON.parse(stdout).message, 'Hello, Ada!')
 })
 
 test('greet with an empty name fails with its own code', () => {
