@@ -68,11 +68,34 @@ export function checkJson(program: Program): void {
 }
 
 /**
- * The workspace's built CLI. Shell blocks that run find it as `corral` through a shim of their own:
- * pnpm links a workspace package's bin only when its target exists at install time, which on a
- * fresh clone (install, then build) it does not.
+ * A JavaScript block passes `node --check`, as an ES module unless its `file=` name ends in `.cjs`
+ * (a plugin's test, `test/plugin.test.mjs`, is one); a `sh run` block may run it.
  */
-const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
+export async function checkJavaScript(program: Program): Promise<void> {
+  const name = program.attributes.get('file') ?? 'block.mjs'
+  await inTempFolder(async (dir) => {
+    const file = path.join(dir, name.endsWith('.cjs') || name.endsWith('.mjs') ? name : `${name}.mjs`)
+    await writeFile(file, program.code)
+    await runCommand(process.execPath, ['--check', file])
+  })
+}
+
+/**
+ * Where shell blocks that run find `corral`: the clone's `bin` folder on the PATH, as the README
+ * tells a reader to put it (`bin/corral` runs the workspace's built CLI).
+ */
+const cliFolder = path.join(repoRoot, 'bin')
+
+/**
+ * npm, as the guides' `npm install` runs it in a new plugin: from the cache when it can, without the
+ * audit and funding requests and notices, which have nothing to do with what a block shows.
+ */
+const quietNpm = {
+  npm_config_prefer_offline: 'true',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+}
 
 /**
  * A shell block is syntax-checked; one that says `run` is run by bash -e in a temp folder holding
@@ -81,19 +104,12 @@ const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js')
 export async function checkShell(program: Program, files: Program[]): Promise<void> {
   await runCommand('bash', ['-n'], { input: program.code })
   if (!program.attributes.has('run')) return
-  await inTempFolder(async (dir) => {
-    const bin = path.join(dir, 'bin')
-    const work = path.join(dir, 'work')
-    await mkdir(bin)
-    await mkdir(work)
+  await inTempFolder(async (work) => {
     await writeFiles(work, files)
-    await writeFile(path.join(bin, 'corral'), `#!/bin/sh\nexec "${process.execPath}" "${cliBin}" "$@"\n`, {
-      mode: 0o755,
-    })
     await runCommand('bash', ['-e', '-o', 'pipefail', '-c', program.code], {
       cwd: work,
       timeout: 600_000,
-      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
+      env: { ...process.env, ...quietNpm, PATH: `${cliFolder}${path.delimiter}${process.env.PATH ?? ''}` },
     })
   })
 }

@@ -1,6 +1,14 @@
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { checkAssemblyScript, checkC, checkGo, checkJson, checkShell, checkYaml } from './check-programs.js'
+import {
+  checkAssemblyScript,
+  checkC,
+  checkGo,
+  checkJavaScript,
+  checkJson,
+  checkShell,
+  checkYaml,
+} from './check-programs.js'
 import { checkTypeScript, type TypeScriptResults } from './check-typescript.js'
 import { extractCodeBlocks, listMarkdownFiles, readMarkdown, repoRoot } from './markdown.js'
 import { type LoadedBlockPlugins, loadBlockPlugins, typescriptPluginProgram } from './plugin-blocks.js'
@@ -55,7 +63,7 @@ it('every block continues a block before it, when it says so', () => {
 })
 
 it('every block names its language (text for output)', () => {
-  const checked = new Set(['ts', 'assemblyscript', 'yaml', 'json', 'sh', 'c', 'go'])
+  const checked = new Set(['ts', 'assemblyscript', 'yaml', 'json', 'js', 'sh', 'c', 'go'])
   const unknown = programs
     .filter((p) => !checked.has(p.lang) && !outputLanguages.has(p.lang))
     .map((p) => `${programName(p)}: ${p.lang === '' ? 'no language' : `no check for ${p.lang}`}`)
@@ -83,6 +91,7 @@ const checks: [string, string, (program: Program) => unknown][] = [
   ],
   ['yaml', 'YAML blocks parse (manifests by parseManifest, policies by parsePolicy)', checkYaml],
   ['json', 'JSON blocks parse', checkJson],
+  ['js', 'JavaScript blocks pass node --check', checkJavaScript],
   [
     'sh',
     'shell blocks pass bash -n (and run in a temp folder, when they say run)',

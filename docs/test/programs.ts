@@ -25,6 +25,8 @@ export function checkedLanguage(block: Pick<CodeBlock, 'lang' | 'attributes'>): 
     shell: 'sh',
     bash: 'sh',
     golang: 'go',
+    javascript: 'js',
+    mjs: 'js',
   }
   const lang = aliases[block.lang] ?? block.lang
   return lang === 'ts' && block.attributes.has('assemblyscript') ? 'assemblyscript' : lang

@@ -12,10 +12,12 @@ import (
 // registration says what the plugin adds to the host; its name, version, description and license
 // are plugin.yaml's.
 var registration = corral.Registration{
+	// A route's handler gets the HTTP request: the *Route functions (corral.JSONRoute) hand get, set
+	// and delete the key from the path and the value from a JSON body, {"value": "..."}.
 	Routes: []corral.Route{
-		{Method: "GET", Path: "/kv/:key", Handler: "get", Middleware: []string{"auth"}},
-		{Method: "PUT", Path: "/kv/:key", Handler: "set", Middleware: []string{"auth"}},
-		{Method: "DELETE", Path: "/kv/:key", Handler: "delete", Middleware: []string{"auth"}},
+		{Method: "GET", Path: "/kv/:key", Handler: "getRoute", Middleware: []string{"auth"}},
+		{Method: "PUT", Path: "/kv/:key", Handler: "setRoute", Middleware: []string{"auth"}},
+		{Method: "DELETE", Path: "/kv/:key", Handler: "deleteRoute", Middleware: []string{"auth"}},
 	},
 	Widgets: []corral.Widget{
 		{ID: "go-kv-about", Title: "Key-value store", Handler: "widget", Size: "small"},
@@ -87,7 +89,10 @@ func widget(context.Context, *corral.Call) (interface{}, error) {
 func main() {
 	corral.Serve(&corral.Plugin{
 		Registration: registration,
-		Functions:    map[string]corral.Function{"get": get, "set": set, "delete": del, "widget": widget},
+		Functions: map[string]corral.Function{
+			"get": get, "set": set, "delete": del, "widget": widget,
+			"getRoute": corral.JSONRoute(get), "setRoute": corral.JSONRoute(set), "deleteRoute": corral.JSONRoute(del),
+		},
 		Init: func(ctx context.Context, init *corral.InitContext) error {
 			init.Log.Info("initialised", "plugin", init.Plugin)
 			return nil

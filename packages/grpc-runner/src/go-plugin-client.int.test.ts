@@ -95,7 +95,7 @@ describe('AutoMTLS', () => {
       const response = await unary(client.rpc, pluginService.register, {})
       // go-kv's own registration: what it provides (its identity comes from its plugin.yaml).
       expect(JSON.parse(Buffer.from(response.registrationJson ?? []).toString())).toMatchObject({
-        routes: expect.arrayContaining([expect.objectContaining({ path: '/kv/:key', handler: 'get' })]),
+        routes: expect.arrayContaining([expect.objectContaining({ path: '/kv/:key', handler: 'getRoute' })]),
       })
     } finally {
       await client.stop()
@@ -129,7 +129,7 @@ describe('reattachGoPlugin', () => {
     const response = await unary(reattached.rpc, pluginService.register, {})
     // hello-grpc's own registration: what it provides (its identity comes from its plugin.yaml).
     expect(JSON.parse(Buffer.from(response.registrationJson ?? []).toString())).toMatchObject({
-      routes: expect.arrayContaining([expect.objectContaining({ path: '/greet', handler: 'greet' })]),
+      routes: expect.arrayContaining([expect.objectContaining({ path: '/greet', handler: 'greetRoute' })]),
     })
 
     const stranger = await generateCertificate()

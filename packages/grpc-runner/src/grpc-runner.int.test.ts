@@ -18,7 +18,7 @@ describe('createGrpcRunner with the hello-grpc example (TypeScript, plugin SDK)'
   it('registers, initialises with its config and calls the host back during init', async () => {
     const registration = await plugin.register()
     expect(registration.name).toBe('hello-grpc')
-    expect(registration.routes.map((r) => r.handler)).toContain('greet')
+    expect(registration.routes.map((r) => r.handler)).toContain('greetRoute')
     await plugin.init({ greeting: 'Hi' })
     const initCall = host.calls.find((c) => c.method === 'db.exec')
     expect(initCall?.context.plugin).toBe('hello-grpc')

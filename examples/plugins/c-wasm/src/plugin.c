@@ -13,14 +13,17 @@ static bool is_vowel(char c) { return c != '\0' && strchr("aeiouAEIOU", c) != NU
 
 /*
  * The text to count: the call's "text" or, when the host routes an HTTP request here (POST
- * /plugins/c-wasm/count), the "text" of its query or of its JSON body.
+ * /plugins/c-wasm/count), the "text" of its query or of its JSON body (the request's "body" is the
+ * body as text, parsed here).
  */
 static corral_field text_of(corral_json input, corral_str *text) {
     corral_json part;
+    corral_str body;
     corral_field found = corral_json_get_string(input, "text", text);
     if (found == CORRAL_FIELD_MISSING && corral_json_get_object(input, "query", &part) == CORRAL_FIELD_OK)
         found = corral_json_get_string(part, "text", text);
-    if (found == CORRAL_FIELD_MISSING && corral_json_get_object(input, "body", &part) == CORRAL_FIELD_OK)
+    if (found == CORRAL_FIELD_MISSING && corral_json_get_string(input, "body", &body) == CORRAL_FIELD_OK &&
+        corral_json_parse(body.ptr, body.len, &part))
         found = corral_json_get_string(part, "text", text);
     return found;
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pluginNamePattern, pluginNameRule } from '@corral/manifest'
@@ -26,6 +26,18 @@ const exampleArgsOf: Partial<Record<TemplateName, string>> = { extism: '"Ada"' }
 /** Written in every text file of a template where the plugin's name goes. */
 const namePlaceholder = /__NAME__/g
 
+/**
+ * Written in a template where the folder of the Corral packages this CLI runs with goes: a new
+ * plugin's `file:` dependencies on them (none is on npm), so that `npm install` links them and
+ * `tsc`, an editor and `npm test` find them, and the JSON Schema its `plugin.yaml` names.
+ */
+const packagesPlaceholder = '__CORRAL_PACKAGES__'
+
+/** The folder holding the CLI's own `@corral/plugin-sdk` and its siblings: a clone's `packages/`. */
+async function corralPackagesDir(): Promise<string> {
+  return path.dirname(await realpath(sdkFile('.')))
+}
+
 async function copyTemplate(from: string, to: string, name: string): Promise<string[]> {
   const written: string[] = []
   await mkdir(to, { recursive: true })
@@ -35,8 +47,10 @@ async function copyTemplate(from: string, to: string, name: string): Promise<str
     if (entry.isDirectory()) {
       written.push(...(await copyTemplate(source, target, name)))
     } else {
-      const text = await readFile(source, 'utf8')
-      await writeFile(target, text.replace(namePlaceholder, name), {
+      let text = (await readFile(source, 'utf8')).replace(namePlaceholder, name)
+      if (text.includes(packagesPlaceholder))
+        text = text.replaceAll(packagesPlaceholder, await corralPackagesDir())
+      await writeFile(target, text, {
         mode: entry.name.endsWith('.sh') ? 0o755 : 0o644,
       })
       written.push(target)

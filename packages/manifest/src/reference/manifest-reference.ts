@@ -26,7 +26,7 @@ const accessByType: Record<PermissionType, string> = {
   fs: 'required',
 }
 
-const example = `# yaml-language-server: $schema=node_modules/@corral/manifest/plugin.schema.json
+const example = `# yaml-language-server: $schema=/home/me/corral/packages/manifest/plugin.schema.json
 name: stats
 version: 1.2.0
 description: Daily statistics, rolled up every five minutes.
@@ -127,10 +127,11 @@ Every plugin has a \`plugin.yaml\` in its folder: what it is, how it runs, and w
 host. The host parses it with \`@corral/manifest\` (\`parseManifest\`, \`loadManifest\`), which reports
 every problem at once with its field path and line. Editors check it as you type with the JSON
 Schema [packages/manifest/plugin.schema.json](../../packages/manifest/plugin.schema.json), made from
-the same source as this page: put this line at the top of the file (the path relative to it).
+the same source as this page: put this line at the top of the file, with the path of that file in
+your Corral clone (absolute, or relative to the \`plugin.yaml\`); \`corral new\` writes it.
 
 \`\`\`text
-# yaml-language-server: $schema=node_modules/@corral/manifest/plugin.schema.json
+# yaml-language-server: $schema=/home/me/corral/packages/manifest/plugin.schema.json
 \`\`\`
 
 Durations are written with a unit (\`250ms\`, \`30s\`, \`5m\`, \`1h\`); sizes are bytes unless the name

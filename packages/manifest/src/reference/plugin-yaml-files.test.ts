@@ -17,11 +17,14 @@ const manifests = ['examples/plugins', 'packages/cli/templates'].flatMap((parent
 
 describe('every plugin.yaml of the repository', () => {
   it.each(manifests)('%s names the JSON Schema, satisfies it, and parses', (file) => {
-    // A template's name is a placeholder until `corral new` fills it in.
-    const text = readFileSync(path.join(repo, file), 'utf8').replaceAll('__NAME__', 'my-plugin')
+    // A template's name and the folder of the Corral packages are placeholders until `corral new`
+    // fills them in: in a clone, its packages/ folder, so that the schema's path is the clone's file.
+    const text = readFileSync(path.join(repo, file), 'utf8')
+      .replaceAll('__NAME__', 'my-plugin')
+      .replaceAll('__CORRAL_PACKAGES__', path.join(repo, 'packages'))
     const schemaLine = /^# yaml-language-server: \$schema=(\S+)$/m.exec(text)?.[1]
     const expected = file.startsWith('packages/cli/templates')
-      ? 'node_modules/@corral/manifest/plugin.schema.json'
+      ? schemaFile
       : path.relative(path.dirname(path.join(repo, file)), schemaFile)
     expect(schemaLine).toBe(expected)
     expect(validate(parse(text)), JSON.stringify(validate.errors)).toBe(true)

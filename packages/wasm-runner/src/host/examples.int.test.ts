@@ -60,7 +60,7 @@ describe('examples/plugins/hello-wasm (AssemblyScript)', () => {
     const calls: HostLog[] = []
     const plugin = await loadExample('hello-wasm', calls, 'greetings:')
     const registration = await plugin.register()
-    expect(registration.routes).toEqual([expect.objectContaining({ path: '/greet', handler: 'greet' })])
+    expect(registration.routes).toEqual([expect.objectContaining({ path: '/greet', handler: 'greetRoute' })])
     await plugin.init({ greeting: 'Bonjour' })
 
     expect(await plugin.call('greet', { name: 'Ada' })).toEqual({ message: 'Bonjour, Ada!', count: 1 })

@@ -1,4 +1,5 @@
-// Runs the built plugin through `corral call`: `corral` on the PATH, or the CLI script named by CORRAL_CLI.
+// Runs the built plugin through `corral call`: `corral` on the PATH (the `bin` folder of a Corral
+// clone), or the CLI script named by CORRAL_CLI.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
@@ -9,7 +10,15 @@ const corral = (...args) => {
   const [command, prefix] = process.env.CORRAL_CLI
     ? [process.execPath, [process.env.CORRAL_CLI]]
     : ['corral', []]
-  return spawnSync(command, [...prefix, ...args], { cwd: dir, encoding: 'utf8' })
+  const run = spawnSync(command, [...prefix, ...args], { cwd: dir, encoding: 'utf8' })
+  if (run.error?.code === 'ENOENT') {
+    throw new Error(
+      'corral not found: put the bin folder of your Corral clone on the PATH, export PATH="<clone>/bin:$PATH" ' +
+        '(see "The corral command" in the clone\'s README.md), or name the CLI script in CORRAL_CLI',
+    )
+  }
+  if (run.error !== undefined) throw run.error
+  return run
 }
 
 test('greet answers with the greeting', () => {
