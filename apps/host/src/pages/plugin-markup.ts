@@ -97,28 +97,65 @@ const placeholders = /\uE000(\d+)\uE001/g
 /**
  * A plugin's Liquid template as the host renders it: its HTML sanitized as a widget's is, and of
  * its Liquid only tags of {@link pluginTemplateTags} and outputs without the `raw` filter (so
- * every value it writes is escaped). Liquid the host cannot read is dropped with its tag.
+ * every value it writes is escaped). Liquid the host cannot read is dropped with its tag. The
+ * Liquid kept stands only where it cannot change the markup around it: a template with a tag
+ * inside an HTML tag keeps no Liquid at all.
  */
 export function sanitizePluginTemplate(source: string): string {
+  const text = source.replace(/[\uE000\uE001]/g, '')
   let tokens: TopLevelToken[]
   try {
-    tokens = new Tokenizer(source.replace(/[\uE000\uE001]/g, '')).readTopLevelTokens()
+    tokens = new Tokenizer(text).readTopLevelTokens()
   } catch {
-    // Liquid that does not parse would fail the page: its text is shown, with no Liquid left in it.
-    return sanitizePluginHtml(source).replaceAll('{', '&#123;')
+    // Liquid that does not parse would fail the page: its markup is shown, with no Liquid in it.
+    return escapeBraces(sanitizePluginHtml(text))
   }
-  const kept: string[] = []
+  const kept: { text: string; isTag: boolean }[] = []
   let html = ''
   for (const token of tokens) {
-    const text = token.getText()
     if (token.kind === TokenKind.HTML) {
-      html += text
+      html += token.getText()
       continue
     }
     html += `${open}${kept.length}${close}`
-    kept.push(isSafeLiquid(token) ? text : '')
+    kept.push({ text: isSafeLiquid(token) ? token.getText() : '', isTag: token.kind === TokenKind.Tag })
   }
-  return sanitizePluginHtml(html).replace(placeholders, (_, index: string) => kept[Number(index)] ?? '')
+  const markup = escapeBraces(sanitizePluginHtml(html))
+  if (hasTagInsideMarkup(markup, kept)) return markup.replace(placeholders, '')
+  return markup.replace(placeholders, (_, index: string) => kept[Number(index)]?.text ?? '')
+}
+
+/**
+ * The sanitizer writes the braces of `&#123;` as braces, and joins two across what it removes
+ * (`{<x></x>{`): either would be read as Liquid the check above never saw. In the sanitized HTML
+ * every brace is an entity, for the browser to show.
+ */
+function escapeBraces(html: string): string {
+  return html.replaceAll('{', '&#123;').replaceAll('}', '&#125;')
+}
+
+/**
+ * Whether a kept Liquid tag stands inside an HTML tag. There it could remove or insert the quote
+ * or bracket that ends an attribute (`<a title="{% if false %}">{% endif %}" hx-post=…`), making
+ * markup the sanitizer never saw. Between HTML tags it can only drop or repeat whole tags and
+ * escaped text. An output may stand in an attribute's value: the value is quoted, and the output
+ * escaped. The sanitizer writes `<` and `>` inside text and values as entities, so the brackets
+ * found are tags'.
+ */
+function hasTagInsideMarkup(markup: string, kept: readonly { text: string; isTag: boolean }[]): boolean {
+  let insideTag = false
+  for (let i = 0; i < markup.length; i++) {
+    const char = markup[i]
+    if (char === '<') insideTag = true
+    else if (char === '>') insideTag = false
+    else if (char === open && insideTag) {
+      const end = markup.indexOf(close, i)
+      const token = kept[Number(markup.slice(i + 1, end))]
+      if (token?.isTag && token.text !== '') return true
+      i = end
+    }
+  }
+  return false
 }
 
 function isSafeLiquid(token: TopLevelToken): boolean {
