@@ -50,19 +50,7 @@ try {
   failStartUp(error)
 }
 
-const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
-lines.push(...(await pluginSummaryLines(host.manager)))
-if (host.firstAdmin?.generatedPassword !== undefined)
-  lines.push(
-    `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,
-    '  (shown this once; set CORRAL_ADMIN_PASSWORD before the first start to choose it)',
-  )
-else if (host.firstAdmin !== undefined)
-  lines.push('  Sign in as "admin" with the password in CORRAL_ADMIN_PASSWORD')
-else lines.push('  Sign in with your account (the first administrator is "admin")')
-lines.push('  Ctrl-C stops it.\n')
-console.log(lines.join('\n'))
-
+// Before the summary is printed: whoever reads it may stop the host at once.
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
@@ -78,3 +66,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     )
   })
 }
+
+const lines = [`\nCorral host ${hostVersion} is running at ${host.url}`, `  plugins:  ${pluginsDir}`]
+lines.push(...(await pluginSummaryLines(host.manager)))
+if (host.firstAdmin?.generatedPassword !== undefined)
+  lines.push(
+    `  Sign in as "admin" with password ${host.firstAdmin.generatedPassword}`,
+    '  (shown this once; set CORRAL_ADMIN_PASSWORD before the first start to choose it)',
+  )
+else if (host.firstAdmin !== undefined)
+  lines.push('  Sign in as "admin" with the password in CORRAL_ADMIN_PASSWORD')
+else lines.push('  Sign in with your account (the first administrator is "admin")')
+lines.push('  Ctrl-C stops it.\n')
+console.log(lines.join('\n'))
