@@ -127,6 +127,16 @@ describe('starting a host', () => {
     expect(loading.status).toBe(503)
     expect(await loading.json()).toEqual({ status: 'not ready', checks: { pluginsLoaded: false } })
     expect(Date.now() - began).toBeLessThan(2_000)
+    // What would load, unload or decide on a plugin waits for the start's own load.
+    for (const changing of [
+      `${url}/api/v1/plugins/hang-two/reload`,
+      `${url}/admin/plugins/hang-two/decision`,
+    ]) {
+      const meanwhile = await fetch(changing, { method: 'POST' })
+      expect(meanwhile.status).toBe(503)
+      expect(meanwhile.headers.get('retry-after')).toBe('1')
+      expect(await meanwhile.json()).toMatchObject({ code: 'unavailable' })
+    }
 
     const host = await starting
     expect(Date.now() - began).toBeGreaterThanOrEqual(4_000)
@@ -137,5 +147,7 @@ describe('starting a host', () => {
     const ready = await fetch(`${url}/readyz`)
     expect(ready.status).toBe(200)
     expect(await ready.json()).toMatchObject({ status: 'ready' })
+    // Then such a request meets the usual checks: here, no session.
+    expect((await fetch(`${url}/api/v1/plugins/hang-two/reload`, { method: 'POST' })).status).toBe(403)
   })
 })

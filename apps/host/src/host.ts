@@ -2,7 +2,7 @@ import { chmod, mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { PluginUser } from '@corral/grpc-runner'
 import { type Backends, createBackends, createSqlAuditLog } from '@corral/manager'
-import type { LogLevel, ResourcePolicy } from '@corral/types'
+import { type LogLevel, PluginError, type ResourcePolicy } from '@corral/types'
 import { loadHostSecret } from './auth/host-secret.js'
 import { createUsersStore } from './auth/users-store.js'
 import { checkFirstAdminPassword, ensureFirstAdmin, type FirstAdmin } from './first-admin.js'
@@ -13,6 +13,9 @@ import type { PluginManager, PluginManagerOptions } from './manager-api.js'
 import { hostMenu } from './pages/host-menu.js'
 import { readHostTemplates } from './pages/render.js'
 import { createHostServer, type HostServer, type HostServerOptions } from './server.js'
+
+/** The routes that load, unload, reload or decide on plugins (the API's and the admin pages'). */
+const changesPlugins = /^\/(?:api\/v1|admin)\/(?:plugins|policies)(?:\/|$)/
 
 export interface HostOptions {
   /**
@@ -123,11 +126,19 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     })
     server = web
     // Until the plugins folder has loaded once, the host is alive but not ready: a plugin whose
-    // process hangs before its handshake delays readiness, not the probes or the admin pages.
+    // process hangs before its handshake delays readiness, not the probes or the admin pages. What
+    // would load, unload or decide on a plugin waits for that first load, which would meet it
+    // half-way (a plugin loaded by a request, then again by the start).
     let loading = true
     web.app.addHook('onRequest', async (request, reply) => {
-      if (loading && request.routeOptions.url === '/readyz')
+      if (!loading) return
+      const route = request.routeOptions.url ?? ''
+      if (route === '/readyz')
         return reply.code(503).send({ status: 'not ready', checks: { pluginsLoaded: false } })
+      if (request.method !== 'GET' && request.method !== 'HEAD' && changesPlugins.test(route))
+        throw new PluginError('unavailable', 'the host is still loading its plugins: try again in a moment', {
+          retryAfterMs: 1000,
+        })
     })
     const address = await web.app.listen({ port: options.port, host: options.listenHost ?? '127.0.0.1' })
     await manager.start()
