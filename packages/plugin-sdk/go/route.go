@@ -58,9 +58,9 @@ func JSONRoute(fn Function) Function {
 			return nil, Errorf(CodeInvalidArgument, "%s answers a route: it takes the HTTP request the host passes "+
 				"({method, path, params, query, headers, body, user}); call the function it wraps with plain arguments", call.Function)
 		}
-		args := map[string]json.RawMessage{}
+		args := routeArgs{}
 		for name, value := range request.Query {
-			args[name] = quoteJSON(value)
+			args.set(name, quoteJSON(value))
 		}
 		if strings.TrimSpace(request.Body) != "" {
 			var fields map[string]json.RawMessage
@@ -68,14 +68,14 @@ func JSONRoute(fn Function) Function {
 				return nil, Errorf(CodeInvalidArgument, "the request body is not a JSON object")
 			}
 			for name, value := range fields {
-				args[name] = value
+				args.set(name, value)
 			}
 		}
 		for name, value := range request.Params {
-			args[name] = quoteJSON(value)
+			args.set(name, quoteJSON(value))
 		}
 		routed := *call
-		routed.Args, _ = json.Marshal(args)
+		routed.Args, _ = json.Marshal(args.values)
 		result, err := fn(ctx, &routed)
 		if err != nil {
 			return nil, err
@@ -90,6 +90,28 @@ func JSONRoute(fn Function) Function {
 			Body:    string(body),
 		}, nil
 	}
+}
+
+// routeArgs are a route's arguments by name. call.Bind (encoding/json) matches a name to a field
+// regardless of case, and of two names that differ only in case the later in the JSON text wins,
+// whatever order they were set in: so a name replaces any set before that differs from it only in
+// case ("userid" in a body never outranks the path's "userId").
+type routeArgs struct {
+	values map[string]json.RawMessage
+	// names is the name set last for each case-folded name.
+	names map[string]string
+}
+
+func (a *routeArgs) set(name string, value json.RawMessage) {
+	if a.values == nil {
+		a.values, a.names = map[string]json.RawMessage{}, map[string]string{}
+	}
+	folded := strings.ToLower(strings.ToUpper(name))
+	if earlier, ok := a.names[folded]; ok {
+		delete(a.values, earlier)
+	}
+	a.names[folded] = name
+	a.values[name] = value
 }
 
 // quoteJSON is text as a JSON string.

@@ -159,6 +159,16 @@ describe('plugin routes over HTTP, as a client calls them', { timeout: 60_000 },
       status: 200,
       json: { key: 'colour', value: 'teal' },
     })
+    // The body outranks the query, also where the two spell a name in other cases (Go binds names
+    // regardless of case, and "VALUE" sorts before "value").
+    expect(await request('PUT', '/plugins/go-kv/kv/colour?value=grey', { VALUE: 'navy' }, signedIn)).toEqual({
+      status: 200,
+      json: { ok: true },
+    })
+    expect(await request('GET', '/plugins/go-kv/kv/colour', undefined, signedIn)).toEqual({
+      status: 200,
+      json: { key: 'colour', value: 'navy' },
+    })
     expect(await request('DELETE', '/plugins/go-kv/kv/colour', undefined, signedIn)).toEqual({
       status: 200,
       json: { deleted: true },
