@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chownSync } from 'node:fs'
+import { lchownSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import {
@@ -149,7 +149,7 @@ export class GrpcBroker {
       // Connecting takes write permission on the socket: the plugin's user gets it, no one else.
       const path = bindTo.slice('unix:'.length)
       try {
-        chownSync(path, listen.owner.uid, listen.owner.gid)
+        lchownSync(path, listen.owner.uid, listen.owner.gid)
       } catch (error) {
         server.forceShutdown()
         throw new PluginError(

@@ -16,7 +16,7 @@ export interface PluginUser {
   gid: number
 }
 
-/** Refuses a user that is no user to run as: not a uid and gid, or root itself. */
+/** Refuses a user that is no user to run as: not a uid and gid, root itself or root's group. */
 export function checkPluginUser(user: PluginUser): void {
   const isId = (id: number) => Number.isInteger(id) && id >= 0 && id < 2 ** 32 - 1
   if (!isId(user.uid) || !isId(user.gid)) {
@@ -24,6 +24,12 @@ export function checkPluginUser(user: PluginUser): void {
   }
   if (user.uid === 0) {
     throw new PluginError('invalid_argument', 'pluginUser is root: plugins would run with every right')
+  }
+  if (user.gid === 0) {
+    throw new PluginError(
+      'invalid_argument',
+      `pluginUser ${describeUser(user)} is in group root: plugins would read what root's group may`,
+    )
   }
 }
 
