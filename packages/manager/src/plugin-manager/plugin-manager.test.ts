@@ -467,6 +467,46 @@ describe('createPluginManager (fake runners)', () => {
     expect(runner.closed).toBe(false)
   })
 
+  it('runs a reload, unload or load asked during its start after the start, which it would meet half-way', async () => {
+    for (const name of ['alpha', 'beta', 'gamma', 'delta']) await writePlugin(name)
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const load = runner.load.bind(runner)
+    runner.load = async (options) => {
+      if (options.manifest.name === 'alpha') await gate
+      return load(options)
+    }
+    manager = createPluginManager({
+      pluginsDir,
+      hostVersion: '1.0.0',
+      backends,
+      logger: quiet,
+      runners: { wasm: runner },
+      policies: ['alpha', 'beta', 'gamma', 'delta'].map((plugin) => approved(plugin)),
+    })
+    const starting = manager.start()
+    while (manager.get('alpha')?.state !== 'loading') await sleep(5)
+    // Before the fix: the reload loaded beta, then the start failed loading it again; gamma, unloaded
+    // before the start reached it, was loaded anyway and left running out of the list.
+    const asked = [
+      manager.reload('beta'),
+      manager.unload('gamma'),
+      manager.load(path.join(pluginsDir, 'delta')),
+    ]
+    open()
+    await starting
+    await Promise.allSettled(asked)
+    expect(manager.list().map((p) => [p.name, p.state])).toEqual([
+      ['alpha', 'running'],
+      ['beta', 'running'],
+      ['delta', 'running'],
+    ])
+    const live = runner.loaded.filter((plugin) => !plugin.shutDown).map((plugin) => plugin.name)
+    expect(live.sort()).toEqual(['alpha', 'beta', 'delta'])
+  })
+
   it('unloads a plugin and forgets it, and loads a folder named later', async () => {
     await writePlugin('alpha')
     const m = await start()

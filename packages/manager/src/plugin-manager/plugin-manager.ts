@@ -398,6 +398,7 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
   /** Runs here a command another replica sent (see {@link createReplicaCommands}); it throws what fails. */
   async function runSentCommand(command: ReplicaCommand, from: string): Promise<void> {
     if (closed) return
+    await startDone()
     const name = command.plugin
     switch (command.action) {
       case 'load': {
@@ -476,6 +477,15 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     startSupervision()
   }
 
+  /**
+   * Waits for a start under way to end. A load, unload or reload meanwhile would meet the start's own
+   * loads half-way: a plugin loaded twice (the start then fails), or unloaded before the start loads
+   * it (and left running, out of the list).
+   */
+  async function startDone(): Promise<void> {
+    await starting?.catch(() => {})
+  }
+
   const manager: PluginManager = {
     policies,
     hostApi,
@@ -500,17 +510,20 @@ export function createPluginManager(options: PluginManagerOptions): PluginManage
     // gets this replica's result; the others run it on their own.
     async load(source) {
       refuseWhenClosed()
+      await startDone()
       const found = await readNewSource(source)
       commands.send({ action: 'load', plugin: found.manifest.name, path: found.path })
       return loadSource(found)
     },
     async unload(name) {
+      await startDone()
       const record = known(name)
       commands.send({ action: 'unload', plugin: name })
       await unloadRecord(record, 'unloaded')
     },
     async reload(name) {
       refuseWhenClosed()
+      await startDone()
       const record = known(name)
       commands.send({ action: 'reload', plugin: name })
       await exclusive(record, () => transitions.reload(record, 'reloaded'))
