@@ -43,9 +43,9 @@ describe('sanitizePluginTemplate', () => {
   })
 
   it('keeps no Liquid when a tag of it stands inside an HTML tag, where it could end an attribute', () => {
-    const escape = '<a title="{% if false %}">{% endif %}" hx-post="/x" hx-trigger="load" <br>x</a>'
-    expect(sanitizePluginTemplate(escape)).toBe('<a title="">" hx-post="/x" hx-trigger="load" <br />x</a>')
-    expect(sanitizePluginTemplate(`<a title="{% include 'b' %}">{{ a }}</a>`)).toBe('<a title="">' + '</a>')
+    const breakOut = '<a title="{% if false %}">{% endif %}" hx-post="/x" hx-trigger="load" <br>x</a>'
+    expect(sanitizePluginTemplate(breakOut)).toBe('<a title="">" hx-post="/x" hx-trigger="load" <br />x</a>')
+    expect(sanitizePluginTemplate(`<a title="{% include 'b' %}">{{ a }}</a>`)).toBe('<a title=""></a>')
     // An output there is escaped, inside quotes: it stays.
     expect(sanitizePluginTemplate('<a title="{{ a }}">{{ b }}</a>')).toBe('<a title="{{ a }}">{{ b }}</a>')
   })
