@@ -46,15 +46,13 @@ export function formatError(reason: unknown): string {
 }
 
 /**
- * The host's log lines on stderr: warnings and errors always, the rest with `--verbose`. What a
- * plugin writes to its stderr (a runner tags it `stream: 'stderr'`; `console.error` in a TypeScript
- * plugin) is shown as a warning, where its stdout stays at its level. A line's `reason` (why a
- * plugin changed state) or `error` follows its message.
+ * The host's log lines on stderr: warnings and errors always, the rest with `--verbose` (a plugin's
+ * stderr is logged by its runner as warnings, its stdout as info). A line's `reason` (why a plugin
+ * changed state) or `error` follows its message.
  */
 export function cliLogger(verbose: boolean): Logger {
   return {
-    log(logged, message, fields) {
-      const level = fields?.stream === 'stderr' && logged !== 'error' ? 'warn' : logged
+    log(level, message, fields) {
       if (!verbose && level !== 'warn' && level !== 'error') return
       const plugin = typeof fields?.plugin === 'string' ? `${fields.plugin}: ` : ''
       const why = fields?.reason ?? fields?.error
