@@ -1,6 +1,5 @@
 import type { CorralErrorCode, FieldError } from '@corral/types'
 import { isPluginError, PluginError } from '@corral/types'
-import type { FastifyInstance } from 'fastify'
 import type { Registries } from './manager-api.js'
 
 /** The HTTP status of each of Corral's own codes; a plugin's own code takes its declared status. */
@@ -60,18 +59,12 @@ const loadFailureCodes = new Set<string>([
 ])
 
 /**
- * Logs a plugin that failed to load on an administrator's request (load, reload, a decision that
- * loads it) as a warning with its code and message: the request is answered 4xx, and no stack
- * trace is printed as for a host bug.
+ * Whether a failure is a plugin that failed to load (on an administrator's load, reload, or a
+ * decision that loads it): it is answered 4xx and logged as a warning, without the stack trace a
+ * host bug gets.
  */
-export function warnOnLoadFailures(app: FastifyInstance): void {
-  app.addHook('onError', async (request, _reply, error) => {
-    if (!isPluginError(error) || !loadFailureCodes.has(error.code)) return
-    request.log.warn(
-      { code: error.code, ...(error.plugin === undefined ? {} : { plugin: error.plugin }) },
-      `plugin load failed: ${error.rawMessage}`,
-    )
-  })
+export function isLoadFailure(failure: PluginError): boolean {
+  return loadFailureCodes.has(failure.code)
 }
 
 export function errorBody(error: PluginError): ErrorBody {

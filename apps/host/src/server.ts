@@ -13,7 +13,7 @@ import { installCsrf } from './auth/csrf.js'
 import { registerLoginRoutes } from './auth/login-routes.js'
 import { installSessions, wantsHtml } from './auth/sessions.js'
 import type { UsersStore } from './auth/users-store.js'
-import { asPluginError, errorBody, requestErrorStatus } from './http-errors.js'
+import { asPluginError, errorBody, isLoadFailure, requestErrorStatus } from './http-errors.js'
 import { fastifyLoggerOptions } from './json-logger.js'
 import type { LogBuffer } from './log-buffer.js'
 import type { ManagerEvent, PluginManager } from './manager-api.js'
@@ -143,6 +143,11 @@ export async function createHostServer(options: HostServerOptions): Promise<Host
     const failure = asPluginError(error)
     const status = requestErrorStatus(error, failure, manager.registries)
     if (status >= 500) request.log.error({ err: error }, 'request failed')
+    else if (isLoadFailure(failure))
+      request.log.warn(
+        { code: failure.code, ...(failure.plugin === undefined ? {} : { plugin: failure.plugin }) },
+        `plugin load failed: ${failure.rawMessage}`,
+      )
     if (failure.retryAfterMs !== undefined)
       reply.header('retry-after', Math.ceil(failure.retryAfterMs / 1000))
     reply.code(status)

@@ -3,7 +3,6 @@ import { PluginError } from '@corral/types'
 import type { FastifyInstance } from 'fastify'
 import { requireAdmin } from '../auth/guards.js'
 import type { UsersStore } from '../auth/users-store.js'
-import { warnOnLoadFailures } from '../http-errors.js'
 import type { PluginManager } from '../manager-api.js'
 import { decide, pluginOrNotFound, pluginWithPolicy, withStoredPolicies } from './policy-decisions.js'
 import { registerUsersApi } from './users-api.js'
@@ -45,7 +44,6 @@ export async function registerAdminApi(app: FastifyInstance, options: AdminApiOp
   await app.register(
     async (api) => {
       api.addHook('preHandler', requireAdmin)
-      warnOnLoadFailures(api)
       const by = (user: { username: string } | null) => user?.username ?? 'unknown'
 
       api.get(

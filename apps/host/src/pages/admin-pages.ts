@@ -5,7 +5,6 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { parse } from 'yaml'
 import { decide, pluginOrNotFound, pluginWithPolicy, withStoredPolicies } from '../api/policy-decisions.js'
 import { requireAdmin } from '../auth/guards.js'
-import { warnOnLoadFailures } from '../http-errors.js'
 import type { LogBuffer } from '../log-buffer.js'
 import type { PluginManager } from '../manager-api.js'
 import type { PageContext } from './page-context.js'
@@ -40,7 +39,6 @@ export function registerAdminPages(app: FastifyInstance, options: AdminPagesOpti
 
   app.register(async (admin) => {
     admin.addHook('preHandler', requireAdmin)
-    warnOnLoadFailures(admin)
 
     admin.get('/admin/plugins', async (request, reply) => {
       reply.type(html)
