@@ -176,6 +176,8 @@ async function measureStarts(runs: number, start: () => Promise<() => Promise<vo
   return summarize(samples, samples.reduce((sum, us) => sum + us, 0) / 1e6)
 }
 
+type Example = Awaited<ReturnType<typeof example>>
+
 async function example(name: string) {
   const { manifest, dir } = await loadManifest(path.join(examplesDir, name))
   const policy = {
@@ -210,14 +212,15 @@ async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client
 /**
  * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight (against the raw
  * echo over the mutual TLS a Corral plugin's connection has) and 64, and 64 spread over 8 plugin
- * processes.
+ * processes; and one in flight to the Go example, go-kv (its `widget`, which makes no host call).
  */
 async function measureCalls(
   report: BenchReport,
   runner: GrpcRunner,
-  hello: Awaited<ReturnType<typeof example>>,
+  examples: { hello: Example; goKv: Example },
   dir: string,
 ): Promise<void> {
+  const { hello, goKv } = examples
   const { child: server } = await startRawServer(path.join(dir, 'echo.sock'))
   const client = new Client(`unix:${path.join(dir, 'echo.sock')}`, credentials.createInsecure())
   const stream = rawStream(client)
@@ -226,13 +229,13 @@ async function measureCalls(
   const wire = wireStream(tls.client)
   const plugins: Plugin[] = []
   try {
-    for (let i = 0; i < 9; i++) {
-      const plugin = await runner.load({ ...hello, hostApi })
+    for (const example of [goKv, ...Array(9).fill(hello)]) {
+      const plugin = await runner.load({ ...example, hostApi })
       plugins.push(plugin)
       await plugin.register()
       await plugin.init({})
     }
-    const [plugin, ...many] = plugins as [Plugin, ...Plugin[]]
+    const [go, plugin, ...many] = plugins as [Plugin, Plugin, ...Plugin[]]
     const call = () => plugin.call('echo', payload)
     /** Calls per round of the one-in-flight rows. */
     const latencyCalls = 1_500
@@ -257,6 +260,11 @@ async function measureCalls(
         measure: latency(call, latencyCalls),
         baseline: 'grpc.baseline.bidi.tls',
         target: { kind: 'max_ratio', value: 1.1 },
+      },
+      {
+        name: 'grpc.call.go',
+        measure: latency(() => go.call('widget'), latencyCalls),
+        baseline: 'grpc.baseline.bidi.tls',
       },
     ])
     let next = 0
@@ -306,7 +314,8 @@ export default async function grpc(report: BenchReport): Promise<void> {
   const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: { log() {} } })
   try {
     const hello = await example('hello-grpc')
-    await measureCalls(report, runner, hello, dir)
+    const goKv = await example('go-kv')
+    await measureCalls(report, runner, { hello, goKv }, dir)
     // The host's certificate, made once as a runner makes its own.
     const clientPair = await generateCertificate()
     let run = 0
@@ -360,7 +369,6 @@ export default async function grpc(report: BenchReport): Promise<void> {
       ],
       4,
     )
-    const goKv = await example('go-kv')
     report.add(
       'grpc.start.go',
       await measureStarts(8, async () => {

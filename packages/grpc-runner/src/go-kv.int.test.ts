@@ -28,7 +28,7 @@ describe.each<{ transport: string; autoMtls: boolean; policy: TestPolicy }>([
     policy: { unauthenticated_transport: true },
   },
 ])(
-  'createGrpcRunner with the go-kv example (Go SDK on go-plugin 1.0.1, unary calls), $transport',
+  'createGrpcRunner with the go-kv example (Go SDK on go-plugin 1.0.1, calls over the call stream), $transport',
   ({ autoMtls, policy }) => {
     const host = recordingHost()
     // The host refuses one key, as a policy would: the refusal must reach go-kv as a Go error with its code.

@@ -128,8 +128,13 @@ describe('a plugin whose policy opts out (unauthenticated_transport)', () => {
       }),
     )
     // The same attack as above, in the clear: here it gets through (which shows it is a real one).
-    const { brokerSocket } = observePlugin(plugin.pid as number)
+    const { brokerSocket, pluginSocket } = observePlugin(plugin.pid as number)
     expect(await callHostAs(`unix:${brokerSocket}`, { kind: 'plain' })).toBe('accepted')
+    expect(await callPluginAs(`unix:${pluginSocket}`, { kind: 'plain' })).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+    ])
     // It reaches the host's HostService as the plugin; there the host refuses it all the same, as it
     // refuses every host call that belongs to no call of the plugin (an empty token).
     expect(host.calls.some((c) => c.method === 'cache.set')).toBe(false)

@@ -26,8 +26,8 @@ var Handshake = goplugin.HandshakeConfig{
 }
 
 // Serve runs p as a go-plugin gRPC plugin with Corral's handshake until the host stops it: it
-// answers Register, Init, Call (unary: each call is its own RPC), Health and Shutdown, and reaches
-// the host API over go-plugin's broker. Run by hand (without the host's magic cookie) it prints
+// answers Register, Init, the host's calls (over one CallStream; unary Call too), Health and
+// Shutdown, and reaches the host API over go-plugin's broker. Run by hand (without the host's magic cookie) it prints
 // go-plugin's message and exits 1.
 //
 //	func main() {
@@ -115,7 +115,7 @@ func (s *pluginServer) Register(context.Context, *pluginv1.RegisterRequest) (*pl
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "the registration is not JSON: %v", err)
 	}
-	return &pluginv1.RegisterResponse{RegistrationJson: data}, nil
+	return &pluginv1.RegisterResponse{RegistrationJson: data, CallStream: true}, nil
 }
 
 func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pluginv1.InitResponse, error) {
@@ -150,17 +150,23 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 	return &pluginv1.InitResponse{}, nil
 }
 
+// Call answers one call as a unary RPC: what a host that does not use CallStream sends.
 func (s *pluginServer) Call(ctx context.Context, req *pluginv1.CallRequest) (*pluginv1.CallResult, error) {
+	return s.result(ctx, req), nil
+}
+
+// result runs one call: its result as JSON, or its failure (recorded as the last one).
+func (s *pluginServer) result(ctx context.Context, req *pluginv1.CallRequest) *pluginv1.CallResult {
 	result, err := s.call(ctx, req)
 	if err == nil {
 		var data []byte
 		if data, err = json.Marshal(result); err == nil {
-			return &pluginv1.CallResult{ResultJson: data}, nil
+			return &pluginv1.CallResult{ResultJson: data}
 		}
 		err = Errorf(CodePluginError, "%s returned a result that is not JSON: %v", req.Function, err)
 	}
 	data, _ := json.Marshal(s.fail(err))
-	return &pluginv1.CallResult{ErrorJson: data}, nil
+	return &pluginv1.CallResult{ErrorJson: data}
 }
 
 func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (result interface{}, err error) {

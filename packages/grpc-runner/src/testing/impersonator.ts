@@ -109,7 +109,7 @@ export async function callHostAs(target: string, approach: Approach): Promise<'a
   }
 }
 
-/** `PluginService.Call` and `GRPCController/Shutdown` on the victim's own socket. */
+/** `PluginService.Call`, `PluginService.CallStream` and `GRPCController/Shutdown` on the victim's own socket. */
 export async function callPluginAs(target: string, approach: Approach): Promise<Array<'accepted' | string>> {
   const rpc = client(target, approach)
   const attempt = async (work: () => Promise<unknown>) => {
@@ -129,10 +129,30 @@ export async function callPluginAs(target: string, approach: Approach): Promise<
         { deadline: deadlineIn(2000) },
       ),
     )
+    const stream = await attempt(
+      () =>
+        new Promise((resolve, reject) => {
+          const calls = rpc.makeBidiStreamRequest(
+            pluginService.callStream.path,
+            pluginService.callStream.requestSerialize,
+            pluginService.callStream.responseDeserialize,
+            new Metadata(),
+            { deadline: deadlineIn(2000) },
+          )
+          calls.on('data', (batch) => {
+            resolve(batch)
+            calls.cancel()
+          })
+          calls.on('error', reject)
+          calls.write({
+            requests: [{ id: 1, function: 'echo', argsJson: Buffer.from('{}'), timeoutMs: 1000, token: '' }],
+          })
+        }),
+    )
     const shutdown = await attempt(() =>
       unary(rpc, controllerService.shutdown, {}, { deadline: deadlineIn(2000) }),
     )
-    return [call, shutdown]
+    return [call, stream, shutdown]
   } finally {
     rpc.close()
   }
