@@ -112,7 +112,10 @@ export const pluginService = {
   ),
 } satisfies ServiceDefinition
 
-/** `corral.host.v1.HostService`, served by the host over the broker. */
+/**
+ * `corral.host.v1.HostService`, served by the host over the broker: `call` (one host call) and
+ * `callStream` (every host call of a connection, tagged with ids), which the SDKs use.
+ */
 export const hostService = {
   call: method(
     '/corral.host.v1.HostService/Call',
@@ -120,6 +123,13 @@ export const hostService = {
     corral.host.v1.HostCallResponse,
     false,
     false,
+  ),
+  callStream: method(
+    '/corral.host.v1.HostService/CallStream',
+    corral.host.v1.HostCallRequest,
+    corral.host.v1.HostCallResponse,
+    true,
+    true,
   ),
 } satisfies ServiceDefinition
 

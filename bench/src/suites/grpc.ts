@@ -212,7 +212,8 @@ async function startTlsEcho(dir: string): Promise<{ server: ChildProcess; client
 /**
  * Calls to the hello-grpc example beside raw grpc-js, in rounds: one in flight (against the raw
  * echo over the mutual TLS a Corral plugin's connection has) and 64, and 64 spread over 8 plugin
- * processes; and one in flight to the Go example, go-kv (its `widget`, which makes no host call).
+ * processes; one in flight to the Go example, go-kv (its `widget`, which makes no host call); and
+ * hello-grpc's `stats`, which makes one host call.
  */
 async function measureCalls(
   report: BenchReport,
@@ -265,6 +266,11 @@ async function measureCalls(
         name: 'grpc.call.go',
         measure: latency(() => go.call('widget'), latencyCalls),
         baseline: 'grpc.baseline.bidi.tls',
+      },
+      {
+        name: 'grpc.host_call',
+        measure: latency(() => plugin.call('stats'), latencyCalls),
+        baseline: 'grpc.call',
       },
     ])
     let next = 0

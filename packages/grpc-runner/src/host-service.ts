@@ -1,14 +1,21 @@
 import type { HostCallRequest, HostCallResponse } from '@corral/proto'
 import { hostService, parseJsonBytes } from '@corral/proto'
 import { type HostCallHandler, PluginError } from '@corral/types'
-import type { Server, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
+import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import type { CallTokens } from './call-tokens.js'
+
+/**
+ * How many host calls of one stream the host runs at once: past it, it reads no more of the stream
+ * until some have answered, so a plugin that floods it waits on its own writes.
+ */
+export const maxHostCallsInFlight = 256
 
 /**
  * Serves `HostService` to one plugin over the broker: each host call must carry the token of a call
  * of this plugin in flight, stay within that call's `max_host_call_bytes`, and reaches `hostApi` with
  * the call's plugin, token, deadline and chain (the host API holds it to the deadline). Every failure
- * goes back as a `PluginError`'s data.
+ * goes back as a `PluginError`'s data. Calls come one per unary `Call`, or tagged with ids on a
+ * `CallStream`.
  */
 export function serveHostService(
   server: Server,
@@ -23,6 +30,43 @@ export function serveHostService(
     ) => {
       void hostCall(call.request, plugin, calls, hostApi).then((response) => callback(null, response))
     },
+    callStream: (stream: ServerDuplexStream<HostCallRequest, HostCallResponse>) => {
+      serveHostCallStream(stream, (request) => hostCall(request, plugin, calls, hostApi))
+    },
+  })
+}
+
+/**
+ * Answers each request of a `CallStream` with its id, in the order they finish; at most
+ * {@link maxHostCallsInFlight} at once. The plugin's end of the stream is answered once every call
+ * it made has been.
+ */
+function serveHostCallStream(
+  stream: ServerDuplexStream<HostCallRequest, HostCallResponse>,
+  answer: (request: HostCallRequest) => Promise<HostCallResponse>,
+): void {
+  let inFlight = 0
+  let ended = false
+  let closed = false
+  const close = () => {
+    closed = true
+  }
+  stream.on('error', close)
+  stream.on('cancelled', close)
+  stream.on('data', (request: HostCallRequest) => {
+    inFlight++
+    if (inFlight >= maxHostCallsInFlight) stream.pause()
+    void answer(request).then((response) => {
+      inFlight--
+      if (closed) return
+      stream.write({ ...response, id: request.id ?? 0 })
+      if (stream.isPaused() && inFlight < maxHostCallsInFlight) stream.resume()
+      if (ended && inFlight === 0) stream.end()
+    })
+  })
+  stream.on('end', () => {
+    ended = true
+    if (inFlight === 0 && !closed) stream.end()
   })
 }
 

@@ -64,3 +64,29 @@ describe('messages larger than the grant allows are refused at the transport', (
     expect(await plugin.call('echo', 'still here')).toBe('still here')
   })
 })
+
+describe('an SDK plugin’s host call above max_host_call_bytes, on the host call stream', () => {
+  const runner = createGrpcRunner({ logger: memoryLogger().logger })
+  let plugin: Plugin
+
+  beforeAll(async () => {
+    const manifest = fixtureManifest('sdk-big', 'sdk-plugin.mjs', ['well', 'sdk-big'])
+    const grant = grantFor(manifest, { max_host_call_bytes: 64 << 10 }, bareFixturePolicy)
+    plugin = await runner.load({ manifest, dir: fixturesDir, grant, hostApi: host.handler })
+    await plugin.register()
+    await plugin.init({})
+  })
+  afterAll(() => runner.close())
+
+  it('fails that host call before the host reads it whole; the next host call opens a new stream', async () => {
+    const before = host.calls.length
+    const error = await plugin.call('bigHostCall', { bytes: huge }).catch((e: unknown) => e)
+    expect(isPluginError(error) && [error.code, error.message]).toEqual([
+      'unavailable',
+      expect.stringMatching(/host call log failed: .*larger than max/),
+    ])
+    expect(host.calls.length).toBe(before)
+    expect(await plugin.call('bigHostCall', { bytes: 1000 })).toEqual({})
+    expect(host.calls.slice(before).map((c) => c.method)).toEqual(['log'])
+  })
+})

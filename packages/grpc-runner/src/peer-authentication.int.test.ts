@@ -6,6 +6,7 @@ import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
 import {
   type Approach,
   callHostAs,
+  callHostStreamAs,
   callPluginAs,
   observePlugin,
   plainApproaches,
@@ -66,6 +67,7 @@ describe.each([
     const before = host.calls.length
     for (const approach of await approaches({ path: brokerSocket }, environ)) {
       expect(await callHostAs(`unix:${brokerSocket}`, approach)).not.toBe('accepted')
+      expect(await callHostStreamAs(`unix:${brokerSocket}`, approach)).not.toBe('accepted')
     }
     expect(host.calls.length).toBe(before)
     expect(host.cache.has('stolen')).toBe(false)
@@ -130,6 +132,7 @@ describe('a plugin whose policy opts out (unauthenticated_transport)', () => {
     // The same attack as above, in the clear: here it gets through (which shows it is a real one).
     const { brokerSocket, pluginSocket } = observePlugin(plugin.pid as number)
     expect(await callHostAs(`unix:${brokerSocket}`, { kind: 'plain' })).toBe('accepted')
+    expect(await callHostStreamAs(`unix:${brokerSocket}`, { kind: 'plain' })).toBe('accepted')
     expect(await callPluginAs(`unix:${pluginSocket}`, { kind: 'plain' })).toEqual([
       'accepted',
       'accepted',

@@ -3,11 +3,10 @@ package corral
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	hostv1 "corral.dev/corral/internal/hostv1"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Host is the host API, bound to the call (or the Init) that a plugin function got it with: every
@@ -15,15 +14,14 @@ import (
 // Pass the function's ctx: the call's deadline bounds its host calls. A refusal is an *Error with
 // the host's code (CodePermissionDenied, CodeRateLimited, ...).
 type Host struct {
-	client  hostv1.HostServiceClient
-	token   string
-	secrets *peerSecrets
+	calls *hostCalls
+	token string
 }
 
 // Call calls the host API method (see docs/design.md, "Host API") with args, and decodes its
 // result into result unless result is nil. The typed methods below call it.
 func (h *Host) Call(ctx context.Context, method string, args, result interface{}) error {
-	if h.client == nil {
+	if h.calls == nil {
 		return Errorf(CodeUnavailable, "the host API is not available before init")
 	}
 	data, err := json.Marshal(args)
@@ -31,14 +29,15 @@ func (h *Host) Call(ctx context.Context, method string, args, result interface{}
 		return Errorf(CodeInvalidArgument, "%s: the arguments are not JSON: %v", method, err)
 	}
 	request := &hostv1.HostCallRequest{Method: method, ArgsJson: data, Token: h.token}
-	response, err := h.client.Call(h.secrets.outgoing(ctx), request)
+	response, err := h.calls.call(ctx, request)
 	if err != nil {
-		// The host answers a host call in its response; a status means the call did not get there or back.
+		// The host answers a host call in its response; an error means the call did not get there or
+		// back, or the function's ctx ended first.
 		code := CodeUnavailable
-		switch status.Code(err) {
-		case codes.DeadlineExceeded:
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			code = CodeDeadlineExceeded
-		case codes.Canceled:
+		case errors.Is(err, context.Canceled):
 			code = CodeCanceled
 		}
 		return Errorf(code, "host call %s failed: %v", method, err)

@@ -27,8 +27,8 @@ var Handshake = goplugin.HandshakeConfig{
 
 // Serve runs p as a go-plugin gRPC plugin with Corral's handshake until the host stops it: it
 // answers Register, Init, the host's calls (over one CallStream; unary Call too), Health and
-// Shutdown, and reaches the host API over go-plugin's broker. Run by hand (without the host's magic cookie) it prints
-// go-plugin's message and exits 1.
+// Shutdown, and reaches the host API over go-plugin's broker. Run by hand (without the host's
+// magic cookie) it prints go-plugin's message and exits 1.
 //
 //	func main() {
 //		corral.Serve(&corral.Plugin{
@@ -105,7 +105,7 @@ type pluginServer struct {
 	name      string
 	log       hclog.Logger
 	conn      *grpc.ClientConn
-	host      hostv1.HostServiceClient
+	host      *hostCalls
 	ready     bool
 	lastError *Error
 }
@@ -124,7 +124,7 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial the host service: %v", err)
 	}
-	host := hostv1.NewHostServiceClient(conn)
+	host := newHostCalls(hostv1.NewHostServiceClient(conn), s.secrets)
 	log := s.logger.ResetNamed(req.Plugin)
 	s.mu.Lock()
 	previous := s.conn
@@ -137,7 +137,7 @@ func (s *pluginServer) Init(ctx context.Context, req *pluginv1.InitRequest) (*pl
 		init := &InitContext{
 			Plugin: req.Plugin,
 			Config: req.ConfigJson,
-			Host:   &Host{client: host, token: req.Token, secrets: s.secrets},
+			Host:   &Host{calls: host, token: req.Token},
 			Log:    log,
 		}
 		if err := s.plugin.Init(ctx, init); err != nil {
@@ -188,7 +188,7 @@ func (s *pluginServer) call(ctx context.Context, req *pluginv1.CallRequest) (res
 		Function: req.Function,
 		Args:     req.ArgsJson,
 		Token:    req.Token,
-		Host:     &Host{client: host, token: req.Token, secrets: s.secrets},
+		Host:     &Host{calls: host, token: req.Token},
 		Log:      log,
 	})
 }

@@ -1,4 +1,4 @@
-import { type HostCallResponse, hostService, parseJsonBytes, unary } from '@corral/proto'
+import { parseJsonBytes } from '@corral/proto'
 import {
   type HostApi,
   type HostMethod,
@@ -7,8 +7,9 @@ import {
   isPluginErrorData,
   PluginError,
 } from '@corral/types'
-import { Client, status } from '@grpc/grpc-js'
+import { Client } from '@grpc/grpc-js'
 import { decodeJson } from './function-call.js'
+import { HostCallStream } from './host-call-stream.js'
 import type { PluginBroker } from './plugin-broker.js'
 
 /**
@@ -18,7 +19,7 @@ import type { PluginBroker } from './plugin-broker.js'
 export class HostConnection {
   readonly #broker: PluginBroker
   #brokerId: number | undefined
-  #client: Promise<Client> | undefined
+  #calls: Promise<HostCallStream> | undefined
 
   constructor(broker: PluginBroker) {
     this.#broker = broker
@@ -31,7 +32,7 @@ export class HostConnection {
   setBrokerId(id: number): void {
     this.#brokerId = id
     this.close()
-    this.#client = undefined
+    this.#calls = undefined
   }
 
   /** A typed host API whose calls carry `token` and end by `deadline` (epoch ms). */
@@ -43,21 +44,11 @@ export class HostConnection {
   }
 
   async call(method: string, args: unknown, token: string, deadline: number | undefined): Promise<unknown> {
-    const client = await this.#connect()
-    let response: HostCallResponse
-    try {
-      response = await unary(
-        client,
-        hostService.call,
-        { method, argsJson: Buffer.from(JSON.stringify(args ?? null)), token },
-        deadline === undefined ? {} : { deadline: new Date(deadline) },
-      )
-    } catch (error) {
-      // The host answers a host call in its response; a status means the call did not get there or back.
-      const code =
-        (error as { code?: number }).code === status.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'unavailable'
-      throw new PluginError(code, `host call ${method} failed: ${(error as Error).message}`, { cause: error })
-    }
+    const calls = await this.#connect()
+    const response = await calls.call(
+      { method, argsJson: Buffer.from(JSON.stringify(args ?? null)), token },
+      deadline,
+    )
     if (response.errorJson && response.errorJson.length > 0) {
       const data: unknown = parseJsonBytes(response.errorJson)
       throw isPluginErrorData(data)
@@ -67,19 +58,21 @@ export class HostConnection {
     return decodeJson(response.resultJson)
   }
 
-  #connect(): Promise<Client> {
+  #connect(): Promise<HostCallStream> {
     const id = this.#brokerId
     if (id === undefined) {
       return Promise.reject(new PluginError('unavailable', 'the host API is not available before init'))
     }
-    this.#client ??= this.#broker
+    this.#calls ??= this.#broker
       .dial(id)
-      .then(({ target, credentials, options }) => new Client(target, credentials, options))
-    return this.#client
+      .then(
+        ({ target, credentials, options }) => new HostCallStream(new Client(target, credentials, options)),
+      )
+    return this.#calls
   }
 
   /** Closes the connection to the host (the next host call, after a new `Init`, opens another). */
   close(): void {
-    void this.#client?.then((client) => client.close())
+    void this.#calls?.then((calls) => calls.close())
   }
 }

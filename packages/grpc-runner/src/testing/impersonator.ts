@@ -109,6 +109,38 @@ export async function callHostAs(target: string, approach: Approach): Promise<'a
   }
 }
 
+/** The same host call as {@link callHostAs}, on `HostService/CallStream`. */
+export async function callHostStreamAs(target: string, approach: Approach): Promise<'accepted' | string> {
+  const rpc = client(target, approach)
+  try {
+    await new Promise((resolve, reject) => {
+      const calls = rpc.makeBidiStreamRequest(
+        hostService.callStream.path,
+        hostService.callStream.requestSerialize,
+        hostService.callStream.responseDeserialize,
+        new Metadata(),
+        { deadline: deadlineIn(2000) },
+      )
+      calls.on('data', (response) => {
+        resolve(response)
+        calls.cancel()
+      })
+      calls.on('error', reject)
+      calls.write({
+        id: 1,
+        method: 'cache.set',
+        argsJson: Buffer.from(JSON.stringify({ key: 'stolen', value: 'aGk=' })),
+        token: '',
+      })
+    })
+    return 'accepted'
+  } catch (error) {
+    return String((error as Error).message)
+  } finally {
+    rpc.close()
+  }
+}
+
 /** `PluginService.Call`, `PluginService.CallStream` and `GRPCController/Shutdown` on the victim's own socket. */
 export async function callPluginAs(target: string, approach: Approach): Promise<Array<'accepted' | string>> {
   const rpc = client(target, approach)
