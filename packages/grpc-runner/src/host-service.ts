@@ -37,30 +37,42 @@ export function serveHostService(
 }
 
 /**
- * Answers each request of a `CallStream` with its id, in the order they finish; at most
- * {@link maxHostCallsInFlight} at once. The plugin's end of the stream is answered once every call
- * it made has been.
+ * Answers each request of a `CallStream` with its id, in the order they finish. It reads no more of
+ * the stream while {@link maxHostCallsInFlight} run, or while the plugin does not read its answers
+ * (they wait in the host's memory only up to the stream's buffer). The plugin's end of the stream
+ * is answered once every call it made has been.
  */
 function serveHostCallStream(
   stream: ServerDuplexStream<HostCallRequest, HostCallResponse>,
   answer: (request: HostCallRequest) => Promise<HostCallResponse>,
 ): void {
   let inFlight = 0
+  let draining = false
   let ended = false
   let closed = false
   const close = () => {
     closed = true
   }
+  const readMore = () => {
+    if (stream.isPaused() && !draining && inFlight < maxHostCallsInFlight) stream.resume()
+  }
   stream.on('error', close)
   stream.on('cancelled', close)
+  stream.on('drain', () => {
+    draining = false
+    readMore()
+  })
   stream.on('data', (request: HostCallRequest) => {
     inFlight++
     if (inFlight >= maxHostCallsInFlight) stream.pause()
     void answer(request).then((response) => {
       inFlight--
       if (closed) return
-      stream.write({ ...response, id: request.id ?? 0 })
-      if (stream.isPaused() && inFlight < maxHostCallsInFlight) stream.resume()
+      if (!stream.write({ ...response, id: request.id ?? 0 })) {
+        draining = true
+        stream.pause()
+      }
+      readMore()
       if (ended && inFlight === 0) stream.end()
     })
   })

@@ -1,0 +1,69 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { CallTokens } from './call-tokens.js'
+import { serveHostService } from './host-service.js'
+import { eventually, fixturesDir } from './testing/support.js'
+
+// Its own file, so its own process: the resident set below is this test's alone.
+const rssMiB = () => process.memoryUsage().rss / (1 << 20)
+
+describe('a plugin that floods HostService/CallStream and reads none of the answers', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-host-flood-'))
+  const server = new Server()
+  let plugin: ChildProcess | undefined
+  afterAll(() => {
+    plugin?.kill('SIGKILL')
+    server.forceShutdown()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('gets every answer into its own memory, not the host’s', async () => {
+    const calls = new CallTokens()
+    const token = calls.make()
+    calls.add(token, {
+      deadline: Date.now() + 120_000,
+      chain: undefined,
+      maxHostCallBytes: 1024,
+      reject() {},
+    })
+    let served = 0
+    // 20 000 answers of 10 KB: some 200 MB that must not wait in the host.
+    const count = 20_000
+    const answer = { value: 'x'.repeat(10_000) }
+    serveHostService(server, 'flood', calls, async () => {
+      served += 1
+      return answer
+    })
+    const target = `unix:${join(dir, 'host.sock')}`
+    await new Promise((resolve, reject) =>
+      server.bindAsync(target, ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(error) : resolve(port),
+      ),
+    )
+    const before = rssMiB()
+    let most = before
+    const watch = setInterval(() => {
+      most = Math.max(most, rssMiB())
+    }, 20)
+    plugin = spawn(
+      process.execPath,
+      [join(fixturesDir, 'host-stream-flood.mjs'), target, token, String(count)],
+      {
+        stdio: 'ignore',
+      },
+    )
+    try {
+      await eventually(() => served === count, 30_000, 'the host to answer every call')
+      // The answers left the host: the last of them wait only in the stream's buffers.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    } finally {
+      clearInterval(watch)
+    }
+    // Kept in the host, they take some 200 MB more (the code before the stream's drain was heeded).
+    expect(most - before).toBeLessThan(100)
+  })
+})
