@@ -23,6 +23,13 @@ import { describeUser, type PluginUser } from './plugin-user.js'
 const defaultDialTimeoutMs = 5000
 
 /**
+ * How many calls one connection of the plugin may have open at once on a server the host offers it
+ * (each unary call is a stream, and a call stream is one): it bounds what a plugin that opens calls
+ * without end, or reads none of their answers, makes the host hold. More wait for their turn.
+ */
+export const maxStreamsPerConnection = 256
+
+/**
  * Where the host's broker listens: unix sockets in a private folder for a plugin on this machine
  * (handed to `owner`, a plugin's user of its own, where it has one: the folder must be the host's,
  * one the plugin cannot write in), TCP on `host` (an address of this host the plugin can reach;
@@ -117,7 +124,11 @@ export class GrpcBroker {
     if (this.#closed) throw new PluginError('unavailable', 'the broker is closed', { plugin: this.#name })
     // Whoever can reach the socket is not thereby the plugin: every call must carry its secret.
     const secrets = this.#secrets
-    const options = { ...serverOptions, 'grpc.max_receive_message_length': maxReceiveBytes }
+    const options = {
+      ...serverOptions,
+      'grpc.max_receive_message_length': maxReceiveBytes,
+      'grpc.max_concurrent_streams': maxStreamsPerConnection,
+    }
     const server = new Server(
       secrets === undefined ? options : { ...options, interceptors: [requirePeerSecret(secrets.plugin)] },
     )

@@ -2,9 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Server, ServerCredentials } from '@grpc/grpc-js'
+import { hostService, unary } from '@corral/proto'
+import { Client, credentials, Server, ServerCredentials } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CallTokens } from './call-tokens.js'
+import { GrpcBroker, maxStreamsPerConnection } from './grpc-broker.js'
 import { serveHostService } from './host-service.js'
 import { eventually, fixturesDir } from './testing/support.js'
 
@@ -65,5 +67,63 @@ describe('a plugin that floods HostService/CallStream and reads none of the answ
     }
     // Kept in the host, they take some 200 MB more (the code before the stream's drain was heeded).
     expect(most - before).toBeLessThan(100)
+  })
+})
+
+describe('a plugin that opens unary host calls without end', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-host-flood-'))
+  // The broker stream to the plugin is never opened: nothing here dials it.
+  const pluginClient = new Client('unix:/nonexistent', credentials.createInsecure())
+  const broker = new GrpcBroker(pluginClient, { listen: { network: 'unix', socketDir: dir }, name: 'flood' })
+  afterAll(() => {
+    broker.close()
+    pluginClient.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it(`has at most ${maxStreamsPerConnection} of a connection open at once on the broker; the rest wait`, async () => {
+    const calls = new CallTokens()
+    const token = calls.make()
+    calls.add(token, {
+      deadline: Date.now() + 120_000,
+      chain: undefined,
+      maxHostCallBytes: 1024,
+      reject() {},
+    })
+    const waiting: Array<() => void> = []
+    const offered = await broker.serve(broker.nextId(), (server) =>
+      serveHostService(
+        server,
+        'flood',
+        calls,
+        () => new Promise((resolve) => waiting.push(() => resolve({}))),
+      ),
+    )
+    const client = new Client(`unix:${offered.address}`, credentials.createInsecure())
+    const hostCall = () =>
+      unary(client, hostService.call, { method: 'cache.get', argsJson: Buffer.from('{}'), token })
+    try {
+      // One call first: the limit holds once the connection's settings are agreed.
+      const first = hostCall()
+      await eventually(() => waiting.length === 1, 10_000, 'the first call')
+      waiting.pop()?.()
+      await first
+      const sent = maxStreamsPerConnection + 100
+      let settled = false
+      const answered = Promise.all(Array.from({ length: sent }, hostCall)).finally(() => {
+        settled = true
+      })
+      await eventually(() => waiting.length === maxStreamsPerConnection, 10_000, 'the first calls to start')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(waiting.length).toBe(maxStreamsPerConnection)
+      // The others start as these end.
+      while (!settled) {
+        for (const resume of waiting.splice(0)) resume()
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(await answered).toHaveLength(sent)
+    } finally {
+      client.close()
+    }
   })
 })
