@@ -6,7 +6,7 @@ import type { HostCallHandler } from '@corral/types'
 import { Client, credentials, Metadata, Server, ServerCredentials } from '@grpc/grpc-js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { CallTokens } from './call-tokens.js'
-import { maxHostCallsInFlight, serveHostService } from './host-service.js'
+import { maxHostCallBytesInFlight, maxHostCallsInFlight, serveHostService } from './host-service.js'
 import { eventually } from './testing/support.js'
 
 /** HostService's CallStream over a real grpc-js server and client on a unix socket. */
@@ -120,6 +120,31 @@ describe('serveHostService’s CallStream', () => {
     }
     expect(mostAtOnce).toBe(maxHostCallsInFlight)
     expect(new Set(responses.map((r) => r.id)).size).toBe(sent)
+    stream.end()
+  })
+
+  it(`holds at most ${maxHostCallBytesInFlight >> 20} MiB of a plugin's host call arguments at once`, async () => {
+    const bigToken = calls.make()
+    calls.add(bigToken, {
+      deadline: Date.now() + 60_000,
+      chain: undefined,
+      maxHostCallBytes: 2 << 20,
+      reject() {},
+    })
+    const waiting: Array<() => void> = []
+    handler = () => new Promise((resolve) => waiting.push(() => resolve({})))
+    const { stream, responses, send } = openStream()
+    const argsJson = json('x'.repeat(1 << 20))
+    const sent = 48
+    for (let id = 0; id < sent; id++) send({ id, method: 'log', argsJson, token: bigToken })
+    const fit = Math.floor(maxHostCallBytesInFlight / argsJson.length)
+    await eventually(() => waiting.length >= fit, 10_000, 'as many host calls as fit')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(waiting.length).toBe(fit)
+    while (responses.length < sent) {
+      for (const resume of waiting.splice(0)) resume()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     stream.end()
   })
 

@@ -3,12 +3,22 @@ import { hostService, parseJsonBytes } from '@corral/proto'
 import { type HostCallHandler, PluginError } from '@corral/types'
 import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
 import type { CallTokens } from './call-tokens.js'
+import { HostCallSlots } from './host-call-slots.js'
 
 /**
- * How many host calls of one stream the host runs at once: past it, it reads no more of the stream
- * until some have answered, so a plugin that floods it waits on its own writes.
+ * How many host calls of one plugin the host runs at once, and how many bytes of their arguments it
+ * holds (one larger call runs alone): past either (or {@link maxHostCallBytesPerSecond}), the rest
+ * wait, and the host reads no more of the plugin's call streams, so a plugin that floods them waits
+ * on its own writes.
  */
 export const maxHostCallsInFlight = 256
+export const maxHostCallBytesInFlight = 32 << 20
+/**
+ * How many bytes of a plugin's host call arguments the host takes in a second: inflating and parsing
+ * them takes the host's own thread (some 20 ms per MiB here, when they come compressed), and the
+ * host API's rate limits see a call only once it is parsed.
+ */
+export const maxHostCallBytesPerSecond = 8 << 20
 
 /**
  * Serves `HostService` to one plugin over the broker: each host call must carry the token of a call
@@ -23,55 +33,98 @@ export function serveHostService(
   calls: CallTokens,
   hostApi: HostCallHandler,
 ): void {
+  const slots = new HostCallSlots({
+    calls: maxHostCallsInFlight,
+    bytes: maxHostCallBytesInFlight,
+    bytesPerSecond: maxHostCallBytesPerSecond,
+  })
+  // A host call whose stream or call is gone while it waits for its slot never starts; its slot is
+  // held until its answer has left the host (or can no longer).
+  const answer = (request: HostCallRequest, gone: () => boolean, reply: Reply) =>
+    slots.run(request.argsJson?.length ?? 0, async (hold) => {
+      if (gone()) return
+      const response = await hostCall(request, plugin, calls, hostApi)
+      hold((response.resultJson?.length ?? 0) + (response.errorJson?.length ?? 0))
+      await reply(response)
+    })
   server.addService(hostService, {
     call: (
       call: ServerUnaryCall<HostCallRequest, HostCallResponse>,
       callback: sendUnaryData<HostCallResponse>,
     ) => {
-      void hostCall(call.request, plugin, calls, hostApi).then((response) => callback(null, response))
+      // A unary answer's stream stays open until it has left: grpc.max_concurrent_streams bounds those.
+      void answer(
+        call.request,
+        () => call.cancelled,
+        async (response) => callback(null, response),
+      )
     },
     callStream: (stream: ServerDuplexStream<HostCallRequest, HostCallResponse>) => {
-      serveHostCallStream(stream, (request) => hostCall(request, plugin, calls, hostApi))
+      serveHostCallStream(stream, slots, answer)
     },
   })
 }
 
+/** Sends a host call's answer; settles once it has left the host, or can no longer. */
+type Reply = (response: HostCallResponse) => Promise<void>
+
 /**
  * Answers each request of a `CallStream` with its id, in the order they finish. It reads no more of
- * the stream while {@link maxHostCallsInFlight} run, or while the plugin does not read its answers
- * (they wait in the host's memory only up to the stream's buffer). The plugin's end of the stream
- * is answered once every call it made has been.
+ * the stream while the plugin's host call slots are full, or while the stream's buffer holds answers
+ * the plugin has not read. The plugin's end of the stream is answered once every call it made has
+ * been.
  */
 function serveHostCallStream(
   stream: ServerDuplexStream<HostCallRequest, HostCallResponse>,
-  answer: (request: HostCallRequest) => Promise<HostCallResponse>,
+  slots: HostCallSlots,
+  answer: (request: HostCallRequest, gone: () => boolean, reply: Reply) => Promise<void>,
 ): void {
   let inFlight = 0
   let draining = false
   let ended = false
   let closed = false
+  /** What settles the answers written and not yet sent. */
+  const unsent = new Set<() => void>()
+  const readMore = () => {
+    if (stream.isPaused() && !draining && !slots.full) stream.resume()
+  }
+  const stopListening = slots.onFree(readMore)
   const close = () => {
     closed = true
-  }
-  const readMore = () => {
-    if (stream.isPaused() && !draining && inFlight < maxHostCallsInFlight) stream.resume()
+    stopListening()
+    for (const settle of unsent) settle()
+    unsent.clear()
   }
   stream.on('error', close)
   stream.on('cancelled', close)
+  stream.on('close', close)
+  stream.on('finish', stopListening)
   stream.on('drain', () => {
     draining = false
     readMore()
   })
+  const reply =
+    (id: number): Reply =>
+    (response) =>
+      new Promise<void>((settle) => {
+        if (closed) return settle()
+        unsent.add(settle)
+        const sent = () => {
+          unsent.delete(settle)
+          settle()
+        }
+        if (!stream.write({ ...response, id }, sent)) {
+          draining = true
+          stream.pause()
+        }
+      })
   stream.on('data', (request: HostCallRequest) => {
     inFlight++
-    if (inFlight >= maxHostCallsInFlight) stream.pause()
-    void answer(request).then((response) => {
+    const answered = answer(request, () => closed, reply(request.id ?? 0)) // takes its slot now, if one is free
+    if (slots.full) stream.pause()
+    void answered.then(() => {
       inFlight--
       if (closed) return
-      if (!stream.write({ ...response, id: request.id ?? 0 })) {
-        draining = true
-        stream.pause()
-      }
       readMore()
       if (ended && inFlight === 0) stream.end()
     })
