@@ -52,7 +52,12 @@ export function serveHostService(
       call: ServerUnaryCall<HostCallRequest, HostCallResponse>,
       callback: sendUnaryData<HostCallResponse>,
     ) => {
-      // A unary answer's stream stays open until it has left: grpc.max_concurrent_streams bounds those.
+      // A unary call came whole, and more can come on any number of connections: it is refused when
+      // the plugin's slots are full rather than held until they free (a stream stops being read).
+      if (slots.full) {
+        callback(null, refusal(call.request, plugin))
+        return
+      }
       void answer(
         call.request,
         () => call.cancelled,
@@ -133,6 +138,16 @@ function serveHostCallStream(
     ended = true
     if (inFlight === 0 && !closed) stream.end()
   })
+}
+
+/** The answer to a unary host call that came while the plugin's host call slots were full. */
+function refusal(request: HostCallRequest, plugin: string): HostCallResponse {
+  const error = new PluginError(
+    'resource_exhausted',
+    `host call ${request.method ?? ''}: the plugin has as many host calls running as it may (${maxHostCallsInFlight}, or their bytes); try again`,
+    { plugin },
+  )
+  return { errorJson: Buffer.from(JSON.stringify(error.toData())) }
 }
 
 async function hostCall(
