@@ -15,7 +15,26 @@ import {
 import { Metadata } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type GoPluginClient, startGoPlugin } from './go-plugin-client.js'
-import { eventually, fixturesDir, memoryLogger, processExists, repoRoot } from './testing/support.js'
+import { createGrpcRunner, type GrpcPlugin } from './grpc-runner.js'
+import {
+  eventually,
+  fixturesDir,
+  grantFor,
+  memoryLogger,
+  processExists,
+  repoRoot,
+} from './testing/support.js'
+
+/** Builds the go-calls fixture into `dir`; the binary's path. */
+function buildGoCalls(dir: string): string {
+  const binary = join(dir, 'go-calls')
+  execFileSync('sh', [
+    join(repoRoot, 'packages/plugin-sdk/go/build-plugin.sh'),
+    join(fixturesDir, 'go-calls'),
+    binary,
+  ])
+  return binary
+}
 
 /** The Go SDK's CallStream, spoken to directly: a real Go plugin built from the fixture's source. */
 describe('the Go SDK’s call stream', () => {
@@ -24,12 +43,7 @@ describe('the Go SDK’s call stream', () => {
   let plugin: GoPluginClient
 
   beforeAll(async () => {
-    const binary = join(dir, 'go-calls')
-    execFileSync('sh', [
-      join(repoRoot, 'packages/plugin-sdk/go/build-plugin.sh'),
-      join(fixturesDir, 'go-calls'),
-      binary,
-    ])
+    const binary = buildGoCalls(dir)
     plugin = await startGoPlugin({
       command: binary,
       handshake: corralHandshake,
@@ -83,7 +97,7 @@ describe('the Go SDK’s call stream', () => {
       { id: 2, function: 'echo', argsJson: json({ n: 2 }) },
       { id: 3, function: 'echo', argsJson: json({ n: 3 }) },
     ])
-    expect(parsed((await stream.result(1)).resultJson)).toEqual({ ms: 300, bytes: 0 })
+    expect(parsed((await stream.result(1)).resultJson)).toEqual({ ms: 300, bytes: 0, calls: 0 })
     expect(stream.ids().indexOf(1)).toBe(2)
     expect(parsed((await stream.result(2)).resultJson)).toEqual({ n: 2 })
     expect(parsed((await stream.result(3)).resultJson)).toEqual({ n: 3 })
@@ -153,5 +167,50 @@ describe('the Go SDK’s call stream', () => {
       { deadline: deadlineIn(2000) },
     )
     expect(parsed(result.resultJson)).toBe('unary')
+  })
+})
+
+describe('the Go SDK’s host calls, on their own stream', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-go-calls-'))
+  const runner = createGrpcRunner({ hostVersion: '0.1.0', logger: memoryLogger().logger })
+  const slow: Array<() => void> = []
+  let plugin: GrpcPlugin
+
+  beforeAll(async () => {
+    buildGoCalls(dir)
+    const manifest = {
+      name: 'go-calls',
+      version: '0.1.0',
+      runtime: 'grpc' as const,
+      entry: { binary: 'go-calls', args: [], env: [] },
+      resources: { permissions: [] },
+      config: {},
+    }
+    plugin = await runner.load({
+      manifest,
+      dir,
+      grant: grantFor(manifest, { call_timeout: 20_000 }),
+      hostApi: (method) =>
+        method === 'slow' ? new Promise((resolve) => slow.push(() => resolve({}))) : Promise.resolve({}),
+    })
+    await plugin.register()
+    await plugin.init({})
+  }, 180_000)
+  afterAll(async () => {
+    for (const end of slow.splice(0)) end()
+    await runner.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('ends a host call at its ctx while the host reads no more of the stream (the plugin has every host call it may)', async () => {
+    // 300 slow host calls of 100 KB each: 256 at most run, and the rest fill the stream's window.
+    const answered = plugin.call('crowd', { calls: 300, bytes: 100_000, ms: 200 })
+    const result = (await Promise.race([
+      answered,
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000)),
+    ])) as { code: string; ms: number } | string
+    for (const end of slow.splice(0)) end()
+    expect(result).toMatchObject({ code: 'deadline_exceeded' })
+    expect((result as { ms: number }).ms).toBeLessThan(1000)
   })
 })

@@ -20,12 +20,18 @@ type hostCalls struct {
 	secrets *peerSecrets
 
 	mu      sync.Mutex
-	stream  hostv1.HostService_CallStreamClient
+	stream  *hostStream
 	nextID  uint32
 	pending map[uint32]chan *hostv1.HostCallResponse
-	// sendMu lets one goroutine Send at a time (grpc-go takes no more), apart from mu: a Send that
-	// waits for the host to read on holds up no response.
-	sendMu sync.Mutex
+}
+
+// hostStream is one open CallStream: its requests go out through one goroutine (grpc-go takes one
+// Send at a time), so that a caller waits for its turn, not past its ctx, while the host reads no
+// more of the stream (it does while the plugin has as many host calls running as it may).
+type hostStream struct {
+	outbox chan *hostv1.HostCallRequest
+	// broken is closed once the stream has broken.
+	broken chan struct{}
 }
 
 func newHostCalls(client hostv1.HostServiceClient, secrets *peerSecrets) *hostCalls {
@@ -46,12 +52,14 @@ func (h *hostCalls) call(ctx context.Context, request *hostv1.HostCallRequest) (
 	h.pending[id] = answer
 	h.mu.Unlock()
 	request.Id = id
-	h.sendMu.Lock()
-	err = stream.Send(request)
-	h.sendMu.Unlock()
-	if err != nil {
+	select {
+	case stream.outbox <- request:
+	case <-stream.broken:
 		h.forget(id)
-		return nil, err
+		return nil, errHostStreamBroke
+	case <-ctx.Done():
+		h.forget(id)
+		return nil, ctx.Err()
 	}
 	select {
 	case response, ok := <-answer:
@@ -66,7 +74,7 @@ func (h *hostCalls) call(ctx context.Context, request *hostv1.HostCallRequest) (
 }
 
 // open is the stream, opened if there is none; h.mu is held.
-func (h *hostCalls) open() (hostv1.HostService_CallStreamClient, error) {
+func (h *hostCalls) open() (*hostStream, error) {
 	if h.stream != nil {
 		return h.stream, nil
 	}
@@ -76,21 +84,39 @@ func (h *hostCalls) open() (hostv1.HostService_CallStreamClient, error) {
 		cancel()
 		return nil, err
 	}
-	h.stream = stream
-	go h.receive(stream, cancel)
-	return stream, nil
+	opened := &hostStream{outbox: make(chan *hostv1.HostCallRequest), broken: make(chan struct{})}
+	h.stream = opened
+	go opened.send(stream, cancel)
+	go h.receive(opened, stream, cancel)
+	return opened, nil
+}
+
+// send writes the requests callers hand it until the stream breaks.
+func (s *hostStream) send(stream hostv1.HostService_CallStreamClient, cancel context.CancelFunc) {
+	for {
+		select {
+		case request := <-s.outbox:
+			if stream.Send(request) != nil {
+				cancel() // its Recv fails too, and receive cleans up
+				return
+			}
+		case <-s.broken:
+			return
+		}
+	}
 }
 
 // receive hands each response to its call until the stream breaks, then fails the calls left.
-func (h *hostCalls) receive(stream hostv1.HostService_CallStreamClient, cancel context.CancelFunc) {
+func (h *hostCalls) receive(opened *hostStream, stream hostv1.HostService_CallStreamClient, cancel context.CancelFunc) {
 	defer cancel()
 	for {
 		response, err := stream.Recv()
 		if err != nil {
 			h.mu.Lock()
-			if h.stream == stream {
+			if h.stream == opened {
 				h.stream = nil
 			}
+			close(opened.broken)
 			for id, answer := range h.pending {
 				close(answer)
 				delete(h.pending, id)
