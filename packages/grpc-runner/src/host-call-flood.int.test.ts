@@ -5,10 +5,9 @@ import { join } from 'node:path'
 import { hostService, unary } from '@corral/proto'
 import { Client, credentials, Server, ServerCredentials } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
-import { CallTokens } from './call-tokens.js'
 import { GrpcBroker, maxStreamsPerConnection } from './grpc-broker.js'
 import { serveHostService } from './host-service.js'
-import { eventually, fixturesDir } from './testing/support.js'
+import { callInFlight, eventually, fixturesDir } from './testing/support.js'
 
 // Its own file, so its own process: the resident set below is this test's alone.
 const rssMiB = () => process.memoryUsage().rss / (1 << 20)
@@ -24,14 +23,7 @@ describe('a plugin that floods HostService/CallStream and reads none of the answ
   })
 
   it('gets every answer into its own memory, not the host’s', async () => {
-    const calls = new CallTokens()
-    const token = calls.make()
-    calls.add(token, {
-      deadline: Date.now() + 120_000,
-      chain: undefined,
-      maxHostCallBytes: 1024,
-      reject() {},
-    })
+    const { calls, token } = callInFlight()
     let served = 0
     // 20 000 answers of 10 KB: some 200 MB that must not wait in the host.
     const count = 20_000
@@ -82,14 +74,7 @@ describe('a plugin that opens unary host calls without end', () => {
   })
 
   it(`has at most ${maxStreamsPerConnection} of a connection open at once on the broker; the rest wait`, async () => {
-    const calls = new CallTokens()
-    const token = calls.make()
-    calls.add(token, {
-      deadline: Date.now() + 120_000,
-      chain: undefined,
-      maxHostCallBytes: 1024,
-      reject() {},
-    })
+    const { calls, token } = callInFlight()
     const waiting: Array<() => void> = []
     const offered = await broker.serve(broker.nextId(), (server) =>
       serveHostService(

@@ -7,10 +7,9 @@ import { join } from 'node:path'
 import { type HostCallRequest, hostService, unary } from '@corral/proto'
 import { Client, type ClientDuplexStream, credentials, Metadata } from '@grpc/grpc-js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CallTokens } from './call-tokens.js'
 import { GrpcBroker, maxStreamsPerConnection } from './grpc-broker.js'
 import { maxHostCallsInFlight, serveHostService } from './host-service.js'
-import { eventually } from './testing/support.js'
+import { callInFlight, eventually } from './testing/support.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -30,14 +29,8 @@ describe('a hostile plugin holding host calls open on its broker socket', () => 
     dir = mkdtempSync(join(tmpdir(), 'corral-stream-attack-'))
     pluginClient = new Client('unix:/nonexistent', credentials.createInsecure())
     broker = new GrpcBroker(pluginClient, { listen: { network: 'unix', socketDir: dir }, name: 'attacker' })
-    const calls = new CallTokens()
-    token = calls.make()
-    calls.add(token, {
-      deadline: Date.now() + 120_000,
-      chain: undefined,
-      maxHostCallBytes: 1024,
-      reject() {},
-    })
+    const inFlight = callInFlight()
+    token = inFlight.token
     // A slow host method (plugin.call of a slow plugin, http.request of a slow server, a slow query):
     // each runs until the test ends it, as a real one runs until the call's deadline.
     const offered = await broker.serve(
@@ -46,7 +39,7 @@ describe('a hostile plugin holding host calls open on its broker socket', () => 
         serveHostService(
           server,
           'attacker',
-          calls,
+          inFlight.calls,
           () => new Promise((resolve) => mine.push(() => resolve({}))),
         ),
       1024 + (16 << 10),

@@ -8,10 +8,9 @@ import { join } from 'node:path'
 import { hostService, unary } from '@corral/proto'
 import { Client, credentials } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
-import { CallTokens } from './call-tokens.js'
 import { GrpcBroker } from './grpc-broker.js'
 import { maxHostCallBytesInFlight, maxHostCallBytesPerSecond, serveHostService } from './host-service.js'
-import { eventually, fixturesDir } from './testing/support.js'
+import { callInFlight, eventually, fixturesDir } from './testing/support.js'
 
 const maxHostCallBytes = 2 << 20 // the default grant's max_host_call_bytes
 
@@ -37,12 +36,7 @@ describe('a plugin that sends gzip-compressed host calls inflating to max_host_c
     rmSync(dir, { recursive: true, force: true })
   })
 
-  function tokens() {
-    const calls = new CallTokens()
-    const token = calls.make()
-    calls.add(token, { deadline: Date.now() + 120_000, chain: undefined, maxHostCallBytes, reject() {} })
-    return { calls, token }
-  }
+  const tokens = () => callInFlight({ maxHostCallBytes })
 
   it(`spends at most some of its time parsing a plugin's compressed host calls: ${maxHostCallBytesPerSecond >> 20} MiB of arguments a second`, async () => {
     const a = tokens()

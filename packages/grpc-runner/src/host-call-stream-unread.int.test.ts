@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, credentials } from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
-import { CallTokens } from './call-tokens.js'
 import { GrpcBroker } from './grpc-broker.js'
 import { maxHostCallsInFlight, serveHostService } from './host-service.js'
-import { eventually, fixturesDir } from './testing/support.js'
+import { callInFlight, eventually, fixturesDir } from './testing/support.js'
 
 const rssMiB = () => process.memoryUsage().rss / (1 << 20)
 
@@ -27,14 +26,7 @@ describe('a plugin that opens many call streams, asks for large answers and read
   })
 
   it('keeps at most a bounded amount of unread answers in the host’s memory (per plugin, not per stream)', async () => {
-    const calls = new CallTokens()
-    const token = calls.make()
-    calls.add(token, {
-      deadline: Date.now() + 120_000,
-      chain: undefined,
-      maxHostCallBytes: 1024,
-      reject() {},
-    })
+    const { calls, token } = callInFlight()
     // A 100 KB answer (cache.get of a value the plugin set: the host allows values of 1 MB).
     const answer = 'x'.repeat(100_000)
     let served = 0

@@ -5,22 +5,19 @@ import { type HostCallRequest, type HostCallResponse, hostService } from '@corra
 import type { HostCallHandler } from '@corral/types'
 import { Client, credentials, Metadata, Server, ServerCredentials } from '@grpc/grpc-js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { CallTokens } from './call-tokens.js'
 import { maxHostCallBytesInFlight, maxHostCallsInFlight, serveHostService } from './host-service.js'
-import { eventually } from './testing/support.js'
+import { callInFlight, eventually } from './testing/support.js'
 
 /** HostService's CallStream over a real grpc-js server and client on a unix socket. */
 describe('serveHostService’s CallStream', () => {
   let dir: string
   let server: Server
   let client: Client
-  const calls = new CallTokens()
-  const token = calls.make()
+  const { calls, token } = callInFlight()
   let handler: HostCallHandler
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'corral-host-service-'))
-    calls.add(token, { deadline: Date.now() + 60_000, chain: undefined, maxHostCallBytes: 1024, reject() {} })
     server = new Server()
     serveHostService(server, 'p', calls, (method, args, context) => handler(method, args, context))
     const socket = `unix:${join(dir, 'host.sock')}`
@@ -124,13 +121,7 @@ describe('serveHostService’s CallStream', () => {
   })
 
   it(`holds at most ${maxHostCallBytesInFlight >> 20} MiB of a plugin's host call arguments at once`, async () => {
-    const bigToken = calls.make()
-    calls.add(bigToken, {
-      deadline: Date.now() + 60_000,
-      chain: undefined,
-      maxHostCallBytes: 2 << 20,
-      reject() {},
-    })
+    const bigToken = callInFlight({ calls, maxHostCallBytes: 2 << 20 }).token
     const waiting: Array<() => void> = []
     handler = () => new Promise((resolve) => waiting.push(() => resolve({})))
     const { stream, responses, send } = openStream()

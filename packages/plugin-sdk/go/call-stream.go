@@ -47,7 +47,7 @@ func (s *pluginServer) CallStream(stream pluginv1.PluginService_CallStreamServer
 		}
 		for _, req := range batch.Requests {
 			if req.Cancel {
-				calls.cancel(req.Id)
+				calls.end(req.Id)
 				continue
 			}
 			callCtx, cancel := callContext(ctx, req.TimeoutMs)
@@ -58,7 +58,7 @@ func (s *pluginServer) CallStream(stream pluginv1.PluginService_CallStreamServer
 			go func(req *pluginv1.CallRequest) {
 				result := s.result(callCtx, req)
 				result.Id = req.Id
-				if !calls.finish(req.Id) {
+				if !calls.end(req.Id) {
 					return // canceled: the host no longer waits for it
 				}
 				select {
@@ -138,19 +138,9 @@ func (c *runningCalls) start(id uint32, cancel context.CancelFunc) bool {
 	return true
 }
 
-// cancel cancels call id and forgets it, so that its result is not sent.
-func (c *runningCalls) cancel(id uint32) {
-	c.mu.Lock()
-	cancel, ok := c.byID[id]
-	delete(c.byID, id)
-	c.mu.Unlock()
-	if ok {
-		cancel()
-	}
-}
-
-// finish forgets call id and releases its context; false if it was canceled before it finished.
-func (c *runningCalls) finish(id uint32) bool {
+// end forgets call id and cancels its context, whether the call finished or the host canceled it;
+// false if it had ended already (a call the host canceled sends no result).
+func (c *runningCalls) end(id uint32) bool {
 	c.mu.Lock()
 	cancel, ok := c.byID[id]
 	delete(c.byID, id)

@@ -109,29 +109,42 @@ export async function callHostAs(target: string, approach: Approach): Promise<'a
   }
 }
 
+/** Opens a bidi stream of `method`, writes `message`, and settles with its first answer or error. */
+function firstAnswer<Request>(
+  rpc: Client,
+  method: {
+    path: string
+    requestSerialize(value: Request): Buffer
+    responseDeserialize(bytes: Buffer): unknown
+  },
+  message: Request,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const stream = rpc.makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      new Metadata(),
+      { deadline: deadlineIn(2000) },
+    )
+    stream.on('data', (answer) => {
+      resolve(answer)
+      stream.cancel()
+    })
+    stream.on('error', reject)
+    stream.write(message)
+  })
+}
+
 /** The same host call as {@link callHostAs}, on `HostService/CallStream`. */
 export async function callHostStreamAs(target: string, approach: Approach): Promise<'accepted' | string> {
   const rpc = client(target, approach)
   try {
-    await new Promise((resolve, reject) => {
-      const calls = rpc.makeBidiStreamRequest(
-        hostService.callStream.path,
-        hostService.callStream.requestSerialize,
-        hostService.callStream.responseDeserialize,
-        new Metadata(),
-        { deadline: deadlineIn(2000) },
-      )
-      calls.on('data', (response) => {
-        resolve(response)
-        calls.cancel()
-      })
-      calls.on('error', reject)
-      calls.write({
-        id: 1,
-        method: 'cache.set',
-        argsJson: Buffer.from(JSON.stringify({ key: 'stolen', value: 'aGk=' })),
-        token: '',
-      })
+    await firstAnswer(rpc, hostService.callStream, {
+      id: 1,
+      method: 'cache.set',
+      argsJson: Buffer.from(JSON.stringify({ key: 'stolen', value: 'aGk=' })),
+      token: '',
     })
     return 'accepted'
   } catch (error) {
@@ -161,25 +174,10 @@ export async function callPluginAs(target: string, approach: Approach): Promise<
         { deadline: deadlineIn(2000) },
       ),
     )
-    const stream = await attempt(
-      () =>
-        new Promise((resolve, reject) => {
-          const calls = rpc.makeBidiStreamRequest(
-            pluginService.callStream.path,
-            pluginService.callStream.requestSerialize,
-            pluginService.callStream.responseDeserialize,
-            new Metadata(),
-            { deadline: deadlineIn(2000) },
-          )
-          calls.on('data', (batch) => {
-            resolve(batch)
-            calls.cancel()
-          })
-          calls.on('error', reject)
-          calls.write({
-            requests: [{ id: 1, function: 'echo', argsJson: Buffer.from('{}'), timeoutMs: 1000, token: '' }],
-          })
-        }),
+    const stream = await attempt(() =>
+      firstAnswer(rpc, pluginService.callStream, {
+        requests: [{ id: 1, function: 'echo', argsJson: Buffer.from('{}'), timeoutMs: 1000, token: '' }],
+      }),
     )
     const shutdown = await attempt(() =>
       unary(rpc, controllerService.shutdown, {}, { deadline: deadlineIn(2000) }),

@@ -15,6 +15,7 @@ import type {
   RuntimeStateChange,
 } from '@corral/types'
 import { PluginError } from '@corral/types'
+import { CallTokens } from '../call-tokens.js'
 
 /**
  * This package's folder, found from this module whether it runs from `src/testing/` (this package's
@@ -193,4 +194,23 @@ export function nextState(
       resolve(change)
     })
   })
+}
+
+/**
+ * A call of a plugin in flight, as a host call needs one: its token in `calls` (new ones unless
+ * given), for a call that may send `maxHostCallBytes` of host call arguments and ends in two minutes.
+ */
+export function callInFlight(options: { calls?: CallTokens; maxHostCallBytes?: number } = {}): {
+  calls: CallTokens
+  token: string
+} {
+  const calls = options.calls ?? new CallTokens()
+  const token = calls.make()
+  calls.add(token, {
+    deadline: Date.now() + 120_000,
+    chain: undefined,
+    maxHostCallBytes: options.maxHostCallBytes ?? 1024,
+    reject() {},
+  })
+  return { calls, token }
 }
