@@ -8,6 +8,7 @@ export interface HostCallLimits {
   bytesPerSecond: number
 }
 
+/** The second of {@link HostCallLimits.bytesPerSecond}, on the monotonic clock (the wall clock can step back). */
 const windowMs = 1000
 
 /**
@@ -93,7 +94,7 @@ export class HostCallSlots {
   }
 
   #turnWindow(): void {
-    const now = Date.now()
+    const now = performance.now()
     if (now - this.#windowStart < windowMs) return
     this.#windowStart = now
     this.#windowBytes = 0
@@ -111,7 +112,7 @@ export class HostCallSlots {
         this.#windowTimer = undefined
         this.#startWaiting()
       },
-      Math.max(0, this.#windowStart + windowMs - Date.now()),
+      Math.max(0, this.#windowStart + windowMs - performance.now()),
     )
     this.#windowTimer.unref()
   }
