@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type HostCallRequest, type HostCallResponse, hostService } from '@corral/proto'
+import { type HostCallRequest, type HostCallResponse, hostService, unary } from '@corral/proto'
 import type { HostCallHandler } from '@corral/types'
 import { Client, credentials, Metadata, Server, ServerCredentials } from '@grpc/grpc-js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -154,5 +154,18 @@ describe('serveHostService’s CallStream', () => {
     answers.resolve()
     await ended
     expect(responses.map((r) => r.id).sort()).toEqual([1, 2])
+  })
+
+  it(`frees a unary host call's slot once its answer has left: ${maxHostCallsInFlight * 2} in turn are all answered`, async () => {
+    handler = async () => ({ ok: true })
+    const at = Array.from({ length: 8 }, () => 0)
+    await Promise.all(
+      at.map(async () => {
+        for (let i = 0; i < maxHostCallsInFlight / 4; i++) {
+          const response = await unary(client, hostService.call, { method: 'm', argsJson: json({}), token })
+          expect(decoded(response.resultJson)).toEqual({ ok: true })
+        }
+      }),
+    )
   })
 })

@@ -61,7 +61,15 @@ export function serveHostService(
       void answer(
         call.request,
         () => call.cancelled,
-        async (response) => callback(null, response),
+        (response) =>
+          new Promise<void>((settle) => {
+            // grpc-js tells 'cancelled' once the call is over, however it ended: its answer and
+            // status have left, or the plugin is gone. Until then the answer waits in the host (a
+            // plugin that reads none of it at the HTTP/2 level), and keeps its slot.
+            if (call.cancelled) return settle()
+            call.once('cancelled', () => settle())
+            callback(null, response)
+          }),
       )
     },
     callStream: (stream: ServerDuplexStream<HostCallRequest, HostCallResponse>) => {
