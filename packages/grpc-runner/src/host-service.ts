@@ -1,7 +1,13 @@
 import type { HostCallRequest, HostCallResponse } from '@corral/proto'
 import { hostService, parseJsonBytes } from '@corral/proto'
 import { type HostCallHandler, PluginError } from '@corral/types'
-import type { Server, ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js'
+import {
+  type Server,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js'
 import type { CallTokens } from './call-tokens.js'
 import { HostCallSlots } from './host-call-slots.js'
 
@@ -19,6 +25,12 @@ export const maxHostCallBytesInFlight = 32 << 20
  * host API's rate limits see a call only once it is parsed.
  */
 export const maxHostCallBytesPerSecond = 8 << 20
+/**
+ * How many call streams of one plugin the host serves at once (the SDKs keep one, and open another
+ * only when it broke): grpc-js reads and parses some of what comes on a stream even while the host
+ * reads no more of it, so each stream is room for more of the plugin's arguments in the host.
+ */
+export const maxCallStreams = 2
 
 /**
  * Serves `HostService` to one plugin over the broker: each host call must carry the token of a call
@@ -33,6 +45,7 @@ export function serveHostService(
   calls: CallTokens,
   hostApi: HostCallHandler,
 ): void {
+  let streams = 0
   const slots = new HostCallSlots({
     calls: maxHostCallsInFlight,
     bytes: maxHostCallBytesInFlight,
@@ -73,6 +86,15 @@ export function serveHostService(
       )
     },
     callStream: (stream: ServerDuplexStream<HostCallRequest, HostCallResponse>) => {
+      if (streams >= maxCallStreams) {
+        stream.emit('error', {
+          code: status.RESOURCE_EXHAUSTED,
+          details: `the plugin has ${maxCallStreams} host call streams open, as many as it may`,
+        })
+        return
+      }
+      streams++
+      stream.once('close', () => streams--)
       serveHostCallStream(stream, slots, answer)
     },
   })
