@@ -35,8 +35,8 @@ export const maxConnectionsPerServer = 4
  * The host takes no compressed message from a plugin: grpc-js inflates each one as it arrives, before
  * the host can count it, and a message of 2 KiB inflates to `max_host_call_bytes`. grpc-js has no
  * option for it, so this interceptor, the first, next to grpc-js's own call, makes that call refuse a
- * compressed message where it would inflate it (`decompressMessage`, grpc-js 1.14). The gzip tests
- * (`host-call-stream-gzip.int.test.ts`) fail if a grpc-js release stops calling it.
+ * compressed message where it would inflate it (`decompressMessage`, grpc-js 1.14). The gzip test
+ * (`host-call-streams-gzip.int.test.ts`) fails if a grpc-js release stops calling it.
  */
 const refuseCompressedMessages: ServerInterceptor = (_method, call) => {
   const own = call as unknown as { decompressMessage?: (message: Buffer, encoding: string) => unknown }
@@ -187,6 +187,8 @@ export class GrpcBroker {
         listener.once('error', reject)
         listener.listen(where, resolve)
       })
+      // Once listening, an accept that fails (no descriptors left) fails that connection only.
+      listener.on('error', () => {})
       const address = listener.address()
       if (address !== null && typeof address === 'object') port = address.port
     } catch (error) {

@@ -3,9 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type HostCallRequest, type HostCallResponse, hostService, unary } from '@corral/proto'
 import type { HostCallHandler } from '@corral/types'
-import { Client, credentials, Metadata, Server, ServerCredentials } from '@grpc/grpc-js'
+import { Client, credentials, Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { maxHostCallBytesInFlight, maxHostCallsInFlight, serveHostService } from './host-service.js'
+import {
+  maxCallStreams,
+  maxHostCallBytesInFlight,
+  maxHostCallsInFlight,
+  serveHostService,
+} from './host-service.js'
 import { callInFlight, eventually } from './testing/support.js'
 
 /** HostService's CallStream over a real grpc-js server and client on a unix socket. */
@@ -137,6 +142,29 @@ describe('serveHostService’s CallStream', () => {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     stream.end()
+  })
+
+  it(`serves ${maxCallStreams} call streams of a plugin at once, and another once one has ended, however it ended`, async () => {
+    handler = async () => ({ ok: true })
+    const answered = async (opened: ReturnType<typeof openStream>, id: number) => {
+      opened.send({ id, method: 'cache.get', argsJson: json({}), token })
+      await eventually(() => opened.responses.length > 0, 5000, `an answer on stream ${id}`)
+      return opened.responses[0]?.id
+    }
+    for (let round = 0; round < 3; round++) {
+      const open = Array.from({ length: maxCallStreams }, () => openStream())
+      expect(await Promise.all(open.map((opened, i) => answered(opened, i)))).toEqual(open.map((_, i) => i))
+      const extra = openStream()
+      const refused = await new Promise<number | undefined>((resolve) =>
+        extra.stream.on('status', (s) => resolve(s.code)),
+      )
+      expect(refused).toBe(status.RESOURCE_EXHAUSTED)
+      // One ends as a plugin ends it, the others as a plugin that goes away does.
+      const [first, ...rest] = open
+      first?.stream.end()
+      for (const opened of rest) opened.stream.cancel()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   })
 
   it('answers every call the plugin made before it ended the stream, then ends it', async () => {
