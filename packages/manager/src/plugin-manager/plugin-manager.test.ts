@@ -54,8 +54,9 @@ describe('createPluginManager (fake runners)', () => {
     )
   }
 
-  async function start(options: Partial<PluginManagerOptions> = {}): Promise<PluginManager> {
-    manager = createPluginManager({
+  /** The manager under test, over `pluginsDir` with the test runner, not started. */
+  function create(options: Partial<PluginManagerOptions> = {}): PluginManager {
+    const created = createPluginManager({
       pluginsDir,
       hostVersion: '1.0.0',
       backends,
@@ -63,9 +64,15 @@ describe('createPluginManager (fake runners)', () => {
       runners: { wasm: runner },
       ...options,
     })
-    manager.events.subscribe((event) => events.push(event))
-    await manager.start()
-    return manager
+    manager = created
+    created.events.subscribe((event) => events.push(event))
+    return created
+  }
+
+  async function start(options: Partial<PluginManagerOptions> = {}): Promise<PluginManager> {
+    const started = create(options)
+    await started.start()
+    return started
   }
 
   const approved = (plugin: string, extra: Partial<ResourcePolicy> = {}) =>
@@ -478,27 +485,16 @@ describe('createPluginManager (fake runners)', () => {
       if (options.manifest.name === 'alpha') await gate
       return load(options)
     }
-    manager = createPluginManager({
-      pluginsDir,
-      hostVersion: '1.0.0',
-      backends,
-      logger: quiet,
-      runners: { wasm: runner },
-      policies: ['alpha', 'beta', 'gamma', 'delta'].map((plugin) => approved(plugin)),
-    })
-    const starting = manager.start()
-    while (manager.get('alpha')?.state !== 'loading') await sleep(5)
+    const m = create({ policies: ['alpha', 'beta', 'gamma', 'delta'].map((plugin) => approved(plugin)) })
+    const starting = m.start()
+    while (m.get('alpha')?.state !== 'loading') await sleep(5)
     // Before the fix: the reload loaded beta, then the start failed loading it again; gamma, unloaded
     // before the start reached it, was loaded anyway and left running out of the list.
-    const asked = [
-      manager.reload('beta'),
-      manager.unload('gamma'),
-      manager.load(path.join(pluginsDir, 'delta')),
-    ]
+    const asked = [m.reload('beta'), m.unload('gamma'), m.load(path.join(pluginsDir, 'delta'))]
     open()
     await starting
     await Promise.allSettled(asked)
-    expect(manager.list().map((p) => [p.name, p.state])).toEqual([
+    expect(m.list().map((p) => [p.name, p.state])).toEqual([
       ['alpha', 'running'],
       ['beta', 'running'],
       ['delta', 'running'],
